@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install first.
+SHELL  := bash
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Every pip call (including build isolation) sees the torch pin.
+export PIP_CONSTRAINT := $(abspath .ci/constraints.txt)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+DEMO_DIR    := runs/demo
+CORPUS      := corpora/bible-es-en
+DEMO_CONFIG := $(CORPUS)/demo.toml
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	rm -rf $(DEMO_DIR)
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) --output $(DEMO_DIR)
+	$(BIN)/seqkit translate $(DEMO_DIR) $(CORPUS)/test.es.gz --output $(DEMO_DIR)/test.hyp.en
+	@echo "== test set: the model, and copying the Spanish source unchanged =="
+	$(BIN)/seqkit evaluate -i $(DEMO_DIR)/test.hyp.en -i $(CORPUS)/test.es.gz -r $(CORPUS)/test.en.gz \
+		--name model --name copy-source
+	@echo "== sample translations =="
+	@paste -d '\n' <(zcat $(CORPUS)/test.es.gz) <(zcat $(CORPUS)/test.en.gz) $(DEMO_DIR)/test.hyp.en | head -n 18 \
+		| awk 'NR%3==1{print "source:    " $$0} NR%3==2{print "reference: " $$0} NR%3==0{print "model:     " $$0; print ""}'
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check seqkit tests
+	$(BIN)/ruff format --check seqkit tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

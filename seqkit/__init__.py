@@ -1,0 +1,3 @@
+"""seqkit: recurrent sequence models (RNN, GRU, LSTM encoder-decoders with attention) from the shell."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,223 @@
+"""Typed configuration: the only place defaults live.
+
+Built-in defaults < TOML config file < command-line overrides (`--set section.key=value`).
+Unknown keys and bad choices are errors that list what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from seqkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Parallel text: files are `{prefix}.{lang}` or `{prefix}.{lang}.gz`."""
+
+    train: str = ""  # path prefix of the training set, e.g. corpora/bible-es-en/train
+    dev: str = ""  # path prefix of the validation set
+    src_lang: str = "es"
+    tgt_lang: str = "en"
+    max_length: int = 100  # training pairs longer than this (in pieces, either side) are skipped
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """SentencePiece, trained on the training data unless `model` names an existing one."""
+
+    vocab_size: int = 8000
+    model_type: Literal["unigram", "bpe"] = "unigram"
+    joint: bool = True  # one vocabulary for source and target
+    model: str = ""  # an existing SentencePiece .model file to use for both sides
+    character_coverage: float = 1.0
+    max_sentences: int = 1_000_000  # sentences sampled to train SentencePiece
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """An embedding + RNN encoder and an attentional RNN decoder."""
+
+    cell: Literal["rnn", "gru", "lstm"] = "gru"
+    embedding_size: int = 256
+    encoder_hidden_size: int = 256  # per direction
+    encoder_layers: int = 1
+    bidirectional: bool = True
+    decoder_hidden_size: int = 512
+    decoder_layers: int = 1
+    attention: Literal["bahdanau", "luong"] = "bahdanau"
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1
+    batch_tokens: int = 3000  # padded tokens per batch (sentences x longest side)
+    learning_rate: float = 1e-3
+    clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
+    max_epochs: int = 0  # 0 = no limit
+    max_steps: int = 0  # 0 = no limit
+    max_minutes: float = 0.0  # wall-clock limit; 0 = no limit
+    valid_every: int = 500  # steps between validations (one more always runs at the end)
+    valid_max_sentences: int = 0  # BLEU on the first N dev sentences only; 0 = all
+    log_every: int = 50  # steps between training-log records
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    batch_size: int = 64  # sentences per decoding batch
+    max_length_ratio: float = 2.0  # output length limit: ratio * source length + offset (pieces)
+    max_length_offset: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Range checks beyond the type: (section, key) -> (predicate, what is expected)
+_CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("data", "max_length"): (lambda v: v > 0, "a positive integer"),
+    ("tokenizer", "vocab_size"): (lambda v: v >= 8, "at least 8"),
+    ("tokenizer", "character_coverage"): (lambda v: 0.9 <= v <= 1.0, "between 0.9 and 1.0"),
+    ("tokenizer", "max_sentences"): (lambda v: v > 0, "a positive integer"),
+    ("model", "embedding_size"): (lambda v: v > 0, "a positive integer"),
+    ("model", "encoder_hidden_size"): (lambda v: v > 0, "a positive integer"),
+    ("model", "encoder_layers"): (lambda v: v > 0, "a positive integer"),
+    ("model", "decoder_hidden_size"): (lambda v: v > 0, "a positive integer"),
+    ("model", "decoder_layers"): (lambda v: v > 0, "a positive integer"),
+    ("model", "dropout"): (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    ("train", "batch_tokens"): (lambda v: v > 0, "a positive integer"),
+    ("train", "learning_rate"): (lambda v: v > 0, "positive"),
+    ("train", "clip_norm"): (lambda v: v >= 0, "0 (off) or positive"),
+    ("train", "max_epochs"): (lambda v: v >= 0, "0 (no limit) or positive"),
+    ("train", "max_steps"): (lambda v: v >= 0, "0 (no limit) or positive"),
+    ("train", "max_minutes"): (lambda v: v >= 0, "0 (no limit) or positive"),
+    ("train", "valid_every"): (lambda v: v > 0, "a positive integer"),
+    ("train", "valid_max_sentences"): (lambda v: v >= 0, "0 (all) or positive"),
+    ("train", "log_every"): (lambda v: v > 0, "a positive integer"),
+    ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
+    ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
+    ("decode", "max_length_ratio"): (lambda v: v > 0, "positive"),
+    ("decode", "max_length_offset"): (lambda v: v >= 0, "0 or positive"),
+}
+
+
+def _suggest(name: str, valid: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check `value` against the annotated type `kind`; ints are accepted for floats."""
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            raise ConfigError(f"{where}: bad choice {value!r}; valid: {', '.join(map(str, choices))}")
+        return value
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _section(cls: type, values: dict[str, Any], name: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(
+                f"{source}: unknown key {name}.{key}{_suggest(key, hints)}; valid keys: {', '.join(hints)}"
+            )
+        where = f"{source}: {name}.{key}"
+        kwargs[key] = _coerce(value, hints[key], where)
+        check = _CHECKS.get((name, key))
+        if check and not check[0](kwargs[key]):
+            raise ConfigError(f"{where} = {value!r}: must be {check[1]}")
+    return cls(**kwargs)
+
+
+def from_dict(values: dict[str, Any], source: str = "config") -> Config:
+    """Build a Config from nested dicts, e.g. a parsed TOML file; `source` names it in errors."""
+    sections = typing.get_type_hints(Config)
+    built = {}
+    for name, body in values.items():
+        if name not in sections:
+            raise ConfigError(
+                f"{source}: unknown section [{name}]{_suggest(name, sections)}; valid: {', '.join(sections)}"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table of keys, got {body!r}")
+        built[name] = _section(sections[name], body, name, source)
+    return Config(**built)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the --config path") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """`section.key=value` -> (section, key, value); the value is read as TOML, else as a string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set model.cell=lstm")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # bare words like `lstm` need no quotes
+    return section, key, value
+
+
+def merge(base: dict[str, Any], overrides: typing.Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
+    merged = {name: dict(body) if isinstance(body, dict) else body for name, body in base.items()}
+    for section, key, value in overrides:
+        merged.setdefault(section, {})[key] = value
+    return merged
+
+
+def load(path: Path | None, overrides: typing.Iterable[str] = ()) -> Config:
+    """The config of a run: defaults, then the file at `path` (if any), then each override."""
+    values = read_toml(path) if path is not None else {}
+    parsed = [parse_override(o) for o in overrides]
+    source = f"{path}" if path is not None else "config"
+    if parsed:
+        source += " with --set overrides"
+    return from_dict(merge(values, parsed), source)
+
+
+def to_toml(config: Config) -> bytes:
+    """The TOML text of a config (callers write it atomically)."""
+    return tomli_w.dumps(config.to_dict()).encode()

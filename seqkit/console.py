@@ -1,0 +1,97 @@
+"""Everything seqkit shows: logs and progress on stderr (rich), results on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from seqkit.metrics import Score
+
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """One line, on stderr, never wrapped (scripts grep it)."""
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class TrainingProgress:
+    """The rich reporter for `training.train`: a progress bar with step, loss, tokens/s, elapsed and ETA."""
+
+    def __init__(self):
+        self.progress = Progress(
+            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.description}"),
+            console=stderr, transient=False,
+        )
+        self.task = None
+
+    def start(self, info: dict) -> None:
+        stderr.print(
+            f"{info['train_pairs']:,} training pairs ({info['skipped_pairs']:,} too long or empty, skipped), "
+            f"{info['dev_pairs']:,} dev pairs; vocabulary {info['src_vocab']:,}/{info['tgt_vocab']:,}; "
+            f"{info['parameters']:,} parameters; {info['steps_per_epoch']:,} steps per epoch; "
+            f"{info['threads']} threads"
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("", total=1.0)
+
+    def step(self, stats: dict) -> None:
+        fraction, elapsed = stats["fraction"], stats["elapsed_s"]
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
+        self.progress.update(
+            self.task, completed=fraction,
+            description=(
+                f"step {stats['step']:,} epoch {stats['epoch']} loss {stats['loss']:.3f} "
+                f"{stats['target_tokens_per_s']:,.0f} tok/s  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+            ),
+        )
+
+    def validation(self, record: dict) -> None:
+        mark = "  [green]new best, saved[/]" if record["best"] else ""
+        self.progress.console.print(
+            f"validation at step {record['step']:,}: dev ppl {record['dev_ppl']:.2f}  "
+            f"BLEU {record['dev_bleu']:.2f}  chrF {record['dev_chrf']:.2f}{mark}",
+            highlight=False,
+        )
+
+    def finish(self, summary: dict) -> None:
+        self.progress.stop()
+        stderr.print(
+            f"stopped by {summary['reason']} after {summary['steps']:,} steps in {_clock(summary['elapsed_s'])}; "
+            f"best dev BLEU {summary['best_dev_bleu']:.2f}",
+            highlight=False,
+        )
+
+
+def print_scores(rows: list[tuple[str, list[Score]]], as_json: bool) -> None:
+    """Scores of each named system: a table, or JSON, on stdout."""
+    if as_json:
+        payload = [{"system": name, "scores": [s.to_dict() for s in scores]} for name, scores in rows]
+        sys.stdout.write(json.dumps(payload if len(payload) > 1 else payload[0], indent=2) + "\n")
+        return
+    metrics = [s.metric for s in rows[0][1]]
+    table = Table(show_edge=False)
+    table.add_column("system")
+    for metric in metrics:
+        table.add_column(metric.upper() if metric != "chrf" else "chrF", justify="right")
+    for name, scores in rows:
+        table.add_row(name, *(f"{s.score:.2f}" for s in scores))
+    Console(soft_wrap=True).print(table)
+    for score in rows[0][1]:
+        sys.stdout.write(f"{score.metric} signature: {score.signature}\n")
+
+
+def print_perplexity(name: str, ppl: float, nll: float, tokens: int, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"system": name, "perplexity": ppl, "nll_per_token": nll, "tokens": tokens}) + "\n")
+    else:
+        sys.stdout.write(f"{name}: perplexity {ppl:.3f} ({tokens:,} target tokens, {nll:.4f} nats/token)\n")

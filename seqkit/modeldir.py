@@ -1,0 +1,133 @@
+"""The model directory: one self-describing folder that every command can load.
+
+    config.toml          the full resolved config of the run (model shape, tokenizer, decoding)
+    spm.model            the SentencePiece model (spm.src.model + spm.tgt.model when not joint)
+    model.safetensors    the weights of the best checkpoint (no pickle)
+    train_log.jsonl      one JSON record per log interval and validation
+
+Every file is written to a temporary name and renamed into place, so a killed process leaves either
+the old file or the new one, never half of one. The weights are written last: a directory without
+them is an unfinished run, and `load` says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from seqkit import config as config_lib
+from seqkit.config import Config
+from seqkit.data.tokenizer import Tokenizer
+from seqkit.errors import ConfigError, ModelDirError
+from seqkit.models.seq2seq import Seq2Seq
+
+CONFIG = "config.toml"
+WEIGHTS = "model.safetensors"
+LOG = "train_log.jsonl"
+SPM_JOINT, SPM_SRC, SPM_TGT = "spm.model", "spm.src.model", "spm.tgt.model"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a torn one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def create(model_dir: Path, cfg: Config, tokenizer: Tokenizer) -> None:
+    """Start a new model directory with its config and tokenizer; refuses to overwrite a run."""
+    if (model_dir / CONFIG).exists():
+        raise ModelDirError(f"{model_dir} already holds a training run; choose another --output or delete it")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if tokenizer.joint:
+        atomic_write(model_dir / SPM_JOINT, tokenizer.src_model)
+    else:
+        atomic_write(model_dir / SPM_SRC, tokenizer.src_model)
+        atomic_write(model_dir / SPM_TGT, tokenizer.tgt_model)
+    atomic_write(model_dir / CONFIG, config_lib.to_toml(cfg))
+    (model_dir / LOG).unlink(missing_ok=True)
+
+
+def build_model(cfg: Config, tokenizer: Tokenizer) -> Seq2Seq:
+    return Seq2Seq(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+
+
+def save_weights(model_dir: Path, model: torch.nn.Module) -> None:
+    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    atomic_write(model_dir / WEIGHTS, save_safetensors(tensors))
+
+
+def append_log(model_dir: Path, record: dict) -> None:
+    with open(model_dir / LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_log(model_dir: Path) -> list[dict]:
+    """The training log; a line torn by a killed process (only ever the last) is skipped."""
+    path = Path(model_dir) / LOG
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _require(path: Path, what: str, fix: str) -> Path:
+    if not path.is_file():
+        raise ModelDirError(f"{path.parent}: no {path.name} ({what}); {fix}")
+    return path
+
+
+def load_config(model_dir: Path) -> Config:
+    path = _require(model_dir / CONFIG, "the run's config", "is this a seqkit model directory?")
+    try:
+        return config_lib.from_dict(config_lib.read_toml(path), str(path))
+    except ConfigError as e:
+        raise ModelDirError(f"{e} (the model directory is damaged; retrain it)") from None
+
+
+def load_tokenizer(model_dir: Path) -> Tokenizer:
+    if (model_dir / SPM_JOINT).is_file():
+        return Tokenizer((model_dir / SPM_JOINT).read_bytes(), names=(str(model_dir / SPM_JOINT),) * 2)
+    fix = "the model directory is incomplete; retrain it"
+    src = _require(model_dir / SPM_SRC, "the SentencePiece model", fix)
+    tgt = _require(model_dir / SPM_TGT, "the target SentencePiece model", fix)
+    return Tokenizer(src.read_bytes(), tgt.read_bytes(), names=(str(src), str(tgt)))
+
+
+def load(model_dir: Path | str) -> tuple[Config, Tokenizer, Seq2Seq]:
+    """Config, tokenizer and model (in eval mode) of a model directory, or a ModelDirError."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
+    cfg = load_config(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    weights = _require(
+        model_dir / WEIGHTS, "the weights", "training has not reached its first validation; train longer"
+    )
+    model = build_model(cfg, tokenizer)
+    try:
+        model.load_state_dict(load_safetensors(weights.read_bytes()))
+    except (SafetensorError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelDirError(f"{weights}: damaged or from another model ({first}); retrain or restore it") from None
+    model.eval()
+    return cfg, tokenizer, model
