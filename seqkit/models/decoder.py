@@ -94,8 +94,9 @@ class Decoder(nn.Module):
         """Teacher forcing: tgt_in (batch, tgt_len) -> logits (batch, tgt_len, vocab)."""
         embedded = self.dropout(self.embedding(tgt_in))  # (batch, tgt_len, embedding)
         pre_outputs = []
-        for t in range(tgt_in.size(1)):
-            pre_output, state, _ = self._step(embedded[:, t], state, memory, keys, mask)
+        # unbind, not embedded[:, t]: slicing would make backward zero-fill a full-size gradient per step
+        for embedded_t in embedded.unbind(1):
+            pre_output, state, _ = self._step(embedded_t, state, memory, keys, mask)
             pre_outputs.append(pre_output)
         # One output projection for all positions is much cheaper than one per step.
         return self.output(torch.stack(pre_outputs, dim=1))

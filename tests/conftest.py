@@ -1,0 +1,50 @@
+"""Shared fixtures: toy corpora on disk, and one tiny trained model reused by the decoding tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqkit import config as config_lib
+from seqkit import training
+from seqkit.data.toy import make_pairs
+
+torch.set_num_threads(1)  # tiny models: threads only add noise
+
+
+def write_toy(directory: Path, task: str, train_count: int = 2000, dev_count: int = 60) -> str:
+    """Writes {directory}/{train,dev}.{src,tgt}; returns the directory as a string."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, count, seed in (("train", train_count, 1), ("dev", dev_count, 2)):
+        pairs = make_pairs(task, count, seed)
+        (directory / f"{split}.src").write_text("".join(s + "\n" for s, _ in pairs))
+        (directory / f"{split}.tgt").write_text("".join(t + "\n" for _, t in pairs))
+    return str(directory)
+
+
+def toy_config(data_dir: str, **sections) -> config_lib.Config:
+    """A tiny model on a toy corpus; `sections` override, e.g. model={"cell": "lstm"}."""
+    values = {
+        "data": {"train": f"{data_dir}/train", "dev": f"{data_dir}/dev", "src_lang": "src", "tgt_lang": "tgt"},
+        "tokenizer": {"vocab_size": 16},
+        "model": {"embedding_size": 32, "encoder_hidden_size": 32, "decoder_hidden_size": 64, "dropout": 0.0},
+        "train": {"batch_tokens": 400, "max_steps": 500, "valid_every": 250, "log_every": 50, "seed": 7},
+    }
+    for name, body in sections.items():
+        values[name] = {**values.get(name, {}), **body}
+    return config_lib.from_dict(values, "test")
+
+
+@pytest.fixture(scope="session")
+def reverse_data(tmp_path_factory) -> str:
+    return write_toy(tmp_path_factory.mktemp("reverse"), "reverse")
+
+
+@pytest.fixture(scope="session")
+def reverse_model(tmp_path_factory, reverse_data) -> Path:
+    """A GRU model trained on the toy reverse task (a few seconds)."""
+    model_dir = tmp_path_factory.mktemp("models") / "reverse"
+    training.train(toy_config(reverse_data), model_dir)
+    return model_dir

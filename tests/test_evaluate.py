@@ -1,0 +1,104 @@
+"""`seqkit evaluate` gives exactly sacrebleu's numbers, and refuses inconsistent input."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import assert_one_line_error, seqkit
+
+CORPUS = Path(__file__).parent.parent / "corpora" / "bible-es-en"
+
+
+@pytest.fixture(scope="module")
+def hyp_ref(tmp_path_factory) -> tuple[Path, Path]:
+    """200 real English references and a damaged copy of them as the hypothesis (words dropped, swapped)."""
+    import gzip
+
+    with gzip.open(CORPUS / "dev.en.gz", "rt", encoding="utf-8") as f:
+        refs = [next(f).rstrip("\n") for _ in range(200)]
+    rng = random.Random(3)
+    hyps = []
+    for line in refs:
+        words = [w for w in line.split() if rng.random() > 0.2]
+        if len(words) > 3 and rng.random() < 0.5:
+            words[0], words[1] = words[1], words[0]
+        hyps.append(" ".join(words))
+    hyps[5] = ""  # an empty hypothesis is a legal segment
+    directory = tmp_path_factory.mktemp("eval")
+    (directory / "ref.txt").write_text("\n".join(refs) + "\n", encoding="utf-8")
+    (directory / "hyp.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
+    return directory / "hyp.txt", directory / "ref.txt"
+
+
+def _sacrebleu_cli(hyp: Path, ref: Path) -> dict[str, float]:
+    binary = Path(sys.executable).parent / "sacrebleu"
+    out = subprocess.run(
+        [binary, str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "ter", "-b"], capture_output=True, check=True
+    ).stdout.decode().split()
+    return dict(zip(["bleu", "chrf", "ter"], map(float, out), strict=True))
+
+
+def test_scores_equal_the_sacrebleu_command_line(hyp_ref):
+    hyp, ref = hyp_ref
+    result = seqkit("evaluate", "-i", hyp, "-r", ref, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    ours = {s["metric"]: s for s in json.loads(result.stdout)["scores"]}
+    expected = _sacrebleu_cli(hyp, ref)
+    assert 10 < expected["bleu"] < 90  # a meaningful, non-degenerate case
+    for metric, value in expected.items():
+        assert round(ours[metric]["score"], 1) == value  # the CLI prints one decimal (-b)
+    assert ours["bleu"]["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+    assert ours["chrf"]["signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:")
+
+
+def test_table_lists_each_system_and_signatures(hyp_ref):
+    hyp, ref = hyp_ref
+    result = seqkit("evaluate", "-i", hyp, "-i", ref, "-r", ref, "--name", "damaged", "--name", "oracle", "-m", "bleu,chrf")
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    oracle = next(line for line in out.splitlines() if line.strip().startswith("oracle"))
+    assert oracle.split()[1:] == ["100.00", "100.00"]
+    assert "bleu signature: nrefs:1|" in out and "chrf signature: nrefs:1|" in out
+    assert result.stderr == b""
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("hyp_bytes", "ref_bytes", "fragments"),
+    [
+        (b"a\nb\nc\n", b"a\nb\n", ["hyp.txt has 3 lines", "ref.txt has 2"]),
+        (b"a\n\xff\xfe b\n", b"a\nb\n", ["hyp.txt:2: not valid UTF-8", "iconv"]),
+        (b"a\nb\n", b"a\nok\n\xe9t\xe9\n", ["ref.txt:3: not valid UTF-8"]),
+    ],
+    ids=["line-count-mismatch", "non-utf8-hypothesis", "non-utf8-reference"],
+)
+def test_bad_input_is_one_clear_error(tmp_path, hyp_bytes, ref_bytes, fragments):
+    hyp, ref = _write(tmp_path / "hyp.txt", hyp_bytes), _write(tmp_path / "ref.txt", ref_bytes)
+    assert_one_line_error(seqkit("evaluate", "-i", hyp, "-r", ref), *fragments)
+
+
+def test_missing_files_and_bad_metric(tmp_path):
+    ref = _write(tmp_path / "ref.txt", b"a\n")
+    assert_one_line_error(seqkit("evaluate", "-i", tmp_path / "nope.txt", "-r", ref), "nope.txt: no such file")
+    assert_one_line_error(seqkit("evaluate", "-i", ref, "-r", ref, "-m", "bleu,meteor"), "meteor", "valid: bleu, chrf, ter")
+    assert_one_line_error(seqkit("evaluate", "-i", ref), "--ref")
+
+
+def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
+    result = seqkit("evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src", "-r", f"{reverse_data}/dev.tgt", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    good = json.loads(result.stdout)
+    assert 1.0 <= good["perplexity"] < 1.5  # the model has learned the task
+    wrong = _write(tmp_path / "wrong.tgt", Path(f"{reverse_data}/dev.src").read_bytes())  # unreversed targets
+    bad = json.loads(seqkit("evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src", "-r", wrong, "--json").stdout)
+    assert bad["perplexity"] > 5 * good["perplexity"]

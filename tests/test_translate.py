@@ -1,0 +1,48 @@
+"""`seqkit translate`: one line out per line in, in order; batching never changes the output."""
+
+from __future__ import annotations
+
+import gzip
+
+from seqkit import modeldir
+from seqkit.config import DecodeConfig
+from seqkit.data.text import read_lines
+from seqkit.inference import translate_lines, translate_stream
+from tests.cli_helpers import seqkit
+
+
+def test_empty_lines_keep_line_count_and_order(reverse_model):
+    text = "a b c\n\nd e f g\n   \nh\n\n"
+    result = seqkit("translate", reverse_model, stdin=text)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().split("\n") == ["c b a", "", "g f e d", "", "h", "", ""]
+
+
+def test_batched_output_equals_one_at_a_time(reverse_model, reverse_data):
+    _, tokenizer, model = modeldir.load(reverse_model)
+    sources = read_lines(f"{reverse_data}/dev.src")
+    batched = translate_lines(model, tokenizer, sources, DecodeConfig(batch_size=64))
+    single = [translate_lines(model, tokenizer, [s], DecodeConfig(batch_size=1))[0] for s in sources]
+    assert batched == single
+    streamed = list(translate_stream(model, tokenizer, iter(sources), DecodeConfig(batch_size=3)))
+    assert streamed == batched  # chunks of 48 lines, batches of 3
+
+
+def test_files_gz_and_output_option(tmp_path, reverse_model):
+    plain, packed = tmp_path / "a.txt", tmp_path / "b.txt.gz"
+    plain.write_text("a b\nc d e\n")
+    with gzip.open(packed, "wt") as f:
+        f.write("f g h\n")
+    out = tmp_path / "out.txt"
+    result = seqkit("translate", reverse_model, plain, packed, "--output", out)
+    assert result.returncode == 0 and result.stdout == b""
+    assert out.read_text() == "b a\ne d c\nh g f\n"
+
+
+def test_output_length_is_limited_by_source_length(reverse_model):
+    _, tokenizer, model = modeldir.load(reverse_model)
+    cfg = DecodeConfig(max_length_ratio=0.5, max_length_offset=0)
+    source = "a b c d e f g"
+    limit = int(0.5 * len(tokenizer.encode_src([source])[0]))
+    (output,) = translate_lines(model, tokenizer, [source], cfg)
+    assert len(tokenizer.encode_tgt([output])[0]) <= limit < len(tokenizer.encode_src([source])[0])
