@@ -37,8 +37,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check seqkit tests
-	$(BIN)/ruff format --check seqkit tests
+	$(BIN)/ruff check seqkit tests corpora
+	$(BIN)/ruff format --check seqkit tests corpora
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -13,7 +13,10 @@ from seqkit import config as config_lib
 from seqkit.errors import DataError, SeqkitError
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Recurrent sequence models from the shell: train, translate, evaluate.",
 )
 
@@ -46,11 +49,14 @@ def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to create.")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
     overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Override one config key: section.key=value (repeatable).")
+        list[str] | None,
+        typer.Option("--set", help="Override one config key: section.key=value (repeatable)."),
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Shorthand for --set train.max_steps=N.")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Shorthand for --set train.max_epochs=N.")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="Shorthand for --set train.max_minutes=M.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Shorthand for --set train.max_minutes=M.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Shorthand for --set train.seed=N.")] = None,
 ) -> None:
     """Train an encoder-decoder with attention on a parallel corpus."""
@@ -90,32 +96,48 @@ def _write_lines(lines, output: Path | None) -> None:
 @user_errors
 def translate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `seqkit train`.")],
-    inputs: Annotated[list[Path] | None, typer.Argument(help="Input files (.gz too); stdin when none.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Input files (.gz too); stdin when none.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sentences per batch.")] = None,
-    max_length_ratio: Annotated[float | None, typer.Option(help="Output limit: ratio x source length + offset.")] = None,
+    max_length_ratio: Annotated[
+        float | None, typer.Option(help="Output limit: ratio x source length + offset.")
+    ] = None,
 ) -> None:
     """Translate text, one output line per input line, in order."""
     from seqkit import modeldir
     from seqkit.inference import translate_stream
 
     cfg, tokenizer, model = modeldir.load(model_dir)
-    extra = {"batch_size": batch_size, "max_length_ratio": max_length_ratio}
-    decode = config_lib.from_dict(
-        {"decode": {**cfg.to_dict()["decode"], **{k: v for k, v in extra.items() if v is not None}}}, "options"
-    ).decode
-    _write_lines(translate_stream(model, tokenizer, _input_lines(inputs), decode), output)
+    options = {"decode": {"batch_size": batch_size, "max_length_ratio": max_length_ratio}}
+    cfg = config_lib.with_overrides(cfg, options, "command-line options")
+    _write_lines(translate_stream(model, tokenizer, _input_lines(inputs), cfg.decode), output)
 
 
 @app.command()
 @user_errors
 def evaluate(
-    hypotheses: Annotated[list[Path] | None, typer.Option("--hyp", "-i", help="System output (repeatable).")] = None,
-    references: Annotated[list[Path] | None, typer.Option("--ref", "-r", help="Reference file (repeatable).")] = None,
-    names: Annotated[list[str] | None, typer.Option("--name", help="A label for each --hyp, in order.")] = None,
-    metrics: Annotated[str, typer.Option("--metrics", "-m", help="Comma-separated: bleu,chrf,ter.")] = "bleu,chrf,ter",
-    model_dir: Annotated[Path | None, typer.Option("--model", help="Model for perplexity of --ref given --source.")] = None,
-    source: Annotated[Path | None, typer.Option("--source", "-s", help="Source file, for perplexity.")] = None,
+    hypotheses: Annotated[
+        list[Path] | None, typer.Option("--hyp", "-i", help="System output (repeatable).")
+    ] = None,
+    references: Annotated[
+        list[Path] | None, typer.Option("--ref", "-r", help="Reference file (repeatable).")
+    ] = None,
+    names: Annotated[
+        list[str] | None, typer.Option("--name", help="A label for each --hyp, in order.")
+    ] = None,
+    metrics: Annotated[
+        str, typer.Option("--metrics", "-m", help="Comma-separated: bleu,chrf,ter.")
+    ] = "bleu,chrf,ter",
+    model_dir: Annotated[
+        Path | None, typer.Option("--model", help="Model for perplexity of --ref given --source.")
+    ] = None,
+    source: Annotated[
+        Path | None, typer.Option("--source", "-s", help="Source file, for perplexity.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.")] = False,
 ) -> None:
     """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on a parallel set."""
@@ -125,15 +147,16 @@ def evaluate(
     if not references:
         raise DataError("--ref is required: give the reference file(s) with -r")
     if not hypotheses and model_dir is None:
-        raise DataError("nothing to evaluate: give system output with -i, or a model with --model and --source")
-    if hypotheses:
-        rows = score_systems(hypotheses, references, names or [], metrics)
-        console.print_scores(rows, as_json)
+        raise DataError(
+            "nothing to evaluate: give system output with -i, or a model with --model and --source"
+        )
+    rows = score_systems(hypotheses, references, names or [], metrics) if hypotheses else []
+    perplexity = None
     if model_dir is not None:
         if source is None:
             raise DataError("--model needs --source: the source side of the --ref file")
-        ppl, nll, tokens = model_perplexity(model_dir, source, references[0])
-        console.print_perplexity(str(model_dir), ppl, nll, tokens, as_json)
+        perplexity = model_perplexity(model_dir, source, references[0])
+    console.print_evaluation(rows, perplexity, as_json)
 
 
 def main() -> None:

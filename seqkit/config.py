@@ -218,6 +218,12 @@ def load(path: Path | None, overrides: typing.Iterable[str] = ()) -> Config:
     return from_dict(merge(values, parsed), source)
 
 
+def with_overrides(config: Config, overrides: dict[str, dict[str, Any]], source: str) -> Config:
+    """`config` with some keys replaced (None values are ignored), checked like a config file."""
+    changes = [(name, key, v) for name, body in overrides.items() for key, v in body.items() if v is not None]
+    return from_dict(merge(config.to_dict(), changes), source)
+
+
 def to_toml(config: Config) -> bytes:
     """The TOML text of a config (callers write it atomically)."""
     return tomli_w.dumps(config.to_dict()).encode()

@@ -29,8 +29,11 @@ class TrainingProgress:
 
     def __init__(self):
         self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.description}"),
-            console=stderr, transient=False,
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            console=stderr,
+            transient=False,
         )
         self.task = None
 
@@ -48,7 +51,8 @@ class TrainingProgress:
         fraction, elapsed = stats["fraction"], stats["elapsed_s"]
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
         self.progress.update(
-            self.task, completed=fraction,
+            self.task,
+            completed=fraction,
             description=(
                 f"step {stats['step']:,} epoch {stats['epoch']} loss {stats['loss']:.3f} "
                 f"{stats['target_tokens_per_s']:,.0f} tok/s  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
@@ -72,26 +76,31 @@ class TrainingProgress:
         )
 
 
-def print_scores(rows: list[tuple[str, list[Score]]], as_json: bool) -> None:
-    """Scores of each named system: a table, or JSON, on stdout."""
+def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | None, as_json: bool) -> None:
+    """Scores of each named system and/or a model's perplexity, on stdout: a table, or one JSON object
+    `{"systems": [{"system": name, "scores": [...]}, ...], "perplexity": {...}}` (keys only when computed)."""
     if as_json:
-        payload = [{"system": name, "scores": [s.to_dict() for s in scores]} for name, scores in rows]
-        sys.stdout.write(json.dumps(payload if len(payload) > 1 else payload[0], indent=2) + "\n")
+        payload: dict = {}
+        if rows:
+            payload["systems"] = [
+                {"system": name, "scores": [s.to_dict() for s in scores]} for name, scores in rows
+            ]
+        if perplexity:
+            payload["perplexity"] = perplexity
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    metrics = [s.metric for s in rows[0][1]]
-    table = Table(show_edge=False)
-    table.add_column("system")
-    for metric in metrics:
-        table.add_column(metric.upper() if metric != "chrf" else "chrF", justify="right")
-    for name, scores in rows:
-        table.add_row(name, *(f"{s.score:.2f}" for s in scores))
-    Console(soft_wrap=True).print(table)
-    for score in rows[0][1]:
-        sys.stdout.write(f"{score.metric} signature: {score.signature}\n")
-
-
-def print_perplexity(name: str, ppl: float, nll: float, tokens: int, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps({"system": name, "perplexity": ppl, "nll_per_token": nll, "tokens": tokens}) + "\n")
-    else:
-        sys.stdout.write(f"{name}: perplexity {ppl:.3f} ({tokens:,} target tokens, {nll:.4f} nats/token)\n")
+    if rows:
+        table = Table(show_edge=False)
+        table.add_column("system")
+        for score in rows[0][1]:
+            table.add_column({"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}[score.metric], justify="right")
+        for name, scores in rows:
+            table.add_row(name, *(f"{s.score:.2f}" for s in scores))
+        Console(soft_wrap=True).print(table)
+        for score in rows[0][1]:
+            sys.stdout.write(f"{score.metric} signature: {score.signature}\n")
+    if perplexity:
+        sys.stdout.write(
+            f"{perplexity['model']}: perplexity {perplexity['perplexity']:.3f} "
+            f"({perplexity['tokens']:,} target tokens, {perplexity['nll_per_token']:.4f} nats/token)\n"
+        )

@@ -25,12 +25,16 @@ def score_systems(
     """One row of scores per hypothesis file; every file must have the references' line count."""
     chosen = parse_metrics(metrics)
     if names and len(names) != len(hypotheses):
-        raise DataError(f"--name given {len(names)} times for {len(hypotheses)} --hyp files; give one per --hyp")
+        raise DataError(
+            f"--name given {len(names)} times for {len(hypotheses)} --hyp files; give one per --hyp"
+        )
     ref_streams = [read_lines(path) for path in references]
     expected = len(ref_streams[0])
     for path, stream in zip(references, ref_streams, strict=True):
         if len(stream) != expected:
-            raise DataError(f"{path} has {len(stream)} lines but {references[0]} has {expected}; references must align")
+            raise DataError(
+                f"{path} has {len(stream)} lines but {references[0]} has {expected}; references must align"
+            )
     rows = []
     for i, path in enumerate(hypotheses):
         lines = read_lines(path)
@@ -43,8 +47,8 @@ def score_systems(
     return rows
 
 
-def model_perplexity(model_dir: Path, source: Path, reference: Path) -> tuple[float, float, int]:
-    """(perplexity, nats per token, token count) of `reference` given `source` under the model."""
+def model_perplexity(model_dir: Path, source: Path, reference: Path) -> dict:
+    """Perplexity, nats per token and token count of `reference` given `source` under the model."""
     from seqkit import modeldir
     from seqkit.training import corpus_nll, tokenize_parallel
 
@@ -53,4 +57,9 @@ def model_perplexity(model_dir: Path, source: Path, reference: Path) -> tuple[fl
     if not data.src:
         raise DataError(f"{source}: no non-empty sentence pairs to score")
     nll, tokens = corpus_nll(model, data, cfg.decode.batch_size)
-    return perplexity(nll, tokens), nll / tokens, tokens
+    return {
+        "model": str(model_dir),
+        "perplexity": perplexity(nll, tokens),
+        "nll_per_token": nll / tokens,
+        "tokens": tokens,
+    }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import torch
@@ -36,15 +36,16 @@ SPM_JOINT, SPM_SRC, SPM_TGT = "spm.model", "spm.src.model", "spm.tgt.model"
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -128,6 +129,8 @@ def load(model_dir: Path | str) -> tuple[Config, Tokenizer, Seq2Seq]:
         model.load_state_dict(load_safetensors(weights.read_bytes()))
     except (SafetensorError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelDirError(f"{weights}: damaged or from another model ({first}); retrain or restore it") from None
+        raise ModelDirError(
+            f"{weights}: damaged or from another model ({first}); retrain or restore it"
+        ) from None
     model.eval()
     return cfg, tokenizer, model

@@ -23,7 +23,9 @@ def _strip(tokens: list[int]) -> list[int]:
 
 
 @torch.no_grad()
-def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor) -> list[list[int]]:
+def greedy_search(
+    model, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
+) -> list[list[int]]:
     """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed."""
     encoded, state = model.encode(src, src_lengths)
     batch = src.size(0)
@@ -50,7 +52,9 @@ def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[li
     outputs: list[list[int]] = [[] for _ in src_ids]
     for indices in inference_batches([len(s) for s in src_ids], cfg.batch_size):
         batch = make_batch(src_ids, None, indices)
-        hypotheses = greedy_search(model, batch.src, batch.src_lengths, max_output_lengths(batch.src_lengths, cfg))
+        hypotheses = greedy_search(
+            model, batch.src, batch.src_lengths, max_output_lengths(batch.src_lengths, cfg)
+        )
         for i, hypothesis in zip(indices, hypotheses, strict=True):
             outputs[i] = hypothesis
     model.train(was_training)

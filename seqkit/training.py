@@ -34,10 +34,19 @@ class Reporter(Protocol):
 
 
 class NullReporter:
-    def start(self, info):  # noqa: D102
+    """Reports nothing: for library use and tests."""
+
+    def start(self, info: dict) -> None:
         pass
 
-    step = validation = finish = start
+    def step(self, stats: dict) -> None:
+        pass
+
+    def validation(self, record: dict) -> None:
+        pass
+
+    def finish(self, summary: dict) -> None:
+        pass
 
 
 @dataclass
@@ -57,16 +66,25 @@ def seed_everything(seed: int) -> None:
 def _read(cfg: Config, split: str) -> tuple[list[str], list[str]]:
     prefix = getattr(cfg.data, split)
     if not prefix:
-        raise DataError(f"data.{split} is not set; give it in the config file or with --set data.{split}=PREFIX")
+        raise DataError(
+            f"data.{split} is not set; give it in the config file or with --set data.{split}=PREFIX"
+        )
     option = f"data.{split}"
-    return read_parallel(corpus_file(prefix, cfg.data.src_lang, option), corpus_file(prefix, cfg.data.tgt_lang, option))
+    return read_parallel(
+        corpus_file(prefix, cfg.data.src_lang, option), corpus_file(prefix, cfg.data.tgt_lang, option)
+    )
 
 
-def tokenize_parallel(tokenizer: Tokenizer, src: list[str], tgt: list[str], max_length: int | None) -> ParallelIds:
+def tokenize_parallel(
+    tokenizer: Tokenizer, src: list[str], tgt: list[str], max_length: int | None
+) -> ParallelIds:
     src_ids, tgt_ids = tokenizer.encode_src(src), tokenizer.encode_tgt(tgt)
     keep = [
-        i for i in range(len(src))
-        if src_ids[i] and tgt_ids[i] and (max_length is None or max(len(src_ids[i]), len(tgt_ids[i])) <= max_length)
+        i
+        for i in range(len(src))
+        if src_ids[i]
+        and tgt_ids[i]
+        and (max_length is None or max(len(src_ids[i]), len(tgt_ids[i])) <= max_length)
     ]
     return ParallelIds([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], [tgt[i] for i in keep])
 
@@ -75,7 +93,9 @@ def batch_loss(model, batch) -> tuple[torch.Tensor, int, int]:
     """Summed cross-entropy over non-padding target tokens, their count, and how many were argmax-correct."""
     logits = model(batch.src, batch.src_lengths, batch.tgt_in)  # (batch, tgt_len, vocab)
     target = batch.tgt_out
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=PAD, reduction="sum")
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=PAD, reduction="sum"
+    )
     real = target != PAD
     correct = int(((logits.argmax(-1) == target) & real).sum())
     return loss, int(real.sum()), correct
@@ -144,31 +164,96 @@ class Limits:
         return None
 
 
-def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> dict:
-    """Train a translation model into `output_dir`; returns the closing summary record."""
-    reporter = reporter or NullReporter()
-    seed_everything(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+@dataclass
+class Window:
+    """Training statistics accumulated between two log records."""
+
+    nll: float = 0.0
+    tokens: int = 0
+    correct: int = 0
+    grad_norm: float = 0.0
+    steps: int = 0
+    seconds: float = 0.0  # time spent in training steps (validation excluded)
+
+    def add(self, nll: float, tokens: int, correct: int, grad_norm: float, seconds: float) -> None:
+        self.nll += nll
+        self.tokens += tokens
+        self.correct += correct
+        self.grad_norm += grad_norm
+        self.steps += 1
+        self.seconds += seconds
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / max(self.seconds, 1e-9)
+
+    def record(self, step: int, epoch: int, lr: float, elapsed: float) -> dict:
+        return {
+            "kind": "train",
+            "step": step,
+            "epoch": epoch,
+            "loss": self.nll / self.tokens,
+            "ppl": perplexity(self.nll, self.tokens),
+            "accuracy": self.correct / self.tokens,
+            "grad_norm": self.grad_norm / self.steps,
+            "lr": lr,
+            "target_tokens_per_s": self.tokens_per_s,
+            "elapsed_s": elapsed,
+        }
+
+
+def train_step(model, optimizer, batch, clip_norm: float) -> tuple[float, int, int, float]:
+    """One update on `batch`: (summed nll, target tokens, correct tokens, gradient norm before clipping)."""
+    loss, tokens, correct = batch_loss(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    (loss / tokens).backward()  # mean over tokens: the step size does not depend on the batch size
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm or math.inf))
+    optimizer.step()
+    return float(loss.detach()), tokens, correct, grad_norm
+
+
+def epoch_batches(sizes: list[int], cfg: Config, epoch: int) -> list[list[int]]:
+    """The batches of epoch `epoch` (0-based): a function of the seed and the epoch only."""
+    return training_batches(sizes, cfg.train.batch_tokens, random.Random(f"{cfg.train.seed}-{epoch}"))
+
+
+def prepare_data(cfg: Config) -> tuple[Tokenizer, ParallelIds, ParallelIds, int]:
+    """Read train and dev, build the tokenizer, tokenize: (tokenizer, train, dev, skipped train pairs)."""
     train_src, train_tgt = _read(cfg, "train")
     dev_src, dev_tgt = _read(cfg, "dev")
     tokenizer = build_tokenizer(train_src, train_tgt, cfg.tokenizer, cfg.train.seed)
     train_data = tokenize_parallel(tokenizer, train_src, train_tgt, cfg.data.max_length)
     dev = tokenize_parallel(tokenizer, dev_src, dev_tgt, None)
     if not train_data.src or not dev.src:
-        raise DataError(f"no usable sentence pairs in data.train or data.dev (after data.max_length = {cfg.data.max_length})")
-    modeldir.create(output_dir, cfg, tokenizer)
+        raise DataError(
+            f"no usable sentence pairs in data.train or data.dev (after data.max_length = {cfg.data.max_length})"
+        )
+    return tokenizer, train_data, dev, len(train_src) - len(train_data.src)
 
+
+def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> dict:
+    """Train a translation model into `output_dir`; returns the closing summary record."""
+    reporter = reporter or NullReporter()
+    seed_everything(cfg.train.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    tokenizer, train_data, dev, skipped = prepare_data(cfg)
+    modeldir.create(output_dir, cfg, tokenizer)
     model = modeldir.build_model(cfg, tokenizer)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate)
     sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
-    first_epoch = training_batches(sizes, cfg.train.batch_tokens, random.Random(f"{cfg.train.seed}-0"))
-    limits = Limits(cfg, len(first_epoch))
+    batches = epoch_batches(sizes, cfg, 0)
+    limits = Limits(cfg, len(batches))
     info = {
-        "kind": "start", "train_pairs": len(train_data.src), "skipped_pairs": len(train_src) - len(train_data.src),
-        "dev_pairs": len(dev.src), "src_vocab": tokenizer.src_vocab_size, "tgt_vocab": tokenizer.tgt_vocab_size,
-        "parameters": sum(p.numel() for p in model.parameters()), "steps_per_epoch": len(first_epoch),
+        "kind": "start",
+        "train_pairs": len(train_data.src),
+        "skipped_pairs": skipped,
+        "dev_pairs": len(dev.src),
+        "src_vocab": tokenizer.src_vocab_size,
+        "tgt_vocab": tokenizer.tgt_vocab_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps_per_epoch": len(batches),
         "threads": torch.get_num_threads(),
     }
     modeldir.append_log(output_dir, info)
@@ -176,11 +261,11 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> di
 
     step, epoch, best_bleu, stop = 0, 0, -math.inf, None
     start = time.monotonic()
-    window = {"nll": 0.0, "tokens": 0, "correct": 0, "grad_norm": 0.0, "steps": 0, "time": 0.0}
+    window = Window()
 
     def run_validation() -> None:
         nonlocal best_bleu
-        record = {"kind": "valid", "step": step, "epoch": epoch, **validate(model, tokenizer, dev, cfg)}
+        record = {"kind": "valid", "step": step, "epoch": epoch + 1, **validate(model, tokenizer, dev, cfg)}
         record["best"] = record["dev_bleu"] > best_bleu
         if record["best"]:
             best_bleu = record["dev_bleu"]
@@ -190,37 +275,29 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> di
         reporter.validation(record)
 
     while stop is None:
-        batches = first_epoch if epoch == 0 else training_batches(
-            sizes, cfg.train.batch_tokens, random.Random(f"{cfg.train.seed}-{epoch}")
-        )
         for indices in batches:
             step_start = time.monotonic()
-            loss, tokens, correct = batch_loss(model, make_batch(train_data.src, train_data.tgt, indices))
-            optimizer.zero_grad(set_to_none=True)
-            (loss / tokens).backward()
-            max_norm = cfg.train.clip_norm or math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
-            optimizer.step()
+            nll, tokens, correct, grad_norm = train_step(
+                model, optimizer, make_batch(train_data.src, train_data.tgt, indices), cfg.train.clip_norm
+            )
             step += 1
-            for key, value in (("nll", float(loss.detach())), ("tokens", tokens), ("correct", correct),
-                               ("grad_norm", grad_norm), ("steps", 1), ("time", time.monotonic() - step_start)):
-                window[key] += value
+            window.add(nll, tokens, correct, grad_norm, time.monotonic() - step_start)
             elapsed = time.monotonic() - start
-            stats = {
-                "step": step, "epoch": epoch + 1, "loss": float(loss.detach()) / tokens,
-                "target_tokens_per_s": window["tokens"] / max(window["time"], 1e-9),
-                "elapsed_s": elapsed, "fraction": limits.fraction(step, elapsed),
-            }
-            reporter.step(stats)
-            if step % cfg.train.log_every == 0:
-                modeldir.append_log(output_dir, {
-                    "kind": "train", "step": step, "epoch": epoch + 1,
-                    "loss": window["nll"] / window["tokens"], "ppl": perplexity(window["nll"], window["tokens"]),
-                    "accuracy": window["correct"] / window["tokens"], "grad_norm": window["grad_norm"] / window["steps"],
-                    "lr": optimizer.param_groups[0]["lr"], "target_tokens_per_s": stats["target_tokens_per_s"],
+            reporter.step(
+                {
+                    "step": step,
+                    "epoch": epoch + 1,
+                    "loss": nll / tokens,
+                    "target_tokens_per_s": window.tokens_per_s,
                     "elapsed_s": elapsed,
-                })
-                window = dict.fromkeys(window, 0)
+                    "fraction": limits.fraction(step, elapsed),
+                }
+            )
+            if step % cfg.train.log_every == 0:
+                modeldir.append_log(
+                    output_dir, window.record(step, epoch + 1, optimizer.param_groups[0]["lr"], elapsed)
+                )
+                window = Window()
             if step % cfg.train.valid_every == 0:
                 run_validation()
             stop = limits.reached(step, epoch, time.monotonic() - start)
@@ -229,10 +306,17 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> di
         else:
             epoch += 1
             stop = limits.reached(step, epoch, time.monotonic() - start)
+            batches = epoch_batches(sizes, cfg, epoch)
     if step % cfg.train.valid_every != 0:
         run_validation()  # the last steps count too
-    summary = {"kind": "end", "reason": stop, "steps": step, "epochs": epoch, "best_dev_bleu": best_bleu,
-               "elapsed_s": time.monotonic() - start}
+    summary = {
+        "kind": "end",
+        "reason": stop,
+        "steps": step,
+        "epochs": epoch,
+        "best_dev_bleu": best_bleu,
+        "elapsed_s": time.monotonic() - start,
+    }
     modeldir.append_log(output_dir, summary)
     reporter.finish(summary)
     return summary

@@ -9,7 +9,11 @@ import sys
 def seqkit(*args: str, stdin: str | bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
     data = stdin.encode() if isinstance(stdin, str) else stdin
     return subprocess.run(
-        [sys.executable, "-m", "seqkit", *map(str, args)], input=data, capture_output=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "seqkit", *map(str, args)],
+        input=data,
+        capture_output=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 

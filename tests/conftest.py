@@ -27,7 +27,12 @@ def write_toy(directory: Path, task: str, train_count: int = 2000, dev_count: in
 def toy_config(data_dir: str, **sections) -> config_lib.Config:
     """A tiny model on a toy corpus; `sections` override, e.g. model={"cell": "lstm"}."""
     values = {
-        "data": {"train": f"{data_dir}/train", "dev": f"{data_dir}/dev", "src_lang": "src", "tgt_lang": "tgt"},
+        "data": {
+            "train": f"{data_dir}/train",
+            "dev": f"{data_dir}/dev",
+            "src_lang": "src",
+            "tgt_lang": "tgt",
+        },
         "tokenizer": {"vocab_size": 16},
         "model": {"embedding_size": 32, "encoder_hidden_size": 32, "decoder_hidden_size": 64, "dropout": 0.0},
         "train": {"batch_tokens": 400, "max_steps": 500, "valid_every": 250, "log_every": 50, "seed": 7},

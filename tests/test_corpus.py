@@ -89,7 +89,8 @@ def test_no_markup_or_bad_whitespace(split, lang):
 def test_no_footnote_or_heading_leftovers():
     leftovers = re.compile(
         r"\d+:\d+|\bTR\b|\bNU\b|[Ll]iterally,|\bLXX\b|[\u0590-\u05ff]"
-        r"|World English Bible|Glossary|Fué escrita|Enviada de|Escrita de")
+        r"|World English Bible|Glossary|Fué escrita|Enviada de|Escrita de"
+    )
     for ref, (_, es, en) in pairs().items():
         for text in (es, en):
             assert not leftovers.search(text), (ref, text)
@@ -176,14 +177,35 @@ def test_gzip_header_has_no_timestamp(split, kind):
 
 def test_dropped_chapters_and_verses_absent():
     p = pairs()
-    dropped_chapters = {("Num", 13), ("Num", 30), ("Judg", 14), ("1Sam", 24),
-                        ("1Kgs", 22), ("1Chr", 21), ("2Chr", 33), ("Job", 39),
-                        ("Job", 40), ("Hos", 12), ("Jonah", 2)}
+    dropped_chapters = {
+        ("Num", 13),
+        ("Num", 30),
+        ("Judg", 14),
+        ("1Sam", 24),
+        ("1Kgs", 22),
+        ("1Chr", 21),
+        ("2Chr", 33),
+        ("Job", 39),
+        ("Job", 40),
+        ("Hos", 12),
+        ("Jonah", 2),
+    }
     for ref in p:
         assert split_ref(ref)[:2] not in dropped_chapters, ref
-    for ref in ("Matt 23:13", "Matt 23:14", "1John 5:7", "Rom 14:23",
-                "Rom 16:25", "Rom 16:26", "Rom 16:27", "Luke 17:36",
-                "Acts 8:37", "Acts 15:34", "Acts 24:7", "2Cor 13:14"):
+    for ref in (
+        "Matt 23:13",
+        "Matt 23:14",
+        "1John 5:7",
+        "Rom 14:23",
+        "Rom 16:25",
+        "Rom 16:26",
+        "Rom 16:27",
+        "Luke 17:36",
+        "Acts 8:37",
+        "Acts 15:34",
+        "Acts 24:7",
+        "2Cor 13:14",
+    ):
         assert ref not in p, ref
     # neighbours of the dropped chapters survive
     assert "Num 12:1" in p or "Num 14:1" in p
@@ -205,8 +227,8 @@ def test_footnote_junction_does_not_glue_words():
     assert "Godcreated" not in everything
     # Matt 1:1 has a footnote right after "Christ,"
     assert pairs()["Matt 1:1"][2] == (
-        "The book of the genealogy of Jesus Christ, the son of David, "
-        "the son of Abraham.")
+        "The book of the genealogy of Jesus Christ, the son of David, the son of Abraham."
+    )
 
 
 def test_spanish_enclitic_kept_as_one_word():

@@ -38,9 +38,15 @@ def hyp_ref(tmp_path_factory) -> tuple[Path, Path]:
 
 def _sacrebleu_cli(hyp: Path, ref: Path) -> dict[str, float]:
     binary = Path(sys.executable).parent / "sacrebleu"
-    out = subprocess.run(
-        [binary, str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "ter", "-b"], capture_output=True, check=True
-    ).stdout.decode().split()
+    out = (
+        subprocess.run(
+            [binary, str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "ter", "-b"],
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split()
+    )
     return dict(zip(["bleu", "chrf", "ter"], map(float, out), strict=True))
 
 
@@ -48,7 +54,7 @@ def test_scores_equal_the_sacrebleu_command_line(hyp_ref):
     hyp, ref = hyp_ref
     result = seqkit("evaluate", "-i", hyp, "-r", ref, "--json")
     assert result.returncode == 0, result.stderr.decode()
-    ours = {s["metric"]: s for s in json.loads(result.stdout)["scores"]}
+    ours = {s["metric"]: s for s in json.loads(result.stdout)["systems"][0]["scores"]}
     expected = _sacrebleu_cli(hyp, ref)
     assert 10 < expected["bleu"] < 90  # a meaningful, non-degenerate case
     for metric, value in expected.items():
@@ -59,7 +65,21 @@ def test_scores_equal_the_sacrebleu_command_line(hyp_ref):
 
 def test_table_lists_each_system_and_signatures(hyp_ref):
     hyp, ref = hyp_ref
-    result = seqkit("evaluate", "-i", hyp, "-i", ref, "-r", ref, "--name", "damaged", "--name", "oracle", "-m", "bleu,chrf")
+    result = seqkit(
+        "evaluate",
+        "-i",
+        hyp,
+        "-i",
+        ref,
+        "-r",
+        ref,
+        "--name",
+        "damaged",
+        "--name",
+        "oracle",
+        "-m",
+        "bleu,chrf",
+    )
     assert result.returncode == 0, result.stderr.decode()
     out = result.stdout.decode()
     oracle = next(line for line in out.splitlines() if line.strip().startswith("oracle"))
@@ -89,16 +109,37 @@ def test_bad_input_is_one_clear_error(tmp_path, hyp_bytes, ref_bytes, fragments)
 
 def test_missing_files_and_bad_metric(tmp_path):
     ref = _write(tmp_path / "ref.txt", b"a\n")
-    assert_one_line_error(seqkit("evaluate", "-i", tmp_path / "nope.txt", "-r", ref), "nope.txt: no such file")
-    assert_one_line_error(seqkit("evaluate", "-i", ref, "-r", ref, "-m", "bleu,meteor"), "meteor", "valid: bleu, chrf, ter")
+    assert_one_line_error(
+        seqkit("evaluate", "-i", tmp_path / "nope.txt", "-r", ref), "nope.txt: no such file"
+    )
+    assert_one_line_error(
+        seqkit("evaluate", "-i", ref, "-r", ref, "-m", "bleu,meteor"), "meteor", "valid: bleu, chrf, ter"
+    )
     assert_one_line_error(seqkit("evaluate", "-i", ref), "--ref")
 
 
 def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
-    result = seqkit("evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src", "-r", f"{reverse_data}/dev.tgt", "--json")
+    result = seqkit(
+        "evaluate",
+        "--model",
+        reverse_model,
+        "-s",
+        f"{reverse_data}/dev.src",
+        "-r",
+        f"{reverse_data}/dev.tgt",
+        "-i",
+        f"{reverse_data}/dev.tgt",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr.decode()
-    good = json.loads(result.stdout)
+    both = json.loads(result.stdout)  # one JSON document holds the metrics and the perplexity
+    assert both["systems"][0]["scores"][0]["score"] == 100.0
+    good = both["perplexity"]
     assert 1.0 <= good["perplexity"] < 1.5  # the model has learned the task
     wrong = _write(tmp_path / "wrong.tgt", Path(f"{reverse_data}/dev.src").read_bytes())  # unreversed targets
-    bad = json.loads(seqkit("evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src", "-r", wrong, "--json").stdout)
-    assert bad["perplexity"] > 5 * good["perplexity"]
+    bad = json.loads(
+        seqkit(
+            "evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src", "-r", wrong, "--json"
+        ).stdout
+    )
+    assert bad["perplexity"]["perplexity"] > 5 * good["perplexity"]

@@ -48,8 +48,16 @@ DEB_PACKAGES = ["sword-text-sparv", "sword-text-web", "python3-sword", "libsword
 # text shifted by 1-3 verses, with empty or merged verses at the chapter end.
 # Dropped whole.
 DROP_CHAPTERS = [
-    ("Num", 13), ("Num", 30), ("Judg", 14), ("1Sam", 24), ("1Kgs", 22),
-    ("1Chr", 21), ("2Chr", 33), ("Job", 39), ("Job", 40), ("Hos", 12),
+    ("Num", 13),
+    ("Num", 30),
+    ("Judg", 14),
+    ("1Sam", 24),
+    ("1Kgs", 22),
+    ("1Chr", 21),
+    ("2Chr", 33),
+    ("Job", 39),
+    ("Job", 40),
+    ("Hos", 12),
     ("Jonah", 2),
 ]
 # Individual verses whose two sides do not say the same thing.
@@ -70,9 +78,18 @@ DROP_VERSES = {
 # verses at both tails of the length-ratio distribution; smaller boundary
 # differences (a word or two) are left in.
 BOUNDARY_SHIFTS = [
-    "1Sam 10:25", "1Sam 15:24", "1Sam 17:55", "1Kgs 16:29", "2Kgs 4:30",
-    "1Chr 27:30", "Ps 137:3", "Matt 28:8", "Mark 6:27", "Luke 7:18",
-    "Acts 11:25", "Acts 13:19",
+    "1Sam 10:25",
+    "1Sam 15:24",
+    "1Sam 17:55",
+    "1Kgs 16:29",
+    "2Kgs 4:30",
+    "1Chr 27:30",
+    "Ps 137:3",
+    "Matt 28:8",
+    "Mark 6:27",
+    "Luke 7:18",
+    "Acts 11:25",
+    "Acts 13:19",
 ]
 RATIO_NEIGHBOUR = 1.3  # see the ratio_neighbour filter in main()
 
@@ -128,8 +145,7 @@ TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z]+)")
 SKIP_ELEMENTS = {"note", "speaker"}
 # Elements that only mark up words inside running text: their boundaries
 # carry no space of their own.
-INLINE_ELEMENTS = {"w", "transChange", "q", "name", "seg", "hi", "foreign",
-                   "divineName", "catchWord", "rdg"}
+INLINE_ELEMENTS = {"w", "transChange", "q", "name", "seg", "hi", "foreign", "divineName", "catchWord", "rdg"}
 OPENERS = "“‘(¿¡["
 CLOSERS = ",.;:!?”’)]"
 
@@ -138,6 +154,7 @@ GLUE_NONE, GLUE_INLINE, GLUE_OTHER = 0, 1, 2
 
 class Junction:
     """A point where markup was removed; `kind` says what kind."""
+
     __slots__ = ("kind",)
 
     def __init__(self, kind):
@@ -191,20 +208,73 @@ def osis_pieces(raw, stats):
 PRONOUNS = ("me", "te", "se", "nos", "os", "le", "les", "lo", "los", "la", "las")
 ENCLITIC_RE = re.compile(
     r"(?:me|te|se|nos|os|le|les|lo|los|la|las)"
-    r"|(?:me|te|se|nos|os)(?:le|les|lo|los|la|las)")
+    r"|(?:me|te|se|nos|os)(?:le|les|lo|los|la|las)"
+)
 # Accented words that are not verb forms (an accent alone suggests a verb
 # that carries an enclitic, as in sáca+lo, aderéza+la).
 NON_VERBS = {
-    "á", "é", "ó", "ú", "tú", "él", "mí", "sí", "más", "aún", "sólo", "así",
-    "allí", "aquí", "ahí", "allá", "acá", "también", "después", "además",
-    "jamás", "según", "qué", "quién", "cuál", "cómo", "dónde", "cuándo",
-    "cuánto", "éste", "ésta", "éstos", "éstas", "ése", "ésa", "ésos", "ésas",
-    "aquél", "aquélla", "aquéllos", "aquéllas", "ejército",
+    "á",
+    "é",
+    "ó",
+    "ú",
+    "tú",
+    "él",
+    "mí",
+    "sí",
+    "más",
+    "aún",
+    "sólo",
+    "así",
+    "allí",
+    "aquí",
+    "ahí",
+    "allá",
+    "acá",
+    "también",
+    "después",
+    "además",
+    "jamás",
+    "según",
+    "qué",
+    "quién",
+    "cuál",
+    "cómo",
+    "dónde",
+    "cuándo",
+    "cuánto",
+    "éste",
+    "ésta",
+    "éstos",
+    "éstas",
+    "ése",
+    "ésa",
+    "ésos",
+    "ésas",
+    "aquél",
+    "aquélla",
+    "aquéllos",
+    "aquéllas",
+    "ejército",
 }
 # Short verb forms that take enclitics without an accent (dí+lo, di+les,
 # da+lo, haz+la, he+lo "helo", vi+lo "vilo").
-SHORT_VERBS = {"di", "dí", "da", "haz", "he", "ve", "vi", "ten", "pon", "sal",
-               "ven", "fué", "dió", "vió", "oye"}
+SHORT_VERBS = {
+    "di",
+    "dí",
+    "da",
+    "haz",
+    "he",
+    "ve",
+    "vi",
+    "ten",
+    "pon",
+    "sal",
+    "ven",
+    "fué",
+    "dió",
+    "vió",
+    "oye",
+}
 # Junctions decided by hand after reading them (ref, left word, right word).
 ENCLITIC_OVERRIDES = {
     ("Rev 20:4", "vi", "las"): False,  # "y vi las almas de los degollados"
@@ -228,7 +298,7 @@ def is_enclitic_join(ref, left_text, right_text):
         return False
     if ll in NON_VERBS:
         return False
-    before = left_text[:lm.start()].rstrip()
+    before = left_text[: lm.start()].rstrip()
     if lw[0].isupper() and before and before[-1] not in ".:;?!¿¡“‘(":
         return False  # a capitalised word inside a sentence: a proper noun
     # dative + accusative: Júrame+lo, traédme+los, condenaros+lo, dínos+lo
@@ -331,7 +401,7 @@ def strip_ps119_letter(text, ref, stats, log):
     if m:
         stats["ps119_letters_removed"] += 1
         log.append(f"PS119 {ref:12} {m.group(1)}")
-        return text[m.end():]
+        return text[m.end() :]
     return text
 
 
@@ -367,7 +437,7 @@ class DropCaps:
                 if w.islower():
                     self.lower[w] += 1
                 elif w[0].isupper() and w[1:].islower() and k > 0:
-                    before = t[:m.start()].rstrip()
+                    before = t[: m.start()].rstrip()
                     if before and before[-1] not in ".:;?!¿¡“‘(":
                         self.title[w] += 1
 
@@ -382,23 +452,33 @@ class DropCaps:
         if start is None:
             return text
         # extend back over single capital letters ("Y", "E", "A", "Á")
-        while start > 0 and is_caps(words[start - 1].group()) and \
-                len(words[start - 1].group()) == 1 and \
-                not text[words[start - 1].end():words[start].start()].strip(" ,"):
+        while (
+            start > 0
+            and is_caps(words[start - 1].group())
+            and len(words[start - 1].group()) == 1
+            and not text[words[start - 1].end() : words[start].start()].strip(" ,")
+        ):
             start -= 1
         end = start
-        while end + 1 < len(words) and is_caps(words[end + 1].group()) and \
-                not text[words[end].end():words[end + 1].start()].strip(" ,"):
+        while (
+            end + 1 < len(words)
+            and is_caps(words[end + 1].group())
+            and not text[words[end].end() : words[end + 1].start()].strip(" ,")
+        ):
             end += 1
-        before = text[:words[start].start()].rstrip(" ¡¿")
+        before = text[: words[start].start()].rstrip(" ¡¿")
         at_sentence_start = not before or before[-1] in ".:;?!"
         if not at_sentence_start:
             return text
         if verse != 1:
             # elsewhere only at the very start of a verse, followed by a
             # lower-case word (Luke 1:5 "HUBO en los días"; not "TEKEL: ...")
-            if before or end + 1 >= len(words) or not words[end + 1].group()[0].islower() \
-                    or text[words[end].end():words[end + 1].start()] != " ":
+            if (
+                before
+                or end + 1 >= len(words)
+                or not words[end + 1].group()[0].islower()
+                or text[words[end].end() : words[end + 1].start()] != " "
+            ):
                 return text
         if not any(len(words[k].group()) >= 2 for k in range(start, end + 1)):
             return text
@@ -411,11 +491,12 @@ class DropCaps:
                 low = w.lower()
                 tit = w[0] + w[1:].lower()
                 new = low if self.lower[low] > self.title[tit] else tit
-            out = out[:words[k].start()] + new + out[words[k].end():]
+            out = out[: words[k].start()] + new + out[words[k].end() :]
         if out != text:
             stats["es_dropcaps_normalised"] += 1
-            changed = [(words[k].group(), out[words[k].start():words[k].end()])
-                       for k in range(start, end + 1)]
+            changed = [
+                (words[k].group(), out[words[k].start() : words[k].end()]) for k in range(start, end + 1)
+            ]
             log.append(f"CAPS  {ref:12} " + " ".join(f"{a}>{b}" for a, b in changed))
         return out
 
@@ -427,8 +508,9 @@ def package_versions():
     out = {}
     for pkg in DEB_PACKAGES:
         try:
-            v = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
-                               capture_output=True, text=True).stdout.strip()
+            v = subprocess.run(
+                ["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True
+            ).stdout.strip()
         except OSError:
             v = ""
         out[pkg] = v or "unknown"
@@ -438,8 +520,7 @@ def package_versions():
 def write_gz(path, lines):
     data = "".join(line + "\n" for line in lines).encode("utf-8")
     with open(path, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                           compresslevel=9) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
             gz.write(data)
 
 
@@ -489,10 +570,20 @@ def main():
         prev = order[i - 1]
         if split_ref(prev)[:2] == (book, chapter) and es_text[prev]:
             merged.add(prev)
-    dropped = collections.OrderedDict((k, []) for k in (
-        "chapter_numbering", "problem_verse", "boundary_shift", "empty_es",
-        "empty_en", "merged_es", "too_long", "length_ratio",
-        "ratio_neighbour"))
+    dropped = collections.OrderedDict(
+        (k, [])
+        for k in (
+            "chapter_numbering",
+            "problem_verse",
+            "boundary_shift",
+            "empty_es",
+            "empty_en",
+            "merged_es",
+            "too_long",
+            "length_ratio",
+            "ratio_neighbour",
+        )
+    )
     survivors = []
     ratio = {}
     for ref in order:
@@ -587,25 +678,37 @@ def main():
         print(f"{k:32} {stats[k]:6d}")
     for name in ("train", "dev", "test"):
         c = counts[name]
-        print(f"{name:5} lines {c['lines']:6d}  es tokens {c['es_tokens']:7d}  "
-              f"en tokens {c['en_tokens']:7d}  refs sha256 {c['sha256_refs'][:16]}")
+        print(
+            f"{name:5} lines {c['lines']:6d}  es tokens {c['es_tokens']:7d}  "
+            f"en tokens {c['en_tokens']:7d}  refs sha256 {c['sha256_refs'][:16]}"
+        )
     q = ratios
-    print(f"es/en char ratio: min {q[0]:.2f} p0.1 {q[len(q) // 1000]:.2f} "
-          f"p1 {q[len(q) // 100]:.2f} median {q[len(q) // 2]:.2f} "
-          f"p99 {q[-len(q) // 100]:.2f} p99.9 {q[-len(q) // 1000]:.2f} max {q[-1]:.2f}")
+    print(
+        f"es/en char ratio: min {q[0]:.2f} p0.1 {q[len(q) // 1000]:.2f} "
+        f"p1 {q[len(q) // 100]:.2f} median {q[len(q) // 2]:.2f} "
+        f"p99 {q[-len(q) // 100]:.2f} p99.9 {q[-len(q) // 1000]:.2f} max {q[-1]:.2f}"
+    )
 
     if args.log:
         with open(args.log, "w", encoding="utf-8") as f:
             f.write("\n".join(log) + "\n")
 
     if not args.no_readme:
-        write_readme(os.path.join(args.out, "README.md"), stats, dropped,
-                     counts, len(order), len(kept), splits, es_text, en_text,
-                     ratios)
+        write_readme(
+            os.path.join(args.out, "README.md"),
+            stats,
+            dropped,
+            counts,
+            len(order),
+            len(kept),
+            splits,
+            es_text,
+            en_text,
+            ratios,
+        )
 
 
-def write_readme(path, stats, dropped, counts, n_all, n_kept, splits,
-                 es_text, en_text, ratios):
+def write_readme(path, stats, dropped, counts, n_all, n_kept, splits, es_text, en_text, ratios):
     versions = package_versions()
     rng = random.Random(SEED + 1)
     train = splits["train"]
@@ -628,9 +731,11 @@ def write_readme(path, stats, dropped, counts, n_all, n_kept, splits,
     a("")
     a("Generated by `build.py` in this directory; do not edit by hand.")
     a("")
-    a("Spanish (Reina-Valera 1909) and English (World English Bible) Bible "
-      "text, one verse per line, aligned by verse reference, split into "
-      "train / dev / test.")
+    a(
+        "Spanish (Reina-Valera 1909) and English (World English Bible) Bible "
+        "text, one verse per line, aligned by verse reference, split into "
+        "train / dev / test."
+    )
     a("")
     a("## Files")
     a("")
@@ -638,16 +743,22 @@ def write_readme(path, stats, dropped, counts, n_all, n_kept, splits,
     a("| --- | --- |")
     a("| `{train,dev,test}.es.gz` | Spanish, UTF-8, one verse per line |")
     a("| `{train,dev,test}.en.gz` | English, line *i* translates line *i* of the `.es` file |")
-    a("| `{train,dev,test}.ref.gz` | the verse reference of each line "
-      "(OSIS book name, KJV numbering: `Gen 1:1`) |")
+    a(
+        "| `{train,dev,test}.ref.gz` | the verse reference of each line "
+        "(OSIS book name, KJV numbering: `Gen 1:1`) |"
+    )
     a("| `build.py` | the rebuild script (also writes this README) |")
     a("")
-    a("The `.gz` files are written with gzip mtime 0 and no file name, so a "
-      "rebuild on the same package versions is byte-identical.")
+    a(
+        "The `.gz` files are written with gzip mtime 0 and no file name, so a "
+        "rebuild on the same package versions is byte-identical."
+    )
     a("")
-    a(f"dev and test are {DEV_SIZE} verses each, drawn with `random.Random({SEED}).sample` "
-      f"from all kept verses (first {DEV_SIZE} dev, next {TEST_SIZE} test); train is every "
-      "other kept verse. All three are in canonical order (Genesis to Revelation).")
+    a(
+        f"dev and test are {DEV_SIZE} verses each, drawn with `random.Random({SEED}).sample` "
+        f"from all kept verses (first {DEV_SIZE} dev, next {TEST_SIZE} test); train is every "
+        "other kept verse. All three are in canonical order (Genesis to Revelation)."
+    )
     a("")
     a("## Counts")
     a("")
@@ -661,38 +772,46 @@ def write_readme(path, stats, dropped, counts, n_all, n_kept, splits,
         a(f"| {name} | " + " | ".join(str(c[k]) for k in cols) + " |")
     a("| total | " + " | ".join(str(tot[k]) for k in cols) + " |")
     a("")
-    a("Tokens are whitespace-separated (`len(line.split())`); chars are "
-      "Unicode code points without the newline.")
+    a(
+        "Tokens are whitespace-separated (`len(line.split())`); chars are "
+        "Unicode code points without the newline."
+    )
     a("")
     a("## Provenance")
     a("")
-    a("Read with the SWORD library's Python binding (`python3-sword`) from the "
-      "Debian-packaged modules:")
+    a("Read with the SWORD library's Python binding (`python3-sword`) from the Debian-packaged modules:")
     a("")
     a("| module | text | language | versification | Debian package |")
     a("| --- | --- | --- | --- | --- |")
-    a(f"| `{ES_MODULE}` | Reina-Valera 1909 (module version 2.60) | es | KJV | "
-      f"`sword-text-sparv` {versions['sword-text-sparv']} |")
-    a(f"| `{EN_MODULE}` | World English Bible, 2020 stable text (module version 426.0) | en | "
-      f"NRSVA | `sword-text-web` {versions['sword-text-web']} |")
+    a(
+        f"| `{ES_MODULE}` | Reina-Valera 1909 (module version 2.60) | es | KJV | "
+        f"`sword-text-sparv` {versions['sword-text-sparv']} |"
+    )
+    a(
+        f"| `{EN_MODULE}` | World English Bible, 2020 stable text (module version 426.0) | en | "
+        f"NRSVA | `sword-text-web` {versions['sword-text-web']} |"
+    )
     a("")
-    a(f"Library: `python3-sword` {versions['python3-sword']}, "
-      f"`libsword1.9.0` {versions['libsword1.9.0']}.")
+    a(f"Library: `python3-sword` {versions['python3-sword']}, `libsword1.9.0` {versions['libsword1.9.0']}.")
     a("")
-    a(f"Every verse of the KJV versification (the 66 canonical books, {n_all} "
-      "verses) is read from both modules with a verse key in each module's "
-      "own versification, so the two are matched by book/chapter/verse and "
-      "SWORD does no versification mapping. The WEB's deuterocanonical "
-      "books are not read. (KJV and NRSVA differ in these 66 books only at "
-      "3 John 1:15 and Rev 12:18, which do not exist in KJV.)")
+    a(
+        f"Every verse of the KJV versification (the 66 canonical books, {n_all} "
+        "verses) is read from both modules with a verse key in each module's "
+        "own versification, so the two are matched by book/chapter/verse and "
+        "SWORD does no versification mapping. The WEB's deuterocanonical "
+        "books are not read. (KJV and NRSVA differ in these 66 books only at "
+        "3 John 1:15 and Rev 12:18, which do not exist in KJV.)"
+    )
     a("")
     a("## Licence")
     a("")
-    a("Both texts are in the public domain; so is this derived corpus. "
-      "\"World English Bible\" is a trademark of eBible.org: its editors ask "
-      "that a changed text not be called the World English Bible. The English "
-      "side here has had its footnotes, headings and some verses removed (see "
-      "below), so call it \"derived from the World English Bible\".")
+    a(
+        "Both texts are in the public domain; so is this derived corpus. "
+        '"World English Bible" is a trademark of eBible.org: its editors ask '
+        "that a changed text not be called the World English Bible. The English "
+        "side here has had its footnotes, headings and some verses removed (see "
+        'below), so call it "derived from the World English Bible".'
+    )
     a("")
     a("## Rebuild")
     a("")
@@ -701,111 +820,148 @@ def write_readme(path, stats, dropped, counts, n_all, n_kept, splits,
     a("/usr/bin/python3 corpora/bible-es-en/build.py")
     a("```")
     a("")
-    a("It prints the counts quoted below. `--log FILE` writes every Spanish "
-      "word-junction decision, drop-cap change and length-ratio drop for "
-      "checking by eye.")
+    a(
+        "It prints the counts quoted below. `--log FILE` writes every Spanish "
+        "word-junction decision, drop-cap change and length-ratio drop for "
+        "checking by eye."
+    )
     a("")
     a("## Cleaning rules")
     a("")
     a("Markup (the raw OSIS of each verse, `getRawEntry()`):")
     a("")
-    a("1. `<note>` elements (WEB footnotes and cross-references) are removed "
-      f"with their whole content ({st['dropped_note']} notes; the RV1909 module has none).")
-    a("2. `<title>`: canonical titles (`canonical=\"true\"` or `type=\"psalm\"`: "
-      f"the Psalm superscriptions, {st['kept_canonical_title']}) are verse text and kept; "
-      "other titles (headings) would be dropped with their content "
-      f"({st['dropped_title']} in these 66 books: the WEB module keeps its headings "
-      "out of the verse text). In the RV1909 module the superscriptions are "
-      "plain text at the start of verse 1, so both sides keep them.")
-    a("3. `<speaker>` labels (Song of Songs: \"Beloved\", \"Lover\", ...) are "
-      f"dropped with their content ({st['dropped_speaker']}).")
-    a("4. All other tags are removed and their text kept: Strong's-tagged "
-      "`<w>`, `<transChange>` insertions, `<q>`, `<name>`; structure markers "
-      "(`<l>`, `<lg>`, `<lb>`, `<div>` paragraphs and milestones, `<list>`, "
-      "`<item>`, `<chapter>`, book-end `<div>`). `&amp;` etc. are unescaped.")
-    a("5. WEB Rev 22:21 is followed by the whole WEB glossary inside the same "
-      f"entry: everything from the glossary `<div>` on is cut ({st['glossary_cut']} verse).")
-    a("6. Word junctions. Where markup was removed between two pieces of text "
-      "with no whitespace between them, a space is inserted when the left "
-      f"piece ends in a letter, digit or closing punctuation (`{CLOSERS}`) and the "
-      f"right piece starts with a letter, digit or opening punctuation (`{OPENERS}`); "
-      "otherwise nothing is inserted (`God</w>’s` stays `God’s`).")
-    a("   - English: letter-letter junctions are always a space; all of them "
-      "are at a removed footnote (`God<note>…</note>created` → "
-      f"`God created`): {en_letter_spaces}. Other spaces inserted at punctuation: "
-      f"{st['en_punct_space']}.")
-    a(f"   - Spanish: {es_junctions} letter-letter junctions between abutting `<w>` / "
-      f"`<transChange>` elements. {st['es_enclitic_joined']} are joined as verb + "
-      "enclitic pronoun (`mirándo`+`los` → `mirándolos`), "
-      f"{st['es_inline_space']} get a space (`engendró`+`un`). "
-      "The rule: join only when the right piece's first word is an enclitic "
-      "pronoun (me, te, se, nos, os, le, les, lo, los, la, las, or a "
-      "combination such as `oslo`, `selo`) **and** the left piece's last word "
-      "looks like a verb form: an infinitive (-r), a gerund (-ndo), a plural "
-      f"imperative (-ad/-ed/-id), a short verb ({', '.join(sorted(SHORT_VERBS))}), "
-      "an accented word that is not in a list of accented non-verbs (`á`, `más`, "
-      "`sólo`, `éste`, `ejército`, ...), or a verb already carrying "
-      "me/te/se/nos/os before lo/la/los/las (`Júrame`+`lo`). A capitalised "
-      "word inside a sentence (a name: `Josué`+`los`) is not joined; a second "
-      "accusative is not joined (`Díganlo`+`los` → `Díganlo los`). One "
-      "junction was decided by hand: Rev 20:4 `vi las almas` (space). All "
-      f"{st['es_pronoun_junctions']} pronoun junctions were read by eye.")
+    a(
+        "1. `<note>` elements (WEB footnotes and cross-references) are removed "
+        f"with their whole content ({st['dropped_note']} notes; the RV1909 module has none)."
+    )
+    a(
+        '2. `<title>`: canonical titles (`canonical="true"` or `type="psalm"`: '
+        f"the Psalm superscriptions, {st['kept_canonical_title']}) are verse text and kept; "
+        "other titles (headings) would be dropped with their content "
+        f"({st['dropped_title']} in these 66 books: the WEB module keeps its headings "
+        "out of the verse text). In the RV1909 module the superscriptions are "
+        "plain text at the start of verse 1, so both sides keep them."
+    )
+    a(
+        '3. `<speaker>` labels (Song of Songs: "Beloved", "Lover", ...) are '
+        f"dropped with their content ({st['dropped_speaker']})."
+    )
+    a(
+        "4. All other tags are removed and their text kept: Strong's-tagged "
+        "`<w>`, `<transChange>` insertions, `<q>`, `<name>`; structure markers "
+        "(`<l>`, `<lg>`, `<lb>`, `<div>` paragraphs and milestones, `<list>`, "
+        "`<item>`, `<chapter>`, book-end `<div>`). `&amp;` etc. are unescaped."
+    )
+    a(
+        "5. WEB Rev 22:21 is followed by the whole WEB glossary inside the same "
+        f"entry: everything from the glossary `<div>` on is cut ({st['glossary_cut']} verse)."
+    )
+    a(
+        "6. Word junctions. Where markup was removed between two pieces of text "
+        "with no whitespace between them, a space is inserted when the left "
+        f"piece ends in a letter, digit or closing punctuation (`{CLOSERS}`) and the "
+        f"right piece starts with a letter, digit or opening punctuation (`{OPENERS}`); "
+        "otherwise nothing is inserted (`God</w>’s` stays `God’s`)."
+    )
+    a(
+        "   - English: letter-letter junctions are always a space; all of them "
+        "are at a removed footnote (`God<note>…</note>created` → "
+        f"`God created`): {en_letter_spaces}. Other spaces inserted at punctuation: "
+        f"{st['en_punct_space']}."
+    )
+    a(
+        f"   - Spanish: {es_junctions} letter-letter junctions between abutting `<w>` / "
+        f"`<transChange>` elements. {st['es_enclitic_joined']} are joined as verb + "
+        "enclitic pronoun (`mirándo`+`los` → `mirándolos`), "
+        f"{st['es_inline_space']} get a space (`engendró`+`un`). "
+        "The rule: join only when the right piece's first word is an enclitic "
+        "pronoun (me, te, se, nos, os, le, les, lo, los, la, las, or a "
+        "combination such as `oslo`, `selo`) **and** the left piece's last word "
+        "looks like a verb form: an infinitive (-r), a gerund (-ndo), a plural "
+        f"imperative (-ad/-ed/-id), a short verb ({', '.join(sorted(SHORT_VERBS))}), "
+        "an accented word that is not in a list of accented non-verbs (`á`, `más`, "
+        "`sólo`, `éste`, `ejército`, ...), or a verb already carrying "
+        "me/te/se/nos/os before lo/la/los/las (`Júrame`+`lo`). A capitalised "
+        "word inside a sentence (a name: `Josué`+`los`) is not joined; a second "
+        "accusative is not joined (`Díganlo`+`los` → `Díganlo los`). One "
+        "junction was decided by hand: Rev 20:4 `vi las almas` (space). All "
+        f"{st['es_pronoun_junctions']} pronoun junctions were read by eye."
+    )
     a(f"   Spaces inserted at Spanish punctuation junctions: {st['es_punct_space']}.")
     a("")
     a("Text:")
     a("")
-    a("7. Whitespace: runs collapsed to one space, lines stripped. "
-      "Punctuation is kept as it is (typographic quotes and dashes in the "
-      "WEB, `¿ ¡` and the 1909 accents such as `á`, `fué` in the RV1909). "
-      "Where the WEB had spaces on both sides of a removed footnote, the "
-      "space left before closing punctuation is removed (`coins ?` → "
-      f"`coins?`, `penny. ”` → `penny.”`; {punct_fixed} places); the WEB's own "
-      "spaced nested quotes (`walk’ ?”`, `receive.’ ”`) are kept.")
-    a("8. Psalm 119: the Hebrew letter that heads each stanza (`ALEPH`, "
-      "`BETH`, ..., `SIN AND SHIN`) is removed from the start of verses 1, 9, "
-      f"..., 169 ({st['ps119_letters_removed']} lines, both languages).")
-    a("9. RV1909: the subscriptions after the last \"Amén.\" of the epistles "
-      "(\"Fué escrita de Corinto á los Romanos…\") are cut "
-      f"({st['es_closing_notes_cut']} verses).")
-    a("10. RV1909 prints the first word(s) of each chapter in capitals "
-      "(`EN el principio`, `Y ACONTECIÓ que`). That run of capitals in verse 1 "
-      "(or at the start of any verse when a lower-case word follows, e.g. "
-      "Luke 1:5 `HUBO`) is put in normal case: the sentence-initial word gets "
-      "a capital initial, later words are lower-cased unless the rest of the "
-      "text capitalises them more often than not (names: `Y DAVID` → "
-      f"`Y David`). {st['es_dropcaps_normalised']} verses. Capitals elsewhere "
-      "(inscriptions such as `SANTIDAD Á JEHOVÁ`) are kept.")
+    a(
+        "7. Whitespace: runs collapsed to one space, lines stripped. "
+        "Punctuation is kept as it is (typographic quotes and dashes in the "
+        "WEB, `¿ ¡` and the 1909 accents such as `á`, `fué` in the RV1909). "
+        "Where the WEB had spaces on both sides of a removed footnote, the "
+        "space left before closing punctuation is removed (`coins ?` → "
+        f"`coins?`, `penny. ”` → `penny.”`; {punct_fixed} places); the WEB's own "
+        "spaced nested quotes (`walk’ ?”`, `receive.’ ”`) are kept."
+    )
+    a(
+        "8. Psalm 119: the Hebrew letter that heads each stanza (`ALEPH`, "
+        "`BETH`, ..., `SIN AND SHIN`) is removed from the start of verses 1, 9, "
+        f"..., 169 ({st['ps119_letters_removed']} lines, both languages)."
+    )
+    a(
+        '9. RV1909: the subscriptions after the last "Amén." of the epistles '
+        '("Fué escrita de Corinto á los Romanos…") are cut '
+        f"({st['es_closing_notes_cut']} verses)."
+    )
+    a(
+        "10. RV1909 prints the first word(s) of each chapter in capitals "
+        "(`EN el principio`, `Y ACONTECIÓ que`). That run of capitals in verse 1 "
+        "(or at the start of any verse when a lower-case word follows, e.g. "
+        "Luke 1:5 `HUBO`) is put in normal case: the sentence-initial word gets "
+        "a capital initial, later words are lower-cased unless the rest of the "
+        "text capitalises them more often than not (names: `Y DAVID` → "
+        f"`Y David`). {st['es_dropcaps_normalised']} verses. Capitals elsewhere "
+        "(inscriptions such as `SANTIDAD Á JEHOVÁ`) are kept."
+    )
     a("")
     a("Filters (each verse counted by the first that drops it):")
     a("")
     a("| filter | verses dropped |")
     a("| --- | ---: |")
-    a("| chapters where the RV1909 module keeps its own numbering (text "
-      f"shifted 1-3 verses, empty/merged verses at the chapter end): {drop_ch} | "
-      f"{n_drop['chapter_numbering']} |")
+    a(
+        "| chapters where the RV1909 module keeps its own numbering (text "
+        f"shifted 1-3 verses, empty/merged verses at the chapter end): {drop_ch} | "
+        f"{n_drop['chapter_numbering']} |"
+    )
     a(f"| problem verses: {problem} | {n_drop['problem_verse']} |")
-    a("| verse boundary differs (a clause or sentence moved to the neighbouring "
-      f"verse on one side; pairs found by reading the ratio tails): {refs('boundary_shift')} | "
-      f"{n_drop['boundary_shift']} |")
+    a(
+        "| verse boundary differs (a clause or sentence moved to the neighbouring "
+        f"verse on one side; pairs found by reading the ratio tails): {refs('boundary_shift')} | "
+        f"{n_drop['boundary_shift']} |"
+    )
     a(f"| empty Spanish verse: {refs('empty_es')} | {n_drop['empty_es']} |")
-    a("| empty English verse (text only in a WEB footnote): "
-      f"{refs('empty_en')} | {n_drop['empty_en']} |")
-    a("| the Spanish verse before an empty one, which holds the empty verse's "
-      "text (not when the next chapter is a dropped one that starts early): "
-      f"{refs('merged_es')} | {n_drop['merged_es']} |")
+    a(f"| empty English verse (text only in a WEB footnote): {refs('empty_en')} | {n_drop['empty_en']} |")
+    a(
+        "| the Spanish verse before an empty one, which holds the empty verse's "
+        "text (not when the next chapter is a dropped one that starts early): "
+        f"{refs('merged_es')} | {n_drop['merged_es']} |"
+    )
     a(f"| a side longer than {MAX_CHARS} characters | {n_drop['too_long']} |")
-    a(f"| character-length ratio es/en outside [{RATIO_LO:.1f}, {RATIO_HI:.1f}]: "
-      f"{refs('length_ratio')} | {n_drop['length_ratio']} |")
-    a("| next to a length-ratio drop in the same chapter, with a ratio more "
-      f"than {RATIO_NEIGHBOUR:.1f} times off the median the other way (the pair "
-      f"shares text across the boundary): {refs('ratio_neighbour')} | "
-      f"{n_drop['ratio_neighbour']} |")
+    a(
+        f"| character-length ratio es/en outside [{RATIO_LO:.1f}, {RATIO_HI:.1f}]: "
+        f"{refs('length_ratio')} | {n_drop['length_ratio']} |"
+    )
+    a(
+        "| next to a length-ratio drop in the same chapter, with a ratio more "
+        f"than {RATIO_NEIGHBOUR:.1f} times off the median the other way (the pair "
+        f"shares text across the boundary): {refs('ratio_neighbour')} | "
+        f"{n_drop['ratio_neighbour']} |"
+    )
     a(f"| **total dropped** | **{sum(n_drop.values())}** |")
     a("")
-    a(f"Kept: {n_kept} of {n_all} verses. The es/en character-length ratio over "
-      f"the verses that reach that filter: median {q[len(q) // 2]:.2f}, "
-      f"0.1% / 99.9% quantiles {q[len(q) // 1000]:.2f} / {q[-len(q) // 1000]:.2f}, "
-      f"min {q[0]:.2f}, max {q[-1]:.2f}.")
+    a(
+        f"Kept: {n_kept} of {n_all} verses. The es/en character-length ratio over "
+        f"the verses that reach that filter: median {q[len(q) // 2]:.2f}, "
+        f"0.1% / 99.9% quantiles {q[len(q) // 1000]:.2f} / {q[-len(q) // 1000]:.2f}, "
+        f"min {q[0]:.2f}, max {q[-1]:.2f}."
+    )
     a("")
     a("## Sample pairs (train)")
     a("")
@@ -816,18 +972,23 @@ def write_readme(path, stats, dropped, counts, n_all, n_kept, splits,
     a("")
     a("## Known imperfections")
     a("")
-    a("- The two translations follow different source texts in places (TR vs "
-      "critical text in the New Testament); verses that say more on one side "
-      "but pass the length filter are kept.")
-    a("- Verse-boundary differences of a word or a short clause remain "
-      "(e.g. Exod 1:15-16, Luke 1:73-74), and so do RV1909 (TR) additions "
-      "that pass the length filter (Acts 9:6, Acts 24:6).")
+    a(
+        "- The two translations follow different source texts in places (TR vs "
+        "critical text in the New Testament); verses that say more on one side "
+        "but pass the length filter are kept."
+    )
+    a(
+        "- Verse-boundary differences of a word or a short clause remain "
+        "(e.g. Exod 1:15-16, Luke 1:73-74), and so do RV1909 (TR) additions "
+        "that pass the length filter (Acts 9:6, Acts 24:6)."
+    )
     a("- Typos of the sources are kept, e.g. RV1909 Job 32:2 `Bucita,,`.")
-    a("- The enclitic rule is a heuristic; every decision is in the `--log` "
-      "output. `Gen 31:25 plantóla` and `2Sam 15:30 subióla` are joins the "
-      "rule makes where a reader might also accept two words.")
-    a("- Spanish spelling is that of 1909 (`á` as a preposition, `fué`, "
-      "`crió`); it is not modernised.")
+    a(
+        "- The enclitic rule is a heuristic; every decision is in the `--log` "
+        "output. `Gen 31:25 plantóla` and `2Sam 15:30 subióla` are joins the "
+        "rule makes where a reader might also accept two words."
+    )
+    a("- Spanish spelling is that of 1909 (`á` as a preposition, `fué`, `crió`); it is not modernised.")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(L) + "\n")
 

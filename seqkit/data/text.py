@@ -17,8 +17,10 @@ def _open_binary(path: Path | str):
     if str(path) == "-":
         return sys.stdin.buffer
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # not is_file(): pipes such as <(zcat ...) are fine
         raise DataError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a text file; give a file")
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")

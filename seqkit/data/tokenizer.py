@@ -48,7 +48,12 @@ def _processor(model_bytes: bytes, name: str) -> spm.SentencePieceProcessor:
         processor = spm.SentencePieceProcessor(model_proto=model_bytes)
     except (RuntimeError, OSError) as e:
         raise ModelDirError(f"{name}: not a SentencePiece model ({e}); retrain or restore the file") from None
-    if (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) != (PAD, UNK, BOS, EOS):
+    if (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) != (
+        PAD,
+        UNK,
+        BOS,
+        EOS,
+    ):
         raise ModelDirError(
             f"{name}: special ids must be pad=0 unk=1 bos=2 eos=3; train it with those ids or let seqkit train one"
         )
@@ -58,7 +63,9 @@ def _processor(model_bytes: bytes, name: str) -> spm.SentencePieceProcessor:
 class Tokenizer:
     """Source and target SentencePiece processors (the same one when joint)."""
 
-    def __init__(self, src_model: bytes, tgt_model: bytes | None = None, names: Sequence[str] = ("spm", "spm")):
+    def __init__(
+        self, src_model: bytes, tgt_model: bytes | None = None, names: Sequence[str] = ("spm", "spm")
+    ):
         self.src_model = src_model
         self.tgt_model = tgt_model  # None when joint
         self.src = _processor(src_model, names[0])

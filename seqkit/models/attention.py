@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 
-def _attend(scores: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _attend(
+    scores: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """scores (batch, src_len), memory (batch, src_len, m), mask (batch, src_len) True at real tokens."""
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # (batch, src_len)
     context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (batch, m)

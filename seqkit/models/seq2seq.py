@@ -20,20 +20,34 @@ class EncodedSource:
     mask: torch.Tensor  # (batch, src_len) True at real tokens
 
     def select(self, index: torch.Tensor) -> EncodedSource:
-        return EncodedSource(self.memory.index_select(0, index), self.keys.index_select(0, index),
-                             self.mask.index_select(0, index))
+        return EncodedSource(
+            self.memory.index_select(0, index),
+            self.keys.index_select(0, index),
+            self.mask.index_select(0, index),
+        )
 
 
 class Seq2Seq(nn.Module):
     def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()
         self.encoder = Encoder(
-            src_vocab_size, cfg.embedding_size, cfg.encoder_hidden_size, cfg.encoder_layers,
-            cfg.bidirectional, cfg.cell, cfg.dropout,
+            src_vocab_size,
+            cfg.embedding_size,
+            cfg.encoder_hidden_size,
+            cfg.encoder_layers,
+            cfg.bidirectional,
+            cfg.cell,
+            cfg.dropout,
         )
         self.decoder = Decoder(
-            tgt_vocab_size, cfg.embedding_size, cfg.decoder_hidden_size, cfg.decoder_layers, cfg.cell,
-            cfg.attention, memory_size=self.encoder.output_size, encoder_final_size=self.encoder.output_size,
+            tgt_vocab_size,
+            cfg.embedding_size,
+            cfg.decoder_hidden_size,
+            cfg.decoder_layers,
+            cfg.cell,
+            cfg.attention,
+            memory_size=self.encoder.output_size,
+            encoder_final_size=self.encoder.output_size,
             dropout=cfg.dropout,
         )
 

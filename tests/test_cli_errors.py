@@ -1,0 +1,124 @@
+"""Bad input: one `error:` line naming the file/line/option and the fix, a non-zero exit, nothing half-written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import assert_one_line_error, seqkit
+from tests.conftest import write_toy
+
+
+@pytest.fixture
+def toy(tmp_path) -> Path:
+    return Path(write_toy(tmp_path / "data", "copy", train_count=50, dev_count=5))
+
+
+def _train(toy: Path, out: Path, *extra: str):
+    return seqkit(
+        "train",
+        "--output",
+        out,
+        "--max-steps",
+        "2",
+        "--set",
+        f"data.train={toy}/train",
+        "--set",
+        f"data.dev={toy}/dev",
+        "--set",
+        "data.src_lang=src",
+        "--set",
+        "data.tgt_lang=tgt",
+        "--set",
+        "tokenizer.vocab_size=16",
+        "--set",
+        "model.embedding_size=8",
+        "--set",
+        "model.encoder_hidden_size=8",
+        "--set",
+        "model.decoder_hidden_size=8",
+        *extra,
+    )
+
+
+def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
+    result = _train(toy, tmp_path / "model")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b""  # stdout is for results; progress and logs go to stderr
+    assert "stopped by max_steps after 2 steps" in result.stderr.decode()
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {
+        "config.toml",
+        "spm.model",
+        "model.safetensors",
+        "train_log.jsonl",
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--set", "model.hiden_size=8"], ["unknown key model.hiden_size"]),
+        (["--set", "model.cell=transformer"], ["bad choice 'transformer'", "valid: rnn, gru, lstm"]),
+        (
+            ["--set", "data.train=/nonexistent/train"],
+            ["data.train", "/nonexistent/train.src", "check the path"],
+        ),
+        (["--config", "/nonexistent/run.toml"], ["/nonexistent/run.toml", "config file not found"]),
+    ],
+    ids=["unknown-key", "bad-choice", "missing-corpus", "missing-config"],
+)
+def test_train_refuses_bad_config_and_writes_nothing(toy, tmp_path, extra, fragments):
+    out = tmp_path / "model"
+    assert_one_line_error(_train(toy, out, *extra), *fragments)
+    assert not out.exists()
+
+
+def test_train_refuses_mismatched_and_non_utf8_corpora(toy, tmp_path):
+    with open(toy / "train.tgt", "a") as f:
+        f.write("extra line\n")
+    assert_one_line_error(_train(toy, tmp_path / "m1"), "train.src has 50 lines", "train.tgt has 51")
+    (toy / "train.tgt").write_bytes(b"a b\n" * 10 + b"caf\xe9\n" + b"a b\n" * 39)
+    assert_one_line_error(_train(toy, tmp_path / "m2"), "train.tgt:11: not valid UTF-8")
+    assert not (tmp_path / "m1").exists() and not (tmp_path / "m2").exists()
+
+
+def test_train_refuses_to_overwrite_a_run(toy, tmp_path):
+    assert _train(toy, tmp_path / "model").returncode == 0
+    before = (tmp_path / "model" / "model.safetensors").read_bytes()
+    assert_one_line_error(_train(toy, tmp_path / "model"), "already holds a training run")
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
+
+
+def test_translate_bad_model_directories(reverse_model, tmp_path):
+    assert_one_line_error(
+        seqkit("translate", tmp_path / "nope", stdin="a\n"), "nope: no such model directory"
+    )
+    damaged = tmp_path / "damaged"
+    shutil.copytree(reverse_model, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert_one_line_error(
+        seqkit("translate", damaged, stdin="a\n"), "model.safetensors: damaged", "retrain or restore"
+    )
+    weights.unlink()
+    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "no model.safetensors")
+    (damaged / "spm.model").unlink()
+    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "no spm.src.model")
+    (damaged / "config.toml").write_text("[model]\ncell = 'gru'\nbogus = 1\n")
+    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "unknown key model.bogus")
+
+
+def test_translate_bad_input_leaves_no_output_file(reverse_model, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"a b\nc \xff d\n")
+    out = tmp_path / "out.txt"
+    assert_one_line_error(seqkit("translate", reverse_model, source, "-o", out), "in.txt:2: not valid UTF-8")
+    assert not out.exists() and list(tmp_path.iterdir()) == [source]
+    assert_one_line_error(
+        seqkit("translate", reverse_model, tmp_path / "missing.txt"), "missing.txt: no such file"
+    )
+    assert_one_line_error(
+        seqkit("translate", reverse_model, "--batch-size", "0", stdin="a\n"), "decode.batch_size", "positive"
+    )

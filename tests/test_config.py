@@ -1,0 +1,63 @@
+"""Configuration: defaults < file < --set overrides; every mistake is an error that says what is valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from seqkit import config as config_lib
+from seqkit.config import Config
+from seqkit.errors import ConfigError
+
+
+def test_file_then_overrides_take_precedence(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        '[model]\ncell = "lstm"\nhidden_unused = 1\n'.replace("hidden_unused = 1\n", "dropout = 0.3\n")
+    )
+    cfg = config_lib.load(path, ["model.dropout=0.1", "train.max_steps=9", "model.attention=luong"])
+    assert (cfg.model.cell, cfg.model.dropout, cfg.model.attention) == ("lstm", 0.1, "luong")
+    assert cfg.train.max_steps == 9
+    assert cfg.model.embedding_size == Config().model.embedding_size  # untouched keys keep the defaults
+
+
+def test_round_trip_through_toml(tmp_path):
+    cfg = config_lib.load(None, ["model.cell=rnn", "train.learning_rate=0.01", "data.train=x/y"])
+    path = tmp_path / "config.toml"
+    path.write_bytes(config_lib.to_toml(cfg))
+    assert config_lib.load(path) == cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["model.hiden_size=3"], ["unknown key model.hiden_size"]),
+        (["model.decoder_hiden_size=3"], ["did you mean decoder_hidden_size?"]),
+        (["modle.cell=gru"], ["unknown section [modle]", "did you mean model?"]),
+        (["model.cell=transformer"], ["model.cell", "bad choice 'transformer'", "valid: rnn, gru, lstm"]),
+        (["model.attention=dot"], ["valid: bahdanau, luong"]),
+        (["model.embedding_size=big"], ["model.embedding_size", "expected int"]),
+        (["model.dropout=1.5"], ["model.dropout = 1.5", "in [0, 1)"]),
+        (["train.batch_tokens=0"], ["train.batch_tokens", "positive"]),
+        (["cell=gru"], ["expected section.key=value"]),
+    ],
+)
+def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):
+    with pytest.raises(ConfigError) as info:
+        config_lib.load(None, overrides)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config_lib.load(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[model\ncell = 1\n")
+    with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
+        config_lib.load(broken)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[train]\nmax_step = 3\n")
+    with pytest.raises(
+        ConfigError, match=r"typo.toml: unknown key train.max_step \(did you mean max_steps\?\)"
+    ):
+        config_lib.load(typo)

@@ -1,0 +1,43 @@
+"""The model parts: padding never leaks into the encoder or the attention."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqkit.config import ModelConfig
+from seqkit.data.batches import make_batch
+from seqkit.data.tokenizer import BOS
+from seqkit.models.seq2seq import Seq2Seq
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+def test_padding_changes_nothing(cell, attention):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        cell=cell,
+        attention=attention,
+        embedding_size=8,
+        encoder_hidden_size=6,
+        decoder_hidden_size=10,
+        encoder_layers=2,
+        decoder_layers=2,
+        dropout=0.0,
+    )
+    model = Seq2Seq(cfg, 20, 20).eval()
+    sources = [[5, 6, 7, 8, 9, 10], [11, 12]]
+    padded = make_batch(sources, None, [0, 1])
+    alone = make_batch(sources, None, [1])
+    with torch.no_grad():
+        enc_padded, state_padded = model.encode(padded.src, padded.src_lengths)
+        enc_alone, state_alone = model.encode(alone.src, alone.src_lengths)
+        # the short sentence's memory and first state are the same with or without a longer neighbour
+        torch.testing.assert_close(enc_padded.memory[1, :3], enc_alone.memory[0])
+        torch.testing.assert_close(state_padded.hidden[:, 1], state_alone.hidden[:, 0])
+        logits, _, weights = model.step(torch.tensor([BOS, BOS]), state_padded, enc_padded)
+        logits_alone, _, _ = model.step(torch.tensor([BOS]), state_alone, enc_alone)
+    torch.testing.assert_close(logits[1], logits_alone[0])
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+    assert torch.all(weights[1, 3:] == 0)  # no attention on padding
+    assert torch.all(weights[1, :3] > 0)
