@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from seqkit import config as config_lib
-from seqkit.errors import DataError, SeqkitError
+from seqkit.errors import ConfigError, DataError, SeqkitError
 
 app = typer.Typer(
     add_completion=False,
@@ -102,19 +102,59 @@ def translate(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sentences per batch.")] = None,
+    beam_size: Annotated[int | None, typer.Option(help="Beam size; 1 = greedy. [default: 5]")] = None,
+    length_penalty: Annotated[
+        float | None, typer.Option(help="GNMT length penalty alpha; 0 = none. [default: 1.0]")
+    ] = None,
+    nbest: Annotated[
+        int, typer.Option(help="Write the N best hypotheses with scores, one JSON object per input line.")
+    ] = 0,
+    batch_size: Annotated[int | None, typer.Option(help="Sentences per batch. [default: 64]")] = None,
     max_length_ratio: Annotated[
-        float | None, typer.Option(help="Output limit: ratio x source length + offset.")
+        float | None, typer.Option(help="Output limit: ratio x source length + offset. [default: 2.0]")
     ] = None,
 ) -> None:
     """Translate text, one output line per input line, in order."""
-    from seqkit import modeldir
-    from seqkit.inference import translate_stream
+    from seqkit import inference, modeldir
 
     cfg, tokenizer, model = modeldir.load(model_dir)
-    options = {"decode": {"batch_size": batch_size, "max_length_ratio": max_length_ratio}}
-    cfg = config_lib.with_overrides(cfg, options, "command-line options")
-    _write_lines(translate_stream(model, tokenizer, _input_lines(inputs), cfg.decode), output)
+    options = {
+        "decode": {
+            "beam_size": beam_size,
+            "length_penalty": length_penalty,
+            "batch_size": batch_size,
+            "max_length_ratio": max_length_ratio,
+        }
+    }
+    decode = config_lib.with_overrides(cfg, options, "command-line options").decode
+    if nbest < 0 or nbest > decode.beam_size:
+        raise ConfigError(
+            f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
+        )
+    lines = _input_lines(inputs)
+    if nbest:
+
+        def process(chunk):
+            return [
+                nbest_json(options[:nbest])
+                for options in inference.translate_nbest(model, tokenizer, chunk, decode)
+            ]
+    else:
+
+        def process(chunk):
+            return inference.translate_lines(model, tokenizer, chunk, decode)
+
+    _write_lines(inference.in_chunks(lines, decode, process), output)
+
+
+def nbest_json(options) -> str:
+    """One input line's n-best list: {"hypotheses": [{"text", "score", "log_prob"}, ...]} best first."""
+    import json
+
+    return json.dumps(
+        {"hypotheses": [{"text": o.text, "score": o.score, "log_prob": o.log_prob} for o in options]},
+        ensure_ascii=False,
+    )
 
 
 @app.command()

@@ -74,6 +74,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
+    beam_size: int = 5  # 1 = greedy search
+    length_penalty: float = (
+        1.0  # GNMT alpha: hypotheses rank by log-prob / ((5 + length) / 6) ** alpha; 0 = none
+    )
     batch_size: int = 64  # sentences per decoding batch
     max_length_ratio: float = 2.0  # output length limit: ratio * source length + offset (pieces)
     max_length_offset: int = 10
@@ -114,6 +118,8 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "log_every"): (lambda v: v > 0, "a positive integer"),
     ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
+    ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
+    ("decode", "length_penalty"): (lambda v: v >= 0, "0 (none) or positive"),
     ("decode", "max_length_ratio"): (lambda v: v > 0, "positive"),
     ("decode", "max_length_offset"): (lambda v: v >= 0, "0 or positive"),
 }

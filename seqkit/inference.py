@@ -1,36 +1,61 @@
-"""Translation as an iterator over input lines: exactly one output line per input line, in order.
+"""Translation of text lines: exactly one result per input line, in order.
 
 Lines are read in chunks so that a long stdin stream starts producing output before it ends, while
 each chunk is still sorted by length into batches (little padding) and put back in input order.
-Empty (or whitespace-only) lines give empty lines without touching the model.
+Empty (or whitespace-only) lines give empty results without touching the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
+from typing import TypeVar
 
 from seqkit.config import DecodeConfig
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.search import decode_corpus
 
 CHUNK_BATCHES = 16  # batches per chunk of input lines
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    score: float  # what the search ranked by: log-probability / length penalty
+    log_prob: float  # total log-probability of the pieces and EOS
+
+
+def translate_nbest(
+    model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig
+) -> list[list[Translation]]:
+    """Up to `cfg.beam_size` translations per line, best first; none for an empty line."""
+    todo = [i for i, line in enumerate(lines) if line.strip()]
+    results: list[list[Translation]] = [[] for _ in lines]
+    if todo:
+        hypotheses = decode_corpus(model, tokenizer.encode_src([lines[i] for i in todo]), cfg)
+        for i, options in zip(todo, hypotheses, strict=True):
+            texts = tokenizer.decode_tgt([h.tokens for h in options])
+            results[i] = [Translation(t, h.score, h.log_prob) for t, h in zip(texts, options, strict=True)]
+    return results
 
 
 def translate_lines(model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig) -> list[str]:
-    """Translate a list of lines (the batching unit); empty lines stay empty."""
-    todo = [i for i, line in enumerate(lines) if line.strip()]
-    outputs = [""] * len(lines)
-    if todo:
-        ids = decode_corpus(model, tokenizer.encode_src([lines[i] for i in todo]), cfg)
-        for i, text in zip(todo, tokenizer.decode_tgt(ids), strict=True):
-            outputs[i] = text
-    return outputs
+    """The best translation of each line; an empty line stays empty."""
+    return [options[0].text if options else "" for options in translate_nbest(model, tokenizer, lines, cfg)]
+
+
+def in_chunks(
+    lines: Iterable[str], cfg: DecodeConfig, process: Callable[[list[str]], list[Result]]
+) -> Iterator[Result]:
+    """Apply `process` to chunks of `lines` and yield its results one by one, in order."""
+    lines = iter(lines)
+    chunk_size = cfg.batch_size * CHUNK_BATCHES
+    while chunk := list(islice(lines, chunk_size)):
+        yield from process(chunk)
 
 
 def translate_stream(model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig) -> Iterator[str]:
     """Yield one translation per input line, in input order, chunk by chunk."""
-    lines = iter(lines)
-    chunk_size = cfg.batch_size * CHUNK_BATCHES
-    while chunk := list(islice(lines, chunk_size)):
-        yield from translate_lines(model, tokenizer, chunk, cfg)
+    return in_chunks(lines, cfg, lambda chunk: translate_lines(model, tokenizer, chunk, cfg))

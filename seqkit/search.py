@@ -1,10 +1,12 @@
-"""Decoding: token ids in, token ids out. Greedy search over a model's `encode` / `step` pair.
+"""Decoding: token ids in, token ids out. Greedy and beam search over a model's `encode` / `step` pair.
 
 Every sentence has its own length limit (`max_length_ratio * source length + offset`), so a sentence
 decodes to the same output alone or in any batch.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -22,40 +24,116 @@ def _strip(tokens: list[int]) -> list[int]:
     return tokens[: tokens.index(EOS)] if EOS in tokens else tokens
 
 
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: list[int]  # without EOS
+    score: float  # log-probability divided by the length penalty: what the beam ranks by
+    log_prob: float  # sum of token log-probabilities, EOS included
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's ((5 + length) / 6) ** alpha; alpha 0 ranks by raw log-probability."""
+    return ((5 + length) / 6) ** alpha
+
+
 @torch.no_grad()
 def greedy_search(
     model, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
-) -> list[list[int]]:
+) -> list[Hypothesis]:
     """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed."""
     encoded, state = model.encode(src, src_lengths)
     batch = src.size(0)
     prev = torch.full((batch,), BOS, dtype=torch.long)
     finished = torch.zeros(batch, dtype=torch.bool)
+    log_prob = torch.zeros(batch)
     steps = []
     for t in range(int(max_lengths.max())):
         logits, state, _ = model.step(prev, state, encoded)
         tokens = logits.argmax(dim=-1)  # (batch,)
         tokens = tokens.masked_fill(max_lengths <= t, EOS)  # a sentence at its own limit ends here
+        token_log_probs = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
+        token_log_probs[max_lengths <= t] = 0.0  # a forced end costs nothing, as in beam search
+        log_prob += token_log_probs.masked_fill(finished, 0.0)
         steps.append(tokens)
         finished |= tokens == EOS
         if finished.all():
             break
         prev = tokens
-    return [_strip(row) for row in torch.stack(steps, dim=1).tolist()]
+    outputs = [_strip(row) for row in torch.stack(steps, dim=1).tolist()]
+    return [Hypothesis(tokens, float(lp), float(lp)) for tokens, lp in zip(outputs, log_prob, strict=True)]
 
 
 @torch.no_grad()
-def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[list[int]]:
-    """Greedy outputs for every source (ids without EOS), in input order; batched by similar length."""
+def beam_search(
+    model,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    max_lengths: torch.Tensor,
+    beam_size: int,
+    alpha: float,
+) -> list[list[Hypothesis]]:
+    """Beam search over all sentences and beams at once -> per sentence, `beam_size` finished hypotheses, best first.
+
+    Each step ranks the 2k best continuations of a sentence's k beams: those ending in EOS among the k best
+    are finished; the k best that do not end become the new beams. A sentence is done when it has k finished
+    hypotheses; the loop ends when every sentence is done. With k = 1 this is exactly greedy search.
+    """
+    batch, k = src.size(0), beam_size
+    encoded, state = model.encode(src, src_lengths)
+    rows = torch.arange(batch).repeat_interleave(k)  # beam row -> sentence
+    encoded, state = encoded.select(rows), state.select(rows)
+    row_limits = max_lengths[rows]  # (batch * k,)
+    scores = torch.full((batch, k), float("-inf"))
+    scores[:, 0] = 0.0  # all beams start identical: only the first may expand
+    prev = torch.full((batch * k,), BOS, dtype=torch.long)
+    history = torch.empty((batch * k, 0), dtype=torch.long)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    done = torch.zeros(batch, dtype=torch.bool)
+    for t in range(int(max_lengths.max()) + 1):  # + 1: the step that ends the longest-allowed beams
+        logits, state, _ = model.step(prev, state, encoded)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch * k, vocab)
+        at_limit = row_limits <= t  # these beams may only end
+        log_probs[at_limit] = float("-inf")
+        log_probs[at_limit, EOS] = 0.0
+        vocab = log_probs.size(-1)
+        candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
+        top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=1)  # (batch, 2k), best first
+        top_beams, top_tokens = top_ids // vocab, top_ids % vocab
+        ends = top_tokens == EOS
+        top_rows = torch.arange(batch).unsqueeze(1) * k + top_beams  # (batch, 2k) rows in history
+        for b, j in (ends[:, :k] & top_scores[:, :k].isfinite() & ~done.unsqueeze(1)).nonzero().tolist():
+            tokens = history[top_rows[b, j]].tolist()
+            raw = float(top_scores[b, j])
+            finished[b].append(Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw))
+        done |= torch.tensor([len(f) >= k for f in finished])
+        if done.all():
+            break
+        # the k best continuations that do not end are the new beams (top_scores is sorted, so is this)
+        keep_scores, keep = top_scores.masked_fill(ends, float("-inf")).topk(k, dim=1)  # (batch, k)
+        keep_rows = top_rows.gather(1, keep).view(-1)
+        prev = top_tokens.gather(1, keep).view(-1)
+        scores = keep_scores.masked_fill(done.unsqueeze(1), float("-inf"))
+        history = torch.cat([history.index_select(0, keep_rows), prev.unsqueeze(1)], dim=1)
+        state = state.select(keep_rows)
+    return [sorted(f, key=lambda h: -h.score)[:k] for f in finished]
+
+
+@torch.no_grad()
+def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[list[Hypothesis]]:
+    """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length."""
     was_training = model.training
     model.eval()
-    outputs: list[list[int]] = [[] for _ in src_ids]
+    outputs: list[list[Hypothesis]] = [[] for _ in src_ids]
     for indices in inference_batches([len(s) for s in src_ids], cfg.batch_size):
         batch = make_batch(src_ids, None, indices)
-        hypotheses = greedy_search(
-            model, batch.src, batch.src_lengths, max_output_lengths(batch.src_lengths, cfg)
-        )
-        for i, hypothesis in zip(indices, hypotheses, strict=True):
-            outputs[i] = hypothesis
+        max_lengths = max_output_lengths(batch.src_lengths, cfg)
+        if cfg.beam_size == 1:
+            results = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, max_lengths)]
+        else:
+            results = beam_search(
+                model, batch.src, batch.src_lengths, max_lengths, cfg.beam_size, cfg.length_penalty
+            )
+        for i, hypotheses in zip(indices, results, strict=True):
+            outputs[i] = hypotheses
     model.train(was_training)
     return outputs

@@ -6,6 +6,7 @@ one) and writes JSON records to the model directory's training log.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -119,7 +120,8 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> dict
     """Dev perplexity (teacher forcing) and greedy BLEU / chrF on detokenized output."""
     total_nll, total_tokens = corpus_nll(model, dev, cfg.decode.batch_size)
     limit = cfg.train.valid_max_sentences or len(dev.src)
-    hypotheses = tokenizer.decode_tgt(decode_corpus(model, dev.src[:limit], cfg.decode))
+    greedy = dataclasses.replace(cfg.decode, beam_size=1)  # validation stays fast
+    hypotheses = tokenizer.decode_tgt([h[0].tokens for h in decode_corpus(model, dev.src[:limit], greedy)])
     bleu = corpus_score("bleu", hypotheses, [dev.tgt_text[:limit]])
     chrf = corpus_score("chrf", hypotheses, [dev.tgt_text[:limit]])
     model.train()  # validation runs between training steps

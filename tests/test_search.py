@@ -1,0 +1,128 @@
+"""Search: beam 1 is greedy, batching changes nothing, n-best is ordered, the length penalty matters."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from seqkit.config import DecodeConfig, ModelConfig
+from seqkit.data.batches import make_batch
+from seqkit.data.tokenizer import BOS, EOS
+from seqkit.models.seq2seq import Seq2Seq
+from seqkit.search import beam_search, decode_corpus, greedy_search, max_output_lengths
+from tests.cli_helpers import seqkit
+
+
+@pytest.fixture(scope="module")
+def random_model_and_sources():
+    """An untrained model: its outputs are arbitrary, so search has real choices to make."""
+    torch.manual_seed(3)
+    cfg = ModelConfig(embedding_size=16, encoder_hidden_size=16, decoder_hidden_size=24, dropout=0.0)
+    model = Seq2Seq(cfg, 40, 40).eval()
+    generator = torch.Generator().manual_seed(4)
+    sources = [
+        torch.randint(4, 40, (int(n),), generator=generator).tolist() for n in torch.randint(1, 12, (48,))
+    ]
+    return model, sources
+
+
+def test_beam_size_one_is_greedy(random_model_and_sources):
+    model, sources = random_model_and_sources
+    batch = make_batch(sources, None, list(range(len(sources))))
+    limits = max_output_lengths(batch.src_lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
+    greedy = greedy_search(model, batch.src, batch.src_lengths, limits)
+    beam = beam_search(model, batch.src, batch.src_lengths, limits, beam_size=1, alpha=0.0)
+    assert [g.tokens for g in greedy] == [b[0].tokens for b in beam]
+    assert len({len(g.tokens) for g in greedy}) > 3  # varied outputs: the comparison means something
+    for g, (b,) in zip(greedy, beam, strict=True):
+        assert math.isclose(g.log_prob, b.log_prob, rel_tol=1e-5, abs_tol=1e-5)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_batched_beam_equals_one_at_a_time(random_model_and_sources, beam_size):
+    model, sources = random_model_and_sources
+    cfg = DecodeConfig(beam_size=beam_size, batch_size=16, max_length_ratio=1.5, max_length_offset=3)
+    batched = decode_corpus(model, sources, cfg)
+    single_cfg = DecodeConfig(beam_size=beam_size, batch_size=1, max_length_ratio=1.5, max_length_offset=3)
+    single = [decode_corpus(model, [s], single_cfg)[0] for s in sources]
+    assert [[h.tokens for h in hs] for hs in batched] == [[h.tokens for h in hs] for hs in single]
+    for hypotheses in batched:
+        assert len(hypotheses) == beam_size
+        scores = [h.score for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
+
+
+@dataclass
+class _Steps:
+    """Decoder state of the scripted model: how many tokens each row has produced."""
+
+    t: torch.Tensor
+
+    def select(self, index):
+        return _Steps(self.t.index_select(0, index))
+
+
+class ScriptedModel:
+    """Token 4 = A, 5 = B. After BOS: EOS .5, A .45, B .05. After A/B: A .99 until step 4, then EOS .99.
+
+    The empty output has the best raw log-probability (log .5 = -0.69) but "A A A A" (-0.84 over five
+    tokens) wins once scores are divided by GNMT's length penalty with alpha 1."""
+
+    vocab = 6
+
+    def encode(self, src, src_lengths):
+        return _Steps(torch.zeros(src.size(0), dtype=torch.long)), _Steps(
+            torch.zeros(src.size(0), dtype=torch.long)
+        )
+
+    def step(self, prev, state, encoded):
+        probs = torch.zeros(prev.size(0), self.vocab)
+        for row, (token, t) in enumerate(zip(prev.tolist(), state.t.tolist(), strict=True)):
+            if token == BOS:
+                probs[row, EOS], probs[row, 4], probs[row, 5] = 0.5, 0.45, 0.05
+            elif t < 4:
+                probs[row, 4], probs[row, EOS], probs[row, 5] = 0.99, 0.005, 0.005
+            else:
+                probs[row, EOS], probs[row, 4], probs[row, 5] = 0.99, 0.005, 0.005
+        return probs.log(), _Steps(state.t + 1), None
+
+
+@pytest.mark.parametrize(("alpha", "winner"), [(0.0, []), (1.0, [4, 4, 4, 4])])
+def test_length_penalty_changes_the_winner(alpha, winner):
+    src, lengths = torch.tensor([[7, EOS]]), torch.tensor([2])
+    (hypotheses,) = beam_search(ScriptedModel(), src, lengths, torch.tensor([10]), beam_size=2, alpha=alpha)
+    assert hypotheses[0].tokens == winner
+    assert {tuple(h.tokens) for h in hypotheses} == {(), (4, 4, 4, 4)}
+    long = next(h for h in hypotheses if h.tokens)
+    assert math.isclose(long.log_prob, math.log(0.45) + 4 * math.log(0.99), rel_tol=1e-5)
+    assert math.isclose(long.score, long.log_prob / ((5 + 5) / 6) ** alpha, rel_tol=1e-5)
+
+
+def test_nbest_output_format_and_best_equals_plain(reverse_model, reverse_data):
+    sources = open(f"{reverse_data}/dev.src").read().splitlines()[:20] + [""]
+    text = "\n".join(sources) + "\n"
+    plain = seqkit("translate", reverse_model, stdin=text)
+    nbest = seqkit("translate", reverse_model, "--nbest", "3", stdin=text)
+    assert plain.returncode == 0 and nbest.returncode == 0, nbest.stderr.decode()
+    records = [json.loads(line) for line in nbest.stdout.decode().splitlines()]
+    assert len(records) == len(sources)
+    assert records[-1] == {"hypotheses": []}  # an empty line has no hypotheses
+    assert [
+        r["hypotheses"][0]["text"] if r["hypotheses"] else "" for r in records
+    ] == plain.stdout.decode().split("\n")[:-1]
+    for record in records[:-1]:
+        scores = [h["score"] for h in record["hypotheses"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+
+def test_greedy_flag_and_bad_decoding_options(reverse_model):
+    greedy = seqkit("translate", reverse_model, "--beam-size", "1", stdin="a b c\n")
+    assert greedy.stdout == b"c b a\n"
+    result = seqkit("translate", reverse_model, "--nbest", "6", stdin="a\n")
+    assert result.returncode == 1 and b"--nbest 6" in result.stderr and b"beam size (5)" in result.stderr
+    result = seqkit("translate", reverse_model, "--length-penalty", "-1", stdin="a\n")
+    assert result.returncode == 1 and b"decode.length_penalty" in result.stderr
