@@ -59,13 +59,14 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Shorthand for --set train.seed=N.")] = None,
 ) -> None:
-    """Train an encoder-decoder with attention on a parallel corpus."""
-    from seqkit import console, training
+    """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm")."""
+    from seqkit import console, train_lm, train_seq2seq
 
     shorthands = {"max_steps": max_steps, "max_epochs": max_epochs, "max_minutes": max_minutes, "seed": seed}
     extra = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
     cfg = config_lib.load(config, [*(overrides or []), *extra])
-    training.train(cfg, output, console.TrainingProgress())
+    trainers = {"seq2seq": train_seq2seq.train, "lm": train_lm.train}
+    trainers[cfg.model.type](cfg, output, console.TrainingProgress())
 
 
 def _input_lines(inputs: list[Path] | None):
@@ -118,6 +119,8 @@ def translate(
     from seqkit import inference, modeldir
 
     cfg, tokenizer, model = modeldir.load(model_dir)
+    if cfg.model.type != "seq2seq":
+        raise ConfigError(f"{model_dir} is a language model; use `seqkit generate`, or train a seq2seq model")
     options = {
         "decode": {
             "beam_size": beam_size,
@@ -159,6 +162,64 @@ def nbest_json(options) -> str:
 
 @app.command()
 @user_errors
+def generate(
+    model_dir: Annotated[Path, typer.Argument(help='Language model directory (model.type = "lm").')],
+    prompts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Prompts; one per stdin line when none (an empty one starts afresh)."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="New tokens per sample at most. [default: 200]")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option(help="0 = greedy. [default: 1.0]")] = None,
+    top_k: Annotated[
+        int | None, typer.Option(help="Sample from the k likeliest tokens; 0 = all. [default: 0]")
+    ] = None,
+    top_p: Annotated[
+        float | None, typer.Option(help="Nucleus: the smallest set reaching p. [default: 1.0]")
+    ] = None,
+    num_samples: Annotated[int | None, typer.Option(help="Output lines per prompt. [default: 1]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Same seed, same output. [default: 1]")] = None,
+) -> None:
+    """Sample text from a language model: each prompt and its continuation on one line."""
+    from seqkit import inference, modeldir
+
+    cfg, tokenizer, model = modeldir.load(model_dir)
+    if cfg.model.type != "lm":
+        raise ConfigError(
+            f"{model_dir} is a {cfg.model.type} model; `generate` needs a language model (model.type = lm)"
+        )
+    options = {
+        "generate": {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "num_samples": num_samples,
+            "seed": seed,
+        }
+    }
+    settings = config_lib.with_overrides(cfg, options, "command-line options").generate
+    if prompts:
+        lines = iter(prompts)
+    elif sys.stdin.isatty():
+        lines = iter([""])  # nothing piped in: one text from nothing
+    else:
+        lines = _input_lines(None)
+    if sys.stdout.isatty():  # a person is watching: show the text as it comes
+
+        def show(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        for _ in inference.generate(model, tokenizer, lines, settings, on_text=show):
+            sys.stdout.write("\n")
+    else:
+        _write_lines(inference.generate(model, tokenizer, lines, settings), None)
+
+
+@app.command()
+@user_errors
 def evaluate(
     hypotheses: Annotated[
         list[Path] | None, typer.Option("--hyp", "-i", help="System output (repeatable).")
@@ -173,14 +234,15 @@ def evaluate(
         str, typer.Option("--metrics", "-m", help="Comma-separated: bleu,chrf,ter.")
     ] = "bleu,chrf,ter",
     model_dir: Annotated[
-        Path | None, typer.Option("--model", help="Model for perplexity of --ref given --source.")
+        Path | None,
+        typer.Option("--model", help="Perplexity of --ref under this model (given --source for seq2seq)."),
     ] = None,
     source: Annotated[
         Path | None, typer.Option("--source", "-s", help="Source file, for perplexity.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.")] = False,
 ) -> None:
-    """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on a parallel set."""
+    """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref."""
     from seqkit import console
     from seqkit.evaluation import model_perplexity, score_systems
 
@@ -193,8 +255,6 @@ def evaluate(
     rows = score_systems(hypotheses, references, names or [], metrics) if hypotheses else []
     perplexity = None
     if model_dir is not None:
-        if source is None:
-            raise DataError("--model needs --source: the source side of the --ref file")
         perplexity = model_perplexity(model_dir, source, references[0])
     console.print_evaluation(rows, perplexity, as_json)
 

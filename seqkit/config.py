@@ -21,7 +21,7 @@ from seqkit.errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Parallel text: files are `{prefix}.{lang}` or `{prefix}.{lang}.gz`."""
+    """Text files are `{prefix}.{lang}` or `{prefix}.{lang}.gz`: a language model reads the tgt_lang side."""
 
     train: str = ""  # path prefix of the training set, e.g. corpora/bible-es-en/train
     dev: str = ""  # path prefix of the validation set
@@ -32,8 +32,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    """SentencePiece, trained on the training data unless `model` names an existing one."""
+    """SentencePiece (trained on the training data unless `model` names an existing one), or characters."""
 
+    type: Literal["sentencepiece", "char"] = "sentencepiece"
     vocab_size: int = 8000
     model_type: Literal["unigram", "bpe"] = "unigram"
     joint: bool = True  # one vocabulary for source and target
@@ -44,8 +45,10 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """An embedding + RNN encoder and an attentional RNN decoder."""
+    """seq2seq: an embedding + RNN encoder and an attentional RNN decoder.
+    lm: the decoder alone, without attention (a recurrent language model)."""
 
+    type: Literal["seq2seq", "lm"] = "seq2seq"
     cell: Literal["rnn", "gru", "lstm"] = "gru"
     embedding_size: int = 256
     encoder_hidden_size: int = 256  # per direction
@@ -55,12 +58,16 @@ class ModelConfig:
     decoder_layers: int = 1
     attention: Literal["bahdanau", "luong"] = "bahdanau"
     dropout: float = 0.2
+    tie_embeddings: bool = (
+        False  # share the target embedding and output matrix (needs embedding_size == decoder_hidden_size)
+    )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 1
-    batch_tokens: int = 3000  # padded tokens per batch (sentences x longest side)
+    batch_tokens: int = 3000  # padded tokens per batch (sentences x longest side); lm: streams x bptt_length
+    bptt_length: int = 64  # lm: tokens per truncated-backpropagation chunk
     learning_rate: float = 1e-3
     clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
     max_epochs: int = 0  # 0 = no limit
@@ -84,12 +91,23 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class GenerateConfig:
+    max_tokens: int = 200  # new tokens per sample at most (a sample also ends at end-of-sentence)
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 0  # sample from the k most likely tokens only; 0 = all
+    top_p: float = 1.0  # sample from the smallest set of tokens whose probability reaches p (nucleus)
+    num_samples: int = 1  # output lines per prompt
+    seed: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,6 +140,12 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("decode", "length_penalty"): (lambda v: v >= 0, "0 (none) or positive"),
     ("decode", "max_length_ratio"): (lambda v: v > 0, "positive"),
     ("decode", "max_length_offset"): (lambda v: v >= 0, "0 or positive"),
+    ("train", "bptt_length"): (lambda v: v >= 2, "at least 2"),
+    ("generate", "max_tokens"): (lambda v: v > 0, "a positive integer"),
+    ("generate", "temperature"): (lambda v: v >= 0, "0 (greedy) or positive"),
+    ("generate", "top_k"): (lambda v: v >= 0, "0 (all tokens) or positive"),
+    ("generate", "top_p"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("generate", "num_samples"): (lambda v: v > 0, "a positive integer"),
 }
 
 
@@ -179,7 +203,14 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: [{name}] must be a table of keys, got {body!r}")
         built[name] = _section(sections[name], body, name, source)
-    return Config(**built)
+    config = Config(**built)
+    model = config.model
+    if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
+        raise ConfigError(
+            f"{source}: model.tie_embeddings needs model.embedding_size == model.decoder_hidden_size "
+            f"(got {model.embedding_size} and {model.decoder_hidden_size}); make them equal or untie"
+        )
+    return config
 
 
 def read_toml(path: Path) -> dict[str, Any]:

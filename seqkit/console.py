@@ -12,6 +12,13 @@ from rich.table import Table
 from seqkit.metrics import Score
 
 stderr = Console(stderr=True, soft_wrap=True)
+# validation record key, label, decimals: in this order when present
+VALIDATION_SCORES = (
+    ("dev_ppl", "dev ppl", 2),
+    ("dev_bpc", "bits/char", 3),
+    ("dev_bleu", "BLEU", 2),
+    ("dev_chrf", "chrF", 2),
+)
 
 
 def error(message: str) -> None:
@@ -38,11 +45,20 @@ class TrainingProgress:
         self.task = None
 
     def start(self, info: dict) -> None:
+        if "train_pairs" in info:
+            data = (
+                f"{info['train_pairs']:,} training pairs ({info['skipped_pairs']:,} too long or empty, skipped), "
+                f"{info['dev_pairs']:,} dev pairs; vocabulary {info['src_vocab']:,}/{info['tgt_vocab']:,}"
+            )
+        else:
+            data = (
+                f"{info['train_lines']:,} training lines ({info['train_tokens']:,} tokens in {info['streams']} "
+                f"streams), {info['dev_lines']:,} dev lines; vocabulary {info['vocab']:,}"
+            )
         stderr.print(
-            f"{info['train_pairs']:,} training pairs ({info['skipped_pairs']:,} too long or empty, skipped), "
-            f"{info['dev_pairs']:,} dev pairs; vocabulary {info['src_vocab']:,}/{info['tgt_vocab']:,}; "
-            f"{info['parameters']:,} parameters; {info['steps_per_epoch']:,} steps per epoch; "
-            f"{info['threads']} threads"
+            f"{data}; {info['parameters']:,} parameters; {info['steps_per_epoch']:,} steps per epoch; "
+            f"{info['threads']} threads",
+            highlight=False,
         )
         self.progress.start()
         self.task = self.progress.add_task("", total=1.0)
@@ -61,17 +77,18 @@ class TrainingProgress:
 
     def validation(self, record: dict) -> None:
         mark = "  [green]new best, saved[/]" if record["best"] else ""
-        self.progress.console.print(
-            f"validation at step {record['step']:,}: dev ppl {record['dev_ppl']:.2f}  "
-            f"BLEU {record['dev_bleu']:.2f}  chrF {record['dev_chrf']:.2f}{mark}",
-            highlight=False,
+        scores = "  ".join(
+            f"{label} {record[key]:.{digits}f}" for key, label, digits in VALIDATION_SCORES if key in record
         )
+        self.progress.console.print(f"validation at step {record['step']:,}: {scores}{mark}", highlight=False)
 
     def finish(self, summary: dict) -> None:
         self.progress.stop()
+        best = next(key for key in summary if key.startswith("best_"))
+        label = dict((key, label) for key, label, _ in VALIDATION_SCORES)[best.removeprefix("best_")]
         stderr.print(
             f"stopped by {summary['reason']} after {summary['steps']:,} steps in {_clock(summary['elapsed_s'])}; "
-            f"best dev BLEU {summary['best_dev_bleu']:.2f}",
+            f"best {label} {summary[best]:.2f}",
             highlight=False,
         )
 
@@ -100,7 +117,8 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
         for score in rows[0][1]:
             sys.stdout.write(f"{score.metric} signature: {score.signature}\n")
     if perplexity:
+        bpc = f", {perplexity['bits_per_char']:.4f} bits/char" if "bits_per_char" in perplexity else ""
         sys.stdout.write(
             f"{perplexity['model']}: perplexity {perplexity['perplexity']:.3f} "
-            f"({perplexity['tokens']:,} target tokens, {perplexity['nll_per_token']:.4f} nats/token)\n"
+            f"({perplexity['tokens']:,} tokens, {perplexity['nll_per_token']:.4f} nats/token{bpc})\n"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from seqkit.data.text import read_lines, read_parallel
@@ -47,12 +48,30 @@ def score_systems(
     return rows
 
 
-def model_perplexity(model_dir: Path, source: Path, reference: Path) -> dict:
-    """Perplexity, nats per token and token count of `reference` given `source` under the model."""
+def model_perplexity(model_dir: Path, source: Path | None, reference: Path) -> dict:
+    """Perplexity of `reference` under the model: given `source` for seq2seq; per token and per character
+    (bits) for a language model."""
     from seqkit import modeldir
-    from seqkit.training import corpus_nll, tokenize_parallel
 
     cfg, tokenizer, model = modeldir.load(model_dir)
+    if cfg.model.type == "lm":
+        from seqkit.train_lm import score_text
+
+        lines = [line for line in read_lines(reference) if line.strip()]
+        if not lines:
+            raise DataError(f"{reference}: no non-empty lines to score")
+        scores = score_text(model, tokenizer, lines, cfg.train.bptt_length)
+        return {
+            "model": str(model_dir),
+            "perplexity": scores["ppl"],
+            "bits_per_char": scores["bpc"],
+            "nll_per_token": math.log(scores["ppl"]),
+            "tokens": scores["tokens"],
+        }
+    from seqkit.train_seq2seq import corpus_nll, tokenize_parallel
+
+    if source is None:
+        raise DataError("--model with a seq2seq model needs --source: the source side of the --ref file")
     data = tokenize_parallel(tokenizer, *read_parallel(source, reference), max_length=None)
     if not data.src:
         raise DataError(f"{source}: no non-empty sentence pairs to score")

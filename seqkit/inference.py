@@ -1,4 +1,4 @@
-"""Translation of text lines: exactly one result per input line, in order.
+"""Translation and generation of text lines: exactly one result per input line (or per sample), in order.
 
 Lines are read in chunks so that a long stdin stream starts producing output before it ends, while
 each chunk is still sorted by length into batches (little padding) and put back in input order.
@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TypeVar
 
-from seqkit.config import DecodeConfig
+import torch
+
+from seqkit.config import DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import Tokenizer
-from seqkit.search import decode_corpus
+from seqkit.search import decode_corpus, sample
 
 CHUNK_BATCHES = 16  # batches per chunk of input lines
 Result = TypeVar("Result")
@@ -59,3 +61,45 @@ def in_chunks(
 def translate_stream(model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig) -> Iterator[str]:
     """Yield one translation per input line, in input order, chunk by chunk."""
     return in_chunks(lines, cfg, lambda chunk: translate_lines(model, tokenizer, chunk, cfg))
+
+
+def _continuation(tokenizer, prompt_ids: list[int], generated: list[int]) -> str:
+    """The text the generated tokens add after the prompt (decoded together: a piece may start a word)."""
+    prefix = tokenizer.decode_tgt([prompt_ids])[0]
+    full = tokenizer.decode_tgt([prompt_ids + generated])[0]
+    return full[len(prefix) :] if full.startswith(prefix) else full
+
+
+class _Streamer:
+    """Passes on the text each new token adds (a piece may change how earlier pieces decode)."""
+
+    def __init__(self, tokenizer, prompt_ids: list[int], on_text: Callable[[str], None]):
+        self.tokenizer, self.prompt_ids, self.on_text, self.shown = tokenizer, prompt_ids, on_text, 0
+
+    def __call__(self, generated: list[int]) -> None:
+        text = _continuation(self.tokenizer, self.prompt_ids, generated)
+        self.on_text(text[self.shown :])
+        self.shown = len(text)
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: Iterable[str],
+    cfg: GenerateConfig,
+    on_text: Callable[[str], None] | None = None,
+) -> Iterator[str]:
+    """`cfg.num_samples` texts per prompt (each the prompt and its continuation), in order.
+
+    One random generator, seeded once, serves every sample in turn: the same seed, prompts and options
+    give the same texts. `on_text(piece)` receives each new piece of text as it is generated."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    model.eval()
+    for prompt in prompts:
+        prompt_ids = tokenizer.encode_tgt([prompt])[0] if prompt else []
+        for _ in range(cfg.num_samples):
+            if on_text:
+                on_text(prompt)
+            streamer = _Streamer(tokenizer, prompt_ids, on_text) if on_text else None
+            generated = sample(model, prompt_ids, cfg, generator, streamer)
+            yield prompt + _continuation(tokenizer, prompt_ids, generated)

@@ -1,7 +1,8 @@
 """The model directory: one self-describing folder that every command can load.
 
     config.toml          the full resolved config of the run (model shape, tokenizer, decoding)
-    spm.model            the SentencePiece model (spm.src.model + spm.tgt.model when not joint)
+    spm.model            the SentencePiece model (spm.src.model + spm.tgt.model when not joint;
+                         chars.json for a character tokenizer)
     model.safetensors    the weights of the best checkpoint (no pickle)
     train_log.jsonl      one JSON record per log interval and validation
 
@@ -24,14 +25,14 @@ from safetensors.torch import save as save_safetensors
 
 from seqkit import config as config_lib
 from seqkit.config import Config
-from seqkit.data.tokenizer import Tokenizer
+from seqkit.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
 from seqkit.errors import ConfigError, ModelDirError
+from seqkit.models.lm import RNNLanguageModel
 from seqkit.models.seq2seq import Seq2Seq
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
 LOG = "train_log.jsonl"
-SPM_JOINT, SPM_SRC, SPM_TGT = "spm.model", "spm.src.model", "spm.tgt.model"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -49,27 +50,35 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def create(model_dir: Path, cfg: Config, tokenizer: Tokenizer) -> None:
+def create(model_dir: Path, cfg: Config, tokenizer: Tokenizer | CharTokenizer) -> None:
     """Start a new model directory with its config and tokenizer; refuses to overwrite a run."""
     if (model_dir / CONFIG).exists():
         raise ModelDirError(f"{model_dir} already holds a training run; choose another --output or delete it")
     model_dir.mkdir(parents=True, exist_ok=True)
-    if tokenizer.joint:
-        atomic_write(model_dir / SPM_JOINT, tokenizer.src_model)
-    else:
-        atomic_write(model_dir / SPM_SRC, tokenizer.src_model)
-        atomic_write(model_dir / SPM_TGT, tokenizer.tgt_model)
+    for name, data in tokenizer.files().items():
+        atomic_write(model_dir / name, data)
     atomic_write(model_dir / CONFIG, config_lib.to_toml(cfg))
     (model_dir / LOG).unlink(missing_ok=True)
 
 
-def build_model(cfg: Config, tokenizer: Tokenizer) -> Seq2Seq:
+def build_model(cfg: Config, tokenizer: Tokenizer | CharTokenizer) -> Seq2Seq | RNNLanguageModel:
+    if cfg.model.type == "lm":
+        return RNNLanguageModel(cfg.model, tokenizer.tgt_vocab_size)
     return Seq2Seq(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
 
 
 def save_weights(model_dir: Path, model: torch.nn.Module) -> None:
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    atomic_write(model_dir / WEIGHTS, save_safetensors(tensors))
+    atomic_write(model_dir / WEIGHTS, save_safetensors(_unshared_state(model)))
+
+
+def _unshared_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with each tied tensor once (safetensors refuses shared memory)."""
+    tensors, seen = {}, set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            tensors[name] = tensor.detach().cpu().contiguous()
+    return tensors
 
 
 def append_log(model_dir: Path, record: dict) -> None:
@@ -105,16 +114,7 @@ def load_config(model_dir: Path) -> Config:
         raise ModelDirError(f"{e} (the model directory is damaged; retrain it)") from None
 
 
-def load_tokenizer(model_dir: Path) -> Tokenizer:
-    if (model_dir / SPM_JOINT).is_file():
-        return Tokenizer((model_dir / SPM_JOINT).read_bytes(), names=(str(model_dir / SPM_JOINT),) * 2)
-    fix = "the model directory is incomplete; retrain it"
-    src = _require(model_dir / SPM_SRC, "the SentencePiece model", fix)
-    tgt = _require(model_dir / SPM_TGT, "the target SentencePiece model", fix)
-    return Tokenizer(src.read_bytes(), tgt.read_bytes(), names=(str(src), str(tgt)))
-
-
-def load(model_dir: Path | str) -> tuple[Config, Tokenizer, Seq2Seq]:
+def load(model_dir: Path | str) -> tuple[Config, Tokenizer | CharTokenizer, Seq2Seq | RNNLanguageModel]:
     """Config, tokenizer and model (in eval mode) of a model directory, or a ModelDirError."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -126,7 +126,10 @@ def load(model_dir: Path | str) -> tuple[Config, Tokenizer, Seq2Seq]:
     )
     model = build_model(cfg, tokenizer)
     try:
-        model.load_state_dict(load_safetensors(weights.read_bytes()))
+        state = load_safetensors(weights.read_bytes())
+        if set(state) != set(_unshared_state(model)):
+            raise ValueError(f"tensor names differ from a {cfg.model.type} model with this config")
+        model.load_state_dict(state, strict=False)  # tied tensors are stored once
     except (SafetensorError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelDirError(

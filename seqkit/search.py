@@ -1,4 +1,5 @@
-"""Decoding: token ids in, token ids out. Greedy and beam search over a model's `encode` / `step` pair.
+"""Decoding: token ids in, token ids out. Greedy and beam search over a model's `encode` / `step` pair,
+and sampling from a language model.
 
 Every sentence has its own length limit (`max_length_ratio * source length + offset`), so a sentence
 decodes to the same output alone or in any batch.
@@ -12,7 +13,7 @@ import torch
 
 from seqkit.config import DecodeConfig
 from seqkit.data.batches import inference_batches, make_batch
-from seqkit.data.tokenizer import BOS, EOS
+from seqkit.data.tokenizer import BOS, EOS, PAD, UNK
 
 
 def max_output_lengths(src_lengths: torch.Tensor, cfg: DecodeConfig) -> torch.Tensor:
@@ -137,3 +138,47 @@ def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[li
             outputs[i] = hypotheses
     model.train(was_training)
     return outputs
+
+
+NEVER_SAMPLED = (PAD, UNK, BOS)  # a language model may end a text (EOS) but not emit these
+
+
+def choose_tokens(
+    logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """logits (batch, vocab) -> (batch,) next tokens: argmax at temperature 0, else a sample from the
+    temperature-scaled distribution restricted to the top k tokens and to the top-p nucleus."""
+    logits = logits.float().clone()
+    logits[:, list(NEVER_SAMPLED)] = float("-inf")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / temperature
+    if top_k:
+        kth_best = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        outside = probs.cumsum(dim=-1) - probs >= top_p  # the mass before this token already reaches p
+        logits = logits.scatter(1, order, sorted_logits.masked_fill(outside, float("-inf")))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
+
+
+@torch.no_grad()
+def sample(model, prompt: list[int], cfg, generator: torch.Generator, on_token=None) -> list[int]:
+    """Continue `prompt` (token ids) with a language model until EOS or `cfg.max_tokens` new tokens.
+
+    `cfg` is a GenerateConfig; `on_token(tokens_so_far)` is called after each new token (for streaming).
+    The context starts with EOS, as every training line does, so an empty prompt starts a new line."""
+    logits, state = model(torch.tensor([[EOS, *prompt]]))
+    logits = logits[:, -1]  # (1, vocab)
+    generated: list[int] = []
+    for _ in range(cfg.max_tokens):
+        token = choose_tokens(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)
+        if int(token) == EOS:
+            break
+        generated.append(int(token))
+        if on_token:
+            on_token(generated)
+        logits, state = model.step(token, state)
+    return generated

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import training
+from seqkit import train_seq2seq
 from seqkit.data.toy import make_pairs
 
 torch.set_num_threads(1)  # tiny models: threads only add noise
@@ -51,5 +51,5 @@ def reverse_data(tmp_path_factory) -> str:
 def reverse_model(tmp_path_factory, reverse_data) -> Path:
     """A GRU model trained on the toy reverse task (a few seconds)."""
     model_dir = tmp_path_factory.mktemp("models") / "reverse"
-    training.train(toy_config(reverse_data), model_dir)
+    train_seq2seq.train(toy_config(reverse_data), model_dir)
     return model_dir

@@ -48,6 +48,7 @@ def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b""  # stdout is for results; progress and logs go to stderr
     assert "stopped by max_steps after 2 steps" in result.stderr.decode()
+    assert "best BLEU" in result.stderr.decode()
     assert {p.name for p in (tmp_path / "model").iterdir()} == {
         "config.toml",
         "spm.model",
@@ -105,7 +106,7 @@ def test_translate_bad_model_directories(reverse_model, tmp_path):
     weights.unlink()
     assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "no model.safetensors")
     (damaged / "spm.model").unlink()
-    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "no spm.src.model")
+    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "no spm.model", "(the tokenizer)")
     (damaged / "config.toml").write_text("[model]\ncell = 'gru'\nbogus = 1\n")
     assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "unknown key model.bogus")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seqkit import modeldir, training
+from seqkit import modeldir, train_seq2seq
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
 from seqkit.inference import translate_lines
@@ -34,7 +34,7 @@ def test_gru_bahdanau_learns_reverse_exactly(reverse_model, reverse_data):
 def test_other_architectures_learn_toy_tasks(tmp_path, task, model):
     data_dir = write_toy(tmp_path / "data", task)
     cfg = toy_config(data_dir, model=model, train={"max_steps": 700, "valid_every": 350})
-    training.train(cfg, tmp_path / "model")
+    train_seq2seq.train(cfg, tmp_path / "model")
     assert _dev_accuracy(tmp_path / "model", data_dir) >= 0.95
 
 
@@ -48,3 +48,4 @@ def test_training_log_records_progress(reverse_model):
     assert [r["step"] for r in valid] == [250, 500]
     assert valid[-1]["dev_bleu"] == 100.0 and valid[-1]["bleu_signature"].startswith("nrefs:1|")
     assert records[-1]["reason"] == "max_steps" and records[-1]["steps"] == 500
+    assert records[-1]["best_dev_bleu"] == 100.0

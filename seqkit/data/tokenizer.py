@@ -1,13 +1,16 @@
-"""SentencePiece subwords: training on the training data, encoding and decoding.
+"""Tokenizers: SentencePiece subwords, or plain characters (char-rnn style).
 
 Special ids are fixed so that the model code can rely on them: pad 0, unk 1, bos 2, eos 3.
-A joint tokenizer uses one SentencePiece model for both sides; otherwise each side has its own.
+A joint tokenizer uses one vocabulary for both sides; otherwise each side has its own.
+A tokenizer saves itself as files of a model directory (`files()`) and loads from them (`load_tokenizer`).
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import sentencepiece as spm
 
@@ -15,6 +18,8 @@ from seqkit.config import TokenizerConfig
 from seqkit.errors import DataError, ModelDirError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+SPM_JOINT, SPM_SRC, SPM_TGT, CHARS = "spm.model", "spm.src.model", "spm.tgt.model", "chars.json"
 
 
 def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int) -> bytes:
@@ -98,9 +103,78 @@ class Tokenizer:
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         return [self.tgt.id_to_piece(i) for i in ids]
 
+    def files(self) -> dict[str, bytes]:
+        if self.joint:
+            return {SPM_JOINT: self.src_model}
+        return {SPM_SRC: self.src_model, SPM_TGT: self.tgt_model}
 
-def build_tokenizer(src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
+
+class CharTokenizer:
+    """Every character is a token; characters unseen in training map to unk. Always joint."""
+
+    joint = True
+
+    def __init__(self, chars: Sequence[str]):
+        self.chars = list(chars)  # id 4 + i is chars[i]
+        self.ids = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def train(cls, lines: Iterable[str]) -> CharTokenizer:
+        return cls(sorted(set("".join(lines))))
+
+    @property
+    def src_vocab_size(self) -> int:
+        return len(SPECIALS) + len(self.chars)
+
+    tgt_vocab_size = src_vocab_size
+
+    def encode_src(self, lines: list[str]) -> list[list[int]]:
+        return [[self.ids.get(c, UNK) for c in line] for line in lines]
+
+    encode_tgt = encode_src
+
+    def decode_tgt(self, ids: list[list[int]]) -> list[str]:
+        first = len(SPECIALS)
+        return ["".join(self.chars[i - first] if i >= first else "" for i in row) for row in ids]
+
+    def src_pieces(self, line: str) -> list[str]:
+        return list(line)
+
+    def tgt_pieces(self, ids: list[int]) -> list[str]:
+        first = len(SPECIALS)
+        return [self.chars[i - first] if i >= first else SPECIALS[i] for i in ids]
+
+    def files(self) -> dict[str, bytes]:
+        return {CHARS: json.dumps(self.chars, ensure_ascii=False).encode("utf-8")}
+
+
+def load_tokenizer(directory: Path) -> Tokenizer | CharTokenizer:
+    """The tokenizer saved in a model directory by `files()`."""
+    if (directory / CHARS).is_file():
+        try:
+            chars = json.loads((directory / CHARS).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ModelDirError(
+                f"{directory / CHARS}: damaged character list; retrain or restore it"
+            ) from None
+        return CharTokenizer(chars)
+    if (directory / SPM_JOINT).is_file():
+        return Tokenizer((directory / SPM_JOINT).read_bytes(), names=(str(directory / SPM_JOINT),) * 2)
+    src, tgt = directory / SPM_SRC, directory / SPM_TGT
+    for path in (src, tgt):
+        if not path.is_file():
+            raise ModelDirError(
+                f"{directory}: no {SPM_JOINT}, {path.name} or {CHARS} (the tokenizer); retrain it"
+            )
+    return Tokenizer(src.read_bytes(), tgt.read_bytes(), names=(str(src), str(tgt)))
+
+
+def build_tokenizer(
+    src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, seed: int
+) -> Tokenizer | CharTokenizer:
     """Train (or load, if `cfg.model` is set) the tokenizer for a run."""
+    if cfg.type == "char":
+        return CharTokenizer.train(src_lines + tgt_lines)
     if cfg.model:
         try:
             with open(cfg.model, "rb") as f:

@@ -46,6 +46,7 @@ class Decoder(nn.Module):
         memory_size: int,
         encoder_final_size: int,
         dropout: float,
+        tie_embeddings: bool = False,
     ):
         super().__init__()
         self.cell_type = cell
@@ -59,6 +60,8 @@ class Decoder(nn.Module):
         self.bridge = nn.Linear(encoder_final_size, num_layers * hidden_size)
         self.pre_output = nn.Linear(hidden_size + memory_size + embedding_size, hidden_size)
         self.output = nn.Linear(hidden_size, vocab_size)
+        if tie_embeddings:  # the config checks that embedding_size == hidden_size
+            self.output.weight = self.embedding.weight
         self.dropout = nn.Dropout(dropout)
 
     def init_state(self, encoder_final: torch.Tensor) -> DecoderState:

@@ -49,6 +49,7 @@ class Seq2Seq(nn.Module):
             memory_size=self.encoder.output_size,
             encoder_final_size=self.encoder.output_size,
             dropout=cfg.dropout,
+            tie_embeddings=cfg.tie_embeddings,
         )
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[EncodedSource, DecoderState]:
