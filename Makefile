@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo test lint clean
+.PHONY: install demo demo-generate test lint clean
 
 install: $(STAMP)
 
@@ -32,6 +32,16 @@ demo: install
 	@echo "== sample translations =="
 	@paste -d '\n' <(zcat $(CORPUS)/test.es.gz) <(zcat $(CORPUS)/test.en.gz) $(DEMO_DIR)/test.hyp.en | head -n 18 \
 		| awk 'NR%3==1{print "source:    " $$0} NR%3==2{print "reference: " $$0} NR%3==0{print "model:     " $$0; print ""}'
+
+LM_DIR := runs/lm
+demo-generate: install
+	rm -rf $(LM_DIR)
+	$(BIN)/seqkit train --config $(CORPUS)/lm.toml --output $(LM_DIR)
+	$(BIN)/seqkit evaluate --model $(LM_DIR) -r $(CORPUS)/test.en.gz
+	@echo "== samples at temperature 0.5 =="
+	$(BIN)/seqkit generate $(LM_DIR) "In the beginning" "Jesus said" "" --temperature 0.5 --seed 1 | cat
+	@echo "== samples at temperature 1.0 =="
+	$(BIN)/seqkit generate $(LM_DIR) "In the beginning" "Jesus said" "" --temperature 1.0 --seed 1 | cat
 
 test: install
 	$(BIN)/python -m pytest

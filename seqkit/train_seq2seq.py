@@ -93,7 +93,6 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> dict
     hypotheses = tokenizer.decode_tgt([h[0].tokens for h in decode_corpus(model, dev.src[:limit], greedy)])
     bleu = corpus_score("bleu", hypotheses, [dev.tgt_text[:limit]])
     chrf = corpus_score("chrf", hypotheses, [dev.tgt_text[:limit]])
-    model.train()  # validation runs between training steps
     return {
         "dev_loss": total_nll / max(1, total_tokens),
         "dev_ppl": perplexity(total_nll, total_tokens),

@@ -161,7 +161,7 @@ def fit(cfg: Config, output_dir: Path, model, task: TrainingTask, info: dict, re
     def run_validation() -> None:
         nonlocal best
         record = {"kind": "valid", "step": step, "epoch": epoch + 1, **task.validate()}
-        model.train()
+        model.train()  # whatever validation did, training goes on in training mode
         record["best"] = sign * record[task.best_key] > best
         if record["best"]:
             best = sign * record[task.best_key]
