@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
@@ -107,7 +108,7 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     if rows:
-        table = Table(show_edge=False)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
         table.add_column("system")
         for score in rows[0][1]:
             table.add_column({"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}[score.metric], justify="right")

@@ -23,17 +23,22 @@ def test_gru_bahdanau_learns_reverse_exactly(reverse_model, reverse_data):
 
 
 @pytest.mark.parametrize(
-    ("task", "model"),
+    ("task", "model", "train"),
     [
-        ("copy", {"cell": "lstm", "attention": "luong"}),
-        ("copy", {"cell": "gru", "encoder_layers": 2, "decoder_layers": 2, "bidirectional": False}),
-        ("reverse", {"cell": "rnn", "attention": "bahdanau"}),
+        ("copy", {"cell": "lstm", "attention": "luong"}, {}),
+        ("copy", {"cell": "gru", "encoder_layers": 2, "decoder_layers": 2, "bidirectional": False}, {}),
+        # a vanilla RNN learns more slowly: more steps at a higher rate
+        (
+            "reverse",
+            {"cell": "rnn", "attention": "bahdanau"},
+            {"max_steps": 1000, "valid_every": 500, "learning_rate": 0.002},
+        ),
     ],
     ids=["lstm-luong-copy", "gru-2layer-unidirectional-copy", "rnn-bahdanau-reverse"],
 )
-def test_other_architectures_learn_toy_tasks(tmp_path, task, model):
+def test_other_architectures_learn_toy_tasks(tmp_path, task, model, train):
     data_dir = write_toy(tmp_path / "data", task)
-    cfg = toy_config(data_dir, model=model, train={"max_steps": 700, "valid_every": 350})
+    cfg = toy_config(data_dir, model=model, train={"max_steps": 700, "valid_every": 350, **train})
     train_seq2seq.train(cfg, tmp_path / "model")
     assert _dev_accuracy(tmp_path / "model", data_dir) >= 0.95
 
@@ -46,6 +51,6 @@ def test_training_log_records_progress(reverse_model):
     assert len(train_losses) == 10 and train_losses[-1] < train_losses[0] / 10
     valid = [r for r in records if r["kind"] == "valid"]
     assert [r["step"] for r in valid] == [250, 500]
-    assert valid[-1]["dev_bleu"] == 100.0 and valid[-1]["bleu_signature"].startswith("nrefs:1|")
+    assert round(valid[-1]["dev_bleu"], 6) == 100.0 and valid[-1]["bleu_signature"].startswith("nrefs:1|")
     assert records[-1]["reason"] == "max_steps" and records[-1]["steps"] == 500
-    assert records[-1]["best_dev_bleu"] == 100.0
+    assert round(records[-1]["best_dev_bleu"], 6) == 100.0

@@ -149,3 +149,28 @@ def test_choose_tokens_top_k_and_top_p():
     free = choose_tokens(logits, 1.0, 0, 1.0, generator)
     assert set(free.tolist()) == {4, 5, 6, 7} and abs((free == 4).float().mean().item() - 0.5) < 0.05
     assert choose_tokens(logits[:1], 0.0, 0, 1.0, generator).tolist() == [4]
+
+
+def test_terminal_output_streams_the_same_text(char_lm):
+    """On a terminal the text is written piece by piece; it must add up to what a pipe gets."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "seqkit", "generate", str(char_lm), "a st", "every", "--temperature", "0"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 1024)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert process.wait(timeout=120) == 0
+    os.close(leader)
+    assert b"".join(chunks).decode().replace("\r\n", "\n") == f"{LINES[1]}\n{LINES[3]}\n"
