@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from seqkit import config as config_lib
-from seqkit.errors import ConfigError, DataError, SeqkitError
+from seqkit.errors import ConfigError, DataError, ModelDirError, SeqkitError
 
 app = typer.Typer(
     add_completion=False,
@@ -46,11 +46,18 @@ def user_errors(command):
 @app.command()
 @user_errors
 def train(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to create.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Model directory; an existing run in it is continued."),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override one config key: section.key=value (repeatable)."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue this run's latest checkpoint (its config, then any changes)."),
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Shorthand for --set train.max_steps=N.")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Shorthand for --set train.max_epochs=N.")] = None,
@@ -59,14 +66,42 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Shorthand for --set train.seed=N.")] = None,
 ) -> None:
-    """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm")."""
-    from seqkit import console, train_lm, train_seq2seq
+    """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm").
 
+    Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
+    same command again, or `--resume DIR`, continues exactly where it stopped."""
+    from seqkit import checkpoint, console, modeldir, train_lm, train_seq2seq
+    from seqkit.training import TrainingInterrupted
+
+    if output is not None and resume is not None and output != resume:
+        raise ConfigError(f"--output {output} and --resume {resume} differ; give one directory")
+    run_dir = resume or output
+    if run_dir is None:
+        raise ConfigError(
+            "--output is required: the model directory to create (or --resume DIR to continue one)"
+        )
+    resuming = checkpoint.latest(run_dir) is not None
+    if resume is not None and not resuming:
+        raise ModelDirError(f"{resume}: no checkpoint to resume; start a run with --output {resume}")
+    stored = modeldir.load_config(run_dir) if resuming else None
     shorthands = {"max_steps": max_steps, "max_epochs": max_epochs, "max_minutes": max_minutes, "seed": seed}
     extra = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
-    cfg = config_lib.load(config, [*(overrides or []), *extra])
+    cfg = config_lib.load(config, [*(overrides or []), *extra], base=stored)
+    if stored is not None:
+        changes = config_lib.differences(stored, cfg)
+        console.stderr.print(
+            f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
+            highlight=False,
+        )
     trainers = {"seq2seq": train_seq2seq.train, "lm": train_lm.train}
-    trainers[cfg.model.type](cfg, output, console.TrainingProgress())
+    try:
+        trainers[cfg.model.type](cfg, run_dir, console.TrainingProgress(), resume=resuming)
+    except TrainingInterrupted as e:
+        console.stderr.print(
+            f"stopped by {e} at step {e.step:,}; checkpoint saved. Continue with: seqkit train --resume {run_dir}",
+            highlight=False,
+        )
+        raise typer.Exit(128 + e.signal_number) from None
 
 
 def _input_lines(inputs: list[Path] | None):

@@ -76,6 +76,7 @@ class TrainConfig:
     valid_every: int = 500  # steps between validations (one more always runs at the end)
     valid_max_sentences: int = 0  # BLEU on the first N dev sentences only; 0 = all
     log_every: int = 50  # steps between training-log records
+    keep_checkpoints: int = 2  # resumable checkpoints kept (one is written at every validation)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
 
 
@@ -134,6 +135,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "valid_every"): (lambda v: v > 0, "a positive integer"),
     ("train", "valid_max_sentences"): (lambda v: v >= 0, "0 (all) or positive"),
     ("train", "log_every"): (lambda v: v > 0, "a positive integer"),
+    ("train", "keep_checkpoints"): (lambda v: v > 0, "a positive integer"),
     ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
     ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
@@ -245,14 +247,29 @@ def merge(base: dict[str, Any], overrides: typing.Iterable[tuple[str, str, Any]]
     return merged
 
 
-def load(path: Path | None, overrides: typing.Iterable[str] = ()) -> Config:
-    """The config of a run: defaults, then the file at `path` (if any), then each override."""
-    values = read_toml(path) if path is not None else {}
+def load(path: Path | None, overrides: typing.Iterable[str] = (), base: Config | None = None) -> Config:
+    """The config of a run: `base` (the defaults, or a resumed run's config), then the file at `path`
+    (if any), then each override."""
+    values = base.to_dict() if base is not None else {}
+    if path is not None:
+        for name, body in read_toml(path).items():
+            values[name] = {**values.get(name, {}), **body} if isinstance(body, dict) else body
     parsed = [parse_override(o) for o in overrides]
     source = f"{path}" if path is not None else "config"
     if parsed:
         source += " with --set overrides"
     return from_dict(merge(values, parsed), source)
+
+
+def differences(old: Config, new: Config) -> list[str]:
+    """`section.key: old -> new` for every key whose value differs."""
+    old_values, new_values = old.to_dict(), new.to_dict()
+    return [
+        f"{name}.{key}: {old_values[name][key]!r} -> {value!r}"
+        for name, body in new_values.items()
+        for key, value in body.items()
+        if old_values[name][key] != value
+    ]
 
 
 def with_overrides(config: Config, overrides: dict[str, dict[str, Any]], source: str) -> Config:

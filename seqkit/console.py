@@ -61,6 +61,13 @@ class TrainingProgress:
             f"{info['threads']} threads",
             highlight=False,
         )
+        if info["kind"] == "resume":
+            best = next(key for key in info if key.startswith("best_"))
+            stderr.print(
+                f"restored step {info['step']:,}, epoch {info['epoch']}, learning rate {info['learning_rate']:g}, "
+                f"{best.removeprefix('best_')} {info[best]:.3f}",
+                highlight=False,
+            )
         self.progress.start()
         self.task = self.progress.add_task("", total=1.0)
 

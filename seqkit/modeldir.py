@@ -50,15 +50,15 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def create(model_dir: Path, cfg: Config, tokenizer: Tokenizer | CharTokenizer) -> None:
-    """Start a new model directory with its config and tokenizer; refuses to overwrite a run."""
-    if (model_dir / CONFIG).exists():
-        raise ModelDirError(f"{model_dir} already holds a training run; choose another --output or delete it")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for name, data in tokenizer.files().items():
-        atomic_write(model_dir / name, data)
+def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | CharTokenizer, resume: bool) -> None:
+    """Prepare the directory of a run: a new one gets its tokenizer, config and an empty log; a resumed one
+    gets the config of this session (the command may have changed limits or rates)."""
+    if not resume:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in tokenizer.files().items():
+            atomic_write(model_dir / name, data)
+        (model_dir / LOG).unlink(missing_ok=True)
     atomic_write(model_dir / CONFIG, config_lib.to_toml(cfg))
-    (model_dir / LOG).unlink(missing_ok=True)
 
 
 def build_model(cfg: Config, tokenizer: Tokenizer | CharTokenizer) -> Seq2Seq | RNNLanguageModel:
@@ -67,8 +67,19 @@ def build_model(cfg: Config, tokenizer: Tokenizer | CharTokenizer) -> Seq2Seq | 
     return Seq2Seq(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
 
 
+def weights_bytes(model: torch.nn.Module) -> bytes:
+    return save_safetensors(_unshared_state(model))
+
+
 def save_weights(model_dir: Path, model: torch.nn.Module) -> None:
-    atomic_write(model_dir / WEIGHTS, save_safetensors(_unshared_state(model)))
+    atomic_write(model_dir / WEIGHTS, weights_bytes(model))
+
+
+def load_weights_into(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a state saved by `weights_bytes` (tied tensors stored once); a mismatch is a ValueError."""
+    if set(state) != set(_unshared_state(model)):
+        raise ValueError("tensor names differ from the model this config describes")
+    model.load_state_dict(state, strict=False)
 
 
 def _unshared_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -126,10 +137,7 @@ def load(model_dir: Path | str) -> tuple[Config, Tokenizer | CharTokenizer, Seq2
     )
     model = build_model(cfg, tokenizer)
     try:
-        state = load_safetensors(weights.read_bytes())
-        if set(state) != set(_unshared_state(model)):
-            raise ValueError(f"tensor names differ from a {cfg.model.type} model with this config")
-        model.load_state_dict(state, strict=False)  # tied tensors are stored once
+        load_weights_into(model, load_safetensors(weights.read_bytes()))
     except (SafetensorError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelDirError(

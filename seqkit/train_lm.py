@@ -88,17 +88,21 @@ def score_text(model, tokenizer, lines: list[str], bptt_length: int) -> dict:
     }
 
 
-def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> dict:
-    """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir`."""
+def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> dict:
+    """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir` (or continue
+    its latest checkpoint, with `resume`)."""
     start_run(cfg)
     train_lines = read_text(cfg.data.train, cfg.data.tgt_lang, "data.train")
     dev_lines = read_text(cfg.data.dev, cfg.data.tgt_lang, "data.dev")
     if not train_lines or not dev_lines:
         raise DataError("data.train and data.dev must each have at least one non-empty line")
-    tokenizer = build_tokenizer([], train_lines, cfg.tokenizer, cfg.train.seed)
+    if resume:
+        tokenizer = modeldir.load_tokenizer(output_dir)
+    else:
+        tokenizer = build_tokenizer([], train_lines, cfg.tokenizer, cfg.train.seed)
     streams = max(1, cfg.train.batch_tokens // cfg.train.bptt_length)
     data = stream_rows(token_stream(tokenizer, train_lines), streams)
-    modeldir.create(output_dir, cfg, tokenizer)
+    modeldir.start(output_dir, cfg, tokenizer, resume)
     model = modeldir.build_model(cfg, tokenizer)
     state = None
 
@@ -116,12 +120,18 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> di
         scores = score_text(model, tokenizer, dev_lines, cfg.train.bptt_length)
         return {"dev_loss": math.log(scores["ppl"]), "dev_ppl": scores["ppl"], "dev_bpc": scores["bpc"]}
 
+    def load_state(saved: dict) -> None:
+        nonlocal state
+        state = saved["hidden"]
+
     task = TrainingTask(
         batches=lambda epoch: chunk_starts(data, cfg.train.bptt_length),
         step=step,
         validate=validate,
         best_key="dev_ppl",
         higher_is_better=False,
+        state_dict=lambda: {"hidden": state},  # the hidden state carried into the next chunk
+        load_state_dict=load_state,
     )
     info = {
         "train_lines": len(train_lines),
@@ -130,4 +140,4 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> di
         "dev_lines": len(dev_lines),
         "vocab": tokenizer.tgt_vocab_size,
     }
-    return fit(cfg, output_dir, model, task, info, reporter or NullReporter())
+    return fit(cfg, output_dir, model, task, info, reporter or NullReporter(), resume)

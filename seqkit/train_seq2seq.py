@@ -104,11 +104,11 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> dict
     }
 
 
-def prepare_data(cfg: Config) -> tuple[Tokenizer, ParallelIds, ParallelIds, int]:
-    """Read train and dev, build the tokenizer, tokenize: (tokenizer, train, dev, skipped train pairs)."""
+def prepare_data(cfg: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, ParallelIds, ParallelIds, int]:
+    """Read train and dev, build the tokenizer (unless given), tokenize: (tokenizer, train, dev, skipped pairs)."""
     train_src, train_tgt = _read(cfg, "train")
     dev_src, dev_tgt = _read(cfg, "dev")
-    tokenizer = build_tokenizer(train_src, train_tgt, cfg.tokenizer, cfg.train.seed)
+    tokenizer = tokenizer or build_tokenizer(train_src, train_tgt, cfg.tokenizer, cfg.train.seed)
     train_data = tokenize_parallel(tokenizer, train_src, train_tgt, cfg.data.max_length)
     dev = tokenize_parallel(tokenizer, dev_src, dev_tgt, None)
     if not train_data.src or not dev.src:
@@ -118,11 +118,14 @@ def prepare_data(cfg: Config) -> tuple[Tokenizer, ParallelIds, ParallelIds, int]
     return tokenizer, train_data, dev, len(train_src) - len(train_data.src)
 
 
-def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> dict:
-    """Train a translation model into `output_dir`; returns the closing summary record."""
+def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> dict:
+    """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`);
+    returns the closing summary record."""
     start_run(cfg)
-    tokenizer, train_data, dev, skipped = prepare_data(cfg)
-    modeldir.create(output_dir, cfg, tokenizer)
+    tokenizer, train_data, dev, skipped = prepare_data(
+        cfg, modeldir.load_tokenizer(output_dir) if resume else None
+    )
+    modeldir.start(output_dir, cfg, tokenizer, resume)
     model = modeldir.build_model(cfg, tokenizer)
     sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
 
@@ -145,4 +148,4 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None) -> di
         "src_vocab": tokenizer.src_vocab_size,
         "tgt_vocab": tokenizer.tgt_vocab_size,
     }
-    return fit(cfg, output_dir, model, task, info, reporter or NullReporter())
+    return fit(cfg, output_dir, model, task, info, reporter or NullReporter(), resume)

@@ -8,8 +8,11 @@ one) and writes JSON records to the model directory's training log.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from typing import Any, Protocol
 
 import torch
 
-from seqkit import modeldir
+from seqkit import checkpoint, modeldir
 from seqkit.config import Config
 from seqkit.errors import ConfigError
 from seqkit.metrics import perplexity
@@ -127,6 +130,36 @@ class TrainingTask:
     validate: Callable[[], dict]  # dev scores, e.g. {"dev_ppl": ..., "dev_bleu": ...}
     best_key: str  # the validation score that decides which weights are kept
     higher_is_better: bool
+    # state the task carries between batches (a language model's hidden state), for checkpoints
+    state_dict: Callable[[], dict] = dict
+    load_state_dict: Callable[[dict], None] = lambda state: None
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM arrived; the current step was finished and a checkpoint saved."""
+
+    def __init__(self, signal_number: int, step: int):
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number, self.step = signal_number, step
+
+
+class _StopSignals:
+    """Turns SIGINT / SIGTERM into a request the loop answers between two steps."""
+
+    def __enter__(self):
+        self.received: int | None = None
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, frame) -> None:
+        self.received = number
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def apply_gradients(model, optimizer, clip_norm: float) -> float:
@@ -137,81 +170,146 @@ def apply_gradients(model, optimizer, clip_norm: float) -> float:
     return grad_norm
 
 
-def fit(cfg: Config, output_dir: Path, model, task: TrainingTask, info: dict, reporter: Reporter) -> dict:
-    """Train `model` until a limit is reached; returns the closing summary record."""
+@dataclass
+class Progress:
+    """Where a run is: everything besides weights and optimizer that an exact resume needs."""
+
+    step: int = 0
+    epoch: int = 0  # completed epochs
+    position: int = 0  # batches of the current epoch already trained on
+    best: float = -math.inf  # best validation score so far, sign-adjusted so that higher is better
+    validated_step: int = -1
+    elapsed_s: float = 0.0  # training time of earlier sessions of this run
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def fit(
+    cfg: Config,
+    output_dir: Path,
+    model,
+    task: TrainingTask,
+    info: dict,
+    reporter: Reporter,
+    resume: bool = False,
+) -> dict:
+    """Train `model` until a limit is reached; returns the closing summary record. With `resume`, continue
+    exactly from the model directory's latest checkpoint: weights, optimizer, RNG, counters, data position."""
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate)
-    batches = task.batches(0)
+    progress = Progress()
+    if resume:
+        saved = checkpoint.restore(checkpoint.latest(output_dir), model, optimizer)
+        for group in optimizer.param_groups:  # the learning rate may be changed on resume
+            group["lr"] = cfg.train.learning_rate
+        progress = Progress(**saved["progress"])
+        torch.set_rng_state(saved["torch_rng"])
+        task.load_state_dict(saved["task"])
+    batches = task.batches(progress.epoch)
     limits = Limits(cfg, len(batches))
     info = {
-        "kind": "start",
+        "kind": "resume" if resume else "start",
         **info,
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps_per_epoch": len(batches),
         "threads": torch.get_num_threads(),
+        **(
+            {
+                "step": progress.step,
+                "epoch": progress.epoch + 1,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                f"best_{task.best_key}": (1 if task.higher_is_better else -1) * progress.best,
+            }
+            if resume
+            else {}
+        ),
     }
     modeldir.append_log(output_dir, info)
     reporter.start(info)
 
     sign = 1 if task.higher_is_better else -1
-    step, epoch, best, stop = 0, 0, -math.inf, None
-    start = time.monotonic()
+    session_start = time.monotonic()
     window = Window()
 
+    def elapsed() -> float:
+        return progress.elapsed_s + time.monotonic() - session_start
+
+    def save_checkpoint() -> None:
+        state = {
+            "progress": {**progress.to_dict(), "elapsed_s": elapsed()},
+            "torch_rng": torch.get_rng_state(),
+            "task": task.state_dict(),
+        }
+        checkpoint.save(output_dir, model, optimizer, state, cfg.train.keep_checkpoints)
+
     def run_validation() -> None:
-        nonlocal best
-        record = {"kind": "valid", "step": step, "epoch": epoch + 1, **task.validate()}
+        record = {"kind": "valid", "step": progress.step, "epoch": progress.epoch + 1, **task.validate()}
         model.train()  # whatever validation did, training goes on in training mode
-        record["best"] = sign * record[task.best_key] > best
+        progress.validated_step = progress.step
+        record["best"] = sign * record[task.best_key] > progress.best
         if record["best"]:
-            best = sign * record[task.best_key]
+            progress.best = sign * record[task.best_key]
+        save_checkpoint()  # first: best weights never exist without a checkpoint to resume from
+        if record["best"]:
             modeldir.save_weights(output_dir, model)
-        record["elapsed_s"] = time.monotonic() - start
+        record["elapsed_s"] = elapsed()
         modeldir.append_log(output_dir, record)
         reporter.validation(record)
 
-    while stop is None:
-        for batch in batches:
-            step_start = time.monotonic()
-            nll, tokens, correct = task.step(batch)
-            grad_norm = apply_gradients(model, optimizer, cfg.train.clip_norm)
-            step += 1
-            window.add(nll, tokens, correct, grad_norm, time.monotonic() - step_start)
-            elapsed = time.monotonic() - start
-            reporter.step(
-                {
-                    "step": step,
-                    "epoch": epoch + 1,
-                    "loss": nll / max(1, tokens),
-                    "target_tokens_per_s": window.tokens_per_s,
-                    "elapsed_s": elapsed,
-                    "fraction": limits.fraction(step, elapsed),
-                }
-            )
-            if step % cfg.train.log_every == 0:
-                modeldir.append_log(
-                    output_dir, window.record(step, epoch + 1, optimizer.param_groups[0]["lr"], elapsed)
+    def closing_summary(kind: str, reason: str) -> dict:
+        return {
+            "kind": kind,
+            "reason": reason,
+            "steps": progress.step,
+            "epochs": progress.epoch,
+            f"best_{task.best_key}": sign * progress.best,
+            "elapsed_s": elapsed(),
+        }
+
+    stop = limits.reached(progress.step, progress.epoch, elapsed())
+    with _StopSignals() as signals:
+        while stop is None:
+            while progress.position < len(batches) and stop is None:
+                step_start = time.monotonic()
+                nll, tokens, correct = task.step(batches[progress.position])
+                grad_norm = apply_gradients(model, optimizer, cfg.train.clip_norm)
+                progress.step += 1
+                progress.position += 1
+                window.add(nll, tokens, correct, grad_norm, time.monotonic() - step_start)
+                reporter.step(
+                    {
+                        "step": progress.step,
+                        "epoch": progress.epoch + 1,
+                        "loss": nll / max(1, tokens),
+                        "target_tokens_per_s": window.tokens_per_s,
+                        "elapsed_s": elapsed(),
+                        "fraction": limits.fraction(progress.step, elapsed()),
+                    }
                 )
-                window = Window()
-            if step % cfg.train.valid_every == 0:
-                run_validation()
-            stop = limits.reached(step, epoch, time.monotonic() - start)
-            if stop:
-                break
-        else:
-            epoch += 1
-            stop = limits.reached(step, epoch, time.monotonic() - start)
-            batches = task.batches(epoch)
-    if step % cfg.train.valid_every != 0:
-        run_validation()  # the last steps count too
-    summary = {
-        "kind": "end",
-        "reason": stop,
-        "steps": step,
-        "epochs": epoch,
-        f"best_{task.best_key}": sign * best,
-        "elapsed_s": time.monotonic() - start,
-    }
+                if progress.step % cfg.train.log_every == 0:
+                    lr = optimizer.param_groups[0]["lr"]
+                    modeldir.append_log(
+                        output_dir, window.record(progress.step, progress.epoch + 1, lr, elapsed())
+                    )
+                    window = Window()
+                if progress.step % cfg.train.valid_every == 0:
+                    run_validation()
+                if signals.received is not None:
+                    save_checkpoint()
+                    summary = closing_summary("interrupted", signal.Signals(signals.received).name)
+                    modeldir.append_log(output_dir, summary)
+                    reporter.finish(summary)
+                    raise TrainingInterrupted(signals.received, progress.step)
+                stop = limits.reached(progress.step, progress.epoch, elapsed())
+            if progress.position >= len(batches):
+                progress.epoch += 1
+                progress.position = 0
+                batches = task.batches(progress.epoch)
+                stop = stop or limits.reached(progress.step, progress.epoch, elapsed())
+        if progress.validated_step != progress.step:
+            run_validation()  # the last steps count too
+    summary = closing_summary("end", stop)
     modeldir.append_log(output_dir, summary)
     reporter.finish(summary)
     return summary

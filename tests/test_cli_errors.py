@@ -54,6 +54,7 @@ def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
         "spm.model",
         "model.safetensors",
         "train_log.jsonl",
+        "checkpoints",
     }
 
 
@@ -85,11 +86,16 @@ def test_train_refuses_mismatched_and_non_utf8_corpora(toy, tmp_path):
     assert not (tmp_path / "m1").exists() and not (tmp_path / "m2").exists()
 
 
-def test_train_refuses_to_overwrite_a_run(toy, tmp_path):
+def test_rerunning_a_finished_run_continues_it_instead_of_overwriting(toy, tmp_path):
     assert _train(toy, tmp_path / "model").returncode == 0
     before = (tmp_path / "model" / "model.safetensors").read_bytes()
-    assert_one_line_error(_train(toy, tmp_path / "model"), "already holds a training run")
+    again = _train(toy, tmp_path / "model")  # same command: resumes, the limit is already reached
+    assert again.returncode == 0 and "resuming" in again.stderr.decode()
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
+    assert_one_line_error(
+        _train(toy, tmp_path / "model", "--set", "model.decoder_hidden_size=12", "--max-steps", "4"),
+        "checkpoint cannot be restored",
+    )
 
 
 def test_translate_bad_model_directories(reverse_model, tmp_path):

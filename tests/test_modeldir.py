@@ -13,7 +13,7 @@ from seqkit.inference import translate_lines
 def test_reload_gives_identical_weights_and_translations(reverse_model, reverse_data, tmp_path):
     cfg, tokenizer, model = modeldir.load(reverse_model)
     copy_dir = tmp_path / "copy"
-    modeldir.create(copy_dir, cfg, tokenizer)
+    modeldir.start(copy_dir, cfg, tokenizer, resume=False)
     modeldir.save_weights(copy_dir, model)
     cfg2, tokenizer2, model2 = modeldir.load(copy_dir)
     assert cfg2 == cfg

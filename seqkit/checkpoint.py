@@ -1,0 +1,71 @@
+"""Resumable training checkpoints inside a model directory.
+
+    checkpoints/step-00000120/weights.safetensors   the model
+    checkpoints/step-00000120/state.pt              optimizer, RNG state, counters, data position
+    checkpoints/latest                              the name of the newest complete checkpoint
+
+A checkpoint is written into a temporary folder, renamed into place, and only then named in `latest`
+(itself replaced atomically): a process killed at any moment leaves `latest` naming a complete
+checkpoint, or no `latest` at all. `state.pt` holds only tensors, numbers and strings and is read with
+`torch.load(weights_only=True)`, which refuses anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+
+from seqkit.errors import ModelDirError
+from seqkit.modeldir import atomic_write, load_weights_into, weights_bytes
+
+ROOT, LATEST, WEIGHTS, STATE = "checkpoints", "latest", "weights.safetensors", "state.pt"
+
+
+def latest(model_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a model directory, if any."""
+    pointer = model_dir / ROOT / LATEST
+    if not pointer.is_file():
+        return None
+    path = model_dir / ROOT / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def save(model_dir: Path, model, optimizer, progress: dict, keep: int) -> None:
+    """Write a checkpoint of the current step and keep the newest `keep` of them."""
+    root = model_dir / ROOT
+    root.mkdir(exist_ok=True)
+    name = f"step-{progress['step']:08d}"
+    final = root / name
+    if not final.exists():  # the same step saved twice (validation, then the end) is the same state
+        for stale in root.glob(".step-*.tmp"):  # left by a killed process
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = root / f".{name}.{os.getpid()}.tmp"
+        tmp.mkdir()
+        atomic_write(tmp / WEIGHTS, weights_bytes(model))
+        buffer = io.BytesIO()
+        torch.save({"optimizer": optimizer.state_dict(), "progress": progress}, buffer)
+        atomic_write(tmp / STATE, buffer.getvalue())
+        os.rename(tmp, final)
+    atomic_write(root / LATEST, name.encode())
+    for old in sorted(root.glob("step-*"))[:-keep]:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def restore(path: Path, model, optimizer) -> dict:
+    """Load a checkpoint into `model` and `optimizer`; returns the saved progress."""
+    try:
+        load_weights_into(model, load_safetensors((path / WEIGHTS).read_bytes()))
+        state = torch.load(io.BytesIO((path / STATE).read_bytes()), weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+    except (OSError, SafetensorError, RuntimeError, ValueError, KeyError) as e:
+        raise ModelDirError(
+            f"{path}: checkpoint cannot be restored ({e}); delete it to use an older one"
+        ) from None
+    return state["progress"]
