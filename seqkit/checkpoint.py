@@ -36,11 +36,13 @@ def latest(model_dir: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
-def save(model_dir: Path, model, optimizer, progress: dict, keep: int) -> None:
-    """Write a checkpoint of the current step and keep the newest `keep` of them."""
+def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
+    """Write a checkpoint of the current step (`state["progress"]["step"]`) and keep the newest `keep`.
+
+    `state` is the loop's own: counters, RNG state, the task's carried state."""
     root = model_dir / ROOT
     root.mkdir(exist_ok=True)
-    name = f"step-{progress['step']:08d}"
+    name = f"step-{state['progress']['step']:08d}"
     final = root / name
     if not final.exists():  # the same step saved twice (validation, then the end) is the same state
         for stale in root.glob(".step-*.tmp"):  # left by a killed process
@@ -49,7 +51,7 @@ def save(model_dir: Path, model, optimizer, progress: dict, keep: int) -> None:
         tmp.mkdir()
         atomic_write(tmp / WEIGHTS, weights_bytes(model))
         buffer = io.BytesIO()
-        torch.save({"optimizer": optimizer.state_dict(), "progress": progress}, buffer)
+        torch.save({"optimizer": optimizer.state_dict(), "state": state}, buffer)
         atomic_write(tmp / STATE, buffer.getvalue())
         os.rename(tmp, final)
     atomic_write(root / LATEST, name.encode())
@@ -59,13 +61,13 @@ def save(model_dir: Path, model, optimizer, progress: dict, keep: int) -> None:
 
 
 def restore(path: Path, model, optimizer) -> dict:
-    """Load a checkpoint into `model` and `optimizer`; returns the saved progress."""
+    """Load a checkpoint into `model` and `optimizer`; returns the `state` given to `save`."""
     try:
         load_weights_into(model, load_safetensors((path / WEIGHTS).read_bytes()))
-        state = torch.load(io.BytesIO((path / STATE).read_bytes()), weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
+        saved = torch.load(io.BytesIO((path / STATE).read_bytes()), weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
     except (OSError, SafetensorError, RuntimeError, ValueError, KeyError) as e:
         raise ModelDirError(
             f"{path}: checkpoint cannot be restored ({e}); delete it to use an older one"
         ) from None
-    return state["progress"]
+    return saved["state"]

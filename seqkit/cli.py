@@ -89,6 +89,12 @@ def train(
     cfg = config_lib.load(config, [*(overrides or []), *extra], base=stored)
     if stored is not None:
         changes = config_lib.differences(stored, cfg)
+        fixed = [c for c in changes if c.startswith(("model.", "tokenizer.", "data."))]
+        if fixed:
+            raise ConfigError(
+                f"{run_dir}: a resumed run keeps its data, tokenizer and model ({'; '.join(fixed)}); "
+                "train a new model with another --output"
+            )
         console.stderr.print(
             f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
             highlight=False,

@@ -94,7 +94,7 @@ def test_rerunning_a_finished_run_continues_it_instead_of_overwriting(toy, tmp_p
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
     assert_one_line_error(
         _train(toy, tmp_path / "model", "--set", "model.decoder_hidden_size=12", "--max-steps", "4"),
-        "checkpoint cannot be restored",
+        "a resumed run keeps its data, tokenizer and model (model.decoder_hidden_size: 8 -> 12)",
     )
 
 
