@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
 from seqkit.errors import ModelDirError
 from seqkit.modeldir import atomic_write, load_weights_into, weights_bytes
@@ -71,3 +72,27 @@ def restore(path: Path, model, optimizer) -> dict:
             f"{path}: checkpoint cannot be restored ({e}); delete it to use an older one"
         ) from None
     return saved["state"]
+
+
+def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
+    """Write a model directory whose weights are the mean of the newest `last` checkpoints' weights
+    (config, tokenizer and log copied); returns the names of the checkpoints averaged."""
+    chosen = sorted((model_dir / ROOT).glob("step-*"))[-last:]
+    if not chosen:
+        raise ModelDirError(f"{model_dir}: no checkpoints to average; train with --output {model_dir} first")
+    if output_dir.exists():
+        raise ModelDirError(f"{output_dir} already exists; choose a new --output for the averaged model")
+    total: dict[str, torch.Tensor] = {}
+    for path in chosen:
+        for name, tensor in load_safetensors((path / WEIGHTS).read_bytes()).items():
+            total[name] = total.get(name, 0) + tensor.double()
+    tmp = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for item in model_dir.iterdir():
+        if item.is_file() and not item.name.startswith("."):
+            shutil.copy2(item, tmp / item.name)
+    averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
+    atomic_write(tmp / "model.safetensors", save_safetensors(averaged))
+    os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
+    return [path.name for path in chosen]

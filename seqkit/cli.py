@@ -300,5 +300,21 @@ def evaluate(
     console.print_evaluation(rows, perplexity, as_json)
 
 
+@app.command()
+@user_errors
+def average(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory whose checkpoints to average.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New model directory to write.")],
+    last: Annotated[int, typer.Option(help="How many of the newest checkpoints.")] = 2,
+) -> None:
+    """Average the weights of a run's newest checkpoints into a new model directory."""
+    from seqkit import checkpoint, console
+
+    if last < 1:
+        raise ConfigError(f"--last {last}: must be at least 1")
+    names = checkpoint.average(model_dir, output, last)
+    console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)
+
+
 def main() -> None:
     app()

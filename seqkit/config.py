@@ -69,11 +69,20 @@ class TrainConfig:
     batch_tokens: int = 3000  # padded tokens per batch (sentences x longest side); lm: streams x bptt_length
     bptt_length: int = 64  # lm: tokens per truncated-backpropagation chunk
     learning_rate: float = 1e-3
+    lr_schedule: Literal["constant", "plateau", "inverse_sqrt"] = "constant"
+    warmup_steps: int = 0  # linear warmup (any schedule); inverse_sqrt decays after it
+    lr_decay_factor: float = 0.5  # plateau: multiply the rate by this ...
+    lr_patience: int = 2  # ... after this many validations without improvement
+    label_smoothing: float = 0.0
     clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
     max_minutes: float = 0.0  # wall-clock limit; 0 = no limit
     valid_every: int = 500  # steps between validations (one more always runs at the end)
+    best_metric: Literal["auto", "bleu", "chrf", "ppl"] = (
+        "auto"  # keeps the best weights; auto: bleu, lm: ppl
+    )
+    patience: int = 0  # early stopping: validations without improvement of best_metric; 0 = off
     valid_max_sentences: int = 0  # BLEU on the first N dev sentences only; 0 = all
     log_every: int = 50  # steps between training-log records
     keep_checkpoints: int = 2  # resumable checkpoints kept (one is written at every validation)
@@ -136,6 +145,11 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "valid_max_sentences"): (lambda v: v >= 0, "0 (all) or positive"),
     ("train", "log_every"): (lambda v: v > 0, "a positive integer"),
     ("train", "keep_checkpoints"): (lambda v: v > 0, "a positive integer"),
+    ("train", "warmup_steps"): (lambda v: v >= 0, "0 (none) or positive"),
+    ("train", "lr_decay_factor"): (lambda v: 0 < v < 1, "in (0, 1)"),
+    ("train", "lr_patience"): (lambda v: v > 0, "a positive integer"),
+    ("train", "label_smoothing"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "patience"): (lambda v: v >= 0, "0 (off) or positive"),
     ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
     ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
@@ -206,6 +220,11 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
             raise ConfigError(f"{source}: [{name}] must be a table of keys, got {body!r}")
         built[name] = _section(sections[name], body, name, source)
     config = Config(**built)
+    if config.model.type == "lm" and config.train.best_metric not in ("auto", "ppl"):
+        raise ConfigError(
+            f"{source}: train.best_metric = {config.train.best_metric!r}: a language model is scored by "
+            "perplexity; use auto or ppl"
+        )
     model = config.model
     if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
         raise ConfigError(

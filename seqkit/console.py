@@ -62,7 +62,7 @@ class TrainingProgress:
             highlight=False,
         )
         if info["kind"] == "resume":
-            best = next(key for key in info if key.startswith("best_"))
+            best = next(key for key in info if key.startswith("best_dev_"))
             stderr.print(
                 f"restored step {info['step']:,}, epoch {info['epoch']}, learning rate {info['learning_rate']:g}, "
                 f"{best.removeprefix('best_')} {info[best]:.3f}",
@@ -90,9 +90,12 @@ class TrainingProgress:
         )
         self.progress.console.print(f"validation at step {record['step']:,}: {scores}{mark}", highlight=False)
 
+    def warning(self, message: str) -> None:
+        self.progress.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
     def finish(self, summary: dict) -> None:
         self.progress.stop()
-        best = next(key for key in summary if key.startswith("best_"))
+        best = next(key for key in summary if key.startswith("best_dev_"))
         label = dict((key, label) for key, label, _ in VALIDATION_SCORES)[best.removeprefix("best_")]
         stderr.print(
             f"stopped by {summary['reason']} after {summary['steps']:,} steps in {_clock(summary['elapsed_s'])}; "

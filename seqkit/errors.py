@@ -18,3 +18,7 @@ class DataError(SeqkitError):
 
 class ModelDirError(SeqkitError):
     """A model directory that is missing, incomplete or damaged."""
+
+
+class TrainingError(SeqkitError):
+    """Training cannot go on (e.g. the loss stays non-finite); the message says what to change."""

@@ -57,10 +57,15 @@ def chunk(data: torch.Tensor, start: int, bptt_length: int) -> tuple[torch.Tenso
     return data[:, start:end], data[:, start + 1 : end + 1]
 
 
-def chunk_loss(model, inputs, targets, state):
-    """Summed cross-entropy, correct argmax count and the state after the chunk."""
+def chunk_loss(model, inputs, targets, state, label_smoothing: float = 0.0):
+    """Summed cross-entropy (smoothed, if asked), correct argmax count and the state after the chunk."""
     logits, state = model(inputs, state)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),
+        targets.reshape(-1),
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
     correct = int((logits.argmax(-1) == targets).sum())
     return loss, correct, state
 
@@ -111,7 +116,7 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         if start == 0:
             state = None  # each epoch reads the streams afresh
         inputs, targets = chunk(data, start, cfg.train.bptt_length)
-        loss, correct, state = chunk_loss(model, inputs, targets, state)
+        loss, correct, state = chunk_loss(model, inputs, targets, state, cfg.train.label_smoothing)
         state = detach_state(state)
         (loss / targets.numel()).backward()
         return float(loss.detach()), targets.numel(), correct
@@ -128,8 +133,7 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         batches=lambda epoch: chunk_starts(data, cfg.train.bptt_length),
         step=step,
         validate=validate,
-        best_key="dev_ppl",
-        higher_is_better=False,
+        default_metric="ppl",
         state_dict=lambda: {"hidden": state},  # the hidden state carried into the next chunk
         load_state_dict=load_state,
     )

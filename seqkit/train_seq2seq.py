@@ -59,12 +59,17 @@ def tokenize_parallel(
     return ParallelIds([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], [tgt[i] for i in keep])
 
 
-def batch_loss(model, batch) -> tuple[torch.Tensor, int, int]:
-    """Summed cross-entropy over non-padding target tokens, their count, and how many were argmax-correct."""
+def batch_loss(model, batch, label_smoothing: float = 0.0) -> tuple[torch.Tensor, int, int]:
+    """Summed cross-entropy over non-padding target tokens, their count, and how many were argmax-correct.
+    With label smoothing the returned loss is the smoothed objective (what training minimises)."""
     logits = model(batch.src, batch.src_lengths, batch.tgt_in)  # (batch, tgt_len, vocab)
     target = batch.tgt_out
     loss = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=PAD, reduction="sum"
+        logits.reshape(-1, logits.size(-1)),
+        target.reshape(-1),
+        ignore_index=PAD,
+        reduction="sum",
+        label_smoothing=label_smoothing,
     )
     real = target != PAD
     correct = int(((logits.argmax(-1) == target) & real).sum())
@@ -130,7 +135,9 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
     sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
 
     def step(indices: list[int]) -> tuple[float, int, int]:
-        loss, tokens, correct = batch_loss(model, make_batch(train_data.src, train_data.tgt, indices))
+        loss, tokens, correct = batch_loss(
+            model, make_batch(train_data.src, train_data.tgt, indices), cfg.train.label_smoothing
+        )
         (loss / tokens).backward()  # mean over tokens: the step size does not depend on the batch size
         return float(loss.detach()), tokens, correct
 
@@ -138,8 +145,7 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),
         step=step,
         validate=lambda: validate(model, tokenizer, dev, cfg),
-        best_key="dev_bleu",
-        higher_is_better=True,
+        default_metric="bleu",
     )
     info = {
         "train_pairs": len(train_data.src),

@@ -23,8 +23,10 @@ import torch
 
 from seqkit import checkpoint, modeldir
 from seqkit.config import Config
-from seqkit.errors import ConfigError
+from seqkit.errors import ConfigError, TrainingError
+from seqkit.gradients import GradientMonitor
 from seqkit.metrics import perplexity
+from seqkit.schedules import LearningRateSchedule
 
 
 class Reporter(Protocol):
@@ -32,6 +34,7 @@ class Reporter(Protocol):
     def step(self, stats: dict) -> None: ...
     def validation(self, record: dict) -> None: ...
     def finish(self, summary: dict) -> None: ...
+    def warning(self, message: str) -> None: ...
 
 
 class NullReporter:
@@ -47,6 +50,9 @@ class NullReporter:
         pass
 
     def finish(self, summary: dict) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
         pass
 
 
@@ -127,9 +133,8 @@ class TrainingTask:
 
     batches: Callable[[int], Sequence[Any]]  # epoch (0-based) -> that epoch's batches, in order
     step: Callable[[Any], tuple[float, int, int]]  # forward + backward on a batch: (nll, tokens, correct)
-    validate: Callable[[], dict]  # dev scores, e.g. {"dev_ppl": ..., "dev_bleu": ...}
-    best_key: str  # the validation score that decides which weights are kept
-    higher_is_better: bool
+    validate: Callable[[], dict]  # dev scores, e.g. {"dev_ppl": ..., "dev_bleu": ..., "bleu_signature": ...}
+    default_metric: str  # what train.best_metric = "auto" means for this task: bleu or ppl
     # state the task carries between batches (a language model's hidden state), for checkpoints
     state_dict: Callable[[], dict] = dict
     load_state_dict: Callable[[dict], None] = lambda state: None
@@ -162,12 +167,9 @@ class _StopSignals:
             signal.signal(number, handler)
 
 
-def apply_gradients(model, optimizer, clip_norm: float) -> float:
-    """Clip the gradient norm, update, clear; returns the norm before clipping."""
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm or math.inf))
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return grad_norm
+# train.best_metric -> (validation record key, whether higher is better)
+METRICS = {"bleu": ("dev_bleu", True), "chrf": ("dev_chrf", True), "ppl": ("dev_ppl", False)}
+MAX_NONFINITE_STEPS = 5  # consecutive skipped updates before training gives up
 
 
 @dataclass
@@ -179,10 +181,189 @@ class Progress:
     position: int = 0  # batches of the current epoch already trained on
     best: float = -math.inf  # best validation score so far, sign-adjusted so that higher is better
     validated_step: int = -1
+    bad_validations: int = 0  # validations in a row without improvement (early stopping)
     elapsed_s: float = 0.0  # training time of earlier sessions of this run
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+class _Trainer:
+    """One training session of a run: set up (or restored from a checkpoint), then `run` until a limit."""
+
+    def __init__(
+        self, cfg: Config, output_dir: Path, model, task: TrainingTask, reporter: Reporter, resume: bool
+    ):
+        self.cfg, self.output_dir, self.model, self.task, self.reporter = (
+            cfg,
+            output_dir,
+            model,
+            task,
+            reporter,
+        )
+        metric = cfg.train.best_metric if cfg.train.best_metric != "auto" else task.default_metric
+        self.metric = metric
+        self.best_key, higher_is_better = METRICS[metric]
+        self.sign = 1 if higher_is_better else -1  # scores are compared sign-adjusted: higher is better
+        model.train()
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate)
+        self.schedule = LearningRateSchedule(cfg.train)
+        self.gradients = GradientMonitor(model, cfg.train.clip_norm)
+        self.progress = Progress()
+        if resume:
+            saved = checkpoint.restore(checkpoint.latest(output_dir), model, self.optimizer)
+            self.progress = Progress(**saved["progress"])
+            self.schedule.load_state_dict(saved["schedule"])
+            torch.set_rng_state(saved["torch_rng"])
+            task.load_state_dict(saved["task"])
+        self.nonfinite_steps = 0
+        self.session_start = time.monotonic()
+        self.window = Window()
+
+    def elapsed(self) -> float:
+        return self.progress.elapsed_s + time.monotonic() - self.session_start
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "progress": {**self.progress.to_dict(), "elapsed_s": self.elapsed()},
+            "schedule": self.schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "task": self.task.state_dict(),
+        }
+        checkpoint.save(self.output_dir, self.model, self.optimizer, state, self.cfg.train.keep_checkpoints)
+
+    def log(self, record: dict) -> None:
+        modeldir.append_log(self.output_dir, record)
+
+    def warn(self, message: str) -> None:
+        self.log({"kind": "warning", "step": self.progress.step, "message": message})
+        self.reporter.warning(message)
+
+    def train_step(self, batch) -> None:
+        """One update: learning rate, forward and backward, clipping, and the skip of a non-finite step."""
+        progress = self.progress
+        lr = self.schedule.at(progress.step + 1)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        step_start = time.monotonic()
+        nll, tokens, correct = self.task.step(batch)
+        grad_norm, clipped = self.gradients.clip()
+        progress.step += 1
+        progress.position += 1
+        if not (math.isfinite(nll) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite_steps += 1
+            self.warn(f"non-finite loss or gradient at step {progress.step}: update skipped")
+            if self.nonfinite_steps >= MAX_NONFINITE_STEPS:
+                raise TrainingError(
+                    f"loss or gradients non-finite for {MAX_NONFINITE_STEPS} steps in a row (step {progress.step}); "
+                    "lower train.learning_rate or train.clip_norm, or resume from the last checkpoint"
+                )
+            return
+        self.nonfinite_steps = 0
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.window.add(nll, tokens, correct, grad_norm, time.monotonic() - step_start)
+        self.log({"kind": "grad", "step": progress.step, "norm": grad_norm, "clipped": clipped})
+        self.reporter.step(
+            {
+                "step": progress.step,
+                "epoch": progress.epoch + 1,
+                "loss": nll / max(1, tokens),
+                "target_tokens_per_s": self.window.tokens_per_s,
+                "elapsed_s": self.elapsed(),
+                "fraction": self.limits.fraction(progress.step, self.elapsed()),
+            }
+        )
+        if progress.step % self.cfg.train.log_every == 0:
+            self.log(self.window.record(progress.step, progress.epoch + 1, lr, self.elapsed()))
+            self.window = Window()
+
+    def validate(self) -> None:
+        progress = self.progress
+        record = {"kind": "valid", "step": progress.step, "epoch": progress.epoch + 1, **self.task.validate()}
+        self.model.train()  # whatever validation did, training goes on in training mode
+        progress.validated_step = progress.step
+        score = self.sign * record[self.best_key]
+        record["best"] = score > progress.best
+        progress.best = max(progress.best, score)
+        progress.bad_validations = 0 if record["best"] else progress.bad_validations + 1
+        self.schedule.after_validation(score)
+        gradients, warnings = self.gradients.summary()
+        record.update(gradients)
+        self.save_checkpoint()  # first: best weights never exist without a checkpoint to resume from
+        if record["best"]:
+            modeldir.save_weights(self.output_dir, self.model)
+        record["elapsed_s"] = self.elapsed()
+        self.log(record)
+        self.reporter.validation(record)
+        for message in warnings:
+            self.warn(message)
+        if record["best"]:
+            self.best_signature = record.get(f"{self.metric}_signature")
+
+    def summary(self, kind: str, reason: str) -> dict:
+        return {
+            "kind": kind,
+            "reason": reason,
+            "steps": self.progress.step,
+            "epochs": self.progress.epoch,
+            f"best_{self.best_key}": self.sign * self.progress.best,
+            **({"best_signature": self.best_signature} if getattr(self, "best_signature", None) else {}),
+            "elapsed_s": self.elapsed(),
+        }
+
+    def reached(self) -> str | None:
+        patience = self.cfg.train.patience
+        if patience and self.progress.bad_validations >= patience:
+            return "early_stopping"
+        return self.limits.reached(self.progress.step, self.progress.epoch, self.elapsed())
+
+    def run(self, info: dict, resume: bool) -> dict:
+        progress = self.progress
+        batches = self.task.batches(progress.epoch)
+        self.limits = Limits(self.cfg, len(batches))
+        restored = {
+            "step": progress.step,
+            "epoch": progress.epoch + 1,
+            "learning_rate": self.schedule.at(progress.step + 1),
+            f"best_{self.best_key}": self.sign * progress.best,
+        }
+        info = {
+            "kind": "resume" if resume else "start",
+            **info,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "steps_per_epoch": len(batches),
+            "threads": torch.get_num_threads(),
+            **(restored if resume else {}),
+        }
+        self.log(info)
+        self.reporter.start(info)
+        stop = self.reached()
+        with _StopSignals() as signals:
+            while stop is None:
+                while progress.position < len(batches) and stop is None:
+                    self.train_step(batches[progress.position])
+                    if progress.step % self.cfg.train.valid_every == 0:
+                        self.validate()
+                    if signals.received is not None:
+                        self.save_checkpoint()
+                        summary = self.summary("interrupted", signal.Signals(signals.received).name)
+                        self.log(summary)
+                        self.reporter.finish(summary)
+                        raise TrainingInterrupted(signals.received, progress.step)
+                    stop = self.reached()
+                if progress.position >= len(batches):
+                    progress.epoch += 1
+                    progress.position = 0
+                    batches = self.task.batches(progress.epoch)
+                    stop = stop or self.reached()
+            if progress.validated_step != progress.step:
+                self.validate()  # the last steps count too
+        summary = self.summary("end", stop)
+        self.log(summary)
+        self.reporter.finish(summary)
+        return summary
 
 
 def fit(
@@ -195,124 +376,9 @@ def fit(
     resume: bool = False,
 ) -> dict:
     """Train `model` until a limit is reached; returns the closing summary record. With `resume`, continue
-    exactly from the model directory's latest checkpoint: weights, optimizer, RNG, counters, data position."""
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate)
-    progress = Progress()
-    if resume:
-        saved = checkpoint.restore(checkpoint.latest(output_dir), model, optimizer)
-        for group in optimizer.param_groups:  # the learning rate may be changed on resume
-            group["lr"] = cfg.train.learning_rate
-        progress = Progress(**saved["progress"])
-        torch.set_rng_state(saved["torch_rng"])
-        task.load_state_dict(saved["task"])
-    batches = task.batches(progress.epoch)
-    limits = Limits(cfg, len(batches))
-    info = {
-        "kind": "resume" if resume else "start",
-        **info,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "steps_per_epoch": len(batches),
-        "threads": torch.get_num_threads(),
-        **(
-            {
-                "step": progress.step,
-                "epoch": progress.epoch + 1,
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                f"best_{task.best_key}": (1 if task.higher_is_better else -1) * progress.best,
-            }
-            if resume
-            else {}
-        ),
-    }
-    modeldir.append_log(output_dir, info)
-    reporter.start(info)
-
-    sign = 1 if task.higher_is_better else -1
-    session_start = time.monotonic()
-    window = Window()
-
-    def elapsed() -> float:
-        return progress.elapsed_s + time.monotonic() - session_start
-
-    def save_checkpoint() -> None:
-        state = {
-            "progress": {**progress.to_dict(), "elapsed_s": elapsed()},
-            "torch_rng": torch.get_rng_state(),
-            "task": task.state_dict(),
-        }
-        checkpoint.save(output_dir, model, optimizer, state, cfg.train.keep_checkpoints)
-
-    def run_validation() -> None:
-        record = {"kind": "valid", "step": progress.step, "epoch": progress.epoch + 1, **task.validate()}
-        model.train()  # whatever validation did, training goes on in training mode
-        progress.validated_step = progress.step
-        record["best"] = sign * record[task.best_key] > progress.best
-        if record["best"]:
-            progress.best = sign * record[task.best_key]
-        save_checkpoint()  # first: best weights never exist without a checkpoint to resume from
-        if record["best"]:
-            modeldir.save_weights(output_dir, model)
-        record["elapsed_s"] = elapsed()
-        modeldir.append_log(output_dir, record)
-        reporter.validation(record)
-
-    def closing_summary(kind: str, reason: str) -> dict:
-        return {
-            "kind": kind,
-            "reason": reason,
-            "steps": progress.step,
-            "epochs": progress.epoch,
-            f"best_{task.best_key}": sign * progress.best,
-            "elapsed_s": elapsed(),
-        }
-
-    stop = limits.reached(progress.step, progress.epoch, elapsed())
-    with _StopSignals() as signals:
-        while stop is None:
-            while progress.position < len(batches) and stop is None:
-                step_start = time.monotonic()
-                nll, tokens, correct = task.step(batches[progress.position])
-                grad_norm = apply_gradients(model, optimizer, cfg.train.clip_norm)
-                progress.step += 1
-                progress.position += 1
-                window.add(nll, tokens, correct, grad_norm, time.monotonic() - step_start)
-                reporter.step(
-                    {
-                        "step": progress.step,
-                        "epoch": progress.epoch + 1,
-                        "loss": nll / max(1, tokens),
-                        "target_tokens_per_s": window.tokens_per_s,
-                        "elapsed_s": elapsed(),
-                        "fraction": limits.fraction(progress.step, elapsed()),
-                    }
-                )
-                if progress.step % cfg.train.log_every == 0:
-                    lr = optimizer.param_groups[0]["lr"]
-                    modeldir.append_log(
-                        output_dir, window.record(progress.step, progress.epoch + 1, lr, elapsed())
-                    )
-                    window = Window()
-                if progress.step % cfg.train.valid_every == 0:
-                    run_validation()
-                if signals.received is not None:
-                    save_checkpoint()
-                    summary = closing_summary("interrupted", signal.Signals(signals.received).name)
-                    modeldir.append_log(output_dir, summary)
-                    reporter.finish(summary)
-                    raise TrainingInterrupted(signals.received, progress.step)
-                stop = limits.reached(progress.step, progress.epoch, elapsed())
-            if progress.position >= len(batches):
-                progress.epoch += 1
-                progress.position = 0
-                batches = task.batches(progress.epoch)
-                stop = stop or limits.reached(progress.step, progress.epoch, elapsed())
-        if progress.validated_step != progress.step:
-            run_validation()  # the last steps count too
-    summary = closing_summary("end", stop)
-    modeldir.append_log(output_dir, summary)
-    reporter.finish(summary)
-    return summary
+    exactly from the model directory's latest checkpoint: weights, optimizer, schedule, RNG, counters and
+    the position in the data order."""
+    return _Trainer(cfg, output_dir, model, task, reporter, resume).run(info, resume)
 
 
 def start_run(cfg: Config) -> None:

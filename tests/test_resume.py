@@ -127,3 +127,20 @@ def test_resume_errors(tmp_path):
         [sys.executable, "-m", "seqkit", "train", "--resume", str(tmp_path)], capture_output=True, timeout=60
     )
     assert result.returncode == 1 and b"no checkpoint to resume" in result.stderr
+
+
+def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
+    cfg = toy_config(reverse_data, train={"max_steps": 30, "valid_every": 10, "keep_checkpoints": 3})
+    train_seq2seq.train(cfg, tmp_path / "run")
+    kept = sorted(p.name for p in (tmp_path / "run" / checkpoint.ROOT).glob("step-*"))
+    assert kept == ["step-00000010", "step-00000020", "step-00000030"]
+    result = subprocess.run(
+        [sys.executable, "-m", "seqkit", "average", str(tmp_path / "run"), "-o", str(tmp_path / "avg")],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    _, _, model = modeldir.load(tmp_path / "avg")
+    a = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000020" / checkpoint.WEIGHTS)
+    b = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000030" / checkpoint.WEIGHTS)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, (a[name] + b[name]) / 2)
