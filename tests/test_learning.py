@@ -25,7 +25,7 @@ def test_gru_bahdanau_learns_reverse_exactly(reverse_model, reverse_data):
 @pytest.mark.parametrize(
     ("task", "model", "train"),
     [
-        ("copy", {"cell": "lstm", "attention": "luong"}, {}),
+        ("copy", {"cell": "lstm", "attention": "luong"}, {"max_steps": 1000, "valid_every": 500}),
         ("copy", {"cell": "gru", "encoder_layers": 2, "decoder_layers": 2, "bidirectional": False}, {}),
         # a vanilla RNN learns more slowly: more steps at a higher rate
         (
