@@ -1,0 +1,114 @@
+"""Where a training run is and when it stops: counters, stopping limits, the statistics of one log
+interval, and stop requests that arrive as signals."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import threading
+from dataclasses import dataclass
+
+from seqkit.config import Config
+from seqkit.metrics import perplexity
+
+
+@dataclass
+class Progress:
+    """Where a run is: everything besides weights and optimizer that an exact resume needs."""
+
+    step: int = 0
+    epoch: int = 0  # completed epochs
+    position: int = 0  # batches of the current epoch already trained on
+    best: float = -math.inf  # best validation score so far, sign-adjusted so that higher is better
+    validated_step: int = -1
+    bad_validations: int = 0  # validations in a row without improvement (early stopping)
+    elapsed_s: float = 0.0  # training time of earlier sessions of this run
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Limits:
+    """Stop conditions (0 = none) and how far along the run is, as the largest fraction of any limit."""
+
+    def __init__(self, cfg: Config, steps_per_epoch: int):
+        self.max_steps, self.max_epochs = cfg.train.max_steps, cfg.train.max_epochs
+        self.max_seconds = cfg.train.max_minutes * 60
+        self.steps_per_epoch = steps_per_epoch
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        done = [0.0]
+        if self.max_steps:
+            done.append(step / self.max_steps)
+        if self.max_epochs:
+            done.append(step / (self.steps_per_epoch * self.max_epochs))
+        if self.max_seconds:
+            done.append(elapsed / self.max_seconds)
+        return min(1.0, max(done))
+
+    def reached(self, step: int, epoch: int, elapsed: float) -> str | None:
+        if self.max_steps and step >= self.max_steps:
+            return "max_steps"
+        if self.max_epochs and epoch >= self.max_epochs:
+            return "max_epochs"
+        if self.max_seconds and elapsed >= self.max_seconds:
+            return "max_minutes"
+        return None
+
+
+@dataclass
+class Window:
+    """Training statistics accumulated between two log records."""
+
+    nll: float = 0.0
+    tokens: int = 0
+    correct: int = 0
+    grad_norm: float = 0.0
+    steps: int = 0
+    seconds: float = 0.0  # time spent in training steps (validation excluded)
+
+    def add(self, nll: float, tokens: int, correct: int, grad_norm: float, seconds: float) -> None:
+        self.nll += nll
+        self.tokens += tokens
+        self.correct += correct
+        self.grad_norm += grad_norm
+        self.steps += 1
+        self.seconds += seconds
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / max(self.seconds, 1e-9)
+
+    def record(self, step: int, epoch: int, lr: float, elapsed: float) -> dict:
+        return {
+            "kind": "train",
+            "step": step,
+            "epoch": epoch,
+            "loss": self.nll / self.tokens,
+            "ppl": perplexity(self.nll, self.tokens),
+            "accuracy": self.correct / self.tokens,
+            "grad_norm": self.grad_norm / self.steps,
+            "lr": lr,
+            "target_tokens_per_s": self.tokens_per_s,
+            "elapsed_s": elapsed,
+        }
+
+
+class StopSignals:
+    """Turns SIGINT / SIGTERM into a request the loop answers between two steps."""
+
+    def __enter__(self):
+        self.received: int | None = None
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, frame) -> None:
+        self.received = number
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
