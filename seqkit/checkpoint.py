@@ -23,9 +23,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from seqkit.errors import ModelDirError
-from seqkit.modeldir import atomic_write, load_weights_into, weights_bytes
+from seqkit.modeldir import CHECKPOINTS, atomic_write, load_weights_into, weights_bytes
+from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
 
-ROOT, LATEST, WEIGHTS, STATE = "checkpoints", "latest", "weights.safetensors", "state.pt"
+ROOT, LATEST, WEIGHTS, STATE = CHECKPOINTS, "latest", "weights.safetensors", "state.pt"
 
 
 def latest(model_dir: Path) -> Path | None:
@@ -93,6 +94,6 @@ def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
         if item.is_file() and not item.name.startswith("."):
             shutil.copy2(item, tmp / item.name)
     averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
-    atomic_write(tmp / "model.safetensors", save_safetensors(averaged))
+    atomic_write(tmp / MODEL_WEIGHTS, save_safetensors(averaged))
     os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
     return [path.name for path in chosen]

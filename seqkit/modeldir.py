@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from seqkit.models.seq2seq import Seq2Seq
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
 LOG = "train_log.jsonl"
+CHECKPOINTS = "checkpoints"  # written by checkpoint.py
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -58,6 +60,8 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | CharTokenizer, re
         for name, data in tokenizer.files().items():
             atomic_write(model_dir / name, data)
         (model_dir / LOG).unlink(missing_ok=True)
+        # a run killed before naming its first checkpoint may have left an unnamed one
+        shutil.rmtree(model_dir / CHECKPOINTS, ignore_errors=True)
     atomic_write(model_dir / CONFIG, config_lib.to_toml(cfg))
 
 

@@ -144,3 +144,16 @@ def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
     b = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000030" / checkpoint.WEIGHTS)
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, (a[name] + b[name]) / 2)
+
+
+def test_a_fresh_start_clears_a_checkpoint_left_unnamed_by_a_kill(tmp_path, reverse_data):
+    stale = (
+        tmp_path / "run" / checkpoint.ROOT / "step-00000010"
+    )  # renamed into place, never named in `latest`
+    stale.mkdir(parents=True)
+    (stale / checkpoint.WEIGHTS).write_bytes(b"junk")
+    cfg = toy_config(reverse_data, train={"max_steps": 10, "valid_every": 10})
+    train_seq2seq.train(cfg, tmp_path / "run")
+    assert (checkpoint.latest(tmp_path / "run") / checkpoint.WEIGHTS).read_bytes() != b"junk"
+    longer = toy_config(reverse_data, train={"max_steps": 12, "valid_every": 10})
+    assert train_seq2seq.train(longer, tmp_path / "run", resume=True)["steps"] == 12
