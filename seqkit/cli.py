@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -70,7 +71,7 @@ def train(
 
     Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
-    from seqkit import checkpoint, console, modeldir, train_lm, train_seq2seq
+    from seqkit import checkpoint, console, distributed, modeldir, train_lm, train_seq2seq
     from seqkit.training import TrainingInterrupted
 
     if output is not None and resume is not None and output != resume:
@@ -87,6 +88,7 @@ def train(
     shorthands = {"max_steps": max_steps, "max_epochs": max_epochs, "max_minutes": max_minutes, "seed": seed}
     extra = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
     cfg = config_lib.load(config, [*(overrides or []), *extra], base=stored)
+    speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
     if stored is not None:
         changes = config_lib.differences(stored, cfg)
         fixed = [c for c in changes if c.startswith(("model.", "tokenizer.", "data."))]
@@ -95,19 +97,23 @@ def train(
                 f"{run_dir}: a resumed run keeps its data, tokenizer and model ({'; '.join(fixed)}); "
                 "train a new model with another --output"
             )
-        console.stderr.print(
-            f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
-            highlight=False,
-        )
+        if speaks:
+            console.stderr.print(
+                f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
+                highlight=False,
+            )
     trainers = {"seq2seq": train_seq2seq.train, "lm": train_lm.train}
     try:
         trainers[cfg.model.type](cfg, run_dir, console.TrainingProgress(), resume=resuming)
     except TrainingInterrupted as e:
-        console.stderr.print(
-            f"stopped by {e} at step {e.step:,}; checkpoint saved. Continue with: seqkit train --resume {run_dir}",
-            highlight=False,
-        )
+        if speaks:
+            console.stderr.print(
+                f"stopped by {e} at step {e.step:,}; checkpoint saved. Continue with: seqkit train --resume {run_dir}",
+                highlight=False,
+            )
         raise typer.Exit(128 + e.signal_number) from None
+    finally:
+        distributed.leave()
 
 
 def _input_lines(inputs: list[Path] | None):

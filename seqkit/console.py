@@ -58,7 +58,8 @@ class TrainingProgress:
             )
         stderr.print(
             f"{data}; {info['parameters']:,} parameters; {info['steps_per_epoch']:,} steps per epoch; "
-            f"{info['threads']} threads",
+            f"{info['threads']} threads"
+            + (f" x {info['processes']} processes" if info.get("processes", 1) > 1 else ""),
             highlight=False,
         )
         if info["kind"] == "resume":

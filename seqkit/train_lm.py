@@ -96,7 +96,7 @@ def score_text(model, tokenizer, lines: list[str], bptt_length: int) -> dict:
 def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> dict:
     """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir` (or continue
     its latest checkpoint, with `resume`)."""
-    start_run(cfg)
+    world = start_run(cfg)
     train_lines = read_text(cfg.data.train, cfg.data.tgt_lang, "data.train")
     dev_lines = read_text(cfg.data.dev, cfg.data.tgt_lang, "data.dev")
     if not train_lines or not dev_lines:
@@ -107,18 +107,26 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         tokenizer = build_tokenizer([], train_lines, cfg.tokenizer, cfg.train.seed)
     streams = max(1, cfg.train.batch_tokens // cfg.train.bptt_length)
     data = stream_rows(token_stream(tokenizer, train_lines), streams)
-    modeldir.start(output_dir, cfg, tokenizer, resume)
+    if data.size(0) < world.size:
+        raise DataError(
+            f"{data.size(0)} streams cannot feed {world.size} processes; raise train.batch_tokens"
+        )
+    rows = data[world.rank :: world.size]  # this process's streams
+    if world.is_main:
+        modeldir.start(output_dir, cfg, tokenizer, resume)
     model = modeldir.build_model(cfg, tokenizer)
+    train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     state = None
 
     def step(start: int) -> tuple[float, int, int]:
         nonlocal state
         if start == 0:
             state = None  # each epoch reads the streams afresh
-        inputs, targets = chunk(data, start, cfg.train.bptt_length)
-        loss, correct, state = chunk_loss(model, inputs, targets, state, cfg.train.label_smoothing)
+        inputs, targets = chunk(rows, start, cfg.train.bptt_length)
+        loss, correct, state = chunk_loss(train_model, inputs, targets, state, cfg.train.label_smoothing)
         state = detach_state(state)
-        (loss / targets.numel()).backward()
+        all_tokens = targets.size(1) * data.size(0)  # of every process (DDP averages: hence * world.size)
+        (loss * world.size / all_tokens).backward()
         return float(loss.detach()), targets.numel(), correct
 
     def validate() -> dict:
@@ -134,7 +142,9 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         step=step,
         validate=validate,
         default_metric="ppl",
-        state_dict=lambda: {"hidden": state},  # the hidden state carried into the next chunk
+        # the hidden state carried into the next chunk (a distributed run restarts it on resume: each
+        # process holds only its own streams' state)
+        state_dict=lambda: {"hidden": state if world.size == 1 else None},
         load_state_dict=load_state,
     )
     info = {
@@ -144,4 +154,4 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         "dev_lines": len(dev_lines),
         "vocab": tokenizer.tgt_vocab_size,
     }
-    return fit(cfg, output_dir, model, task, info, reporter or NullReporter(), resume)
+    return fit(cfg, output_dir, model, task, info, reporter or NullReporter(), resume, world)

@@ -18,7 +18,7 @@ from seqkit.config import Config
 from seqkit.data.batches import inference_batches, make_batch, training_batches
 from seqkit.data.text import corpus_file, read_parallel
 from seqkit.data.tokenizer import PAD, Tokenizer, build_tokenizer
-from seqkit.errors import DataError
+from seqkit.errors import DataError, TrainingError
 from seqkit.metrics import corpus_score, perplexity
 from seqkit.search import decode_corpus
 from seqkit.training import NullReporter, Reporter, TrainingTask, fit, seeded_rng, start_run
@@ -126,19 +126,29 @@ def prepare_data(cfg: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, P
 def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> dict:
     """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`);
     returns the closing summary record."""
-    start_run(cfg)
+    world = start_run(cfg)
     tokenizer, train_data, dev, skipped = prepare_data(
         cfg, modeldir.load_tokenizer(output_dir) if resume else None
     )
-    modeldir.start(output_dir, cfg, tokenizer, resume)
+    if world.is_main:
+        modeldir.start(output_dir, cfg, tokenizer, resume)
     model = modeldir.build_model(cfg, tokenizer)
+    train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
 
     def step(indices: list[int]) -> tuple[float, int, int]:
+        share = world.shard(indices)
+        if not share:
+            raise TrainingError(
+                f"a batch of {len(indices)} sentences cannot feed {world.size} processes; raise train.batch_tokens"
+            )
         loss, tokens, correct = batch_loss(
-            model, make_batch(train_data.src, train_data.tgt, indices), cfg.train.label_smoothing
+            train_model, make_batch(train_data.src, train_data.tgt, share), cfg.train.label_smoothing
         )
-        (loss / tokens).backward()  # mean over tokens: the step size does not depend on the batch size
+        # The mean over the whole batch's target tokens, so the step size does not depend on the batch size
+        # or on how many processes share it (DDP averages the processes' gradients: hence * world.size).
+        batch_tokens = sum(len(train_data.tgt[i]) + 1 for i in indices)
+        (loss * world.size / batch_tokens).backward()
         return float(loss.detach()), tokens, correct
 
     task = TrainingTask(
@@ -154,4 +164,4 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         "src_vocab": tokenizer.src_vocab_size,
         "tgt_vocab": tokenizer.tgt_vocab_size,
     }
-    return fit(cfg, output_dir, model, task, info, reporter or NullReporter(), resume)
+    return fit(cfg, output_dir, model, task, info, reporter or NullReporter(), resume, world)

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 import torch
 
-from seqkit import checkpoint, modeldir
+from seqkit import checkpoint, distributed, modeldir
 from seqkit.config import Config
+from seqkit.distributed import SINGLE, World
 from seqkit.errors import ConfigError, TrainingError
 from seqkit.gradients import GradientMonitor
 from seqkit.progress import Limits, Progress, StopSignals, Window
@@ -89,15 +90,17 @@ class _Trainer:
     """One training session of a run: set up (or restored from a checkpoint), then `run` until a limit."""
 
     def __init__(
-        self, cfg: Config, output_dir: Path, model, task: TrainingTask, reporter: Reporter, resume: bool
+        self,
+        cfg: Config,
+        output_dir: Path,
+        model,
+        task: TrainingTask,
+        reporter: Reporter,
+        resume: bool,
+        world: World,
     ):
-        self.cfg, self.output_dir, self.model, self.task, self.reporter = (
-            cfg,
-            output_dir,
-            model,
-            task,
-            reporter,
-        )
+        self.cfg, self.output_dir, self.model, self.task, self.world = cfg, output_dir, model, task, world
+        self.reporter = reporter if world.is_main else NullReporter()  # one process speaks for all
         metric = cfg.train.best_metric if cfg.train.best_metric != "auto" else task.default_metric
         self.metric = metric
         self.best_key, higher_is_better = METRICS[metric]
@@ -127,10 +130,14 @@ class _Trainer:
             "torch_rng": torch.get_rng_state(),
             "task": self.task.state_dict(),
         }
-        checkpoint.save(self.output_dir, self.model, self.optimizer, state, self.cfg.train.keep_checkpoints)
+        if self.world.is_main:
+            checkpoint.save(
+                self.output_dir, self.model, self.optimizer, state, self.cfg.train.keep_checkpoints
+            )
 
     def log(self, record: dict) -> None:
-        modeldir.append_log(self.output_dir, record)
+        if self.world.is_main:
+            modeldir.append_log(self.output_dir, record)
 
     def warn(self, message: str) -> None:
         self.log({"kind": "warning", "step": self.progress.step, "message": message})
@@ -144,6 +151,9 @@ class _Trainer:
             group["lr"] = lr
         step_start = time.monotonic()
         nll, tokens, correct = self.task.step(batch)
+        if self.world.size > 1:  # the figures of the whole batch, not of this process's share
+            nll, tokens, correct = self.world.sum([nll, tokens, correct])
+            tokens, correct = int(tokens), int(correct)
         grad_norm, clipped = self.gradients.clip()
         progress.step += 1
         progress.position += 1
@@ -178,8 +188,16 @@ class _Trainer:
 
     def validate(self) -> None:
         progress = self.progress
-        record = {"kind": "valid", "step": progress.step, "epoch": progress.epoch + 1, **self.task.validate()}
-        self.model.train()  # whatever validation did, training goes on in training mode
+        record = None
+        if self.world.is_main:
+            record = {
+                "kind": "valid",
+                "step": progress.step,
+                "epoch": progress.epoch + 1,
+                **self.task.validate(),
+            }
+            self.model.train()  # whatever validation did, training goes on in training mode
+        record = self.world.from_main(record)  # every process keeps the same best score and schedule
         progress.validated_step = progress.step
         score = self.sign * record[self.best_key]
         record["best"] = score > progress.best
@@ -189,7 +207,7 @@ class _Trainer:
         gradients, warnings = self.gradients.summary()
         record.update(gradients)
         self.save_checkpoint()  # first: best weights never exist without a checkpoint to resume from
-        if record["best"]:
+        if record["best"] and self.world.is_main:
             modeldir.save_weights(self.output_dir, self.model)
         record["elapsed_s"] = self.elapsed()
         self.log(record)
@@ -214,7 +232,10 @@ class _Trainer:
         patience = self.cfg.train.patience
         if patience and self.progress.bad_validations >= patience:
             return "early_stopping"
-        return self.limits.reached(self.progress.step, self.progress.epoch, self.elapsed())
+        # rank 0 decides for every process: their clocks differ
+        return self.world.from_main(
+            self.limits.reached(self.progress.step, self.progress.epoch, self.elapsed())
+        )
 
     def run(self, info: dict, resume: bool) -> dict:
         progress = self.progress
@@ -232,6 +253,7 @@ class _Trainer:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "steps_per_epoch": len(batches),
             "threads": torch.get_num_threads(),
+            "processes": self.world.size,
             **(restored if resume else {}),
         }
         self.log(info)
@@ -243,12 +265,13 @@ class _Trainer:
                     self.train_step(batches[progress.position])
                     if progress.step % self.cfg.train.valid_every == 0:
                         self.validate()
-                    if signals.received is not None:
+                    received = self.world.from_main(signals.received)
+                    if received is not None:
                         self.save_checkpoint()
-                        summary = self.summary("interrupted", signal.Signals(signals.received).name)
+                        summary = self.summary("interrupted", signal.Signals(received).name)
                         self.log(summary)
                         self.reporter.finish(summary)
-                        raise TrainingInterrupted(signals.received, progress.step)
+                        raise TrainingInterrupted(received, progress.step)
                     stop = self.reached()
                 if progress.position >= len(batches):
                     progress.epoch += 1
@@ -271,20 +294,22 @@ def fit(
     info: dict,
     reporter: Reporter,
     resume: bool = False,
+    world: World = SINGLE,
 ) -> dict:
     """Train `model` until a limit is reached; returns the closing summary record. With `resume`, continue
     exactly from the model directory's latest checkpoint: weights, optimizer, schedule, RNG, counters and
     the position in the data order."""
-    return _Trainer(cfg, output_dir, model, task, reporter, resume).run(info, resume)
+    return _Trainer(cfg, output_dir, model, task, reporter, resume, world).run(info, resume)
 
 
-def start_run(cfg: Config) -> None:
-    """Checks, seeds and threads: before anything is written or anything random happens."""
+def start_run(cfg: Config) -> World:
+    """Checks, seeds, threads and the process group: before anything is written or anything random happens."""
     if not (cfg.train.max_steps or cfg.train.max_epochs or cfg.train.max_minutes):
         raise ConfigError("no stopping limit: set train.max_steps, train.max_epochs or train.max_minutes")
     seed_everything(cfg.train.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    return distributed.join()
 
 
 def seeded_rng(cfg: Config, epoch: int) -> random.Random:

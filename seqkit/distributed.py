@@ -1,0 +1,68 @@
+"""Data-parallel training over processes started by `torchrun` (torch.distributed with gloo on CPU).
+
+Every process holds the whole model and data and trains on its share of every batch; the gradients are
+averaged by DistributedDataParallel. Only the first process (rank 0) writes files, reports and validates;
+its decisions (stop, validation results) are broadcast so that every process takes the same steps.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: list) -> list:
+        """This process's share of a batch: every size-th item from its rank on."""
+        return items[self.rank :: self.size]
+
+    def sum(self, values: list[float]) -> list[float]:
+        if self.size == 1:
+            return values
+        totals = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(totals)
+        return totals.tolist()
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's `value`, on every process."""
+        if self.size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module to run forward passes through in training: DDP averages its gradients."""
+        return DistributedDataParallel(model) if self.size > 1 else model
+
+
+SINGLE = World()
+
+
+def join() -> World:
+    """The world this process belongs to: torchrun's environment variables, or a single process."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return SINGLE
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def leave() -> None:
+    """End this process's part in the process group, if it joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
