@@ -29,13 +29,22 @@ from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
 ROOT, LATEST, WEIGHTS, STATE = CHECKPOINTS, "latest", "weights.safetensors", "state.pt"
 
 
+def _complete(path: Path) -> bool:
+    return (path / WEIGHTS).is_file() and (path / STATE).is_file()
+
+
 def latest(model_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a model directory, if any."""
-    pointer = model_dir / ROOT / LATEST
-    if not pointer.is_file():
-        return None
-    path = model_dir / ROOT / pointer.read_text().strip()
-    return path if path.is_dir() else None
+    """The newest complete checkpoint of a model directory, if any: the one `latest` names, or, if that
+    was deleted by hand, the newest complete one left."""
+    root = model_dir / ROOT
+    pointer = root / LATEST
+    if pointer.is_file():
+        path = root / pointer.read_text().strip()
+        if _complete(path):
+            return path
+        remaining = [p for p in sorted(root.glob("step-*")) if _complete(p)]
+        return remaining[-1] if remaining else None
+    return None
 
 
 def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:

@@ -91,10 +91,12 @@ def train(
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
     if stored is not None:
         changes = config_lib.differences(stored, cfg)
-        fixed = [c for c in changes if c.startswith(("model.", "tokenizer.", "data."))]
+        # these decide the weights' shapes, the tokens, or the data order that the position refers to
+        keep = ("model.", "tokenizer.", "data.", "train.batch_tokens:", "train.bptt_length:", "train.seed:")
+        fixed = [c for c in changes if c.startswith(keep)]
         if fixed:
             raise ConfigError(
-                f"{run_dir}: a resumed run keeps its data, tokenizer and model ({'; '.join(fixed)}); "
+                f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches and seed ({'; '.join(fixed)}); "
                 "train a new model with another --output"
             )
         if speaks:

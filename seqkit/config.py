@@ -157,6 +157,8 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("decode", "max_length_ratio"): (lambda v: v > 0, "positive"),
     ("decode", "max_length_offset"): (lambda v: v >= 0, "0 or positive"),
     ("train", "bptt_length"): (lambda v: v >= 2, "at least 2"),
+    ("train", "seed"): (lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1"),
+    ("generate", "seed"): (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1"),
     ("generate", "max_tokens"): (lambda v: v > 0, "a positive integer"),
     ("generate", "temperature"): (lambda v: v >= 0, "0 (greedy) or positive"),
     ("generate", "top_k"): (lambda v: v >= 0, "0 (all tokens) or positive"),

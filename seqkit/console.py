@@ -7,6 +7,7 @@ import sys
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -24,7 +25,7 @@ VALIDATION_SCORES = (
 
 def error(message: str) -> None:
     """One line, on stderr, never wrapped (scripts grep it)."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
 def _clock(seconds: float) -> str:
@@ -92,7 +93,7 @@ class TrainingProgress:
         self.progress.console.print(f"validation at step {record['step']:,}: {scores}{mark}", highlight=False)
 
     def warning(self, message: str) -> None:
-        self.progress.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        self.progress.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
     def finish(self, summary: dict) -> None:
         self.progress.stop()

@@ -30,4 +30,5 @@ def corpus_score(metric: str, hypotheses: list[str], references: list[list[str]]
 
 def perplexity(total_nll: float, num_tokens: int) -> float:
     """exp of the mean negative log-likelihood per token (nats)."""
-    return math.exp(total_nll / max(1, num_tokens))
+    mean = total_nll / max(1, num_tokens)
+    return math.exp(mean) if mean < 700 else math.inf  # a diverged model: no OverflowError

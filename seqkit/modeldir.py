@@ -26,7 +26,7 @@ from safetensors.torch import save as save_safetensors
 
 from seqkit import config as config_lib
 from seqkit.config import Config
-from seqkit.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
+from seqkit.data.tokenizer import TOKENIZER_FILES, CharTokenizer, Tokenizer, load_tokenizer
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.models.lm import RNNLanguageModel
 from seqkit.models.seq2seq import Seq2Seq
@@ -57,6 +57,9 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | CharTokenizer, re
     gets the config of this session (the command may have changed limits or rates)."""
     if not resume:
         model_dir.mkdir(parents=True, exist_ok=True)
+        # a run killed before its first checkpoint may have left files of another tokenizer or model
+        for stale in (*TOKENIZER_FILES, WEIGHTS):
+            (model_dir / stale).unlink(missing_ok=True)
         for name, data in tokenizer.files().items():
             atomic_write(model_dir / name, data)
         (model_dir / LOG).unlink(missing_ok=True)
@@ -97,8 +100,13 @@ def _unshared_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def append_log(model_dir: Path, record: dict) -> None:
-    with open(model_dir / LOG, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    path = model_dir / LOG
+    with open(path, "a+b") as f:  # appends always go to the end
+        torn = False
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"  # a line torn by a killed process stays alone on its line
+        f.write((b"\n" if torn else b"") + json.dumps(record).encode("utf-8") + b"\n")
 
 
 def read_log(model_dir: Path) -> list[dict]:

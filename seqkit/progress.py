@@ -23,6 +23,8 @@ class Progress:
     best: float = -math.inf  # best validation score so far, sign-adjusted so that higher is better
     validated_step: int = -1
     bad_validations: int = 0  # validations in a row without improvement (early stopping)
+    best_step: int = -1  # the step whose weights are model.safetensors
+    best_signature: str = ""  # sacrebleu signature of the best score, if it has one
     elapsed_s: float = 0.0  # training time of earlier sessions of this run
 
     def to_dict(self) -> dict:

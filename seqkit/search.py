@@ -129,7 +129,13 @@ def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[li
         batch = make_batch(src_ids, None, indices)
         max_lengths = max_output_lengths(batch.src_lengths, cfg)
         if cfg.beam_size == 1:
-            results = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, max_lengths)]
+            greedy = greedy_search(model, batch.src, batch.src_lengths, max_lengths)
+            # ranked like a beam's hypotheses, so that n-best scores mean the same at every beam size
+            penalty = [length_penalty(len(h.tokens) + 1, cfg.length_penalty) for h in greedy]
+            results = [
+                [Hypothesis(h.tokens, h.log_prob / p, h.log_prob)]
+                for h, p in zip(greedy, penalty, strict=True)
+            ]
         else:
             results = beam_search(
                 model, batch.src, batch.src_lengths, max_lengths, cfg.beam_size, cfg.length_penalty

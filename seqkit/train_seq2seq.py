@@ -137,11 +137,11 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
     sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
 
     def step(indices: list[int]) -> tuple[float, int, int]:
-        share = world.shard(indices)
-        if not share:
+        if len(indices) < world.size:  # the same decision on every process, before any collective
             raise TrainingError(
                 f"a batch of {len(indices)} sentences cannot feed {world.size} processes; raise train.batch_tokens"
             )
+        share = world.shard(indices)
         loss, tokens, correct = batch_loss(
             train_model, make_batch(train_data.src, train_data.tgt, share), cfg.train.label_smoothing
         )

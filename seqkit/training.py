@@ -116,6 +116,9 @@ class _Trainer:
             self.schedule.load_state_dict(saved["schedule"])
             torch.set_rng_state(saved["torch_rng"])
             task.load_state_dict(saved["task"])
+            if self.progress.best_step == self.progress.step and world.is_main:
+                # killed between this checkpoint and the best weights written after it: write them now
+                modeldir.save_weights(output_dir, model)
         self.nonfinite_steps = 0
         self.session_start = time.monotonic()
         self.window = Window()
@@ -206,6 +209,9 @@ class _Trainer:
         self.schedule.after_validation(score)
         gradients, warnings = self.gradients.summary()
         record.update(gradients)
+        if record["best"]:
+            progress.best_step = progress.step
+            progress.best_signature = record.get(f"{self.metric}_signature", "")
         self.save_checkpoint()  # first: best weights never exist without a checkpoint to resume from
         if record["best"] and self.world.is_main:
             modeldir.save_weights(self.output_dir, self.model)
@@ -214,8 +220,6 @@ class _Trainer:
         self.reporter.validation(record)
         for message in warnings:
             self.warn(message)
-        if record["best"]:
-            self.best_signature = record.get(f"{self.metric}_signature")
 
     def summary(self, kind: str, reason: str) -> dict:
         return {
@@ -224,7 +228,7 @@ class _Trainer:
             "steps": self.progress.step,
             "epochs": self.progress.epoch,
             f"best_{self.best_key}": self.sign * self.progress.best,
-            **({"best_signature": self.best_signature} if getattr(self, "best_signature", None) else {}),
+            **({"best_signature": self.progress.best_signature} if self.progress.best_signature else {}),
             "elapsed_s": self.elapsed(),
         }
 

@@ -63,13 +63,14 @@ def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
     [
         (["--set", "model.hiden_size=8"], ["unknown key model.hiden_size"]),
         (["--set", "model.cell=transformer"], ["bad choice 'transformer'", "valid: rnn, gru, lstm"]),
+        (["--set", "modle.cell=gru"], ["unknown section [modle] (did you mean model?)"]),  # brackets survive
         (
             ["--set", "data.train=/nonexistent/train"],
             ["data.train", "/nonexistent/train.src", "check the path"],
         ),
         (["--config", "/nonexistent/run.toml"], ["/nonexistent/run.toml", "config file not found"]),
     ],
-    ids=["unknown-key", "bad-choice", "missing-corpus", "missing-config"],
+    ids=["unknown-key", "bad-choice", "unknown-section", "missing-corpus", "missing-config"],
 )
 def test_train_refuses_bad_config_and_writes_nothing(toy, tmp_path, extra, fragments):
     out = tmp_path / "model"
@@ -94,7 +95,7 @@ def test_rerunning_a_finished_run_continues_it_instead_of_overwriting(toy, tmp_p
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
     assert_one_line_error(
         _train(toy, tmp_path / "model", "--set", "model.decoder_hidden_size=12", "--max-steps", "4"),
-        "a resumed run keeps its data, tokenizer and model (model.decoder_hidden_size: 8 -> 12)",
+        "a resumed run keeps its data, tokenizer, model, batches and seed (model.decoder_hidden_size: 8 -> 12)",
     )
 
 

@@ -39,6 +39,7 @@ def test_round_trip_through_toml(tmp_path):
         (["model.dropout=1.5"], ["model.dropout = 1.5", "in [0, 1)"]),
         (["train.batch_tokens=0"], ["train.batch_tokens", "positive"]),
         (["cell=gru"], ["expected section.key=value"]),
+        (["train.seed=-1"], ["train.seed = -1", "between 0 and 2**32 - 1"]),
     ],
 )
 def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):

@@ -38,3 +38,5 @@ def test_read_log_skips_a_torn_last_line(tmp_path):
     with open(tmp_path / modeldir.LOG, "a") as f:
         f.write('{"kind": "tra')  # a process killed mid-write
     assert modeldir.read_log(tmp_path) == [{"kind": "train", "step": 1}]
+    modeldir.append_log(tmp_path, {"kind": "resume", "step": 1})  # the next session's record survives
+    assert modeldir.read_log(tmp_path) == [{"kind": "train", "step": 1}, {"kind": "resume", "step": 1}]

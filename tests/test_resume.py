@@ -157,3 +157,14 @@ def test_a_fresh_start_clears_a_checkpoint_left_unnamed_by_a_kill(tmp_path, reve
     assert (checkpoint.latest(tmp_path / "run") / checkpoint.WEIGHTS).read_bytes() != b"junk"
     longer = toy_config(reverse_data, train={"max_steps": 12, "valid_every": 10})
     assert train_seq2seq.train(longer, tmp_path / "run", resume=True)["steps"] == 12
+
+
+def test_latest_falls_back_when_the_named_checkpoint_was_deleted(tmp_path, reverse_data):
+    cfg = toy_config(reverse_data, train={"max_steps": 20, "valid_every": 10})
+    train_seq2seq.train(cfg, tmp_path / "run")
+    import shutil
+
+    shutil.rmtree(checkpoint.latest(tmp_path / "run"))  # as the restore error suggests
+    assert checkpoint.latest(tmp_path / "run").name == "step-00000010"
+    longer = toy_config(reverse_data, train={"max_steps": 25, "valid_every": 10})
+    assert train_seq2seq.train(longer, tmp_path / "run", resume=True)["steps"] == 25

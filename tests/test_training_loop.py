@@ -129,3 +129,9 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path):
     skipped = [r["step"] for r in records if r["kind"] == "warning" and r["message"].startswith("non-finite")]
     assert skipped == [8, 9, 10, 11, 12]
     assert all(torch.isfinite(p).all() for p in model.parameters())  # no NaN update was applied
+
+
+def test_perplexity_of_a_diverged_model_is_infinite_not_an_error():
+    from seqkit.metrics import perplexity
+
+    assert perplexity(1e6, 10) == math.inf and math.isclose(perplexity(math.log(3) * 4, 4), 3)

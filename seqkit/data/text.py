@@ -29,7 +29,10 @@ def _open_binary(path: Path | str):
 def iter_lines(path: Path | str) -> Iterator[str]:
     """Yield the lines of a UTF-8 file without their line ending. `-` reads stdin."""
     name = "<stdin>" if str(path) == "-" else str(path)
-    stream = _open_binary(path)
+    try:
+        stream = _open_binary(path)
+    except OSError as e:  # e.g. no permission to read
+        raise DataError(f"{name}: cannot be opened ({e.strerror}); check the file's permissions") from None
     try:
         for number, raw in enumerate(stream, start=1):
             try:

@@ -20,6 +20,7 @@ from seqkit.errors import DataError, ModelDirError
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
 SPM_JOINT, SPM_SRC, SPM_TGT, CHARS = "spm.model", "spm.src.model", "spm.tgt.model", "chars.json"
+TOKENIZER_FILES = (SPM_JOINT, SPM_SRC, SPM_TGT, CHARS)
 
 
 def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int) -> bytes:
