@@ -191,12 +191,10 @@ def translate(
                 nbest_json(options[:nbest])
                 for options in inference.translate_nbest(model, tokenizer, chunk, decode)
             ]
+
+        _write_lines(inference.in_chunks(lines, decode, process), output)
     else:
-
-        def process(chunk):
-            return inference.translate_lines(model, tokenizer, chunk, decode)
-
-    _write_lines(inference.in_chunks(lines, decode, process), output)
+        _write_lines(inference.translate_stream(model, tokenizer, lines, decode), output)
 
 
 def nbest_json(options) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from seqkit.data.text import read_lines, read_parallel
@@ -65,7 +64,7 @@ def model_perplexity(model_dir: Path, source: Path | None, reference: Path) -> d
             "model": str(model_dir),
             "perplexity": scores["ppl"],
             "bits_per_char": scores["bpc"],
-            "nll_per_token": math.log(scores["ppl"]),
+            "nll_per_token": scores["nll_per_token"],
             "tokens": scores["tokens"],
         }
     from seqkit.train_seq2seq import corpus_nll, tokenize_parallel

@@ -88,6 +88,7 @@ def score_text(model, tokenizer, lines: list[str], bptt_length: int) -> dict:
     covered_chars = sum(len(line) + 1 for line in lines) * tokens / (len(stream) - 1)
     return {
         "ppl": perplexity(total_nll, tokens),
+        "nll_per_token": total_nll / max(1, tokens),
         "bpc": total_nll / math.log(2) / max(1.0, covered_chars),
         "tokens": tokens,
     }
@@ -131,7 +132,7 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
 
     def validate() -> dict:
         scores = score_text(model, tokenizer, dev_lines, cfg.train.bptt_length)
-        return {"dev_loss": math.log(scores["ppl"]), "dev_ppl": scores["ppl"], "dev_bpc": scores["bpc"]}
+        return {"dev_loss": scores["nll_per_token"], "dev_ppl": scores["ppl"], "dev_bpc": scores["bpc"]}
 
     def load_state(saved: dict) -> None:
         nonlocal state
