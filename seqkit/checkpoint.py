@@ -75,7 +75,9 @@ def restore(path: Path, model, optimizer) -> dict:
     """Load a checkpoint into `model` and `optimizer`; returns the `state` given to `save`."""
     try:
         load_weights_into(model, load_safetensors((path / WEIGHTS).read_bytes()))
-        saved = torch.load(io.BytesIO((path / STATE).read_bytes()), weights_only=True)
+        # tensors land on the CPU (a GPU run resumes on a CPU-only machine); the optimizer moves its state
+        # to its parameters' device
+        saved = torch.load(io.BytesIO((path / STATE).read_bytes()), map_location="cpu", weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
     except (OSError, SafetensorError, RuntimeError, ValueError, KeyError) as e:
         raise ModelDirError(

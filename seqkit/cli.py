@@ -22,6 +22,11 @@ app = typer.Typer(
 )
 
 
+DeviceOption = Annotated[
+    str, typer.Option(help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda.")
+]
+
+
 def user_errors(command):
     """Map SeqkitError to `error: ...` on stderr and exit 1; Ctrl-C to 130; a closed pipe to silence."""
 
@@ -66,6 +71,12 @@ def train(
         float | None, typer.Option(help="Shorthand for --set train.max_minutes=M.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Shorthand for --set train.seed=N.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu or cuda: shorthand for --set train.device=D.")
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="fp32, bf16 or fp16 autocast: --set train.precision=P.")
+    ] = None,
 ) -> None:
     """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm").
 
@@ -85,7 +96,14 @@ def train(
     if resume is not None and not resuming:
         raise ModelDirError(f"{resume}: no checkpoint to resume; start a run with --output {resume}")
     stored = modeldir.load_config(run_dir) if resuming else None
-    shorthands = {"max_steps": max_steps, "max_epochs": max_epochs, "max_minutes": max_minutes, "seed": seed}
+    shorthands = {
+        "max_steps": max_steps,
+        "max_epochs": max_epochs,
+        "max_minutes": max_minutes,
+        "seed": seed,
+        "device": device,
+        "precision": precision,
+    }
     extra = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
     cfg = config_lib.load(config, [*(overrides or []), *extra], base=stored)
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
@@ -163,11 +181,12 @@ def translate(
     max_length_ratio: Annotated[
         float | None, typer.Option(help="Output limit: ratio x source length + offset. [default: 2.0]")
     ] = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Translate text, one output line per input line, in order."""
-    from seqkit import inference, modeldir
+    from seqkit import devices, inference, modeldir
 
-    cfg, tokenizer, model = modeldir.load(model_dir)
+    cfg, tokenizer, model = modeldir.load(model_dir, devices.resolve(device))
     if cfg.model.type != "seq2seq":
         raise ConfigError(f"{model_dir} is a language model; use `seqkit generate`, or train a seq2seq model")
     options = {
@@ -227,11 +246,12 @@ def generate(
     ] = None,
     num_samples: Annotated[int | None, typer.Option(help="Output lines per prompt. [default: 1]")] = None,
     seed: Annotated[int | None, typer.Option(help="Same seed, same output. [default: 1]")] = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Sample text from a language model: each prompt and its continuation on one line."""
-    from seqkit import inference, modeldir
+    from seqkit import devices, inference, modeldir
 
-    cfg, tokenizer, model = modeldir.load(model_dir)
+    cfg, tokenizer, model = modeldir.load(model_dir, devices.resolve(device))
     if cfg.model.type != "lm":
         raise ConfigError(
             f"{model_dir} is a {cfg.model.type} model; `generate` needs a language model (model.type = lm)"
@@ -288,6 +308,7 @@ def evaluate(
         Path | None, typer.Option("--source", "-s", help="Source file, for perplexity.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.")] = False,
+    device: DeviceOption = "auto",
 ) -> None:
     """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref."""
     from seqkit import console
@@ -302,7 +323,9 @@ def evaluate(
     rows = score_systems(hypotheses, references, names or [], metrics) if hypotheses else []
     perplexity = None
     if model_dir is not None:
-        perplexity = model_perplexity(model_dir, source, references[0])
+        from seqkit import devices
+
+        perplexity = model_perplexity(model_dir, source, references[0], devices.resolve(device))
     console.print_evaluation(rows, perplexity, as_json)
 
 

@@ -87,6 +87,8 @@ class TrainConfig:
     log_every: int = 50  # steps between training-log records
     keep_checkpoints: int = 2  # resumable checkpoints kept (one is written at every validation)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when torch sees a GPU, else the CPU
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward pass (fp16: loss scaling)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Data-parallel training over processes started by `torchrun` (torch.distributed with gloo on CPU).
+"""Data-parallel training over processes started by `torchrun` (torch.distributed: gloo on CPU, nccl on
+CUDA, one GPU per process).
 
 Every process holds the whole model and data and trains on its share of every batch; the gradients are
 averaged by DistributedDataParallel. Only the first process (rank 0) writes files, reports and validates;
@@ -20,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 class World:
     rank: int = 0
     size: int = 1
+    device: torch.device = torch.device("cpu")  # where this process trains
 
     @property
     def is_main(self) -> bool:
@@ -32,7 +34,7 @@ class World:
     def sum(self, values: list[float]) -> list[float]:
         if self.size == 1:
             return values
-        totals = torch.tensor(values, dtype=torch.float64)
+        totals = torch.tensor(values, dtype=torch.float64, device=self.device)  # nccl reduces GPU tensors
         dist.all_reduce(totals)
         return totals.tolist()
 
@@ -46,20 +48,29 @@ class World:
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The module to run forward passes through in training: DDP averages its gradients."""
-        return DistributedDataParallel(model) if self.size > 1 else model
+        if self.size == 1:
+            return model
+        return DistributedDataParallel(
+            model, device_ids=[self.device] if self.device.type == "cuda" else None
+        )
 
 
 SINGLE = World()
 
 
-def join() -> World:
+def local_rank() -> int:
+    """This process's number on its machine (torchrun sets LOCAL_RANK): which GPU it takes."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def join(device: torch.device) -> World:
     """The world this process belongs to: torchrun's environment variables, or a single process."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
-        return SINGLE
+        return World(device=device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    return World(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return World(dist.get_rank(), dist.get_world_size(), device)
 
 
 def leave() -> None:

@@ -47,12 +47,12 @@ def score_systems(
     return rows
 
 
-def model_perplexity(model_dir: Path, source: Path | None, reference: Path) -> dict:
-    """Perplexity of `reference` under the model: given `source` for seq2seq; per token and per character
-    (bits) for a language model."""
+def model_perplexity(model_dir: Path, source: Path | None, reference: Path, device: str = "cpu") -> dict:
+    """Perplexity of `reference` under the model (on `device`): given `source` for seq2seq; per token and per
+    character (bits) for a language model."""
     from seqkit import modeldir
 
-    cfg, tokenizer, model = modeldir.load(model_dir)
+    cfg, tokenizer, model = modeldir.load(model_dir, device)
     if cfg.model.type == "lm":
         from seqkit.train_lm import score_text
 

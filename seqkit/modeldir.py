@@ -137,8 +137,10 @@ def load_config(model_dir: Path) -> Config:
         raise ModelDirError(f"{e} (the model directory is damaged; retrain it)") from None
 
 
-def load(model_dir: Path | str) -> tuple[Config, Tokenizer | CharTokenizer, Seq2Seq | RNNLanguageModel]:
-    """Config, tokenizer and model (in eval mode) of a model directory, or a ModelDirError."""
+def load(
+    model_dir: Path | str, device: torch.device | str = "cpu"
+) -> tuple[Config, Tokenizer | CharTokenizer, Seq2Seq | RNNLanguageModel]:
+    """Config, tokenizer and model (in eval mode, on `device`) of a model directory, or a ModelDirError."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
@@ -156,4 +158,4 @@ def load(model_dir: Path | str) -> tuple[Config, Tokenizer | CharTokenizer, Seq2
             f"{weights}: damaged or from another model ({first}); retrain or restore it"
         ) from None
     model.eval()
-    return cfg, tokenizer, model
+    return cfg, tokenizer, model.to(device)

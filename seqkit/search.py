@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from seqkit import devices
 from seqkit.config import DecodeConfig
 from seqkit.data.batches import inference_batches, make_batch
 from seqkit.data.tokenizer import BOS, EOS, PAD, UNK
@@ -41,12 +42,13 @@ def length_penalty(length: int, alpha: float) -> float:
 def greedy_search(
     model, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
 ) -> list[Hypothesis]:
-    """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed."""
+    """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed.
+    Every tensor but `src_lengths` is on the model's device."""
     encoded, state = model.encode(src, src_lengths)
-    batch = src.size(0)
-    prev = torch.full((batch,), BOS, dtype=torch.long)
-    finished = torch.zeros(batch, dtype=torch.bool)
-    log_prob = torch.zeros(batch)
+    batch, device = src.size(0), src.device
+    prev = torch.full((batch,), BOS, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    log_prob = torch.zeros(batch, device=device)
     steps = []
     for t in range(int(max_lengths.max())):
         logits, state, _ = model.step(prev, state, encoded)
@@ -61,7 +63,7 @@ def greedy_search(
             break
         prev = tokens
     outputs = [_strip(row) for row in torch.stack(steps, dim=1).tolist()]
-    return [Hypothesis(tokens, float(lp), float(lp)) for tokens, lp in zip(outputs, log_prob, strict=True)]
+    return [Hypothesis(tokens, lp, lp) for tokens, lp in zip(outputs, log_prob.tolist(), strict=True)]
 
 
 @torch.no_grad()
@@ -79,17 +81,17 @@ def beam_search(
     are finished; the k best that do not end become the new beams. A sentence is done when it has k finished
     hypotheses; the loop ends when every sentence is done. With k = 1 this is exactly greedy search.
     """
-    batch, k = src.size(0), beam_size
+    batch, k, device = src.size(0), beam_size, src.device
     encoded, state = model.encode(src, src_lengths)
-    rows = torch.arange(batch).repeat_interleave(k)  # beam row -> sentence
+    rows = torch.arange(batch, device=device).repeat_interleave(k)  # beam row -> sentence
     encoded, state = encoded.select(rows), state.select(rows)
     row_limits = max_lengths[rows]  # (batch * k,)
-    scores = torch.full((batch, k), float("-inf"))
+    scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: only the first may expand
-    prev = torch.full((batch * k,), BOS, dtype=torch.long)
-    history = torch.empty((batch * k, 0), dtype=torch.long)
+    prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
+    history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    done = torch.zeros(batch, dtype=torch.bool)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
     for t in range(int(max_lengths.max()) + 1):  # + 1: the step that ends the longest-allowed beams
         logits, state, _ = model.step(prev, state, encoded)
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch * k, vocab)
@@ -101,12 +103,14 @@ def beam_search(
         top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=1)  # (batch, 2k), best first
         top_beams, top_tokens = top_ids // vocab, top_ids % vocab
         ends = top_tokens == EOS
-        top_rows = torch.arange(batch).unsqueeze(1) * k + top_beams  # (batch, 2k) rows in history
+        top_rows = (
+            torch.arange(batch, device=device).unsqueeze(1) * k + top_beams
+        )  # (batch, 2k) rows in history
         for b, j in (ends[:, :k] & top_scores[:, :k].isfinite() & ~done.unsqueeze(1)).nonzero().tolist():
             tokens = history[top_rows[b, j]].tolist()
             raw = float(top_scores[b, j])
             finished[b].append(Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw))
-        done |= torch.tensor([len(f) >= k for f in finished])
+        done |= torch.tensor([len(f) >= k for f in finished], device=device)
         if done.all():
             break
         # the k best continuations that do not end are the new beams (top_scores is sorted, so is this)
@@ -124,10 +128,11 @@ def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[li
     """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length."""
     was_training = model.training
     model.eval()
+    device = devices.model_device(model)
     outputs: list[list[Hypothesis]] = [[] for _ in src_ids]
     for indices in inference_batches([len(s) for s in src_ids], cfg.batch_size):
-        batch = make_batch(src_ids, None, indices)
-        max_lengths = max_output_lengths(batch.src_lengths, cfg)
+        batch = make_batch(src_ids, None, indices).to(device)
+        max_lengths = max_output_lengths(batch.src_lengths, cfg).to(device)
         if cfg.beam_size == 1:
             greedy = greedy_search(model, batch.src, batch.src_lengths, max_lengths)
             # ranked like a beam's hypotheses, so that n-best scores mean the same at every beam size
@@ -153,8 +158,9 @@ def choose_tokens(
     logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator
 ) -> torch.Tensor:
     """logits (batch, vocab) -> (batch,) next tokens: argmax at temperature 0, else a sample from the
-    temperature-scaled distribution restricted to the top k tokens and to the top-p nucleus."""
-    logits = logits.float().clone()
+    temperature-scaled distribution restricted to the top k tokens and to the top-p nucleus.
+    Sampling runs on the CPU, with a CPU generator: the same seed gives the same text on every device."""
+    logits = logits.to("cpu", torch.float32, copy=True)
     logits[:, list(NEVER_SAMPLED)] = float("-inf")
     if temperature == 0:
         return logits.argmax(dim=-1)
@@ -176,7 +182,8 @@ def sample(model, prompt: list[int], cfg, generator: torch.Generator, on_token=N
 
     `cfg` is a GenerateConfig; `on_token(tokens_so_far)` is called after each new token (for streaming).
     The context starts with EOS, as every training line does, so an empty prompt starts a new line."""
-    logits, state = model(torch.tensor([[EOS, *prompt]]))
+    device = devices.model_device(model)
+    logits, state = model(torch.tensor([[EOS, *prompt]], device=device))
     logits = logits[:, -1]  # (1, vocab)
     generated: list[int] = []
     for _ in range(cfg.max_tokens):
@@ -186,5 +193,5 @@ def sample(model, prompt: list[int], cfg, generator: torch.Generator, on_token=N
         generated.append(int(token))
         if on_token:
             on_token(generated)
-        logits, state = model.step(token, state)
+        logits, state = model.step(token.to(device), state)
     return generated

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from seqkit import modeldir
+from seqkit import devices, modeldir
 from seqkit.config import Config
 from seqkit.data.text import corpus_file, read_lines
 from seqkit.data.tokenizer import EOS, build_tokenizer
@@ -76,7 +76,7 @@ def score_text(model, tokenizer, lines: list[str], bptt_length: int) -> dict:
     was_training = model.training
     model.eval()
     stream = token_stream(tokenizer, lines)
-    data = stream_rows(stream, EVAL_ROWS)
+    data = stream_rows(stream, EVAL_ROWS).to(devices.model_device(model))
     total_nll, tokens, state = 0.0, 0, None
     for start in chunk_starts(data, bptt_length):
         inputs, targets = chunk(data, start, bptt_length)
@@ -112,14 +112,14 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         raise DataError(
             f"{data.size(0)} streams cannot feed {world.size} processes; raise train.batch_tokens"
         )
-    rows = data[world.rank :: world.size]  # this process's streams
+    rows = data[world.rank :: world.size].to(world.device)  # this process's streams
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
-    model = modeldir.build_model(cfg, tokenizer)
+    model = modeldir.build_model(cfg, tokenizer).to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     state = None
 
-    def step(start: int) -> tuple[float, int, int]:
+    def step(start: int) -> tuple[torch.Tensor, float, int, int]:
         nonlocal state
         if start == 0:
             state = None  # each epoch reads the streams afresh
@@ -127,8 +127,7 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         loss, correct, state = chunk_loss(train_model, inputs, targets, state, cfg.train.label_smoothing)
         state = detach_state(state)
         all_tokens = targets.size(1) * data.size(0)  # of every process (DDP averages: hence * world.size)
-        (loss * world.size / all_tokens).backward()
-        return float(loss.detach()), targets.numel(), correct
+        return loss * world.size / all_tokens, float(loss.detach()), targets.numel(), correct
 
     def validate() -> dict:
         scores = score_text(model, tokenizer, dev_lines, cfg.train.bptt_length)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from seqkit import modeldir
+from seqkit import devices, modeldir
 from seqkit.config import Config
 from seqkit.data.batches import inference_batches, make_batch, training_batches
 from seqkit.data.text import corpus_file, read_parallel
@@ -81,9 +81,10 @@ def corpus_nll(model, data: ParallelIds, batch_size: int) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) of the targets given the sources, and the token count."""
     was_training = model.training
     model.eval()
+    device = devices.model_device(model)
     total_nll, total_tokens = 0.0, 0
     for indices in inference_batches([len(s) for s in data.src], batch_size):
-        loss, tokens, _ = batch_loss(model, make_batch(data.src, data.tgt, indices))
+        loss, tokens, _ = batch_loss(model, make_batch(data.src, data.tgt, indices).to(device))
         total_nll, total_tokens = total_nll + float(loss), total_tokens + tokens
     model.train(was_training)
     return total_nll, total_tokens
@@ -132,24 +133,22 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
     )
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
-    model = modeldir.build_model(cfg, tokenizer)
+    model = modeldir.build_model(cfg, tokenizer).to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
 
-    def step(indices: list[int]) -> tuple[float, int, int]:
+    def step(indices: list[int]) -> tuple[torch.Tensor, float, int, int]:
         if len(indices) < world.size:  # the same decision on every process, before any collective
             raise TrainingError(
                 f"a batch of {len(indices)} sentences cannot feed {world.size} processes; raise train.batch_tokens"
             )
         share = world.shard(indices)
-        loss, tokens, correct = batch_loss(
-            train_model, make_batch(train_data.src, train_data.tgt, share), cfg.train.label_smoothing
-        )
+        batch = make_batch(train_data.src, train_data.tgt, share).to(world.device)
+        loss, tokens, correct = batch_loss(train_model, batch, cfg.train.label_smoothing)
         # The mean over the whole batch's target tokens, so the step size does not depend on the batch size
         # or on how many processes share it (DDP averages the processes' gradients: hence * world.size).
         batch_tokens = sum(len(train_data.tgt[i]) + 1 for i in indices)
-        (loss * world.size / batch_tokens).backward()
-        return float(loss.detach()), tokens, correct
+        return loss * world.size / batch_tokens, float(loss.detach()), tokens, correct
 
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),

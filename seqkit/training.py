@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from seqkit import checkpoint, distributed, modeldir
+from seqkit import checkpoint, devices, distributed, modeldir
 from seqkit.config import Config
 from seqkit.distributed import SINGLE, World
 from seqkit.errors import ConfigError, TrainingError
@@ -65,7 +65,8 @@ class TrainingTask:
     """What the loop needs from a model type."""
 
     batches: Callable[[int], Sequence[Any]]  # epoch (0-based) -> that epoch's batches, in order
-    step: Callable[[Any], tuple[float, int, int]]  # forward + backward on a batch: (nll, tokens, correct)
+    # the forward pass on a batch: (objective to minimise, summed nll, target tokens, argmax-correct tokens)
+    step: Callable[[Any], tuple[torch.Tensor, float, int, int]]
     validate: Callable[[], dict]  # dev scores, e.g. {"dev_ppl": ..., "dev_bleu": ..., "bleu_signature": ...}
     default_metric: str  # what train.best_metric = "auto" means for this task: bleu or ppl
     # state the task carries between batches (a language model's hidden state), for checkpoints
@@ -109,12 +110,14 @@ class _Trainer:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate)
         self.schedule = LearningRateSchedule(cfg.train)
         self.gradients = GradientMonitor(model, cfg.train.clip_norm)
+        self.precision = devices.Precision(cfg.train.precision, world.device)
         self.progress = Progress()
         if resume:
             saved = checkpoint.restore(checkpoint.latest(output_dir), model, self.optimizer)
             self.progress = Progress(**saved["progress"])
             self.schedule.load_state_dict(saved["schedule"])
-            torch.set_rng_state(saved["torch_rng"])
+            devices.set_rng_state(saved["torch_rng"])
+            self.precision.load_state_dict(saved.get("loss_scaler", {}))
             task.load_state_dict(saved["task"])
             if self.progress.best_step == self.progress.step and world.is_main:
                 # killed between this checkpoint and the best weights written after it: write them now
@@ -130,7 +133,8 @@ class _Trainer:
         state = {
             "progress": {**self.progress.to_dict(), "elapsed_s": self.elapsed()},
             "schedule": self.schedule.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": devices.rng_state(),
+            "loss_scaler": self.precision.state_dict(),
             "task": self.task.state_dict(),
         }
         if self.world.is_main:
@@ -153,7 +157,11 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         step_start = time.monotonic()
-        nll, tokens, correct = self.task.step(batch)
+        scaler = self.precision.scaler  # fp16 only; otherwise each of its calls passes values through
+        with self.precision.autocast():
+            objective, nll, tokens, correct = self.task.step(batch)
+        scaler.scale(objective).backward()
+        scaler.unscale_(self.optimizer)  # clipping and the logged norms see the true gradients
         if self.world.size > 1:  # the figures of the whole batch, not of this process's share
             nll, tokens, correct = self.world.sum([nll, tokens, correct])
             tokens, correct = int(tokens), int(correct)
@@ -162,6 +170,21 @@ class _Trainer:
         progress.position += 1
         if not (math.isfinite(nll) and math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
+            if self.precision.scaling and math.isfinite(nll) and scaler.get_scale() >= 1.0:
+                # fp16 gradients overflowed at this loss scale: a routine event, the scaler halves the scale
+                scaler.update()
+                self.log(
+                    {
+                        "kind": "grad",
+                        "step": progress.step,
+                        "norm": None,
+                        "clipped": False,
+                        "overflow": True,
+                        "loss_scale": scaler.get_scale(),
+                    }
+                )
+                return
+            scaler.update()
             self.nonfinite_steps += 1
             self.warn(f"non-finite loss or gradient at step {progress.step}: update skipped")
             if self.nonfinite_steps >= MAX_NONFINITE_STEPS:
@@ -172,6 +195,7 @@ class _Trainer:
             return
         self.nonfinite_steps = 0
         self.optimizer.step()
+        scaler.update()  # fp16: the scale grows again after a run of finite steps
         self.optimizer.zero_grad(set_to_none=True)
         self.window.add(nll, tokens, correct, grad_norm, time.monotonic() - step_start)
         self.log({"kind": "grad", "step": progress.step, "norm": grad_norm, "clipped": clipped})
@@ -257,6 +281,8 @@ class _Trainer:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "steps_per_epoch": len(batches),
             "threads": torch.get_num_threads(),
+            "device": str(self.world.device),
+            "precision": self.cfg.train.precision,
             "processes": self.world.size,
             **(restored if resume else {}),
         }
@@ -307,13 +333,16 @@ def fit(
 
 
 def start_run(cfg: Config) -> World:
-    """Checks, seeds, threads and the process group: before anything is written or anything random happens."""
+    """Checks, seeds, threads, the device and the process group: before anything is written or anything
+    random happens."""
     if not (cfg.train.max_steps or cfg.train.max_epochs or cfg.train.max_minutes):
         raise ConfigError("no stopping limit: set train.max_steps, train.max_epochs or train.max_minutes")
+    device = devices.resolve(cfg.train.device, distributed.local_rank(), option="train.device =")
+    devices.Precision(cfg.train.precision, device)  # an unsupported precision fails here, not after set-up
     seed_everything(cfg.train.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    return distributed.join()
+    return distributed.join(device)
 
 
 def seeded_rng(cfg: Config, epoch: int) -> random.Random:

@@ -26,7 +26,11 @@ def test_gru_bahdanau_learns_reverse_exactly(reverse_model, reverse_data):
     ("task", "model", "train"),
     [
         ("copy", {"cell": "lstm", "attention": "luong"}, {"max_steps": 1000, "valid_every": 500}),
-        ("copy", {"cell": "gru", "encoder_layers": 2, "decoder_layers": 2, "bidirectional": False}, {}),
+        (
+            "copy",
+            {"cell": "gru", "encoder_layers": 2, "decoder_layers": 2, "bidirectional": False},
+            {"max_steps": 1000, "valid_every": 500},
+        ),
         # a vanilla RNN learns more slowly: more steps at a higher rate
         (
             "reverse",

@@ -25,6 +25,14 @@ class Batch:
     tgt_out: torch.Tensor | None  # (batch, tgt_len) target + EOS, what it must predict
     indices: list[int]  # positions of the examples in the corpus
 
+    def to(self, device: torch.device) -> Batch:
+        """The same batch with its tensors on `device` (lengths stay on the CPU: packing reads them there)."""
+        if device.type == "cpu":
+            return self
+        tgt_in = None if self.tgt_in is None else self.tgt_in.to(device, non_blocking=True)
+        tgt_out = None if self.tgt_out is None else self.tgt_out.to(device, non_blocking=True)
+        return Batch(self.src.to(device, non_blocking=True), self.src_lengths, tgt_in, tgt_out, self.indices)
+
     @property
     def num_tgt_tokens(self) -> int:
         return int((self.tgt_out != PAD).sum()) if self.tgt_out is not None else 0

@@ -1,0 +1,77 @@
+"""Devices and precision: autocast to bf16 / fp16 (tested on the CPU, which supports both), fp16 loss
+scaling through overflows and resumes, and a clear error for a GPU that is not there."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqkit import checkpoint, devices, modeldir, train_seq2seq
+from tests.cli_helpers import assert_one_line_error, seqkit
+from tests.conftest import toy_config
+
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+
+
+def test_auto_is_the_cpu_without_a_gpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert devices.resolve("auto").type == expected
+    assert devices.resolve("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)]
+)
+def test_autocast_runs_the_forward_pass_in_the_chosen_precision(reverse_model, precision, dtype):
+    _, _, model = modeldir.load(reverse_model)
+    src = torch.tensor([[4, 5, 6, 3]])
+    with devices.Precision(precision, torch.device("cpu")).autocast():
+        logits = model(src, torch.tensor([4]), torch.tensor([[2, 6, 5]]))
+    assert logits.dtype == dtype
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
+
+
+def test_bf16_training_learns_the_toy_task(tmp_path, reverse_data):
+    summary = train_seq2seq.train(toy_config(reverse_data, train={"precision": "bf16"}), tmp_path / "m")
+    assert summary["best_dev_bleu"] > 95  # fp32 reaches 100 with the same settings
+    start = modeldir.read_log(tmp_path / "m")[0]
+    assert (start["device"], start["precision"]) == ("cpu", "bf16")
+    weights = load_file(tmp_path / "m" / modeldir.WEIGHTS)
+    assert all(t.dtype == torch.float32 for t in weights.values())
+
+
+def test_fp16_overflows_lower_the_loss_scale_and_resume_exactly(tmp_path, reverse_data, monkeypatch):
+    # A huge first scale makes the first fp16 backward passes overflow, as happens early in real runs.
+    monkeypatch.setattr(torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, init_scale=2.0**40))
+    train = {"precision": "fp16", "max_steps": 60, "valid_every": 20, "log_every": 10}
+    train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "whole")
+    log = modeldir.read_log(tmp_path / "whole")
+    overflows = [r for r in log if r.get("overflow")]
+    assert len(overflows) >= 10  # 2**40 halves below fp16's range over many steps ...
+    assert [r["loss_scale"] for r in overflows] == sorted((r["loss_scale"] for r in overflows), reverse=True)
+    assert not [r for r in log if r["kind"] == "warning"]  # ... none of which is a failure
+    assert overflows[-1]["step"] < 40  # and updates then go on
+    # stopped after 30 steps, then resumed: the restored loss scale gives the same weights
+    train_seq2seq.train(toy_config(reverse_data, train={**train, "max_steps": 30}), tmp_path / "split")
+    train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "split", resume=True)
+    a = load_file(checkpoint.latest(tmp_path / "whole") / checkpoint.WEIGHTS)
+    b = load_file(checkpoint.latest(tmp_path / "split") / checkpoint.WEIGHTS)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@no_gpu
+def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, reverse_data, reverse_model):
+    out = tmp_path / "never"
+    result = seqkit(
+        "train", "--output", out, "--device", "cuda", "--max-steps", "5",
+        "--set", f"data.train={reverse_data}/train", "--set", f"data.dev={reverse_data}/dev",
+        "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt",
+    )  # fmt: skip
+    assert_one_line_error(result, "train.device = cuda", "use cpu or auto")
+    assert not out.exists()  # refused before anything was written
+    result = seqkit("translate", reverse_model, "--device", "cuda", stdin="a b c\n")
+    assert_one_line_error(result, "--device cuda", "use cpu or auto")
