@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test lint clean
+.PHONY: install demo demo-generate test bench bench-full lint clean
 
 install: $(STAMP)
 
@@ -46,10 +46,19 @@ demo-generate: install
 test: install
 	$(BIN)/python -m pytest
 
+# Speed against Joey NMT 2.3.0 (installed into bench/.venv-joey with the same torch pin): quick mode takes
+# a few minutes; bench-full trains each toolkit for 12 minutes (about an hour in all). Results:
+# bench/results-{quick,full}.{json,md}.
+bench: install
+	$(BIN)/python bench/run.py --mode quick
+
+bench-full: install
+	$(BIN)/python bench/run.py --mode full
+
 lint: install
 	$(BIN)/ruff check seqkit tests corpora
 	$(BIN)/ruff format --check seqkit tests corpora
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info bench/.venv-joey bench/work
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

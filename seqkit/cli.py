@@ -182,11 +182,25 @@ def translate(
         float | None, typer.Option(help="Output limit: ratio x source length + offset. [default: 2.0]")
     ] = None,
     device: DeviceOption = "auto",
+    precision: Annotated[
+        str, typer.Option(help="fp32, or bf16 / fp16 autocast of the larger products.")
+    ] = "fp32",
+    quantize: Annotated[
+        bool, typer.Option(help="int8 linear layers (CPU only): faster, BLEU cost in bench/README.md.")
+    ] = False,
 ) -> None:
     """Translate text, one output line per input line, in order."""
     from seqkit import devices, inference, modeldir
 
-    cfg, tokenizer, model = modeldir.load(model_dir, devices.resolve(device))
+    target = devices.resolve(device)
+    if quantize and target.type != "cpu":
+        raise ConfigError(
+            "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
+        )
+    autocast = devices.Precision(precision, target).autocast()
+    cfg, tokenizer, model = modeldir.load(model_dir, target)
+    if quantize:
+        model = devices.quantize_int8(model)
     if cfg.model.type != "seq2seq":
         raise ConfigError(f"{model_dir} is a language model; use `seqkit generate`, or train a seq2seq model")
     options = {
@@ -211,9 +225,11 @@ def translate(
                 for options in inference.translate_nbest(model, tokenizer, chunk, decode)
             ]
 
-        _write_lines(inference.in_chunks(lines, decode, process), output)
+        results = inference.in_chunks(lines, decode, process)
     else:
-        _write_lines(inference.translate_stream(model, tokenizer, lines, decode), output)
+        results = inference.translate_stream(model, tokenizer, lines, decode)
+    with autocast:
+        _write_lines(results, output)
 
 
 def nbest_json(options) -> str:

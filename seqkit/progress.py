@@ -26,6 +26,8 @@ class Progress:
     best_step: int = -1  # the step whose weights are model.safetensors
     best_signature: str = ""  # sacrebleu signature of the best score, if it has one
     elapsed_s: float = 0.0  # training time of earlier sessions of this run
+    target_tokens: int = 0  # target tokens (EOS included, padding not) trained on, over all sessions
+    step_s: float = 0.0  # time spent in training steps over all sessions (validation and set-up excluded)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -93,6 +95,7 @@ class Window:
             "grad_norm": self.grad_norm / self.steps,
             "lr": lr,
             "target_tokens_per_s": self.tokens_per_s,
+            "tokens": self.tokens,
             "elapsed_s": elapsed,
         }
 

@@ -38,31 +38,42 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
+COMPACT_FRACTION = 0.25  # greedy: stop computing finished rows once they are this share of the batch
+
+
 @torch.no_grad()
 def greedy_search(
     model, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
 ) -> list[Hypothesis]:
     """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed.
-    Every tensor but `src_lengths` is on the model's device."""
+    Every tensor but `src_lengths` is on the model's device.
+
+    Sentences that have ended are dropped from the batch now and then (each row's arithmetic is its own,
+    so this changes no output), instead of being carried to the end of the longest sentence."""
     encoded, state = model.encode(src, src_lengths)
     batch, device = src.size(0), src.device
+    rows = torch.arange(batch, device=device)  # the sentence of each row still computed
+    limits = max_lengths
     prev = torch.full((batch,), BOS, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    log_prob = torch.zeros(batch, device=device)
-    steps = []
-    for t in range(int(max_lengths.max())):
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)  # per row
+    log_prob = torch.zeros(batch, device=device)  # per sentence
+    output = torch.full((batch, int(max_lengths.max())), EOS, dtype=torch.long, device=device)
+    for t in range(output.size(1)):
         logits, state, _ = model.step(prev, state, encoded)
-        tokens = logits.argmax(dim=-1)  # (batch,)
-        tokens = tokens.masked_fill(max_lengths <= t, EOS)  # a sentence at its own limit ends here
+        at_limit = limits <= t  # a sentence at its own limit ends here, at no cost (as in beam search)
+        tokens = logits.max(dim=-1).indices.masked_fill(at_limit, EOS)  # (rows,) = argmax, faster on the CPU
         token_log_probs = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
-        token_log_probs[max_lengths <= t] = 0.0  # a forced end costs nothing, as in beam search
-        log_prob += token_log_probs.masked_fill(finished, 0.0)
-        steps.append(tokens)
+        log_prob.index_add_(0, rows, token_log_probs.masked_fill(at_limit | finished, 0.0))
+        output[rows, t] = tokens.masked_fill(finished, EOS)
         finished |= tokens == EOS
         if finished.all():
             break
+        if finished.sum() >= COMPACT_FRACTION * len(rows):
+            keep = (~finished).nonzero().squeeze(1)
+            rows, limits, tokens, finished = rows[keep], limits[keep], tokens[keep], finished[keep]
+            state, encoded = state.select(keep), encoded.select(keep)
         prev = tokens
-    outputs = [_strip(row) for row in torch.stack(steps, dim=1).tolist()]
+    outputs = [_strip(row) for row in output.tolist()]
     return [Hypothesis(tokens, lp, lp) for tokens, lp in zip(outputs, log_prob.tolist(), strict=True)]
 
 
@@ -80,6 +91,7 @@ def beam_search(
     Each step ranks the 2k best continuations of a sentence's k beams: those ending in EOS among the k best
     are finished; the k best that do not end become the new beams. A sentence is done when it has k finished
     hypotheses; the loop ends when every sentence is done. With k = 1 this is exactly greedy search.
+    Done sentences leave the batch now and then (as in greedy search: no output changes).
     """
     batch, k, device = src.size(0), beam_size, src.device
     encoded, state = model.encode(src, src_lengths)
@@ -91,6 +103,7 @@ def beam_search(
     prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
     history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    sentences = list(range(batch))  # the sentence of each row of `scores` still searched
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     for t in range(int(max_lengths.max()) + 1):  # + 1: the step that ends the longest-allowed beams
         logits, state, _ = model.step(prev, state, encoded)
@@ -99,18 +112,19 @@ def beam_search(
         log_probs[at_limit] = float("-inf")
         log_probs[at_limit, EOS] = 0.0
         vocab = log_probs.size(-1)
-        candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
+        searched = len(sentences)
+        candidates = (scores.view(-1, 1) + log_probs).view(searched, k * vocab)
         top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=1)  # (batch, 2k), best first
         top_beams, top_tokens = top_ids // vocab, top_ids % vocab
         ends = top_tokens == EOS
-        top_rows = (
-            torch.arange(batch, device=device).unsqueeze(1) * k + top_beams
-        )  # (batch, 2k) rows in history
+        top_rows = torch.arange(searched, device=device).unsqueeze(1) * k + top_beams  # (searched, 2k)
         for b, j in (ends[:, :k] & top_scores[:, :k].isfinite() & ~done.unsqueeze(1)).nonzero().tolist():
             tokens = history[top_rows[b, j]].tolist()
             raw = float(top_scores[b, j])
-            finished[b].append(Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw))
-        done |= torch.tensor([len(f) >= k for f in finished], device=device)
+            finished[sentences[b]].append(
+                Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw)
+            )
+        done |= torch.tensor([len(finished[s]) >= k for s in sentences], device=device)
         if done.all():
             break
         # the k best continuations that do not end are the new beams (top_scores is sorted, so is this)
@@ -118,6 +132,13 @@ def beam_search(
         keep_rows = top_rows.gather(1, keep).view(-1)
         prev = top_tokens.gather(1, keep).view(-1)
         scores = keep_scores.masked_fill(done.unsqueeze(1), float("-inf"))
+        if done.sum() >= COMPACT_FRACTION * searched:  # the done sentences' rows leave the batch
+            alive = (~done).nonzero().squeeze(1)
+            alive_rows = (alive.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            sentences = [sentences[i] for i in alive.tolist()]
+            done, scores, prev = done[alive], scores[alive], prev[alive_rows]
+            keep_rows, row_limits = keep_rows[alive_rows], row_limits[alive_rows]
+            encoded = encoded.select(alive_rows)
         history = torch.cat([history.index_select(0, keep_rows), prev.unsqueeze(1)], dim=1)
         state = state.select(keep_rows)
     return [sorted(f, key=lambda h: -h.score)[:k] for f in finished]

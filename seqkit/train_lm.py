@@ -66,7 +66,7 @@ def chunk_loss(model, inputs, targets, state, label_smoothing: float = 0.0):
         reduction="sum",
         label_smoothing=label_smoothing,
     )
-    correct = int((logits.argmax(-1) == targets).sum())
+    correct = int((logits.max(-1).indices == targets).sum())  # = argmax, faster on the CPU
     return loss, correct, state
 
 

@@ -62,18 +62,13 @@ def tokenize_parallel(
 def batch_loss(model, batch, label_smoothing: float = 0.0) -> tuple[torch.Tensor, int, int]:
     """Summed cross-entropy over non-padding target tokens, their count, and how many were argmax-correct.
     With label smoothing the returned loss is the smoothed objective (what training minimises)."""
-    logits = model(batch.src, batch.src_lengths, batch.tgt_in)  # (batch, tgt_len, vocab)
-    target = batch.tgt_out
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)),
-        target.reshape(-1),
-        ignore_index=PAD,
-        reduction="sum",
-        label_smoothing=label_smoothing,
-    )
-    real = target != PAD
-    correct = int(((logits.argmax(-1) == target) & real).sum())
-    return loss, int(real.sum()), correct
+    real = batch.tgt_out != PAD
+    target = batch.tgt_out[real]  # (tokens,)
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in, real)  # (tokens, vocab)
+    loss = F.cross_entropy(logits, target, reduction="sum", label_smoothing=label_smoothing)
+    # max().indices: argmax's first-maximum index at about half its cost on the CPU (3000 x 8000: 30 vs 57 ms)
+    correct = int((logits.max(-1).indices == target).sum())
+    return loss, target.numel(), correct
 
 
 @torch.no_grad()

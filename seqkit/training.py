@@ -197,7 +197,10 @@ class _Trainer:
         self.optimizer.step()
         scaler.update()  # fp16: the scale grows again after a run of finite steps
         self.optimizer.zero_grad(set_to_none=True)
-        self.window.add(nll, tokens, correct, grad_norm, time.monotonic() - step_start)
+        step_seconds = time.monotonic() - step_start
+        self.window.add(nll, tokens, correct, grad_norm, step_seconds)
+        progress.target_tokens += tokens
+        progress.step_s += step_seconds
         self.log({"kind": "grad", "step": progress.step, "norm": grad_norm, "clipped": clipped})
         self.reporter.step(
             {
@@ -217,11 +220,14 @@ class _Trainer:
         progress = self.progress
         record = None
         if self.world.is_main:
+            start = time.monotonic()
+            scores = self.task.validate()
             record = {
                 "kind": "valid",
                 "step": progress.step,
                 "epoch": progress.epoch + 1,
-                **self.task.validate(),
+                **scores,
+                "validation_s": time.monotonic() - start,
             }
             self.model.train()  # whatever validation did, training goes on in training mode
         record = self.world.from_main(record)  # every process keeps the same best score and schedule
@@ -254,6 +260,8 @@ class _Trainer:
             f"best_{self.best_key}": self.sign * self.progress.best,
             **({"best_signature": self.progress.best_signature} if self.progress.best_signature else {}),
             "elapsed_s": self.elapsed(),
+            "target_tokens": self.progress.target_tokens,
+            "step_s": self.progress.step_s,
         }
 
     def reached(self) -> str | None:

@@ -51,5 +51,5 @@ def reverse_data(tmp_path_factory) -> str:
 def reverse_model(tmp_path_factory, reverse_data) -> Path:
     """A GRU model trained on the toy reverse task (a few seconds)."""
     model_dir = tmp_path_factory.mktemp("models") / "reverse"
-    train_seq2seq.train(toy_config(reverse_data), model_dir)
+    train_seq2seq.train(toy_config(reverse_data, train={"max_steps": 600, "valid_every": 300}), model_dir)
     return model_dir

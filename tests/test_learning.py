@@ -52,9 +52,9 @@ def test_training_log_records_progress(reverse_model):
     kinds = [r["kind"] for r in records]
     assert kinds[0] == "start" and kinds[-1] == "end"
     train_losses = [r["loss"] for r in records if r["kind"] == "train"]
-    assert len(train_losses) == 10 and train_losses[-1] < train_losses[0] / 10
+    assert len(train_losses) == 12 and train_losses[-1] < train_losses[0] / 10
     valid = [r for r in records if r["kind"] == "valid"]
-    assert [r["step"] for r in valid] == [250, 500]
+    assert [r["step"] for r in valid] == [300, 600]
     assert round(valid[-1]["dev_bleu"], 6) == 100.0 and valid[-1]["bleu_signature"].startswith("nrefs:1|")
-    assert records[-1]["reason"] == "max_steps" and records[-1]["steps"] == 500
+    assert records[-1]["reason"] == "max_steps" and records[-1]["steps"] == 600
     assert round(records[-1]["best_dev_bleu"], 6) == 100.0

@@ -41,3 +41,52 @@ def test_padding_changes_nothing(cell, attention):
     torch.testing.assert_close(weights.sum(-1), torch.ones(2))
     assert torch.all(weights[1, 3:] == 0)  # no attention on padding
     assert torch.all(weights[1, :3] > 0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_teacher_forcing_fast_path_is_the_stepwise_decoder(cell, layers):
+    """The rearranged Bahdanau loop gives the outputs and gradients of stepping `_step` position by position."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        cell=cell,
+        embedding_size=8,
+        encoder_hidden_size=6,
+        decoder_hidden_size=10,
+        decoder_layers=layers,
+        dropout=0.0,
+    )
+    model = Seq2Seq(cfg, 20, 20)
+    batch = make_batch([[5, 6, 7, 8, 9], [11, 12]], [[4, 5, 6], [7, 8, 9, 10, 11, 12]], [0, 1])
+    results = []
+    for path in (model.decoder._bahdanau_sequence, model.decoder._stepwise):
+        model.zero_grad()
+        encoded, state = model.encode(batch.src, batch.src_lengths)
+        embedded = model.decoder.embedding(batch.tgt_in)
+        pre_outputs = path(embedded, state, encoded.memory, encoded.keys, encoded.mask)
+        pre_outputs.pow(2).sum().backward()
+        results.append(
+            (
+                pre_outputs.detach(),
+                {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+            )
+        )
+    (fast, fast_grads), (plain, plain_grads) = results
+    torch.testing.assert_close(fast, plain)
+    assert fast_grads.keys() == plain_grads.keys()
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, msg=name)
+
+
+def test_logits_at_chosen_positions_are_those_of_the_full_output():
+    torch.manual_seed(0)
+    model = Seq2Seq(
+        ModelConfig(embedding_size=8, encoder_hidden_size=6, decoder_hidden_size=10), 20, 20
+    ).eval()
+    batch = make_batch([[5, 6, 7], [8]], [[4, 5, 6, 7], [9]], [0, 1])
+    real = batch.tgt_out != 0
+    with torch.no_grad():
+        full = model(batch.src, batch.src_lengths, batch.tgt_in)
+        chosen = model(batch.src, batch.src_lengths, batch.tgt_in, real)
+    assert chosen.shape == (int(real.sum()), 20)
+    torch.testing.assert_close(chosen, full[real])

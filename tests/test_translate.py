@@ -46,3 +46,27 @@ def test_output_length_is_limited_by_source_length(reverse_model):
     limit = int(0.5 * len(tokenizer.encode_src([source])[0]))
     (output,) = translate_lines(model, tokenizer, [source], cfg)
     assert len(tokenizer.encode_tgt([output])[0]) <= limit < len(tokenizer.encode_src([source])[0])
+
+
+def test_int8_and_bf16_decoding_keep_the_outputs(tmp_path, reverse_model, reverse_data):
+    """The fast decoding paths change the arithmetic, not what a trained model says (nearly always)."""
+    source = f"{reverse_data}/dev.src"
+    outputs = {}
+    for name, flags in {"plain": [], "int8": ["--quantize"], "bf16": ["--precision", "bf16"]}.items():
+        result = seqkit("translate", reverse_model, source, "--device", "cpu", *flags)
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stderr == b""  # no deprecation chatter from torch's quantization
+        outputs[name] = result.stdout.decode().splitlines()
+    references = read_lines(f"{reverse_data}/dev.tgt")
+    assert outputs["plain"] == references
+    for name in ("int8", "bf16"):
+        same = sum(a == b for a, b in zip(outputs[name], outputs["plain"], strict=True))
+        assert same >= 0.95 * len(references), name
+
+
+def test_bad_precision_is_a_one_line_error(reverse_model):
+    from tests.cli_helpers import assert_one_line_error
+
+    assert_one_line_error(
+        seqkit("translate", reverse_model, "--precision", "fp8", stdin="a\n"), "--precision fp8", "bf16"
+    )

@@ -1,7 +1,10 @@
-"""The recurrent layer factory: one place that knows the three cell types."""
+"""The recurrent layer factory, and one time step of a layer computed by hand: the one place that knows
+the three cell types."""
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -19,3 +22,39 @@ def make_rnn(
         dropout=dropout if num_layers > 1 else 0.0,
         bidirectional=bidirectional,
     )
+
+
+def layer_weights(
+    rnn: nn.RNNBase, layer: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(w_ih, w_hh, b_ih, b_hh) of one layer of a unidirectional `rnn`, for stepping it by hand."""
+    return tuple(
+        getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    )
+
+
+def cell_step(
+    cell: str,
+    input_gates: torch.Tensor,
+    hidden: torch.Tensor,
+    cell_state: torch.Tensor | None,
+    w_hh: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One time step of one layer whose input projection `W_ih x + b_ih` is already computed, with the
+    gate layout and equations of torch's nn.RNN / nn.GRU / nn.LSTM (so their weights serve unchanged).
+
+    input_gates (batch, gates * hidden), hidden (batch, hidden) -> new hidden, new cell state (LSTM)."""
+    hidden_gates = F.linear(hidden, w_hh, b_hh)
+    if cell == "rnn":
+        return torch.tanh(input_gates + hidden_gates), None
+    if cell == "gru":
+        input_r, input_z, input_n = input_gates.chunk(3, dim=1)
+        hidden_r, hidden_z, hidden_n = hidden_gates.chunk(3, dim=1)
+        reset = torch.sigmoid(input_r + hidden_r)
+        update = torch.sigmoid(input_z + hidden_z)
+        candidate = torch.tanh(input_n + reset * hidden_n)
+        return candidate + update * (hidden - candidate), None  # = (1 - z) * n + z * h
+    gate_i, gate_f, gate_g, gate_o = (input_gates + hidden_gates).chunk(4, dim=1)
+    cell_state = torch.sigmoid(gate_f) * cell_state + torch.sigmoid(gate_i) * torch.tanh(gate_g)
+    return torch.sigmoid(gate_o) * torch.tanh(cell_state), cell_state

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seqkit.data.tokenizer import PAD
+from seqkit.devices import fp32_time_steps
 from seqkit.models.attention import ATTENTIONS
-from seqkit.models.cells import make_rnn
+from seqkit.models.cells import cell_step, layer_weights, make_rnn
 
 
 @dataclass
@@ -67,7 +69,7 @@ class Decoder(nn.Module):
     def init_state(self, encoder_final: torch.Tensor) -> DecoderState:
         """encoder_final (batch, encoder_final_size) -> the state before the first target token."""
         batch = encoder_final.size(0)
-        hidden = torch.tanh(self.bridge(encoder_final))  # (batch, layers * hidden)
+        hidden = torch.tanh(self.bridge(encoder_final)).float()  # (batch, layers * hidden), fp32 for the loop
         hidden = hidden.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
         cell = torch.zeros_like(hidden) if self.cell_type == "lstm" else None
         return DecoderState(hidden, cell, encoder_final.new_zeros(batch, self.hidden_size))
@@ -90,16 +92,53 @@ class Decoder(nn.Module):
     def step(self, prev_tokens, state, memory, keys, mask):
         """prev_tokens (batch,) -> logits (batch, vocab), new state, attention weights (batch, src_len)."""
         embedded = self.dropout(self.embedding(prev_tokens))
-        pre_output, state, weights = self._step(embedded, state, memory, keys, mask)
+        with fp32_time_steps(embedded.device):
+            pre_output, state, weights = self._step(embedded, state, memory, keys, mask)
         return self.output(pre_output), state, weights
 
     def forward(self, tgt_in, state, memory, keys, mask) -> torch.Tensor:
-        """Teacher forcing: tgt_in (batch, tgt_len) -> logits (batch, tgt_len, vocab)."""
+        """Teacher forcing: tgt_in (batch, tgt_len) -> pre-outputs (batch, tgt_len, hidden), which
+        `output` turns into logits (the caller may leave out padding positions first)."""
         embedded = self.dropout(self.embedding(tgt_in))  # (batch, tgt_len, embedding)
+        if self.attend_first:
+            return self._bahdanau_sequence(embedded, state, memory, keys, mask)
+        with fp32_time_steps(embedded.device):
+            return self._stepwise(embedded, state, memory, keys, mask)
+
+    def _stepwise(self, embedded, state, memory, keys, mask) -> torch.Tensor:
+        """`_step` at every position: embedded (batch, tgt_len, embedding) -> (batch, tgt_len, hidden)."""
         pre_outputs = []
         # unbind, not embedded[:, t]: slicing would make backward zero-fill a full-size gradient per step
         for embedded_t in embedded.unbind(1):
             pre_output, state, _ = self._step(embedded_t, state, memory, keys, mask)
             pre_outputs.append(pre_output)
-        # One output projection for all positions is much cheaper than one per step.
-        return self.output(torch.stack(pre_outputs, dim=1))
+        return torch.stack(pre_outputs, dim=1)
+
+    def _bahdanau_sequence(self, embedded, state, memory, keys, mask) -> torch.Tensor:
+        """`_stepwise` in Bahdanau order, the same function rearranged for speed: what does not feed the
+        recurrence runs once for all positions as large matrix products (the embeddings' share of the
+        first layer's input projection, and the pre-output layer), so the time loop keeps only attention,
+        the context's share of the input projection, and the cells."""
+        embedding_size = embedded.size(-1)
+        layers = [layer_weights(self.rnn, layer) for layer in range(self.num_layers)]
+        w_ih, _, b_ih, _ = layers[0]
+        context_weight = w_ih[:, embedding_size:]
+        hidden = list(state.hidden.unbind(0))
+        cells = list(state.cell.unbind(0)) if state.cell is not None else [None] * self.num_layers
+        tops, contexts = [], []
+        with fp32_time_steps(embedded.device):
+            embedded_gates = F.linear(embedded, w_ih[:, :embedding_size], b_ih)  # (batch, tgt_len, gates)
+            for gates_t in embedded_gates.unbind(1):
+                context, _ = self.attention(hidden[-1], keys, memory, mask)
+                input_gates = gates_t + F.linear(context, context_weight)
+                for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
+                    if layer:  # nn.RNNBase's dropout between layers
+                        below = F.dropout(hidden[layer - 1], self.rnn.dropout, self.training)
+                        input_gates = F.linear(below, w_ih, b_ih)
+                    hidden[layer], cells[layer] = cell_step(
+                        self.cell_type, input_gates, hidden[layer], cells[layer], w_hh, b_hh
+                    )
+                tops.append(hidden[-1])
+                contexts.append(context)
+        outputs = torch.cat([torch.stack(tops, dim=1), torch.stack(contexts, dim=1), embedded], dim=-1)
+        return self.dropout(torch.tanh(self.pre_output(outputs)))

@@ -54,14 +54,25 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[EncodedSource, DecoderState]:
         memory, final = self.encoder(src, src_lengths)
-        encoded = EncodedSource(memory, self.decoder.attention.project_keys(memory), src != PAD)
+        keys = self.decoder.attention.project_keys(memory).float()  # float32 for the time loop (autocast)
+        encoded = EncodedSource(memory, keys, src != PAD)
         return encoded, self.decoder.init_state(final)
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState, encoded: EncodedSource):
         """prev_tokens (batch,) -> logits (batch, vocab), new state, attention weights (batch, src_len)."""
         return self.decoder.step(prev_tokens, state, encoded.memory, encoded.keys, encoded.mask)
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing -> logits (batch, tgt_len, vocab)."""
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_lengths: torch.Tensor,
+        tgt_in: torch.Tensor,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher forcing -> logits (batch, tgt_len, vocab), or (n, vocab) at the n True places of
+        `positions` (batch, tgt_len) only: padding need not pass the output layer, the largest product."""
         encoded, state = self.encode(src, src_lengths)
-        return self.decoder(tgt_in, state, encoded.memory, encoded.keys, encoded.mask)
+        pre_outputs = self.decoder(tgt_in, state, encoded.memory, encoded.keys, encoded.mask)
+        if positions is not None:
+            pre_outputs = pre_outputs[positions]
+        return self.decoder.output(pre_outputs)

@@ -1,0 +1,57 @@
+"""Running one benchmark command: wall time and the peak resident memory of that process tree alone.
+
+`os.wait4` returns the rusage of the one child waited for (its own peak RSS, which on Linux covers the
+largest of it and its waited-for descendants), so runs measured one after the other never mix figures.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Run:
+    returncode: int
+    wall_s: float
+    peak_rss_mb: float
+
+
+def run(
+    command: list[str],
+    log: Path,
+    env: dict | None = None,
+    stop_after_s: float | None = None,
+    stop_signal: int = signal.SIGINT,
+    cwd: Path | None = None,
+) -> Run:
+    """Run `command` with stdout and stderr into `log`; after `stop_after_s` send `stop_signal` (the
+    command is expected to save and exit), and kill it 300 s later if it has not."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        signalled = False
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            elapsed = time.monotonic() - start
+            if stop_after_s is not None and not signalled and elapsed > stop_after_s:
+                process.send_signal(stop_signal)
+                signalled = True
+            if signalled and elapsed > stop_after_s + 300:
+                process.kill()
+            time.sleep(0.2)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Run(process.returncode, time.monotonic() - start, usage.ru_maxrss / 1024)
+
+
+if __name__ == "__main__":  # python bench/measure.py LOG COMMAND...: prints wall time and peak RSS
+    result = run(sys.argv[2:], Path(sys.argv[1]))
+    print(result)

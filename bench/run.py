@@ -1,0 +1,451 @@
+"""`make bench`: seqkit against Joey NMT 2.3.0 on the same workload, on this machine, in one run.
+
+    python bench/run.py --mode quick   # a few minutes: short trainings, 200 test verses
+    python bench/run.py --mode full    # 12 minutes of training each, the 1,000-verse test set
+
+Steps, one after the other (never two measurements at once): the machine's float32 matmul throughput;
+one joint 8k unigram SentencePiece model for both toolkits; Joey NMT trained for the time budget, then
+decoding the test set greedy and with beam 5; the same for seqkit in float32 and with bf16 autocast
+(plus int8-quantized decoding); seqkit's time per epoch on growing slices of the data. Writes
+bench/results-{mode}.json and bench/results-{mode}.md (a table with the ratios seqkit / Joey).
+
+Counting, the same for both toolkits:
+- training target tokens: non-padding target positions trained on, every target piece plus EOS, per
+  second of training steps (validation and start-up excluded; validation time is reported apart);
+- decoding: output pieces (the hypotheses' SentencePiece pieces, no EOS) and sentences per second of
+  decoding alone (model loading and file reading excluded: Joey's "Generation took", seqkit's own timer);
+- BLEU and chrF: sacrebleu on detokenized output against the raw references;
+- peak RSS: the training process's own peak resident memory (wait4's ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import joey  # noqa: E402
+from measure import run as measure_run  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpora" / "bible-es-en"
+WORKLOAD = REPO / "bench" / "workload.toml"
+SEQKIT_PYTHON = Path(sys.executable)
+THREADS = 2
+DEV_SENTENCES = 300
+SEED = 1
+
+
+@dataclass(frozen=True)
+class Mode:
+    train_minutes: float
+    test_sentences: int
+    slices: tuple[int, ...]  # training pairs per slice, for time per epoch against data size
+
+
+MODES = {
+    "quick": Mode(train_minutes=1.5, test_sentences=200, slices=(500, 1000, 2000)),
+    "full": Mode(train_minutes=12.0, test_sentences=1000, slices=(2000, 4000, 8000)),
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def read_gz(path: Path) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+# --- the machine ------------------------------------------------------------------------------------
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 3.0) -> float:
+    """Sustained throughput of size x size matrix products at THREADS threads."""
+    torch.set_num_threads(THREADS)
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    for _ in range(3):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def machine() -> dict:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": THREADS,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "matmul_fp32_gflops": round(matmul_gflops(torch.float32), 1),
+        "matmul_bf16_gflops": round(matmul_gflops(torch.bfloat16), 1),
+    }
+
+
+# --- data ---------------------------------------------------------------------------------------------
+
+
+def prepare(work: Path, mode: Mode) -> dict:
+    """The shared SentencePiece model, the dev subset both validate on, and the test subset."""
+    from seqkit.config import TokenizerConfig
+    from seqkit.data.tokenizer import build_tokenizer
+
+    data = work / "data"
+    spm_model = data / "spm.model"
+    train_src, train_tgt = read_gz(CORPUS / "train.es.gz"), read_gz(CORPUS / "train.en.gz")
+    if not spm_model.exists():
+        tokenizer = build_tokenizer(train_src, train_tgt, TokenizerConfig(vocab_size=8000), SEED)
+        data.mkdir(parents=True, exist_ok=True)
+        spm_model.write_bytes(tokenizer.files()["spm.model"])
+    for lang in ("es", "en"):
+        write_lines(data / f"dev.{lang}", read_gz(CORPUS / f"dev.{lang}.gz")[:DEV_SENTENCES])
+        write_lines(data / f"test.{lang}", read_gz(CORPUS / f"test.{lang}.gz")[: mode.test_sentences])
+    for size in mode.slices:
+        write_lines(data / f"slice{size}.es", train_src[:size])
+        write_lines(data / f"slice{size}.en", train_tgt[:size])
+    return {
+        "dir": data,
+        "spm_model": spm_model,
+        "train": CORPUS / "train",
+        "dev": data / "dev",
+        "test": data / "test",
+    }
+
+
+def count_pieces(spm_model: Path, hypothesis: Path) -> int:
+    import sentencepiece as spm
+
+    processor = spm.SentencePieceProcessor(model_file=str(spm_model))
+    return sum(len(ids) for ids in processor.encode(hypothesis.read_text(encoding="utf-8").splitlines()))
+
+
+def scores(hypothesis: Path, reference: Path) -> dict:
+    from seqkit.metrics import corpus_score
+
+    hyps = hypothesis.read_text(encoding="utf-8").splitlines()
+    refs = reference.read_text(encoding="utf-8").splitlines()
+    bleu, chrf = corpus_score("bleu", hyps, [refs]), corpus_score("chrf", hyps, [refs])
+    return {"bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2), "bleu_signature": bleu.signature}
+
+
+# --- seqkit -------------------------------------------------------------------------------------------
+
+
+def seqkit_train(
+    data: dict,
+    out: Path,
+    minutes: float,
+    precision: str,
+    train_prefix: Path | None = None,
+    max_epochs: int = 0,
+) -> dict:
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    limit = ["--max-epochs", str(max_epochs)] if max_epochs else ["--max-minutes", str(minutes)]
+    command = [
+        str(SEQKIT_PYTHON), "-m", "seqkit", "train", "--config", str(WORKLOAD), "--output", str(out),
+        "--set", f"data.train={train_prefix or data['train']}", "--set", f"data.dev={data['dev']}",
+        "--set", f"tokenizer.model={data['spm_model']}", "--set", f"train.seed={SEED}",
+        "--set", f"train.threads={THREADS}", "--precision", precision, "--device", "cpu", *limit,
+    ]  # fmt: skip
+    measured = measure_run(command, out.with_suffix(".log"))
+    if measured.returncode != 0:
+        raise RuntimeError(f"seqkit train failed; see {out.with_suffix('.log')}")
+    from seqkit.modeldir import read_log
+
+    records = read_log(out)
+    end = records[-1]
+    valid = [r for r in records if r["kind"] == "valid"]
+    valid_s = sum(r.get("validation_s", 0.0) for r in valid)
+    return {
+        "precision": precision,
+        "steps": end["steps"],
+        "epochs": end["epochs"],
+        "wall_s": round(measured.wall_s, 2),
+        "peak_rss_mb": round(measured.peak_rss_mb, 1),
+        "loop_s": round(end["elapsed_s"], 2),
+        "valid_s": round(valid_s, 2),
+        "train_s": round(end["step_s"], 2),
+        "target_tokens": end["target_tokens"],
+        "target_tokens_per_s": round(end["target_tokens"] / end["step_s"], 1),
+        "parameters": records[0]["parameters"],
+        "validations": [{"step": r["step"], "dev_bleu": round(r["dev_bleu"], 2)} for r in valid],
+        "log": out.with_suffix(".log"),
+    }
+
+
+def seqkit_translate(
+    data: dict, model: Path, beam_size: int, quantize: bool = False, precision: str = "fp32"
+) -> dict:
+    name = f"beam{beam_size}{'-int8' if quantize else ''}{'-' + precision if precision != 'fp32' else ''}"
+    hypothesis = model.parent / f"{model.name}.{name}.hyp.en"
+    command = [
+        str(SEQKIT_PYTHON), str(REPO / "bench" / "seqkit_decode.py"), str(model), str(data["test"]) + ".es",
+        str(hypothesis), "--beam-size", str(beam_size), "--threads", str(THREADS), "--precision", precision,
+        *(["--quantize"] if quantize else []),
+    ]  # fmt: skip
+    log_path = hypothesis.with_suffix(".log")
+    measured = measure_run(command, log_path)
+    if measured.returncode != 0:
+        raise RuntimeError(f"seqkit decoding failed; see {log_path}")
+    timing = json.loads(log_path.read_text().strip().splitlines()[-1])
+    pieces = count_pieces(data["spm_model"], hypothesis)
+    return {
+        "beam_size": beam_size,
+        "quantize": quantize,
+        "precision": precision,
+        "hypothesis": hypothesis,
+        "wall_s": round(measured.wall_s, 2),
+        "decode_s": round(timing["decode_s"], 2),
+        "sentences": timing["sentences"],
+        "output_pieces": pieces,
+        "sentences_per_s": round(timing["sentences"] / timing["decode_s"], 2),
+        "pieces_per_s": round(pieces / timing["decode_s"], 1),
+    }
+
+
+# --- Joey NMT -----------------------------------------------------------------------------------------
+
+
+def limit_test(joey_data: dict, sentences: int) -> dict:
+    """Joey's test set cut to the mode's first `sentences` verses (as seqkit's)."""
+    for lang in ("es", "en"):
+        path = Path(f"{joey_data['test']}.{lang}")
+        path.write_text(
+            "".join(line + "\n" for line in path.read_text(encoding="utf-8").splitlines()[:sentences]),
+            encoding="utf-8",
+        )
+    return {**joey_data, "test_sentences": min(sentences, joey_data["test_sentences"])}
+
+
+def joey_side(data: dict, work: Path, mode: Mode) -> dict:
+    python = joey.install(REPO / "bench" / ".venv-joey")
+    joey_data = joey.prepare_data(data["spm_model"], CORPUS, work / "joey", DEV_SENTENCES)
+    joey_data = limit_test(joey_data, mode.test_sentences)
+    log(f"joey: training for {mode.train_minutes} min")
+    trained = joey.train(python, joey_data, work / "joey", mode.train_minutes, THREADS, SEED)
+    decoded = {}
+    for beam in (1, 5):
+        log(f"joey: decoding with beam {beam}")
+        decoded[beam] = joey.translate(python, joey_data, work / "joey", trained["checkpoint"], beam, THREADS)
+        decoded[beam].update(scores(Path(decoded[beam]["hypothesis"]), Path(f"{data['test']}.en")))
+        decoded[beam]["output_pieces"] = count_pieces(data["spm_model"], Path(decoded[beam]["hypothesis"]))
+        decoded[beam]["pieces_per_s"] = round(decoded[beam]["output_pieces"] / decoded[beam]["decode_s"], 1)
+    return {"train": trained, "decode": decoded}
+
+
+# --- FLOPs --------------------------------------------------------------------------------------------
+
+
+def training_flops_per_target_token(data: dict) -> dict:
+    """Model FLOPs of one trained target token (forward 2 per multiply-add, backward twice the forward),
+    from the workload's sizes and the training data's mean lengths; padding is not counted."""
+    from seqkit import config as config_lib
+    from seqkit.data.tokenizer import load_tokenizer  # noqa: F401  (the SentencePiece wrapper)
+
+    cfg = config_lib.load(WORKLOAD).model
+    import sentencepiece as spm
+
+    processor = spm.SentencePieceProcessor(model_file=str(data["spm_model"]))
+    src = [len(ids) + 1 for ids in processor.encode(read_gz(CORPUS / "train.es.gz")[:5000])]
+    tgt = [len(ids) + 1 for ids in processor.encode(read_gz(CORPUS / "train.en.gz")[:5000])]
+    src_per_tgt = sum(src) / sum(tgt)
+    src_len = sum(s * t for s, t in zip(src, tgt, strict=True)) / sum(
+        tgt
+    )  # source length seen per target token
+    emb, enc, dec, vocab = cfg.embedding_size, cfg.encoder_hidden_size, cfg.decoder_hidden_size, 8000
+    memory, gates = 2 * enc, 3
+    encoder_per_src = 2 * gates * enc * (emb + enc) + memory * dec  # both directions, then the keys
+    decoder = (
+        dec * dec  # attention query
+        + src_len * (dec + memory)  # energies (v . tanh) and the context
+        + gates * dec * (emb + memory + dec)  # GRU input and recurrent products
+        + dec * (dec + memory + emb)  # pre-output
+        + dec * vocab  # output layer
+    )
+    macs = decoder + src_per_tgt * encoder_per_src
+    return {
+        "forward_macs": round(macs),
+        "training_flops": round(6 * macs),
+        "source_per_target": round(src_per_tgt, 3),
+        "mean_source_length": round(src_len, 1),
+    }
+
+
+# --- the whole run ------------------------------------------------------------------------------------
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument("--skip-joey", action="store_true", help="seqkit's figures only (development)")
+    args = parser.parse_args()
+    mode = MODES[args.mode]
+    work = REPO / "bench" / "work" / args.mode
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results: dict = {"mode": args.mode, "settings": asdict(mode), "date": time.strftime("%Y-%m-%d %H:%M")}
+    log("machine: matmul throughput")
+    results["machine"] = machine()
+    log("data: SentencePiece model and subsets")
+    data = prepare(work, mode)
+    results["flops"] = training_flops_per_target_token(data)
+    if not args.skip_joey:
+        results["joey"] = joey_side(data, work, mode)
+    results["seqkit"] = {}
+    for precision in ("fp32", "bf16"):
+        log(f"seqkit: training for {mode.train_minutes} min ({precision})")
+        model = work / f"seqkit-{precision}"
+        trained = seqkit_train(data, model, mode.train_minutes, precision)
+        decoded = {}
+        variants = [(1, False, precision), (5, False, precision), (1, True, "fp32"), (5, True, "fp32")]
+        for beam, quantize, decode_precision in variants:
+            log(f"seqkit: decoding with beam {beam}{' int8' if quantize else ''} ({decode_precision})")
+            result = seqkit_translate(data, model, beam, quantize, decode_precision)
+            result.update(scores(Path(result["hypothesis"]), Path(f"{data['test']}.en")))
+            decoded[f"beam{beam}{'-int8' if quantize else ''}"] = result
+        results["seqkit"][precision] = {"train": trained, "decode": decoded}
+    log("seqkit: time per epoch on growing slices")
+    results["scaling"] = []
+    for size in mode.slices:
+        trained = seqkit_train(
+            data, work / f"slice{size}", 0, "bf16", data["dir"] / f"slice{size}", max_epochs=1
+        )
+        results["scaling"].append(
+            {
+                "pairs": size,
+                "target_tokens": trained["target_tokens"],
+                "train_s": trained["train_s"],
+                "steps": trained["steps"],
+            }
+        )
+    results["total_minutes"] = round((time.time() - started) / 60, 1)
+    summarize(results)
+    out = REPO / "bench" / f"results-{args.mode}"
+    Path(f"{out}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    table = markdown(results)
+    Path(f"{out}.md").write_text(table)
+    print(table)
+
+
+def summarize(results: dict) -> None:
+    """Achieved FLOP rates and the ratios seqkit / Joey."""
+    peak = results["machine"]["matmul_fp32_gflops"]
+    flops = results["flops"]["training_flops"]
+    for side in results["seqkit"].values():
+        rate = side["train"]["target_tokens_per_s"] * flops / 1e9
+        side["train"]["model_gflops"] = round(rate, 1)
+        side["train"]["fraction_of_fp32_matmul"] = round(rate / peak, 3)
+    joey_side = results.get("joey")
+    if not joey_side:
+        return
+    joey_train = joey_side["train"]
+    joey_train["model_gflops"] = round(joey_train["target_tokens_per_s"] * flops / 1e9, 1)
+    ratios = {}
+    for precision, side in results["seqkit"].items():
+        ratios[f"train_tokens_per_s_{precision}"] = ratio(
+            side["train"]["target_tokens_per_s"], joey_train["target_tokens_per_s"]
+        )
+        ratios[f"train_peak_rss_{precision}"] = ratio(side["train"]["peak_rss_mb"], joey_train["peak_rss_mb"])
+        for name, decoded in side["decode"].items():
+            beam = decoded["beam_size"]
+            ratios[f"decode_pieces_per_s_{precision}_{name}"] = ratio(
+                decoded["pieces_per_s"], joey_side["decode"][beam]["pieces_per_s"]
+            )
+    results["ratios_seqkit_over_joey"] = ratios
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"# make bench ({results['mode']} mode, {results['date']})",
+        "",
+        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads; float32 matmul "
+        f"{m['matmul_fp32_gflops']} GFLOP/s, bf16 {m['matmul_bf16_gflops']} GFLOP/s (2048^3). "
+        f"Training budget {results['settings']['train_minutes']} min each; "
+        f"{results['settings']['test_sentences']} test verses. Total {results['total_minutes']} min.",
+        "",
+        "| system | train tgt tok/s | peak RSS MB | steps | greedy sent/s | greedy pieces/s | beam-5 sent/s "
+        "| beam-5 pieces/s | BLEU beam 5 | chrF beam 5 | BLEU greedy |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def row(name: str, train: dict, greedy: dict, beam: dict) -> str:
+        return (
+            f"| {name} | {train['target_tokens_per_s']:,.0f} | {train['peak_rss_mb']:,.0f} | {train['steps']:,} "
+            f"| {greedy['sentences_per_s']:.1f} | {greedy['pieces_per_s']:,.0f} | {beam['sentences_per_s']:.1f} "
+            f"| {beam['pieces_per_s']:,.0f} | {beam['bleu']:.2f} | {beam['chrf']:.2f} | {greedy['bleu']:.2f} |"
+        )
+
+    if "joey" in results:
+        j = results["joey"]
+        lines.append(row("Joey NMT 2.3.0", j["train"], j["decode"][1], j["decode"][5]))
+    for precision, side in results["seqkit"].items():
+        d = side["decode"]
+        lines.append(row(f"seqkit {precision}", side["train"], d["beam1"], d["beam5"]))
+        lines.append(
+            row(f"seqkit {precision}, int8 decoding", side["train"], d["beam1-int8"], d["beam5-int8"])
+        )
+    if "ratios_seqkit_over_joey" in results:
+        lines += ["", "Ratios seqkit / Joey:", ""]
+        lines += [f"- {key}: {value}" for key, value in results["ratios_seqkit_over_joey"].items()]
+    lines += [
+        "",
+        "seqkit time per epoch against data size (bf16 training, one epoch each):",
+        "",
+        "| pairs | target tokens | train s | tokens/s |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for s in results["scaling"]:
+        lines.append(
+            f"| {s['pairs']:,} | {s['target_tokens']:,} | {s['train_s']:.1f} "
+            f"| {s['target_tokens'] / s['train_s']:,.0f} |"
+        )
+    fl = results["flops"]
+    lines += [
+        "",
+        f"Model FLOPs per trained target token: {fl['training_flops'] / 1e6:.1f} M "
+        f"(forward {fl['forward_macs'] / 1e6:.2f} M multiply-adds x 2, backward twice the forward).",
+    ]
+    for precision, side in results["seqkit"].items():
+        t = side["train"]
+        lines.append(
+            f"seqkit {precision} training runs the model at {t['model_gflops']} GFLOP/s, "
+            f"{t['fraction_of_fp32_matmul']:.0%} of the fp32 matmul figure."
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Decode a file with a seqkit model and time the decoding alone (as Joey's "Generation took" does):
+model loading, reading and writing are timed apart. Run by bench/run.py in its own process.
+
+    python bench/seqkit_decode.py MODEL_DIR SOURCE OUTPUT --beam-size 5 [--quantize] [--precision bf16]
+
+Prints one JSON object: load_s, decode_s, sentences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from seqkit import config as config_lib
+from seqkit import devices, inference, modeldir
+from seqkit.data.text import read_lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("source", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quantize", action="store_true")
+    parser.add_argument("--precision", default="fp32")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    cfg, tokenizer, model = modeldir.load(args.model_dir)
+    options = {"decode": {"beam_size": args.beam_size}}
+    decode = config_lib.with_overrides(cfg, options, "bench").decode
+    if args.quantize:
+        model = devices.quantize_int8(model)
+    loaded = time.perf_counter()
+    lines = read_lines(args.source)
+    read = time.perf_counter()
+    with devices.Precision(args.precision, torch.device("cpu")).autocast():
+        outputs = list(inference.translate_stream(model, tokenizer, lines, decode))
+    decoded = time.perf_counter()
+    args.output.write_text("".join(line + "\n" for line in outputs), encoding="utf-8")
+    print(json.dumps({"load_s": loaded - start, "decode_s": decoded - read, "sentences": len(lines)}))
+
+
+if __name__ == "__main__":
+    main()
