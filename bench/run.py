@@ -321,8 +321,14 @@ def main() -> None:
     log("data: SentencePiece model and subsets")
     data = prepare(work, mode)
     results["flops"] = training_flops_per_target_token(data)
+    out = REPO / "bench" / f"results-{args.mode}"
+
+    def save() -> None:  # after every part: a failure late in a long run keeps what was measured
+        Path(f"{out}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+
     if not args.skip_joey:
         results["joey"] = joey_side(data, work, mode)
+        save()
     results["seqkit"] = {}
     for precision in ("fp32", "bf16"):
         log(f"seqkit: training for {mode.train_minutes} min ({precision})")
@@ -336,6 +342,7 @@ def main() -> None:
             result.update(scores(Path(result["hypothesis"]), Path(f"{data['test']}.en")))
             decoded[f"beam{beam}{'-int8' if quantize else ''}"] = result
         results["seqkit"][precision] = {"train": trained, "decode": decoded}
+        save()
     log("seqkit: time per epoch on growing slices")
     results["scaling"] = []
     for size in mode.slices:
@@ -352,8 +359,7 @@ def main() -> None:
         )
     results["total_minutes"] = round((time.time() - started) / 60, 1)
     summarize(results)
-    out = REPO / "bench" / f"results-{args.mode}"
-    Path(f"{out}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    save()
     table = markdown(results)
     Path(f"{out}.md").write_text(table)
     print(table)

@@ -106,4 +106,10 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        return quantize_dynamic(copy.deepcopy(model).cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+        # every linear layer but the attention's scoring vector, whose weight the attention reads itself
+        layers = {
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and not name.endswith("energy_layer")
+        }
+        return quantize_dynamic(copy.deepcopy(model).cpu(), layers, dtype=torch.qint8)

@@ -35,7 +35,7 @@ def test_gru_bahdanau_learns_reverse_exactly(reverse_model, reverse_data):
         (
             "reverse",
             {"cell": "rnn", "attention": "bahdanau"},
-            {"max_steps": 1000, "valid_every": 500, "learning_rate": 0.002},
+            {"max_steps": 1200, "valid_every": 600, "learning_rate": 0.002},
         ),
     ],
     ids=["lstm-luong-copy", "gru-2layer-unidirectional-copy", "rnn-bahdanau-reverse"],

@@ -78,15 +78,27 @@ def test_teacher_forcing_fast_path_is_the_stepwise_decoder(cell, layers):
         torch.testing.assert_close(fast_grads[name], grad, msg=name)
 
 
-def test_logits_at_chosen_positions_are_those_of_the_full_output():
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_chunked_loss_equals_cross_entropy_of_the_full_logits(label_smoothing, monkeypatch):
+    """The fused output layer + cross-entropy gives autograd's loss, accuracy and gradients, over chunks."""
+    from seqkit.models import softmax
+
+    monkeypatch.setattr(softmax, "CHUNK_TOKENS", 3)  # several chunks, the last one short
     torch.manual_seed(0)
-    model = Seq2Seq(
-        ModelConfig(embedding_size=8, encoder_hidden_size=6, decoder_hidden_size=10), 20, 20
-    ).eval()
+    cfg = ModelConfig(embedding_size=8, encoder_hidden_size=6, decoder_hidden_size=10, dropout=0.0)
+    model = Seq2Seq(cfg, 20, 20)
     batch = make_batch([[5, 6, 7], [8]], [[4, 5, 6, 7], [9]], [0, 1])
     real = batch.tgt_out != 0
-    with torch.no_grad():
-        full = model(batch.src, batch.src_lengths, batch.tgt_in)
-        chosen = model(batch.src, batch.src_lengths, batch.tgt_in, real)
-    assert chosen.shape == (int(real.sum()), 20)
-    torch.testing.assert_close(chosen, full[real])
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+    expected = torch.nn.functional.cross_entropy(
+        logits[real], batch.tgt_out[real], reduction="sum", label_smoothing=label_smoothing
+    )
+    expected.backward()
+    expected_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    loss, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
+    loss.backward()
+    torch.testing.assert_close(loss, expected)
+    assert int(correct) == int((logits[real].argmax(-1) == batch.tgt_out[real]).sum())
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected_grads[name], msg=name)

@@ -11,6 +11,7 @@ from seqkit.config import ModelConfig
 from seqkit.data.tokenizer import PAD
 from seqkit.models.decoder import Decoder, DecoderState
 from seqkit.models.encoder import Encoder
+from seqkit.models.softmax import linear_cross_entropy
 
 
 @dataclass
@@ -67,12 +68,15 @@ class Seq2Seq(nn.Module):
         src: torch.Tensor,
         src_lengths: torch.Tensor,
         tgt_in: torch.Tensor,
-        positions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Teacher forcing -> logits (batch, tgt_len, vocab), or (n, vocab) at the n True places of
-        `positions` (batch, tgt_len) only: padding need not pass the output layer, the largest product."""
+        tgt_out: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ):
+        """Teacher forcing -> logits (batch, tgt_len, vocab). Given the targets tgt_out (batch, tgt_len),
+        instead the summed cross-entropy over their non-padding tokens and how many of them the argmax
+        gets right, computed without the whole logits tensor (models/softmax.py) and without padding."""
         encoded, state = self.encode(src, src_lengths)
         pre_outputs = self.decoder(tgt_in, state, encoded.memory, encoded.keys, encoded.mask)
-        if positions is not None:
-            pre_outputs = pre_outputs[positions]
-        return self.decoder.output(pre_outputs)
+        if tgt_out is None:
+            return self.decoder.output(pre_outputs)
+        real = tgt_out != PAD
+        return linear_cross_entropy(pre_outputs[real], self.decoder.output, tgt_out[real], label_smoothing)
