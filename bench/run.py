@@ -12,8 +12,9 @@ bench/results-{mode}.json and bench/results-{mode}.md (a table with the ratios s
 Counting, the same for both toolkits:
 - training target tokens: non-padding target positions trained on, every target piece plus EOS, per
   second of training steps (validation and start-up excluded; validation time is reported apart);
-- decoding: output pieces (the hypotheses' SentencePiece pieces, no EOS) and sentences per second of
-  decoding alone (model loading and file reading excluded: Joey's "Generation took", seqkit's own timer);
+- decoding: output pieces (the pieces each search produced for its best hypotheses, no EOS) and
+  sentences per second of decoding alone (model loading and file reading excluded: Joey's "Generation
+  took", seqkit's own timer);
 - BLEU and chrF: sacrebleu on detokenized output against the raw references;
 - peak RSS: the training process's own peak resident memory (wait4's ru_maxrss).
 """
@@ -138,13 +139,6 @@ def prepare(work: Path, mode: Mode) -> dict:
     }
 
 
-def count_pieces(spm_model: Path, hypothesis: Path) -> int:
-    import sentencepiece as spm
-
-    processor = spm.SentencePieceProcessor(model_file=str(spm_model))
-    return sum(len(ids) for ids in processor.encode(hypothesis.read_text(encoding="utf-8").splitlines()))
-
-
 def scores(hypothesis: Path, reference: Path) -> dict:
     from seqkit.metrics import corpus_score
 
@@ -216,7 +210,7 @@ def seqkit_translate(
     if measured.returncode != 0:
         raise RuntimeError(f"seqkit decoding failed; see {log_path}")
     timing = json.loads(log_path.read_text().strip().splitlines()[-1])
-    pieces = count_pieces(data["spm_model"], hypothesis)
+    pieces = timing["output_pieces"]
     return {
         "beam_size": beam_size,
         "quantize": quantize,
@@ -256,8 +250,6 @@ def joey_side(data: dict, work: Path, mode: Mode) -> dict:
         log(f"joey: decoding with beam {beam}")
         decoded[beam] = joey.translate(python, joey_data, work / "joey", trained["checkpoint"], beam, THREADS)
         decoded[beam].update(scores(Path(decoded[beam]["hypothesis"]), Path(f"{data['test']}.en")))
-        decoded[beam]["output_pieces"] = count_pieces(data["spm_model"], Path(decoded[beam]["hypothesis"]))
-        decoded[beam]["pieces_per_s"] = round(decoded[beam]["output_pieces"] / decoded[beam]["decode_s"], 1)
     return {"train": trained, "decode": decoded}
 
 

@@ -3,7 +3,8 @@ model loading, reading and writing are timed apart. Run by bench/run.py in its o
 
     python bench/seqkit_decode.py MODEL_DIR SOURCE OUTPUT --beam-size 5 [--quantize] [--precision bf16]
 
-Prints one JSON object: load_s, decode_s, sentences.
+Prints one JSON object: load_s, decode_s, sentences, output_pieces (pieces of the best hypotheses, no
+EOS: what the search produced, counted as Joey's raw output is).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 import torch
 
 from seqkit import config as config_lib
-from seqkit import devices, inference, modeldir
+from seqkit import devices, modeldir
 from seqkit.data.text import read_lines
+from seqkit.search import decode_corpus
 
 
 def main() -> None:
@@ -41,10 +43,13 @@ def main() -> None:
     lines = read_lines(args.source)
     read = time.perf_counter()
     with devices.Precision(args.precision, torch.device("cpu")).autocast():
-        outputs = list(inference.translate_stream(model, tokenizer, lines, decode))
+        # decode_corpus is what inference.translate_lines runs; called here to count the output pieces
+        best = [options[0].tokens for options in decode_corpus(model, tokenizer.encode_src(lines), decode)]
+        outputs = tokenizer.decode_tgt(best)
     decoded = time.perf_counter()
     args.output.write_text("".join(line + "\n" for line in outputs), encoding="utf-8")
-    print(json.dumps({"load_s": loaded - start, "decode_s": decoded - read, "sentences": len(lines)}))
+    timing = {"load_s": loaded - start, "decode_s": decoded - read, "sentences": len(lines)}
+    print(json.dumps({**timing, "output_pieces": sum(len(tokens) for tokens in best)}))
 
 
 if __name__ == "__main__":
