@@ -188,6 +188,13 @@ def translate(
     quantize: Annotated[
         bool, typer.Option(help="int8 linear layers (CPU only): faster, BLEU cost in bench/README.md.")
     ] = False,
+    attention: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write, for input line N, DIR/line-N.png (attention heatmap of the best output) "
+            "and DIR/line-N.json (its pieces and weights)."
+        ),
+    ] = None,
 ) -> None:
     """Translate text, one output line per input line, in order."""
     from seqkit import devices, inference, modeldir
@@ -217,13 +224,23 @@ def translate(
             f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
         )
     lines = _input_lines(inputs)
-    if nbest:
+    if nbest or attention:
+        from itertools import count
+
+        from seqkit import reports
+
+        if attention:
+            reports.prepare_directory(attention, "--attention")
+        line_numbers = count(1)
 
         def process(chunk):
-            return [
-                nbest_json(options[:nbest])
-                for options in inference.translate_nbest(model, tokenizer, chunk, decode)
-            ]
+            results = []
+            for options in inference.translate_nbest(model, tokenizer, chunk, decode, attention is not None):
+                number = next(line_numbers)
+                if attention and options:  # an empty line has no translation and no picture
+                    reports.write_attention(attention, number, options[0].attention)
+                results.append(nbest_json(options[:nbest]) if nbest else options[0].text if options else "")
+            return results
 
         results = inference.in_chunks(lines, decode, process)
     else:
@@ -359,6 +376,82 @@ def average(
         raise ConfigError(f"--last {last}: must be at least 1")
     names = checkpoint.average(model_dir, output, last)
     console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)
+
+
+@app.command()
+@user_errors
+def plot(
+    model_dirs: Annotated[list[Path], typer.Argument(help="Model directories; several are drawn together.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write a PNG here.")] = None,
+    terminal: Annotated[
+        bool | None,
+        typer.Option(help="Draw in text on stdout. [default: when stdout is a terminal and no --output]"),
+    ] = None,
+    x: Annotated[str, typer.Option(help="The x axis: step, or time (minutes of training).")] = "step",
+) -> None:
+    """Training curves from the training log: perplexity, token accuracy, dev BLEU/chrF, gradient norm."""
+    from seqkit import console, curves
+
+    if x not in ("step", "time"):
+        raise ConfigError(f"--x {x}: must be step or time")
+    if terminal is None:
+        terminal = output is None and sys.stdout.isatty()
+    if output is None and not terminal:
+        raise ConfigError("stdout is not a terminal: give --output FILE.png, or --terminal for text charts")
+    runs = [curves.read_curves(model_dir) for model_dir in model_dirs]
+    if output is not None:
+        from seqkit import reports
+
+        reports.write_curves(output, runs, x)
+        console.stderr.print(f"wrote {output}", highlight=False)
+    if terminal:
+        from seqkit import textplots
+
+        sys.stdout.write(textplots.curves_text(runs, x, colour=sys.stdout.isatty()) + "\n")
+
+
+@app.command()
+@user_errors
+def inspect(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `seqkit train`.")],
+    text: Annotated[str, typer.Option(help="The sentence to translate, or an LM's prompt.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for the pictures and trace.json.")
+    ] = Path("inspect"),
+    beam_size: Annotated[int | None, typer.Option(help="Beam size for the translation; 1 = greedy.")] = None,
+) -> None:
+    """Hidden states, gates and attention of one sentence: PNGs in --output, the attention as text on stdout."""
+    from seqkit import console, introspect, modeldir, reports, textplots
+
+    if not text.strip() and text != "":
+        raise ConfigError("--text: only whitespace; give a sentence")
+    cfg, tokenizer, model = modeldir.load(model_dir)
+    if cfg.model.type == "seq2seq":
+        if not text:
+            raise ConfigError("--text: empty; give a sentence to translate")
+        decode = config_lib.with_overrides(
+            cfg, {"decode": {"beam_size": beam_size}}, "command-line options"
+        ).decode
+        inspection = introspect.inspect_seq2seq(model, tokenizer, text, decode)
+    else:
+        inspection = introspect.inspect_lm(model, tokenizer, text)
+    reports.prepare_directory(output, "--output")
+    written = reports.write_inspection(output, inspection)
+    if inspection.attention is not None:
+        sys.stdout.write(f"output: {inspection.output}\n{textplots.attention_text(inspection.attention)}\n")
+    console.stderr.print(f"wrote {', '.join(str(path) for path in written)}", highlight=False)
+
+
+@app.command()
+@user_errors
+def info(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `seqkit train`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables.")] = False,
+) -> None:
+    """Layers with output shapes and parameter counts, vocabulary, training summary and file sizes."""
+    from seqkit import console, summary
+
+    console.print_info(summary.summarize(model_dir), as_json)
 
 
 def main() -> None:

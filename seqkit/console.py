@@ -135,3 +135,65 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
             f"{perplexity['model']}: perplexity {perplexity['perplexity']:.3f} "
             f"({perplexity['tokens']:,} tokens, {perplexity['nll_per_token']:.4f} nats/token{bpc})\n"
         )
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1024
+    return ""
+
+
+def print_info(info: dict, as_json: bool) -> None:
+    """`seqkit info` on stdout: the layer table, totals, vocabulary, training and files, or one JSON object."""
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return
+    out = Console(soft_wrap=True, highlight=False)
+    kind = "encoder-decoder" if info["type"] == "seq2seq" else "language model"
+    attention = f", {info['attention']} attention" if info["attention"] else ""
+    out.print(f"{info['model_dir']}: {info['cell'].upper()} {kind}{attention}")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column, justify in (
+        ("layer", "left"),
+        ("type", "left"),
+        ("output shape", "left"),
+        ("parameters", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    for row in info["layers"]:
+        shape = row["output_shape"] or "-"
+        if row["per_step"]:
+            shape += " per step"
+        params = f"{row['parameters']:,}" + (f" (+ tied: {', '.join(row['tied'])})" if row["tied"] else "")
+        table.add_row(row["name"], row["type"], shape, params)
+    out.print(table)
+    totals = info["parameters"]
+    out.print(f"parameters: {totals['all']:,} ({totals['trainable']:,} trainable)")
+    vocab = info["vocabulary"]
+    sizes = (
+        f"{vocab['source']:,}"
+        if vocab["joint"]
+        else f"{vocab['source']:,} source / {vocab['target']:,} target"
+    )
+    out.print(
+        f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] else ''}; "
+        f"first pieces: {' '.join(vocab['sample_pieces'])}"
+    )
+    training = info["training"]
+    state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
+    out.print(
+        f"training: {training['steps']:,} steps in {_clock(training['elapsed_s'])}, "
+        f"{training['validations']} validations, {state}"
+    )
+    best = training.get("best_validation")
+    if best:
+        scores = "  ".join(
+            f"{label} {best[key]:.{digits}f}" for key, label, digits in VALIDATION_SCORES if key in best
+        )
+        out.print(f"best validation (step {best['step']:,}, the saved weights): {scores}")
+        for key, value in best.items():
+            if key.endswith("_signature"):
+                out.print(f"  {key.removesuffix('_signature')} signature: {value}")
+    out.print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in info["files"].items()))

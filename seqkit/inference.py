@@ -15,7 +15,7 @@ from typing import TypeVar
 import torch
 
 from seqkit.config import DecodeConfig, GenerateConfig
-from seqkit.data.tokenizer import Tokenizer
+from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
 from seqkit.search import decode_corpus, sample
 
 CHUNK_BATCHES = 16  # batches per chunk of input lines
@@ -23,23 +23,53 @@ Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
+class AttentionMap:
+    """Where each output piece looked: one row per output step, one column per source piece."""
+
+    source: list[str]  # the source pieces, then </s>
+    output: list[str]  # the output pieces, then </s> when the search ended the sentence
+    weights: list[list[float]]  # (len(output), len(source)); each row sums to 1
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "output": self.output, "weights": self.weights}
+
+
+@dataclass(frozen=True)
 class Translation:
     text: str
     score: float  # what the search ranked by: log-probability / length penalty
     log_prob: float  # total log-probability of the pieces and EOS
+    attention: AttentionMap | None = None  # when asked for
+
+
+def attention_map(tokenizer, line: str, hypothesis) -> AttentionMap:
+    """The AttentionMap of a hypothesis of `line` searched `with_attention`."""
+    weights = hypothesis.attention  # (steps, source pieces + EOS)
+    output = tokenizer.tgt_pieces(hypothesis.tokens)[: weights.size(0)]
+    output += [SPECIALS[EOS]] * (weights.size(0) - len(output))  # the step that ended the sentence
+    return AttentionMap(tokenizer.src_pieces(line) + [SPECIALS[EOS]], output, weights.tolist())
 
 
 def translate_nbest(
-    model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig
+    model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig, with_attention: bool = False
 ) -> list[list[Translation]]:
-    """Up to `cfg.beam_size` translations per line, best first; none for an empty line."""
+    """Up to `cfg.beam_size` translations per line, best first; none for an empty line.
+    `with_attention`: each translation carries its AttentionMap."""
     todo = [i for i, line in enumerate(lines) if line.strip()]
     results: list[list[Translation]] = [[] for _ in lines]
     if todo:
-        hypotheses = decode_corpus(model, tokenizer.encode_src([lines[i] for i in todo]), cfg)
+        hypotheses = decode_corpus(model, tokenizer.encode_src([lines[i] for i in todo]), cfg, with_attention)
         for i, options in zip(todo, hypotheses, strict=True):
             texts = tokenizer.decode_tgt([h.tokens for h in options])
-            results[i] = [Translation(t, h.score, h.log_prob) for t, h in zip(texts, options, strict=True)]
+            results[i] = [
+                Translation(
+                    text,
+                    h.score,
+                    h.log_prob,
+                    attention_map(tokenizer, lines[i], h) if with_attention else None,
+                )
+                for text, h in zip(texts, options, strict=True)
+            ]
     return results
 
 

@@ -7,7 +7,7 @@ decodes to the same output alone or in any batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -31,6 +31,9 @@ class Hypothesis:
     tokens: list[int]  # without EOS
     score: float  # log-probability divided by the length penalty: what the beam ranks by
     log_prob: float  # sum of token log-probabilities, EOS included
+    # (output steps, source length with EOS): the attention of each step that made a token or the EOS;
+    # only when the search was asked for it
+    attention: torch.Tensor | None = None
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -43,7 +46,11 @@ COMPACT_FRACTION = 0.25  # greedy: stop computing finished rows once they are th
 
 @torch.no_grad()
 def greedy_search(
-    model, src: torch.Tensor, src_lengths: torch.Tensor, max_lengths: torch.Tensor
+    model,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    max_lengths: torch.Tensor,
+    with_attention: bool = False,
 ) -> list[Hypothesis]:
     """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed.
     Every tensor but `src_lengths` is on the model's device.
@@ -58,8 +65,12 @@ def greedy_search(
     finished = torch.zeros(batch, dtype=torch.bool, device=device)  # per row
     log_prob = torch.zeros(batch, device=device)  # per sentence
     output = torch.full((batch, int(max_lengths.max())), EOS, dtype=torch.long, device=device)
+    # (batch, output steps, src_len), filled as the rows step
+    attention = torch.zeros(batch, output.size(1), src.size(1), device=device) if with_attention else None
     for t in range(output.size(1)):
-        logits, state, _ = model.step(prev, state, encoded)
+        logits, state, weights = model.step(prev, state, encoded)
+        if attention is not None:
+            attention[rows, t] = weights.float()
         at_limit = limits <= t  # a sentence at its own limit ends here, at no cost (as in beam search)
         tokens = logits.max(dim=-1).indices.masked_fill(at_limit, EOS)  # (rows,) = argmax, faster on the CPU
         token_log_probs = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
@@ -74,7 +85,14 @@ def greedy_search(
             state, encoded = state.select(keep), encoded.select(keep)
         prev = tokens
     outputs = [_strip(row) for row in output.tolist()]
-    return [Hypothesis(tokens, lp, lp) for tokens, lp in zip(outputs, log_prob.tolist(), strict=True)]
+    hypotheses = [Hypothesis(tokens, lp, lp) for tokens, lp in zip(outputs, log_prob.tolist(), strict=True)]
+    if attention is None:
+        return hypotheses
+    steps = [min(len(h.tokens) + 1, output.size(1)) for h in hypotheses]  # the EOS step, if reached
+    return [
+        replace(h, attention=attention[i, : steps[i], : int(src_lengths[i])].cpu())
+        for i, h in enumerate(hypotheses)
+    ]
 
 
 @torch.no_grad()
@@ -85,6 +103,7 @@ def beam_search(
     max_lengths: torch.Tensor,
     beam_size: int,
     alpha: float,
+    with_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Beam search over all sentences and beams at once -> per sentence, `beam_size` finished hypotheses, best first.
 
@@ -102,11 +121,13 @@ def beam_search(
     scores[:, 0] = 0.0  # all beams start identical: only the first may expand
     prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
     history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
+    # (batch * k, steps, src_len): each beam's attention so far, reordered with `history`
+    attention = torch.empty((batch * k, 0, src.size(1)), device=device) if with_attention else None
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     sentences = list(range(batch))  # the sentence of each row of `scores` still searched
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     for t in range(int(max_lengths.max()) + 1):  # + 1: the step that ends the longest-allowed beams
-        logits, state, _ = model.step(prev, state, encoded)
+        logits, state, weights = model.step(prev, state, encoded)
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch * k, vocab)
         at_limit = row_limits <= t  # these beams may only end
         log_probs[at_limit] = float("-inf")
@@ -119,10 +140,15 @@ def beam_search(
         ends = top_tokens == EOS
         top_rows = torch.arange(searched, device=device).unsqueeze(1) * k + top_beams  # (searched, 2k)
         for b, j in (ends[:, :k] & top_scores[:, :k].isfinite() & ~done.unsqueeze(1)).nonzero().tolist():
-            tokens = history[top_rows[b, j]].tolist()
+            row = top_rows[b, j]
+            tokens = history[row].tolist()
             raw = float(top_scores[b, j])
+            weights_so_far = None
+            if attention is not None:
+                steps = torch.cat([attention[row], weights[row].float().unsqueeze(0)])
+                weights_so_far = steps[:, : int(src_lengths[sentences[b]])].cpu()
             finished[sentences[b]].append(
-                Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw)
+                Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw, weights_so_far)
             )
         done |= torch.tensor([len(finished[s]) >= k for s in sentences], device=device)
         if done.all():
@@ -140,13 +166,19 @@ def beam_search(
             keep_rows, row_limits = keep_rows[alive_rows], row_limits[alive_rows]
             encoded = encoded.select(alive_rows)
         history = torch.cat([history.index_select(0, keep_rows), prev.unsqueeze(1)], dim=1)
+        if attention is not None:
+            kept_weights = weights.float().index_select(0, keep_rows).unsqueeze(1)
+            attention = torch.cat([attention.index_select(0, keep_rows), kept_weights], dim=1)
         state = state.select(keep_rows)
     return [sorted(f, key=lambda h: -h.score)[:k] for f in finished]
 
 
 @torch.no_grad()
-def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[list[Hypothesis]]:
-    """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length."""
+def decode_corpus(
+    model, src_ids: list[list[int]], cfg: DecodeConfig, with_attention: bool = False
+) -> list[list[Hypothesis]]:
+    """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length.
+    `with_attention`: each hypothesis carries its attention weights (Hypothesis.attention)."""
     was_training = model.training
     model.eval()
     device = devices.model_device(model)
@@ -155,16 +187,19 @@ def decode_corpus(model, src_ids: list[list[int]], cfg: DecodeConfig) -> list[li
         batch = make_batch(src_ids, None, indices).to(device)
         max_lengths = max_output_lengths(batch.src_lengths, cfg).to(device)
         if cfg.beam_size == 1:
-            greedy = greedy_search(model, batch.src, batch.src_lengths, max_lengths)
+            greedy = greedy_search(model, batch.src, batch.src_lengths, max_lengths, with_attention)
             # ranked like a beam's hypotheses, so that n-best scores mean the same at every beam size
             penalty = [length_penalty(len(h.tokens) + 1, cfg.length_penalty) for h in greedy]
-            results = [
-                [Hypothesis(h.tokens, h.log_prob / p, h.log_prob)]
-                for h, p in zip(greedy, penalty, strict=True)
-            ]
+            results = [[replace(h, score=h.log_prob / p)] for h, p in zip(greedy, penalty, strict=True)]
         else:
             results = beam_search(
-                model, batch.src, batch.src_lengths, max_lengths, cfg.beam_size, cfg.length_penalty
+                model,
+                batch.src,
+                batch.src_lengths,
+                max_lengths,
+                cfg.beam_size,
+                cfg.length_penalty,
+                with_attention,
             )
         for i, hypotheses in zip(indices, results, strict=True):
             outputs[i] = hypotheses

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import train_seq2seq
+from seqkit import train_lm, train_seq2seq
 from seqkit.data.toy import make_pairs
 
 torch.set_num_threads(1)  # tiny models: threads only add noise
@@ -52,4 +52,39 @@ def reverse_model(tmp_path_factory, reverse_data) -> Path:
     """A GRU model trained on the toy reverse task (a few seconds)."""
     model_dir = tmp_path_factory.mktemp("models") / "reverse"
     train_seq2seq.train(toy_config(reverse_data, train={"max_steps": 600, "valid_every": 300}), model_dir)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def char_lm_dir(tmp_path_factory) -> Path:
+    """A small character LSTM language model with tied embeddings, trained briefly (a few seconds)."""
+    data = tmp_path_factory.mktemp("lm-text")
+    lines = ["the quick brown fox jumps over the lazy dog", "a stitch in time saves nine"] * 40
+    (data / "train.txt").write_text("\n".join(lines) + "\n")
+    (data / "dev.txt").write_text("\n".join(lines[:2]) + "\n")
+    cfg = config_lib.from_dict(
+        {
+            "data": {"train": f"{data}/train", "dev": f"{data}/dev", "tgt_lang": "txt"},
+            "tokenizer": {"type": "char"},
+            "model": {
+                "type": "lm",
+                "cell": "lstm",
+                "embedding_size": 32,
+                "decoder_hidden_size": 32,
+                "decoder_layers": 2,
+                "tie_embeddings": True,
+                "dropout": 0.0,
+            },
+            "train": {
+                "batch_tokens": 256,
+                "bptt_length": 32,
+                "max_steps": 100,
+                "valid_every": 50,
+                "log_every": 25,
+            },
+        },
+        "test",
+    )
+    model_dir = tmp_path_factory.mktemp("models") / "char-lm"
+    train_lm.train(cfg, model_dir)
     return model_dir

@@ -25,11 +25,12 @@ def make_rnn(
 
 
 def layer_weights(
-    rnn: nn.RNNBase, layer: int
+    rnn: nn.RNNBase, layer: int, reverse: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(w_ih, w_hh, b_ih, b_hh) of one layer of a unidirectional `rnn`, for stepping it by hand."""
+    """(w_ih, w_hh, b_ih, b_hh) of one layer (its backward direction if `reverse`), for stepping it by hand."""
+    suffix = "_reverse" if reverse else ""
     return tuple(
-        getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     )
 
 
@@ -45,16 +46,35 @@ def cell_step(
     gate layout and equations of torch's nn.RNN / nn.GRU / nn.LSTM (so their weights serve unchanged).
 
     input_gates (batch, gates * hidden), hidden (batch, hidden) -> new hidden, new cell state (LSTM)."""
+    hidden, cell_state, _ = cell_step_with_gates(cell, input_gates, hidden, cell_state, w_hh, b_hh)
+    return hidden, cell_state
+
+
+GATES = {"rnn": (), "gru": ("reset", "update"), "lstm": ("input", "forget", "output")}
+
+
+def cell_step_with_gates(
+    cell: str,
+    input_gates: torch.Tensor,
+    hidden: torch.Tensor,
+    cell_state: torch.Tensor | None,
+    w_hh: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """`cell_step`, and the gate activations it used (names in GATES[cell]), each (batch, hidden)."""
     hidden_gates = F.linear(hidden, w_hh, b_hh)
     if cell == "rnn":
-        return torch.tanh(input_gates + hidden_gates), None
+        return torch.tanh(input_gates + hidden_gates), None, {}
     if cell == "gru":
         input_r, input_z, input_n = input_gates.chunk(3, dim=1)
         hidden_r, hidden_z, hidden_n = hidden_gates.chunk(3, dim=1)
         reset = torch.sigmoid(input_r + hidden_r)
         update = torch.sigmoid(input_z + hidden_z)
         candidate = torch.tanh(input_n + reset * hidden_n)
-        return candidate + update * (hidden - candidate), None  # = (1 - z) * n + z * h
+        # = (1 - z) * n + z * h
+        return candidate + update * (hidden - candidate), None, {"reset": reset, "update": update}
     gate_i, gate_f, gate_g, gate_o = (input_gates + hidden_gates).chunk(4, dim=1)
-    cell_state = torch.sigmoid(gate_f) * cell_state + torch.sigmoid(gate_i) * torch.tanh(gate_g)
-    return torch.sigmoid(gate_o) * torch.tanh(cell_state), cell_state
+    input_gate, forget_gate, output_gate = gate_i.sigmoid(), gate_f.sigmoid(), gate_o.sigmoid()
+    cell_state = forget_gate * cell_state + input_gate * torch.tanh(gate_g)
+    gates = {"input": input_gate, "forget": forget_gate, "output": output_gate}
+    return output_gate * torch.tanh(cell_state), cell_state, gates

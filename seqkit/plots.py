@@ -1,0 +1,178 @@
+"""PNG pictures: training curves, attention heatmaps, hidden states, gates and state trajectories.
+
+Every function takes the data it draws (from curves.py, inference.py, introspect.py) and returns PNG
+bytes, which the caller writes atomically. Figures have a fixed size in inches at DPI dots per inch
+(no tight cropping), so a picture's pixel size follows from its contents' counts alone.
+matplotlib is imported lazily, with the non-interactive Agg backend: no display is needed.
+"""
+
+from __future__ import annotations
+
+import io
+
+from seqkit.curves import RunCurves, panel_titles
+from seqkit.inference import AttentionMap
+from seqkit.introspect import Inspection, principal_components
+
+DPI = 100
+CURVES_PANEL_SIZE = (6.0, 3.6)  # inches per panel; two panels a row
+RUN_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
+MAX_LABELS = 60  # tick labels per axis; longer sequences label every n-th step
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(figure) -> bytes:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def curves_size(panels: int) -> tuple[float, float]:
+    """Figure size in inches for `panels` panels, two per row."""
+    rows = (panels + 1) // 2
+    return (CURVES_PANEL_SIZE[0] * min(2, panels), CURVES_PANEL_SIZE[1] * rows)
+
+
+def curves_png(runs: list[RunCurves], x: str = "step") -> bytes:
+    """One figure, a panel per quantity; each run has its colour, train solid and dev dashed with dots.
+    x: "step" or "time" (minutes of training)."""
+    plt = _pyplot()
+    titles = panel_titles(runs)
+    columns = min(2, len(titles))
+    rows = (len(titles) + 1) // 2
+    figure, axes = plt.subplots(rows, columns, figsize=curves_size(len(titles)), squeeze=False)
+    for ax in axes.flat[len(titles) :]:
+        ax.set_visible(False)
+    for ax, title in zip(axes.flat, titles, strict=False):
+        for index, run in enumerate(runs):
+            colour = RUN_COLOURS[index % len(RUN_COLOURS)]
+            for panel in run.panels:
+                if panel.title != title:
+                    continue
+                for number, curve in enumerate(panel.curves):
+                    xs = curve.steps if x == "step" else curve.minutes
+                    dev = curve.label not in ("train",)
+                    label = curve.label if len(runs) == 1 else f"{run.name}: {curve.label}"
+                    style = ("--" if number else "-") if dev else "-"
+                    ax.plot(
+                        xs,
+                        curve.values,
+                        style,
+                        color=colour,
+                        marker="o" if dev else None,
+                        markersize=3,
+                        label=label,
+                        alpha=1.0 if number == 0 else 0.7,
+                    )
+                if panel.log_scale:
+                    ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("step" if x == "step" else "training time (minutes)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _label_ticks(ax, axis: str, labels: list[str]) -> None:
+    every = max(1, -(-len(labels) // MAX_LABELS))
+    positions = list(range(0, len(labels), every))
+    shown = [labels[i] for i in positions]
+    if axis == "x":
+        ax.set_xticks(positions, shown, rotation=90, fontsize="small")
+    else:
+        ax.set_yticks(positions, shown, fontsize="small")
+
+
+def attention_size(source: int, output: int) -> tuple[float, float]:
+    """Figure size in inches for an attention map of `source` x `output` pieces."""
+    return (min(40.0, 2.5 + 0.28 * source), min(40.0, 2.0 + 0.28 * output))
+
+
+def attention_png(attention: AttentionMap, title: str = "") -> bytes:
+    """Heatmap: source pieces across, output pieces down, weight 0 white to 1 dark."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=attention_size(len(attention.source), len(attention.output)))
+    image = ax.imshow(attention.weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    _label_ticks(ax, "x", attention.source)
+    _label_ticks(ax, "y", attention.output)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize="small")
+    figure.colorbar(image, ax=ax, fraction=0.04)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _trace_grid(plt, rows: int, columns: int, steps: int):
+    width = min(40.0, 3.0 + columns * max(4.0, 0.22 * steps))
+    return plt.subplots(rows, columns, figsize=(width, 2.8 * rows), squeeze=False)
+
+
+def hidden_states_png(inspection: Inspection) -> bytes:
+    """A heatmap of hidden units (down) over time steps (across) for every layer and direction."""
+    plt = _pyplot()
+    steps = max(len(layer.tokens) for layer in inspection.layers)
+    figure, axes = _trace_grid(plt, len(inspection.layers), 1, steps)
+    for ax, layer in zip(axes[:, 0], inspection.layers, strict=True):
+        image = ax.imshow(layer.hidden.T, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")
+        ax.set_title(f"{layer.name}: hidden state ({layer.hidden.size(1)} units)", fontsize="small")
+        _label_ticks(ax, "x", layer.tokens)
+        ax.set_ylabel("unit")
+        figure.colorbar(image, ax=ax, fraction=0.03)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def gates_png(inspection: Inspection) -> bytes:
+    """For each layer, each gate's activation (0 to 1) per unit over time; a GRU has update and reset,
+    an LSTM input, forget and output gates."""
+    plt = _pyplot()
+    names = list(inspection.layers[0].gates)
+    if not names:
+        raise ValueError(f"a {inspection.cell} cell has no gates")
+    steps = max(len(layer.tokens) for layer in inspection.layers)
+    figure, axes = _trace_grid(plt, len(inspection.layers), len(names), steps)
+    for row, layer in zip(axes, inspection.layers, strict=True):
+        for ax, name in zip(row, names, strict=True):
+            image = ax.imshow(layer.gates[name].T, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+            mean = float(layer.gates[name].mean())
+            ax.set_title(f"{layer.name}: {name} gate (mean {mean:.2f})", fontsize="small")
+            _label_ticks(ax, "x", layer.tokens)
+            figure.colorbar(image, ax=ax, fraction=0.04)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def trajectory_png(inspection: Inspection) -> bytes:
+    """The first two principal components of each layer's hidden state, step by step, tokens labelled."""
+    plt = _pyplot()
+    layers = inspection.layers
+    columns = min(3, len(layers))
+    rows = -(-len(layers) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.0 * columns, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(layers) :]:
+        ax.set_visible(False)
+    for ax, layer in zip(axes.flat, layers, strict=False):
+        points, shares = principal_components(layer.hidden)
+        xs, ys = points[:, 0].tolist(), points[:, 1].tolist()
+        ax.plot(xs, ys, "-", color="0.6", linewidth=1)
+        ax.scatter(xs, ys, c=range(len(xs)), cmap="viridis", s=18, zorder=3)
+        for x, y, token in zip(xs, ys, layer.tokens, strict=True):
+            ax.annotate(token, (x, y), fontsize=7, xytext=(2, 2), textcoords="offset points")
+        ax.set_title(layer.name, fontsize="small")
+        ax.set_xlabel(f"PC1 ({shares[0]:.0%} of variance)")
+        ax.set_ylabel(f"PC2 ({shares[1]:.0%})")
+    figure.tight_layout()
+    return _png(figure)

@@ -1,0 +1,71 @@
+"""Pictures written to files: each drawn in memory (plots.py), then written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from seqkit import plots
+from seqkit.curves import RunCurves
+from seqkit.errors import DataError
+from seqkit.inference import AttentionMap
+from seqkit.introspect import Inspection
+from seqkit.modeldir import atomic_write
+
+
+def _write(path: Path, data: bytes, option: str) -> None:
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise DataError(f"{option} {path}: cannot write ({e.strerror}); check the directory") from None
+
+
+def prepare_directory(directory: Path, option: str) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{option} {directory}: cannot create the directory ({e.strerror})") from None
+
+
+def write_curves(path: Path, runs: list[RunCurves], x: str) -> None:
+    _write(path, plots.curves_png(runs, x), "--output")
+
+
+def write_attention(directory: Path, line_number: int, attention: AttentionMap) -> None:
+    """line-{n:06d}.png (the heatmap) and line-{n:06d}.json (pieces and weights) for input line n."""
+    stem = directory / f"line-{line_number:06d}"
+    data = json.dumps({"line": line_number, **attention.to_dict()}, ensure_ascii=False)
+    _write(stem.with_suffix(".json"), data.encode("utf-8"), "--attention")
+    _write(stem.with_suffix(".png"), plots.attention_png(attention, f"line {line_number}"), "--attention")
+
+
+def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:
+    """The pictures of one inspected sentence, and its numbers as JSON; returns the paths written."""
+    pictures = {"hidden_states.png": plots.hidden_states_png, "trajectory.png": plots.trajectory_png}
+    if inspection.layers[0].gates:
+        pictures["gates.png"] = plots.gates_png
+    written = []
+    for name, draw in pictures.items():
+        _write(directory / name, draw(inspection), "--output")
+        written.append(directory / name)
+    if inspection.attention is not None:
+        _write(directory / "attention.png", plots.attention_png(inspection.attention), "--output")
+        written.append(directory / "attention.png")
+    numbers = {
+        "text": inspection.text,
+        "output": inspection.output,
+        "cell": inspection.cell,
+        "layers": [
+            {
+                "name": layer.name,
+                "tokens": layer.tokens,
+                "hidden": layer.hidden.tolist(),
+                "gates": {name: value.tolist() for name, value in layer.gates.items()},
+            }
+            for layer in inspection.layers
+        ],
+        "attention": inspection.attention.to_dict() if inspection.attention else None,
+    }
+    _write(directory / "trace.json", json.dumps(numbers, ensure_ascii=False).encode("utf-8"), "--output")
+    written.append(directory / "trace.json")
+    return written

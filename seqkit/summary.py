@@ -1,0 +1,159 @@
+"""`seqkit info`: what a model directory holds, like Keras' `model.summary()`.
+
+Output shapes come from running the model once on a tiny batch with forward hooks, so they are the
+shapes the code really makes: batch and time dimensions are named, the others are sizes. The decoder
+of an encoder-decoder runs one step at a time, so its shapes are per step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from seqkit import modeldir
+from seqkit.data.tokenizer import BOS, SPECIALS
+from seqkit.models.attention import ATTENTIONS
+
+SAMPLE_LENGTH = 11  # time steps of the probe batch: a length no layer size is likely to equal
+SAMPLE_PIECES = 12
+
+
+def _shape(value, time_name: str) -> str:
+    """A module output -> "(batch, src_len, 512)"; a tuple of tensors (attention) -> each of them."""
+    if isinstance(value, PackedSequence):  # the encoder RNN: (sum of lengths, features)
+        return f"(batch, {time_name}, {value.data.size(-1)})"
+    if isinstance(value, tuple):
+        if isinstance(value[0], PackedSequence | torch.Tensor) and isinstance(value[1], tuple | torch.Tensor):
+            if isinstance(value[1], torch.Tensor) and value[1].dim() == 2:  # attention: (context, weights)
+                return ", ".join(_shape(v, time_name) for v in value)
+            return _shape(value[0], time_name)  # an RNN's (output, state): the output
+    dims = ["batch"] + [time_name if size == SAMPLE_LENGTH else str(size) for size in value.shape[1:]]
+    return f"({', '.join(dims)})"
+
+
+def layer_table(model: nn.Module, model_type: str) -> list[dict]:
+    """Every module that holds parameters (and each attention module), in definition order:
+    name, type, output shape (None if the module is never called as a module), own parameters."""
+    shapes: dict[str, str] = {}
+    time_name = "src_len" if model_type == "seq2seq" else "time"
+    names = {module: name for name, module in model.named_modules()}
+
+    def record_shape(module: nn.Module, args, output) -> None:  # returning None keeps the output
+        shapes.setdefault(names[module], _shape(output, time_name))
+
+    hooks = [module.register_forward_hook(record_shape) for module in names]
+    try:
+        with torch.no_grad():
+            tokens = torch.full((2, SAMPLE_LENGTH), len(SPECIALS), dtype=torch.long)
+            if model_type == "seq2seq":
+                encoded, state = model.encode(tokens, torch.tensor([SAMPLE_LENGTH, SAMPLE_LENGTH]))
+                model.step(torch.full((2,), BOS), state, encoded)
+            else:
+                model(tokens)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    seen: dict[int, str] = {}
+    rows = []
+    for name, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
+        if not own and not isinstance(module, tuple(ATTENTIONS.values())):
+            continue
+        count, tied = 0, []
+        for param_name, param in own:
+            if id(param) in seen:
+                tied.append(f"{param_name} = {seen[id(param)]}")
+            else:
+                seen[id(param)] = f"{name}.{param_name}"
+                count += param.numel()
+        per_step = (
+            model_type == "seq2seq"
+            and name.startswith("decoder.")
+            and not name.endswith(("key_layer", "bridge"))
+        )
+        rows.append(
+            {
+                "name": name,
+                "type": type(module).__name__,
+                "output_shape": shapes.get(name),
+                "per_step": per_step and name in shapes,
+                "parameters": count,
+                "tied": tied,
+            }
+        )
+    return rows
+
+
+def _training(records: list[dict]) -> dict:
+    """Steps, time and best dev score of the run so far, from its log."""
+    stepped = [r for r in records if "step" in r and r.get("kind") in ("train", "valid")]
+    ends = [r for r in records if r.get("kind") in ("end", "interrupted")]
+    summary: dict = {
+        "steps": max((r["step"] for r in stepped), default=0),
+        "elapsed_s": max((r.get("elapsed_s", 0.0) for r in records), default=0.0),
+        "finished": bool(ends) and ends[-1]["kind"] == "end",
+    }
+    if ends:
+        summary["stopped_by"] = ends[-1].get("reason")
+        best = {key: value for key, value in ends[-1].items() if key.startswith("best_dev_")}
+        summary.update(best)
+        if "best_signature" in ends[-1]:
+            summary["best_signature"] = ends[-1]["best_signature"]
+    valid = [r for r in records if r.get("kind") == "valid"]
+    best_valid = [r for r in valid if r.get("best")]
+    summary["validations"] = len(valid)
+    if best_valid:  # the validation whose weights are model.safetensors, with all its scores
+        record = best_valid[-1]
+        summary["best_validation"] = {
+            key: value
+            for key, value in record.items()
+            if key == "step" or key.startswith("dev_") or key.endswith("_signature")
+        }
+    return summary
+
+
+def _file_sizes(model_dir: Path) -> dict[str, int]:
+    sizes = {}
+    for entry in sorted(model_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        sizes[entry.name + ("/" if entry.is_dir() else "")] = sum(p.stat().st_size for p in files)
+    return sizes
+
+
+def _pieces(tokenizer, vocab_size: int) -> list[str]:
+    ids = list(range(len(SPECIALS), min(vocab_size, len(SPECIALS) + SAMPLE_PIECES)))
+    return tokenizer.tgt_pieces(ids)
+
+
+def summarize(model_dir: Path | str) -> dict:
+    """Everything `seqkit info` shows, as one JSON-ready dict."""
+    model_dir = Path(model_dir)
+    cfg, tokenizer, model = modeldir.load(model_dir)
+    parameters = list(model.parameters())  # each tied tensor once
+    model_cfg = cfg.model
+    info = {
+        "model_dir": str(model_dir),
+        "type": model_cfg.type,
+        "cell": model_cfg.cell,
+        "attention": model_cfg.attention if model_cfg.type == "seq2seq" else None,
+        "layers": layer_table(model, model_cfg.type),
+        "parameters": {
+            "trainable": sum(p.numel() for p in parameters if p.requires_grad),
+            "all": sum(p.numel() for p in parameters),
+        },
+        "vocabulary": {
+            "tokenizer": cfg.tokenizer.type,
+            "joint": tokenizer.joint,
+            "source": tokenizer.src_vocab_size,
+            "target": tokenizer.tgt_vocab_size,
+            "sample_pieces": _pieces(tokenizer, tokenizer.tgt_vocab_size),
+        },
+        "training": _training(modeldir.read_log(model_dir)),
+        "files": _file_sizes(model_dir),
+    }
+    return info

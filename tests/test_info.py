@@ -1,0 +1,58 @@
+"""`seqkit info`: layers, shapes, parameter totals, vocabulary, training and files of a model directory."""
+
+from __future__ import annotations
+
+import json
+
+from seqkit import modeldir
+from seqkit.summary import summarize
+from tests.cli_helpers import assert_one_line_error, seqkit
+
+
+def test_seq2seq_summary(reverse_model):
+    info = summarize(reverse_model)
+    _, _, model = modeldir.load(reverse_model)
+    total = sum(p.numel() for p in model.parameters())
+    assert info["parameters"] == {"trainable": total, "all": total}
+    assert sum(row["parameters"] for row in info["layers"]) == total
+    rows = {row["name"]: row for row in info["layers"]}
+    # toy_config: embeddings 32, bidirectional encoder 32 per direction, decoder 64
+    assert rows["encoder.embedding"]["output_shape"] == "(batch, src_len, 32)"
+    assert rows["encoder.rnn"]["output_shape"] == "(batch, src_len, 64)"
+    assert rows["decoder.attention"]["output_shape"] == "(batch, 64), (batch, src_len)"
+    assert rows["decoder.rnn"]["per_step"] and rows["decoder.rnn"]["output_shape"] == "(batch, 1, 64)"
+    vocab = model.decoder.output.out_features
+    assert rows["decoder.output"]["output_shape"] == f"(batch, {vocab})"
+    assert rows["decoder.attention.energy_layer"]["output_shape"] is None  # used through its weight
+    assert rows["decoder.output"]["parameters"] == 64 * vocab + vocab
+    assert info["cell"] == "gru" and info["attention"] == "bahdanau"
+    assert info["vocabulary"]["joint"] and len(info["vocabulary"]["sample_pieces"]) > 0
+    training = info["training"]
+    assert training["steps"] == 600 and training["finished"] and training["stopped_by"] == "max_steps"
+    best = training["best_validation"]
+    assert best["dev_bleu"] == training["best_dev_bleu"] and best["bleu_signature"].startswith("nrefs:1")
+    assert info["files"]["model.safetensors"] == (reverse_model / "model.safetensors").stat().st_size
+
+
+def test_tied_parameters_count_once(char_lm_dir):
+    info = summarize(char_lm_dir)
+    _, _, model = modeldir.load(char_lm_dir)
+    total = sum(p.numel() for p in model.parameters())
+    assert info["parameters"]["all"] == total
+    rows = {row["name"]: row for row in info["layers"]}
+    assert rows["output"]["tied"] == ["weight = embedding.weight"]
+    assert rows["output"]["parameters"] == model.output.bias.numel()
+    assert rows["rnn"]["output_shape"] == "(batch, time, 32)"
+    assert sum(row["parameters"] for row in info["layers"]) == total
+
+
+def test_info_command(reverse_model, tmp_path):
+    result = seqkit("info", reverse_model, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout) == json.loads(json.dumps(summarize(reverse_model)))
+    table = seqkit("info", reverse_model)
+    text = table.stdout.decode()
+    assert table.returncode == 0 and "decoder.output" in text and "(batch, src_len, 32)" in text
+    assert f"parameters: {summarize(reverse_model)['parameters']['all']:,}" in text
+    assert "bleu signature: nrefs:1" in text
+    assert_one_line_error(seqkit("info", tmp_path / "missing"), "missing", "no such model directory")

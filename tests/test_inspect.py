@@ -1,0 +1,150 @@
+"""`seqkit inspect`: hidden states and gates stepped by hand equal what the model computes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seqkit import config as config_lib
+from seqkit import modeldir, plots, train_seq2seq
+from seqkit.data.tokenizer import BOS, EOS
+from seqkit.introspect import inspect_lm, inspect_seq2seq, principal_components, trace_rnn
+from seqkit.models.cells import make_rnn
+from tests.cli_helpers import assert_one_line_error, seqkit
+from tests.conftest import toy_config
+from tests.test_curves import png_pixels
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_trace_equals_the_torch_module(cell, bidirectional):
+    torch.manual_seed(0)
+    rnn = make_rnn(cell, 5, 7, num_layers=2, dropout=0.0, bidirectional=bidirectional).eval()
+    inputs = torch.randn(9, 5)
+    directions = 2 if bidirectional else 1
+    state = torch.randn(2 * directions, 1, 7)
+    if cell == "lstm":
+        state = (state, torch.randn(2 * directions, 1, 7))
+    traces, top = trace_rnn(rnn, cell, inputs, state)
+    expected, final = rnn(inputs.unsqueeze(0), state)
+    assert torch.allclose(top, expected[0], atol=1e-5)
+    final_hidden = final[0] if cell == "lstm" else final
+    assert len(traces) == 2 * directions
+    for index, (_, hidden, gates) in enumerate(traces):
+        last = hidden[0] if index % 2 == 1 and bidirectional else hidden[-1]  # backward ends at step 0
+        assert torch.allclose(last, final_hidden[index, 0], atol=1e-5)
+        assert sorted(gates) == sorted(
+            {"rnn": [], "gru": ["reset", "update"], "lstm": ["input", "forget", "output"]}[cell]
+        )
+        for value in gates.values():
+            assert value.shape == (9, 7) and float(value.min()) >= 0 and float(value.max()) <= 1
+
+
+def test_principal_components():
+    line = torch.outer(torch.arange(6.0), torch.tensor([1.0, 2.0, 0.0]))  # points on one line
+    components, shares = principal_components(line)
+    assert components.shape == (6, 2)
+    assert shares[0] == pytest.approx(1.0) and shares[1] == pytest.approx(0.0, abs=1e-9)
+    assert torch.allclose(components[:, 1], torch.zeros(6), atol=1e-5)
+    one, shares = principal_components(torch.ones(1, 4))
+    assert one.shape == (1, 2) and shares == [0.0, 0.0]
+
+
+def test_seq2seq_trace_follows_the_models_own_states(reverse_model):
+    cfg, tokenizer, model = modeldir.load(reverse_model)
+    text = "c a d b e"
+    inspection = inspect_seq2seq(model, tokenizer, text, cfg.decode)
+    assert inspection.output == "e b d a c"
+    names = [layer.name for layer in inspection.layers]
+    assert names == ["encoder layer 1 forward", "encoder layer 1 backward", "decoder layer 1"]
+    # the encoder's traced states are its memory
+    src = torch.tensor([tokenizer.encode_src([text])[0] + [EOS]])
+    memory, _ = model.encoder(src, torch.tensor([src.size(1)]))
+    traced = torch.cat([inspection.layers[0].hidden, inspection.layers[1].hidden], dim=1)
+    assert torch.allclose(traced, memory[0], atol=1e-5)
+    # the decoder's traced states are the states of greedy decoding
+    encoded, state = model.encode(src, torch.tensor([src.size(1)]))
+    decoder = inspection.layers[2]
+    prev = torch.tensor([BOS])
+    for t in range(len(decoder.tokens)):
+        logits, state, _ = model.step(prev, state, encoded)
+        assert torch.allclose(decoder.hidden[t], state.hidden[-1, 0], atol=1e-5)
+        prev = logits.argmax(-1)
+    assert decoder.tokens == inspection.attention.output
+
+
+@pytest.fixture(scope="module")
+def lstm_luong_model(tmp_path_factory, reverse_data):
+    """A two-layer LSTM with Luong attention, barely trained (its states only need to be traced)."""
+    model_dir = tmp_path_factory.mktemp("models") / "lstm-luong"
+    model = {"cell": "lstm", "attention": "luong", "encoder_layers": 2, "decoder_layers": 2}
+    train_seq2seq.train(
+        toy_config(reverse_data, model=model, train={"max_steps": 20, "valid_every": 20}), model_dir
+    )
+    return model_dir
+
+
+def test_lstm_luong_decoder_is_traced_by_layer(lstm_luong_model):
+    cfg, tokenizer, model = modeldir.load(lstm_luong_model)
+    decode = config_lib.with_overrides(cfg, {"decode": {"beam_size": 3}}, "test").decode
+    inspection = inspect_seq2seq(model, tokenizer, "1 2 3", decode)
+    assert [layer.name for layer in inspection.layers][-2:] == ["decoder layer 1", "decoder layer 2"]
+    assert len(inspection.layers) == 6
+    for layer in inspection.layers:
+        assert sorted(layer.gates) == ["forget", "input", "output"]
+        assert layer.hidden.size(0) == len(layer.tokens)
+
+
+def test_language_model_trace(char_lm_dir):
+    cfg, tokenizer, model = modeldir.load(char_lm_dir)
+    inspection = inspect_lm(model, tokenizer, "the fox")
+    assert [layer.name for layer in inspection.layers] == ["layer 1", "layer 2"]
+    assert inspection.layers[0].tokens == ["</s>", *"the fox"]
+    logits, (hidden, _) = model(torch.tensor([[EOS, *tokenizer.encode_tgt(["the fox"])[0]]]))
+    assert torch.allclose(inspection.layers[1].hidden[-1], hidden[1, 0], atol=1e-5)
+
+
+def _assert_png(path):
+    pixels = png_pixels(path.read_bytes())
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 200
+    assert len(torch.tensor(pixels).reshape(-1, pixels.shape[-1]).unique(dim=0)) > 10
+
+
+def test_inspect_command_seq2seq(reverse_model, tmp_path):
+    out = tmp_path / "look"
+    result = seqkit("inspect", reverse_model, "--text", "c a d b e", "--output", out, "--beam-size", "1")
+    assert result.returncode == 0, result.stderr.decode()
+    stdout = result.stdout.decode().splitlines()
+    assert stdout[0] == "output: e b d a c"
+    assert stdout[1].startswith("source: 1:")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "attention.png",
+        "gates.png",
+        "hidden_states.png",
+        "trace.json",
+        "trajectory.png",
+    ]
+    for name in ("attention.png", "gates.png", "hidden_states.png", "trajectory.png"):
+        _assert_png(out / name)
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["output"] == "e b d a c" and trace["cell"] == "gru"
+    steps = len(trace["attention"]["source"])  # the pieces and </s>, as many out as in when reversing
+    assert [len(layer["hidden"]) for layer in trace["layers"]] == [steps, steps, steps]
+    assert_one_line_error(seqkit("inspect", reverse_model, "--text", ""), "--text")
+
+
+def test_inspect_command_language_model(char_lm_dir, tmp_path):
+    out = tmp_path / "look"
+    result = seqkit("inspect", char_lm_dir, "--text", "a stitch", "--output", out)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b""  # no attention to show
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gates.png",
+        "hidden_states.png",
+        "trace.json",
+        "trajectory.png",
+    ]
+    size = plots.DPI  # pictures are at least an inch on each side
+    assert png_pixels((out / "gates.png").read_bytes()).shape[0] > size
