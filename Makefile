@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) --output $(DEMO_DIR)
+	$(BIN)/seqkit plot $(DEMO_DIR) --output $(DEMO_DIR)/curves.png
 	$(BIN)/seqkit translate $(DEMO_DIR) $(CORPUS)/test.es.gz --output $(DEMO_DIR)/test.hyp.en
 	@echo "== test set: the model, and copying the Spanish source unchanged =="
 	$(BIN)/seqkit evaluate -i $(DEMO_DIR)/test.hyp.en -i $(CORPUS)/test.es.gz -r $(CORPUS)/test.en.gz \
@@ -32,6 +33,8 @@ demo: install
 	@echo "== sample translations =="
 	@paste -d '\n' <(zcat $(CORPUS)/test.es.gz) <(zcat $(CORPUS)/test.en.gz) $(DEMO_DIR)/test.hyp.en | head -n 18 \
 		| awk 'NR%3==1{print "source:    " $$0} NR%3==2{print "reference: " $$0} NR%3==0{print "model:     " $$0; print ""}'
+	@echo "== where the model looks: attention of one verse (pictures in $(DEMO_DIR)/inspect) =="
+	$(BIN)/seqkit inspect $(DEMO_DIR) --text "$$(zcat $(CORPUS)/test.es.gz | sed -n 3p)" --output $(DEMO_DIR)/inspect
 
 LM_DIR := runs/lm
 demo-generate: install

@@ -7,6 +7,8 @@ from seqkit.curves import RunCurves, panel_titles
 from seqkit.inference import AttentionMap
 
 SHADES = " ·░▒▓█"  # weight 0 to 1 in equal steps
+# Without colour, series in one panel differ by their marker: braille lines first, then plain characters.
+PLAIN_MARKERS = ("braille", "•", "x", "+", "o", "*")
 
 
 def curves_text(runs: list[RunCurves], x: str = "step", width: int = 100, colour: bool = True) -> str:
@@ -18,6 +20,7 @@ def curves_text(runs: list[RunCurves], x: str = "step", width: int = 100, colour
         plotext.clear_figure()
         plotext.plotsize(width, 18)
         plotext.theme("clear" if not colour else "pro")
+        series = 0
         for run in runs:
             for panel in run.panels:
                 if panel.title != title:
@@ -25,7 +28,9 @@ def curves_text(runs: list[RunCurves], x: str = "step", width: int = 100, colour
                 for curve in panel.curves:
                     xs = curve.steps if x == "step" else curve.minutes
                     label = curve.label if len(runs) == 1 else f"{run.name}: {curve.label}"
-                    plotext.plot(xs, curve.values, label=label, marker="braille")
+                    marker = "braille" if colour else PLAIN_MARKERS[series % len(PLAIN_MARKERS)]
+                    plotext.plot(xs, curve.values, label=label, marker=marker)
+                    series += 1
                 if panel.log_scale:
                     plotext.yscale("log")
         plotext.title(title)

@@ -31,11 +31,12 @@ def test_gru_bahdanau_learns_reverse_exactly(reverse_model, reverse_data):
             {"cell": "gru", "encoder_layers": 2, "decoder_layers": 2, "bidirectional": False},
             {"max_steps": 1000, "valid_every": 500},
         ),
-        # a vanilla RNN learns more slowly: more steps at a higher rate
+        # A vanilla RNN learns more slowly: more steps at a higher rate. At 1,200 steps dev accuracy was
+        # 0.83-0.90 over seeds 7, 1, 2; at 2,000 steps 1.0 / 0.92 / 0.98 (seed 7 is the one used here).
         (
             "reverse",
             {"cell": "rnn", "attention": "bahdanau"},
-            {"max_steps": 1200, "valid_every": 600, "learning_rate": 0.002},
+            {"max_steps": 2000, "valid_every": 1000, "learning_rate": 0.002},
         ),
     ],
     ids=["lstm-luong-copy", "gru-2layer-unidirectional-copy", "rnn-bahdanau-reverse"],
