@@ -191,8 +191,8 @@ def translate(
     attention: Annotated[
         Path | None,
         typer.Option(
-            help="Also write, for input line N, DIR/line-N.png (attention heatmap of the best output) "
-            "and DIR/line-N.json (its pieces and weights)."
+            help="Also write, for input line N, DIR/line-00000N.png (attention heatmap of the best output) "
+            "and DIR/line-00000N.json (its pieces and weights); N counts lines over all inputs, from 1."
         ),
     ] = None,
 ) -> None:
@@ -397,7 +397,10 @@ def plot(
     if terminal is None:
         terminal = output is None and sys.stdout.isatty()
     if output is None and not terminal:
-        raise ConfigError("stdout is not a terminal: give --output FILE.png, or --terminal for text charts")
+        reason = "--no-terminal" if sys.stdout.isatty() else "stdout is not a terminal"
+        raise ConfigError(
+            f"{reason}: nothing to draw on; give --output FILE.png, or --terminal for text charts"
+        )
     runs = [curves.read_curves(model_dir) for model_dir in model_dirs]
     if output is not None:
         from seqkit import reports
@@ -434,6 +437,8 @@ def inspect(
         ).decode
         inspection = introspect.inspect_seq2seq(model, tokenizer, text, decode)
     else:
+        if beam_size is not None:
+            raise ConfigError("--beam-size: a language model reads the prompt, nothing is searched; drop it")
         inspection = introspect.inspect_lm(model, tokenizer, text)
     reports.prepare_directory(output, "--output")
     written = reports.write_inspection(output, inspection)

@@ -150,7 +150,9 @@ def print_info(info: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         return
-    out = Console(soft_wrap=True, highlight=False)
+    # No markup: paths and pieces are printed as they are. In a pipe, room for the whole table (rich
+    # would otherwise cut it to 80 columns).
+    out = Console(soft_wrap=True, highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
     kind = "encoder-decoder" if info["type"] == "seq2seq" else "language model"
     attention = f", {info['attention']} attention" if info["attention"] else ""
     out.print(f"{info['model_dir']}: {info['cell'].upper()} {kind}{attention}")

@@ -46,7 +46,7 @@ PANELS = (
 PERCENT = {"accuracy"}  # fractions in the log, percentages on the plot
 
 
-def _latest_per_step(records: list[dict], kind: str) -> list[dict]:
+def _by_step(records: list[dict], kind: str) -> list[dict]:
     by_step = {r["step"]: r for r in records if r.get("kind") == kind and "step" in r}
     return [by_step[step] for step in sorted(by_step)]
 
@@ -56,8 +56,8 @@ def read_curves(model_dir: Path) -> RunCurves:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; give one written by `seqkit train`")
-    records = modeldir.read_log(model_dir)
-    by_kind = {kind: _latest_per_step(records, kind) for kind in ("train", "valid")}
+    records = modeldir.current_history(modeldir.read_log(model_dir))
+    by_kind = {kind: _by_step(records, kind) for kind in ("train", "valid")}
     panels = []
     for title, log_scale, series in PANELS:
         curves = []

@@ -123,6 +123,21 @@ def read_log(model_dir: Path) -> list[dict]:
     return records
 
 
+STEPPED_KINDS = ("train", "valid", "grad", "warning")  # records that describe one training step
+
+
+def current_history(records: list[dict]) -> list[dict]:
+    """The log as the run now stands: a resume from the checkpoint at step S discards the records of
+    steps after S that the interrupted attempt wrote (those steps are trained again, or never were)."""
+    kept: list[dict] = []
+    for record in records:
+        if record.get("kind") == "resume":
+            step = record.get("step", 0)
+            kept = [r for r in kept if not (r.get("kind") in STEPPED_KINDS and r.get("step", 0) > step)]
+        kept.append(record)
+    return kept
+
+
 def _require(path: Path, what: str, fix: str) -> Path:
     if not path.is_file():
         raise ModelDirError(f"{path.parent}: no {path.name} ({what}); {fix}")

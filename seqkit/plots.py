@@ -1,9 +1,10 @@
 """PNG pictures: training curves, attention heatmaps, hidden states, gates and state trajectories.
 
-Every function takes the data it draws (from curves.py, inference.py, introspect.py) and returns PNG
-bytes, which the caller writes atomically. Figures have a fixed size in inches at DPI dots per inch
-(no tight cropping), so a picture's pixel size follows from its contents' counts alone.
-matplotlib is imported lazily, with the non-interactive Agg backend: no display is needed.
+Every `*_figure` function takes the data it draws (from curves.py, inference.py, introspect.py) and
+returns a matplotlib Figure; `png` turns it into bytes, which the caller writes atomically. Figures have
+a fixed size in inches at DPI dots per inch (no tight cropping), so a picture's pixel size follows from
+its contents' counts alone. Figures are made without pyplot: no backend is chosen, no display is needed
+and nothing is left open in a global figure list (matplotlib renders PNG with Agg itself).
 """
 
 from __future__ import annotations
@@ -20,20 +21,15 @@ RUN_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "
 MAX_LABELS = 60  # tick labels per axis; longer sequences label every n-th step
 
 
-def _pyplot():
-    import matplotlib
+def _figure(size: tuple[float, float]):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=size)
 
 
-def _png(figure) -> bytes:
-    plt = _pyplot()
+def png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
-    plt.close(figure)
     return buffer.getvalue()
 
 
@@ -43,14 +39,14 @@ def curves_size(panels: int) -> tuple[float, float]:
     return (CURVES_PANEL_SIZE[0] * min(2, panels), CURVES_PANEL_SIZE[1] * rows)
 
 
-def curves_png(runs: list[RunCurves], x: str = "step") -> bytes:
-    """One figure, a panel per quantity; each run has its colour, train solid and dev dashed with dots.
-    x: "step" or "time" (minutes of training)."""
-    plt = _pyplot()
+def curves_figure(runs: list[RunCurves], x: str = "step"):
+    """One matplotlib figure, a panel per quantity; each run has its colour, train lines plain, dev
+    lines with a dot per validation (a panel's second series dashed). x: "step" or "time" (minutes)."""
     titles = panel_titles(runs)
     columns = min(2, len(titles))
     rows = (len(titles) + 1) // 2
-    figure, axes = plt.subplots(rows, columns, figsize=curves_size(len(titles)), squeeze=False)
+    figure = _figure(curves_size(len(titles)))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat[len(titles) :]:
         ax.set_visible(False)
     for ax, title in zip(axes.flat, titles, strict=False):
@@ -81,7 +77,7 @@ def curves_png(runs: list[RunCurves], x: str = "step") -> bytes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def _label_ticks(ax, axis: str, labels: list[str]) -> None:
@@ -99,10 +95,10 @@ def attention_size(source: int, output: int) -> tuple[float, float]:
     return (min(40.0, 2.5 + 0.28 * source), min(40.0, 2.0 + 0.28 * output))
 
 
-def attention_png(attention: AttentionMap, title: str = "") -> bytes:
+def attention_figure(attention: AttentionMap, title: str = ""):
     """Heatmap: source pieces across, output pieces down, weight 0 white to 1 dark."""
-    plt = _pyplot()
-    figure, ax = plt.subplots(figsize=attention_size(len(attention.source), len(attention.output)))
+    figure = _figure(attention_size(len(attention.source), len(attention.output)))
+    ax = figure.subplots()
     image = ax.imshow(attention.weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
     _label_ticks(ax, "x", attention.source)
     _label_ticks(ax, "y", attention.output)
@@ -112,56 +108,57 @@ def attention_png(attention: AttentionMap, title: str = "") -> bytes:
         ax.set_title(title, fontsize="small")
     figure.colorbar(image, ax=ax, fraction=0.04)
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
-def _trace_grid(plt, rows: int, columns: int, steps: int):
+def _trace_grid(rows: int, columns: int, steps: int):
     width = min(40.0, 3.0 + columns * max(4.0, 0.22 * steps))
-    return plt.subplots(rows, columns, figsize=(width, 2.8 * rows), squeeze=False)
+    figure = _figure((width, 2.8 * rows))
+    return figure, figure.subplots(rows, columns, squeeze=False)
 
 
-def hidden_states_png(inspection: Inspection) -> bytes:
+def hidden_states_figure(inspection: Inspection):
     """A heatmap of hidden units (down) over time steps (across) for every layer and direction."""
-    plt = _pyplot()
     steps = max(len(layer.tokens) for layer in inspection.layers)
-    figure, axes = _trace_grid(plt, len(inspection.layers), 1, steps)
+    figure, axes = _trace_grid(len(inspection.layers), 1, steps)
     for ax, layer in zip(axes[:, 0], inspection.layers, strict=True):
-        image = ax.imshow(layer.hidden.T, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")
+        image = ax.imshow(layer.hidden.T.float().numpy(), cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")
         ax.set_title(f"{layer.name}: hidden state ({layer.hidden.size(1)} units)", fontsize="small")
         _label_ticks(ax, "x", layer.tokens)
         ax.set_ylabel("unit")
         figure.colorbar(image, ax=ax, fraction=0.03)
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
-def gates_png(inspection: Inspection) -> bytes:
+def gates_figure(inspection: Inspection):
     """For each layer, each gate's activation (0 to 1) per unit over time; a GRU has update and reset,
     an LSTM input, forget and output gates."""
-    plt = _pyplot()
     names = list(inspection.layers[0].gates)
     if not names:
         raise ValueError(f"a {inspection.cell} cell has no gates")
     steps = max(len(layer.tokens) for layer in inspection.layers)
-    figure, axes = _trace_grid(plt, len(inspection.layers), len(names), steps)
+    figure, axes = _trace_grid(len(inspection.layers), len(names), steps)
     for row, layer in zip(axes, inspection.layers, strict=True):
         for ax, name in zip(row, names, strict=True):
-            image = ax.imshow(layer.gates[name].T, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+            image = ax.imshow(
+                layer.gates[name].T.float().numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto"
+            )
             mean = float(layer.gates[name].mean())
             ax.set_title(f"{layer.name}: {name} gate (mean {mean:.2f})", fontsize="small")
             _label_ticks(ax, "x", layer.tokens)
             figure.colorbar(image, ax=ax, fraction=0.04)
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
-def trajectory_png(inspection: Inspection) -> bytes:
+def trajectory_figure(inspection: Inspection):
     """The first two principal components of each layer's hidden state, step by step, tokens labelled."""
-    plt = _pyplot()
     layers = inspection.layers
     columns = min(3, len(layers))
     rows = -(-len(layers) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5.0 * columns, 4.5 * rows), squeeze=False)
+    figure = _figure((5.0 * columns, 4.5 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat[len(layers) :]:
         ax.set_visible(False)
     for ax, layer in zip(axes.flat, layers, strict=False):
@@ -175,4 +172,4 @@ def trajectory_png(inspection: Inspection) -> bytes:
         ax.set_xlabel(f"PC1 ({shares[0]:.0%} of variance)")
         ax.set_ylabel(f"PC2 ({shares[1]:.0%})")
     figure.tight_layout()
-    return _png(figure)
+    return figure

@@ -28,7 +28,7 @@ def prepare_directory(directory: Path, option: str) -> None:
 
 
 def write_curves(path: Path, runs: list[RunCurves], x: str) -> None:
-    _write(path, plots.curves_png(runs, x), "--output")
+    _write(path, plots.png(plots.curves_figure(runs, x)), "--output")
 
 
 def write_attention(directory: Path, line_number: int, attention: AttentionMap) -> None:
@@ -36,20 +36,23 @@ def write_attention(directory: Path, line_number: int, attention: AttentionMap) 
     stem = directory / f"line-{line_number:06d}"
     data = json.dumps({"line": line_number, **attention.to_dict()}, ensure_ascii=False)
     _write(stem.with_suffix(".json"), data.encode("utf-8"), "--attention")
-    _write(stem.with_suffix(".png"), plots.attention_png(attention, f"line {line_number}"), "--attention")
+    picture = plots.png(plots.attention_figure(attention, f"line {line_number}"))
+    _write(stem.with_suffix(".png"), picture, "--attention")
 
 
 def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:
     """The pictures of one inspected sentence, and its numbers as JSON; returns the paths written."""
-    pictures = {"hidden_states.png": plots.hidden_states_png, "trajectory.png": plots.trajectory_png}
+    pictures = {"hidden_states.png": plots.hidden_states_figure, "trajectory.png": plots.trajectory_figure}
     if inspection.layers[0].gates:
-        pictures["gates.png"] = plots.gates_png
+        pictures["gates.png"] = plots.gates_figure
     written = []
     for name, draw in pictures.items():
-        _write(directory / name, draw(inspection), "--output")
+        _write(directory / name, plots.png(draw(inspection)), "--output")
         written.append(directory / name)
     if inspection.attention is not None:
-        _write(directory / "attention.png", plots.attention_png(inspection.attention), "--output")
+        _write(
+            directory / "attention.png", plots.png(plots.attention_figure(inspection.attention)), "--output"
+        )
         written.append(directory / "attention.png")
     numbers = {
         "text": inspection.text,

@@ -64,7 +64,9 @@ def greedy_search(
     prev = torch.full((batch,), BOS, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)  # per row
     log_prob = torch.zeros(batch, device=device)  # per sentence
-    output = torch.full((batch, int(max_lengths.max())), EOS, dtype=torch.long, device=device)
+    # + 1: the step that ends the longest-allowed sentences (as in beam search), so that every sentence
+    # has its EOS step, whatever else shares its batch
+    output = torch.full((batch, int(max_lengths.max()) + 1), EOS, dtype=torch.long, device=device)
     # (batch, output steps, src_len), filled as the rows step
     attention = torch.zeros(batch, output.size(1), src.size(1), device=device) if with_attention else None
     for t in range(output.size(1)):
@@ -88,9 +90,8 @@ def greedy_search(
     hypotheses = [Hypothesis(tokens, lp, lp) for tokens, lp in zip(outputs, log_prob.tolist(), strict=True)]
     if attention is None:
         return hypotheses
-    steps = [min(len(h.tokens) + 1, output.size(1)) for h in hypotheses]  # the EOS step, if reached
-    return [
-        replace(h, attention=attention[i, : steps[i], : int(src_lengths[i])].cpu())
+    return [  # the steps that made the tokens, and the EOS step
+        replace(h, attention=attention[i, : len(h.tokens) + 1, : int(src_lengths[i])].cpu())
         for i, h in enumerate(hypotheses)
     ]
 

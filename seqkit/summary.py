@@ -153,7 +153,7 @@ def summarize(model_dir: Path | str) -> dict:
             "target": tokenizer.tgt_vocab_size,
             "sample_pieces": _pieces(tokenizer, tokenizer.tgt_vocab_size),
         },
-        "training": _training(modeldir.read_log(model_dir)),
+        "training": _training(modeldir.current_history(modeldir.read_log(model_dir))),
         "files": _file_sizes(model_dir),
     }
     return info

@@ -12,7 +12,7 @@ PLAIN_MARKERS = ("braille", "•", "x", "+", "o", "*")
 
 
 def curves_text(runs: list[RunCurves], x: str = "step", width: int = 100, colour: bool = True) -> str:
-    """Every panel as a text chart, one under the other (the same panels and series as curves_png)."""
+    """Every panel as a text chart, one under the other (the same panels and series as plots.curves_figure)."""
     import plotext
 
     charts = []

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from seqkit import config as config_lib
 from seqkit import modeldir, plots, textplots
+from seqkit.data.batches import make_batch
+from seqkit.data.tokenizer import BOS, EOS
 from seqkit.data.toy import make_pairs
 from seqkit.inference import translate_nbest
+from seqkit.search import beam_search, greedy_search, max_output_lengths
 from tests.cli_helpers import seqkit
 from tests.test_curves import assert_picture
 
@@ -43,14 +48,81 @@ def test_every_step_sums_to_one_over_the_real_source(reverse_model, beam_size):
             ]
 
 
-def test_beam_one_attention_is_greedy_attention_and_batching_changes_nothing(reverse_model):
-    _, greedy = _decode(reverse_model, 1)
-    _, beam = _decode(reverse_model, 1, batch_size=5)  # other batches, other padding
-    for a, b in zip(greedy, beam, strict=True):
+def _teacher_forced_attention(model, src_ids: list[int], tokens: list[int]) -> torch.Tensor:
+    """The attention of each step when the model alone re-reads BOS and `tokens` for one sentence."""
+    src = torch.tensor([src_ids + [EOS]])
+    encoded, state = model.encode(src, torch.tensor([src.size(1)]))
+    rows = []
+    with torch.no_grad():
+        for token in [BOS, *tokens]:
+            _, state, weights = model.step(torch.tensor([token]), state, encoded)
+            rows.append(weights[0])
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_every_hypothesis_carries_its_own_attention(reverse_model, beam_size):
+    """Each returned hypothesis, not only the best, has the weights of its own path: the beams'
+    reordering and the sentences that leave the batch mid-search keep histories with their beams."""
+    _, tokenizer, model = modeldir.load(reverse_model)
+    lines = SOURCES + ["a", "h g f e d c b a h g f e"]  # mixed lengths: some sentences finish early
+    src_ids = tokenizer.encode_src(lines)
+    batch = make_batch(src_ids, None, list(range(len(lines))))
+    limits = max_output_lengths(batch.src_lengths, config_lib.DecodeConfig())
+    if beam_size == 1:
+        results = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, limits, True)]
+    else:
+        results = beam_search(model, batch.src, batch.src_lengths, limits, beam_size, 1.0, True)
+    checked = 0
+    for ids, hypotheses in zip(src_ids, results, strict=True):
+        assert len(hypotheses) == beam_size
+        for hypothesis in hypotheses:
+            expected = _teacher_forced_attention(model, ids, hypothesis.tokens)
+            torch.testing.assert_close(hypothesis.attention, expected, atol=1e-5, rtol=1e-4)
+            checked += 1
+    assert checked == len(lines) * beam_size
+
+
+def test_beam_search_of_one_is_greedy_search_attention_included(reverse_model):
+    _, tokenizer, model = modeldir.load(reverse_model)
+    batch = make_batch(tokenizer.encode_src(SOURCES), None, list(range(len(SOURCES))))
+    limits = max_output_lengths(batch.src_lengths, config_lib.DecodeConfig())
+    greedy = greedy_search(model, batch.src, batch.src_lengths, limits, True)
+    beam = beam_search(model, batch.src, batch.src_lengths, limits, 1, 0.0, True)
+    for g, (b,) in zip(greedy, beam, strict=True):
+        assert g.tokens == b.tokens
+        torch.testing.assert_close(g.attention, b.attention, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_batching_changes_no_attention_even_at_the_length_limit(reverse_model, beam_size):
+    """With limits that cut every output short, each sentence still gets its EOS step, whichever
+    sentences share its batch (alone it is the longest allowed; in a batch it may not be)."""
+    cfg, tokenizer, model = modeldir.load(reverse_model)
+    overrides = {"beam_size": beam_size, "max_length_ratio": 0.5, "max_length_offset": 0}
+    decode = config_lib.with_overrides(cfg, {"decode": overrides}, "test").decode
+    together = translate_nbest(model, tokenizer, SOURCES, decode, with_attention=True)
+    alone = translate_nbest(model, tokenizer, SOURCES, replace(decode, batch_size=1), with_attention=True)
+    cut = 0
+    for a, b in zip(together, alone, strict=True):
         assert a[0].attention.output == b[0].attention.output
-        assert torch.allclose(
-            torch.tensor(a[0].attention.weights), torch.tensor(b[0].attention.weights), atol=1e-6
+        assert a[0].attention.output[-1] == "</s>"
+        cut += len(a[0].attention.output) - 1 < len(a[0].attention.source) - 1
+        torch.testing.assert_close(
+            torch.tensor(a[0].attention.weights), torch.tensor(b[0].attention.weights), atol=1e-5, rtol=1e-4
         )
+    assert cut == len(SOURCES)  # every output was cut by the limit
+
+
+def test_the_heatmap_draws_the_weights(reverse_model):
+    _, results = _decode(reverse_model, 3, lines=SOURCES[:1])
+    attention = results[0][0].attention
+    figure = plots.attention_figure(attention, "line 1")
+    (image,) = figure.axes[0].images
+    np.testing.assert_allclose(image.get_array(), attention.weights, rtol=1e-6)
+    ticks = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert ticks == attention.source
+    assert [label.get_text() for label in figure.axes[0].get_yticklabels()] == attention.output
 
 
 def _word_of_each_piece(pieces: list[str]) -> list[int]:

@@ -58,19 +58,37 @@ def test_curves_are_the_logged_numbers(reverse_model):
     ]
 
 
-def test_a_resumed_run_keeps_the_last_record_of_each_step(tmp_path):
+def test_a_resumed_run_draws_the_steps_as_they_now_stand(tmp_path):
     log = [
+        {"kind": "start", "step": 0},
         {"kind": "train", "step": 50, "ppl": 9.0, "accuracy": 0.1, "grad_norm": 1.0, "elapsed_s": 6},
+        {"kind": "valid", "step": 50, "dev_ppl": 9.5, "elapsed_s": 7},
         {"kind": "train", "step": 100, "ppl": 8.0, "accuracy": 0.2, "grad_norm": 1.0, "elapsed_s": 12},
-        # killed after step 100, resumed from the checkpoint at step 50: step 100 trained again
+        {"kind": "train", "step": 150, "ppl": 7.0, "accuracy": 0.3, "grad_norm": 1.0, "elapsed_s": 18},
+        {"kind": "valid", "step": 150, "dev_ppl": 7.7, "elapsed_s": 19},
+        # killed after step 150, resumed from the checkpoint at step 50, stopped by its time limit at 100:
+        # step 100 was trained again and step 150 never was
         {"kind": "resume", "step": 50},
         {"kind": "train", "step": 100, "ppl": 7.5, "accuracy": 0.25, "grad_norm": 0.9, "elapsed_s": 13},
         {"kind": "grad", "step": 101, "norm": 0.8, "clipped": False},
+        {"kind": "end", "step": 100, "reason": "max_minutes"},
     ]
     (tmp_path / modeldir.LOG).write_text("".join(json.dumps(r) + "\n" for r in log))
+    kept = modeldir.current_history(modeldir.read_log(tmp_path))
+    assert [(r["kind"], r["step"]) for r in kept] == [
+        ("start", 0),
+        ("train", 50),
+        ("valid", 50),
+        ("resume", 50),
+        ("train", 100),
+        ("grad", 101),
+        ("end", 100),
+    ]
     run = read_curves(tmp_path)
-    curve = _panel(run, "perplexity").curves[0]
-    assert (curve.steps, curve.values) == ([50, 100], [9.0, 7.5])
+    train = _panel(run, "perplexity").curves[0]
+    assert (train.steps, train.values) == ([50, 100], [9.0, 7.5])
+    dev = _panel(run, "perplexity").curves[1]
+    assert (dev.steps, dev.values) == ([50], [9.5])
     assert [p.title for p in run.panels] == [
         "perplexity",
         "token accuracy (%)",
@@ -83,11 +101,38 @@ def test_a_log_without_records_is_a_clear_error(tmp_path):
         read_curves(tmp_path)
 
 
+def test_the_figure_draws_the_logged_numbers(reverse_model, tmp_path):
+    """What matplotlib was given, line by line: the log's values at the log's steps (or minutes)."""
+    other = tmp_path / "other"
+    shutil.copytree(reverse_model, other)
+    runs = [read_curves(reverse_model), read_curves(other)]
+    records = modeldir.read_log(reverse_model)
+    train = [r for r in records if r["kind"] == "train"]
+    valid = [r for r in records if r["kind"] == "valid"]
+    figure = plots.curves_figure(runs, x="time")
+    axes = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
+    assert list(axes) == [p.title for p in runs[0].panels]
+    lines = {line.get_label(): line for line in axes["perplexity"].lines}
+    first, second = str(reverse_model), str(other)  # runs are named by their directories, as given
+    assert sorted(lines) == sorted(f"{run}: {curve}" for run in (first, second) for curve in ("train", "dev"))
+    dev = lines[f"{first}: dev"]
+    assert list(dev.get_xdata()) == pytest.approx([r["elapsed_s"] / 60 for r in valid])
+    assert list(dev.get_ydata()) == pytest.approx([r["dev_ppl"] for r in valid])
+    assert axes["perplexity"].get_yscale() == "log"
+    accuracy = {line.get_label(): line for line in axes["token accuracy (%)"].lines}[f"{first}: train"]
+    assert list(accuracy.get_ydata()) == pytest.approx([100 * r["accuracy"] for r in train])
+    chrf = {line.get_label(): line for line in axes["dev BLEU / chrF"].lines}[f"{second}: chrF"]
+    assert list(chrf.get_ydata()) == pytest.approx([r["dev_chrf"] for r in valid])
+    # one colour per run, shared by its curves
+    assert lines[f"{first}: dev"].get_color() == lines[f"{first}: train"].get_color()
+    assert lines[f"{first}: dev"].get_color() != lines[f"{second}: dev"].get_color()
+
+
 def test_png_of_one_run_and_of_two_runs(reverse_model, char_lm_dir):
     one = read_curves(reverse_model)
-    assert_picture(plots.curves_png([one]), plots.curves_size(4))
+    assert_picture(plots.png(plots.curves_figure([one])), plots.curves_size(4))
     lm = read_curves(char_lm_dir)  # perplexity, accuracy, bits per char, gradient norm
-    both = plots.curves_png([one, lm], x="time")
+    both = plots.png(plots.curves_figure([one, lm], x="time"))
     assert_picture(both, plots.curves_size(5))
 
 

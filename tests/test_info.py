@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from seqkit import modeldir
 from seqkit.summary import summarize
@@ -56,3 +57,15 @@ def test_info_command(reverse_model, tmp_path):
     assert f"parameters: {summarize(reverse_model)['parameters']['all']:,}" in text
     assert "bleu signature: nrefs:1" in text
     assert_one_line_error(seqkit("info", tmp_path / "missing"), "missing", "no such model directory")
+
+
+def test_info_prints_paths_as_they_are_and_the_whole_table_in_a_pipe(reverse_model, tmp_path):
+    bracketed = tmp_path / "run[a]"  # rich markup would eat "[a]"
+    shutil.copytree(reverse_model, bracketed)
+    result = seqkit("info", bracketed)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == f"{bracketed}: GRU encoder-decoder, bahdanau attention"
+    names = [row["name"] for row in summarize(reverse_model)["layers"]]
+    for name in names:  # no name cut short or wrapped at 80 columns
+        assert any(line.split()[:1] == [name] for line in lines), name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,3 +149,70 @@ def test_inspect_command_language_model(char_lm_dir, tmp_path):
     ]
     size = plots.DPI  # pictures are at least an inch on each side
     assert png_pixels((out / "gates.png").read_bytes()).shape[0] > size
+
+
+def test_the_pictures_draw_the_traced_numbers(lstm_luong_model):
+    cfg, tokenizer, model = modeldir.load(lstm_luong_model)
+    inspection = inspect_seq2seq(model, tokenizer, "1 2 3", cfg.decode)
+    hidden = plots.hidden_states_figure(inspection)
+    pictured = [ax for ax in hidden.axes if ax.images]  # not the colour bars
+    for ax, layer in zip(pictured, inspection.layers, strict=True):
+        (image,) = ax.images
+        np.testing.assert_allclose(image.get_array(), layer.hidden.T.numpy(), rtol=1e-6)
+    gates = plots.gates_figure(inspection)
+    pictured = [ax for ax in gates.axes if ax.images]
+    expected = [layer.gates[name] for layer in inspection.layers for name in ("input", "forget", "output")]
+    assert len(pictured) == len(expected)
+    for ax, values in zip(pictured, expected, strict=True):
+        np.testing.assert_allclose(ax.images[0].get_array(), values.T.numpy(), rtol=1e-6)
+    trajectory = plots.trajectory_figure(inspection)
+    for ax, layer in zip(trajectory.axes, inspection.layers, strict=True):
+        points, _ = principal_components(layer.hidden)
+        np.testing.assert_allclose(ax.lines[0].get_xydata(), points.numpy(), atol=1e-5)
+        assert [text.get_text() for text in ax.texts] == layer.tokens
+
+
+def test_lstm_luong_traced_states_are_the_decoders_own(lstm_luong_model):
+    cfg, tokenizer, model = modeldir.load(lstm_luong_model)
+    decode = config_lib.with_overrides(cfg, {"decode": {"beam_size": 1}}, "test").decode
+    inspection = inspect_seq2seq(model, tokenizer, "1 2 3", decode)
+    src = torch.tensor([tokenizer.encode_src(["1 2 3"])[0] + [EOS]])
+    encoded, state = model.encode(src, torch.tensor([src.size(1)]))
+    first, second = inspection.layers[-2:]
+    prev = torch.tensor([BOS])
+    with torch.no_grad():
+        for t in range(len(first.tokens)):
+            logits, state, _ = model.step(prev, state, encoded)
+            assert torch.allclose(first.hidden[t], state.hidden[0, 0], atol=1e-5)
+            assert torch.allclose(second.hidden[t], state.hidden[1, 0], atol=1e-5)
+            prev = logits.argmax(-1)
+
+
+def test_a_vanilla_rnn_has_no_gate_picture(reverse_model, tmp_path):
+    from seqkit import reports
+    from seqkit.config import ModelConfig
+    from seqkit.models.seq2seq import Seq2Seq
+
+    cfg, tokenizer, _ = modeldir.load(reverse_model)
+    torch.manual_seed(0)
+    model = Seq2Seq(
+        ModelConfig(cell="rnn", embedding_size=8, encoder_hidden_size=6, decoder_hidden_size=10),
+        tokenizer.src_vocab_size,
+        tokenizer.tgt_vocab_size,
+    )
+    inspection = inspect_seq2seq(model, tokenizer, "c a d", cfg.decode)
+    assert all(layer.gates == {} for layer in inspection.layers)
+    written = reports.write_inspection(tmp_path, inspection)
+    assert sorted(path.name for path in written) == [
+        "attention.png",
+        "hidden_states.png",
+        "trace.json",
+        "trajectory.png",
+    ]
+
+
+def test_beam_size_is_refused_for_a_language_model(char_lm_dir, tmp_path):
+    assert_one_line_error(
+        seqkit("inspect", char_lm_dir, "--text", "a", "--beam-size", "3", "--output", tmp_path / "x"),
+        "--beam-size",
+    )
