@@ -2,7 +2,7 @@
 activations of GRU / LSTM cells, and (seq2seq) the attention of the output it produces.
 
 torch's fused RNN kernels return neither the states of lower layers nor any gate, so each layer is
-stepped again by hand (`models.cells.cell_step_with_gates`, the same equations and weights) on the
+stepped again by hand (`models.cells.cell_step`, the same equations and weights) on the
 inputs the model's own RNN module received. The traced top layer equals the module's output (tested).
 For the decoder, those inputs are caught with a forward pre-hook while it re-reads the output the search
 chose, so Bahdanau and Luong orders need no code of their own.
@@ -18,7 +18,7 @@ from torch import nn
 from seqkit.config import DecodeConfig
 from seqkit.data.tokenizer import BOS, EOS, SPECIALS
 from seqkit.inference import AttentionMap, attention_map
-from seqkit.models.cells import GATES, cell_step_with_gates, layer_weights
+from seqkit.models.cells import GATES, cell_step, layer_weights
 from seqkit.search import decode_corpus
 
 
@@ -47,7 +47,7 @@ def _run_direction(cell: str, weights, inputs: torch.Tensor, hidden, cell_state,
     states, gates = {}, {name: {} for name in GATES[cell]}
     hidden, cell_state = hidden.unsqueeze(0), None if cell_state is None else cell_state.unsqueeze(0)
     for t in order:
-        hidden, cell_state, step_gates = cell_step_with_gates(
+        hidden, cell_state, step_gates = cell_step(
             cell, input_gates[t : t + 1], hidden, cell_state, w_hh, b_hh
         )
         states[t] = hidden[0]

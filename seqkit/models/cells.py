@@ -34,6 +34,9 @@ def layer_weights(
     )
 
 
+GATES = {"rnn": (), "gru": ("reset", "update"), "lstm": ("input", "forget", "output")}
+
+
 def cell_step(
     cell: str,
     input_gates: torch.Tensor,
@@ -41,27 +44,12 @@ def cell_step(
     cell_state: torch.Tensor | None,
     w_hh: torch.Tensor,
     b_hh: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
     """One time step of one layer whose input projection `W_ih x + b_ih` is already computed, with the
     gate layout and equations of torch's nn.RNN / nn.GRU / nn.LSTM (so their weights serve unchanged).
 
-    input_gates (batch, gates * hidden), hidden (batch, hidden) -> new hidden, new cell state (LSTM)."""
-    hidden, cell_state, _ = cell_step_with_gates(cell, input_gates, hidden, cell_state, w_hh, b_hh)
-    return hidden, cell_state
-
-
-GATES = {"rnn": (), "gru": ("reset", "update"), "lstm": ("input", "forget", "output")}
-
-
-def cell_step_with_gates(
-    cell: str,
-    input_gates: torch.Tensor,
-    hidden: torch.Tensor,
-    cell_state: torch.Tensor | None,
-    w_hh: torch.Tensor,
-    b_hh: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
-    """`cell_step`, and the gate activations it used (names in GATES[cell]), each (batch, hidden)."""
+    input_gates (batch, gates * hidden), hidden (batch, hidden) -> new hidden, new cell state (LSTM),
+    and the gate activations it used (names in GATES[cell]), each (batch, hidden), for `seqkit inspect`."""
     hidden_gates = F.linear(hidden, w_hh, b_hh)
     if cell == "rnn":
         return torch.tanh(input_gates + hidden_gates), None, {}

@@ -135,7 +135,7 @@ class Decoder(nn.Module):
                     if layer:  # nn.RNNBase's dropout between layers
                         below = F.dropout(hidden[layer - 1], self.rnn.dropout, self.training)
                         input_gates = F.linear(below, w_ih, b_ih)
-                    hidden[layer], cells[layer] = cell_step(
+                    hidden[layer], cells[layer], _ = cell_step(
                         self.cell_type, input_gates, hidden[layer], cells[layer], w_hh, b_hh
                     )
                 tops.append(hidden[-1])
