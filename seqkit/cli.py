@@ -225,24 +225,14 @@ def translate(
         )
     lines = _input_lines(inputs)
     if nbest or attention:
-        from itertools import count
-
-        from seqkit import reports
-
+        translations = inference.translate_nbest_stream(
+            model, tokenizer, lines, decode, attention is not None
+        )
         if attention:
-            reports.prepare_directory(attention, "--attention")
-        line_numbers = count(1)
+            from seqkit import reports
 
-        def process(chunk):
-            results = []
-            for options in inference.translate_nbest(model, tokenizer, chunk, decode, attention is not None):
-                number = next(line_numbers)
-                if attention and options:  # an empty line has no translation and no picture
-                    reports.write_attention(attention, number, options[0].attention)
-                results.append(nbest_json(options[:nbest]) if nbest else options[0].text if options else "")
-            return results
-
-        results = inference.in_chunks(lines, decode, process)
+            translations = reports.with_attention_files(attention, translations)
+        results = (nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in translations)
     else:
         results = inference.translate_stream(model, tokenizer, lines, decode)
     with autocast:

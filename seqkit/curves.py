@@ -1,8 +1,8 @@
 """Training curves: the series a training log holds, grouped into the panels `seqkit plot` draws.
 
 The log (`train_log.jsonl`) has a "train" record every `log_every` steps and a "valid" record at every
-validation. A resumed run may have logged steps after its last checkpoint that it then trained again;
-for each step the record written last is the one kept.
+validation. It is read as a resume left it (`modeldir.current_history`): steps an interrupted attempt
+logged after its last checkpoint are dropped.
 """
 
 from __future__ import annotations

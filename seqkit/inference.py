@@ -27,7 +27,7 @@ class AttentionMap:
     """Where each output piece looked: one row per output step, one column per source piece."""
 
     source: list[str]  # the source pieces, then </s>
-    output: list[str]  # the output pieces, then </s> when the search ended the sentence
+    output: list[str]  # the output pieces, then </s> (the step that ended the sentence)
     weights: list[list[float]]  # (len(output), len(source)); each row sums to 1
 
     def to_dict(self) -> dict:
@@ -43,11 +43,11 @@ class Translation:
 
 
 def attention_map(tokenizer, line: str, hypothesis) -> AttentionMap:
-    """The AttentionMap of a hypothesis of `line` searched `with_attention`."""
-    weights = hypothesis.attention  # (steps, source pieces + EOS)
-    output = tokenizer.tgt_pieces(hypothesis.tokens)[: weights.size(0)]
-    output += [SPECIALS[EOS]] * (weights.size(0) - len(output))  # the step that ended the sentence
-    return AttentionMap(tokenizer.src_pieces(line) + [SPECIALS[EOS]], output, weights.tolist())
+    """The AttentionMap of a hypothesis of `line` searched `with_attention`: both searches keep a row
+    for every token and one for the EOS step (tokens + 1 rows, source pieces + EOS columns)."""
+    end = [SPECIALS[EOS]]
+    output = tokenizer.tgt_pieces(hypothesis.tokens) + end
+    return AttentionMap(tokenizer.src_pieces(line) + end, output, hypothesis.attention.tolist())
 
 
 def translate_nbest(
@@ -91,6 +91,13 @@ def in_chunks(
 def translate_stream(model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig) -> Iterator[str]:
     """Yield one translation per input line, in input order, chunk by chunk."""
     return in_chunks(lines, cfg, lambda chunk: translate_lines(model, tokenizer, chunk, cfg))
+
+
+def translate_nbest_stream(
+    model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig, with_attention: bool = False
+) -> Iterator[list[Translation]]:
+    """`translate_nbest` as a stream: each input line's translations, in input order, chunk by chunk."""
+    return in_chunks(lines, cfg, lambda chunk: translate_nbest(model, tokenizer, chunk, cfg, with_attention))
 
 
 def _continuation(tokenizer, prompt_ids: list[int], generated: list[int]) -> str:

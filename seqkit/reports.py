@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from seqkit import plots
 from seqkit.curves import RunCurves
 from seqkit.errors import DataError
-from seqkit.inference import AttentionMap
+from seqkit.inference import AttentionMap, Translation
 from seqkit.introspect import Inspection
 from seqkit.modeldir import atomic_write
 
@@ -38,6 +39,22 @@ def write_attention(directory: Path, line_number: int, attention: AttentionMap) 
     _write(stem.with_suffix(".json"), data.encode("utf-8"), "--attention")
     picture = plots.png(plots.attention_figure(attention, f"line {line_number}"))
     _write(stem.with_suffix(".png"), picture, "--attention")
+
+
+def with_attention_files(
+    directory: Path, translations: Iterable[list[Translation]]
+) -> Iterator[list[Translation]]:
+    """Creates `directory` now, then passes each input line's translations through, writing the best
+    one's attention files as line N goes by (an empty line has no translation and no files)."""
+    prepare_directory(directory, "--attention")
+
+    def passing() -> Iterator[list[Translation]]:
+        for line_number, options in enumerate(translations, start=1):
+            if options:
+                write_attention(directory, line_number, options[0].attention)
+            yield options
+
+    return passing()
 
 
 def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:

@@ -199,3 +199,22 @@ def test_translate_writes_a_heatmap_and_weights_per_line(reverse_model, tmp_path
         assert_picture((out / f"line-{number:06d}.png").read_bytes(), size)
     plain = seqkit("translate", reverse_model, "--beam-size", beam_size, stdin="\n".join(lines) + "\n")
     assert plain.stdout == result.stdout  # the pictures change no output
+
+
+def test_nbest_with_attention_writes_the_best_ones_weights(reverse_model, tmp_path):
+    lines = "\n".join([SOURCES[0], "", SOURCES[1]]) + "\n"
+    args = ("translate", reverse_model, "--beam-size", "3", "--nbest", "2")
+    result = seqkit(*args, "--attention", tmp_path / "att", stdin=lines)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == seqkit(*args, stdin=lines).stdout  # the pictures change no output
+    first = json.loads(result.stdout.decode().splitlines()[0])["hypotheses"][0]["text"]
+    record = json.loads((tmp_path / "att" / "line-000001.json").read_text())
+    _, tokenizer, _ = modeldir.load(reverse_model)
+    pieces = [tokenizer.tgt.piece_to_id(p) for p in record["output"][:-1]]
+    assert tokenizer.decode_tgt([pieces]) == [first]
+    assert sorted(p.name for p in (tmp_path / "att").iterdir()) == [
+        "line-000001.json",
+        "line-000001.png",
+        "line-000003.json",
+        "line-000003.png",
+    ]
