@@ -1,0 +1,119 @@
+"""Measurements behind bench/README.md's "Where a float32 training step goes", kept so they can be rerun.
+
+    python bench/micro.py products            # two ideas for larger products, each A/B in one process
+    python bench/micro.py profile MODEL_DIR   # torch.profiler over 12 training steps of MODEL_DIR's model
+
+`profile` wants a model directory of the benchmark workload (any `bench/work/*/seqkit-fp32` left by
+`make bench`, or a short `seqkit train --config bench/workload.toml ...`); it trains the loaded model
+for 15 steps on batches of about 3,000 target tokens from the first 4,000 training pairs and profiles
+the last 12. Nothing else should run on the machine meanwhile.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
+THREADS = 2
+BATCH, STEPS = 85, 35  # sentences per batch and decoder steps: a typical batch of the workload
+
+
+def _time_ms(function, repeats: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def products() -> None:
+    """The recurrent weight's gradient summed per step against one product after the loop; the query
+    and recurrent products of one hidden state apart against one product."""
+    torch.manual_seed(0)
+    inputs, grads = torch.randn(STEPS, BATCH, 512), torch.randn(STEPS, BATCH, 1536)
+
+    def per_step():
+        total = torch.zeros(1536, 512)
+        for t in range(STEPS):
+            total += grads[t].T @ inputs[t]
+        return total
+
+    def after_loop():
+        return grads.reshape(-1, 1536).T @ inputs.reshape(-1, 512)
+
+    hidden = torch.randn(BATCH, 512)
+    w_query, w_hh, b_hh = torch.randn(512, 512), torch.randn(1536, 512), torch.randn(1536)
+    w_both, b_both = torch.cat([w_query, w_hh]), torch.cat([torch.zeros(512), b_hh])
+
+    def apart():
+        return F.linear(hidden, w_query), F.linear(hidden, w_hh, b_hh)
+
+    def together():
+        return F.linear(hidden, w_both, b_both).split([512, 1536], dim=1)
+
+    for name, function, repeats, unit in (
+        ("weight gradient per step (ms per batch)", per_step, 20, 1),
+        ("weight gradient after the loop (ms per batch)", after_loop, 20, 1),
+        ("query and recurrent products apart (us)", apart, 2000, 1000),
+        ("query and recurrent products as one (us)", together, 2000, 1000),
+    ):
+        _time_ms(function, 3)  # warm up
+        print(f"{name}: {_time_ms(function, repeats) * unit:.1f}")
+
+
+def profile(model_dir: str) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from seqkit import modeldir
+    from seqkit.data.batches import make_batch
+    from seqkit.train_seq2seq import batch_loss
+
+    _, tokenizer, model = modeldir.load(Path(model_dir))
+    model.train()
+    corpus = REPO / "corpora" / "bible-es-en"
+
+    def read(name):
+        with gzip.open(corpus / name, "rt", encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in itertools.islice(f, 4000)]
+
+    src, tgt = tokenizer.encode_src(read("train.es.gz")), tokenizer.encode_tgt(read("train.en.gz"))
+    batches, batch = [], []
+    for i in sorted(range(len(src)), key=lambda i: len(tgt[i])):  # about 3,000 padded target tokens each
+        if (len(batch) + 1) * (len(tgt[i]) + 1) > 3000:
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    random.Random(0).shuffle(batches)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def step(indices):
+        loss, tokens, _ = batch_loss(model, make_batch(src, tgt, indices))
+        (loss / tokens).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    for indices in batches[:3]:
+        step(indices)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for indices in batches[3:15]:
+            step(indices)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(THREADS)
+    if sys.argv[1:2] == ["products"]:
+        products()
+    elif sys.argv[1:2] == ["profile"] and len(sys.argv) == 3:
+        profile(sys.argv[2])
+    else:
+        sys.exit(__doc__)
