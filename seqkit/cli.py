@@ -123,9 +123,12 @@ def train(
                 highlight=False,
             )
     trainers = {"seq2seq": train_seq2seq.train, "lm": train_lm.train}
+    together = False  # whether every process ends the same way (see distributed.leave)
     try:
         trainers[cfg.model.type](cfg, run_dir, console.TrainingProgress(), resume=resuming)
+        together = True
     except TrainingInterrupted as e:
+        together = True
         if speaks:
             console.stderr.print(
                 f"stopped by {e} at step {e.step:,}; checkpoint saved. Continue with: seqkit train --resume {run_dir}",
@@ -133,7 +136,7 @@ def train(
             )
         raise typer.Exit(128 + e.signal_number) from None
     finally:
-        distributed.leave()
+        distributed.leave(together)
 
 
 def _input_lines(inputs: list[Path] | None):

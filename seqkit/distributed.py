@@ -73,7 +73,15 @@ def join(device: torch.device) -> World:
     return World(dist.get_rank(), dist.get_world_size(), device)
 
 
-def leave() -> None:
-    """End this process's part in the process group, if it joined one."""
+def leave(together: bool) -> None:
+    """End this process's part in the process group, if it joined one.
+
+    together: every process reached this point the same way (training ended or was stopped by the
+    broadcast decision), so they first wait for each other. Without that, a process that finished
+    early tore down its gloo connections while rank 0 was still writing the model directory, and gloo
+    aborted the process ("terminate called without an active exception", exit -6), now and then.
+    After an error they do not wait: the others may never come, and torchrun ends them."""
     if dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
