@@ -95,9 +95,10 @@ def set_rng_state(state: dict | torch.Tensor) -> None:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` for decoding on the CPU whose linear layers compute in int8 (torch's dynamic
-    quantization: weights stored as int8 with one scale per matrix, activations quantized batch by batch
-    as they come). The output layer, the largest product of a decoding step, gains most."""
+    """A copy of `model` for decoding on the CPU whose linear layers and GRU/LSTM layers compute in int8
+    (torch's dynamic quantization: weights stored as int8 with one scale per matrix, activations
+    quantized batch by batch as they come). The output layer and the decoder's cell, the largest
+    products of a decoding step, gain most. torch has no quantized vanilla RNN: those stay float32."""
     import copy
     import warnings
 
@@ -106,10 +107,12 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        # every linear layer but the attention's scoring vector, whose weight the attention reads itself
+        # every linear layer but the attention's scoring vector, whose weight the attention reads itself,
+        # and every GRU / LSTM
         layers = {
             name
             for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and not name.endswith("energy_layer")
+            if (isinstance(module, torch.nn.Linear) and not name.endswith("energy_layer"))
+            or isinstance(module, torch.nn.GRU | torch.nn.LSTM)
         }
         return quantize_dynamic(copy.deepcopy(model).cpu(), layers, dtype=torch.qint8)

@@ -75,3 +75,32 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, reverse_data, reverse_
     assert not out.exists()  # refused before anything was written
     result = seqkit("translate", reverse_model, "--device", "cuda", stdin="a b c\n")
     assert_one_line_error(result, "--device cuda", "use cpu or auto")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_int8_quantizes_the_linear_and_recurrent_layers_and_keeps_the_logits(cell):
+    """`--quantize` turns the GRU/LSTM layers into int8 ones too (a vanilla RNN has no int8 form and stays
+    float); a step's logits stay close to the float model's, which the copy leaves untouched."""
+    from seqkit.config import ModelConfig
+    from seqkit.data.batches import make_batch
+    from seqkit.data.tokenizer import BOS
+    from seqkit.models.seq2seq import Seq2Seq
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(cell=cell, embedding_size=32, encoder_hidden_size=32, decoder_hidden_size=64, dropout=0.0)
+    model = Seq2Seq(cfg, 50, 50).eval()
+    quantized = devices.quantize_int8(model)
+    recurrent = [quantized.encoder.rnn, quantized.decoder.rnn]
+    int8_kind = "torch.ao.nn.quantized.dynamic"
+    assert all(type(layer).__module__.startswith(int8_kind) == (cell != "rnn") for layer in recurrent)
+    assert type(quantized.decoder.output).__module__.startswith(int8_kind)
+    assert type(model.decoder.rnn).__module__.startswith("torch.nn")  # the float model is unchanged
+
+    batch = make_batch([[5, 6, 7, 8, 9, 10], [11, 12, 13]], None, [0, 1])
+    def first_step_logits(m):
+        with torch.no_grad():
+            encoded, state = m.encode(batch.src, batch.src_lengths)
+            return m.step(torch.tensor([BOS, BOS]), state, encoded)[0]
+
+    logits, int8_logits = first_step_logits(model), first_step_logits(quantized)
+    assert (int8_logits - logits).abs().max() < 0.05 * logits.abs().max()
