@@ -87,7 +87,9 @@ def test_int8_quantizes_the_linear_and_recurrent_layers_and_keeps_the_logits(cel
     from seqkit.models.seq2seq import Seq2Seq
 
     torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, embedding_size=32, encoder_hidden_size=32, decoder_hidden_size=64, dropout=0.0)
+    cfg = ModelConfig(
+        cell=cell, embedding_size=32, encoder_hidden_size=32, decoder_hidden_size=64, dropout=0.0
+    )
     model = Seq2Seq(cfg, 50, 50).eval()
     quantized = devices.quantize_int8(model)
     recurrent = [quantized.encoder.rnn, quantized.decoder.rnn]
@@ -97,6 +99,7 @@ def test_int8_quantizes_the_linear_and_recurrent_layers_and_keeps_the_logits(cel
     assert type(model.decoder.rnn).__module__.startswith("torch.nn")  # the float model is unchanged
 
     batch = make_batch([[5, 6, 7, 8, 9, 10], [11, 12, 13]], None, [0, 1])
+
     def first_step_logits(m):
         with torch.no_grad():
             encoded, state = m.encode(batch.src, batch.src_lengths)
