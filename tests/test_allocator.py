@@ -1,0 +1,42 @@
+"""Process-wide memory settings (seqkit/allocator.py): made on import, a user's own setting wins, and
+torch's large tensors land on transparent huge pages where the kernel offers them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SETTINGS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "THP_MEM_ALLOC_ENABLE")
+
+
+def _python(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def test_importing_seqkit_sets_the_defaults_and_a_users_setting_wins():
+    show = "import os, seqkit; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'], os.environ['THP_MEM_ALLOC_ENABLE'])"
+    assert _python(show) == "16 1"
+    assert _python(show, ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024", THP_MEM_ALLOC_ENABLE="0") == "1024 0"
+
+
+def _kernel_offers_huge_pages() -> bool:
+    setting = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    return sys.platform == "linux" and setting.exists() and "[never]" not in setting.read_text()
+
+
+@pytest.mark.skipif(not _kernel_offers_huge_pages(), reason="the kernel offers no transparent huge pages")
+def test_large_tensors_land_on_huge_pages_after_import_and_not_without():
+    allocate = (
+        "import torch, {module}; x = torch.ones(64 * 2**20 // 4); "
+        "print(next(int(l.split()[1]) for l in open('/proc/self/smaps_rollup') if l.startswith('AnonHugePages')))"
+    )
+    assert int(_python(allocate.format(module="seqkit"))) >= 32 * 1024  # kB: most of the 64 MB tensor
+    assert int(_python(allocate.format(module="os"))) < 32 * 1024
