@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from seqkit import allocator, checkpoint, devices, distributed, modeldir
+from seqkit import checkpoint, devices, distributed, modeldir
 from seqkit.config import Config
 from seqkit.distributed import SINGLE, World
 from seqkit.errors import ConfigError, TrainingError
@@ -348,7 +348,6 @@ def start_run(cfg: Config) -> World:
     device = devices.resolve(cfg.train.device, distributed.local_rank(), option="train.device =")
     devices.Precision(cfg.train.precision, device)  # an unsupported precision fails here, not after set-up
     seed_everything(cfg.train.seed)
-    allocator.for_training()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     return distributed.join(device)

@@ -11,7 +11,6 @@ Under autocast the products run in the autocast type, everything else in float32
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 CHUNK_TOKENS = 1024
 
@@ -19,6 +18,21 @@ CHUNK_TOKENS = 1024
 def _compute_type(tensor: torch.Tensor) -> torch.dtype:
     device = tensor.device.type
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+
+
+def _logits_buffer(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """One float32 (chunk, vocab) tensor that every chunk of a pass writes its logits into: one large
+    allocation per pass instead of several per chunk (32 MB each for 8k pieces), which would otherwise
+    take fresh pages or split the heap (allocator.py)."""
+    return torch.empty(min(CHUNK_TOKENS, features.size(0)), weight.size(0), device=features.device)
+
+
+def _logits_into(buffer: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+    """inputs (tokens, hidden) -> their float32 logits, in the first rows of `buffer`."""
+    rows = buffer[: inputs.size(0)]
+    if inputs.dtype == torch.float32:
+        return torch.addmm(bias, inputs, weight.t(), out=rows)
+    return rows.copy_(torch.addmm(bias, inputs, weight.t()))  # the product in the autocast type
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -30,17 +44,21 @@ class _LinearCrossEntropy(torch.autograd.Function):
         log_sum_exp = torch.empty(features.size(0), device=features.device)
         with torch.autocast(features.device.type, enabled=False):
             weight_c, bias_c = weight.to(dtype), bias.to(dtype)
+            buffer = _logits_buffer(features, weight)
             for start in range(0, features.size(0), CHUNK_TOKENS):
                 chunk = slice(start, start + CHUNK_TOKENS)
-                logits = F.linear(features[chunk].to(dtype), weight_c, bias_c).float()  # (chunk, vocab)
-                lse = torch.logsumexp(logits, dim=-1)
-                nll = lse - logits.gather(1, target[chunk].unsqueeze(1)).squeeze(1)
-                if (
-                    label_smoothing
-                ):  # as F.cross_entropy: (1 - e) nll + e * mean over the vocabulary of -log p
-                    nll = (1 - label_smoothing) * nll + label_smoothing * (lse - logits.mean(dim=-1))
+                logits = _logits_into(buffer, features[chunk].to(dtype), weight_c, bias_c)  # (chunk, vocab)
+                best = logits.max(dim=-1)  # = argmax, faster
+                correct += (best.indices == target[chunk]).sum()
+                target_logits = logits.gather(1, target[chunk].unsqueeze(1)).squeeze(1)
+                mean_logits = logits.mean(dim=-1) if label_smoothing else None
+                # log-sum-exp, as torch.logsumexp computes it, in the logits' own memory
+                lse = best.values + logits.sub_(best.values.unsqueeze(1)).exp_().sum(dim=-1).log_()
+                nll = lse - target_logits
+                # label smoothing as F.cross_entropy: (1 - e) nll + e * mean over the vocabulary of -log p
+                if label_smoothing:
+                    nll = (1 - label_smoothing) * nll + label_smoothing * (lse - mean_logits)
                 loss += nll.sum()
-                correct += (logits.max(dim=-1).indices == target[chunk]).sum()  # = argmax, faster
                 log_sum_exp[chunk] = lse
         ctx.save_for_backward(features, weight, bias, target, log_sum_exp)
         ctx.dtype, ctx.label_smoothing = dtype, label_smoothing
@@ -56,10 +74,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_bias = torch.zeros(bias.shape, device=bias.device)
         with torch.autocast(features.device.type, enabled=False):
             weight_c, bias_c = weight.to(dtype), bias.to(dtype)
+            buffer = _logits_buffer(features, weight)
             for start in range(0, features.size(0), CHUNK_TOKENS):
                 chunk = slice(start, start + CHUNK_TOKENS)
                 inputs = features[chunk].to(dtype)
-                logits = F.linear(inputs, weight_c, bias_c).float()
+                logits = _logits_into(buffer, inputs, weight_c, bias_c)
                 # d loss / d logits = softmax - (1 - e) onehot(target) - e / vocab
                 grad_logits = logits.sub_(log_sum_exp[chunk].unsqueeze(1)).exp_()
                 rows = torch.arange(grad_logits.size(0), device=grad_logits.device)
