@@ -102,3 +102,22 @@ def test_chunked_loss_equals_cross_entropy_of_the_full_logits(label_smoothing, m
     assert int(correct) == int((logits[real].argmax(-1) == batch.tgt_out[real]).sum())
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, expected_grads[name], msg=name)
+
+
+def test_bahdanau_scores_and_gradients_are_those_of_torchs_tanh():
+    """The fused scores (a tanh written as 2 sigmoid(2x) - 1, recomputed in the backward pass) give the
+    scores and gradients of autograd's own graph of v . tanh(keys + query), saturated values included."""
+    from seqkit.models.attention import _AdditiveScores
+
+    torch.manual_seed(0)
+    keys = (torch.randn(3, 7, 16) * 4).requires_grad_()  # up to about +-15: tanh saturates
+    query = torch.randn(3, 16, requires_grad=True)
+    v = torch.randn(16, requires_grad=True)
+    grad_scores = torch.randn(3, 7)
+    expected = torch.tanh(keys + query.unsqueeze(1)) @ v
+    expected_grads = torch.autograd.grad(expected, (keys, query, v), grad_scores)
+    scores = _AdditiveScores.apply(keys, query, v)
+    grads = torch.autograd.grad(scores, (keys, query, v), grad_scores)
+    torch.testing.assert_close(scores, expected)
+    for name, grad, expected_grad in zip(("keys", "query", "v"), grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected_grad, msg=name)

@@ -19,6 +19,13 @@ def _attend(
     return context, weights
 
 
+def _energy(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """tanh(keys + query) (batch, src_len, attention), computed as 2 sigmoid(2x) - 1 in place: the same
+    function to within 2e-7, and 5 times faster than torch's own tanh on this machine's CPU
+    (bench/README.md), where it was the largest cost of a decoding step after the products."""
+    return (keys + query.unsqueeze(1)).mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 class _AdditiveScores(torch.autograd.Function):
     """scores = tanh(keys + query) . v, whose backward recomputes the tanh instead of keeping it.
 
@@ -31,12 +38,12 @@ class _AdditiveScores(torch.autograd.Function):
     def forward(ctx, keys, query, v):
         """keys (batch, src_len, attention), query (batch, attention), v (attention,) -> (batch, src_len)"""
         ctx.save_for_backward(keys, query, v)
-        return (keys + query.unsqueeze(1)).tanh_() @ v
+        return _energy(keys, query) @ v
 
     @staticmethod
     def backward(ctx, grad_scores):
         keys, query, v = ctx.saved_tensors
-        energy = (keys + query.unsqueeze(1)).tanh_()  # (batch, src_len, attention)
+        energy = _energy(keys, query)  # (batch, src_len, attention)
         grad_v = torch.einsum("bs,bsa->a", grad_scores, energy)
         # d/dx tanh(x) = 1 - tanh(x)^2, computed in the energy's own memory
         grad_energy = energy.square_().neg_().add_(1).mul_(grad_scores.unsqueeze(-1) * v)
