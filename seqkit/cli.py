@@ -189,7 +189,10 @@ def translate(
         str, typer.Option(help="fp32, or bf16 / fp16 autocast of the larger products.")
     ] = "fp32",
     quantize: Annotated[
-        bool, typer.Option(help="int8 linear layers (CPU only): faster, BLEU cost in bench/README.md.")
+        bool,
+        typer.Option(
+            help="int8 linear and GRU/LSTM layers (CPU only): faster, BLEU cost in bench/README.md."
+        ),
     ] = False,
     attention: Annotated[
         Path | None,
