@@ -1,7 +1,9 @@
-"""Measurements behind bench/README.md's "Where a float32 training step goes", kept so they can be rerun.
+"""Measurements behind bench/README.md's tables and "Where a float32 training step goes", kept to be rerun.
 
     python bench/micro.py products            # two ideas for larger products, each A/B in one process
     python bench/micro.py profile MODEL_DIR   # torch.profiler over 12 training steps of MODEL_DIR's model
+    python bench/micro.py tanh                # torch's tanh against 2 sigmoid(2x) - 1 (attention._energy)
+    python bench/micro.py compile             # torch.compile of the attention scores and of a GRU cell step
 
 `profile` wants a model directory of the benchmark workload (any `bench/work/*/seqkit-fp32` left by
 `make bench`, or a short `seqkit train --config bench/workload.toml ...`); it trains the loaded model
@@ -68,6 +70,62 @@ def products() -> None:
         print(f"{name}: {_time_ms(function, repeats) * unit:.1f}")
 
 
+def tanh() -> None:
+    """The attention energy's tanh over one decoding step's (64, 35, 512) floats, in place in a buffer."""
+    from seqkit.models.attention import _energy
+
+    torch.manual_seed(0)
+    keys, query = torch.randn(64, 35, 512), torch.randn(64, 512)
+    buffer = torch.empty_like(keys)
+
+    def copy():
+        return buffer.copy_(keys)
+
+    for name, function in (
+        ("copy alone", copy),
+        ("copy + tanh_", lambda: copy().tanh_()),
+        ("copy + sigmoid_", lambda: copy().sigmoid_()),
+        ("copy + mul_(2).sigmoid_().mul_(2).sub_(1)", lambda: copy().mul_(2).sigmoid_().mul_(2).sub_(1)),
+    ):
+        _time_ms(function, 10)
+        print(f"{name} (us): {_time_ms(function, 200) * 1000:.0f}")
+    difference = (_energy(keys, query) - torch.tanh(keys + query.unsqueeze(1))).abs().max()
+    print(f"largest difference from torch.tanh: {difference:.1e}")
+
+
+def compile_() -> None:
+    """torch.compile (inductor, C++ through the machine's compiler) of two pieces of a step, with the
+    time of the first call, which compiles, apart."""
+    from seqkit.models.attention import _energy
+    from seqkit.models.cells import cell_step
+
+    torch.manual_seed(0)
+    keys, query, v = torch.randn(64, 35, 512), torch.randn(64, 512), torch.randn(512)
+    inputs, hidden = torch.randn(BATCH, 1536), torch.randn(BATCH, 512)
+    w_hh, b_hh = torch.randn(1536, 512) * 0.05, torch.randn(1536)
+
+    def scores_tanh(keys, query, v):
+        return torch.tanh(keys + query.unsqueeze(1)) @ v
+
+    def gru(inputs, hidden):
+        return cell_step("gru", inputs, hidden, None, w_hh, b_hh)[0]
+
+    cases = (
+        ("attention scores 64x35x512", lambda k, q, v: _energy(k, q) @ v, scores_tanh, (keys, query, v)),
+        (f"GRU cell step {BATCH}x512", gru, gru, (inputs, hidden)),
+    )
+    for name, eager, plain, args in cases:
+        start = time.perf_counter()
+        compiled = torch.compile(plain, dynamic=True)
+        compiled(*args)
+        first = time.perf_counter() - start
+        times = []
+        for function in (eager, compiled):
+            _time_ms(lambda f=function, a=args: f(*a), 3)
+            times.append(_time_ms(lambda f=function, a=args: f(*a), 200) * 1000)
+        print(f"{name}: eager {times[0]:.0f} us, compiled {times[1]:.0f} us, first call {first:.1f} s")
+
+
 def profile(model_dir: str) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
@@ -113,6 +171,10 @@ if __name__ == "__main__":
     torch.set_num_threads(THREADS)
     if sys.argv[1:2] == ["products"]:
         products()
+    elif sys.argv[1:2] == ["tanh"]:
+        tanh()
+    elif sys.argv[1:2] == ["compile"]:
+        compile_()
     elif sys.argv[1:2] == ["profile"] and len(sys.argv) == 3:
         profile(sys.argv[2])
     else:
