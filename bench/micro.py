@@ -4,6 +4,12 @@
     python bench/micro.py profile MODEL_DIR   # torch.profiler over 12 training steps of MODEL_DIR's model
     python bench/micro.py tanh                # torch's tanh against 2 sigmoid(2x) - 1 (attention._energy)
     python bench/micro.py compile             # torch.compile of the attention scores and of a GRU cell step
+    python bench/micro.py decode MODEL_DIR BEAM  # the test set: float32, int8 linear layers, int8 + GRU/LSTM
+    python bench/micro.py heap MODEL_DIR      # glibc's live and free heap (mallinfo2) over 12 training steps
+
+`decode` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
+a full run (`bench/work/full/data/test.{es,en}`). Run `decode` once with `THP_MEM_ALLOC_ENABLE=0` in the
+environment and once without to see what huge pages do to decoding.
 
 `profile` wants a model directory of the benchmark workload (any `bench/work/*/seqkit-fp32` left by
 `make bench`, or a short `seqkit train --config bench/workload.toml ...`); it trains the loaded model
@@ -167,6 +173,83 @@ def profile(model_dir: str) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
 
+def decode(model_dir: str, beam_size: int) -> None:
+    """The full test set decoded by three variants of one model, one after the other in this process."""
+    import copy
+    import warnings
+
+    import sacrebleu
+    from torch.ao.quantization import quantize_dynamic
+
+    from seqkit import config as config_lib
+    from seqkit import devices, modeldir
+    from seqkit.data.text import read_lines
+    from seqkit.search import decode_corpus
+
+    warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
+    cfg, tokenizer, model = modeldir.load(model_dir)
+    decode_cfg = config_lib.with_overrides(cfg, {"decode": {"beam_size": beam_size}}, "micro").decode
+    data = REPO / "bench" / "work" / "full" / "data"
+    sources, references = read_lines(data / "test.es"), read_lines(data / "test.en")
+    source_ids = tokenizer.encode_src(sources)
+    linear = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "energy" not in n}
+    variants = {
+        "float32": model,
+        "int8 linear layers": quantize_dynamic(copy.deepcopy(model), linear, dtype=torch.qint8),
+        "int8 linear + GRU/LSTM layers (--quantize)": devices.quantize_int8(model),
+    }
+    for name, variant in variants.items():
+        start = time.perf_counter()
+        best = [hypotheses[0].tokens for hypotheses in decode_corpus(variant, source_ids, decode_cfg)]
+        seconds = time.perf_counter() - start
+        bleu = sacrebleu.corpus_bleu(tokenizer.decode_tgt(best), [references]).score
+        pieces = sum(map(len, best))
+        print(f"{name}: {seconds:.2f} s, {pieces / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
+
+
+def heap(model_dir: str) -> None:
+    """What glibc's heap holds (mallinfo2) after the forward and the backward pass of 12 training steps
+    of batches of about 3,000 random target tokens, in shapes from 187x16 to 30x100."""
+    import ctypes
+
+    from seqkit import modeldir
+    from seqkit.data.batches import make_batch
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+        ]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+
+    def report(when: str) -> None:
+        info, mb = libc.mallinfo2(), 2**20
+        rss = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) // 1024
+        print(
+            f"{when:26s} RSS {rss:5d} MB, heap {info.arena / mb:5.0f} MB: live {info.uordblks / mb:4.0f}, "
+            f"free {info.fordblks / mb:4.0f}; mapped apart {info.hblkhd / mb:4.0f} MB"
+        )
+
+    _, _, model = modeldir.load(model_dir)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    report("loaded")
+    shapes = random.Random(0)
+    torch.manual_seed(0)
+    for step in range(12):
+        length = shapes.choice([16, 25, 34, 47, 60, 84, 100])
+        sentences = [torch.randint(4, 8000, (length - 1,)).tolist() for _ in range(3000 // length)]
+        batch = make_batch(sentences, sentences, list(range(len(sentences))))
+        loss, _ = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+        report(f"{step} {len(sentences)}x{length} forward")
+        (loss / batch.num_tgt_tokens).backward()
+        report(f"{step} backward")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(THREADS)
     if sys.argv[1:2] == ["products"]:
@@ -175,6 +258,10 @@ if __name__ == "__main__":
         tanh()
     elif sys.argv[1:2] == ["compile"]:
         compile_()
+    elif sys.argv[1:2] == ["decode"] and len(sys.argv) == 4:
+        decode(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["heap"] and len(sys.argv) == 3:
+        heap(sys.argv[2])
     elif sys.argv[1:2] == ["profile"] and len(sys.argv) == 3:
         profile(sys.argv[2])
     else:

@@ -3,8 +3,9 @@ A user's own environment setting of each wins.
 
 Training allocates and frees tensors of ever-changing shapes (every batch has its own), and the C
 allocators keep what they once held: the peak is set by fragmentation as much as by live tensors (bench
-workload, float32, 12 steps: at most 390 MB of live heap inside a heap of 1,050 MB). Measurements and
-the settings tried and dropped: bench/README.md, "Memory".
+workload, float32, 12 steps without huge pages: at most 391 MB of live heap inside a heap of 917 MB;
+`python bench/micro.py heap MODEL_DIR`). Measurements and the settings tried and dropped:
+bench/README.md, "Memory".
 """
 
 from __future__ import annotations
