@@ -138,7 +138,7 @@ def profile(model_dir: str) -> None:
 
     from seqkit import modeldir
     from seqkit.data.batches import make_batch
-    from seqkit.train_seq2seq import batch_loss
+    from seqkit.training.seq2seq import batch_loss
 
     _, tokenizer, model = modeldir.load(Path(model_dir))
     model.train()
@@ -182,9 +182,10 @@ def decode(model_dir: str, beam_size: int) -> None:
     from torch.ao.quantization import quantize_dynamic
 
     from seqkit import config as config_lib
-    from seqkit import devices, modeldir
+    from seqkit import modeldir
     from seqkit.data.text import read_lines
-    from seqkit.search import decode_corpus
+    from seqkit.decoding.search import decode_corpus
+    from seqkit.runtime import devices
 
     warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
     cfg, tokenizer, model = modeldir.load(model_dir)

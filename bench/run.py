@@ -140,7 +140,7 @@ def prepare(work: Path, mode: Mode) -> dict:
 
 
 def scores(hypothesis: Path, reference: Path) -> dict:
-    from seqkit.metrics import corpus_score
+    from seqkit.scoring.metrics import corpus_score
 
     hyps = hypothesis.read_text(encoding="utf-8").splitlines()
     refs = reference.read_text(encoding="utf-8").splitlines()

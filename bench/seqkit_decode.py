@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from seqkit import config as config_lib
-from seqkit import devices, modeldir
+from seqkit import modeldir
 from seqkit.data.text import read_lines
-from seqkit.search import decode_corpus
+from seqkit.decoding.search import decode_corpus
+from seqkit.runtime import devices
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from seqkit import __version__
 from seqkit import config as config_lib
 from seqkit.errors import ConfigError, DataError, ModelDirError, SeqkitError
 
@@ -18,12 +20,42 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Recurrent sequence models from the shell: train, translate, evaluate.",
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"seqkit {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Recurrent sequence models from the shell: train, translate, evaluate."""
+
+
+def model_default(section: str, key: str) -> str:
+    """Help text for an option whose default is the model's own config: names the key, and seqkit's
+    default for it (config.py), which applies unless the model was trained with another value."""
+    sections = {f.name: f.default_factory() for f in dataclasses.fields(config_lib.Config)}  # type: ignore[misc]
+    return (
+        f"[default: the model's {section}.{key}, {getattr(sections[section], key)} unless trained otherwise]"
+    )
+
+
+ModelDirArgument = Annotated[
+    Path, typer.Argument(metavar="MODEL_DIR", help="Model directory written by `seqkit train`.")
+]
 DeviceOption = Annotated[
-    str, typer.Option(help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda.")
+    str,
+    typer.Option(metavar="DEVICE", help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda."),
 ]
 
 
@@ -54,36 +86,49 @@ def user_errors(command):
 def train(
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Model directory; an existing run in it is continued."),
+        typer.Option(
+            "--output", "-o", metavar="DIR", help="Model directory; an existing run in it is continued."
+        ),
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML config file.")
+    ] = None,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override one config key: section.key=value (repeatable)."),
+        typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable)."),
     ] = None,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Continue this run's latest checkpoint (its config, then any changes)."),
+        typer.Option(
+            metavar="DIR", help="Continue this run's latest checkpoint (its config, then any changes)."
+        ),
     ] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Shorthand for --set train.max_steps=N.")] = None,
-    max_epochs: Annotated[int | None, typer.Option(help="Shorthand for --set train.max_epochs=N.")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(metavar="N", help="Shorthand for --set train.max_steps=N.")
+    ] = None,
+    max_epochs: Annotated[
+        int | None, typer.Option(metavar="N", help="Shorthand for --set train.max_epochs=N.")
+    ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option(help="Shorthand for --set train.max_minutes=M.")
+        float | None, typer.Option(metavar="M", help="Shorthand for --set train.max_minutes=M.")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Shorthand for --set train.seed=N.")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Shorthand for --set train.seed=N.")] = None,
     device: Annotated[
-        str | None, typer.Option(help="auto, cpu or cuda: shorthand for --set train.device=D.")
+        str | None,
+        typer.Option(metavar="DEVICE", help="auto, cpu or cuda: shorthand for --set train.device=D."),
     ] = None,
     precision: Annotated[
-        str | None, typer.Option(help="fp32, bf16 or fp16 autocast: --set train.precision=P.")
+        str | None,
+        typer.Option(metavar="PRECISION", help="fp32, bf16 or fp16 autocast: --set train.precision=P."),
     ] = None,
 ) -> None:
     """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm").
 
     Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
-    from seqkit import checkpoint, console, distributed, modeldir, train_lm, train_seq2seq
-    from seqkit.training import TrainingInterrupted
+    from seqkit import console, model_types, modeldir
+    from seqkit.training import checkpoint, distributed
+    from seqkit.training.loop import TrainingInterrupted
 
     if output is not None and resume is not None and output != resume:
         raise ConfigError(f"--output {output} and --resume {resume} differ; give one directory")
@@ -108,24 +153,15 @@ def train(
     cfg = config_lib.load(config, [*(overrides or []), *extra], base=stored)
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
     if stored is not None:
-        changes = config_lib.differences(stored, cfg)
-        # these decide the weights' shapes, the tokens, or the data order that the position refers to
-        keep = ("model.", "tokenizer.", "data.", "train.batch_tokens:", "train.bptt_length:", "train.seed:")
-        fixed = [c for c in changes if c.startswith(keep)]
-        if fixed:
-            raise ConfigError(
-                f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches and seed ({'; '.join(fixed)}); "
-                "train a new model with another --output"
-            )
+        changes = config_lib.resume_changes(stored, cfg, run_dir)
         if speaks:
             console.stderr.print(
                 f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
                 highlight=False,
             )
-    trainers = {"seq2seq": train_seq2seq.train, "lm": train_lm.train}
     together = False  # whether every process ends the same way (see distributed.leave)
     try:
-        trainers[cfg.model.type](cfg, run_dir, console.TrainingProgress(), resume=resuming)
+        model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(), resuming)
         together = True
     except TrainingInterrupted as e:
         together = True
@@ -166,27 +202,45 @@ def _write_lines(lines, output: Path | None) -> None:
 @app.command()
 @user_errors
 def translate(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `seqkit train`.")],
+    model_dir: ModelDirArgument,
     inputs: Annotated[
-        list[Path] | None, typer.Argument(help="Input files (.gz too); stdin when none.")
+        list[Path] | None, typer.Argument(metavar="[FILE]...", help="Input files (.gz too); stdin when none.")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
     ] = None,
-    beam_size: Annotated[int | None, typer.Option(help="Beam size; 1 = greedy. [default: 5]")] = None,
+    beam_size: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Beam size; 1 = greedy. " + model_default("decode", "beam_size")),
+    ] = None,
     length_penalty: Annotated[
-        float | None, typer.Option(help="GNMT length penalty alpha; 0 = none. [default: 1.0]")
+        float | None,
+        typer.Option(
+            metavar="ALPHA",
+            help="GNMT length penalty; 0 = none. " + model_default("decode", "length_penalty"),
+        ),
     ] = None,
     nbest: Annotated[
-        int, typer.Option(help="Write the N best hypotheses with scores, one JSON object per input line.")
+        int,
+        typer.Option(
+            metavar="N", help="Write the N best hypotheses with scores, one JSON object per input line."
+        ),
     ] = 0,
-    batch_size: Annotated[int | None, typer.Option(help="Sentences per batch. [default: 64]")] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Sentences per batch. " + model_default("decode", "batch_size")),
+    ] = None,
     max_length_ratio: Annotated[
-        float | None, typer.Option(help="Output limit: ratio x source length + offset. [default: 2.0]")
+        float | None,
+        typer.Option(
+            metavar="RATIO",
+            help="Output limit: ratio x source length + offset. "
+            + model_default("decode", "max_length_ratio"),
+        ),
     ] = None,
     device: DeviceOption = "auto",
     precision: Annotated[
-        str, typer.Option(help="fp32, or bf16 / fp16 autocast of the larger products.")
+        str, typer.Option(metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products.")
     ] = "fp32",
     quantize: Annotated[
         bool,
@@ -197,13 +251,16 @@ def translate(
     attention: Annotated[
         Path | None,
         typer.Option(
+            metavar="DIR",
             help="Also write, for input line N, DIR/line-00000N.png (attention heatmap of the best output) "
-            "and DIR/line-00000N.json (its pieces and weights); N counts lines over all inputs, from 1."
+            "and DIR/line-00000N.json (its pieces and weights); N counts lines over all inputs, from 1.",
         ),
     ] = None,
 ) -> None:
     """Translate text, one output line per input line, in order."""
-    from seqkit import devices, inference, modeldir
+    from seqkit import model_types
+    from seqkit.decoding import inference
+    from seqkit.runtime import devices
 
     target = devices.resolve(device)
     if quantize and target.type != "cpu":
@@ -211,11 +268,10 @@ def translate(
             "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
         )
     autocast = devices.Precision(precision, target).autocast()
-    cfg, tokenizer, model = modeldir.load(model_dir, target)
+    cfg, tokenizer, model = model_types.load(model_dir, target)
+    model_types.require_task(cfg, "translate", model_dir)
     if quantize:
         model = devices.quantize_int8(model)
-    if cfg.model.type != "seq2seq":
-        raise ConfigError(f"{model_dir} is a language model; use `seqkit generate`, or train a seq2seq model")
     options = {
         "decode": {
             "beam_size": beam_size,
@@ -235,7 +291,7 @@ def translate(
             model, tokenizer, lines, decode, attention is not None
         )
         if attention:
-            from seqkit import reports
+            from seqkit.viz import reports
 
             translations = reports.with_attention_files(attention, translations)
         results = (nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in translations)
@@ -258,33 +314,57 @@ def nbest_json(options) -> str:
 @app.command()
 @user_errors
 def generate(
-    model_dir: Annotated[Path, typer.Argument(help='Language model directory (model.type = "lm").')],
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help='Language model directory (model.type = "lm").')
+    ],
     prompts: Annotated[
         list[str] | None,
-        typer.Argument(help="Prompts; one per stdin line when none (an empty one starts afresh)."),
+        typer.Argument(
+            metavar="[PROMPT]...", help="Prompts; one per stdin line when none (an empty one starts afresh)."
+        ),
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option(help="New tokens per sample at most. [default: 200]")
+        int | None,
+        typer.Option(
+            metavar="N", help="New tokens per sample at most. " + model_default("generate", "max_tokens")
+        ),
     ] = None,
-    temperature: Annotated[float | None, typer.Option(help="0 = greedy. [default: 1.0]")] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(metavar="T", help="0 = greedy. " + model_default("generate", "temperature")),
+    ] = None,
     top_k: Annotated[
-        int | None, typer.Option(help="Sample from the k likeliest tokens; 0 = all. [default: 0]")
+        int | None,
+        typer.Option(
+            metavar="K",
+            help="Sample from the k likeliest tokens; 0 = all. " + model_default("generate", "top_k"),
+        ),
     ] = None,
     top_p: Annotated[
-        float | None, typer.Option(help="Nucleus: the smallest set reaching p. [default: 1.0]")
+        float | None,
+        typer.Option(
+            metavar="P", help="Nucleus: the smallest set reaching p. " + model_default("generate", "top_p")
+        ),
     ] = None,
-    num_samples: Annotated[int | None, typer.Option(help="Output lines per prompt. [default: 1]")] = None,
-    seed: Annotated[int | None, typer.Option(help="Same seed, same output. [default: 1]")] = None,
+    num_samples: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help="Output lines per prompt. " + model_default("generate", "num_samples")
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Same seed, same output. " + model_default("generate", "seed")),
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Sample text from a language model: each prompt and its continuation on one line."""
-    from seqkit import devices, inference, modeldir
+    from seqkit import model_types
+    from seqkit.decoding import inference
+    from seqkit.runtime import devices
 
-    cfg, tokenizer, model = modeldir.load(model_dir, devices.resolve(device))
-    if cfg.model.type != "lm":
-        raise ConfigError(
-            f"{model_dir} is a {cfg.model.type} model; `generate` needs a language model (model.type = lm)"
-        )
+    cfg, tokenizer, model = model_types.load(model_dir, devices.resolve(device))
+    model_types.require_task(cfg, "generate", model_dir)
     options = {
         "generate": {
             "max_tokens": max_tokens,
@@ -318,30 +398,34 @@ def generate(
 @user_errors
 def evaluate(
     hypotheses: Annotated[
-        list[Path] | None, typer.Option("--hyp", "-i", help="System output (repeatable).")
+        list[Path] | None, typer.Option("--hyp", "-i", metavar="FILE", help="System output (repeatable).")
     ] = None,
     references: Annotated[
-        list[Path] | None, typer.Option("--ref", "-r", help="Reference file (repeatable).")
+        list[Path] | None, typer.Option("--ref", "-r", metavar="FILE", help="Reference file (repeatable).")
     ] = None,
     names: Annotated[
-        list[str] | None, typer.Option("--name", help="A label for each --hyp, in order.")
+        list[str] | None, typer.Option("--name", metavar="NAME", help="A label for each --hyp, in order.")
     ] = None,
     metrics: Annotated[
-        str, typer.Option("--metrics", "-m", help="Comma-separated: bleu,chrf,ter.")
+        str, typer.Option("--metrics", "-m", metavar="LIST", help="Comma-separated: bleu,chrf,ter.")
     ] = "bleu,chrf,ter",
     model_dir: Annotated[
         Path | None,
-        typer.Option("--model", help="Perplexity of --ref under this model (given --source for seq2seq)."),
+        typer.Option(
+            "--model",
+            metavar="DIR",
+            help="Perplexity of --ref under this model (given --source for seq2seq).",
+        ),
     ] = None,
     source: Annotated[
-        Path | None, typer.Option("--source", "-s", help="Source file, for perplexity.")
+        Path | None, typer.Option("--source", "-s", metavar="FILE", help="Source file, for perplexity.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.")] = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref."""
-    from seqkit import console
-    from seqkit.evaluation import model_perplexity, score_systems
+    from seqkit import console, model_types
+    from seqkit.scoring.evaluation import score_systems
 
     if not references:
         raise DataError("--ref is required: give the reference file(s) with -r")
@@ -352,21 +436,26 @@ def evaluate(
     rows = score_systems(hypotheses, references, names or [], metrics) if hypotheses else []
     perplexity = None
     if model_dir is not None:
-        from seqkit import devices
+        from seqkit.runtime import devices
 
-        perplexity = model_perplexity(model_dir, source, references[0], devices.resolve(device))
+        perplexity = model_types.perplexity(model_dir, source, references[0], devices.resolve(device))
     console.print_evaluation(rows, perplexity, as_json)
 
 
 @app.command()
 @user_errors
 def average(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory whose checkpoints to average.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="New model directory to write.")],
-    last: Annotated[int, typer.Option(help="How many of the newest checkpoints.")] = 2,
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help="Model directory whose checkpoints to average.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="DIR", help="New model directory to write.")
+    ],
+    last: Annotated[int, typer.Option(metavar="N", help="How many of the newest checkpoints.")] = 2,
 ) -> None:
     """Average the weights of a run's newest checkpoints into a new model directory."""
-    from seqkit import checkpoint, console
+    from seqkit import console
+    from seqkit.training import checkpoint
 
     if last < 1:
         raise ConfigError(f"--last {last}: must be at least 1")
@@ -377,16 +466,24 @@ def average(
 @app.command()
 @user_errors
 def plot(
-    model_dirs: Annotated[list[Path], typer.Argument(help="Model directories; several are drawn together.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write a PNG here.")] = None,
+    model_dirs: Annotated[
+        list[Path],
+        typer.Argument(metavar="MODEL_DIR...", help="Model directories; several are drawn together."),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write a PNG here.")
+    ] = None,
     terminal: Annotated[
         bool | None,
         typer.Option(help="Draw in text on stdout. [default: when stdout is a terminal and no --output]"),
     ] = None,
-    x: Annotated[str, typer.Option(help="The x axis: step, or time (minutes of training).")] = "step",
+    x: Annotated[
+        str, typer.Option(metavar="AXIS", help="The x axis: step, or time (minutes of training).")
+    ] = "step",
 ) -> None:
     """Training curves from the training log: perplexity, token accuracy, dev BLEU/chrF, gradient norm."""
-    from seqkit import console, curves
+    from seqkit import console
+    from seqkit.viz import curves
 
     if x not in ("step", "time"):
         raise ConfigError(f"--x {x}: must be step or time")
@@ -399,12 +496,12 @@ def plot(
         )
     runs = [curves.read_curves(model_dir) for model_dir in model_dirs]
     if output is not None:
-        from seqkit import reports
+        from seqkit.viz import reports
 
         reports.write_curves(output, runs, x)
         console.stderr.print(f"wrote {output}", highlight=False)
     if terminal:
-        from seqkit import textplots
+        from seqkit.viz import textplots
 
         sys.stdout.write(textplots.curves_text(runs, x, colour=sys.stdout.isatty()) + "\n")
 
@@ -412,30 +509,31 @@ def plot(
 @app.command()
 @user_errors
 def inspect(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `seqkit train`.")],
-    text: Annotated[str, typer.Option(help="The sentence to translate, or an LM's prompt.")],
+    model_dir: ModelDirArgument,
+    text: Annotated[str, typer.Option(metavar="TEXT", help="The sentence to translate, or an LM's prompt.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory for the pictures and trace.json.")
+        Path, typer.Option("--output", "-o", metavar="DIR", help="Directory for the pictures and trace.json.")
     ] = Path("inspect"),
-    beam_size: Annotated[int | None, typer.Option(help="Beam size for the translation; 1 = greedy.")] = None,
+    beam_size: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Beam size for the translation; 1 = greedy. " + model_default("decode", "beam_size"),
+        ),
+    ] = None,
 ) -> None:
     """Hidden states, gates and attention of one sentence: PNGs in --output, the attention as text on stdout."""
-    from seqkit import console, introspect, modeldir, reports, textplots
+    from seqkit import console, model_types
+    from seqkit.viz import reports, textplots
 
     if not text.strip() and text != "":
         raise ConfigError("--text: only whitespace; give a sentence")
-    cfg, tokenizer, model = modeldir.load(model_dir)
-    if cfg.model.type == "seq2seq":
-        if not text:
-            raise ConfigError("--text: empty; give a sentence to translate")
-        decode = config_lib.with_overrides(
-            cfg, {"decode": {"beam_size": beam_size}}, "command-line options"
-        ).decode
-        inspection = introspect.inspect_seq2seq(model, tokenizer, text, decode)
-    else:
-        if beam_size is not None:
-            raise ConfigError("--beam-size: a language model reads the prompt, nothing is searched; drop it")
-        inspection = introspect.inspect_lm(model, tokenizer, text)
+    cfg, tokenizer, model = model_types.load(model_dir)
+    model_type = model_types.of(cfg)
+    if beam_size is not None and model_type.task != "translate":
+        raise ConfigError(f"--beam-size: a {model_type.title} reads the prompt, nothing is searched; drop it")
+    cfg = config_lib.with_overrides(cfg, {"decode": {"beam_size": beam_size}}, "command-line options")
+    inspection = model_type.inspect(model, tokenizer, cfg, text)
     reports.prepare_directory(output, "--output")
     written = reports.write_inspection(output, inspection)
     if inspection.attention is not None:
@@ -446,11 +544,12 @@ def inspect(
 @app.command()
 @user_errors
 def info(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `seqkit train`.")],
+    model_dir: ModelDirArgument,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables.")] = False,
 ) -> None:
     """Layers with output shapes and parameter counts, vocabulary, training summary and file sizes."""
-    from seqkit import console, summary
+    from seqkit import console
+    from seqkit.viz import summary
 
     console.print_info(summary.summarize(model_dir), as_json)
 

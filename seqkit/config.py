@@ -304,3 +304,21 @@ def with_overrides(config: Config, overrides: dict[str, dict[str, Any]], source:
 def to_toml(config: Config) -> bytes:
     """The TOML text of a config (callers write it atomically)."""
     return tomli_w.dumps(config.to_dict()).encode()
+
+
+# What a resumed run keeps: these decide the weights' shapes, the tokens, or the data order that the
+# checkpoint's position refers to. Limits, rates, validation and decoding settings may change.
+RESUME_KEEPS = ("model.", "tokenizer.", "data.", "train.batch_tokens:", "train.bptt_length:", "train.seed:")
+
+
+def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
+    """The changes a resume of the run in `run_dir` makes to its stored config (`section.key: old -> new`),
+    or a ConfigError when one of them is a key a resumed run keeps."""
+    changes = differences(stored, new)
+    fixed = [change for change in changes if change.startswith(RESUME_KEEPS)]
+    if fixed:
+        raise ConfigError(
+            f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches and seed ({'; '.join(fixed)}); "
+            "train a new model with another --output"
+        )
+    return changes

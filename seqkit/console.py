@@ -11,16 +11,26 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from seqkit.metrics import Score
+from seqkit.model_types import MODEL_TYPES
+from seqkit.scoring.metrics import Score
+from seqkit.training.log import EndRecord, StartRecord, ValidRecord
+from seqkit.training.loop import StepReport
 
 stderr = Console(stderr=True, soft_wrap=True)
-# validation record key, label, decimals: in this order when present
+# dev score name, label, decimals: in this order when present
 VALIDATION_SCORES = (
-    ("dev_ppl", "dev ppl", 2),
-    ("dev_bpc", "bits/char", 3),
-    ("dev_bleu", "BLEU", 2),
-    ("dev_chrf", "chrF", 2),
+    ("ppl", "dev ppl", 2),
+    ("bpc", "bits/char", 3),
+    ("bleu", "BLEU", 2),
+    ("chrf", "chrF", 2),
 )
+METRIC_LABELS = {name: label for name, label, _ in VALIDATION_SCORES}
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return "  ".join(
+        f"{label} {scores[name]:.{digits}f}" for name, label, digits in VALIDATION_SCORES if name in scores
+    )
 
 
 def error(message: str) -> None:
@@ -46,62 +56,50 @@ class TrainingProgress:
         )
         self.task = None
 
-    def start(self, info: dict) -> None:
-        if "train_pairs" in info:
-            data = (
-                f"{info['train_pairs']:,} training pairs ({info['skipped_pairs']:,} too long or empty, skipped), "
-                f"{info['dev_pairs']:,} dev pairs; vocabulary {info['src_vocab']:,}/{info['tgt_vocab']:,}"
-            )
-        else:
-            data = (
-                f"{info['train_lines']:,} training lines ({info['train_tokens']:,} tokens in {info['streams']} "
-                f"streams), {info['dev_lines']:,} dev lines; vocabulary {info['vocab']:,}"
-            )
+    def start(self, record: StartRecord) -> None:
+        data = MODEL_TYPES[record.model_type].describe_data(record.data)
         stderr.print(
-            f"{data}; {info['parameters']:,} parameters; {info['steps_per_epoch']:,} steps per epoch; "
-            f"{info['threads']} threads"
-            + (f" x {info['processes']} processes" if info.get("processes", 1) > 1 else ""),
+            f"{data}; {record.parameters:,} parameters; {record.steps_per_epoch:,} steps per epoch; "
+            f"{record.threads} threads"
+            + (f" x {record.processes} processes" if record.processes > 1 else ""),
             highlight=False,
         )
-        if info["kind"] == "resume":
-            best = next(key for key in info if key.startswith("best_dev_"))
+        if record.restored is not None:
+            restored = record.restored
             stderr.print(
-                f"restored step {info['step']:,}, epoch {info['epoch']}, learning rate {info['learning_rate']:g}, "
-                f"{best.removeprefix('best_')} {info[best]:.3f}",
+                f"restored step {restored.step:,}, epoch {restored.epoch}, learning rate "
+                f"{restored.learning_rate:g}, dev_{restored.best_metric} {restored.best_score:.3f}",
                 highlight=False,
             )
         self.progress.start()
         self.task = self.progress.add_task("", total=1.0)
 
-    def step(self, stats: dict) -> None:
-        fraction, elapsed = stats["fraction"], stats["elapsed_s"]
+    def step(self, report: StepReport) -> None:
+        fraction, elapsed = report.fraction, report.elapsed_s
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
         self.progress.update(
             self.task,
             completed=fraction,
             description=(
-                f"step {stats['step']:,} epoch {stats['epoch']} loss {stats['loss']:.3f} "
-                f"{stats['target_tokens_per_s']:,.0f} tok/s  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+                f"step {report.step:,} epoch {report.epoch} loss {report.loss:.3f} "
+                f"{report.target_tokens_per_s:,.0f} tok/s  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
             ),
         )
 
-    def validation(self, record: dict) -> None:
-        mark = "  [green]new best, saved[/]" if record["best"] else ""
-        scores = "  ".join(
-            f"{label} {record[key]:.{digits}f}" for key, label, digits in VALIDATION_SCORES if key in record
+    def validation(self, record: ValidRecord) -> None:
+        mark = "  [green]new best, saved[/]" if record.best else ""
+        self.progress.console.print(
+            f"validation at step {record.step:,}: {_scores(record.scores)}{mark}", highlight=False
         )
-        self.progress.console.print(f"validation at step {record['step']:,}: {scores}{mark}", highlight=False)
 
     def warning(self, message: str) -> None:
         self.progress.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, record: EndRecord) -> None:
         self.progress.stop()
-        best = next(key for key in summary if key.startswith("best_dev_"))
-        label = dict((key, label) for key, label, _ in VALIDATION_SCORES)[best.removeprefix("best_")]
         stderr.print(
-            f"stopped by {summary['reason']} after {summary['steps']:,} steps in {_clock(summary['elapsed_s'])}; "
-            f"best {label} {summary[best]:.2f}",
+            f"stopped by {record.reason} after {record.steps:,} steps in {_clock(record.elapsed_s)}; "
+            f"best {METRIC_LABELS[record.best_metric]} {record.best_score:.2f}",
             highlight=False,
         )
 
@@ -153,7 +151,7 @@ def print_info(info: dict, as_json: bool) -> None:
     # No markup: paths and pieces are printed as they are. In a pipe, room for the whole table (rich
     # would otherwise cut it to 80 columns).
     out = Console(soft_wrap=True, highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
-    kind = "encoder-decoder" if info["type"] == "seq2seq" else "language model"
+    kind = MODEL_TYPES[info["type"]].title
     attention = f", {info['attention']} attention" if info["attention"] else ""
     out.print(f"{info['model_dir']}: {info['cell'].upper()} {kind}{attention}")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
@@ -191,9 +189,7 @@ def print_info(info: dict, as_json: bool) -> None:
     )
     best = training.get("best_validation")
     if best:
-        scores = "  ".join(
-            f"{label} {best[key]:.{digits}f}" for key, label, digits in VALIDATION_SCORES if key in best
-        )
+        scores = _scores({key.removeprefix("dev_"): value for key, value in best.items()})
         out.print(f"best validation (step {best['step']:,}, the saved weights): {scores}")
         for key, value in best.items():
             if key.endswith("_signature"):

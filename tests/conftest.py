@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import train_lm, train_seq2seq
 from seqkit.data.toy import make_pairs
+from seqkit.training import lm as train_lm
+from seqkit.training import seq2seq as train_seq2seq
 
 torch.set_num_threads(1)  # tiny models: threads only add noise
 

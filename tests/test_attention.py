@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import modeldir, plots, textplots
+from seqkit import modeldir
 from seqkit.data.batches import make_batch
 from seqkit.data.tokenizer import BOS, EOS
 from seqkit.data.toy import make_pairs
-from seqkit.inference import translate_nbest
-from seqkit.search import beam_search, greedy_search, max_output_lengths
+from seqkit.decoding.inference import translate_nbest
+from seqkit.decoding.search import beam_search, greedy_search, max_output_lengths
+from seqkit.viz import plots, textplots
 from tests.cli_helpers import seqkit
 from tests.test_curves import assert_picture
 

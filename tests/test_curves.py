@@ -9,9 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from seqkit import modeldir, plots, textplots
-from seqkit.curves import read_curves
+from seqkit import modeldir
 from seqkit.errors import ModelDirError
+from seqkit.viz import plots, textplots
+from seqkit.viz.curves import read_curves
 from tests.cli_helpers import assert_one_line_error, seqkit
 
 

@@ -9,7 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqkit import checkpoint, devices, modeldir, train_seq2seq
+from seqkit import modeldir
+from seqkit.runtime import devices
+from seqkit.training import checkpoint
+from seqkit.training import seq2seq as train_seq2seq
 from tests.cli_helpers import assert_one_line_error, seqkit
 from tests.conftest import toy_config
 

@@ -8,7 +8,8 @@ import sys
 import torch
 from safetensors.torch import load_file
 
-from seqkit import checkpoint, modeldir
+from seqkit import modeldir
+from seqkit.training import checkpoint
 
 
 def _command(data_dir: str, out, *launcher: str) -> list[str]:

@@ -6,7 +6,7 @@ import json
 import shutil
 
 from seqkit import modeldir
-from seqkit.summary import summarize
+from seqkit.viz.summary import summarize
 from tests.cli_helpers import assert_one_line_error, seqkit
 
 

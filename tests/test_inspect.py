@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import modeldir, plots, train_seq2seq
+from seqkit import modeldir
 from seqkit.data.tokenizer import BOS, EOS
-from seqkit.introspect import inspect_lm, inspect_seq2seq, principal_components, trace_rnn
 from seqkit.models.cells import make_rnn
+from seqkit.training import seq2seq as train_seq2seq
+from seqkit.viz import plots
+from seqkit.viz.introspect import inspect_lm, inspect_seq2seq, principal_components, trace_rnn
 from tests.cli_helpers import assert_one_line_error, seqkit
 from tests.conftest import toy_config
 from tests.test_curves import png_pixels
@@ -189,9 +191,9 @@ def test_lstm_luong_traced_states_are_the_decoders_own(lstm_luong_model):
 
 
 def test_a_vanilla_rnn_has_no_gate_picture(reverse_model, tmp_path):
-    from seqkit import reports
     from seqkit.config import ModelConfig
     from seqkit.models.seq2seq import Seq2Seq
+    from seqkit.viz import reports
 
     cfg, tokenizer, _ = modeldir.load(reverse_model)
     torch.manual_seed(0)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from seqkit import modeldir, train_seq2seq
+from seqkit import modeldir
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
-from seqkit.inference import translate_lines
+from seqkit.decoding.inference import translate_lines
+from seqkit.training import seq2seq as train_seq2seq
 from tests.conftest import toy_config, write_toy
 
 

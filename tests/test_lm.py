@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import modeldir, train_lm
-from seqkit.search import choose_tokens
+from seqkit import modeldir
+from seqkit.decoding.search import choose_tokens
+from seqkit.training import lm as train_lm
 from tests.cli_helpers import assert_one_line_error, seqkit
 
 LINES = [
@@ -94,8 +95,10 @@ def test_bad_sampling_options_are_clear_errors(char_lm, option, fragments):
 
 
 def test_model_types_are_not_mixed_up(char_lm, reverse_model):
-    assert_one_line_error(seqkit("generate", reverse_model, "a"), "seq2seq model", "model.type = lm")
-    assert_one_line_error(seqkit("translate", char_lm, stdin="a\n"), "is a language model", "seqkit generate")
+    assert_one_line_error(
+        seqkit("generate", reverse_model, "a"), "model.type = seq2seq", "seqkit translate", "model.type = lm"
+    )
+    assert_one_line_error(seqkit("translate", char_lm, stdin="a\n"), "language model", "seqkit generate")
 
 
 def test_evaluate_reports_perplexity_and_bits_per_char(char_lm, tmp_path):

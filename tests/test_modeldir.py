@@ -7,7 +7,7 @@ import torch
 from seqkit import modeldir
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
-from seqkit.inference import translate_lines
+from seqkit.decoding.inference import translate_lines
 
 
 def test_reload_gives_identical_weights_and_translations(reverse_model, reverse_data, tmp_path):

@@ -13,8 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqkit import checkpoint, modeldir, train_lm, train_seq2seq
+from seqkit import modeldir
 from seqkit.errors import ModelDirError
+from seqkit.training import checkpoint
+from seqkit.training import lm as train_lm
+from seqkit.training import seq2seq as train_seq2seq
 from tests.conftest import toy_config
 from tests.test_lm import lm_config, write_text
 

@@ -12,8 +12,8 @@ import torch
 from seqkit.config import DecodeConfig, ModelConfig
 from seqkit.data.batches import make_batch
 from seqkit.data.tokenizer import BOS, EOS
+from seqkit.decoding.search import beam_search, decode_corpus, greedy_search, max_output_lengths
 from seqkit.models.seq2seq import Seq2Seq
-from seqkit.search import beam_search, decode_corpus, greedy_search, max_output_lengths
 from tests.cli_helpers import seqkit
 
 

@@ -11,9 +11,9 @@ from seqkit import config as config_lib
 from seqkit import modeldir
 from seqkit.config import TrainConfig
 from seqkit.errors import TrainingError
-from seqkit.gradients import GradientMonitor
-from seqkit.schedules import LearningRateSchedule
-from seqkit.training import NullReporter, TrainingTask, fit
+from seqkit.training.gradients import GradientMonitor
+from seqkit.training.loop import NullReporter, TrainingTask, fit
+from seqkit.training.schedules import LearningRateSchedule
 
 
 def test_constant_warmup_and_inverse_sqrt():
@@ -131,6 +131,6 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path):
 
 
 def test_perplexity_of_a_diverged_model_is_infinite_not_an_error():
-    from seqkit.metrics import perplexity
+    from seqkit.scoring.metrics import perplexity
 
     assert perplexity(1e6, 10) == math.inf and math.isclose(perplexity(math.log(3) * 4, 4), 3)

@@ -7,7 +7,7 @@ import gzip
 from seqkit import modeldir
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
-from seqkit.inference import translate_lines, translate_stream
+from seqkit.decoding.inference import translate_lines, translate_stream
 from tests.cli_helpers import seqkit
 
 

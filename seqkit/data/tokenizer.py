@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import sentencepiece as spm
 
@@ -66,7 +67,24 @@ def _processor(model_bytes: bytes, name: str) -> spm.SentencePieceProcessor:
     return processor
 
 
-class Tokenizer:
+class Tokenizer(Protocol):
+    """What the rest of seqkit asks of a tokenizer: both sides' ids and pieces, and its files."""
+
+    @property
+    def joint(self) -> bool: ...  # one vocabulary for both sides
+    @property
+    def src_vocab_size(self) -> int: ...
+    @property
+    def tgt_vocab_size(self) -> int: ...
+    def encode_src(self, lines: list[str]) -> list[list[int]]: ...
+    def encode_tgt(self, lines: list[str]) -> list[list[int]]: ...
+    def decode_tgt(self, ids: list[list[int]]) -> list[str]: ...
+    def src_pieces(self, line: str) -> list[str]: ...  # the pieces of a source line
+    def tgt_pieces(self, ids: list[int]) -> list[str]: ...  # the pieces of target ids
+    def files(self) -> dict[str, bytes]: ...  # file name in a model directory -> contents
+
+
+class SentencePieceTokenizer:
     """Source and target SentencePiece processors (the same one when joint)."""
 
     def __init__(
@@ -105,15 +123,13 @@ class Tokenizer:
         return [self.tgt.id_to_piece(i) for i in ids]
 
     def files(self) -> dict[str, bytes]:
-        if self.joint:
+        if self.tgt_model is None:
             return {SPM_JOINT: self.src_model}
         return {SPM_SRC: self.src_model, SPM_TGT: self.tgt_model}
 
 
 class CharTokenizer:
     """Every character is a token; characters unseen in training map to unk. Always joint."""
-
-    joint = True
 
     def __init__(self, chars: Sequence[str]):
         self.chars = list(chars)  # id 4 + i is chars[i]
@@ -124,15 +140,22 @@ class CharTokenizer:
         return cls(sorted(set("".join(lines))))
 
     @property
+    def joint(self) -> bool:
+        return True
+
+    @property
     def src_vocab_size(self) -> int:
         return len(SPECIALS) + len(self.chars)
 
-    tgt_vocab_size = src_vocab_size
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.src_vocab_size
 
     def encode_src(self, lines: list[str]) -> list[list[int]]:
         return [[self.ids.get(c, UNK) for c in line] for line in lines]
 
-    encode_tgt = encode_src
+    def encode_tgt(self, lines: list[str]) -> list[list[int]]:
+        return self.encode_src(lines)
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
         first = len(SPECIALS)
@@ -149,7 +172,7 @@ class CharTokenizer:
         return {CHARS: json.dumps(self.chars, ensure_ascii=False).encode("utf-8")}
 
 
-def load_tokenizer(directory: Path) -> Tokenizer | CharTokenizer:
+def load_tokenizer(directory: Path) -> Tokenizer:
     """The tokenizer saved in a model directory by `files()`."""
     if (directory / CHARS).is_file():
         try:
@@ -160,28 +183,30 @@ def load_tokenizer(directory: Path) -> Tokenizer | CharTokenizer:
             ) from None
         return CharTokenizer(chars)
     if (directory / SPM_JOINT).is_file():
-        return Tokenizer((directory / SPM_JOINT).read_bytes(), names=(str(directory / SPM_JOINT),) * 2)
+        return SentencePieceTokenizer(
+            (directory / SPM_JOINT).read_bytes(), names=(str(directory / SPM_JOINT),) * 2
+        )
     src, tgt = directory / SPM_SRC, directory / SPM_TGT
     for path in (src, tgt):
         if not path.is_file():
             raise ModelDirError(
                 f"{directory}: no {SPM_JOINT}, {path.name} or {CHARS} (the tokenizer); retrain it"
             )
-    return Tokenizer(src.read_bytes(), tgt.read_bytes(), names=(str(src), str(tgt)))
+    return SentencePieceTokenizer(src.read_bytes(), tgt.read_bytes(), names=(str(src), str(tgt)))
 
 
-def build_tokenizer(
-    src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, seed: int
-) -> Tokenizer | CharTokenizer:
+def build_tokenizer(src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
     """Train (or load, if `cfg.model` is set) the tokenizer for a run."""
     if cfg.type == "char":
         return CharTokenizer.train(src_lines + tgt_lines)
     if cfg.model:
         try:
             with open(cfg.model, "rb") as f:
-                return Tokenizer(f.read(), names=(cfg.model, cfg.model))
+                return SentencePieceTokenizer(f.read(), names=(cfg.model, cfg.model))
         except FileNotFoundError:
             raise DataError(f"tokenizer.model = {cfg.model!r}: no such file; check the path") from None
     if cfg.joint:
-        return Tokenizer(train_sentencepiece(src_lines + tgt_lines, cfg, seed))
-    return Tokenizer(train_sentencepiece(src_lines, cfg, seed), train_sentencepiece(tgt_lines, cfg, seed))
+        return SentencePieceTokenizer(train_sentencepiece(src_lines + tgt_lines, cfg, seed))
+    return SentencePieceTokenizer(
+        train_sentencepiece(src_lines, cfg, seed), train_sentencepiece(tgt_lines, cfg, seed)
+    )

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqkit.data.tokenizer import PAD
-from seqkit.devices import fp32_time_steps
 from seqkit.models.attention import ATTENTIONS
 from seqkit.models.cells import cell_step, layer_weights, make_rnn
+from seqkit.runtime.devices import fp32_time_steps
 
 
 @dataclass

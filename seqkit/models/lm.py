@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from seqkit.config import ModelConfig
-from seqkit.data.tokenizer import PAD
+from seqkit.data.tokenizer import PAD, Tokenizer
 from seqkit.models.cells import make_rnn
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None  # (layers, batch, hidden), a pair for LSTM
@@ -27,6 +27,10 @@ class RNNLanguageModel(nn.Module):
         self.output = nn.Linear(cfg.decoder_hidden_size, vocab_size)
         if cfg.tie_embeddings:  # Press & Wolf 2017: fewer parameters, often lower perplexity
             self.output.weight = self.embedding.weight
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, tokenizer: Tokenizer) -> RNNLanguageModel:
+        return cls(cfg, tokenizer.tgt_vocab_size)
 
     def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """tokens (batch, length) -> logits (batch, length, vocab) for the next token at each position."""
@@ -46,10 +50,3 @@ def detach_state(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
-
-
-def select_state(state: State, index: torch.Tensor) -> State:
-    """Rows `index` of a state (for repeating a prompt's state across samples)."""
-    if isinstance(state, tuple):
-        return tuple(s.index_select(1, index) for s in state)
-    return state.index_select(1, index)

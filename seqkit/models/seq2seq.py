@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from seqkit.config import ModelConfig
-from seqkit.data.tokenizer import PAD
+from seqkit.data.tokenizer import PAD, Tokenizer
 from seqkit.models.decoder import Decoder, DecoderState
 from seqkit.models.encoder import Encoder
 from seqkit.models.softmax import linear_cross_entropy
@@ -53,6 +53,10 @@ class Seq2Seq(nn.Module):
             tie_embeddings=cfg.tie_embeddings,
         )
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, tokenizer: Tokenizer) -> Seq2Seq:
+        return cls(cfg, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[EncodedSource, DecoderState]:
         memory, final = self.encoder(src, src_lengths)
         keys = self.decoder.attention.project_keys(memory).float()  # float32 for the time loop (autocast)
@@ -72,8 +76,8 @@ class Seq2Seq(nn.Module):
         label_smoothing: float = 0.0,
     ):
         """Teacher forcing -> logits (batch, tgt_len, vocab). Given the targets tgt_out (batch, tgt_len),
-        instead the summed cross-entropy over their non-padding tokens and how many of them the argmax
-        gets right, computed without the whole logits tensor (models/softmax.py) and without padding."""
+        instead the summed cross-entropy over their non-padding tokens (label-smoothed, if asked), their
+        summed negative log-likelihood, and how many of them the argmax gets right, computed without the whole logits tensor (models/softmax.py) and without padding."""
         encoded, state = self.encode(src, src_lengths)
         pre_outputs = self.decoder(tgt_in, state, encoded.memory, encoded.keys, encoded.mask)
         if tgt_out is None:

@@ -40,6 +40,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, features, weight, bias, target, label_smoothing: float):
         dtype = _compute_type(features)
         loss = torch.zeros((), device=features.device)
+        total_nll = torch.zeros((), device=features.device)  # without smoothing: what perplexity reads
         correct = torch.zeros((), dtype=torch.long, device=features.device)
         log_sum_exp = torch.empty(features.size(0), device=features.device)
         with torch.autocast(features.device.type, enabled=False):
@@ -55,6 +56,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 # log-sum-exp, as torch.logsumexp computes it, in the logits' own memory
                 lse = best.values + logits.sub_(best.values.unsqueeze(1)).exp_().sum(dim=-1).log_()
                 nll = lse - target_logits
+                total_nll += nll.sum()
                 # label smoothing as F.cross_entropy: (1 - e) nll + e * mean over the vocabulary of -log p
                 if label_smoothing:
                     nll = (1 - label_smoothing) * nll + label_smoothing * (lse - mean_logits)
@@ -62,11 +64,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 log_sum_exp[chunk] = lse
         ctx.save_for_backward(features, weight, bias, target, log_sum_exp)
         ctx.dtype, ctx.label_smoothing = dtype, label_smoothing
-        ctx.mark_non_differentiable(correct)
-        return loss, correct
+        ctx.mark_non_differentiable(total_nll, correct)
+        return loss, total_nll, correct
 
     @staticmethod
-    def backward(ctx, grad_loss, _grad_correct):
+    def backward(ctx, grad_loss, _grad_nll, _grad_correct):
         features, weight, bias, target, log_sum_exp = ctx.saved_tensors
         dtype, smoothing = ctx.dtype, ctx.label_smoothing
         grad_features = torch.empty_like(features)
@@ -95,7 +97,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 def linear_cross_entropy(
     features: torch.Tensor, output: torch.nn.Linear, target: torch.Tensor, label_smoothing: float = 0.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """features (tokens, hidden), target (tokens,) -> summed cross-entropy of `output(features)` against
-    `target` (smoothed, if asked), and how many tokens the output's argmax gets right."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """features (tokens, hidden), target (tokens,) -> the summed cross-entropy of `output(features)` against
+    `target` (smoothed, if asked: the training objective), the summed negative log-likelihood (never
+    smoothed), and how many tokens the output's argmax gets right."""
     return _LinearCrossEntropy.apply(features, output.weight, output.bias, target, label_smoothing)

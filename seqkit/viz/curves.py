@@ -1,17 +1,20 @@
 """Training curves: the series a training log holds, grouped into the panels `seqkit plot` draws.
 
 The log (`train_log.jsonl`) has a "train" record every `log_every` steps and a "valid" record at every
-validation. It is read as a resume left it (`modeldir.current_history`): steps an interrupted attempt
+validation. It is read as a resume left it (`training.log.read`): steps an interrupted attempt
 logged after its last checkpoint are dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from seqkit import modeldir
 from seqkit.errors import ModelDirError
+from seqkit.training import log as training_log
+from seqkit.training.log import Record, TrainRecord, ValidRecord
 
 
 @dataclass(frozen=True)
@@ -35,19 +38,30 @@ class RunCurves:
     panels: list[Panel]  # only panels with data, in PANELS order
 
 
-# panel title, log y axis, and its series: (record kind, key, label)
+def _train(name: str) -> Callable[[Record], float | None]:
+    return lambda r: getattr(r, name) if isinstance(r, TrainRecord) else None
+
+
+def _dev(name: str) -> Callable[[Record], float | None]:
+    return lambda r: r.scores.get(name) if isinstance(r, ValidRecord) else None
+
+
+# panel title, log y axis, and its series: (label, the value a record gives, or None)
 PANELS = (
-    ("perplexity", True, (("train", "ppl", "train"), ("valid", "dev_ppl", "dev"))),
-    ("token accuracy (%)", False, (("train", "accuracy", "train"),)),
-    ("dev BLEU / chrF", False, (("valid", "dev_bleu", "BLEU"), ("valid", "dev_chrf", "chrF"))),
-    ("dev bits per character", False, (("valid", "dev_bpc", "dev"),)),
-    ("gradient norm (before clipping)", True, (("train", "grad_norm", "train"),)),
+    ("perplexity", True, (("train", _train("ppl")), ("dev", _dev("ppl")))),
+    (
+        "token accuracy (%)",
+        False,
+        (("train", lambda r: 100.0 * r.accuracy if isinstance(r, TrainRecord) else None),),
+    ),
+    ("dev BLEU / chrF", False, (("BLEU", _dev("bleu")), ("chrF", _dev("chrf")))),
+    ("dev bits per character", False, (("dev", _dev("bpc")),)),
+    ("gradient norm (before clipping)", True, (("train", _train("grad_norm")),)),
 )
-PERCENT = {"accuracy"}  # fractions in the log, percentages on the plot
 
 
-def _by_step(records: list[dict], kind: str) -> list[dict]:
-    by_step = {r["step"]: r for r in records if r.get("kind") == kind and "step" in r}
+def _by_step(records: list[Record], kind: type) -> list[Any]:
+    by_step = {r.step: r for r in records if isinstance(r, kind)}
     return [by_step[step] for step in sorted(by_step)]
 
 
@@ -56,29 +70,28 @@ def read_curves(model_dir: Path) -> RunCurves:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; give one written by `seqkit train`")
-    records = modeldir.current_history(modeldir.read_log(model_dir))
-    by_kind = {kind: _by_step(records, kind) for kind in ("train", "valid")}
+    records = training_log.read(model_dir)
+    stepped = _by_step(records, TrainRecord) + _by_step(records, ValidRecord)
     panels = []
     for title, log_scale, series in PANELS:
         curves = []
-        for kind, key, label in series:
-            points = [r for r in by_kind[kind] if r.get(key) is not None]
+        for label, value in series:
+            points = [(r, value(r)) for r in stepped if value(r) is not None]
             if not points:
                 continue
-            scale = 100.0 if key in PERCENT else 1.0
             curves.append(
                 Curve(
                     label,
-                    [r["step"] for r in points],
-                    [r.get("elapsed_s", 0.0) / 60 for r in points],
-                    [r[key] * scale for r in points],
+                    [r.step for r, _ in points],
+                    [r.elapsed_s / 60 for r, _ in points],
+                    [v for _, v in points],
                 )
             )
         if curves:
             panels.append(Panel(title, log_scale, curves))
     if not panels:
         raise ModelDirError(
-            f"{model_dir / modeldir.LOG}: no training or validation records yet; train for at least "
+            f"{model_dir / training_log.LOG}: no training or validation records yet; train for at least "
             "log_every steps"
         )
     return RunCurves(str(model_dir), panels)

@@ -1,8 +1,7 @@
-"""Corpus metrics from sacrebleu (each score with its signature) and perplexity."""
+"""Corpus metrics from sacrebleu, each score with its signature (perplexity: scoring/likelihood.py)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from sacrebleu.metrics import BLEU, CHRF, TER
@@ -26,9 +25,3 @@ def corpus_score(metric: str, hypotheses: list[str], references: list[list[str]]
     scorer = METRICS[metric]()
     result = scorer.corpus_score(hypotheses, references)
     return Score(metric, result.score, str(scorer.get_signature()), str(result))
-
-
-def perplexity(total_nll: float, num_tokens: int) -> float:
-    """exp of the mean negative log-likelihood per token (nats)."""
-    mean = total_nll / max(1, num_tokens)
-    return math.exp(mean) if mean < 700 else math.inf  # a diverged model: no OverflowError

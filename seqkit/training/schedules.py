@@ -4,6 +4,9 @@ lr(step) = learning_rate x warmup x decay x plateau, where warmup rises linearly
 `warmup_steps` (any schedule), decay is sqrt(warmup_steps / step) after warmup for `inverse_sqrt`, and
 plateau is multiplied by `lr_decay_factor` whenever `lr_patience` validations in a row bring no
 improvement (`plateau`).
+
+The schedule does not track scores: the loop's `Progress` owns the best score and the count of
+validations without improvement, and passes that count in.
 """
 
 from __future__ import annotations
@@ -14,11 +17,9 @@ from seqkit.config import TrainConfig
 
 
 class LearningRateSchedule:
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, plateau_scale: float = 1.0):
         self.cfg = cfg
-        self.plateau_scale = 1.0
-        self.best = -math.inf  # higher is better (the loop passes sign-adjusted scores)
-        self.bad_validations = 0
+        self.plateau_scale = plateau_scale  # the product of every plateau decay so far
 
     def at(self, step: int) -> float:
         """The learning rate for update number `step` (1-based)."""
@@ -28,26 +29,9 @@ class LearningRateSchedule:
             factor *= math.sqrt(max(warmup, 1) / max(step, warmup, 1))
         return self.cfg.learning_rate * factor * self.plateau_scale
 
-    def after_validation(self, score: float) -> None:
-        """`score`: the validation score, higher is better."""
-        if score > self.best:
-            self.best, self.bad_validations = score, 0
-            return
-        self.bad_validations += 1
-        if self.cfg.lr_schedule == "plateau" and self.bad_validations >= self.cfg.lr_patience:
+    def after_validation(self, bad_validations: int) -> None:
+        """`bad_validations`: validations in a row without improvement, this one included (0: it improved).
+        The rate decays after every `lr_patience` of them."""
+        patience = self.cfg.lr_patience
+        if self.cfg.lr_schedule == "plateau" and bad_validations and bad_validations % patience == 0:
             self.plateau_scale *= self.cfg.lr_decay_factor
-            self.bad_validations = 0
-
-    def state_dict(self) -> dict:
-        return {
-            "plateau_scale": self.plateau_scale,
-            "best": self.best,
-            "bad_validations": self.bad_validations,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.plateau_scale, self.best, self.bad_validations = (
-            state["plateau_scale"],
-            state["best"],
-            state["bad_validations"],
-        )

@@ -3,8 +3,8 @@ sentence's attention (shade characters)."""
 
 from __future__ import annotations
 
-from seqkit.curves import RunCurves, panel_titles
-from seqkit.inference import AttentionMap
+from seqkit.decoding.inference import AttentionMap
+from seqkit.viz.curves import RunCurves, panel_titles
 
 SHADES = " ·░▒▓█"  # weight 0 to 1 in equal steps
 # Without colour, series in one panel differ by their marker: braille lines first, then plain characters.

@@ -6,12 +6,12 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from seqkit import plots
-from seqkit.curves import RunCurves
+from seqkit.decoding.inference import AttentionMap, Translation
 from seqkit.errors import DataError
-from seqkit.inference import AttentionMap, Translation
-from seqkit.introspect import Inspection
+from seqkit.model_types.inspection import Inspection
 from seqkit.modeldir import atomic_write
+from seqkit.viz import plots
+from seqkit.viz.curves import RunCurves
 
 
 def _write(path: Path, data: bytes, option: str) -> None:

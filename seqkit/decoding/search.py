@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from seqkit import devices
 from seqkit.config import DecodeConfig
 from seqkit.data.batches import inference_batches, make_batch
 from seqkit.data.tokenizer import BOS, EOS, PAD, UNK
+from seqkit.runtime import devices
 
 
 def max_output_lengths(src_lengths: torch.Tensor, cfg: DecodeConfig) -> torch.Tensor:

@@ -85,9 +85,7 @@ def rng_state() -> dict:
     return state
 
 
-def set_rng_state(state: dict | torch.Tensor) -> None:
-    if isinstance(state, torch.Tensor):  # checkpoints written before GPU support held the CPU state alone
-        state = {"cpu": state}
+def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["cpu"])
     saved_gpus = state.get("cuda") or []
     if saved_gpus and torch.cuda.is_available() and len(saved_gpus) == torch.cuda.device_count():

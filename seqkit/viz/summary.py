@@ -13,9 +13,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seqkit import modeldir
-from seqkit.data.tokenizer import BOS, SPECIALS
+from seqkit import model_types
+from seqkit.data.tokenizer import SPECIALS
+from seqkit.model_types.base import ModelType
 from seqkit.models.attention import ATTENTIONS
+from seqkit.training import log as training_log
+from seqkit.training.log import EndRecord, Record, ValidRecord
 
 SAMPLE_LENGTH = 11  # time steps of the probe batch: a length no layer size is likely to equal
 SAMPLE_PIECES = 12
@@ -34,11 +37,11 @@ def _shape(value, time_name: str) -> str:
     return f"({', '.join(dims)})"
 
 
-def layer_table(model: nn.Module, model_type: str) -> list[dict]:
+def layer_table(model: nn.Module, model_type: ModelType) -> list[dict]:
     """Every module that holds parameters (and each attention module), in definition order:
     name, type, output shape (None if the module is never called as a module), own parameters."""
     shapes: dict[str, str] = {}
-    time_name = "src_len" if model_type == "seq2seq" else "time"
+    time_name = model_type.time_name
     names = {module: name for name, module in model.named_modules()}
 
     def record_shape(module: nn.Module, args, output) -> None:  # returning None keeps the output
@@ -47,12 +50,7 @@ def layer_table(model: nn.Module, model_type: str) -> list[dict]:
     hooks = [module.register_forward_hook(record_shape) for module in names]
     try:
         with torch.no_grad():
-            tokens = torch.full((2, SAMPLE_LENGTH), len(SPECIALS), dtype=torch.long)
-            if model_type == "seq2seq":
-                encoded, state = model.encode(tokens, torch.tensor([SAMPLE_LENGTH, SAMPLE_LENGTH]))
-                model.step(torch.full((2,), BOS), state, encoded)
-            else:
-                model(tokens)
+            model_type.probe(model, SAMPLE_LENGTH)
     finally:
         for hook in hooks:
             hook.remove()
@@ -69,11 +67,7 @@ def layer_table(model: nn.Module, model_type: str) -> list[dict]:
             else:
                 seen[id(param)] = f"{name}.{param_name}"
                 count += param.numel()
-        per_step = (
-            model_type == "seq2seq"
-            and name.startswith("decoder.")
-            and not name.endswith(("key_layer", "bridge"))
-        )
+        per_step = model_type.per_step(name)
         rows.append(
             {
                 "name": name,
@@ -87,29 +81,30 @@ def layer_table(model: nn.Module, model_type: str) -> list[dict]:
     return rows
 
 
-def _training(records: list[dict]) -> dict:
+def _training(records: list[Record]) -> dict:
     """Steps, time and best dev score of the run so far, from its log."""
-    stepped = [r for r in records if "step" in r and r.get("kind") in ("train", "valid")]
-    ends = [r for r in records if r.get("kind") in ("end", "interrupted")]
+    stepped = [r for r in records if isinstance(r, training_log.TrainRecord | ValidRecord)]
+    ends = training_log.of_kind(records, EndRecord)
     summary: dict = {
-        "steps": max((r["step"] for r in stepped), default=0),
-        "elapsed_s": max((r.get("elapsed_s", 0.0) for r in records), default=0.0),
-        "finished": bool(ends) and ends[-1]["kind"] == "end",
+        "steps": max((r.step for r in stepped), default=0),
+        "elapsed_s": max((getattr(r, "elapsed_s", 0.0) for r in records), default=0.0),
+        "finished": bool(ends) and ends[-1].finished,
     }
     if ends:
-        summary["stopped_by"] = ends[-1].get("reason")
-        best = {key: value for key, value in ends[-1].items() if key.startswith("best_dev_")}
-        summary.update(best)
-        if "best_signature" in ends[-1]:
-            summary["best_signature"] = ends[-1]["best_signature"]
-    valid = [r for r in records if r.get("kind") == "valid"]
-    best_valid = [r for r in valid if r.get("best")]
+        end = ends[-1]
+        summary["stopped_by"] = end.reason
+        # the JSON of seqkit 0.1: best_dev_bleu, best_dev_ppl, ...
+        summary[f"best_{training_log.METRIC_KEYS[end.best_metric]}"] = end.best_score
+        if end.best_signature:
+            summary["best_signature"] = end.best_signature
+    valid = training_log.of_kind(records, ValidRecord)
+    best_valid = [r for r in valid if r.best]
     summary["validations"] = len(valid)
     if best_valid:  # the validation whose weights are model.safetensors, with all its scores
         record = best_valid[-1]
         summary["best_validation"] = {
             key: value
-            for key, value in record.items()
+            for key, value in training_log.to_json(record).items()
             if key == "step" or key.startswith("dev_") or key.endswith("_signature")
         }
     return summary
@@ -133,15 +128,15 @@ def _pieces(tokenizer, vocab_size: int) -> list[str]:
 def summarize(model_dir: Path | str) -> dict:
     """Everything `seqkit info` shows, as one JSON-ready dict."""
     model_dir = Path(model_dir)
-    cfg, tokenizer, model = modeldir.load(model_dir)
+    cfg, tokenizer, model = model_types.load(model_dir)
+    model_type = model_types.of(cfg)
     parameters = list(model.parameters())  # each tied tensor once
-    model_cfg = cfg.model
     info = {
         "model_dir": str(model_dir),
-        "type": model_cfg.type,
-        "cell": model_cfg.cell,
-        "attention": model_cfg.attention if model_cfg.type == "seq2seq" else None,
-        "layers": layer_table(model, model_cfg.type),
+        "type": model_type.name,
+        "cell": cfg.model.cell,
+        "attention": cfg.model.attention if model_type.attends else None,
+        "layers": layer_table(model, model_type),
         "parameters": {
             "trainable": sum(p.numel() for p in parameters if p.requires_grad),
             "all": sum(p.numel() for p in parameters),
@@ -153,7 +148,7 @@ def summarize(model_dir: Path | str) -> dict:
             "target": tokenizer.tgt_vocab_size,
             "sample_pieces": _pieces(tokenizer, tokenizer.tgt_vocab_size),
         },
-        "training": _training(modeldir.current_history(modeldir.read_log(model_dir))),
+        "training": _training(training_log.read(model_dir)),
         "files": _file_sizes(model_dir),
     }
     return info

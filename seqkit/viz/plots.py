@@ -1,6 +1,6 @@
 """PNG pictures: training curves, attention heatmaps, hidden states, gates and state trajectories.
 
-Every `*_figure` function takes the data it draws (from curves.py, inference.py, introspect.py) and
+Every `*_figure` function takes the data it draws (curves.py, decoding/inference.py, model_types/inspection.py) and
 returns a matplotlib Figure; `png` turns it into bytes, which the caller writes atomically. Figures have
 a fixed size in inches at DPI dots per inch (no tight cropping), so a picture's pixel size follows from
 its contents' counts alone. Figures are made without pyplot: no backend is chosen, no display is needed
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import io
 
-from seqkit.curves import RunCurves, panel_titles
-from seqkit.inference import AttentionMap
-from seqkit.introspect import Inspection, principal_components
+import torch
+
+from seqkit.decoding.inference import AttentionMap
+from seqkit.model_types.inspection import Inspection
+from seqkit.viz.curves import RunCurves, panel_titles
 
 DPI = 100
 CURVES_PANEL_SIZE = (6.0, 3.6)  # inches per panel; two panels a row
@@ -173,3 +175,19 @@ def trajectory_figure(inspection: Inspection):
         ax.set_ylabel(f"PC2 ({shares[1]:.0%})")
     figure.tight_layout()
     return figure
+
+
+def principal_components(hidden: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """hidden (steps, units) -> its first two principal components (steps, 2) and the share of the
+    variance each explains. Fewer than two steps, or no variance, give zeros."""
+    centred = hidden.double() - hidden.double().mean(0)
+    if hidden.size(0) < 2 or float(centred.abs().max()) == 0.0:
+        return torch.zeros(hidden.size(0), 2), [0.0, 0.0]
+    _, singular, right = torch.linalg.svd(centred, full_matrices=False)
+    components = centred @ right[:2].T  # (steps, <= 2)
+    variance = singular.square()
+    shares = (variance[:2] / variance.sum()).tolist()
+    if components.size(1) < 2:  # one step of variance only
+        components = torch.cat([components, components.new_zeros(components.size(0), 1)], dim=1)
+        shares.append(0.0)
+    return components.float(), shares

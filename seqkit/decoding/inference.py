@@ -16,7 +16,7 @@ import torch
 
 from seqkit.config import DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
-from seqkit.search import decode_corpus, sample
+from seqkit.decoding.search import decode_corpus, sample
 
 CHUNK_BATCHES = 16  # batches per chunk of input lines
 Result = TypeVar("Result")

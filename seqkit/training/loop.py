@@ -3,52 +3,77 @@ stopping limits, the training log.
 
 A model type supplies a `TrainingTask` (its batches, its update step, its validation) and the loop knows
 nothing else about it, nor about terminals: it reports through a `Reporter` (see console.py for the rich
-one) and writes JSON records to the model directory's training log.
+one) and writes typed records (training/log.py) to the model directory's training log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from seqkit import checkpoint, devices, distributed, modeldir
+from seqkit import modeldir
 from seqkit.config import Config
-from seqkit.distributed import SINGLE, World
 from seqkit.errors import ConfigError, TrainingError
-from seqkit.gradients import GradientMonitor
-from seqkit.progress import Limits, Progress, StopSignals, Window
-from seqkit.schedules import LearningRateSchedule
+from seqkit.runtime import devices
+from seqkit.training import checkpoint, distributed
+from seqkit.training import log as training_log
+from seqkit.training.distributed import SINGLE, World
+from seqkit.training.gradients import GradientMonitor
+from seqkit.training.log import (
+    EndRecord,
+    GradRecord,
+    Record,
+    Restored,
+    StartRecord,
+    ValidRecord,
+    WarningRecord,
+)
+from seqkit.training.progress import Limits, StopSignals, TrainingState, Window
+from seqkit.training.schedules import LearningRateSchedule
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What a reporter hears after each update (the log gets a TrainRecord every log_every steps)."""
+
+    step: int
+    epoch: int  # 1-based
+    loss: float  # the objective per target token of this step
+    target_tokens_per_s: float  # over the current log interval
+    elapsed_s: float
+    fraction: float  # how far along the run is: the largest fraction of any limit
 
 
 class Reporter(Protocol):
-    def start(self, info: dict) -> None: ...
-    def step(self, stats: dict) -> None: ...
-    def validation(self, record: dict) -> None: ...
-    def finish(self, summary: dict) -> None: ...
+    def start(self, record: StartRecord) -> None: ...
+    def step(self, report: StepReport) -> None: ...
+    def validation(self, record: ValidRecord) -> None: ...
+    def finish(self, record: EndRecord) -> None: ...
     def warning(self, message: str) -> None: ...
 
 
 class NullReporter:
     """Reports nothing: for library use and tests."""
 
-    def start(self, info: dict) -> None:
+    def start(self, record: StartRecord) -> None:
         pass
 
-    def step(self, stats: dict) -> None:
+    def step(self, report: StepReport) -> None:
         pass
 
-    def validation(self, record: dict) -> None:
+    def validation(self, record: ValidRecord) -> None:
         pass
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, record: EndRecord) -> None:
         pass
 
     def warning(self, message: str) -> None:
@@ -60,15 +85,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class StepLoss:
+    """One forward pass of a model type's `step`."""
+
+    objective: torch.Tensor  # what backward runs on (scaled to the whole batch's mean)
+    loss: float  # summed training objective of this process's share (label-smoothed, if asked)
+    nll: float  # summed negative log-likelihood of the same tokens (never smoothed)
+    tokens: int  # target tokens of this process's share
+    correct: int  # of them, predicted by the argmax
+
+
+@dataclass(frozen=True)
+class DevScores:
+    """What a model type's validation measured; the loop makes a ValidRecord of it."""
+
+    scores: dict[str, float]  # by name: ppl, loss, bleu, chrf, bpc
+    signatures: dict[str, str] = field(default_factory=dict)  # sacrebleu signature by metric
+    sentences: int | None = None  # dev sentences BLEU was computed on
+
+
 @dataclass
 class TrainingTask:
     """What the loop needs from a model type."""
 
     batches: Callable[[int], Sequence[Any]]  # epoch (0-based) -> that epoch's batches, in order
-    # the forward pass on a batch: (objective to minimise, summed nll, target tokens, argmax-correct tokens)
-    step: Callable[[Any], tuple[torch.Tensor, float, int, int]]
-    validate: Callable[[], dict]  # dev scores, e.g. {"dev_ppl": ..., "dev_bleu": ..., "bleu_signature": ...}
+    step: Callable[[Any], StepLoss]  # the forward pass on one batch
+    validate: Callable[[], DevScores]
     default_metric: str  # what train.best_metric = "auto" means for this task: bleu or ppl
+    data: dict[str, int] = field(default_factory=dict)  # what the task counted in its data, for the log
     # state the task carries between batches (a language model's hidden state), for checkpoints
     state_dict: Callable[[], dict] = dict
     load_state_dict: Callable[[dict], None] = lambda state: None
@@ -82,8 +127,7 @@ class TrainingInterrupted(Exception):
         self.signal_number, self.step = signal_number, step
 
 
-# train.best_metric -> (validation record key, whether higher is better)
-METRICS = {"bleu": ("dev_bleu", True), "chrf": ("dev_chrf", True), "ppl": ("dev_ppl", False)}
+HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "ppl": False}  # train.best_metric -> its direction
 MAX_NONFINITE_STEPS = 5  # consecutive skipped updates before training gives up
 
 
@@ -102,26 +146,27 @@ class _Trainer:
     ):
         self.cfg, self.output_dir, self.model, self.task, self.world = cfg, output_dir, model, task, world
         self.reporter = reporter if world.is_main else NullReporter()  # one process speaks for all
-        metric = cfg.train.best_metric if cfg.train.best_metric != "auto" else task.default_metric
-        self.metric = metric
-        self.best_key, higher_is_better = METRICS[metric]
-        self.sign = 1 if higher_is_better else -1  # scores are compared sign-adjusted: higher is better
+        self.metric = cfg.train.best_metric if cfg.train.best_metric != "auto" else task.default_metric
+        self.sign = 1 if HIGHER_IS_BETTER[self.metric] else -1  # scores compared sign-adjusted: higher wins
         model.train()
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate)
-        self.schedule = LearningRateSchedule(cfg.train)
         self.gradients = GradientMonitor(model, cfg.train.clip_norm)
         self.precision = devices.Precision(cfg.train.precision, world.device)
-        self.progress = Progress()
+        state = TrainingState()
         if resume:
-            saved = checkpoint.restore(checkpoint.latest(output_dir), model, self.optimizer)
-            self.progress = Progress(**saved["progress"])
-            self.schedule.load_state_dict(saved["schedule"])
-            devices.set_rng_state(saved["torch_rng"])
-            self.precision.load_state_dict(saved.get("loss_scaler", {}))
-            task.load_state_dict(saved["task"])
-            if self.progress.best_step == self.progress.step and world.is_main:
+            state = TrainingState.from_dict(
+                checkpoint.restore(checkpoint.latest(output_dir), model, self.optimizer)
+            )
+            devices.set_rng_state(state.torch_rng)
+            self.precision.load_state_dict(state.loss_scaler)
+            task.load_state_dict(state.task)
+            if state.progress.best_step == state.progress.step and world.is_main:
                 # killed between this checkpoint and the best weights written after it: write them now
                 modeldir.save_weights(output_dir, model)
+        self.progress = state.progress
+        self.schedule = LearningRateSchedule(cfg.train, state.plateau_scale)
+        self.batches = task.batches(self.progress.epoch)
+        self.limits = Limits(cfg.train, len(self.batches))
         self.nonfinite_steps = 0
         self.session_start = time.monotonic()
         self.window = Window()
@@ -130,24 +175,25 @@ class _Trainer:
         return self.progress.elapsed_s + time.monotonic() - self.session_start
 
     def save_checkpoint(self) -> None:
-        state = {
-            "progress": {**self.progress.to_dict(), "elapsed_s": self.elapsed()},
-            "schedule": self.schedule.state_dict(),
-            "torch_rng": devices.rng_state(),
-            "loss_scaler": self.precision.state_dict(),
-            "task": self.task.state_dict(),
-        }
+        progress = dataclasses.replace(self.progress, elapsed_s=self.elapsed())
+        state = TrainingState(
+            progress=progress,
+            plateau_scale=self.schedule.plateau_scale,
+            torch_rng=devices.rng_state(),
+            loss_scaler=self.precision.state_dict(),
+            task=self.task.state_dict(),
+        )
         if self.world.is_main:
             checkpoint.save(
-                self.output_dir, self.model, self.optimizer, state, self.cfg.train.keep_checkpoints
+                self.output_dir, self.model, self.optimizer, state.to_dict(), self.cfg.train.keep_checkpoints
             )
 
-    def log(self, record: dict) -> None:
+    def log(self, record: Record) -> None:
         if self.world.is_main:
-            modeldir.append_log(self.output_dir, record)
+            training_log.append(self.output_dir, record)
 
     def warn(self, message: str) -> None:
-        self.log({"kind": "warning", "step": self.progress.step, "message": message})
+        self.log(WarningRecord(self.progress.step, message))
         self.reporter.warning(message)
 
     def train_step(self, batch) -> None:
@@ -159,30 +205,22 @@ class _Trainer:
         step_start = time.monotonic()
         scaler = self.precision.scaler  # fp16 only; otherwise each of its calls passes values through
         with self.precision.autocast():
-            objective, nll, tokens, correct = self.task.step(batch)
-        scaler.scale(objective).backward()
+            result = self.task.step(batch)
+        scaler.scale(result.objective).backward()
         scaler.unscale_(self.optimizer)  # clipping and the logged norms see the true gradients
+        loss, nll, tokens, correct = result.loss, result.nll, result.tokens, result.correct
         if self.world.size > 1:  # the figures of the whole batch, not of this process's share
-            nll, tokens, correct = self.world.sum([nll, tokens, correct])
-            tokens, correct = int(tokens), int(correct)
+            loss, nll, whole_tokens, whole_correct = self.world.sum([loss, nll, tokens, correct])
+            tokens, correct = int(whole_tokens), int(whole_correct)
         grad_norm, clipped = self.gradients.clip()
         progress.step += 1
         progress.position += 1
-        if not (math.isfinite(nll) and math.isfinite(grad_norm)):
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
-            if self.precision.scaling and math.isfinite(nll) and scaler.get_scale() >= 1.0:
+            if self.precision.scaling and math.isfinite(loss) and scaler.get_scale() >= 1.0:
                 # fp16 gradients overflowed at this loss scale: a routine event, the scaler halves the scale
                 scaler.update()
-                self.log(
-                    {
-                        "kind": "grad",
-                        "step": progress.step,
-                        "norm": None,
-                        "clipped": False,
-                        "overflow": True,
-                        "loss_scale": scaler.get_scale(),
-                    }
-                )
+                self.log(GradRecord(progress.step, None, False, overflow=True, loss_scale=scaler.get_scale()))
                 return
             scaler.update()
             self.nonfinite_steps += 1
@@ -198,19 +236,19 @@ class _Trainer:
         scaler.update()  # fp16: the scale grows again after a run of finite steps
         self.optimizer.zero_grad(set_to_none=True)
         step_seconds = time.monotonic() - step_start
-        self.window.add(nll, tokens, correct, grad_norm, step_seconds)
+        self.window.add(loss, nll, tokens, correct, grad_norm, step_seconds)
         progress.target_tokens += tokens
         progress.step_s += step_seconds
-        self.log({"kind": "grad", "step": progress.step, "norm": grad_norm, "clipped": clipped})
+        self.log(GradRecord(progress.step, grad_norm, clipped))
         self.reporter.step(
-            {
-                "step": progress.step,
-                "epoch": progress.epoch + 1,
-                "loss": nll / max(1, tokens),
-                "target_tokens_per_s": self.window.tokens_per_s,
-                "elapsed_s": self.elapsed(),
-                "fraction": self.limits.fraction(progress.step, self.elapsed()),
-            }
+            StepReport(
+                step=progress.step,
+                epoch=progress.epoch + 1,
+                loss=loss / max(1, tokens),
+                target_tokens_per_s=self.window.tokens_per_s,
+                elapsed_s=self.elapsed(),
+                fraction=self.limits.fraction(progress.step, self.elapsed()),
+            )
         )
         if progress.step % self.cfg.train.log_every == 0:
             self.log(self.window.record(progress.step, progress.epoch + 1, lr, self.elapsed()))
@@ -221,86 +259,82 @@ class _Trainer:
         record = None
         if self.world.is_main:
             start = time.monotonic()
-            scores = self.task.validate()
-            record = {
-                "kind": "valid",
-                "step": progress.step,
-                "epoch": progress.epoch + 1,
-                **scores,
-                "validation_s": time.monotonic() - start,
-            }
+            dev = self.task.validate()
+            record = ValidRecord(
+                step=progress.step,
+                epoch=progress.epoch + 1,
+                scores=dev.scores,
+                signatures=dev.signatures,
+                sentences=dev.sentences,
+                validation_s=time.monotonic() - start,
+            )
             self.model.train()  # whatever validation did, training goes on in training mode
         record = self.world.from_main(record)  # every process keeps the same best score and schedule
-        progress.validated_step = progress.step
-        score = self.sign * record[self.best_key]
-        record["best"] = score > progress.best
-        progress.best = max(progress.best, score)
-        progress.bad_validations = 0 if record["best"] else progress.bad_validations + 1
-        self.schedule.after_validation(score)
+        improved = progress.record_validation(self.sign * record.score(self.metric))
+        self.schedule.after_validation(progress.bad_validations)
         gradients, warnings = self.gradients.summary()
-        record.update(gradients)
-        if record["best"]:
+        if improved:
             progress.best_step = progress.step
-            progress.best_signature = record.get(f"{self.metric}_signature", "")
+            progress.best_signature = record.signatures.get(self.metric, "")
         self.save_checkpoint()  # first: best weights never exist without a checkpoint to resume from
-        if record["best"] and self.world.is_main:
+        if improved and self.world.is_main:
             modeldir.save_weights(self.output_dir, self.model)
-        record["elapsed_s"] = self.elapsed()
+        record = dataclasses.replace(record, best=improved, gradients=gradients, elapsed_s=self.elapsed())
         self.log(record)
         self.reporter.validation(record)
         for message in warnings:
             self.warn(message)
 
-    def summary(self, kind: str, reason: str) -> dict:
-        return {
-            "kind": kind,
-            "reason": reason,
-            "steps": self.progress.step,
-            "epochs": self.progress.epoch,
-            f"best_{self.best_key}": self.sign * self.progress.best,
-            **({"best_signature": self.progress.best_signature} if self.progress.best_signature else {}),
-            "elapsed_s": self.elapsed(),
-            "target_tokens": self.progress.target_tokens,
-            "step_s": self.progress.step_s,
-        }
-
-    def reached(self) -> str | None:
-        patience = self.cfg.train.patience
-        if patience and self.progress.bad_validations >= patience:
-            return "early_stopping"
-        # rank 0 decides for every process: their clocks differ
-        return self.world.from_main(
-            self.limits.reached(self.progress.step, self.progress.epoch, self.elapsed())
+    def summary(self, kind: str, reason: str) -> EndRecord:
+        return EndRecord(
+            kind=kind,  # type: ignore[arg-type]
+            reason=reason,
+            steps=self.progress.step,
+            epochs=self.progress.epoch,
+            best_metric=self.metric,
+            best_score=self.sign * self.progress.best,
+            best_signature=self.progress.best_signature,
+            elapsed_s=self.elapsed(),
+            target_tokens=self.progress.target_tokens,
+            step_s=self.progress.step_s,
         )
 
-    def run(self, info: dict, resume: bool) -> dict:
+    def reached(self) -> str | None:
+        # rank 0 decides for every process: their clocks differ
+        return self.world.from_main(self.limits.reached(self.progress, self.elapsed()))
+
+    def start_record(self, resume: bool) -> StartRecord:
         progress = self.progress
-        batches = self.task.batches(progress.epoch)
-        self.limits = Limits(self.cfg, len(batches))
-        restored = {
-            "step": progress.step,
-            "epoch": progress.epoch + 1,
-            "learning_rate": self.schedule.at(progress.step + 1),
-            f"best_{self.best_key}": self.sign * progress.best,
-        }
-        info = {
-            "kind": "resume" if resume else "start",
-            **info,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "steps_per_epoch": len(batches),
-            "threads": torch.get_num_threads(),
-            "device": str(self.world.device),
-            "precision": self.cfg.train.precision,
-            "processes": self.world.size,
-            **(restored if resume else {}),
-        }
-        self.log(info)
-        self.reporter.start(info)
+        restored = Restored(
+            step=progress.step,
+            epoch=progress.epoch + 1,
+            learning_rate=self.schedule.at(progress.step + 1),
+            best_metric=self.metric,
+            best_score=self.sign * progress.best,
+        )
+        return StartRecord(
+            kind="resume" if resume else "start",
+            model_type=self.cfg.model.type,
+            data=self.task.data,
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            steps_per_epoch=len(self.batches),
+            threads=torch.get_num_threads(),
+            device=str(self.world.device),
+            precision=self.cfg.train.precision,
+            processes=self.world.size,
+            restored=restored if resume else None,
+        )
+
+    def run(self, resume: bool) -> EndRecord:
+        progress = self.progress
+        start = self.start_record(resume)
+        self.log(start)
+        self.reporter.start(start)
         stop = self.reached()
         with StopSignals() as signals:
             while stop is None:
-                while progress.position < len(batches) and stop is None:
-                    self.train_step(batches[progress.position])
+                while progress.position < len(self.batches) and stop is None:
+                    self.train_step(self.batches[progress.position])
                     if progress.step % self.cfg.train.valid_every == 0:
                         self.validate()
                     received = self.world.from_main(signals.received)
@@ -311,10 +345,10 @@ class _Trainer:
                         self.reporter.finish(summary)
                         raise TrainingInterrupted(received, progress.step)
                     stop = self.reached()
-                if progress.position >= len(batches):
+                if progress.position >= len(self.batches):
                     progress.epoch += 1
                     progress.position = 0
-                    batches = self.task.batches(progress.epoch)
+                    self.batches = self.task.batches(progress.epoch)
                     stop = stop or self.reached()
             if progress.validated_step != progress.step:
                 self.validate()  # the last steps count too
@@ -329,15 +363,14 @@ def fit(
     output_dir: Path,
     model,
     task: TrainingTask,
-    info: dict,
     reporter: Reporter,
     resume: bool = False,
     world: World = SINGLE,
-) -> dict:
-    """Train `model` until a limit is reached; returns the closing summary record. With `resume`, continue
+) -> EndRecord:
+    """Train `model` until a limit is reached; returns the closing record. With `resume`, continue
     exactly from the model directory's latest checkpoint: weights, optimizer, schedule, RNG, counters and
     the position in the data order."""
-    return _Trainer(cfg, output_dir, model, task, reporter, resume, world).run(info, resume)
+    return _Trainer(cfg, output_dir, model, task, reporter, resume, world).run(resume)
 
 
 def start_run(cfg: Config) -> World:

@@ -1,0 +1,84 @@
+"""Training a recurrent language model by truncated backpropagation through time (TBPTT).
+
+The training text becomes one token stream (each line followed by EOS), cut into `streams` equal rows
+that are read side by side in chunks of `bptt_length` tokens. The hidden state is carried from one
+chunk to the next, detached, so gradients reach back `bptt_length` tokens while the state sees the whole
+stream. The weights with the lowest dev perplexity are kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqkit import modeldir
+from seqkit.config import Config
+from seqkit.data.corpus import chunk, chunk_starts, read_text, stream_rows, token_stream
+from seqkit.data.tokenizer import build_tokenizer, load_tokenizer
+from seqkit.errors import DataError
+from seqkit.models.lm import RNNLanguageModel, detach_state
+from seqkit.scoring.likelihood import chunk_loss, score_text
+from seqkit.training.log import EndRecord
+from seqkit.training.loop import DevScores, NullReporter, Reporter, StepLoss, TrainingTask, fit, start_run
+
+
+def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> EndRecord:
+    """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir` (or continue
+    its latest checkpoint, with `resume`)."""
+    world = start_run(cfg)
+    train_lines = read_text(cfg.data.train, cfg.data.tgt_lang, "data.train")
+    dev_lines = read_text(cfg.data.dev, cfg.data.tgt_lang, "data.dev")
+    if not train_lines or not dev_lines:
+        raise DataError("data.train and data.dev must each have at least one non-empty line")
+    if resume:
+        tokenizer = load_tokenizer(output_dir)
+    else:
+        tokenizer = build_tokenizer([], train_lines, cfg.tokenizer, cfg.train.seed)
+    streams = max(1, cfg.train.batch_tokens // cfg.train.bptt_length)
+    data = stream_rows(token_stream(tokenizer, train_lines), streams)
+    if data.size(0) < world.size:
+        raise DataError(
+            f"{data.size(0)} streams cannot feed {world.size} processes; raise train.batch_tokens"
+        )
+    rows = data[world.rank :: world.size].to(world.device)  # this process's streams
+    if world.is_main:
+        modeldir.start(output_dir, cfg, tokenizer, resume)
+    model = RNNLanguageModel.from_config(cfg.model, tokenizer).to(world.device)
+    train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
+    state = None
+
+    def step(start: int) -> StepLoss:
+        nonlocal state
+        if start == 0:
+            state = None  # each epoch reads the streams afresh
+        inputs, targets = chunk(rows, start, cfg.train.bptt_length)
+        loss, nll, correct, state = chunk_loss(train_model, inputs, targets, state, cfg.train.label_smoothing)
+        state = detach_state(state)
+        all_tokens = targets.size(1) * data.size(0)  # of every process (DDP averages: hence * world.size)
+        return StepLoss(loss * world.size / all_tokens, float(loss.detach()), nll, targets.numel(), correct)
+
+    def validate() -> DevScores:
+        scores = score_text(model, tokenizer, dev_lines, cfg.train.bptt_length)
+        return DevScores({"loss": scores["nll_per_token"], "ppl": scores["ppl"], "bpc": scores["bpc"]})
+
+    def load_state(saved: dict) -> None:
+        nonlocal state
+        state = saved["hidden"]
+
+    task = TrainingTask(
+        batches=lambda epoch: chunk_starts(data, cfg.train.bptt_length),
+        step=step,
+        validate=validate,
+        default_metric="ppl",
+        data={
+            "train_lines": len(train_lines),
+            "train_tokens": data.numel(),
+            "streams": data.size(0),
+            "dev_lines": len(dev_lines),
+            "vocab": tokenizer.tgt_vocab_size,
+        },
+        # the hidden state carried into the next chunk (a distributed run restarts it on resume: each
+        # process holds only its own streams' state)
+        state_dict=lambda: {"hidden": state if world.size == 1 else None},
+        load_state_dict=load_state,
+    )
+    return fit(cfg, output_dir, model, task, reporter or NullReporter(), resume, world)
