@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full lint clean
+.PHONY: install demo demo-generate test bench bench-full lint check clean
 
 install: $(STAMP)
 
@@ -49,6 +49,9 @@ demo-generate: install
 test: install
 	$(BIN)/python -m pytest
 
+# What CI runs (.ci/run): the README's checks.
+check: lint test
+
 # Speed against Joey NMT 2.3.0 (installed into bench/.venv-joey with the same torch pin): quick mode takes
 # a few minutes; bench-full trains each toolkit for 12 minutes (about an hour in all). Results:
 # bench/results-{quick,full}.{json,md}.
@@ -58,9 +61,11 @@ bench: install
 bench-full: install
 	$(BIN)/python bench/run.py --mode full
 
+# Style (ruff, also over bench/) and types (mypy on seqkit/, settings in pyproject.toml).
 lint: install
-	$(BIN)/ruff check seqkit tests corpora
-	$(BIN)/ruff format --check seqkit tests corpora
+	$(BIN)/ruff check seqkit tests corpora bench
+	$(BIN)/ruff format --check seqkit tests corpora bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info bench/.venv-joey bench/work

@@ -385,7 +385,6 @@ def _launch(argv: list[str]) -> None:
     result = {
         "torch_threads": torch.get_num_threads(),
         "valid_s": 0.0,
-        "validations_done": 0,
         "final_save_s": 0.0,
         "interrupted": False,
     }
@@ -401,7 +400,6 @@ def _launch(argv: list[str]) -> None:
         start, state["validating"] = time.monotonic(), True
         try:
             inner_validate(self, *a, **k)
-            result["validations_done"] += 1
         finally:
             state["validating"] = False
             result["valid_s"] += time.monotonic() - start

@@ -136,11 +136,11 @@ def profile(model_dir: str) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from seqkit import modeldir
+    from seqkit import model_types
     from seqkit.data.batches import make_batch
-    from seqkit.training.seq2seq import batch_loss
+    from seqkit.scoring.likelihood import pair_loss
 
-    _, tokenizer, model = modeldir.load(Path(model_dir))
+    _, tokenizer, model = model_types.load(Path(model_dir))
     model.train()
     corpus = REPO / "corpora" / "bible-es-en"
 
@@ -159,7 +159,7 @@ def profile(model_dir: str) -> None:
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
 
     def step(indices):
-        loss, tokens, _ = batch_loss(model, make_batch(src, tgt, indices))
+        loss, _, tokens, _ = pair_loss(model, make_batch(src, tgt, indices))
         (loss / tokens).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -182,13 +182,13 @@ def decode(model_dir: str, beam_size: int) -> None:
     from torch.ao.quantization import quantize_dynamic
 
     from seqkit import config as config_lib
-    from seqkit import modeldir
+    from seqkit import model_types
     from seqkit.data.text import read_lines
     from seqkit.decoding.search import decode_corpus
     from seqkit.runtime import devices
 
     warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
-    cfg, tokenizer, model = modeldir.load(model_dir)
+    cfg, tokenizer, model = model_types.load(model_dir)
     decode_cfg = config_lib.with_overrides(cfg, {"decode": {"beam_size": beam_size}}, "micro").decode
     data = REPO / "bench" / "work" / "full" / "data"
     sources, references = read_lines(data / "test.es"), read_lines(data / "test.en")
@@ -213,7 +213,7 @@ def heap(model_dir: str) -> None:
     of batches of about 3,000 random target tokens, in shapes from 187x16 to 30x100."""
     import ctypes
 
-    from seqkit import modeldir
+    from seqkit import model_types
     from seqkit.data.batches import make_batch
 
     class MallInfo2(ctypes.Structure):
@@ -233,7 +233,7 @@ def heap(model_dir: str) -> None:
             f"free {info.fordblks / mb:4.0f}; mapped apart {info.hblkhd / mb:4.0f} MB"
         )
 
-    _, _, model = modeldir.load(model_dir)
+    _, _, model = model_types.load(model_dir)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     report("loaded")
@@ -243,7 +243,7 @@ def heap(model_dir: str) -> None:
         length = shapes.choice([16, 25, 34, 47, 60, 84, 100])
         sentences = [torch.randint(4, 8000, (length - 1,)).tolist() for _ in range(3000 // length)]
         batch = make_batch(sentences, sentences, list(range(len(sentences))))
-        loss, _ = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+        loss, _, _ = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
         report(f"{step} {len(sentences)}x{length} forward")
         (loss / batch.num_tgt_tokens).backward()
         report(f"{step} backward")

@@ -172,25 +172,26 @@ def seqkit_train(
     measured = measure_run(command, out.with_suffix(".log"))
     if measured.returncode != 0:
         raise RuntimeError(f"seqkit train failed; see {out.with_suffix('.log')}")
-    from seqkit.modeldir import read_log
+    from seqkit.training import log as training_log
 
-    records = read_log(out)
-    end = records[-1]
-    valid = [r for r in records if r["kind"] == "valid"]
-    valid_s = sum(r.get("validation_s", 0.0) for r in valid)
+    records = training_log.read(out)
+    end = training_log.of_kind(records, training_log.EndRecord)[-1]
+    start = training_log.of_kind(records, training_log.StartRecord)[0]
+    valid = training_log.of_kind(records, training_log.ValidRecord)
+    valid_s = sum(r.validation_s for r in valid)
     return {
         "precision": precision,
-        "steps": end["steps"],
-        "epochs": end["epochs"],
+        "steps": end.steps,
+        "epochs": end.epochs,
         "wall_s": round(measured.wall_s, 2),
         "peak_rss_mb": round(measured.peak_rss_mb, 1),
-        "loop_s": round(end["elapsed_s"], 2),
+        "loop_s": round(end.elapsed_s, 2),
         "valid_s": round(valid_s, 2),
-        "train_s": round(end["step_s"], 2),
-        "target_tokens": end["target_tokens"],
-        "target_tokens_per_s": round(end["target_tokens"] / end["step_s"], 1),
-        "parameters": records[0]["parameters"],
-        "validations": [{"step": r["step"], "dev_bleu": round(r["dev_bleu"], 2)} for r in valid],
+        "train_s": round(end.step_s, 2),
+        "target_tokens": end.target_tokens,
+        "target_tokens_per_s": round(end.target_tokens / end.step_s, 1),
+        "parameters": start.parameters,
+        "validations": [{"step": r.step, "dev_bleu": round(r.scores["bleu"], 2)} for r in valid],
         "log": out.with_suffix(".log"),
     }
 

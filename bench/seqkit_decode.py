@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from seqkit import config as config_lib
-from seqkit import modeldir
+from seqkit import model_types
 from seqkit.data.text import read_lines
 from seqkit.decoding.search import decode_corpus
 from seqkit.runtime import devices
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    cfg, tokenizer, model = modeldir.load(args.model_dir)
+    cfg, tokenizer, model = model_types.load(args.model_dir)
     options = {"decode": {"beam_size": args.beam_size}}
     decode = config_lib.with_overrides(cfg, options, "bench").decode
     if args.quantize:

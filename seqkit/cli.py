@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -44,10 +44,8 @@ def _main(
 def model_default(section: str, key: str) -> str:
     """Help text for an option whose default is the model's own config: names the key, and seqkit's
     default for it (config.py), which applies unless the model was trained with another value."""
-    sections = {f.name: f.default_factory() for f in dataclasses.fields(config_lib.Config)}  # type: ignore[misc]
-    return (
-        f"[default: the model's {section}.{key}, {getattr(sections[section], key)} unless trained otherwise]"
-    )
+    value = getattr(getattr(config_lib.Config(), section), key)
+    return f"[default: the model's {section}.{key}, {value} unless trained otherwise]"
 
 
 ModelDirArgument = Annotated[
@@ -294,7 +292,9 @@ def translate(
             from seqkit.viz import reports
 
             translations = reports.with_attention_files(attention, translations)
-        results = (nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in translations)
+        results: Iterator[str] = (
+            nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in translations
+        )
     else:
         results = inference.translate_stream(model, tokenizer, lines, decode)
     with autocast:

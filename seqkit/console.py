@@ -8,7 +8,7 @@ import sys
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from seqkit.model_types import MODEL_TYPES
@@ -24,6 +24,7 @@ VALIDATION_SCORES = (
     ("bleu", "BLEU", 2),
     ("chrf", "chrF", 2),
 )
+METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
 METRIC_LABELS = {name: label for name, label, _ in VALIDATION_SCORES}
 
 
@@ -54,7 +55,7 @@ class TrainingProgress:
             console=stderr,
             transient=False,
         )
-        self.task = None
+        self.task = TaskID(0)  # the bar's task, added by start
 
     def start(self, record: StartRecord) -> None:
         data = MODEL_TYPES[record.model_type].describe_data(record.data)
@@ -121,7 +122,7 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
         table = Table(box=box.SIMPLE_HEAD, show_edge=False)
         table.add_column("system")
         for score in rows[0][1]:
-            table.add_column({"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}[score.metric], justify="right")
+            table.add_column(METRIC_NAMES[score.metric], justify="right")
         for name, scores in rows:
             table.add_row(name, *(f"{s.score:.2f}" for s in scores))
         Console(soft_wrap=True).print(table)
@@ -136,10 +137,11 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
 
 
 def _size(count: int) -> str:
+    size = float(count)
     for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
-        count /= 1024
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
     return ""
 
 
@@ -155,13 +157,9 @@ def print_info(info: dict, as_json: bool) -> None:
     attention = f", {info['attention']} attention" if info["attention"] else ""
     out.print(f"{info['model_dir']}: {info['cell'].upper()} {kind}{attention}")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column, justify in (
-        ("layer", "left"),
-        ("type", "left"),
-        ("output shape", "left"),
-        ("parameters", "right"),
-    ):
-        table.add_column(column, justify=justify)
+    for column in ("layer", "type", "output shape"):
+        table.add_column(column)
+    table.add_column("parameters", justify="right")
     for row in info["layers"]:
         shape = row["output_shape"] or "-"
         if row["per_step"]:

@@ -83,4 +83,7 @@ class LuongAttention(nn.Module):
         return _attend(scores, memory, mask)
 
 
-ATTENTIONS: dict[str, type[nn.Module]] = {"bahdanau": BahdanauAttention, "luong": LuongAttention}
+ATTENTIONS: dict[str, type[BahdanauAttention] | type[LuongAttention]] = {
+    "bahdanau": BahdanauAttention,
+    "luong": LuongAttention,
+}

@@ -7,7 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS: dict[str, type[nn.RNN] | type[nn.GRU] | type[nn.LSTM]] = {
+    "rnn": nn.RNN,
+    "gru": nn.GRU,
+    "lstm": nn.LSTM,
+}
 
 
 def make_rnn(
@@ -61,6 +65,7 @@ def cell_step(
         candidate = torch.tanh(input_n + reset * hidden_n)
         # = (1 - z) * n + z * h
         return candidate + update * (hidden - candidate), None, {"reset": reset, "update": update}
+    assert cell_state is not None  # an LSTM always carries one
     gate_i, gate_f, gate_g, gate_o = (input_gates + hidden_gates).chunk(4, dim=1)
     input_gate, forget_gate, output_gate = gate_i.sigmoid(), gate_f.sigmoid(), gate_o.sigmoid()
     cell_state = forget_gate * cell_state + input_gate * torch.tanh(gate_g)

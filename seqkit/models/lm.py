@@ -48,5 +48,6 @@ def detach_state(state: State) -> State:
     if state is None:
         return None
     if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
+        hidden, cell = state
+        return hidden.detach(), cell.detach()
     return state.detach()

@@ -18,7 +18,8 @@ def _run_direction(cell: str, weights, inputs: torch.Tensor, hidden, cell_state,
     w_ih, w_hh, b_ih, b_hh = weights
     input_gates = nn.functional.linear(inputs, w_ih, b_ih)  # (steps, gates * hidden), one product
     order = range(inputs.size(0) - 1, -1, -1) if reverse else range(inputs.size(0))
-    states, gates = {}, {name: {} for name in GATES[cell]}
+    states: dict[int, torch.Tensor] = {}
+    gates: dict[str, dict[int, torch.Tensor]] = {name: {} for name in GATES[cell]}
     hidden, cell_state = hidden.unsqueeze(0), None if cell_state is None else cell_state.unsqueeze(0)
     for t in order:
         hidden, cell_state, step_gates = cell_step(

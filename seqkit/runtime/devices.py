@@ -79,7 +79,7 @@ def fp32_time_steps(device: torch.device) -> contextlib.AbstractContextManager:
 
 def rng_state() -> dict:
     """The random generators that training draws from (dropout): the CPU's and, if used, each GPU's."""
-    state = {"cpu": torch.get_rng_state()}
+    state: dict[str, torch.Tensor | list[torch.Tensor]] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

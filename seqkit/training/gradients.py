@@ -51,15 +51,16 @@ class GradientMonitor:
         if not self.steps:
             return {}, []
         mean = self.norm_sum / self.steps
+        clipped_fraction = self.clipped / self.steps
         record = {
-            "clipped_fraction": self.clipped / self.steps,
+            "clipped_fraction": clipped_fraction,
             "mean_grad_norm": mean,
             "layer_grad_norms": {k: math.sqrt(v / self.steps) for k, v in self.layer_squares.items()},
         }
         warnings = []
-        if record["clipped_fraction"] > EXPLODING_FRACTION:
+        if clipped_fraction > EXPLODING_FRACTION:
             warnings.append(
-                f"exploding gradients: {record['clipped_fraction']:.0%} of the last {self.steps} steps were clipped "
+                f"exploding gradients: {clipped_fraction:.0%} of the last {self.steps} steps were clipped "
                 f"at {self.clip_norm} (mean norm {mean:.3g}); consider a lower train.learning_rate"
             )
         if mean < VANISHING_NORM:

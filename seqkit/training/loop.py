@@ -22,7 +22,7 @@ import torch
 
 from seqkit import modeldir
 from seqkit.config import Config
-from seqkit.errors import ConfigError, TrainingError
+from seqkit.errors import ConfigError, ModelDirError, TrainingError
 from seqkit.runtime import devices
 from seqkit.training import checkpoint, distributed
 from seqkit.training import log as training_log
@@ -154,9 +154,10 @@ class _Trainer:
         self.precision = devices.Precision(cfg.train.precision, world.device)
         state = TrainingState()
         if resume:
-            state = TrainingState.from_dict(
-                checkpoint.restore(checkpoint.latest(output_dir), model, self.optimizer)
-            )
+            latest = checkpoint.latest(output_dir)
+            if latest is None:
+                raise ModelDirError(f"{output_dir}: no checkpoint to resume; train without resume first")
+            state = TrainingState.from_dict(checkpoint.restore(latest, model, self.optimizer))
             devices.set_rng_state(state.torch_rng)
             self.precision.load_state_dict(state.loss_scaler)
             task.load_state_dict(state.task)

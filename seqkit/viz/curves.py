@@ -60,7 +60,7 @@ PANELS = (
 )
 
 
-def _by_step(records: list[Record], kind: type) -> list[Any]:
+def _by_step(records: list[Record], kind: type[TrainRecord] | type[ValidRecord]) -> list[Any]:
     by_step = {r.step: r for r in records if isinstance(r, kind)}
     return [by_step[step] for step in sorted(by_step)]
 
@@ -76,7 +76,7 @@ def read_curves(model_dir: Path) -> RunCurves:
     for title, log_scale, series in PANELS:
         curves = []
         for label, value in series:
-            points = [(r, value(r)) for r in stepped if value(r) is not None]
+            points = [(r, v) for r in stepped if (v := value(r)) is not None]
             if not points:
                 continue
             curves.append(

@@ -51,6 +51,7 @@ def with_attention_files(
     def passing() -> Iterator[list[Translation]]:
         for line_number, options in enumerate(translations, start=1):
             if options:
+                assert options[0].attention is not None  # searched with_attention
                 write_attention(directory, line_number, options[0].attention)
             yield options
 

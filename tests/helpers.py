@@ -1,0 +1,133 @@
+"""Helpers shared by the test modules (fixtures live in conftest.py): toy corpora and configs, the real
+`seqkit` command in a subprocess, and checks of one-line errors and pictures."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from seqkit import config as config_lib
+from seqkit.data.toy import make_pairs
+from seqkit.viz import plots
+
+# --- toy data and configs ----------------------------------------------------------------------------
+
+
+def write_toy(directory: Path, task: str, train_count: int = 2000, dev_count: int = 60) -> str:
+    """Writes {directory}/{train,dev}.{src,tgt}; returns the directory as a string."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, count, seed in (("train", train_count, 1), ("dev", dev_count, 2)):
+        pairs = make_pairs(task, count, seed)
+        (directory / f"{split}.src").write_text("".join(s + "\n" for s, _ in pairs))
+        (directory / f"{split}.tgt").write_text("".join(t + "\n" for _, t in pairs))
+    return str(directory)
+
+
+def _with_sections(values: dict, sections: dict) -> config_lib.Config:
+    for name, body in sections.items():
+        values[name] = {**values.get(name, {}), **body}
+    return config_lib.from_dict(values, "test")
+
+
+def toy_config(data_dir: str, **sections) -> config_lib.Config:
+    """A tiny model on a toy corpus; `sections` override, e.g. model={"cell": "lstm"}."""
+    values = {
+        "data": {
+            "train": f"{data_dir}/train",
+            "dev": f"{data_dir}/dev",
+            "src_lang": "src",
+            "tgt_lang": "tgt",
+        },
+        "tokenizer": {"vocab_size": 16},
+        "model": {"embedding_size": 32, "encoder_hidden_size": 32, "decoder_hidden_size": 64, "dropout": 0.0},
+        "train": {"batch_tokens": 400, "max_steps": 500, "valid_every": 250, "log_every": 50, "seed": 7},
+    }
+    return _with_sections(values, sections)
+
+
+LINES = [
+    "the quick brown fox jumps over the lazy dog",
+    "a stitch in time saves nine",
+    "all that glitters is not gold",
+    "every cloud has a silver lining",
+]
+
+
+def write_text(directory: Path) -> Path:
+    """A language model's {train,dev}.txt: LINES, 25 times over for training."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "train.txt").write_text("\n".join(LINES * 25) + "\n")
+    (directory / "dev.txt").write_text("\n".join(LINES) + "\n")
+    return directory
+
+
+def lm_config(data_dir: Path, **sections) -> config_lib.Config:
+    """A character LSTM language model on `write_text`'s lines; `sections` override."""
+    values = {
+        "data": {"train": f"{data_dir}/train", "dev": f"{data_dir}/dev", "tgt_lang": "txt"},
+        "tokenizer": {"type": "char"},
+        "model": {"type": "lm", "embedding_size": 48, "decoder_hidden_size": 96, "dropout": 0.0},
+        "train": {"batch_tokens": 256, "bptt_length": 32, "max_steps": 400, "valid_every": 200, "seed": 3},
+    }
+    return _with_sections(values, sections)
+
+
+# --- the command line ----------------------------------------------------------------------------------
+
+
+def seqkit(*args, stdin: str | bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """The real `seqkit` command in a subprocess, as pipelines run it."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return subprocess.run(
+        [sys.executable, "-m", "seqkit", *map(str, args)],
+        input=data,
+        capture_output=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def seqkit_here(*args, stdin: str | bytes | None = None) -> subprocess.CompletedProcess:
+    """`seqkit` run in this process through typer's CliRunner (no interpreter start-up, no imports):
+    the same exit code and the same stdout and stderr bytes, for checks that do not need a real process."""
+    from typer.testing import CliRunner
+
+    from seqkit.cli import app
+
+    arguments = [str(a) for a in args]
+    result = CliRunner().invoke(app, arguments, input=stdin, catch_exceptions=False)
+    return subprocess.CompletedProcess(arguments, result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Non-zero exit, nothing on stdout, one `error:` line on stderr that names each fragment."""
+    err = result.stderr.decode()
+    assert result.returncode != 0, err
+    assert result.stdout == b""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+# --- pictures ---------------------------------------------------------------------------------------------
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    import matplotlib.image
+
+    return matplotlib.image.imread(io.BytesIO(data), format="png")
+
+
+def assert_picture(data: bytes, size_inches: tuple[float, float]) -> np.ndarray:
+    """A PNG of the expected pixel size that is not one flat colour; returns its pixels."""
+    pixels = png_pixels(data)
+    assert pixels.shape[:2] == (round(size_inches[1] * plots.DPI), round(size_inches[0] * plots.DPI))
+    colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
+    assert len(colours) > 10
+    return pixels
