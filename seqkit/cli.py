@@ -10,10 +10,34 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from seqkit import __version__
 from seqkit import config as config_lib
 from seqkit.errors import ConfigError, DataError, ModelDirError, SeqkitError
+
+
+class _Argument(TyperArgument):
+    """A positional argument shown as POSIX tools show them: its metavar (`MODEL_DIR`, `[FILE]...`) in the
+    usage line and in its help row, with no type label such as <path> or <list[Path]>."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None
+
+    def _rich_display_name(self) -> str:
+        return self.display_name_raw
+
+    def _usage_display_name(self) -> str:
+        return self.display_name_raw
+
+
+class _Command(TyperCommand):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument  # the same parameter, another way of showing it
+
 
 app = typer.Typer(
     add_completion=False,
@@ -41,11 +65,19 @@ def _main(
     """Recurrent sequence models from the shell: train, translate, evaluate."""
 
 
+def _builtin(section: str, key: str) -> object:
+    return getattr(getattr(config_lib.Config(), section), key)  # config.py: the one place of defaults
+
+
 def model_default(section: str, key: str) -> str:
     """Help text for an option whose default is the model's own config: names the key, and seqkit's
-    default for it (config.py), which applies unless the model was trained with another value."""
-    value = getattr(getattr(config_lib.Config(), section), key)
-    return f"[default: the model's {section}.{key}, {value} unless trained otherwise]"
+    default for it, which applies unless the model was trained with another value."""
+    return f"[default: the model's {section}.{key}, {_builtin(section, key)} unless trained otherwise]"
+
+
+def config_default(section: str, key: str) -> str:
+    """Help text for a shorthand of a config key: the config file's value, else seqkit's default."""
+    return f"[default: the config's {section}.{key}, else {_builtin(section, key)}]"
 
 
 ModelDirArgument = Annotated[
@@ -79,7 +111,7 @@ def user_errors(command):
     return wrapper
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def train(
     output: Annotated[
@@ -102,22 +134,45 @@ def train(
         ),
     ] = None,
     max_steps: Annotated[
-        int | None, typer.Option(metavar="N", help="Shorthand for --set train.max_steps=N.")
+        int | None,
+        typer.Option(
+            metavar="N", help=f"Shorthand for --set train.max_steps=N. {config_default('train', 'max_steps')}"
+        ),
     ] = None,
     max_epochs: Annotated[
-        int | None, typer.Option(metavar="N", help="Shorthand for --set train.max_epochs=N.")
+        int | None,
+        typer.Option(
+            metavar="N",
+            help=f"Shorthand for --set train.max_epochs=N. {config_default('train', 'max_epochs')}",
+        ),
     ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option(metavar="M", help="Shorthand for --set train.max_minutes=M.")
+        float | None,
+        typer.Option(
+            metavar="M",
+            help=f"Shorthand for --set train.max_minutes=M. {config_default('train', 'max_minutes')}",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(metavar="N", help="Shorthand for --set train.seed=N.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help=f"Shorthand for --set train.seed=N. {config_default('train', 'seed')}"
+        ),
+    ] = None,
     device: Annotated[
         str | None,
-        typer.Option(metavar="DEVICE", help="auto, cpu or cuda: shorthand for --set train.device=D."),
+        typer.Option(
+            metavar="DEVICE",
+            help="auto, cpu or cuda: --set train.device=D. " + config_default("train", "device"),
+        ),
     ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(metavar="PRECISION", help="fp32, bf16 or fp16 autocast: --set train.precision=P."),
+        typer.Option(
+            metavar="PRECISION",
+            help="fp32, bf16 or fp16 autocast: --set train.precision=P. "
+            + config_default("train", "precision"),
+        ),
     ] = None,
 ) -> None:
     """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm").
@@ -197,7 +252,7 @@ def _write_lines(lines, output: Path | None) -> None:
         raise DataError(f"--output {output}: cannot write ({e.strerror}); check the directory") from None
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def translate(
     model_dir: ModelDirArgument,
@@ -311,7 +366,7 @@ def nbest_json(options) -> str:
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def generate(
     model_dir: Annotated[
@@ -394,7 +449,7 @@ def generate(
         _write_lines(inference.generate(model, tokenizer, lines, settings), None)
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def evaluate(
     hypotheses: Annotated[
@@ -442,7 +497,7 @@ def evaluate(
     console.print_evaluation(rows, perplexity, as_json)
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def average(
     model_dir: Annotated[
@@ -463,7 +518,7 @@ def average(
     console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def plot(
     model_dirs: Annotated[
@@ -506,7 +561,7 @@ def plot(
         sys.stdout.write(textplots.curves_text(runs, x, colour=sys.stdout.isatty()) + "\n")
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def inspect(
     model_dir: ModelDirArgument,
@@ -541,7 +596,7 @@ def inspect(
     console.stderr.print(f"wrote {', '.join(str(path) for path in written)}", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def info(
     model_dir: ModelDirArgument,
