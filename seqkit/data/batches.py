@@ -23,7 +23,6 @@ class Batch:
     src_lengths: torch.Tensor  # (batch,) lengths including EOS
     tgt_in: torch.Tensor | None  # (batch, tgt_len) BOS + target, the decoder's inputs
     tgt_out: torch.Tensor | None  # (batch, tgt_len) target + EOS, what it must predict
-    indices: list[int]  # positions of the examples in the corpus
 
     def to(self, device: torch.device) -> Batch:
         """The same batch with its tensors on `device` (lengths stay on the CPU: packing reads them there)."""
@@ -31,7 +30,7 @@ class Batch:
             return self
         tgt_in = None if self.tgt_in is None else self.tgt_in.to(device, non_blocking=True)
         tgt_out = None if self.tgt_out is None else self.tgt_out.to(device, non_blocking=True)
-        return Batch(self.src.to(device, non_blocking=True), self.src_lengths, tgt_in, tgt_out, self.indices)
+        return Batch(self.src.to(device, non_blocking=True), self.src_lengths, tgt_in, tgt_out)
 
     @property
     def num_tgt_tokens(self) -> int:
@@ -52,7 +51,7 @@ def make_batch(src: list[list[int]], tgt: list[list[int]] | None, indices: list[
     if tgt is not None:
         tgt_in = _pad([[BOS] + tgt[i] for i in indices])
         tgt_out = _pad([tgt[i] + [EOS] for i in indices])
-    return Batch(_pad(src_seqs), torch.tensor([len(s) for s in src_seqs]), tgt_in, tgt_out, list(indices))
+    return Batch(_pad(src_seqs), torch.tensor([len(s) for s in src_seqs]), tgt_in, tgt_out)
 
 
 def _cut(order: list[int], sizes: list[int], batch_tokens: int) -> list[list[int]]:

@@ -21,7 +21,7 @@ def _attend(
 
 def _energy(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
     """tanh(keys + query) (batch, src_len, attention), computed as 2 sigmoid(2x) - 1 in place: the same
-    function to within 2e-7, and 5 times faster than torch's own tanh on this machine's CPU
+    function to within 2e-7, and several times faster than torch's own tanh on the CPUs measured
     (bench/README.md), where it was the largest cost of a decoding step after the products."""
     return (keys + query.unsqueeze(1)).mul_(2).sigmoid_().mul_(2).sub_(1)
 

@@ -69,9 +69,9 @@ class Precision:
 
 def fp32_time_steps(device: torch.device) -> contextlib.AbstractContextManager:
     """Inside a time loop on the CPU, autocast is switched off: the per-step products are small, and
-    oneDNN's bf16 kernels lose to float32 on them (85x512x1536: 21 against 83 GFLOP/s on the benchmark
-    machine) while winning about 4x on the large batched products around the loop (3000x512x8000: 475
-    against 128). On a GPU, autocast covers the loop too. Tensors entering the loop must be float32."""
+    oneDNN's bf16 kernels lose to float32 on them while winning on the large batched products around the
+    loop (figures: bench/README.md, "What made seqkit faster"). On a GPU, autocast covers the loop too.
+    Tensors entering the loop must be float32."""
     if device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         return torch.autocast("cpu", enabled=False)
     return contextlib.nullcontext()
