@@ -166,6 +166,9 @@ def train(
             help="auto, cpu or cuda: --set train.device=D. " + config_default("train", "device"),
         ),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only errors and the closing line.")
+    ] = False,
     precision: Annotated[
         str | None,
         typer.Option(
@@ -207,14 +210,14 @@ def train(
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
     if stored is not None:
         changes = config_lib.resume_changes(stored, cfg, run_dir)
-        if speaks:
+        if speaks and not quiet:
             console.stderr.print(
                 f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
                 highlight=False,
             )
     together = False  # whether every process ends the same way (see distributed.leave)
     try:
-        model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(), resuming)
+        model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(quiet), resuming)
         together = True
     except TrainingInterrupted as e:
         together = True
@@ -226,6 +229,22 @@ def train(
         raise typer.Exit(128 + e.signal_number) from None
     finally:
         distributed.leave(together)
+
+
+@app.command("config", cls=_Command)
+@user_errors
+def show_config(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML config file.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable)."),
+    ] = None,
+) -> None:
+    """Print the resolved configuration as TOML: every key, what it does and its default. With no file,
+    seqkit's defaults: a starting point for your own config file."""
+    sys.stdout.write(config_lib.commented_toml(config_lib.load(config, overrides or [])))
 
 
 def _input_lines(inputs: list[Path] | None):

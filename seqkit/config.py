@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -21,25 +22,40 @@ from seqkit.errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Text files are `{prefix}.{lang}` or `{prefix}.{lang}.gz`: a language model reads the tgt_lang side."""
+    """A corpus is line-aligned files `{prefix}.{lang}` (or .gz), a TSV file (.tsv, .tsv.gz) or JSON lines
+    (.jsonl, .jsonl.gz); a language model reads the target side. Relative paths in a config file are
+    relative to the file's folder; paths given with --set, to the current directory."""
 
-    train: str = ""  # path prefix of the training set, e.g. corpora/bible-es-en/train
-    dev: str = ""  # path prefix of the validation set
-    src_lang: str = "es"
-    tgt_lang: str = "en"
+    train: str = ""  # the training set: a path prefix (e.g. corpora/bible-es-en/train), .tsv or .jsonl file
+    dev: str = ""  # the validation set, the same way; empty: dev_size pairs held out of data.train
+    format: Literal["auto", "parallel", "tsv", "jsonl"] = "auto"  # auto: by the file name
+    src_lang: str = "es"  # parallel files: the suffix of the source side
+    tgt_lang: str = "en"  # parallel files: the suffix of the target side (what a language model reads)
+    src_column: int = 1  # tsv: the source column (1-based); other columns are ignored
+    tgt_column: int = 2  # tsv: the target column
+    src_key: str = "src"  # jsonl: the source field of each object
+    tgt_key: str = "tgt"  # jsonl: the target field
+    dev_size: int = 500  # without data.dev: pairs held out of data.train (at most a tenth of it)
     max_length: int = 100  # training pairs longer than this (in pieces, either side) are skipped
+    max_length_ratio: float = 0.0  # training pairs whose longer side has more than this many times the
+    # pieces of the shorter are skipped; 0 = no limit
+    dedupe: bool = False  # skip exact duplicate training pairs
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
     """SentencePiece (trained on the training data unless `model` names an existing one), or characters."""
 
-    type: Literal["sentencepiece", "char"] = "sentencepiece"
-    vocab_size: int = 8000
-    model_type: Literal["unigram", "bpe"] = "unigram"
+    type: Literal["sentencepiece", "char"] = "sentencepiece"  # subword pieces, or characters (char-rnn)
+    vocab_size: int = 8000  # of each side, when seqkit trains SentencePiece (see src/tgt_vocab_size)
+    src_vocab_size: int = 0  # not joint: the source side's size; 0 = vocab_size
+    tgt_vocab_size: int = 0  # not joint: the target side's size; 0 = vocab_size
+    model_type: Literal["unigram", "bpe"] = "unigram"  # the SentencePiece algorithm seqkit trains
     joint: bool = True  # one vocabulary for source and target
-    model: str = ""  # an existing SentencePiece .model file to use for both sides
-    character_coverage: float = 1.0
+    model: str = ""  # an existing SentencePiece .model file for both sides (any special ids)
+    src_model: str = ""  # not joint: existing models for each side (both, or neither)
+    tgt_model: str = ""  # not joint: the target side's existing model
+    character_coverage: float = 1.0  # share of characters SentencePiece must cover; rarer ones become unk
     max_sentences: int = 1_000_000  # sentences sampled to train SentencePiece
 
 
@@ -48,16 +64,16 @@ class ModelConfig:
     """seq2seq: an embedding + RNN encoder and an attentional RNN decoder.
     lm: the decoder alone, without attention (a recurrent language model)."""
 
-    type: Literal["seq2seq", "lm"] = "seq2seq"
-    cell: Literal["rnn", "gru", "lstm"] = "gru"
-    embedding_size: int = 256
+    type: Literal["seq2seq", "lm"] = "seq2seq"  # encoder-decoder with attention, or language model
+    cell: Literal["rnn", "gru", "lstm"] = "gru"  # the recurrent cell of every layer
+    embedding_size: int = 256  # token embeddings, both sides
     encoder_hidden_size: int = 256  # per direction
-    encoder_layers: int = 1
-    bidirectional: bool = True
-    decoder_hidden_size: int = 512
-    decoder_layers: int = 1
-    attention: Literal["bahdanau", "luong"] = "bahdanau"
-    dropout: float = 0.2
+    encoder_layers: int = 1  # stacked recurrent layers of the encoder
+    bidirectional: bool = True  # the encoder reads the source both ways
+    decoder_hidden_size: int = 512  # the decoder's (or language model's) state size
+    decoder_layers: int = 1  # stacked recurrent layers of the decoder (or language model)
+    attention: Literal["bahdanau", "luong"] = "bahdanau"  # additive (before the step) or dot (after)
+    dropout: float = 0.2  # on embeddings, between layers and before the output layer
     tie_embeddings: bool = (
         False  # share the target embedding and output matrix (needs embedding_size == decoder_hidden_size)
     )
@@ -65,15 +81,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 1
+    """How training runs: batches, rates, limits, validation, checkpoints, device."""
+
+    seed: int = 1  # seeds the weights, dropout and the data order
     batch_tokens: int = 3000  # padded tokens per batch (sentences x longest side); lm: streams x bptt_length
     bptt_length: int = 64  # lm: tokens per truncated-backpropagation chunk
-    learning_rate: float = 1e-3
-    lr_schedule: Literal["constant", "plateau", "inverse_sqrt"] = "constant"
+    learning_rate: float = 1e-3  # Adam's step size (the peak, with warmup)
+    lr_schedule: Literal["constant", "plateau", "inverse_sqrt"] = "constant"  # how the rate changes
     warmup_steps: int = 0  # linear warmup (any schedule); inverse_sqrt decays after it
     lr_decay_factor: float = 0.5  # plateau: multiply the rate by this ...
     lr_patience: int = 2  # ... after this many validations without improvement
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary
     clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
@@ -93,23 +111,27 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
+    """How `seqkit translate` searches (each model keeps its own; options override)."""
+
     beam_size: int = 5  # 1 = greedy search
     length_penalty: float = (
         1.0  # GNMT alpha: hypotheses rank by log-prob / ((5 + length) / 6) ** alpha; 0 = none
     )
     batch_size: int = 64  # sentences per decoding batch
     max_length_ratio: float = 2.0  # output length limit: ratio * source length + offset (pieces)
-    max_length_offset: int = 10
+    max_length_offset: int = 10  # ... plus this many pieces
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
+    """How `seqkit generate` samples (each model keeps its own; options override)."""
+
     max_tokens: int = 200  # new tokens per sample at most (a sample also ends at end-of-sentence)
     temperature: float = 1.0  # 0 = greedy
     top_k: int = 0  # sample from the k most likely tokens only; 0 = all
     top_p: float = 1.0  # sample from the smallest set of tokens whose probability reaches p (nucleus)
     num_samples: int = 1  # output lines per prompt
-    seed: int = 1
+    seed: int = 1  # the same seed gives the same samples
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,12 @@ class Config:
 # Range checks beyond the type: (section, key) -> (predicate, what is expected)
 _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("data", "max_length"): (lambda v: v > 0, "a positive integer"),
+    ("data", "src_column"): (lambda v: v > 0, "a column number from 1"),
+    ("data", "tgt_column"): (lambda v: v > 0, "a column number from 1"),
+    ("data", "dev_size"): (lambda v: v > 0, "a positive integer"),
+    ("data", "max_length_ratio"): (lambda v: v == 0 or v >= 1, "0 (no limit) or at least 1"),
+    ("tokenizer", "src_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
+    ("tokenizer", "tgt_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
     ("tokenizer", "vocab_size"): (lambda v: v >= 8, "at least 8"),
     ("tokenizer", "character_coverage"): (lambda v: 0.9 <= v <= 1.0, "between 0.9 and 1.0"),
     ("tokenizer", "max_sentences"): (lambda v: v > 0, "a positive integer"),
@@ -229,6 +257,7 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
             f"{source}: train.best_metric = {config.train.best_metric!r}: a language model is scored by "
             "perplexity; use auto or ppl"
         )
+    _check_tokenizer(config.tokenizer, source)
     model = config.model
     if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
         raise ConfigError(
@@ -236,6 +265,59 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
             f"(got {model.embedding_size} and {model.decoder_hidden_size}); make them equal or untie"
         )
     return config
+
+
+def _check_tokenizer(cfg: TokenizerConfig, source: str) -> None:
+    """Combinations of tokenizer keys that cannot hold: each an error, never silently ignored."""
+    given = [key for key in ("model", "src_model", "tgt_model") if getattr(cfg, key)]
+    if cfg.type == "char" and given:
+        raise ConfigError(
+            f"{source}: tokenizer.{given[0]} names a SentencePiece model but tokenizer.type = char; "
+            "set tokenizer.type = sentencepiece or drop the model"
+        )
+    if cfg.model and (cfg.src_model or cfg.tgt_model):
+        raise ConfigError(
+            f"{source}: tokenizer.model (one model for both sides) and tokenizer.src_model/tgt_model "
+            "(one per side) exclude each other; give one of them"
+        )
+    if cfg.model and not cfg.joint:
+        raise ConfigError(
+            f"{source}: tokenizer.joint = false with one tokenizer.model; give tokenizer.src_model and "
+            "tokenizer.tgt_model for separate sides, or set tokenizer.joint = true"
+        )
+    if bool(cfg.src_model) != bool(cfg.tgt_model):
+        missing = "tgt_model" if cfg.src_model else "src_model"
+        raise ConfigError(f"{source}: tokenizer.{missing} is missing; separate sides need both models")
+    if cfg.src_model and cfg.joint:
+        raise ConfigError(
+            f"{source}: tokenizer.src_model and tgt_model are separate vocabularies; set tokenizer.joint = false"
+        )
+    if cfg.joint and (cfg.src_vocab_size or cfg.tgt_vocab_size):
+        raise ConfigError(
+            f"{source}: tokenizer.src_vocab_size / tgt_vocab_size apply to separate sides; set "
+            "tokenizer.joint = false, or use tokenizer.vocab_size for the joint vocabulary"
+        )
+
+
+# Keys that hold file paths: relative ones in a config file are relative to the file's folder.
+PATH_KEYS = {"data": ("train", "dev"), "tokenizer": ("model", "src_model", "tgt_model")}
+
+
+def _absolute(value: str, folder: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path(os.path.abspath(folder / path)))
+
+
+def _resolve_paths(values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The values of a config file with its relative paths made absolute against the file's folder."""
+    resolved = {name: dict(body) if isinstance(body, dict) else body for name, body in values.items()}
+    for section, keys in PATH_KEYS.items():
+        body = resolved.get(section)
+        if isinstance(body, dict):
+            for key in keys:
+                if isinstance(body.get(key), str) and body[key]:
+                    body[key] = _absolute(body[key], folder)
+    return resolved
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -272,12 +354,17 @@ def merge(base: dict[str, Any], overrides: typing.Iterable[tuple[str, str, Any]]
 
 def load(path: Path | None, overrides: typing.Iterable[str] = (), base: Config | None = None) -> Config:
     """The config of a run: `base` (the defaults, or a resumed run's config), then the file at `path`
-    (if any), then each override."""
+    (if any), then each override. Paths come out absolute: relative ones of the file against its folder,
+    those of --set against the current directory."""
     values = base.to_dict() if base is not None else {}
     if path is not None:
-        for name, body in read_toml(path).items():
+        for name, body in _resolve_paths(read_toml(path), Path(path).parent).items():
             values[name] = {**values.get(name, {}), **body} if isinstance(body, dict) else body
-    parsed = [parse_override(o) for o in overrides]
+    parsed = []
+    for section, key, value in map(parse_override, overrides):
+        if key in PATH_KEYS.get(section, ()) and isinstance(value, str) and value:
+            value = _absolute(value, Path.cwd())  # --set paths: relative to where the command runs
+        parsed.append((section, key, value))
     source = f"{path}" if path is not None else "config"
     if parsed:
         source += " with --set overrides"
@@ -322,3 +409,41 @@ def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
             "train a new model with another --output"
         )
     return changes
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The comment written after each field of a config dataclass in this file (continued on the comment
+    lines below it): what `seqkit config` prints above each key."""
+    import inspect
+
+    comments: dict[str, str] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    current = None
+    for line in inspect.getsource(cls).splitlines():
+        code, _, comment = line.partition("#")
+        name = code.strip().split(":", 1)[0]
+        if name in names and ":" in code:
+            current, comments[name] = name, comment.strip()
+        elif current is not None and comment:  # a continued comment, or one inside a wrapped value
+            comments[current] = f"{comments[current]} {comment.strip()}".strip()
+    return comments
+
+
+def commented_toml(config: Config) -> str:
+    """The whole config as TOML, every key under a comment saying what it does and its built-in default:
+    `seqkit config`, the way to discover the keys."""
+    defaults = Config()
+    out = []
+    for section in dataclasses.fields(Config):
+        body, default_body = getattr(config, section.name), getattr(defaults, section.name)
+        doc = " ".join((type(body).__doc__ or "").split())
+        out.extend([f"# {doc}"] if doc else [])
+        out.append(f"[{section.name}]")
+        comments = _field_comments(type(body))
+        for key in dataclasses.fields(body):
+            value, default = getattr(body, key.name), getattr(default_body, key.name)
+            shown = tomli_w.dumps({"v": default}).split("=", 1)[1].strip()
+            out.append(f"# {comments.get(key.name, '')} [default: {shown}]".replace("#  [", "# ["))
+            out.append(tomli_w.dumps({key.name: value}).strip())
+        out.append("")
+    return "\n".join(out)

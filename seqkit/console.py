@@ -13,7 +13,7 @@ from rich.table import Table
 
 from seqkit.model_types import MODEL_TYPES
 from seqkit.scoring.metrics import Score
-from seqkit.training.log import EndRecord, StartRecord, ValidRecord
+from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
 from seqkit.training.loop import StepReport
 
 stderr = Console(stderr=True, soft_wrap=True)
@@ -44,10 +44,18 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-class TrainingProgress:
-    """The rich reporter for `training.train`: a progress bar with step, loss, tokens/s, elapsed and ETA."""
+def _eta(elapsed: float, fraction: float) -> float:
+    return elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
 
-    def __init__(self):
+
+class TrainingProgress:
+    """The reporter of `seqkit train` on stderr. On a terminal: a progress bar with step, loss, tokens/s,
+    elapsed and ETA. Otherwise (a log file, nohup, a batch scheduler): a plain line every log_every steps.
+    `quiet`: errors and the closing line only."""
+
+    def __init__(self, quiet: bool = False, plain: bool | None = None):
+        self.quiet = quiet
+        self.plain = not stderr.is_terminal if plain is None else plain
         self.progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -56,48 +64,65 @@ class TrainingProgress:
             transient=False,
         )
         self.task = TaskID(0)  # the bar's task, added by start
+        self.bar = False  # whether the bar is drawn
+
+    def _say(self, text: str, markup: bool = False) -> None:
+        if not self.quiet:
+            (self.progress.console if self.bar else stderr).print(text, highlight=False, markup=markup)
 
     def start(self, record: StartRecord) -> None:
         data = MODEL_TYPES[record.model_type].describe_data(record.data)
-        stderr.print(
+        processes = f" x {record.processes} processes" if record.processes > 1 else ""
+        self._say(
             f"{data}; {record.parameters:,} parameters; {record.steps_per_epoch:,} steps per epoch; "
-            f"{record.threads} threads"
-            + (f" x {record.processes} processes" if record.processes > 1 else ""),
-            highlight=False,
+            f"{record.threads} threads{processes}"
         )
         if record.restored is not None:
             restored = record.restored
-            stderr.print(
+            self._say(
                 f"restored step {restored.step:,}, epoch {restored.epoch}, learning rate "
-                f"{restored.learning_rate:g}, dev_{restored.best_metric} {restored.best_score:.3f}",
-                highlight=False,
+                f"{restored.learning_rate:g}, dev_{restored.best_metric} {restored.best_score:.3f}"
             )
-        self.progress.start()
-        self.task = self.progress.add_task("", total=1.0)
+        if not (self.plain or self.quiet):
+            self.progress.start()
+            self.task = self.progress.add_task("", total=1.0)
+            self.bar = True
 
     def step(self, report: StepReport) -> None:
+        if not self.bar:
+            return
         fraction, elapsed = report.fraction, report.elapsed_s
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
         self.progress.update(
             self.task,
             completed=fraction,
             description=(
                 f"step {report.step:,} epoch {report.epoch} loss {report.loss:.3f} "
-                f"{report.target_tokens_per_s:,.0f} tok/s  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+                f"{report.target_tokens_per_s:,.0f} tok/s  {_clock(elapsed)} elapsed, "
+                f"ETA {_clock(_eta(elapsed, fraction))}"
             ),
+        )
+
+    def interval(self, record: TrainRecord, fraction: float) -> None:
+        if self.bar:
+            return  # the bar shows it
+        eta = f", ETA {_clock(_eta(record.elapsed_s, fraction))}" if fraction > 0 else ""
+        self._say(
+            f"step {record.step:,} epoch {record.epoch}: loss {record.loss:.3f}  ppl {record.ppl:.2f}  "
+            f"{record.target_tokens_per_s:,.0f} target tokens/s  lr {record.lr:.3g}  "
+            f"{_clock(record.elapsed_s)} elapsed{eta}"
         )
 
     def validation(self, record: ValidRecord) -> None:
         mark = "  [green]new best, saved[/]" if record.best else ""
-        self.progress.console.print(
-            f"validation at step {record.step:,}: {_scores(record.scores)}{mark}", highlight=False
-        )
+        self._say(f"validation at step {record.step:,}: {_scores(record.scores)}{mark}", markup=True)
 
     def warning(self, message: str) -> None:
-        self.progress.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        self._say(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
     def finish(self, record: EndRecord) -> None:
-        self.progress.stop()
+        if self.bar:
+            self.progress.stop()
+            self.bar = False
         stderr.print(
             f"stopped by {record.reason} after {record.steps:,} steps in {_clock(record.elapsed_s)}; "
             f"best {METRIC_LABELS[record.best_metric]} {record.best_score:.2f}",

@@ -5,6 +5,9 @@
                          chars.json for a character tokenizer)
     model.safetensors    the weights of the best checkpoint (no pickle)
     train_log.jsonl      one JSON record per log interval and validation
+    dev.src.txt          without data.dev: the dev pairs held out of data.train, one per line
+    dev.tgt.txt          (score the model on them: seqkit translate DIR DIR/dev.src.txt | seqkit
+                         evaluate -r DIR/dev.tgt.txt)
 
 Every file is written to a temporary name and renamed into place, so a killed process leaves either
 the old file or the new one, never half of one. The weights are written last: a directory without
@@ -30,6 +33,7 @@ from seqkit.errors import ConfigError, ModelDirError
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
+HELD_OUT_SRC, HELD_OUT_TGT = "dev.src.txt", "dev.tgt.txt"  # a dev set held out of data.train
 LOG = "train_log.jsonl"  # written and read by training/log.py
 CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
 
@@ -55,7 +59,7 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> N
     if not resume:
         model_dir.mkdir(parents=True, exist_ok=True)
         # a run killed before its first checkpoint may have left files of another tokenizer or model
-        for stale in (*TOKENIZER_FILES, WEIGHTS):
+        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT):
             (model_dir / stale).unlink(missing_ok=True)
         for name, data in tokenizer.files().items():
             atomic_write(model_dir / name, data)
@@ -63,6 +67,13 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> N
         # a run killed before naming its first checkpoint may have left an unnamed one
         shutil.rmtree(model_dir / CHECKPOINTS, ignore_errors=True)
     atomic_write(model_dir / CONFIG, config_lib.to_toml(cfg))
+
+
+def write_held_out(model_dir: Path, src: list[str], tgt: list[str]) -> None:
+    """The dev pairs held out of data.train (a language model's dev lines: tgt alone), one per line."""
+    if src:
+        atomic_write(model_dir / HELD_OUT_SRC, "".join(line + "\n" for line in src).encode("utf-8"))
+    atomic_write(model_dir / HELD_OUT_TGT, "".join(line + "\n" for line in tgt).encode("utf-8"))
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:

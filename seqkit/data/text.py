@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def _open_binary(path: Path | str):
     return open(path, "rb")
 
 
-def iter_lines(path: Path | str) -> Iterator[str]:
-    """Yield the lines of a UTF-8 file without their line ending. `-` reads stdin."""
+def iter_lines(path: Path | str, fixes: Counter | None = None) -> Iterator[str]:
+    """Yield the lines of a UTF-8 file without their line ending (LF or CRLF) and without a UTF-8 byte
+    order mark at their start. `-` reads stdin. `fixes` counts the lines that had a "bom" or a "cr"."""
     name = "<stdin>" if str(path) == "-" else str(path)
     try:
         stream = _open_binary(path)
@@ -36,12 +38,22 @@ def iter_lines(path: Path | str) -> Iterator[str]:
     try:
         for number, raw in enumerate(stream, start=1):
             try:
-                yield raw.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise DataError(
                     f"{name}:{number}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
                     "convert the file to UTF-8, e.g. with iconv"
                 ) from None
+            line = line.rstrip("\n")
+            if line.endswith("\r"):
+                line = line.rstrip("\r")
+                if fixes is not None:
+                    fixes["cr"] += 1
+            if line.startswith("\ufeff"):
+                line = line[1:]
+                if fixes is not None:
+                    fixes["bom"] += 1
+            yield line
     except (OSError, EOFError) as e:  # e.g. a truncated or fake .gz file
         raise DataError(f"{name}: cannot be read ({e}); check that the file is complete") from None
     finally:
@@ -49,13 +61,15 @@ def iter_lines(path: Path | str) -> Iterator[str]:
             stream.close()
 
 
-def read_lines(path: Path | str) -> list[str]:
-    return list(iter_lines(path))
+def read_lines(path: Path | str, fixes: Counter | None = None) -> list[str]:
+    return list(iter_lines(path, fixes))
 
 
-def read_parallel(src_path: Path | str, tgt_path: Path | str) -> tuple[list[str], list[str]]:
+def read_parallel(
+    src_path: Path | str, tgt_path: Path | str, fixes: Counter | None = None
+) -> tuple[list[str], list[str]]:
     """Read two line-aligned files; different line counts are an error naming both files."""
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    src, tgt = read_lines(src_path, fixes), read_lines(tgt_path, fixes)
     if len(src) != len(tgt):
         raise DataError(
             f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "

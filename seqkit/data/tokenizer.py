@@ -1,6 +1,7 @@
 """Tokenizers: SentencePiece subwords, or plain characters (char-rnn style).
 
-Special ids are fixed so that the model code can rely on them: pad 0, unk 1, bos 2, eos 3.
+Special ids are fixed so that the model code can rely on them: pad 0, unk 1, bos 2, eos 3. A
+SentencePiece model with other special ids (or none for pad) is mapped onto them (`SentencePieceSide`).
 A joint tokenizer uses one vocabulary for both sides; otherwise each side has its own.
 A tokenizer saves itself as files of a model directory (`files()`) and loads from them (`load_tokenizer`).
 """
@@ -24,8 +25,9 @@ SPM_JOINT, SPM_SRC, SPM_TGT, CHARS = "spm.model", "spm.src.model", "spm.tgt.mode
 TOKENIZER_FILES = (SPM_JOINT, SPM_SRC, SPM_TGT, CHARS)
 
 
-def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int) -> bytes:
-    """Train a SentencePiece model on `lines`; returns the serialized model."""
+def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int, vocab_size: int = 0) -> bytes:
+    """Train a SentencePiece model of `vocab_size` pieces (0: cfg.vocab_size) on `lines`; returns the
+    serialized model."""
     lines = [line for line in lines if line.strip()]
     if not lines:
         raise DataError("no non-empty training lines to train SentencePiece on; check data.train")
@@ -34,7 +36,7 @@ def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int) -
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
         model_writer=model,
-        vocab_size=cfg.vocab_size,
+        vocab_size=vocab_size or cfg.vocab_size,
         model_type=cfg.model_type,
         character_coverage=cfg.character_coverage,
         input_sentence_size=cfg.max_sentences,
@@ -52,19 +54,55 @@ def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int) -
 
 def _processor(model_bytes: bytes, name: str) -> spm.SentencePieceProcessor:
     try:
-        processor = spm.SentencePieceProcessor(model_proto=model_bytes)
+        return spm.SentencePieceProcessor(model_proto=model_bytes)
     except (RuntimeError, OSError) as e:
         raise ModelDirError(f"{name}: not a SentencePiece model ({e}); retrain or restore the file") from None
-    if (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) != (
-        PAD,
-        UNK,
-        BOS,
-        EOS,
-    ):
-        raise ModelDirError(
-            f"{name}: special ids must be pad=0 unk=1 bos=2 eos=3; train it with those ids or let seqkit train one"
-        )
-    return processor
+
+
+class SentencePieceSide:
+    """One SentencePiece model seen through seqkit's fixed ids: 0-3 are pad, unk, bos, eos, then come the
+    model's other pieces in the model's own order. A model trained by seqkit has its specials at 0-3 and
+    the mapping is the identity; any other model (sentencepiece's defaults unk=0 bos=1 eos=2 and no pad,
+    BPE, user-defined symbols) is mapped, a special the model lacks taking a seqkit id of its own."""
+
+    def __init__(self, model_bytes: bytes, name: str):
+        self.model_bytes, self.processor = model_bytes, _processor(model_bytes, name)
+        processor = self.processor
+        specials = (
+            processor.pad_id(),
+            processor.unk_id(),
+            processor.bos_id(),
+            processor.eos_id(),
+        )  # -1: none
+        taken = {i for i in specials if i >= 0}
+        others = [i for i in range(processor.get_piece_size()) if i not in taken]
+        self.to_spm = [*specials, *others]  # seqkit id -> the model's id (-1: a special it lacks)
+        self.from_spm = [0] * processor.get_piece_size()  # the model's id -> seqkit id
+        for ours, theirs in enumerate(self.to_spm):
+            if theirs >= 0:
+                self.from_spm[theirs] = ours
+        self.identity = self.to_spm == list(range(len(self.to_spm)))
+        self.vocab_size = len(self.to_spm)
+
+    def encode(self, lines: list[str]) -> list[list[int]]:
+        ids = self.processor.encode(lines, out_type=int)
+        if self.identity:
+            return ids
+        table = self.from_spm
+        return [[table[i] for i in row] for row in ids]
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        if self.identity:
+            return self.processor.decode(ids)
+        to_spm, unk = self.to_spm, self.processor.unk_id()
+        # specials the model lacks are dropped, as the model itself drops its control symbols
+        rows = [[to_spm[i] for i in row if to_spm[i] >= 0 or i == UNK] for row in ids]
+        return self.processor.decode([[unk if i < 0 else i for i in row] for row in rows])
+
+    def pieces(self, ids: list[int]) -> list[str]:
+        return [
+            self.processor.id_to_piece(self.to_spm[i]) if self.to_spm[i] >= 0 else SPECIALS[i] for i in ids
+        ]
 
 
 class Tokenizer(Protocol):
@@ -85,47 +123,45 @@ class Tokenizer(Protocol):
 
 
 class SentencePieceTokenizer:
-    """Source and target SentencePiece processors (the same one when joint)."""
+    """Source and target SentencePiece models (the same one when joint)."""
 
     def __init__(
         self, src_model: bytes, tgt_model: bytes | None = None, names: Sequence[str] = ("spm", "spm")
     ):
-        self.src_model = src_model
-        self.tgt_model = tgt_model  # None when joint
-        self.src = _processor(src_model, names[0])
-        self.tgt = self.src if tgt_model is None else _processor(tgt_model, names[1])
+        self.src = SentencePieceSide(src_model, names[0])
+        self.tgt = self.src if tgt_model is None else SentencePieceSide(tgt_model, names[1])
 
     @property
     def joint(self) -> bool:
-        return self.tgt_model is None
+        return self.tgt is self.src
 
     @property
     def src_vocab_size(self) -> int:
-        return self.src.get_piece_size()
+        return self.src.vocab_size
 
     @property
     def tgt_vocab_size(self) -> int:
-        return self.tgt.get_piece_size()
+        return self.tgt.vocab_size
 
     def encode_src(self, lines: list[str]) -> list[list[int]]:
-        return self.src.encode(lines, out_type=int)
+        return self.src.encode(lines)
 
     def encode_tgt(self, lines: list[str]) -> list[list[int]]:
-        return self.tgt.encode(lines, out_type=int)
+        return self.tgt.encode(lines)
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
         return self.tgt.decode(ids)
 
     def src_pieces(self, line: str) -> list[str]:
-        return self.src.encode(line, out_type=str)
+        return self.src.processor.encode(line, out_type=str)
 
     def tgt_pieces(self, ids: list[int]) -> list[str]:
-        return [self.tgt.id_to_piece(i) for i in ids]
+        return self.tgt.pieces(ids)
 
     def files(self) -> dict[str, bytes]:
-        if self.tgt_model is None:
-            return {SPM_JOINT: self.src_model}
-        return {SPM_SRC: self.src_model, SPM_TGT: self.tgt_model}
+        if self.joint:
+            return {SPM_JOINT: self.src.model_bytes}
+        return {SPM_SRC: self.src.model_bytes, SPM_TGT: self.tgt.model_bytes}
 
 
 class CharTokenizer:
@@ -195,18 +231,35 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     return SentencePieceTokenizer(src.read_bytes(), tgt.read_bytes(), names=(str(src), str(tgt)))
 
 
+def _read_model(path: str, key: str) -> SentencePieceSide:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataError(f"tokenizer.{key} = {path!r}: no such file; check the path") from None
+    except OSError as e:
+        raise DataError(f"tokenizer.{key} = {path!r}: cannot be read ({e.strerror})") from None
+    try:
+        return SentencePieceSide(data, path)
+    except ModelDirError:
+        raise DataError(
+            f"tokenizer.{key} = {path!r}: not a SentencePiece model; give a .model file written by "
+            "spm_train, or leave the key empty to let seqkit train one"
+        ) from None
+
+
 def build_tokenizer(src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
-    """Train (or load, if `cfg.model` is set) the tokenizer for a run."""
+    """Train the tokenizer for a run, or load the SentencePiece model(s) the config names."""
     if cfg.type == "char":
         return CharTokenizer.train(src_lines + tgt_lines)
     if cfg.model:
-        try:
-            with open(cfg.model, "rb") as f:
-                return SentencePieceTokenizer(f.read(), names=(cfg.model, cfg.model))
-        except FileNotFoundError:
-            raise DataError(f"tokenizer.model = {cfg.model!r}: no such file; check the path") from None
+        return SentencePieceTokenizer(_read_model(cfg.model, "model").model_bytes, names=(cfg.model,) * 2)
+    if cfg.src_model:
+        src, tgt = _read_model(cfg.src_model, "src_model"), _read_model(cfg.tgt_model, "tgt_model")
+        return SentencePieceTokenizer(src.model_bytes, tgt.model_bytes, names=(cfg.src_model, cfg.tgt_model))
     if cfg.joint:
         return SentencePieceTokenizer(train_sentencepiece(src_lines + tgt_lines, cfg, seed))
     return SentencePieceTokenizer(
-        train_sentencepiece(src_lines, cfg, seed), train_sentencepiece(tgt_lines, cfg, seed)
+        train_sentencepiece(src_lines, cfg, seed, cfg.src_vocab_size),
+        train_sentencepiece(tgt_lines, cfg, seed, cfg.tgt_vocab_size),
     )

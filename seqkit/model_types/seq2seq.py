@@ -76,10 +76,28 @@ def per_step(layer: str) -> bool:
     return layer.startswith("decoder.") and not layer.endswith(("key_layer", "bridge"))
 
 
+# start-record counts of what cleaning did, and how the start line names them
+CLEANING = (
+    ("empty_pairs", "empty"),
+    ("long_pairs", "longer than data.max_length"),
+    ("ratio_pairs", "outside data.max_length_ratio"),
+    ("duplicate_pairs", "duplicates"),
+)
+FIXES = (("bom_lines", "byte order marks"), ("cr_lines", "carriage returns"))
+
+
 def describe_data(data: dict[str, int]) -> str:
+    if "empty_pairs" in data:
+        skipped = ", ".join(f"{data[key]:,} {label}" for key, label in CLEANING if data.get(key))
+        fixed = ", ".join(f"{data[key]:,} {label}" for key, label in FIXES if data.get(key))
+        cleaning = f"skipped {data['skipped_pairs']:,}{': ' + skipped if skipped else ''}"
+        cleaning += f"; removed {fixed}" if fixed else ""
+    else:  # a log of seqkit 0.1
+        cleaning = f"{data['skipped_pairs']:,} too long or empty, skipped"
+    held_out = " held out of data.train" if data.get("dev_held_out") else ""
     return (
-        f"{data['train_pairs']:,} training pairs ({data['skipped_pairs']:,} too long or empty, skipped), "
-        f"{data['dev_pairs']:,} dev pairs; vocabulary {data['src_vocab']:,}/{data['tgt_vocab']:,}"
+        f"{data['train_pairs']:,} training pairs ({cleaning}), {data['dev_pairs']:,} dev pairs{held_out}; "
+        f"vocabulary {data['src_vocab']:,}/{data['tgt_vocab']:,}"
     )
 
 

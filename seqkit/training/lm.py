@@ -12,7 +12,7 @@ from pathlib import Path
 
 from seqkit import modeldir
 from seqkit.config import Config
-from seqkit.data.corpus import chunk, chunk_starts, read_text, stream_rows, token_stream
+from seqkit.data.corpus import chunk, chunk_starts, hold_out, read_text, stream_rows, token_stream
 from seqkit.data.tokenizer import build_tokenizer, load_tokenizer
 from seqkit.errors import DataError
 from seqkit.models.lm import RNNLanguageModel, detach_state
@@ -25,10 +25,18 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
     """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir` (or continue
     its latest checkpoint, with `resume`)."""
     world = start_run(cfg)
-    train_lines = read_text(cfg.data.train, cfg.data.tgt_lang, "data.train")
-    dev_lines = read_text(cfg.data.dev, cfg.data.tgt_lang, "data.dev")
+    train_lines = read_text(cfg, "train")
+    if cfg.data.dev:
+        dev_lines = read_text(cfg, "dev")
+    else:  # held out of data.train with the seed, as for a translation model
+        chosen = set(hold_out(len(train_lines), cfg.data.dev_size, cfg.train.seed))
+        dev_lines = [line for i, line in enumerate(train_lines) if i in chosen]
+        train_lines = [line for i, line in enumerate(train_lines) if i not in chosen]
     if not train_lines or not dev_lines:
-        raise DataError("data.train and data.dev must each have at least one non-empty line")
+        raise DataError(
+            "data.train and data.dev must each have at least one non-empty line (without data.dev, "
+            "data.train needs at least 10 lines to hold a dev set out of)"
+        )
     if resume:
         tokenizer = load_tokenizer(output_dir)
     else:
@@ -42,6 +50,8 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
     rows = data[world.rank :: world.size].to(world.device)  # this process's streams
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
+        if not cfg.data.dev:
+            modeldir.write_held_out(output_dir, [], dev_lines)
     model = RNNLanguageModel.from_config(cfg.model, tokenizer).to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     state = None

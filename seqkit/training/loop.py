@@ -34,6 +34,7 @@ from seqkit.training.log import (
     Record,
     Restored,
     StartRecord,
+    TrainRecord,
     ValidRecord,
     WarningRecord,
 )
@@ -56,6 +57,7 @@ class StepReport:
 class Reporter(Protocol):
     def start(self, record: StartRecord) -> None: ...
     def step(self, report: StepReport) -> None: ...
+    def interval(self, record: TrainRecord, fraction: float) -> None: ...  # every log_every steps
     def validation(self, record: ValidRecord) -> None: ...
     def finish(self, record: EndRecord) -> None: ...
     def warning(self, message: str) -> None: ...
@@ -68,6 +70,9 @@ class NullReporter:
         pass
 
     def step(self, report: StepReport) -> None:
+        pass
+
+    def interval(self, record: TrainRecord, fraction: float) -> None:
         pass
 
     def validation(self, record: ValidRecord) -> None:
@@ -252,7 +257,9 @@ class _Trainer:
             )
         )
         if progress.step % self.cfg.train.log_every == 0:
-            self.log(self.window.record(progress.step, progress.epoch + 1, lr, self.elapsed()))
+            record = self.window.record(progress.step, progress.epoch + 1, lr, self.elapsed())
+            self.log(record)
+            self.reporter.interval(record, self.limits.fraction(progress.step, record.elapsed_s))
             self.window = Window()
 
     def validate(self) -> None:
@@ -271,7 +278,9 @@ class _Trainer:
             )
             self.model.train()  # whatever validation did, training goes on in training mode
         record = self.world.from_main(record)  # every process keeps the same best score and schedule
-        improved = progress.record_validation(self.sign * record.score(self.metric))
+        # a tie of BLEU or chrF goes to the lower dev perplexity
+        tiebreak = -record.scores["ppl"] if self.metric != "ppl" and "ppl" in record.scores else -math.inf
+        improved = progress.record_validation(self.sign * record.score(self.metric), tiebreak)
         self.schedule.after_validation(progress.bad_validations)
         gradients, warnings = self.gradients.summary()
         if improved:

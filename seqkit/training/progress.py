@@ -24,6 +24,7 @@ class Progress:
     epoch: int = 0  # completed epochs
     position: int = 0  # batches of the current epoch already trained on
     best: float = -math.inf  # best validation score so far, sign-adjusted so that higher is better
+    best_tiebreak: float = -math.inf  # at that validation: minus the dev perplexity, for ties of BLEU/chrF
     validated_step: int = -1
     bad_validations: int = 0  # validations in a row without improvement (early stopping, plateau)
     best_step: int = -1  # the step whose weights are model.safetensors
@@ -32,10 +33,12 @@ class Progress:
     target_tokens: int = 0  # target tokens (EOS included, padding not) trained on, over all sessions
     step_s: float = 0.0  # time spent in training steps over all sessions (validation and set-up excluded)
 
-    def record_validation(self, score: float) -> bool:
-        """Count a validation whose sign-adjusted score is `score`; True when it is a new best."""
-        improved = score > self.best
-        self.best = max(self.best, score)
+    def record_validation(self, score: float, tiebreak: float = -math.inf) -> bool:
+        """Count a validation whose sign-adjusted score is `score`; True when it is a new best. A tie (dev
+        BLEU is 0.0 at every early validation of a short run) goes to the higher `tiebreak`."""
+        improved = score > self.best or (score == self.best and tiebreak > self.best_tiebreak)
+        if improved:
+            self.best, self.best_tiebreak = score, tiebreak
         self.bad_validations = 0 if improved else self.bad_validations + 1
         self.validated_step = self.step
         return improved

@@ -7,6 +7,7 @@ BLEU are kept. The loop itself is `loop.fit`.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ import torch
 from seqkit import modeldir
 from seqkit.config import Config
 from seqkit.data.batches import make_batch, training_batches
-from seqkit.data.corpus import ParallelIds, read_pairs, tokenize_parallel
+from seqkit.data.corpus import Cleaning, ParallelIds, RawSplits, dedupe, read_splits, tokenize_parallel
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding.search import decode_corpus
 from seqkit.errors import DataError, TrainingError
@@ -55,27 +56,46 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> DevS
     )
 
 
-def prepare_data(cfg: Config, tokenizer: Tokenizer | None) -> tuple[Tokenizer, ParallelIds, ParallelIds, int]:
-    """Read train and dev, build the tokenizer (unless given), tokenize: (tokenizer, train, dev, skipped pairs)."""
-    train_src, train_tgt = read_pairs(cfg, "train")
-    dev_src, dev_tgt = read_pairs(cfg, "dev")
+@dataclass
+class PreparedData:
+    tokenizer: Tokenizer
+    train: ParallelIds
+    dev: ParallelIds
+    raw: RawSplits  # the text they came from (dev_src / dev_tgt are written out when held out)
+    cleaning: Cleaning
+
+
+def prepare_data(cfg: Config, tokenizer: Tokenizer | None) -> PreparedData:
+    """Read train and dev (or hold dev out of train), clean, build the tokenizer (unless given), tokenize."""
+    cleaning = Cleaning()
+    raw = read_splits(cfg, cleaning)
+    train_src, train_tgt = raw.train_src, raw.train_tgt
+    if cfg.data.dedupe:
+        train_src, train_tgt, cleaning.duplicates = dedupe(train_src, train_tgt)
     tokenizer = tokenizer or build_tokenizer(train_src, train_tgt, cfg.tokenizer, cfg.train.seed)
-    train_data = tokenize_parallel(tokenizer, train_src, train_tgt, cfg.data.max_length)
-    dev = tokenize_parallel(tokenizer, dev_src, dev_tgt, None)
+    data = cfg.data
+    train_data = tokenize_parallel(
+        tokenizer, train_src, train_tgt, data.max_length, data.max_length_ratio, cleaning
+    )
+    dev = tokenize_parallel(tokenizer, raw.dev_src, raw.dev_tgt, None)
     if not train_data.src or not dev.src:
         raise DataError(
-            f"no usable sentence pairs in data.train or data.dev (after data.max_length = {cfg.data.max_length})"
+            f"no usable sentence pairs in data.train or data.dev ({cleaning.skipped:,} skipped as empty, "
+            f"longer than data.max_length = {data.max_length} or otherwise cleaned); check the files"
         )
-    return tokenizer, train_data, dev, len(train_src) - len(train_data.src)
+    return PreparedData(tokenizer, train_data, dev, raw, cleaning)
 
 
 def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> EndRecord:
     """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`);
     returns the closing record."""
     world = start_run(cfg)
-    tokenizer, train_data, dev, skipped = prepare_data(cfg, load_tokenizer(output_dir) if resume else None)
+    prepared = prepare_data(cfg, load_tokenizer(output_dir) if resume else None)
+    tokenizer, train_data, dev = prepared.tokenizer, prepared.train, prepared.dev
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
+        if prepared.raw.held_out:  # the split, to reproduce it and to score the model on it later
+            modeldir.write_held_out(output_dir, prepared.raw.dev_src, prepared.raw.dev_tgt)
     model = Seq2Seq.from_config(cfg.model, tokenizer).to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
@@ -100,8 +120,9 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         default_metric="bleu",
         data={
             "train_pairs": len(train_data.src),
-            "skipped_pairs": skipped,
+            **prepared.cleaning.counts(),
             "dev_pairs": len(dev.src),
+            "dev_held_out": int(prepared.raw.held_out),
             "src_vocab": tokenizer.src_vocab_size,
             "tgt_vocab": tokenizer.tgt_vocab_size,
         },
