@@ -247,12 +247,20 @@ def show_config(
     sys.stdout.write(config_lib.commented_toml(config_lib.load(config, overrides or [])))
 
 
-def _input_lines(inputs: list[Path] | None):
-    """Lines of every input file in turn, or of stdin."""
+def _input_lines(inputs: list[Path] | None, column: int | None = None):
+    """Lines of every input file in turn, or of stdin; with `column`, that column of tab-separated lines."""
+    from seqkit.data.formats import iter_column
     from seqkit.data.text import iter_lines
 
+    if column is not None and column < 1:
+        raise ConfigError(f"--column {column}: columns count from 1")
     for path in inputs or [Path("-")]:
-        yield from iter_lines(path)
+        yield from (iter_column(path, column) if column else iter_lines(path))
+
+
+def _typed(inputs: list[Path] | None) -> bool:
+    """Whether a person types the input (stdin on a terminal): then each line is answered at once."""
+    return not inputs and sys.stdin.isatty()
 
 
 def _write_lines(lines, output: Path | None) -> None:
@@ -320,6 +328,10 @@ def translate(
             help="int8 linear and GRU/LSTM layers (CPU only): faster, BLEU cost in bench/README.md."
         ),
     ] = False,
+    column: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Translate column N (from 1) of tab-separated input lines."),
+    ] = None,
     attention: Annotated[
         Path | None,
         typer.Option(
@@ -357,10 +369,11 @@ def translate(
         raise ConfigError(
             f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
         )
-    lines = _input_lines(inputs)
+    lines = _input_lines(inputs, column)
+    chunk_lines = 1 if _typed(inputs) else None
     if nbest or attention:
         translations = inference.translate_nbest_stream(
-            model, tokenizer, lines, decode, attention is not None
+            model, tokenizer, lines, decode, attention is not None, chunk_lines
         )
         if attention:
             from seqkit.viz import reports
@@ -370,7 +383,7 @@ def translate(
             nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in translations
         )
     else:
-        results = inference.translate_stream(model, tokenizer, lines, decode)
+        results = inference.translate_stream(model, tokenizer, lines, decode, chunk_lines)
     with autocast:
         _write_lines(results, output)
 
@@ -481,8 +494,19 @@ def evaluate(
         list[str] | None, typer.Option("--name", metavar="NAME", help="A label for each --hyp, in order.")
     ] = None,
     metrics: Annotated[
-        str, typer.Option("--metrics", "-m", metavar="LIST", help="Comma-separated: bleu,chrf,ter.")
-    ] = "bleu,chrf,ter",
+        list[str] | None,
+        typer.Option(
+            "--metrics",
+            "-m",
+            metavar="METRIC...",
+            help="bleu, chrf, ter: `-m bleu chrf` or `-m bleu,chrf`. [default: all three]",
+        ),
+    ] = None,
+    more_metrics: Annotated[list[str] | None, typer.Argument(hidden=True, metavar="[METRIC]...")] = None,
+    column: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="The references are column N (from 1) of tab-separated files."),
+    ] = None,
     model_dir: Annotated[
         Path | None,
         typer.Option(
@@ -497,17 +521,28 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.")] = False,
     device: DeviceOption = "auto",
 ) -> None:
-    """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref."""
+    """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref.
+    Without -i or --model, the hypotheses are read from stdin: `seqkit translate M < src | seqkit evaluate
+    -r ref`."""
     from seqkit import console, model_types
     from seqkit.scoring.evaluation import score_systems
 
+    if more_metrics and not metrics:
+        raise DataError(
+            f"unexpected argument {more_metrics[0]!r}: give system output with -i FILE (or on stdin)"
+        )
     if not references:
         raise DataError("--ref is required: give the reference file(s) with -r")
+    if column is not None and column < 1:
+        raise ConfigError(f"--column {column}: columns count from 1")
     if not hypotheses and model_dir is None:
-        raise DataError(
-            "nothing to evaluate: give system output with -i, or a model with --model and --source"
-        )
-    rows = score_systems(hypotheses, references, names or [], metrics) if hypotheses else []
+        if sys.stdin.isatty():
+            raise DataError(
+                "nothing to evaluate: give system output with -i or on stdin, or a model with --model"
+            )
+        hypotheses = [Path("-")]
+    chosen = [*(metrics or ["bleu,chrf,ter"]), *(more_metrics or [])]
+    rows = score_systems(hypotheses, references, names or [], chosen, column) if hypotheses else []
     perplexity = None
     if model_dir is not None:
         from seqkit.runtime import devices

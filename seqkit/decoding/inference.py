@@ -79,25 +79,38 @@ def translate_lines(model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeCo
 
 
 def in_chunks(
-    lines: Iterable[str], cfg: DecodeConfig, process: Callable[[list[str]], list[Result]]
+    lines: Iterable[str],
+    cfg: DecodeConfig,
+    process: Callable[[list[str]], list[Result]],
+    chunk_lines: int | None = None,
 ) -> Iterator[Result]:
-    """Apply `process` to chunks of `lines` and yield its results one by one, in order."""
+    """Apply `process` to chunks of `lines` (of `chunk_lines`, default batch_size x CHUNK_BATCHES) and
+    yield its results one by one, in order. A person typing wants chunks of 1: each line answered at once."""
     lines = iter(lines)
-    chunk_size = cfg.batch_size * CHUNK_BATCHES
+    chunk_size = chunk_lines or cfg.batch_size * CHUNK_BATCHES
     while chunk := list(islice(lines, chunk_size)):
         yield from process(chunk)
 
 
-def translate_stream(model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig) -> Iterator[str]:
+def translate_stream(
+    model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig, chunk_lines: int | None = None
+) -> Iterator[str]:
     """Yield one translation per input line, in input order, chunk by chunk."""
-    return in_chunks(lines, cfg, lambda chunk: translate_lines(model, tokenizer, chunk, cfg))
+    return in_chunks(lines, cfg, lambda chunk: translate_lines(model, tokenizer, chunk, cfg), chunk_lines)
 
 
 def translate_nbest_stream(
-    model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig, with_attention: bool = False
+    model,
+    tokenizer: Tokenizer,
+    lines: Iterable[str],
+    cfg: DecodeConfig,
+    with_attention: bool = False,
+    chunk_lines: int | None = None,
 ) -> Iterator[list[Translation]]:
     """`translate_nbest` as a stream: each input line's translations, in input order, chunk by chunk."""
-    return in_chunks(lines, cfg, lambda chunk: translate_nbest(model, tokenizer, chunk, cfg, with_attention))
+    return in_chunks(
+        lines, cfg, lambda chunk: translate_nbest(model, tokenizer, chunk, cfg, with_attention), chunk_lines
+    )
 
 
 def _continuation(tokenizer, prompt_ids: list[int], generated: list[int]) -> str:
