@@ -655,11 +655,20 @@ def inspect(
 def info(
     model_dir: ModelDirArgument,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables.")] = False,
+    vocab: Annotated[
+        bool,
+        typer.Option(
+            "--vocab", help="The whole vocabulary instead: id, piece, and its count in the training data."
+        ),
+    ] = False,
 ) -> None:
     """Layers with output shapes and parameter counts, vocabulary, training summary and file sizes."""
     from seqkit import console
     from seqkit.viz import summary
 
+    if vocab:
+        console.print_vocabulary(summary.vocabulary(model_dir), as_json)
+        return
     console.print_info(summary.summarize(model_dir), as_json)
 
 

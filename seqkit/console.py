@@ -218,3 +218,16 @@ def print_info(info: dict, as_json: bool) -> None:
             if key.endswith("_signature"):
                 out.print(f"  {key.removesuffix('_signature')} signature: {value}")
     out.print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in info["files"].items()))
+
+
+def print_vocabulary(vocab: dict, as_json: bool) -> None:
+    """`seqkit info --vocab` on stdout: `id<TAB>piece<TAB>count` per line (a side's name first when the
+    sides have their own vocabularies), or one JSON object."""
+    if as_json:
+        sys.stdout.write(json.dumps(vocab, indent=2, ensure_ascii=False) + "\n")
+        return
+    for side, rows in vocab["vocabulary"].items():
+        prefix = "" if vocab["joint"] else f"{side}\t"
+        for row in rows:
+            count = "-" if row["count"] is None else str(row["count"])
+            sys.stdout.write(f"{prefix}{row['id']}\t{row['piece']}\t{count}\n")

@@ -5,6 +5,7 @@
                          chars.json for a character tokenizer)
     model.safetensors    the weights of the best checkpoint (no pickle)
     train_log.jsonl      one JSON record per log interval and validation
+    vocab_counts.json    how often each piece occurs in the training data (`seqkit info --vocab`)
     dev.src.txt          without data.dev: the dev pairs held out of data.train, one per line
     dev.tgt.txt          (score the model on them: seqkit translate DIR DIR/dev.src.txt | seqkit
                          evaluate -r DIR/dev.tgt.txt)
@@ -16,6 +17,7 @@ them is an unfinished run, and `read_weights` says so.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -33,6 +35,7 @@ from seqkit.errors import ConfigError, ModelDirError
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
+VOCAB_COUNTS = "vocab_counts.json"  # how often each piece occurs in the training data, per side
 HELD_OUT_SRC, HELD_OUT_TGT = "dev.src.txt", "dev.tgt.txt"  # a dev set held out of data.train
 LOG = "train_log.jsonl"  # written and read by training/log.py
 CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
@@ -59,7 +62,7 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> N
     if not resume:
         model_dir.mkdir(parents=True, exist_ok=True)
         # a run killed before its first checkpoint may have left files of another tokenizer or model
-        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT):
+        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS):
             (model_dir / stale).unlink(missing_ok=True)
         for name, data in tokenizer.files().items():
             atomic_write(model_dir / name, data)
@@ -74,6 +77,26 @@ def write_held_out(model_dir: Path, src: list[str], tgt: list[str]) -> None:
     if src:
         atomic_write(model_dir / HELD_OUT_SRC, "".join(line + "\n" for line in src).encode("utf-8"))
     atomic_write(model_dir / HELD_OUT_TGT, "".join(line + "\n" for line in tgt).encode("utf-8"))
+
+
+def write_vocab_counts(
+    model_dir: Path, src: list[list[int]], tgt: list[list[int]], sizes: tuple[int, int]
+) -> None:
+    """How often each id occurs in the training data (src empty for a language model), for `info --vocab`."""
+    counts = {}
+    for side, rows, size in (("src", src, sizes[0]), ("tgt", tgt, sizes[1])):
+        if rows:
+            flat = torch.tensor([i for row in rows for i in row], dtype=torch.long)
+            counts[side] = torch.bincount(flat, minlength=size).tolist()
+    atomic_write(model_dir / VOCAB_COUNTS, json.dumps(counts).encode("utf-8"))
+
+
+def read_vocab_counts(model_dir: Path) -> dict[str, list[int]]:
+    """{"src": [...], "tgt": [...]} by id; {} for a model trained before seqkit kept them."""
+    try:
+        return json.loads((model_dir / VOCAB_COUNTS).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:

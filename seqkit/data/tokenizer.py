@@ -119,6 +119,7 @@ class Tokenizer(Protocol):
     def decode_tgt(self, ids: list[list[int]]) -> list[str]: ...
     def src_pieces(self, line: str) -> list[str]: ...  # the pieces of a source line
     def tgt_pieces(self, ids: list[int]) -> list[str]: ...  # the pieces of target ids
+    def src_id_pieces(self, ids: list[int]) -> list[str]: ...  # the pieces of source ids
     def files(self) -> dict[str, bytes]: ...  # file name in a model directory -> contents
 
 
@@ -157,6 +158,9 @@ class SentencePieceTokenizer:
 
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         return self.tgt.pieces(ids)
+
+    def src_id_pieces(self, ids: list[int]) -> list[str]:
+        return self.src.pieces(ids)
 
     def files(self) -> dict[str, bytes]:
         if self.joint:
@@ -203,6 +207,9 @@ class CharTokenizer:
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         first = len(SPECIALS)
         return [self.chars[i - first] if i >= first else SPECIALS[i] for i in ids]
+
+    def src_id_pieces(self, ids: list[int]) -> list[str]:
+        return self.tgt_pieces(ids)
 
     def files(self) -> dict[str, bytes]:
         return {CHARS: json.dumps(self.chars, ensure_ascii=False).encode("utf-8")}

@@ -94,6 +94,8 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
     tokenizer, train_data, dev = prepared.tokenizer, prepared.train, prepared.dev
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
+        vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+        modeldir.write_vocab_counts(output_dir, train_data.src, train_data.tgt, vocab_sizes)
         if prepared.raw.held_out:  # the split, to reproduce it and to score the model on it later
             modeldir.write_held_out(output_dir, prepared.raw.dev_src, prepared.raw.dev_tgt)
     model = Seq2Seq.from_config(cfg.model, tokenizer).to(world.device)

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seqkit import model_types
-from seqkit.data.tokenizer import SPECIALS
+from seqkit import model_types, modeldir
+from seqkit.data.tokenizer import SPECIALS, load_tokenizer
 from seqkit.model_types.base import ModelType
 from seqkit.models.attention import ATTENTIONS
 from seqkit.training import log as training_log
@@ -123,6 +123,28 @@ def _file_sizes(model_dir: Path) -> dict[str, int]:
 def _pieces(tokenizer, vocab_size: int) -> list[str]:
     ids = list(range(len(SPECIALS), min(vocab_size, len(SPECIALS) + SAMPLE_PIECES)))
     return tokenizer.tgt_pieces(ids)
+
+
+def vocabulary(model_dir: Path | str) -> dict:
+    """`seqkit info --vocab`: every id of each side's vocabulary, its piece, and how often it occurs in
+    the training data (None for a model trained before seqkit counted)."""
+    model_dir = Path(model_dir)
+    modeldir.require_directory(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    counts = modeldir.read_vocab_counts(model_dir)
+    sides = {"target": ("tgt", tokenizer.tgt_vocab_size, tokenizer.tgt_pieces)}
+    if not tokenizer.joint:
+        sides = {"source": ("src", tokenizer.src_vocab_size, tokenizer.src_id_pieces), **sides}
+    table = {}
+    for side, (key, size, pieces) in sides.items():
+        side_counts = counts.get(key)
+        if tokenizer.joint and "src" in counts and side_counts:  # one vocabulary: both sides' counts
+            side_counts = [a + b for a, b in zip(counts["src"], side_counts, strict=True)]
+        table[side] = [
+            {"id": i, "piece": piece, "count": side_counts[i] if side_counts else None}
+            for i, piece in enumerate(pieces(list(range(size))))
+        ]
+    return {"model_dir": str(model_dir), "joint": tokenizer.joint, "vocabulary": table}
 
 
 def summarize(model_dir: Path | str) -> dict:
