@@ -97,18 +97,38 @@ def attention_size(source: int, output: int) -> tuple[float, float]:
     return (min(40.0, 2.5 + 0.28 * source), min(40.0, 2.0 + 0.28 * output))
 
 
+def _label_font(count: int, inches: float) -> float:
+    """A tick-label font size (points) that fits `count` labels along `inches`, at most 8 points."""
+    return max(2.0, min(8.0, 0.75 * 72 * inches / max(1, count)))
+
+
 def attention_figure(attention: AttentionMap, title: str = ""):
-    """Heatmap: source pieces across, output pieces down, weight 0 white to 1 dark."""
-    figure = _figure(attention_size(len(attention.source), len(attention.output)))
+    """Heatmap: source pieces across, output pieces down, every one labelled; the colour runs from white
+    at 0 to dark at the largest weight in the map (a weak model's weights never near 1 would otherwise
+    draw an almost white picture), and the colour bar says so."""
+    width, height = attention_size(len(attention.source), len(attention.output))
+    figure = _figure((width, height))
     ax = figure.subplots()
-    image = ax.imshow(attention.weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-    _label_ticks(ax, "x", attention.source)
-    _label_ticks(ax, "y", attention.output)
-    ax.set_xlabel("source")
-    ax.set_ylabel("output")
-    if title:
-        ax.set_title(title, fontsize="small")
-    figure.colorbar(image, ax=ax, fraction=0.04)
+    largest = max((w for row in attention.weights for w in row), default=0.0)
+    vmax = max(largest, 1e-6)
+    image = ax.imshow(attention.weights, cmap="Greys", vmin=0.0, vmax=vmax, aspect="auto")
+    ax.set_xticks(
+        range(len(attention.source)),
+        attention.source,
+        rotation=90,
+        fontsize=_label_font(len(attention.source), width - 2.5),
+    )
+    ax.set_yticks(
+        range(len(attention.output)),
+        attention.output,
+        fontsize=_label_font(len(attention.output), height - 2.0),
+    )
+    ax.set_xlabel("source piece")
+    ax.set_ylabel("output piece (in the order produced)")
+    heading = "attention: where each output piece looked in the source (each row sums to 1)"
+    ax.set_title(f"{title}: {heading}" if title else heading, fontsize="small")
+    bar = figure.colorbar(image, ax=ax, fraction=0.04)
+    bar.set_label(f"attention weight (0 to the largest here, {largest:.3f})", fontsize="small")
     figure.tight_layout()
     return figure
 
@@ -167,14 +187,37 @@ def trajectory_figure(inspection: Inspection):
         points, shares = principal_components(layer.hidden)
         xs, ys = points[:, 0].tolist(), points[:, 1].tolist()
         ax.plot(xs, ys, "-", color="0.6", linewidth=1)
-        ax.scatter(xs, ys, c=range(len(xs)), cmap="viridis", s=18, zorder=3)
-        for x, y, token in zip(xs, ys, layer.tokens, strict=True):
-            ax.annotate(token, (x, y), fontsize=7, xytext=(2, 2), textcoords="offset points")
-        ax.set_title(layer.name, fontsize="small")
+        dots = ax.scatter(xs, ys, c=range(len(xs)), cmap="viridis", s=18, zorder=3)
+        for index in _spread_labels(xs, ys):
+            ax.annotate(layer.tokens[index], (xs[index], ys[index]), fontsize=7, xytext=(2, 2),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_title(f"{layer.name}: hidden state, first two principal components", fontsize="small")
         ax.set_xlabel(f"PC1 ({shares[0]:.0%} of variance)")
         ax.set_ylabel(f"PC2 ({shares[1]:.0%})")
+        bar = figure.colorbar(dots, ax=ax, fraction=0.05)
+        bar.set_label("step (time: dark first, light last)", fontsize="small")
     figure.tight_layout()
     return figure
+
+
+# a label is left out when it would start within this share of the axes' width and height of one shown
+# (labels run to the right: a short piece in 7 points takes about a tenth of a panel's width)
+LABEL_SPACING = (0.12, 0.05)
+
+
+def _spread_labels(xs: list[float], ys: list[float]) -> list[int]:
+    """The points to label, in step order: each clear of every label already placed (LABEL_SPACING), so
+    that a trajectory that circles one spot shows its first visit only."""
+    if not xs:
+        return []
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    placed: list[int] = []
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        apart_x, apart_y = LABEL_SPACING
+        if all(abs(x - xs[j]) / span_x > apart_x or abs(y - ys[j]) / span_y > apart_y for j in placed):
+            placed.append(i)
+    return placed
 
 
 def principal_components(hidden: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
