@@ -183,7 +183,8 @@ def train(
     Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
     from seqkit import console, model_types, modeldir
-    from seqkit.training import checkpoint, distributed
+    from seqkit.runtime import distributed
+    from seqkit.training import checkpoint
     from seqkit.training.loop import TrainingInterrupted
 
     if output is not None and resume is not None and output != resume:
@@ -341,12 +342,19 @@ def translate(
         ),
     ] = None,
 ) -> None:
-    """Translate text, one output line per input line, in order."""
+    """Translate text, one output line per input line, in order. Under torchrun, the processes share the
+    lines of the input files and write one --output in input order."""
     from seqkit import model_types
-    from seqkit.decoding import inference
-    from seqkit.runtime import devices
+    from seqkit.decoding import inference, sharded
+    from seqkit.runtime import devices, distributed
 
-    target = devices.resolve(device)
+    target = devices.resolve(device, distributed.local_rank())
+    sharing = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if sharing and (output is None or not inputs or attention is not None):
+        raise ConfigError(
+            "under torchrun, translate shares out the lines of input files into one --output FILE: give "
+            "both (and no --attention)"
+        )
     if quantize and target.type != "cpu":
         raise ConfigError(
             "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
@@ -371,6 +379,10 @@ def translate(
         )
     lines = _input_lines(inputs, column)
     chunk_lines = 1 if _typed(inputs) else None
+    world = distributed.join(target) if sharing else distributed.SINGLE
+    if sharing:
+        torch_threads(distributed.threads_per_process())
+        lines = sharded.shard(lines, world)
     if nbest or attention:
         translations = inference.translate_nbest_stream(
             model, tokenizer, lines, decode, attention is not None, chunk_lines
@@ -384,8 +396,27 @@ def translate(
         )
     else:
         results = inference.translate_stream(model, tokenizer, lines, decode, chunk_lines)
-    with autocast:
-        _write_lines(results, output)
+    if not sharing:
+        with autocast:
+            _write_lines(results, output)
+        return
+    assert output is not None
+    together = False
+    try:
+        with autocast:
+            sharded.write_part(output, world, results)
+        world.barrier()  # every part complete
+        if world.is_main:
+            sharded.merge(output, world)
+        together = True
+    finally:
+        distributed.leave(together)
+
+
+def torch_threads(count: int) -> None:
+    import torch
+
+    torch.set_num_threads(count)
 
 
 def nbest_json(options) -> str:

@@ -23,10 +23,10 @@ import torch
 from seqkit import modeldir
 from seqkit.config import Config
 from seqkit.errors import ConfigError, ModelDirError, TrainingError
-from seqkit.runtime import devices
-from seqkit.training import checkpoint, distributed
+from seqkit.runtime import devices, distributed
+from seqkit.runtime.distributed import SINGLE, World
+from seqkit.training import checkpoint
 from seqkit.training import log as training_log
-from seqkit.training.distributed import SINGLE, World
 from seqkit.training.gradients import GradientMonitor
 from seqkit.training.log import (
     EndRecord,

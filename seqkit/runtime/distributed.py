@@ -1,9 +1,10 @@
-"""Data-parallel training over processes started by `torchrun` (torch.distributed: gloo on CPU, nccl on
-CUDA, one GPU per process).
+"""Processes started by `torchrun` (torch.distributed: gloo on CPU, nccl on CUDA, one GPU per process),
+on one machine or several.
 
-Every process holds the whole model and data and trains on its share of every batch; the gradients are
-averaged by DistributedDataParallel. Only the first process (rank 0) writes files, reports and validates;
-its decisions (stop, validation results) are broadcast so that every process takes the same steps.
+Training: every process holds the whole model and data and trains on its share of every batch; the
+gradients are averaged by DistributedDataParallel. Only the first process (rank 0) writes files, reports
+and validates; its decisions (stop, validation results) are broadcast so that every process takes the
+same steps. Translation: each process translates its share of the lines (decoding/sharded.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class World:
         dist.all_reduce(totals)
         return totals.tolist()
 
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
     def from_main(self, value: Any) -> Any:
         """Rank 0's `value`, on every process."""
         if self.size == 1:
@@ -71,6 +76,12 @@ def join(device: torch.device) -> World:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return World(dist.get_rank(), dist.get_world_size(), device)
+
+
+def threads_per_process() -> int:
+    """CPU threads for each of the processes torchrun started on this machine: the cores shared out."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, (os.cpu_count() or 1) // local)
 
 
 def leave(together: bool) -> None:

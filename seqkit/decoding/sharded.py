@@ -1,0 +1,69 @@
+"""Translating one large file with the processes torchrun starts (back-translation of a corpus):
+
+    torchrun --nproc-per-node N -m seqkit translate MODEL IN -o OUT
+
+Process r translates lines r, r + N, r + 2N, ... and writes them, in that order, to a part file beside
+OUT. When every part is complete, the first process interleaves them into OUT (line i is the
+(i // N)-th line of part i % N), written to a temporary name and renamed: OUT appears whole, in input
+order, or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+from seqkit.runtime.distributed import World
+
+
+def shard(lines: Iterable[str], world: World) -> Iterator[str]:
+    """This process's share of the lines: every size-th one from its rank on."""
+    return islice(lines, world.rank, None, world.size)
+
+
+def part_path(output: Path, rank: int) -> Path:
+    return output.with_name(f".{output.name}.part-{rank}.tmp")
+
+
+def write_part(output: Path, world: World, results: Iterable[str]) -> None:
+    """This process's translations, one per line, into its part file."""
+    path = part_path(output, world.rank)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            for line in results:
+                f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _interleaved(parts: list) -> Iterator[bytes]:
+    while True:
+        for part in parts:
+            line = part.readline()
+            if not line:  # the shares differ by at most one line, and the later ranks' are the shorter
+                return
+            yield line
+
+
+def merge(output: Path, world: World) -> None:
+    """On the first process: the parts interleaved into `output`, in input order; the parts removed."""
+    paths = [part_path(output, rank) for rank in range(world.size)]
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    parts = [open(path, "rb") for path in paths]
+    try:
+        with open(tmp, "wb") as f:
+            f.writelines(_interleaved(parts))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+        for part in parts:
+            part.close()
+        for path in paths:
+            path.unlink(missing_ok=True)
