@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-scale lint check clean
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ bench: install
 
 bench-full: install
 	$(BIN)/python bench/run.py --mode full
+
+# Corpora of 30k to 3M pairs (the bundled one repeated): time to the first step, peak RSS, tokens/s
+# (bench/scale.py; about 15 minutes). Results: bench/results-scale.{json,md}.
+bench-scale: install
+	$(BIN)/python bench/scale.py
 
 # Style (ruff, also over bench/) and types (mypy on seqkit/, settings in pyproject.toml).
 lint: install

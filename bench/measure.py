@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,11 @@ def run(
     stop_after_s: float | None = None,
     stop_signal: int = signal.SIGINT,
     cwd: Path | None = None,
+    on_poll: Callable[[float], None] | None = None,
 ) -> Run:
     """Run `command` with stdout and stderr into `log`; after `stop_after_s` send `stop_signal` (the
-    command is expected to save and exit), and kill it 300 s later if it has not."""
+    command is expected to save and exit), and kill it 300 s later if it has not. `on_poll(elapsed)` is
+    called about every 50 ms while it runs."""
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with open(log, "wb") as out:
@@ -47,7 +50,9 @@ def run(
                 signalled = True
             if signalled and elapsed > stop_after_s + 300:
                 process.kill()
-            time.sleep(0.2)
+            if on_poll is not None:
+                on_poll(elapsed)
+            time.sleep(0.05)
     process.returncode = os.waitstatus_to_exitcode(status)
     return Run(process.returncode, time.monotonic() - start, usage.ru_maxrss / 1024)
 

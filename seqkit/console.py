@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from rich import box
 from rich.console import Console
@@ -24,6 +25,7 @@ VALIDATION_SCORES = (
     ("bleu", "BLEU", 2),
     ("chrf", "chrF", 2),
 )
+TOKENIZING_EVERY = 10.0  # seconds between the lines that say how far tokenization is
 METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
 METRIC_LABELS = {name: label for name, label, _ in VALIDATION_SCORES}
 
@@ -65,6 +67,7 @@ class TrainingProgress:
         )
         self.task = TaskID(0)  # the bar's task, added by start
         self.bar = False  # whether the bar is drawn
+        self.last_tokenizing = time.monotonic()
 
     def _say(self, text: str, markup: bool = False) -> None:
         if not self.quiet:
@@ -87,6 +90,13 @@ class TrainingProgress:
             self.progress.start()
             self.task = self.progress.add_task("", total=1.0)
             self.bar = True
+
+    def tokenizing(self, pairs: int) -> None:
+        """A line at most every TOKENIZING_EVERY seconds while a large corpus is tokenized."""
+        now = time.monotonic()
+        if now - self.last_tokenizing >= TOKENIZING_EVERY:
+            self._say(f"tokenized {pairs:,} training pairs")
+            self.last_tokenizing = now
 
     def step(self, report: StepReport) -> None:
         if not self.bar:

@@ -23,6 +23,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
@@ -80,14 +81,14 @@ def write_held_out(model_dir: Path, src: list[str], tgt: list[str]) -> None:
 
 
 def write_vocab_counts(
-    model_dir: Path, src: list[list[int]], tgt: list[list[int]], sizes: tuple[int, int]
+    model_dir: Path, src: np.ndarray | None, tgt: np.ndarray, sizes: tuple[int, int]
 ) -> None:
-    """How often each id occurs in the training data (src empty for a language model), for `info --vocab`."""
+    """How often each id occurs in the training data's ids (no src for a language model), for `info
+    --vocab`."""
     counts = {}
-    for side, rows, size in (("src", src, sizes[0]), ("tgt", tgt, sizes[1])):
-        if rows:
-            flat = torch.tensor([i for row in rows for i in row], dtype=torch.long)
-            counts[side] = torch.bincount(flat, minlength=size).tolist()
+    for side, ids, size in (("src", src, sizes[0]), ("tgt", tgt, sizes[1])):
+        if ids is not None:
+            counts[side] = np.bincount(np.asarray(ids, dtype=np.int64), minlength=size).tolist()
     atomic_write(model_dir / VOCAB_COUNTS, json.dumps(counts).encode("utf-8"))
 
 

@@ -8,6 +8,7 @@ of similar length share a batch (little padding) while every epoch still sees a 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,7 @@ import torch
 from seqkit.data.tokenizer import BOS, EOS, PAD
 
 POOL_BATCHES = 100
+Rows = Sequence[list[int]]  # sequences of token ids: lists, or data.arrays.TokenArrays
 
 
 @dataclass
@@ -44,7 +46,7 @@ def _pad(seqs: list[list[int]]) -> torch.Tensor:
     return out
 
 
-def make_batch(src: list[list[int]], tgt: list[list[int]] | None, indices: list[int]) -> Batch:
+def make_batch(src: Rows, tgt: Rows | None, indices: list[int]) -> Batch:
     """Tensors for examples `indices` of `src` (and `tgt`); EOS/BOS are added here."""
     src_seqs = [src[i] + [EOS] for i in indices]
     tgt_in = tgt_out = None

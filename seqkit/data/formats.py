@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from itertools import zip_longest
 from pathlib import Path
 
 from seqkit.config import DataConfig
@@ -81,21 +82,55 @@ def _existing(spec: str, option: str) -> Path:
     return path
 
 
-def read_pairs(
+def files(spec: str, cfg: DataConfig, option: str) -> list[Path]:
+    """The files a corpus is read from (for the cache key of its token arrays)."""
+    if detect(spec, cfg) == "parallel":
+        return [corpus_file(spec, cfg.src_lang, option), corpus_file(spec, cfg.tgt_lang, option)]
+    return [_existing(spec, option)]
+
+
+def _aligned(src_path: Path, tgt_path: Path, fixes: Counter | None) -> Iterator[tuple[str, str]]:
+    count = 0
+    for count, (source, target) in enumerate(
+        zip_longest(iter_lines(src_path, fixes), iter_lines(tgt_path, fixes)), start=1
+    ):
+        if source is None or target is None:
+            longer, shorter = (tgt_path, src_path) if source is None else (src_path, tgt_path)
+            raise DataError(
+                f"{longer} has more lines than {shorter} ({shorter} ends after line {count - 1}); "
+                "parallel files must be line-aligned (one sentence pair per line number)"
+            )
+        yield source, target
+
+
+def iter_pairs(
     spec: str, cfg: DataConfig, option: str, fixes: Counter | None = None
-) -> tuple[list[str], list[str]]:
-    """Source and target lines of the corpus `spec` (data.train or data.dev), in its format."""
+) -> Iterator[tuple[str, str]]:
+    """The (source, target) pairs of the corpus `spec` (data.train or data.dev), in its format, as they
+    are read: a corpus of millions of pairs never has to be in memory as text."""
     kind = detect(spec, cfg)
     if kind == "parallel":
         src_file, tgt_file = corpus_file(spec, cfg.src_lang, option), corpus_file(spec, cfg.tgt_lang, option)
-        return read_parallel(src_file, tgt_file, fixes)
+        yield from _aligned(src_file, tgt_file, fixes)
+        return
     path = _existing(spec, option)
     if kind == "tsv":
         rows = _tsv_rows(path, (cfg.src_column, cfg.tgt_column), "data.src_column / tgt_column", fixes)
     else:
         rows = _jsonl_rows(path, (cfg.src_key, cfg.tgt_key), fixes)
+    yield from ((row[0], row[1]) for row in rows)
+
+
+def read_pairs(
+    spec: str, cfg: DataConfig, option: str, fixes: Counter | None = None
+) -> tuple[list[str], list[str]]:
+    """Source and target lines of the corpus `spec`, in its format (parallel files whose line counts
+    differ: an error naming both files and both counts)."""
+    if detect(spec, cfg) == "parallel":
+        src_file, tgt_file = corpus_file(spec, cfg.src_lang, option), corpus_file(spec, cfg.tgt_lang, option)
+        return read_parallel(src_file, tgt_file, fixes)
     src, tgt = [], []
-    for source, target in rows:
+    for source, target in iter_pairs(spec, cfg, option, fixes):
         src.append(source)
         tgt.append(target)
     return src, tgt

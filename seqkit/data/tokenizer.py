@@ -9,6 +9,7 @@ A tokenizer saves itself as files of a model directory (`files()`) and loads fro
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,15 +27,17 @@ TOKENIZER_FILES = (SPM_JOINT, SPM_SRC, SPM_TGT, CHARS)
 
 
 def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int, vocab_size: int = 0) -> bytes:
-    """Train a SentencePiece model of `vocab_size` pieces (0: cfg.vocab_size) on `lines`; returns the
-    serialized model."""
-    lines = [line for line in lines if line.strip()]
-    if not lines:
+    """Train a SentencePiece model of `vocab_size` pieces (0: cfg.vocab_size) on `lines` (read once, as
+    they come: SentencePiece itself keeps a shuffled sample of max_sentences); returns the serialized
+    model."""
+    stream = (line for line in lines if line.strip())
+    first = next(stream, None)
+    if first is None:
         raise DataError("no non-empty training lines to train SentencePiece on; check data.train")
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
+        sentence_iterator=itertools.chain([first], stream),
         model_writer=model,
         vocab_size=vocab_size or cfg.vocab_size,
         model_type=cfg.model_type,
@@ -84,8 +87,8 @@ class SentencePieceSide:
         self.identity = self.to_spm == list(range(len(self.to_spm)))
         self.vocab_size = len(self.to_spm)
 
-    def encode(self, lines: list[str]) -> list[list[int]]:
-        ids = self.processor.encode(lines, out_type=int)
+    def encode(self, lines: list[str], threads: int = 1) -> list[list[int]]:
+        ids = self.processor.encode(lines, out_type=int, num_threads=threads)
         if self.identity:
             return ids
         table = self.from_spm
@@ -114,8 +117,8 @@ class Tokenizer(Protocol):
     def src_vocab_size(self) -> int: ...
     @property
     def tgt_vocab_size(self) -> int: ...
-    def encode_src(self, lines: list[str]) -> list[list[int]]: ...
-    def encode_tgt(self, lines: list[str]) -> list[list[int]]: ...
+    def encode_src(self, lines: list[str], threads: int = 1) -> list[list[int]]: ...
+    def encode_tgt(self, lines: list[str], threads: int = 1) -> list[list[int]]: ...
     def decode_tgt(self, ids: list[list[int]]) -> list[str]: ...
     def src_pieces(self, line: str) -> list[str]: ...  # the pieces of a source line
     def tgt_pieces(self, ids: list[int]) -> list[str]: ...  # the pieces of target ids
@@ -144,11 +147,11 @@ class SentencePieceTokenizer:
     def tgt_vocab_size(self) -> int:
         return self.tgt.vocab_size
 
-    def encode_src(self, lines: list[str]) -> list[list[int]]:
-        return self.src.encode(lines)
+    def encode_src(self, lines: list[str], threads: int = 1) -> list[list[int]]:
+        return self.src.encode(lines, threads)
 
-    def encode_tgt(self, lines: list[str]) -> list[list[int]]:
-        return self.tgt.encode(lines)
+    def encode_tgt(self, lines: list[str], threads: int = 1) -> list[list[int]]:
+        return self.tgt.encode(lines, threads)
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
         return self.tgt.decode(ids)
@@ -191,10 +194,10 @@ class CharTokenizer:
     def tgt_vocab_size(self) -> int:
         return self.src_vocab_size
 
-    def encode_src(self, lines: list[str]) -> list[list[int]]:
+    def encode_src(self, lines: list[str], threads: int = 1) -> list[list[int]]:
         return [[self.ids.get(c, UNK) for c in line] for line in lines]
 
-    def encode_tgt(self, lines: list[str]) -> list[list[int]]:
+    def encode_tgt(self, lines: list[str], threads: int = 1) -> list[list[int]]:
         return self.encode_src(lines)
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
@@ -255,17 +258,20 @@ def _read_model(path: str, key: str) -> SentencePieceSide:
         ) from None
 
 
-def build_tokenizer(src_lines: list[str], tgt_lines: list[str], cfg: TokenizerConfig, seed: int) -> Tokenizer:
-    """Train the tokenizer for a run, or load the SentencePiece model(s) the config names."""
+def build_tokenizer(
+    src_lines: Iterable[str], tgt_lines: Iterable[str], cfg: TokenizerConfig, seed: int
+) -> Tokenizer:
+    """Train the tokenizer for a run on the lines (each iterable read once), or load the SentencePiece
+    model(s) the config names."""
     if cfg.type == "char":
-        return CharTokenizer.train(src_lines + tgt_lines)
+        return CharTokenizer.train(itertools.chain(src_lines, tgt_lines))
     if cfg.model:
         return SentencePieceTokenizer(_read_model(cfg.model, "model").model_bytes, names=(cfg.model,) * 2)
     if cfg.src_model:
         src, tgt = _read_model(cfg.src_model, "src_model"), _read_model(cfg.tgt_model, "tgt_model")
         return SentencePieceTokenizer(src.model_bytes, tgt.model_bytes, names=(cfg.src_model, cfg.tgt_model))
     if cfg.joint:
-        return SentencePieceTokenizer(train_sentencepiece(src_lines + tgt_lines, cfg, seed))
+        return SentencePieceTokenizer(train_sentencepiece(itertools.chain(src_lines, tgt_lines), cfg, seed))
     return SentencePieceTokenizer(
         train_sentencepiece(src_lines, cfg, seed, cfg.src_vocab_size),
         train_sentencepiece(tgt_lines, cfg, seed, cfg.tgt_vocab_size),

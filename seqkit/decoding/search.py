@@ -7,6 +7,7 @@ decodes to the same output alone or in any batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -176,7 +177,7 @@ def beam_search(
 
 @torch.no_grad()
 def decode_corpus(
-    model, src_ids: list[list[int]], cfg: DecodeConfig, with_attention: bool = False
+    model, src_ids: Sequence[list[int]], cfg: DecodeConfig, with_attention: bool = False
 ) -> list[list[Hypothesis]]:
     """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length.
     `with_attention`: each hypothesis carries its attention weights (Hypothesis.attention)."""

@@ -51,7 +51,7 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
         vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
-        modeldir.write_vocab_counts(output_dir, [], [data.flatten().tolist()], vocab_sizes)
+        modeldir.write_vocab_counts(output_dir, None, data.flatten().numpy(), vocab_sizes)
         if not cfg.data.dev:
             modeldir.write_held_out(output_dir, [], dev_lines)
     model = RNNLanguageModel.from_config(cfg.model, tokenizer).to(world.device)

@@ -56,6 +56,7 @@ class StepReport:
 
 class Reporter(Protocol):
     def start(self, record: StartRecord) -> None: ...
+    def tokenizing(self, pairs: int) -> None: ...  # how many training pairs are tokenized so far
     def step(self, report: StepReport) -> None: ...
     def interval(self, record: TrainRecord, fraction: float) -> None: ...  # every log_every steps
     def validation(self, record: ValidRecord) -> None: ...
@@ -67,6 +68,9 @@ class NullReporter:
     """Reports nothing: for library use and tests."""
 
     def start(self, record: StartRecord) -> None:
+        pass
+
+    def tokenizing(self, pairs: int) -> None:
         pass
 
     def step(self, report: StepReport) -> None:

@@ -7,15 +7,16 @@ BLEU are kept. The loop itself is `loop.fit`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from seqkit import modeldir
 from seqkit.config import Config
+from seqkit.data.arrays import TokenArrays
 from seqkit.data.batches import make_batch, training_batches
-from seqkit.data.corpus import Cleaning, ParallelIds, RawSplits, dedupe, read_splits, tokenize_parallel
+from seqkit.data.corpus import ParallelIds, prepare_pairs
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding.search import decode_corpus
 from seqkit.errors import DataError, TrainingError
@@ -56,51 +57,40 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> DevS
     )
 
 
-@dataclass
-class PreparedData:
-    tokenizer: Tokenizer
-    train: ParallelIds
-    dev: ParallelIds
-    raw: RawSplits  # the text they came from (dev_src / dev_tgt are written out when held out)
-    cleaning: Cleaning
-
-
-def prepare_data(cfg: Config, tokenizer: Tokenizer | None) -> PreparedData:
-    """Read train and dev (or hold dev out of train), clean, build the tokenizer (unless given), tokenize."""
-    cleaning = Cleaning()
-    raw = read_splits(cfg, cleaning)
-    train_src, train_tgt = raw.train_src, raw.train_tgt
-    if cfg.data.dedupe:
-        train_src, train_tgt, cleaning.duplicates = dedupe(train_src, train_tgt)
-    tokenizer = tokenizer or build_tokenizer(train_src, train_tgt, cfg.tokenizer, cfg.train.seed)
-    data = cfg.data
-    train_data = tokenize_parallel(
-        tokenizer, train_src, train_tgt, data.max_length, data.max_length_ratio, cleaning
-    )
-    dev = tokenize_parallel(tokenizer, raw.dev_src, raw.dev_tgt, None)
-    if not train_data.src or not dev.src:
-        raise DataError(
-            f"no usable sentence pairs in data.train or data.dev ({cleaning.skipped:,} skipped as empty, "
-            f"longer than data.max_length = {data.max_length} or otherwise cleaned); check the files"
-        )
-    return PreparedData(tokenizer, train_data, dev, raw, cleaning)
-
-
 def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> EndRecord:
     """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`);
     returns the closing record."""
     world = start_run(cfg)
-    prepared = prepare_data(cfg, load_tokenizer(output_dir) if resume else None)
-    tokenizer, train_data, dev = prepared.tokenizer, prepared.train, prepared.dev
+    reporter = reporter or NullReporter()
+    if not world.is_main:
+        world.barrier()  # the first process tokenizes the corpus; the others then open its arrays
+    tokenizer, prepared = prepare_pairs(
+        cfg,
+        output_dir,
+        load_tokenizer(output_dir) if resume else None,
+        lambda src, tgt: build_tokenizer(src, tgt, cfg.tokenizer, cfg.train.seed),
+        threads=torch.get_num_threads(),
+        on_progress=reporter.tokenizing if world.is_main else None,
+    )
+    if world.is_main:
+        world.barrier()
+    train_data, dev = prepared.train, prepared.dev
+    if not len(train_data.src) or not dev.src:
+        raise DataError(
+            f"no usable sentence pairs in data.train or data.dev ({prepared.cleaning.skipped:,} skipped as "
+            f"empty, longer than data.max_length = {cfg.data.max_length} or otherwise cleaned); check the files"
+        )
+    assert isinstance(train_data.src, TokenArrays) and isinstance(train_data.tgt, TokenArrays)
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
         vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
-        modeldir.write_vocab_counts(output_dir, train_data.src, train_data.tgt, vocab_sizes)
-        if prepared.raw.held_out:  # the split, to reproduce it and to score the model on it later
-            modeldir.write_held_out(output_dir, prepared.raw.dev_src, prepared.raw.dev_tgt)
+        modeldir.write_vocab_counts(output_dir, train_data.src.ids, train_data.tgt.ids, vocab_sizes)
+        if prepared.held_out:  # the split, to reproduce it and to score the model on it later
+            modeldir.write_held_out(output_dir, prepared.dev_src_text, dev.tgt_text)
     model = Seq2Seq.from_config(cfg.model, tokenizer).to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
-    sizes = [max(len(s), len(t)) + 1 for s, t in zip(train_data.src, train_data.tgt, strict=True)]
+    tgt_lengths = train_data.tgt.lengths
+    sizes = (np.maximum(train_data.src.lengths, tgt_lengths) + 1).tolist()
 
     def step(indices: list[int]) -> StepLoss:
         if len(indices) < world.size:  # the same decision on every process, before any collective
@@ -112,7 +102,7 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
         loss, nll, tokens, correct = pair_loss(train_model, batch, cfg.train.label_smoothing)
         # The mean over the whole batch's target tokens, so the step size does not depend on the batch size
         # or on how many processes share it (DDP averages the processes' gradients: hence * world.size).
-        batch_tokens = sum(len(train_data.tgt[i]) + 1 for i in indices)
+        batch_tokens = int(tgt_lengths[indices].sum()) + len(indices)
         return StepLoss(loss * world.size / batch_tokens, float(loss.detach()), nll, tokens, correct)
 
     task = TrainingTask(
@@ -124,9 +114,10 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
             "train_pairs": len(train_data.src),
             **prepared.cleaning.counts(),
             "dev_pairs": len(dev.src),
-            "dev_held_out": int(prepared.raw.held_out),
+            "dev_held_out": int(prepared.held_out),
+            "cached": int(prepared.from_cache),
             "src_vocab": tokenizer.src_vocab_size,
             "tgt_vocab": tokenizer.tgt_vocab_size,
         },
     )
-    return fit(cfg, output_dir, model, task, reporter or NullReporter(), resume, world)
+    return fit(cfg, output_dir, model, task, reporter, resume, world)
