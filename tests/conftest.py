@@ -1,41 +1,175 @@
-"""Shared fixtures: toy corpora on disk, and the trained models that many tests reuse (each trained once
-per session). Plain helpers are in tests/helpers.py."""
+"""Shared fixtures: toy corpora on disk, and the trained models that many tests reuse, trained once per
+session in a background process (tests/background.py) with the suite's longest trainings, while the
+tests that need no trained model run. Plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
-from seqkit.training import lm as train_lm
-from seqkit.training import seq2seq as train_seq2seq
-from tests.helpers import lm_config, toy_config, write_text, write_toy
+from tests.helpers import write_text, write_toy
 
 torch.set_num_threads(1)  # tiny models: threads only add noise
 
 
+# The models many tests share, trained once per session in the background process (tests/background.py)
+SESSION_MODELS = {
+    # a GRU encoder-decoder with Bahdanau attention on the toy reverse task (600 steps: dev BLEU 100)
+    "reverse_model": {
+        "kind": "seq2seq",
+        "task": "reverse",
+        "model": {},
+        "train": {"max_steps": 600, "valid_every": 300},
+    },
+    # a two-layer character LSTM with tied embeddings that has memorised helpers.LINES, the language model
+    # of the generation, scoring, inspection and info tests. 400 steps at this rate reproduce every line
+    # exactly from any 4-character prompt for seeds 3 to 9 (64 units, or the default rate, left a character
+    # wrong for some seeds)
+    "char_lm": {
+        "kind": "lm",
+        "model": {
+            "cell": "lstm",
+            "decoder_layers": 2,
+            "embedding_size": 96,
+            "decoder_hidden_size": 96,
+            "tie_embeddings": True,
+        },
+        "train": {"learning_rate": 0.002},
+    },
+}
+
+
 @pytest.fixture(scope="session")
 def reverse_data(tmp_path_factory) -> str:
+    """The toy reverse corpus (the one reverse_model was trained on: write_toy is deterministic)."""
     return write_toy(tmp_path_factory.mktemp("reverse"), "reverse")
 
 
 @pytest.fixture(scope="session")
-def reverse_model(tmp_path_factory, reverse_data) -> Path:
-    """A GRU model trained on the toy reverse task (a few seconds)."""
-    model_dir = tmp_path_factory.mktemp("models") / "reverse"
-    train_seq2seq.train(toy_config(reverse_data, train={"max_steps": 600, "valid_every": 300}), model_dir)
-    return model_dir
+def reverse_model() -> Path:
+    """SESSION_MODELS["reverse_model"]'s model directory."""
+    return _background().wait("reverse_model").model_dir
 
 
 @pytest.fixture(scope="session")
 def lm_data(tmp_path_factory) -> Path:
+    """helpers.LINES as a language model's corpus (the one char_lm was trained on)."""
     return write_text(tmp_path_factory.mktemp("lm-data"))
 
 
 @pytest.fixture(scope="session")
-def char_lm(tmp_path_factory, lm_data) -> Path:
-    """A character language model that has memorised helpers.LINES (a few seconds)."""
-    model_dir = tmp_path_factory.mktemp("models") / "char-lm"
-    train_lm.train(lm_config(lm_data), model_dir)
-    return model_dir
+def char_lm() -> Path:
+    """SESSION_MODELS["char_lm"]'s model directory."""
+    return _background().wait("char_lm").model_dir
+
+
+# --- trainings in a background process -------------------------------------------------------------------
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "trained_in_background(task, model, train): the test's model (helpers.toy_config on a toy corpus "
+        "of `task`, `model` and `train` overriding) is trained in the background process; the "
+        "`background_model` fixture waits for it",
+    )
+
+
+@dataclass(frozen=True)
+class BackgroundModel:
+    model_dir: Path
+    data_dir: str  # the corpus it was trained on
+
+
+class _Background:
+    """The background process, and where its jobs write, by name (a session model's, or the node id of
+    the test that asked)."""
+
+    def __init__(self, jobs: dict[str, dict]):
+        self.root = Path(tempfile.mkdtemp(prefix="seqkit-background-"))
+        self.outputs = {name: self.root / f"model-{number}" for number, name in enumerate(jobs)}
+        listed = [{"output": str(self.outputs[name]), **job} for name, job in jobs.items()]
+        (self.root / "jobs.json").write_text(json.dumps(listed))
+        self.log = open(self.root / "log.txt", "wb")  # noqa: SIM115 (closed by stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.background", str(self.root / "jobs.json")],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait(self, name: str, timeout: float = 1200) -> BackgroundModel:
+        output = self.outputs[name]
+        done, failed = output.with_name(output.name + ".done"), output.with_name(output.name + ".failed")
+        deadline = time.monotonic() + timeout
+        while not (done.exists() or failed.exists()):
+            if self.process.poll() is not None and not (done.exists() or failed.exists()):
+                log = (self.root / "log.txt").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the background trainings stopped ({self.process.returncode}):\n{log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no model from the background trainings after {timeout} s")
+            time.sleep(0.1)
+        if failed.exists():
+            raise RuntimeError(f"the background training of {name} failed:\n{failed.read_text()}")
+        return BackgroundModel(output, done.read_text())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_BACKGROUND: _Background | None = None
+
+
+def _background() -> _Background:
+    assert _BACKGROUND is not None, "the background trainings start at collection (conftest.py)"
+    return _BACKGROUND
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Starts the background trainings the selected tests need: the session models they use, then the
+    models of the tests marked `trained_in_background`. The tests run in an order that gives the
+    trainings time: those that need no trained model first, then those of the session models, then the
+    marked ones (each group in its usual order)."""
+    global _BACKGROUND
+    if config.option.collectonly:
+        return
+    needed = {name for item in items for name in getattr(item, "fixturenames", ()) if name in SESSION_MODELS}
+    jobs = {name: job for name, job in SESSION_MODELS.items() if name in needed}
+    marked = {}
+    for item in items:
+        if mark := item.get_closest_marker("trained_in_background"):
+            marked[item.nodeid] = jobs[item.nodeid] = {"kind": "seq2seq", "task": mark.args[0], **mark.kwargs}
+    if not jobs:
+        return
+
+    def group(item) -> int:
+        if item.nodeid in marked:
+            return 2
+        return 1 if SESSION_MODELS.keys() & set(getattr(item, "fixturenames", ())) else 0
+
+    items.sort(key=group)  # stable: each group keeps its order
+    _BACKGROUND = _Background(jobs)
+
+
+def pytest_unconfigure(config) -> None:
+    if _BACKGROUND is not None:
+        _BACKGROUND.stop()
+
+
+@pytest.fixture
+def background_model(request) -> BackgroundModel:
+    """The model of this test's `trained_in_background` mark, once the background process trained it."""
+    return _background().wait(request.node.nodeid)

@@ -92,14 +92,24 @@ def seqkit(*args, stdin: str | bytes | None = None, cwd=None) -> subprocess.Comp
 
 
 def seqkit_here(*args, stdin: str | bytes | None = None) -> subprocess.CompletedProcess:
-    """`seqkit` run in this process through typer's CliRunner (no interpreter start-up, no imports):
-    the same exit code and the same stdout and stderr bytes, for checks that do not need a real process."""
+    """`seqkit` run in this process through typer's CliRunner: the exit code and the stdout and stderr
+    bytes of the real command, without an interpreter's start-up and imports (about 1.5 s a call). For
+    checks of what a command writes; tests of the process itself (signals, terminals, torchrun, how
+    stdout and stderr part) use `seqkit`."""
+    from rich.console import Console
     from typer.testing import CliRunner
 
+    from seqkit import console
     from seqkit.cli import app
 
     arguments = [str(a) for a in args]
-    result = CliRunner().invoke(app, arguments, input=stdin, catch_exceptions=False)
+    shown = console.stderr
+    # as in a subprocess whose stderr is a pipe: no colours, whatever this process's stderr is
+    console.stderr = Console(stderr=True, soft_wrap=True, color_system=None)
+    try:
+        result = CliRunner().invoke(app, arguments, input=stdin, catch_exceptions=False, prog_name="seqkit")
+    finally:
+        console.stderr = shown
     return subprocess.CompletedProcess(arguments, result.exit_code, result.stdout_bytes, result.stderr_bytes)
 
 

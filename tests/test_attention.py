@@ -10,21 +10,20 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import modeldir
+from seqkit import model_types
 from seqkit.data.batches import make_batch
 from seqkit.data.tokenizer import BOS, EOS
 from seqkit.data.toy import make_pairs
 from seqkit.decoding.inference import translate_nbest
 from seqkit.decoding.search import beam_search, greedy_search, max_output_lengths
 from seqkit.viz import plots, textplots
-from tests.cli_helpers import seqkit
-from tests.test_curves import assert_picture
+from tests.helpers import assert_picture, seqkit_here
 
 SOURCES = [src for src, _ in make_pairs("reverse", 12, seed=5)]
 
 
 def _decode(model_dir, beam_size: int, lines=SOURCES, batch_size: int = 64):
-    cfg, tokenizer, model = modeldir.load(model_dir)
+    cfg, tokenizer, model = model_types.load(model_dir)
     decode = config_lib.with_overrides(
         cfg, {"decode": {"beam_size": beam_size, "batch_size": batch_size}}, "test"
     ).decode
@@ -65,7 +64,7 @@ def _teacher_forced_attention(model, src_ids: list[int], tokens: list[int]) -> t
 def test_every_hypothesis_carries_its_own_attention(reverse_model, beam_size):
     """Each returned hypothesis, not only the best, has the weights of its own path: the beams'
     reordering and the sentences that leave the batch mid-search keep histories with their beams."""
-    _, tokenizer, model = modeldir.load(reverse_model)
+    _, tokenizer, model = model_types.load(reverse_model)
     lines = SOURCES + ["a", "h g f e d c b a h g f e"]  # mixed lengths: some sentences finish early
     src_ids = tokenizer.encode_src(lines)
     batch = make_batch(src_ids, None, list(range(len(lines))))
@@ -85,7 +84,7 @@ def test_every_hypothesis_carries_its_own_attention(reverse_model, beam_size):
 
 
 def test_beam_search_of_one_is_greedy_search_attention_included(reverse_model):
-    _, tokenizer, model = modeldir.load(reverse_model)
+    _, tokenizer, model = model_types.load(reverse_model)
     batch = make_batch(tokenizer.encode_src(SOURCES), None, list(range(len(SOURCES))))
     limits = max_output_lengths(batch.src_lengths, config_lib.DecodeConfig())
     greedy = greedy_search(model, batch.src, batch.src_lengths, limits, True)
@@ -99,7 +98,7 @@ def test_beam_search_of_one_is_greedy_search_attention_included(reverse_model):
 def test_batching_changes_no_attention_even_at_the_length_limit(reverse_model, beam_size):
     """With limits that cut every output short, each sentence still gets its EOS step, whichever
     sentences share its batch (alone it is the longest allowed; in a batch it may not be)."""
-    cfg, tokenizer, model = modeldir.load(reverse_model)
+    cfg, tokenizer, model = model_types.load(reverse_model)
     overrides = {"beam_size": beam_size, "max_length_ratio": 0.5, "max_length_offset": 0}
     decode = config_lib.with_overrides(cfg, {"decode": overrides}, "test").decode
     together = translate_nbest(model, tokenizer, SOURCES, decode, with_attention=True)
@@ -173,7 +172,7 @@ def test_text_rendering_names_the_most_attended_piece(reverse_model):
 def test_translate_writes_a_heatmap_and_weights_per_line(reverse_model, tmp_path, beam_size):
     lines = [SOURCES[0], "", SOURCES[1]]
     out = tmp_path / "att"
-    result = seqkit(
+    result = seqkit_here(
         "translate",
         reverse_model,
         "--beam-size",
@@ -198,19 +197,19 @@ def test_translate_writes_a_heatmap_and_weights_per_line(reverse_model, tmp_path
             assert sum(row) == pytest.approx(1.0, abs=1e-5)
         size = plots.attention_size(len(record["source"]), len(record["output"]))
         assert_picture((out / f"line-{number:06d}.png").read_bytes(), size)
-    plain = seqkit("translate", reverse_model, "--beam-size", beam_size, stdin="\n".join(lines) + "\n")
+    plain = seqkit_here("translate", reverse_model, "--beam-size", beam_size, stdin="\n".join(lines) + "\n")
     assert plain.stdout == result.stdout  # the pictures change no output
 
 
 def test_nbest_with_attention_writes_the_best_ones_weights(reverse_model, tmp_path):
     lines = "\n".join([SOURCES[0], "", SOURCES[1]]) + "\n"
     args = ("translate", reverse_model, "--beam-size", "3", "--nbest", "2")
-    result = seqkit(*args, "--attention", tmp_path / "att", stdin=lines)
+    result = seqkit_here(*args, "--attention", tmp_path / "att", stdin=lines)
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout == seqkit(*args, stdin=lines).stdout  # the pictures change no output
+    assert result.stdout == seqkit_here(*args, stdin=lines).stdout  # the pictures change no output
     first = json.loads(result.stdout.decode().splitlines()[0])["hypotheses"][0]["text"]
     record = json.loads((tmp_path / "att" / "line-000001.json").read_text())
-    _, tokenizer, _ = modeldir.load(reverse_model)
+    _, tokenizer, _ = model_types.load(reverse_model)
     pieces = [tokenizer.tgt.piece_to_id(p) for p in record["output"][:-1]]
     assert tokenizer.decode_tgt([pieces]) == [first]
     assert sorted(p.name for p in (tmp_path / "att").iterdir()) == [

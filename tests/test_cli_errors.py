@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import assert_one_line_error, seqkit
-from tests.conftest import write_toy
+from tests.helpers import assert_one_line_error, seqkit, seqkit_here, write_toy
 
 
 @pytest.fixture
@@ -16,8 +15,8 @@ def toy(tmp_path) -> Path:
     return Path(write_toy(tmp_path / "data", "copy", train_count=50, dev_count=5))
 
 
-def _train(toy: Path, out: Path, *extra: str):
-    return seqkit(
+def _train(toy: Path, out: Path, *extra: str, run=seqkit_here):
+    return run(
         "train",
         "--output",
         out,
@@ -44,7 +43,7 @@ def _train(toy: Path, out: Path, *extra: str):
 
 
 def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
-    result = _train(toy, tmp_path / "model")
+    result = _train(toy, tmp_path / "model", run=seqkit)  # the real process: how stdout and stderr part
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b""  # stdout is for results; progress and logs go to stderr
     assert "stopped by max_steps after 2 steps" in result.stderr.decode()
@@ -101,32 +100,36 @@ def test_rerunning_a_finished_run_continues_it_instead_of_overwriting(toy, tmp_p
 
 def test_translate_bad_model_directories(reverse_model, tmp_path):
     assert_one_line_error(
-        seqkit("translate", tmp_path / "nope", stdin="a\n"), "nope: no such model directory"
+        seqkit_here("translate", tmp_path / "nope", stdin="a\n"), "nope: no such model directory"
     )
     damaged = tmp_path / "damaged"
     shutil.copytree(reverse_model, damaged)
     weights = damaged / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     assert_one_line_error(
-        seqkit("translate", damaged, stdin="a\n"), "model.safetensors: damaged", "retrain or restore"
+        seqkit_here("translate", damaged, stdin="a\n"), "model.safetensors: damaged", "retrain or restore"
     )
     weights.unlink()
-    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "no model.safetensors")
+    assert_one_line_error(seqkit_here("translate", damaged, stdin="a\n"), "no model.safetensors")
     (damaged / "spm.model").unlink()
-    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "no spm.model", "(the tokenizer)")
+    assert_one_line_error(seqkit_here("translate", damaged, stdin="a\n"), "no spm.model", "(the tokenizer)")
     (damaged / "config.toml").write_text("[model]\ncell = 'gru'\nbogus = 1\n")
-    assert_one_line_error(seqkit("translate", damaged, stdin="a\n"), "unknown key model.bogus")
+    assert_one_line_error(seqkit_here("translate", damaged, stdin="a\n"), "unknown key model.bogus")
 
 
 def test_translate_bad_input_leaves_no_output_file(reverse_model, tmp_path):
     source = tmp_path / "in.txt"
     source.write_bytes(b"a b\nc \xff d\n")
     out = tmp_path / "out.txt"
-    assert_one_line_error(seqkit("translate", reverse_model, source, "-o", out), "in.txt:2: not valid UTF-8")
+    assert_one_line_error(
+        seqkit_here("translate", reverse_model, source, "-o", out), "in.txt:2: not valid UTF-8"
+    )
     assert not out.exists() and list(tmp_path.iterdir()) == [source]
     assert_one_line_error(
-        seqkit("translate", reverse_model, tmp_path / "missing.txt"), "missing.txt: no such file"
+        seqkit_here("translate", reverse_model, tmp_path / "missing.txt"), "missing.txt: no such file"
     )
     assert_one_line_error(
-        seqkit("translate", reverse_model, "--batch-size", "0", stdin="a\n"), "decode.batch_size", "positive"
+        seqkit_here("translate", reverse_model, "--batch-size", "0", stdin="a\n"),
+        "decode.batch_size",
+        "positive",
     )

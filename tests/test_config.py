@@ -11,9 +11,7 @@ from seqkit.errors import ConfigError
 
 def test_file_then_overrides_take_precedence(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text(
-        '[model]\ncell = "lstm"\nhidden_unused = 1\n'.replace("hidden_unused = 1\n", "dropout = 0.3\n")
-    )
+    path.write_text('[model]\ncell = "lstm"\ndropout = 0.3\n')
     cfg = config_lib.load(path, ["model.dropout=0.1", "train.max_steps=9", "model.attention=luong"])
     assert (cfg.model.cell, cfg.model.dropout, cfg.model.attention) == ("lstm", 0.1, "luong")
     assert cfg.train.max_steps == 9
@@ -62,3 +60,66 @@ def test_bad_files(tmp_path):
         ConfigError, match=r"typo.toml: unknown key train.max_step \(did you mean max_steps\?\)"
     ):
         config_lib.load(typo)
+
+
+def test_a_misspelt_key_in_a_file_names_the_key_it_meant(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\ncell = "lstm"\ndropuot = 0.3\n')
+    with pytest.raises(ConfigError) as info:
+        config_lib.load(path, ["train.max_steps=9"])
+    message = str(info.value)
+    assert message.startswith(f"{path} with --set overrides: unknown key model.dropuot")
+    assert "(did you mean dropout?)" in message and "valid keys: type, cell," in message
+
+
+# --- what a resumed run may change ---------------------------------------------------------------------
+
+
+def _stored() -> Config:
+    return config_lib.load(None, ["data.train=corpus/train", "data.dev=corpus/dev", "train.max_steps=100"])
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.decoder_hidden_size=12",
+        "model.cell=lstm",
+        "model.type=lm",
+        "tokenizer.vocab_size=100",
+        "tokenizer.type=char",
+        "data.train=other/train",
+        "data.max_length=50",
+        "train.batch_tokens=100",
+        "train.bptt_length=16",
+        "train.seed=2",
+    ],
+)
+def test_a_resume_refuses_a_change_of_what_the_checkpoint_depends_on(tmp_path, override):
+    stored = _stored()
+    changed = config_lib.load(None, [override], base=stored)
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as info:
+        config_lib.resume_changes(stored, changed, tmp_path / "run")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'run'}: a resumed run keeps its data, tokenizer, model")
+    assert f"{key}: " in message and "train a new model with another --output" in message
+
+
+def test_a_resume_may_change_limits_rates_and_decoding(tmp_path):
+    stored = _stored()
+    changed = config_lib.load(
+        None, ["train.max_steps=250", "train.learning_rate=0.0005", "decode.beam_size=3"], base=stored
+    )
+    assert config_lib.resume_changes(stored, changed, tmp_path) == [
+        "train.learning_rate: 0.001 -> 0.0005",
+        "train.max_steps: 100 -> 250",
+        "decode.beam_size: 5 -> 3",
+    ]
+    assert config_lib.resume_changes(stored, stored, tmp_path) == []
+
+
+def test_every_refused_change_is_named_at_once(tmp_path):
+    stored = _stored()
+    changed = config_lib.load(None, ["model.cell=rnn", "train.seed=5", "train.max_steps=7"], base=stored)
+    with pytest.raises(ConfigError, match=r"\(model\.cell: 'gru' -> 'rnn'; train\.seed: 1 -> 5\)"):
+        config_lib.resume_changes(stored, changed, tmp_path)

@@ -8,13 +8,15 @@ import sys
 import torch
 from safetensors.torch import load_file
 
-from seqkit import modeldir
 from seqkit.training import checkpoint
+from seqkit.training import log as training_log
+from seqkit.training.log import StartRecord, ValidRecord
+from tests.helpers import seqkit_here
 
 
-def _command(data_dir: str, out, *launcher: str) -> list[str]:
+def _arguments(data_dir: str, out, steps: int = 12) -> list[str]:
     return [
-        *launcher, "-m", "seqkit", "train", "--output", str(out), "--max-steps", "12",
+        "train", "--output", str(out), "--max-steps", str(steps),
         "--set", f"data.train={data_dir}/train", "--set", f"data.dev={data_dir}/dev",
         "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "tokenizer.vocab_size=16",
         "--set", "model.embedding_size=16", "--set", "model.encoder_hidden_size=16",
@@ -23,14 +25,16 @@ def _command(data_dir: str, out, *launcher: str) -> list[str]:
     ]  # fmt: skip
 
 
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+
+
 def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path, reverse_data):
-    one = subprocess.run(
-        _command(reverse_data, tmp_path / "one", sys.executable), capture_output=True, timeout=300
-    )
+    one = seqkit_here(*_arguments(reverse_data, tmp_path / "one"))  # one process: this one
     assert one.returncode == 0, one.stderr.decode()
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     two = subprocess.run(
-        _command(reverse_data, tmp_path / "two", *torchrun), capture_output=True, timeout=300
+        [*TORCHRUN, "-m", "seqkit", *_arguments(reverse_data, tmp_path / "two")],
+        capture_output=True,
+        timeout=300,
     )
     assert two.returncode == 0, two.stderr.decode()
     a = load_file(checkpoint.latest(tmp_path / "one") / checkpoint.WEIGHTS)
@@ -38,15 +42,15 @@ def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path, revers
     assert checkpoint.latest(tmp_path / "two").name == "step-00000012"
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
-    starts = [modeldir.read_log(tmp_path / run)[0] for run in ("one", "two")]
-    assert [s["processes"] for s in starts] == [1, 2]
+    starts = [training_log.read(tmp_path / run)[0] for run in ("one", "two")]
+    assert all(isinstance(s, StartRecord) for s in starts) and [s.processes for s in starts] == [1, 2]
     # the same training figures, logged once (by rank 0)
-    logs = [[r for r in modeldir.read_log(tmp_path / run) if r["kind"] == "valid"] for run in ("one", "two")]
-    assert [r["step"] for r in logs[1]] == [6, 12]
+    logs = [training_log.of_kind(training_log.read(tmp_path / run), ValidRecord) for run in ("one", "two")]
+    assert [r.step for r in logs[1]] == [6, 12]
     for x, y in zip(*logs, strict=True):
-        assert abs(x["dev_ppl"] - y["dev_ppl"]) < 1e-3 * x["dev_ppl"]
+        assert abs(x.scores["ppl"] - y.scores["ppl"]) < 1e-3 * x.scores["ppl"]
     # a distributed run resumes too (under torchrun again), from rank 0's checkpoint
-    longer = [arg if arg != "12" else "18" for arg in _command(reverse_data, tmp_path / "two", *torchrun)]
+    longer = [*TORCHRUN, "-m", "seqkit", *_arguments(reverse_data, tmp_path / "two", steps=18)]
     resumed = subprocess.run(longer, capture_output=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert resumed.stderr.decode().count("restored step 12") == 1  # reported once, by rank 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import assert_one_line_error, seqkit
+from tests.helpers import assert_one_line_error, seqkit_here
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "bible-es-en"
 
@@ -46,7 +46,7 @@ def _sacrebleu_cli(hyp: Path, ref: Path) -> dict[str, dict]:
 
 def test_scores_equal_the_sacrebleu_command_line(hyp_ref):
     hyp, ref = hyp_ref
-    result = seqkit("evaluate", "-i", hyp, "-r", ref, "--json")
+    result = seqkit_here("evaluate", "-i", hyp, "-r", ref, "--json")
     assert result.returncode == 0, result.stderr.decode()
     ours = {s["metric"]: s for s in json.loads(result.stdout)["systems"][0]["scores"]}
     expected = _sacrebleu_cli(hyp, ref)
@@ -58,7 +58,7 @@ def test_scores_equal_the_sacrebleu_command_line(hyp_ref):
 
 def test_table_lists_each_system_and_signatures(hyp_ref):
     hyp, ref = hyp_ref
-    result = seqkit(
+    result = seqkit_here(
         "evaluate",
         "-i",
         hyp,
@@ -97,22 +97,22 @@ def _write(path: Path, data: bytes) -> Path:
 )
 def test_bad_input_is_one_clear_error(tmp_path, hyp_bytes, ref_bytes, fragments):
     hyp, ref = _write(tmp_path / "hyp.txt", hyp_bytes), _write(tmp_path / "ref.txt", ref_bytes)
-    assert_one_line_error(seqkit("evaluate", "-i", hyp, "-r", ref), *fragments)
+    assert_one_line_error(seqkit_here("evaluate", "-i", hyp, "-r", ref), *fragments)
 
 
 def test_missing_files_and_bad_metric(tmp_path):
     ref = _write(tmp_path / "ref.txt", b"a\n")
     assert_one_line_error(
-        seqkit("evaluate", "-i", tmp_path / "nope.txt", "-r", ref), "nope.txt: no such file"
+        seqkit_here("evaluate", "-i", tmp_path / "nope.txt", "-r", ref), "nope.txt: no such file"
     )
     assert_one_line_error(
-        seqkit("evaluate", "-i", ref, "-r", ref, "-m", "bleu,meteor"), "meteor", "valid: bleu, chrf, ter"
+        seqkit_here("evaluate", "-i", ref, "-r", ref, "-m", "bleu,meteor"), "meteor", "valid: bleu, chrf, ter"
     )
-    assert_one_line_error(seqkit("evaluate", "-i", ref), "--ref")
+    assert_one_line_error(seqkit_here("evaluate", "-i", ref), "--ref")
 
 
 def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
-    result = seqkit(
+    result = seqkit_here(
         "evaluate",
         "--model",
         reverse_model,
@@ -131,7 +131,7 @@ def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
     assert 1.0 <= good["perplexity"] < 1.5  # the model has learned the task
     wrong = _write(tmp_path / "wrong.tgt", Path(f"{reverse_data}/dev.src").read_bytes())  # unreversed targets
     bad = json.loads(
-        seqkit(
+        seqkit_here(
             "evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src", "-r", wrong, "--json"
         ).stdout
     )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 
-from seqkit import modeldir
+from seqkit import model_types
 from seqkit.viz.summary import summarize
-from tests.cli_helpers import assert_one_line_error, seqkit
+from tests.helpers import assert_one_line_error, seqkit, seqkit_here
 
 
 def test_seq2seq_summary(reverse_model):
     info = summarize(reverse_model)
-    _, _, model = modeldir.load(reverse_model)
+    _, _, model = model_types.load(reverse_model)
     total = sum(p.numel() for p in model.parameters())
     assert info["parameters"] == {"trainable": total, "all": total}
     assert sum(row["parameters"] for row in info["layers"]) == total
@@ -35,28 +35,28 @@ def test_seq2seq_summary(reverse_model):
     assert info["files"]["model.safetensors"] == (reverse_model / "model.safetensors").stat().st_size
 
 
-def test_tied_parameters_count_once(char_lm_dir):
-    info = summarize(char_lm_dir)
-    _, _, model = modeldir.load(char_lm_dir)
+def test_tied_parameters_count_once(char_lm):
+    info = summarize(char_lm)
+    cfg, _, model = model_types.load(char_lm)
     total = sum(p.numel() for p in model.parameters())
     assert info["parameters"]["all"] == total
     rows = {row["name"]: row for row in info["layers"]}
     assert rows["output"]["tied"] == ["weight = embedding.weight"]
     assert rows["output"]["parameters"] == model.output.bias.numel()
-    assert rows["rnn"]["output_shape"] == "(batch, time, 32)"
+    assert rows["rnn"]["output_shape"] == f"(batch, time, {cfg.model.decoder_hidden_size})"
     assert sum(row["parameters"] for row in info["layers"]) == total
 
 
 def test_info_command(reverse_model, tmp_path):
-    result = seqkit("info", reverse_model, "--json")
+    result = seqkit_here("info", reverse_model, "--json")
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout) == json.loads(json.dumps(summarize(reverse_model)))
-    table = seqkit("info", reverse_model)
+    table = seqkit_here("info", reverse_model)
     text = table.stdout.decode()
     assert table.returncode == 0 and "decoder.output" in text and "(batch, src_len, 32)" in text
     assert f"parameters: {summarize(reverse_model)['parameters']['all']:,}" in text
     assert "bleu signature: nrefs:1" in text
-    assert_one_line_error(seqkit("info", tmp_path / "missing"), "missing", "no such model directory")
+    assert_one_line_error(seqkit_here("info", tmp_path / "missing"), "missing", "no such model directory")
 
 
 def test_info_prints_paths_as_they_are_and_the_whole_table_in_a_pipe(reverse_model, tmp_path):

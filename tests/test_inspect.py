@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import modeldir
+from seqkit import model_types
 from seqkit.data.tokenizer import BOS, EOS
+from seqkit.model_types import lm, seq2seq
 from seqkit.models.cells import make_rnn
+from seqkit.models.trace import trace_rnn
 from seqkit.training import seq2seq as train_seq2seq
 from seqkit.viz import plots
-from seqkit.viz.introspect import inspect_lm, inspect_seq2seq, principal_components, trace_rnn
-from tests.cli_helpers import assert_one_line_error, seqkit
-from tests.conftest import toy_config
-from tests.test_curves import png_pixels
+from seqkit.viz.plots import principal_components
+from tests.helpers import assert_one_line_error, assert_picture, png_pixels, seqkit_here, toy_config
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -56,9 +56,9 @@ def test_principal_components():
 
 
 def test_seq2seq_trace_follows_the_models_own_states(reverse_model):
-    cfg, tokenizer, model = modeldir.load(reverse_model)
+    cfg, tokenizer, model = model_types.load(reverse_model)
     text = "c a d b e"
-    inspection = inspect_seq2seq(model, tokenizer, text, cfg.decode)
+    inspection = seq2seq.inspect(model, tokenizer, cfg, text)
     assert inspection.output == "e b d a c"
     names = [layer.name for layer in inspection.layers]
     assert names == ["encoder layer 1 forward", "encoder layer 1 backward", "decoder layer 1"]
@@ -90,9 +90,9 @@ def lstm_luong_model(tmp_path_factory, reverse_data):
 
 
 def test_lstm_luong_decoder_is_traced_by_layer(lstm_luong_model):
-    cfg, tokenizer, model = modeldir.load(lstm_luong_model)
-    decode = config_lib.with_overrides(cfg, {"decode": {"beam_size": 3}}, "test").decode
-    inspection = inspect_seq2seq(model, tokenizer, "1 2 3", decode)
+    cfg, tokenizer, model = model_types.load(lstm_luong_model)
+    beam_3 = config_lib.with_overrides(cfg, {"decode": {"beam_size": 3}}, "test")
+    inspection = seq2seq.inspect(model, tokenizer, beam_3, "1 2 3")
     assert [layer.name for layer in inspection.layers][-2:] == ["decoder layer 1", "decoder layer 2"]
     assert len(inspection.layers) == 6
     for layer in inspection.layers:
@@ -100,24 +100,33 @@ def test_lstm_luong_decoder_is_traced_by_layer(lstm_luong_model):
         assert layer.hidden.size(0) == len(layer.tokens)
 
 
-def test_language_model_trace(char_lm_dir):
-    cfg, tokenizer, model = modeldir.load(char_lm_dir)
-    inspection = inspect_lm(model, tokenizer, "the fox")
+def test_language_model_trace(char_lm):
+    cfg, tokenizer, model = model_types.load(char_lm)
+    inspection = lm.inspect(model, tokenizer, cfg, "the fox")
     assert [layer.name for layer in inspection.layers] == ["layer 1", "layer 2"]
     assert inspection.layers[0].tokens == ["</s>", *"the fox"]
     logits, (hidden, _) = model(torch.tensor([[EOS, *tokenizer.encode_tgt(["the fox"])[0]]]))
     assert torch.allclose(inspection.layers[1].hidden[-1], hidden[1, 0], atol=1e-5)
 
 
-def _assert_png(path):
+def _assert_png(path) -> None:
     pixels = png_pixels(path.read_bytes())
     assert pixels.shape[0] > 200 and pixels.shape[1] > 200
-    assert len(torch.tensor(pixels).reshape(-1, pixels.shape[-1]).unique(dim=0)) > 10
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 10  # not a blank canvas
+
+
+def _assert_trace_json(path, inspection) -> None:
+    trace = json.loads(path.read_text())
+    assert [layer["name"] for layer in trace["layers"]] == [layer.name for layer in inspection.layers]
+    for written, layer in zip(trace["layers"], inspection.layers, strict=True):
+        assert written["tokens"] == layer.tokens
+        torch.testing.assert_close(torch.tensor(written["hidden"]), layer.hidden, atol=1e-6, rtol=1e-5)
+        assert sorted(written["gates"]) == sorted(layer.gates)
 
 
 def test_inspect_command_seq2seq(reverse_model, tmp_path):
     out = tmp_path / "look"
-    result = seqkit("inspect", reverse_model, "--text", "c a d b e", "--output", out, "--beam-size", "1")
+    result = seqkit_here("inspect", reverse_model, "--text", "c a d b e", "--output", out, "--beam-size", "1")
     assert result.returncode == 0, result.stderr.decode()
     stdout = result.stdout.decode().splitlines()
     assert stdout[0] == "output: e b d a c"
@@ -129,18 +138,25 @@ def test_inspect_command_seq2seq(reverse_model, tmp_path):
         "trace.json",
         "trajectory.png",
     ]
-    for name in ("attention.png", "gates.png", "hidden_states.png", "trajectory.png"):
+    for name in ("gates.png", "hidden_states.png", "trajectory.png"):
         _assert_png(out / name)
+    cfg, tokenizer, model = model_types.load(reverse_model)
+    greedy = config_lib.with_overrides(cfg, {"decode": {"beam_size": 1}}, "test")
+    inspection = seq2seq.inspect(model, tokenizer, greedy, "c a d b e")
+    attention = inspection.attention
+    size = plots.attention_size(len(attention.source), len(attention.output))
+    assert_picture((out / "attention.png").read_bytes(), size)
+    _assert_trace_json(out / "trace.json", inspection)
     trace = json.loads((out / "trace.json").read_text())
     assert trace["output"] == "e b d a c" and trace["cell"] == "gru"
     steps = len(trace["attention"]["source"])  # the pieces and </s>, as many out as in when reversing
     assert [len(layer["hidden"]) for layer in trace["layers"]] == [steps, steps, steps]
-    assert_one_line_error(seqkit("inspect", reverse_model, "--text", ""), "--text")
+    assert_one_line_error(seqkit_here("inspect", reverse_model, "--text", ""), "--text")
 
 
-def test_inspect_command_language_model(char_lm_dir, tmp_path):
+def test_inspect_command_language_model(char_lm, tmp_path):
     out = tmp_path / "look"
-    result = seqkit("inspect", char_lm_dir, "--text", "a stitch", "--output", out)
+    result = seqkit_here("inspect", char_lm, "--text", "a stitch", "--output", out)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b""  # no attention to show
     assert sorted(p.name for p in out.iterdir()) == [
@@ -149,13 +165,21 @@ def test_inspect_command_language_model(char_lm_dir, tmp_path):
         "trace.json",
         "trajectory.png",
     ]
-    size = plots.DPI  # pictures are at least an inch on each side
-    assert png_pixels((out / "gates.png").read_bytes()).shape[0] > size
+    cfg, tokenizer, model = model_types.load(char_lm)
+    inspection = lm.inspect(model, tokenizer, cfg, "a stitch")
+    for name in ("hidden_states.png", "trajectory.png"):
+        _assert_png(out / name)
+    # the gate picture is the figure drawn from the traced gates: its pixel size follows from the layers,
+    # gates and steps; one row of pictures per layer, one per gate of the cell (LSTM input, forget, output)
+    gates = plots.gates_figure(inspection)
+    assert_picture((out / "gates.png").read_bytes(), tuple(gates.get_size_inches()))
+    _assert_trace_json(out / "trace.json", inspection)
+    assert len([ax for ax in gates.axes if ax.images]) == len(inspection.layers) * 3
 
 
 def test_the_pictures_draw_the_traced_numbers(lstm_luong_model):
-    cfg, tokenizer, model = modeldir.load(lstm_luong_model)
-    inspection = inspect_seq2seq(model, tokenizer, "1 2 3", cfg.decode)
+    cfg, tokenizer, model = model_types.load(lstm_luong_model)
+    inspection = seq2seq.inspect(model, tokenizer, cfg, "1 2 3")
     hidden = plots.hidden_states_figure(inspection)
     pictured = [ax for ax in hidden.axes if ax.images]  # not the colour bars
     for ax, layer in zip(pictured, inspection.layers, strict=True):
@@ -175,9 +199,9 @@ def test_the_pictures_draw_the_traced_numbers(lstm_luong_model):
 
 
 def test_lstm_luong_traced_states_are_the_decoders_own(lstm_luong_model):
-    cfg, tokenizer, model = modeldir.load(lstm_luong_model)
-    decode = config_lib.with_overrides(cfg, {"decode": {"beam_size": 1}}, "test").decode
-    inspection = inspect_seq2seq(model, tokenizer, "1 2 3", decode)
+    cfg, tokenizer, model = model_types.load(lstm_luong_model)
+    greedy = config_lib.with_overrides(cfg, {"decode": {"beam_size": 1}}, "test")
+    inspection = seq2seq.inspect(model, tokenizer, greedy, "1 2 3")
     src = torch.tensor([tokenizer.encode_src(["1 2 3"])[0] + [EOS]])
     encoded, state = model.encode(src, torch.tensor([src.size(1)]))
     first, second = inspection.layers[-2:]
@@ -195,14 +219,14 @@ def test_a_vanilla_rnn_has_no_gate_picture(reverse_model, tmp_path):
     from seqkit.models.seq2seq import Seq2Seq
     from seqkit.viz import reports
 
-    cfg, tokenizer, _ = modeldir.load(reverse_model)
+    cfg, tokenizer, _ = model_types.load(reverse_model)
     torch.manual_seed(0)
     model = Seq2Seq(
         ModelConfig(cell="rnn", embedding_size=8, encoder_hidden_size=6, decoder_hidden_size=10),
         tokenizer.src_vocab_size,
         tokenizer.tgt_vocab_size,
     )
-    inspection = inspect_seq2seq(model, tokenizer, "c a d", cfg.decode)
+    inspection = seq2seq.inspect(model, tokenizer, cfg, "c a d")
     assert all(layer.gates == {} for layer in inspection.layers)
     written = reports.write_inspection(tmp_path, inspection)
     assert sorted(path.name for path in written) == [
@@ -213,8 +237,8 @@ def test_a_vanilla_rnn_has_no_gate_picture(reverse_model, tmp_path):
     ]
 
 
-def test_beam_size_is_refused_for_a_language_model(char_lm_dir, tmp_path):
+def test_beam_size_is_refused_for_a_language_model(char_lm, tmp_path):
     assert_one_line_error(
-        seqkit("inspect", char_lm_dir, "--text", "a", "--beam-size", "3", "--output", tmp_path / "x"),
+        seqkit_here("inspect", char_lm, "--text", "a", "--beam-size", "3", "--output", tmp_path / "x"),
         "--beam-size",
     )

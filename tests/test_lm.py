@@ -4,54 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-from seqkit import config as config_lib
-from seqkit import modeldir
+from seqkit import model_types
 from seqkit.decoding.search import choose_tokens
 from seqkit.training import lm as train_lm
-from tests.cli_helpers import assert_one_line_error, seqkit
-
-LINES = [
-    "the quick brown fox jumps over the lazy dog",
-    "a stitch in time saves nine",
-    "all that glitters is not gold",
-    "every cloud has a silver lining",
-]
-
-
-def lm_config(data_dir: Path, **sections) -> config_lib.Config:
-    values = {
-        "data": {"train": f"{data_dir}/train", "dev": f"{data_dir}/dev", "tgt_lang": "txt"},
-        "tokenizer": {"type": "char"},
-        "model": {"type": "lm", "embedding_size": 48, "decoder_hidden_size": 96, "dropout": 0.0},
-        "train": {"batch_tokens": 256, "bptt_length": 32, "max_steps": 400, "valid_every": 200, "seed": 3},
-    }
-    for name, body in sections.items():
-        values[name] = {**values.get(name, {}), **body}
-    return config_lib.from_dict(values, "test")
-
-
-def write_text(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "train.txt").write_text("\n".join(LINES * 25) + "\n")
-    (directory / "dev.txt").write_text("\n".join(LINES) + "\n")
-    return directory
-
-
-@pytest.fixture(scope="module")
-def char_lm(tmp_path_factory) -> Path:
-    data = write_text(tmp_path_factory.mktemp("lm-data"))
-    model_dir = tmp_path_factory.mktemp("lm") / "char"
-    train_lm.train(lm_config(data), model_dir)
-    return model_dir
+from seqkit.training import log as training_log
+from seqkit.training.log import EndRecord, ValidRecord
+from tests.helpers import LINES, assert_one_line_error, lm_config, seqkit_here
 
 
 def _generate(model_dir, *args, stdin=None) -> list[str]:
-    result = seqkit("generate", model_dir, *args, stdin=stdin)
+    result = seqkit_here("generate", model_dir, *args, stdin=stdin)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode().split("\n")[:-1]
 
@@ -91,20 +57,26 @@ def test_sampling_is_reproducible_and_top_k_1_is_greedy(char_lm):
     ],
 )
 def test_bad_sampling_options_are_clear_errors(char_lm, option, fragments):
-    assert_one_line_error(seqkit("generate", char_lm, "a", *option), *fragments)
+    assert_one_line_error(seqkit_here("generate", char_lm, "a", *option), *fragments)
 
 
 def test_model_types_are_not_mixed_up(char_lm, reverse_model):
     assert_one_line_error(
-        seqkit("generate", reverse_model, "a"), "model.type = seq2seq", "seqkit translate", "model.type = lm"
+        seqkit_here("generate", reverse_model, "a"),
+        f"{reverse_model} holds an encoder-decoder (model.type = seq2seq), which `seqkit generate` cannot use; "
+        "use `seqkit translate`, or a model with model.type = lm",
     )
-    assert_one_line_error(seqkit("translate", char_lm, stdin="a\n"), "language model", "seqkit generate")
+    assert_one_line_error(
+        seqkit_here("translate", char_lm, stdin="a\n"),
+        f"{char_lm} holds a language model (model.type = lm), which `seqkit translate` cannot use; "
+        "use `seqkit generate`, or a model with model.type = seq2seq",
+    )
 
 
 def test_evaluate_reports_perplexity_and_bits_per_char(char_lm, tmp_path):
     text = tmp_path / "text.txt"
     text.write_text("\n".join(LINES) + "\n")
-    result = seqkit("evaluate", "--model", char_lm, "-r", text, "--json")
+    result = seqkit_here("evaluate", "--model", char_lm, "-r", text, "--json")
     assert result.returncode == 0, result.stderr.decode()
     scores = json.loads(result.stdout)["perplexity"]
     assert scores["perplexity"] < 1.3  # memorised
@@ -113,29 +85,32 @@ def test_evaluate_reports_perplexity_and_bits_per_char(char_lm, tmp_path):
     )  # chars = tokens
     shuffled = tmp_path / "shuffled.txt"
     shuffled.write_text("\n".join(" ".join(reversed(line.split())) for line in LINES) + "\n")
-    worse = json.loads(seqkit("evaluate", "--model", char_lm, "-r", shuffled, "--json").stdout)["perplexity"]
+    worse = json.loads(seqkit_here("evaluate", "--model", char_lm, "-r", shuffled, "--json").stdout)[
+        "perplexity"
+    ]
     assert worse["perplexity"] > 2 * scores["perplexity"]
 
 
 def test_training_log_of_a_language_model(char_lm):
-    records = modeldir.read_log(char_lm)
-    valid = [r for r in records if r["kind"] == "valid"]
-    assert [r["step"] for r in valid] == [200, 400]
-    assert valid[-1]["dev_bpc"] < valid[0]["dev_bpc"]
-    assert records[-1]["best_dev_ppl"] == min(r["dev_ppl"] for r in valid)
+    records = training_log.read(char_lm)
+    valid = training_log.of_kind(records, ValidRecord)
+    assert [r.step for r in valid] == [200, 400]
+    assert valid[-1].scores["bpc"] < valid[0].scores["bpc"]
+    end = records[-1]
+    assert isinstance(end, EndRecord) and end.best_metric == "ppl"
+    assert end.best_score == min(r.scores["ppl"] for r in valid)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
-def test_sentencepiece_lstm_and_tied_embeddings(tmp_path, cell):
-    data = write_text(tmp_path / "data")
+def test_sentencepiece_lstm_and_tied_embeddings(tmp_path, lm_data, cell):
     cfg = lm_config(
-        data,
+        lm_data,
         tokenizer={"type": "sentencepiece", "vocab_size": 40},
         model={"cell": cell, "embedding_size": 64, "decoder_hidden_size": 64, "tie_embeddings": True},
         train={"max_steps": 300, "valid_every": 300},
     )
     train_lm.train(cfg, tmp_path / "model")
-    _, tokenizer, model = modeldir.load(tmp_path / "model")
+    _, _, model = model_types.load(tmp_path / "model")
     assert model.output.weight is model.embedding.weight  # still tied after loading
     (text,) = _generate(tmp_path / "model", "a stitch", "--temperature", "0")
     assert text == LINES[1]

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from seqkit import modeldir
+from seqkit import model_types, modeldir
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import translate_lines
+from seqkit.training import log as training_log
+from seqkit.training.log import Restored, StartRecord, TrainRecord
 
 
 def test_reload_gives_identical_weights_and_translations(reverse_model, reverse_data, tmp_path):
-    cfg, tokenizer, model = modeldir.load(reverse_model)
+    cfg, tokenizer, model = model_types.load(reverse_model)
     copy_dir = tmp_path / "copy"
     modeldir.start(copy_dir, cfg, tokenizer, resume=False)
     modeldir.save_weights(copy_dir, model)
-    cfg2, tokenizer2, model2 = modeldir.load(copy_dir)
+    cfg2, tokenizer2, model2 = model_types.load(copy_dir)
     assert cfg2 == cfg
     for (name, a), (name2, b) in zip(model.state_dict().items(), model2.state_dict().items(), strict=True):
         assert name == name2 and torch.equal(a, b)
@@ -33,10 +35,24 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
 
-def test_read_log_skips_a_torn_last_line(tmp_path):
-    modeldir.append_log(tmp_path, {"kind": "train", "step": 1})
+def test_reading_the_log_skips_a_torn_last_line(tmp_path):
+    first = TrainRecord(1, 1, 2.0, 7.4, 0.5, 1.0, 1e-3, 100.0, 50, 0.5)
+    training_log.append(tmp_path, first)
     with open(tmp_path / modeldir.LOG, "a") as f:
         f.write('{"kind": "tra')  # a process killed mid-write
-    assert modeldir.read_log(tmp_path) == [{"kind": "train", "step": 1}]
-    modeldir.append_log(tmp_path, {"kind": "resume", "step": 1})  # the next session's record survives
-    assert modeldir.read_log(tmp_path) == [{"kind": "train", "step": 1}, {"kind": "resume", "step": 1}]
+    assert training_log.read_all(tmp_path) == [first]
+    resume = StartRecord(
+        "resume",
+        "seq2seq",
+        {"train_pairs": 10},
+        100,
+        5,
+        1,
+        "cpu",
+        "fp32",
+        restored=Restored(1, 1, 1e-3, "bleu", 0.0),
+    )
+    training_log.append(tmp_path, resume)  # the next session's record survives, on a line of its own
+    assert training_log.read_all(tmp_path) == [first, resume]
+    lines = (tmp_path / modeldir.LOG).read_text().splitlines()
+    assert lines[1] == '{"kind": "tra' and len(lines) == 3

@@ -80,7 +80,8 @@ def test_teacher_forcing_fast_path_is_the_stepwise_decoder(cell, layers):
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
 def test_chunked_loss_equals_cross_entropy_of_the_full_logits(label_smoothing, monkeypatch):
-    """The fused output layer + cross-entropy gives autograd's loss, accuracy and gradients, over chunks."""
+    """The fused output layer + cross-entropy gives autograd's loss, likelihood, accuracy and gradients,
+    over chunks."""
     from seqkit.models import softmax
 
     monkeypatch.setattr(softmax, "CHUNK_TOKENS", 3)  # several chunks, the last one short
@@ -96,9 +97,12 @@ def test_chunked_loss_equals_cross_entropy_of_the_full_logits(label_smoothing, m
     expected.backward()
     expected_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
-    loss, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
+    loss, nll, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
     loss.backward()
     torch.testing.assert_close(loss, expected)
+    unsmoothed = torch.nn.functional.cross_entropy(logits[real], batch.tgt_out[real], reduction="sum")
+    torch.testing.assert_close(nll, unsmoothed.detach())  # never smoothed
+    assert not nll.requires_grad
     assert int(correct) == int((logits[real].argmax(-1) == batch.tgt_out[real]).sum())
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, expected_grads[name], msg=name)

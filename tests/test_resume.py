@@ -9,17 +9,17 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqkit import modeldir
+from seqkit import model_types, modeldir
 from seqkit.errors import ModelDirError
 from seqkit.training import checkpoint
 from seqkit.training import lm as train_lm
+from seqkit.training import log as training_log
 from seqkit.training import seq2seq as train_seq2seq
-from tests.conftest import toy_config
-from tests.test_lm import lm_config, write_text
+from seqkit.training.log import EndRecord, TrainRecord
+from tests.helpers import lm_config, seqkit_here, toy_config
 
 
 def _last_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -43,14 +43,14 @@ def test_seq2seq_resume_is_bit_identical(tmp_path, reverse_data):
     summary = train_seq2seq.train(
         toy_config(reverse_data, model=model, train=train), tmp_path / "split", resume=True
     )
-    assert summary["steps"] == 60
+    assert summary.steps == 60
     _assert_identical(_last_weights(tmp_path / "whole"), _last_weights(tmp_path / "split"))
-    kinds = [r["kind"] for r in modeldir.read_log(tmp_path / "split")]
-    assert kinds.count("resume") == 1 and kinds.count("end") == 2
+    kinds = [r.kind for r in training_log.read_all(tmp_path / "split") if hasattr(r, "kind")]
+    assert kinds.count("start") == 1 and kinds.count("resume") == 1 and kinds.count("end") == 2
 
 
-def test_language_model_resume_carries_the_hidden_state(tmp_path):
-    data = write_text(tmp_path / "data")
+def test_language_model_resume_carries_the_hidden_state(tmp_path, lm_data):
+    data = lm_data
     train = {"max_steps": 40, "valid_every": 20}
     model = {"dropout": 0.2}
     train_lm.train(lm_config(data, model=model, train=train), tmp_path / "whole")
@@ -74,61 +74,95 @@ def _train_command(data_dir: str, out: Path, *extra: str) -> list[str]:
 def _wait_for_steps(model_dir: Path, process: subprocess.Popen, steps: int) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if any(r.get("step", 0) >= steps for r in modeldir.read_log(model_dir) if r["kind"] == "train"):
+        if any(r.step >= steps for r in training_log.of_kind(training_log.read_all(model_dir), TrainRecord)):
             return
         time.sleep(0.1)
     raise AssertionError("training made no progress")
 
 
-@pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_saves_a_checkpoint_and_the_same_command_continues(tmp_path, reverse_data, sent, code):
+def test_signals_save_a_checkpoint_and_the_same_command_continues(tmp_path, reverse_data):
+    """SIGTERM stops a run, the same command resumes it, SIGINT stops the resumed run: each time the
+    current step is finished, a checkpoint saved and the exit code 128 + the signal's number."""
     out = tmp_path / "model"
     command = _train_command(reverse_data, out, "--max-steps", "100000")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for_steps(out, process, 20)
-    process.send_signal(sent)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == code, stderr.decode()
-    assert stdout == b""
-    assert "checkpoint saved. Continue with: seqkit train --resume" in stderr.decode()
-    stopped = modeldir.read_log(out)[-1]
-    assert stopped["kind"] == "interrupted" and stopped["reason"] == sent.name
-    assert checkpoint.latest(out).name == f"step-{stopped['steps']:08d}"
+    stopped_at = 0
+    for sent, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _wait_for_steps(out, process, stopped_at + 20)
+        process.send_signal(sent)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == code, stderr.decode()
+        assert stdout == b""
+        assert "checkpoint saved. Continue with: seqkit train --resume" in stderr.decode()
+        if stopped_at:  # the second run continued the first one's checkpoint
+            assert (
+                "config changes: none" in stderr.decode() and f"restored step {stopped_at}" in stderr.decode()
+            )
+        stopped = training_log.read(out)[-1]
+        assert isinstance(stopped, EndRecord) and not stopped.finished
+        assert stopped.kind == "interrupted" and stopped.reason == sent.name
+        assert stopped.steps >= stopped_at + 20
+        assert checkpoint.latest(out).name == f"step-{stopped.steps:08d}"
+        stopped_at = stopped.steps
     # the same command with a nearer limit continues from there and says what changed
-    again = subprocess.run(command[:-1] + [str(stopped["steps"] + 7)], capture_output=True, timeout=120)
+    again = subprocess.run(command[:-1] + [str(stopped_at + 7)], capture_output=True, timeout=120)
     assert again.returncode == 0, again.stderr.decode()
     err = again.stderr.decode()
-    assert "config changes: train.max_steps: 100000 -> " in err and f"restored step {stopped['steps']}" in err
-    assert modeldir.read_log(out)[-1]["steps"] == stopped["steps"] + 7
+    assert "config changes: train.max_steps: 100000 -> " in err and f"restored step {stopped_at}" in err
+    end = training_log.read(out)[-1]
+    assert isinstance(end, EndRecord) and end.finished and end.steps == stopped_at + 7
+
+
+def _wait_for(condition, process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"training stopped or stalled before writing {what}")
+        time.sleep(0.02)
 
 
 def test_kill_9_at_random_moments_never_leaves_a_broken_directory(tmp_path, reverse_data):
+    """SIGKILL, which no handler sees, at chosen moments: early in the first run (before any checkpoint,
+    most likely), then three times at a random moment within a validation interval after the running
+    process wrote a checkpoint of its own, so that kills land amid training steps, log lines, checkpoint
+    and weight writes of a resumed run."""
     out = tmp_path / "model"
     command = _train_command(reverse_data, out, "--max-steps", "100000")
     rng = random.Random(11)
-    for _ in range(4):
+    kills_after_a_checkpoint = loaded = 0
+    for attempt in range(4):
+        before = checkpoint.latest(out)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 4.5))  # start-up, tokenizer, first steps, validations, checkpoints
+        if attempt == 0:  # once the run has started its directory: the tokenizer, the first steps
+            _wait_for(lambda: (out / modeldir.CONFIG).is_file(), process, "its config")
+            time.sleep(rng.uniform(0.0, 0.3))
+        else:
+            # a checkpoint this process wrote, not the one it resumed from
+            _wait_for(lambda: checkpoint.latest(out) not in (None, before), process, "a checkpoint")  # noqa: B023
+            time.sleep(rng.uniform(0.0, 0.5))  # about one validation interval (15 steps) on a loaded machine
+        had_checkpoint = checkpoint.latest(out) is not None
         process.kill()
         process.wait()
+        kills_after_a_checkpoint += had_checkpoint
         try:
-            modeldir.load(out)
+            model_types.load(out)
+            loaded += 1
         except ModelDirError as e:  # only ever: no weights yet
             assert "no model.safetensors" in str(e)
         latest = checkpoint.latest(out)
+        assert had_checkpoint <= (latest is not None)  # a kill never takes a checkpoint away
         assert latest is None or sorted(p.name for p in latest.iterdir()) == [
             "state.pt",
             "weights.safetensors",
         ]
+    assert kills_after_a_checkpoint >= 3 and loaded >= 2  # the kills met checkpoints and weights to break
     finish = subprocess.run(command[:-1] + ["60"], capture_output=True, timeout=120)
     assert finish.returncode == 0, finish.stderr.decode()
-    modeldir.load(out)  # a complete, loadable model
+    model_types.load(out)  # a complete, loadable model
 
 
 def test_resume_errors(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "seqkit", "train", "--resume", str(tmp_path)], capture_output=True, timeout=60
-    )
+    result = seqkit_here("train", "--resume", tmp_path)
     assert result.returncode == 1 and b"no checkpoint to resume" in result.stderr
 
 
@@ -137,12 +171,9 @@ def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
     train_seq2seq.train(cfg, tmp_path / "run")
     kept = sorted(p.name for p in (tmp_path / "run" / checkpoint.ROOT).glob("step-*"))
     assert kept == ["step-00000010", "step-00000020", "step-00000030"]
-    result = subprocess.run(
-        [sys.executable, "-m", "seqkit", "average", str(tmp_path / "run"), "-o", str(tmp_path / "avg")],
-        capture_output=True, timeout=60,
-    )  # fmt: skip
+    result = seqkit_here("average", tmp_path / "run", "-o", tmp_path / "avg")
     assert result.returncode == 0, result.stderr.decode()
-    _, _, model = modeldir.load(tmp_path / "avg")
+    _, _, model = model_types.load(tmp_path / "avg")
     a = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000020" / checkpoint.WEIGHTS)
     b = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000030" / checkpoint.WEIGHTS)
     for name, tensor in model.state_dict().items():
@@ -159,7 +190,7 @@ def test_a_fresh_start_clears_a_checkpoint_left_unnamed_by_a_kill(tmp_path, reve
     train_seq2seq.train(cfg, tmp_path / "run")
     assert (checkpoint.latest(tmp_path / "run") / checkpoint.WEIGHTS).read_bytes() != b"junk"
     longer = toy_config(reverse_data, train={"max_steps": 12, "valid_every": 10})
-    assert train_seq2seq.train(longer, tmp_path / "run", resume=True)["steps"] == 12
+    assert train_seq2seq.train(longer, tmp_path / "run", resume=True).steps == 12
 
 
 def test_latest_falls_back_when_the_named_checkpoint_was_deleted(tmp_path, reverse_data):
@@ -170,4 +201,4 @@ def test_latest_falls_back_when_the_named_checkpoint_was_deleted(tmp_path, rever
     shutil.rmtree(checkpoint.latest(tmp_path / "run"))  # as the restore error suggests
     assert checkpoint.latest(tmp_path / "run").name == "step-00000010"
     longer = toy_config(reverse_data, train={"max_steps": 25, "valid_every": 10})
-    assert train_seq2seq.train(longer, tmp_path / "run", resume=True)["steps"] == 25
+    assert train_seq2seq.train(longer, tmp_path / "run", resume=True).steps == 25

@@ -14,7 +14,7 @@ from seqkit.data.batches import make_batch
 from seqkit.data.tokenizer import BOS, EOS
 from seqkit.decoding.search import beam_search, decode_corpus, greedy_search, max_output_lengths
 from seqkit.models.seq2seq import Seq2Seq
-from tests.cli_helpers import seqkit
+from tests.helpers import seqkit_here
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +105,8 @@ def test_length_penalty_changes_the_winner(alpha, winner):
 def test_nbest_output_format_and_best_equals_plain(reverse_model, reverse_data):
     sources = open(f"{reverse_data}/dev.src").read().splitlines()[:20] + [""]
     text = "\n".join(sources) + "\n"
-    plain = seqkit("translate", reverse_model, stdin=text)
-    nbest = seqkit("translate", reverse_model, "--nbest", "3", stdin=text)
+    plain = seqkit_here("translate", reverse_model, stdin=text)
+    nbest = seqkit_here("translate", reverse_model, "--nbest", "3", stdin=text)
     assert plain.returncode == 0 and nbest.returncode == 0, nbest.stderr.decode()
     records = [json.loads(line) for line in nbest.stdout.decode().splitlines()]
     assert len(records) == len(sources)
@@ -120,9 +120,9 @@ def test_nbest_output_format_and_best_equals_plain(reverse_model, reverse_data):
 
 
 def test_greedy_flag_and_bad_decoding_options(reverse_model):
-    greedy = seqkit("translate", reverse_model, "--beam-size", "1", stdin="a b c\n")
+    greedy = seqkit_here("translate", reverse_model, "--beam-size", "1", stdin="a b c\n")
     assert greedy.stdout == b"c b a\n"
-    result = seqkit("translate", reverse_model, "--nbest", "6", stdin="a\n")
+    result = seqkit_here("translate", reverse_model, "--nbest", "6", stdin="a\n")
     assert result.returncode == 1 and b"--nbest 6" in result.stderr and b"beam size (5)" in result.stderr
-    result = seqkit("translate", reverse_model, "--length-penalty", "-1", stdin="a\n")
+    result = seqkit_here("translate", reverse_model, "--length-penalty", "-1", stdin="a\n")
     assert result.returncode == 1 and b"decode.length_penalty" in result.stderr

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit import modeldir
 from seqkit.config import TrainConfig
 from seqkit.errors import TrainingError
+from seqkit.training import log as training_log
 from seqkit.training.gradients import GradientMonitor
-from seqkit.training.loop import NullReporter, TrainingTask, fit
+from seqkit.training.log import ValidRecord, WarningRecord
+from seqkit.training.loop import DevScores, NullReporter, StepLoss, TrainingTask, fit
+from seqkit.training.progress import Limits, Progress, TrainingState
 from seqkit.training.schedules import LearningRateSchedule
 
 
@@ -29,16 +31,105 @@ def test_constant_warmup_and_inverse_sqrt():
     assert math.isclose(inverse.at(400), 0.05)  # sqrt(100 / 400)
 
 
+def _plateau(**train) -> LearningRateSchedule:
+    return LearningRateSchedule(TrainConfig(learning_rate=1.0, lr_schedule="plateau", **train))
+
+
+def _validate(progress: Progress, schedule: LearningRateSchedule, scores) -> list[float]:
+    """The loop's order: the progress counts the validation, the schedule hears the count."""
+    rates = []
+    for score in scores:
+        progress.record_validation(score)
+        schedule.after_validation(progress.bad_validations)
+        rates.append(schedule.at(1))
+    return rates
+
+
 def test_plateau_decays_after_patience_and_round_trips():
-    schedule = LearningRateSchedule(TrainConfig(learning_rate=1.0, lr_schedule="plateau", lr_patience=2))
-    for score in (1.0, 2.0, 1.5, 1.9):  # two validations without beating 2.0
-        schedule.after_validation(score)
-    assert schedule.at(1) == 0.5
-    copy = LearningRateSchedule(TrainConfig(learning_rate=1.0, lr_schedule="plateau", lr_patience=2))
-    copy.load_state_dict(schedule.state_dict())
-    copy.after_validation(1.0)
-    copy.after_validation(1.0)
-    assert copy.at(1) == 0.25
+    progress, schedule = Progress(), _plateau(lr_patience=2)
+    assert _validate(progress, schedule, (1.0, 2.0, 1.5, 1.9)) == [
+        1.0,
+        1.0,
+        1.0,
+        0.5,
+    ]  # 2 without beating 2.0
+    # a checkpoint keeps the decays so far and the count of validations without improvement
+    state = TrainingState.from_dict(TrainingState(progress, schedule.plateau_scale).to_dict())
+    copy = LearningRateSchedule(schedule.cfg, state.plateau_scale)
+    assert _validate(state.progress, copy, (1.0, 1.0)) == [0.5, 0.25]
+
+
+def _old_plateau(cfg: TrainConfig, scores) -> list[float]:
+    """seqkit 0.1's plateau schedule, which kept its own best score: the reference for the decays."""
+    best, bad, scale, rates = -math.inf, 0, 1.0, []
+    for score in scores:
+        if score > best:
+            best, bad = score, 0
+        else:
+            bad += 1
+            if bad >= cfg.lr_patience:
+                scale *= cfg.lr_decay_factor
+                bad = 0
+        rates.append(cfg.learning_rate * scale)
+    return rates
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plateau_decays_as_before_after_every_patience_validations(patience, seed):
+    """Decays after every `lr_patience` validations in a row without improvement, and only then: a
+    long plateau decays again and again, an improvement starts the count afresh."""
+    import random
+
+    rng = random.Random(seed)
+    scores = [rng.choice([rng.random(), -1.0, -1.0]) + step / 100 for step in range(60)]  # plateaus, rises
+    cfg = TrainConfig(learning_rate=1.0, lr_schedule="plateau", lr_patience=patience, lr_decay_factor=0.5)
+    expected = _old_plateau(cfg, scores)
+    assert _validate(Progress(), LearningRateSchedule(cfg), scores) == expected
+    assert len(set(expected)) > 3  # several decays: the comparison means something
+
+
+def test_plateau_decays_at_exact_counts():
+    progress, schedule = Progress(), _plateau(lr_patience=2, lr_decay_factor=0.1)
+    rates = _validate(progress, schedule, [5.0, 1, 1, 1, 1, 1, 6.0, 1, 1])
+    assert rates == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.001])
+    for other in ("constant", "inverse_sqrt"):  # only the plateau schedule listens
+        schedule = LearningRateSchedule(TrainConfig(learning_rate=1.0, lr_schedule=other))
+        assert _validate(Progress(), schedule, [1.0, 0, 0, 0, 0]) == [1.0] * 5
+
+
+def test_training_state_round_trips_and_reads_old_checkpoints():
+    progress = Progress(step=40, epoch=1, position=3, best=-2.5, validated_step=40, bad_validations=1,
+                        best_step=20, best_signature="sig", elapsed_s=12.5, target_tokens=900, step_s=9.0)  # fmt: skip
+    rng = {"cpu": torch.get_rng_state()}
+    state = TrainingState(progress, 0.25, rng, {"scale": 128.0}, {"hidden": [torch.ones(2)]})
+    values = state.to_dict()
+    assert values["schedule"] == {"plateau_scale": 0.25}
+    again = TrainingState.from_dict(values)
+    assert (again.progress, again.plateau_scale, again.loss_scaler) == (progress, 0.25, {"scale": 128.0})
+    assert torch.equal(again.torch_rng["cpu"], rng["cpu"]) and torch.equal(
+        again.task["hidden"][0], torch.ones(2)
+    )
+    # seqkit 0.1's state.pt: a schedule with a best score and count of its own, no loss scaler key
+    old = {**values, "schedule": {"plateau_scale": 0.5, "best": -2.5, "bad_validations": 1}}
+    del old["loss_scaler"]
+    restored = TrainingState.from_dict(old)
+    assert (restored.progress, restored.plateau_scale, restored.loss_scaler) == (progress, 0.5, {})
+    # and the restored counters carry on: one more validation without improvement decays the rate
+    schedule = LearningRateSchedule(TrainConfig(learning_rate=1.0, lr_schedule="plateau", lr_patience=2),
+                                    restored.plateau_scale)  # fmt: skip
+    assert _validate(restored.progress, schedule, [-3.0]) == [0.25]
+
+
+def test_limits_say_which_limit_stopped_a_run():
+    cfg = TrainConfig(max_steps=100, max_epochs=3, max_minutes=1.0, patience=2)
+    limits = Limits(cfg, steps_per_epoch=40)
+    assert limits.reached(Progress(step=99, epoch=2), elapsed=59.0) is None
+    assert limits.reached(Progress(step=100, epoch=2), elapsed=0.0) == "max_steps"
+    assert limits.reached(Progress(step=10, epoch=3), elapsed=0.0) == "max_epochs"
+    assert limits.reached(Progress(step=10), elapsed=60.0) == "max_minutes"
+    assert limits.reached(Progress(step=10, bad_validations=2), elapsed=0.0) == "early_stopping"
+    assert limits.fraction(60, 30.0) == pytest.approx(max(60 / 100, 60 / 120, 30 / 60))
 
 
 def test_gradient_monitor_clips_like_torch_and_warns():
@@ -69,14 +160,14 @@ class FakeTask:
     def __init__(self, model, scores: list[dict], nan_from: int | None = None):
         self.model, self.scores, self.nan_from, self.steps = model, scores, nan_from, 0
 
-    def step(self, batch):
+    def step(self, batch) -> StepLoss:
         self.steps += 1
         loss = (self.model(torch.randn(8, 3)) ** 2).sum()
         if self.nan_from is not None and self.steps >= self.nan_from:
             loss = loss * float("nan")
-        return loss, float(loss.detach()), 8, 0
+        return StepLoss(loss, float(loss.detach()), float(loss.detach()), 8, 0)
 
-    def validate(self):
+    def validate(self) -> DevScores:
         return self.scores.pop(0)
 
     def as_task(self, metric: str) -> TrainingTask:
@@ -98,39 +189,38 @@ def _cfg(**train) -> config_lib.Config:
 def test_early_stopping_and_best_metric(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    scores = [{"dev_bleu": b, "dev_chrf": c, "dev_ppl": p, "bleu_signature": "sig"} for b, c, p in
+    scores = [DevScores({"bleu": b, "chrf": c, "ppl": p}, {"bleu": "sig"}) for b, c, p in
               [(1, 9, 5.0), (3, 8, 4.0), (2, 7, 3.0), (2, 6, 2.0), (1, 5, 1.0)] * 4]  # fmt: skip
-    summary = fit(_cfg(patience=2), _run_dir(tmp_path / "a"), model, FakeTask(model, list(scores)).as_task("bleu"), {},
+    summary = fit(_cfg(patience=2), _run_dir(tmp_path / "a"), model, FakeTask(model, list(scores)).as_task("bleu"),
                   NullReporter())  # fmt: skip
-    assert summary["reason"] == "early_stopping" and summary["steps"] == 20  # best at 10, no better at 15, 20
-    assert summary["best_dev_bleu"] == 3 and summary["best_signature"] == "sig"
+    assert summary.reason == "early_stopping" and summary.steps == 20  # best at 10, no better at 15, 20
+    assert (summary.best_metric, summary.best_score, summary.best_signature) == ("bleu", 3, "sig")
     by_ppl = fit(_cfg(best_metric="ppl", max_steps=25), _run_dir(tmp_path / "b"), model,
-                 FakeTask(model, list(scores)).as_task("bleu"), {}, NullReporter())  # fmt: skip
-    assert by_ppl["best_dev_ppl"] == 1.0 and "best_signature" not in by_ppl
-    best_flags = [r["best"] for r in modeldir.read_log(tmp_path / "b") if r["kind"] == "valid"]
+                 FakeTask(model, list(scores)).as_task("bleu"), NullReporter())  # fmt: skip
+    assert (by_ppl.best_metric, by_ppl.best_score, by_ppl.best_signature) == ("ppl", 1.0, "")
+    best_flags = [r.best for r in training_log.of_kind(training_log.read(tmp_path / "b"), ValidRecord)]
     assert best_flags == [True] * 5
 
 
 def test_non_finite_steps_are_skipped_then_training_stops(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    scores = [{"dev_ppl": 2.0}] * 10
+    scores = [DevScores({"ppl": 2.0})] * 10
     with pytest.raises(TrainingError, match="non-finite for 5 steps in a row"):
         fit(
             _cfg(),
             _run_dir(tmp_path / "run"),
             model,
             FakeTask(model, scores, nan_from=8).as_task("ppl"),
-            {},
             NullReporter(),
         )
-    records = modeldir.read_log(tmp_path / "run")
-    skipped = [r["step"] for r in records if r["kind"] == "warning" and r["message"].startswith("non-finite")]
+    records = training_log.of_kind(training_log.read(tmp_path / "run"), WarningRecord)
+    skipped = [r.step for r in records if r.message.startswith("non-finite")]
     assert skipped == [8, 9, 10, 11, 12]
     assert all(torch.isfinite(p).all() for p in model.parameters())  # no NaN update was applied
 
 
 def test_perplexity_of_a_diverged_model_is_infinite_not_an_error():
-    from seqkit.scoring.metrics import perplexity
+    from seqkit.scoring.likelihood import perplexity
 
     assert perplexity(1e6, 10) == math.inf and math.isclose(perplexity(math.log(3) * 4, 4), 3)

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import gzip
 
-from seqkit import modeldir
+from seqkit import model_types
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import translate_lines, translate_stream
-from tests.cli_helpers import seqkit
+from tests.helpers import assert_one_line_error, seqkit, seqkit_here
 
 
 def test_empty_lines_keep_line_count_and_order(reverse_model):
     text = "a b c\n\nd e f g\n   \nh\n\n"
-    result = seqkit("translate", reverse_model, stdin=text)
+    result = seqkit_here("translate", reverse_model, stdin=text)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split("\n") == ["c b a", "", "g f e d", "", "h", "", ""]
 
 
 def test_batched_output_equals_one_at_a_time(reverse_model, reverse_data):
-    _, tokenizer, model = modeldir.load(reverse_model)
+    _, tokenizer, model = model_types.load(reverse_model)
     sources = read_lines(f"{reverse_data}/dev.src")
     batched = translate_lines(model, tokenizer, sources, DecodeConfig(batch_size=64))
     single = [translate_lines(model, tokenizer, [s], DecodeConfig(batch_size=1))[0] for s in sources]
@@ -34,13 +34,13 @@ def test_files_gz_and_output_option(tmp_path, reverse_model):
     with gzip.open(packed, "wt") as f:
         f.write("f g h\n")
     out = tmp_path / "out.txt"
-    result = seqkit("translate", reverse_model, plain, packed, "--output", out)
+    result = seqkit_here("translate", reverse_model, plain, packed, "--output", out)
     assert result.returncode == 0 and result.stdout == b""
     assert out.read_text() == "b a\ne d c\nh g f\n"
 
 
 def test_output_length_is_limited_by_source_length(reverse_model):
-    _, tokenizer, model = modeldir.load(reverse_model)
+    _, tokenizer, model = model_types.load(reverse_model)
     cfg = DecodeConfig(max_length_ratio=0.5, max_length_offset=0)
     source = "a b c d e f g"
     limit = int(0.5 * len(tokenizer.encode_src([source])[0]))
@@ -53,7 +53,9 @@ def test_int8_and_bf16_decoding_keep_the_outputs(tmp_path, reverse_model, revers
     source = f"{reverse_data}/dev.src"
     outputs = {}
     for name, flags in {"plain": [], "int8": ["--quantize"], "bf16": ["--precision", "bf16"]}.items():
-        result = seqkit("translate", reverse_model, source, "--device", "cpu", *flags)
+        # the fast paths in a process of their own: torch warns once per process, if at all
+        run = seqkit if flags else seqkit_here
+        result = run("translate", reverse_model, source, "--device", "cpu", *flags)
         assert result.returncode == 0, result.stderr.decode()
         assert result.stderr == b""  # no deprecation chatter from torch's quantization
         outputs[name] = result.stdout.decode().splitlines()
@@ -65,8 +67,6 @@ def test_int8_and_bf16_decoding_keep_the_outputs(tmp_path, reverse_model, revers
 
 
 def test_bad_precision_is_a_one_line_error(reverse_model):
-    from tests.cli_helpers import assert_one_line_error
-
     assert_one_line_error(
-        seqkit("translate", reverse_model, "--precision", "fp8", stdin="a\n"), "--precision fp8", "bf16"
+        seqkit_here("translate", reverse_model, "--precision", "fp8", stdin="a\n"), "--precision fp8", "bf16"
     )

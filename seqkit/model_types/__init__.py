@@ -45,9 +45,11 @@ def require_task(cfg: Config, task: str, model_dir: Path) -> None:
     model_type = of(cfg)
     if model_type.task != task:
         wanted = [t.name for t in MODEL_TYPES.values() if t.task == task]
+        article = "an" if model_type.title[0] in "aeiou" else "a"  # an encoder-decoder, a language model
         raise ConfigError(
-            f"{model_dir} holds a {model_type.title} (model.type = {model_type.name}), which `seqkit {task}` "
-            f"cannot use; use `seqkit {model_type.task}`, or a model with model.type = {' or '.join(wanted)}"
+            f"{model_dir} holds {article} {model_type.title} (model.type = {model_type.name}), "
+            f"which `seqkit {task}` cannot use; use `seqkit {model_type.task}`, "
+            f"or a model with model.type = {' or '.join(wanted)}"
         )
 
 

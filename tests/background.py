@@ -1,0 +1,53 @@
+"""The suite's trainings, run in a process of their own while the tests that need no trained model run,
+so that they use the machine's second core (the tests train with one thread each). conftest.py starts
+this module once per session for the session models and for the tests marked `trained_in_background`,
+and waits for a job's model directory when a fixture needs it.
+
+    python -m tests.background JOBS.json
+
+JOBS.json is a list of jobs, trained in turn into their "output" directory: {"kind": "seq2seq", "task",
+"model", "train"} is helpers.toy_config on a toy corpus of `task` (helpers.write_toy), {"kind": "lm",
+"model", "train"} helpers.lm_config on helpers.write_text's lines; `model` and `train` override. Each
+job ends with `output`.done (holding the corpus directory) or `output`.failed (the traceback)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+
+def train(job: dict, output: Path) -> str:
+    """Trains one job into `output`; returns the directory of the corpus it was trained on."""
+    from seqkit.training import lm as train_lm
+    from seqkit.training import seq2seq as train_seq2seq
+    from tests import helpers
+
+    data_dir = output.with_name(f"{output.name}-data")
+    if job["kind"] == "lm":
+        helpers.write_text(data_dir)
+        train_lm.train(helpers.lm_config(data_dir, model=job["model"], train=job["train"]), output)
+    else:
+        helpers.write_toy(data_dir, job["task"])
+        cfg = helpers.toy_config(str(data_dir), model=job["model"], train=job["train"])
+        train_seq2seq.train(cfg, output)
+    return str(data_dir)
+
+
+def main(jobs_file: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # as in the tests' own process: one core for this one, one for the tests
+    for job in json.loads(Path(jobs_file).read_text()):
+        output = Path(job["output"])
+        try:
+            data_dir = train(job, output)
+        except Exception:
+            output.with_name(output.name + ".failed").write_text(traceback.format_exc())
+        else:
+            output.with_name(output.name + ".done").write_text(data_dir)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
