@@ -54,6 +54,8 @@ def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
         "model.safetensors",
         "train_log.jsonl",
         "checkpoints",
+        "vocab_counts.json",
+        "cache",
     }
 
 

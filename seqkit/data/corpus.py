@@ -174,7 +174,8 @@ def prepare_pairs(
                 dev_src.append(source)
                 dev_tgt.append(target)
     if tokenizer is None:
-        _required(cfg, "train")
+        if cfg.data.dev:  # a pass that checks the files before SentencePiece reads them (it hides errors)
+            sum(1 for _ in iter_pairs(_required(cfg, "train"), cfg.data, "data.train"))
         tokenizer = build(
             (s for s, _ in _train_pairs(cfg, held, None, None)),
             (t for _, t in _train_pairs(cfg, held, None, None)),

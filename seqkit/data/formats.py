@@ -90,14 +90,15 @@ def files(spec: str, cfg: DataConfig, option: str) -> list[Path]:
 
 
 def _aligned(src_path: Path, tgt_path: Path, fixes: Counter | None) -> Iterator[tuple[str, str]]:
-    count = 0
-    for count, (source, target) in enumerate(
-        zip_longest(iter_lines(src_path, fixes), iter_lines(tgt_path, fixes)), start=1
-    ):
+    pairs = zip_longest(iter_lines(src_path, fixes), iter_lines(tgt_path, fixes))
+    for count, (source, target) in enumerate(pairs, start=1):
         if source is None or target is None:
-            longer, shorter = (tgt_path, src_path) if source is None else (src_path, tgt_path)
+            rest = 1 + sum(1 for _ in pairs)  # the longer file's remaining lines
+            src_count, tgt_count = (
+                (count - 1, count - 1 + rest) if source is None else (count - 1 + rest, count - 1)
+            )
             raise DataError(
-                f"{longer} has more lines than {shorter} ({shorter} ends after line {count - 1}); "
+                f"{src_path} has {src_count} lines but {tgt_path} has {tgt_count}; "
                 "parallel files must be line-aligned (one sentence pair per line number)"
             )
         yield source, target

@@ -102,6 +102,10 @@ class SentencePieceSide:
         rows = [[to_spm[i] for i in row if to_spm[i] >= 0 or i == UNK] for row in ids]
         return self.processor.decode([[unk if i < 0 else i for i in row] for row in rows])
 
+    def piece_to_id(self, piece: str) -> int:
+        """The seqkit id of a piece of the model."""
+        return self.from_spm[self.processor.piece_to_id(piece)]
+
     def pieces(self, ids: list[int]) -> list[str]:
         return [
             self.processor.id_to_piece(self.to_spm[i]) if self.to_spm[i] >= 0 else SPECIALS[i] for i in ids

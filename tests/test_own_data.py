@@ -1,0 +1,422 @@
+"""Your own data (issue 13): corpus formats, held-out dev sets, config-relative paths, cleaning, any
+SentencePiece model, logs in files, `seqkit config`, pipelines, and the token-array cache."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sentencepiece as spm
+import torch
+
+from seqkit import config as config_lib
+from seqkit import model_types
+from seqkit.data import corpus
+from seqkit.data.batches import training_batches
+from seqkit.data.formats import iter_column, read_pairs
+from seqkit.data.tokenizer import SentencePieceTokenizer, build_tokenizer
+from seqkit.data.toy import make_pairs
+from seqkit.decoding.inference import AttentionMap, translate_lines
+from seqkit.errors import ConfigError, DataError
+from seqkit.training import log as training_log
+from seqkit.training import seq2seq as train_seq2seq
+from seqkit.training.log import StartRecord
+from seqkit.training.loop import DevScores, NullReporter, StepLoss, TrainingTask, fit, seeded_rng
+from seqkit.viz import plots
+from tests.helpers import assert_one_line_error, png_pixels, seqkit, toy_config
+
+PAIRS = make_pairs("reverse", 40, seed=3)
+
+
+def _write_formats(directory: Path) -> dict[str, str]:
+    """The same pairs as parallel files, a TSV (target first, an attribution column), .tsv.gz and JSONL."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "c.src").write_text("".join(s + "\n" for s, _ in PAIRS))
+    (directory / "c.tgt").write_text("".join(t + "\n" for _, t in PAIRS))
+    tsv = "".join(
+        f"{t}\t{s}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{i}\n" for i, (s, t) in enumerate(PAIRS)
+    )
+    (directory / "c.tsv").write_text(tsv)
+    with gzip.open(directory / "c.tsv.gz", "wt") as f:
+        f.write(tsv)
+    (directory / "c.jsonl").write_text(
+        "".join(json.dumps({"es": s, "en": t, "id": i}) + "\n" for i, (s, t) in enumerate(PAIRS))
+    )
+    return {name: str(directory / name) for name in ("c", "c.tsv", "c.tsv.gz", "c.jsonl")}
+
+
+def _data(**keys) -> config_lib.DataConfig:
+    return config_lib.from_dict({"data": {"src_lang": "src", "tgt_lang": "tgt", **keys}}, "test").data
+
+
+@pytest.mark.parametrize("name", ["c", "c.tsv", "c.tsv.gz", "c.jsonl"])
+def test_every_format_reads_the_same_pairs(tmp_path, name):
+    files = _write_formats(tmp_path)
+    cfg = _data(src_column=2, tgt_column=1, src_key="es", tgt_key="en")
+    src, tgt = read_pairs(files[name], cfg, "data.train")
+    assert list(zip(src, tgt, strict=True)) == PAIRS
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "cfg", "fragments"),
+    [
+        ("short.tsv", "a\tb\nc\n", {}, ["short.tsv:2:", "1 tab-separated column", "data.src_column"]),
+        ("three.tsv", "a\tb\n", {"tgt_column": 3}, ["three.tsv:1:", "column 3"]),
+        ("missing.jsonl", '{"src": "a", "tgt": "b"}\n{"src": "c"}\n', {}, ["missing.jsonl:2:", "no field 'tgt'", "data.tgt_key"]),
+        ("bad.jsonl", '{"src": "a", "tgt": "b"}\n{"src": \n', {}, ["bad.jsonl:2:", "not valid JSON"]),
+        ("list.jsonl", "[1, 2]\n", {}, ["list.jsonl:1:", "not an object"]),
+        ("number.jsonl", '{"src": 1, "tgt": "b"}\n', {}, ["number.jsonl:1:", "'src' is not a string"]),
+    ],
+)  # fmt: skip
+def test_bad_lines_are_one_line_errors_naming_file_and_line(tmp_path, name, content, cfg, fragments):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError) as error:
+        read_pairs(str(tmp_path / name), _data(**cfg), "data.train")
+    message = str(error.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_bom_and_crlf_are_removed_and_counted(tmp_path):
+    (tmp_path / "c.tsv").write_bytes("\ufeffa b\tb a\r\nc\td\r\n\ne\tf\n".encode())
+    fixes: Counter = Counter()
+    src, tgt = read_pairs(str(tmp_path / "c.tsv"), _data(), "data.train", fixes)
+    assert (src, tgt) == (["a b", "c", "", "e"], ["b a", "d", "", "f"])  # a blank line is an empty pair
+    assert fixes == Counter(bom=1, cr=2)
+
+
+def test_translate_and_evaluate_read_a_column(tmp_path, reverse_model):
+    files = _write_formats(tmp_path)
+    assert list(iter_column(files["c.tsv"], 2)) == [s for s, _ in PAIRS]
+    from_column = seqkit("translate", reverse_model, files["c.tsv"], "--column", "2")
+    from_file = seqkit("translate", reverse_model, tmp_path / "c.src")
+    assert from_column.returncode == 0 and from_column.stdout == from_file.stdout
+    scored = seqkit(
+        "evaluate", "-i", tmp_path / "c.tgt", "-r", files["c.tsv"], "--column", "1", "-m", "bleu", "--json"
+    )
+    assert json.loads(scored.stdout)["systems"][0]["scores"][0]["score"] == pytest.approx(100.0)
+    assert_one_line_error(
+        seqkit("translate", reverse_model, files["c.tsv"], "--column", "4"), "c.tsv:1:", "no column 4"
+    )
+
+
+def _tsv_corpus(directory: Path, count: int = 1200, repeat: int = 0) -> Path:
+    pairs = make_pairs("reverse", count, seed=1)
+    pairs += pairs[:repeat]
+    path = directory / "corpus.tsv"
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    return path
+
+
+def test_a_tsv_without_dev_holds_out_pairs_with_the_seed(tmp_path):
+    path = _tsv_corpus(tmp_path)
+    cfg = toy_config(str(tmp_path), data={"train": str(path), "dev": "", "dev_size": 50},
+                     train={"max_steps": 20, "valid_every": 20})  # fmt: skip
+    train_seq2seq.train(cfg, tmp_path / "m")
+    held_src = (tmp_path / "m" / "dev.src.txt").read_text().splitlines()
+    held_tgt = (tmp_path / "m" / "dev.tgt.txt").read_text().splitlines()
+    lines = path.read_text().splitlines()
+    expected = [lines[i].split("\t") for i in corpus.hold_out(len(lines), 50, cfg.train.seed)]
+    assert [list(p) for p in zip(held_src, held_tgt, strict=True)] == expected
+    start = training_log.of_kind(training_log.read(tmp_path / "m"), StartRecord)[0]
+    assert start.data["dev_pairs"] == 50 and start.data["dev_held_out"] == 1
+    assert start.data["train_pairs"] == 1150
+
+
+def test_config_paths_are_relative_to_the_config_file_and_set_paths_to_the_cwd(tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    _tsv_corpus(exp)
+    (exp / "run.toml").write_text('[data]\ntrain = "corpus.tsv"\ndev = ""\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    loaded = config_lib.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"], base=None)
+    assert loaded.data.train == str(exp / "corpus.tsv")
+    # --set paths are relative to where the command runs
+    os.chdir(elsewhere)
+    try:
+        loaded = config_lib.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"])
+    finally:
+        os.chdir(Path(__file__).parent)
+    assert loaded.data.dev == str(exp / "corpus.tsv")
+    result = seqkit("config", "-c", exp / "run.toml", cwd=elsewhere)
+    assert f'train = "{exp / "corpus.tsv"}"' in result.stdout.decode()
+
+
+def test_cleaning_is_counted_at_the_start(tmp_path):
+    pairs = list(dict.fromkeys(make_pairs("reverse", 400, seed=1)))[:300]  # no two alike
+    pairs += pairs[:7]  # 7 duplicates
+    pairs += [("", "a b"), ("a b", "")]  # 2 empty
+    pairs += [("a " * 30, "b")]  # a ratio of 30
+    (tmp_path / "t.src").write_text("".join(s + "\n" for s, _ in pairs))
+    (tmp_path / "t.tgt").write_text("".join(t + "\n" for _, t in pairs))
+    write = make_pairs("reverse", 20, seed=2)
+    (tmp_path / "d.src").write_text("".join(s + "\n" for s, _ in write))
+    (tmp_path / "d.tgt").write_text("".join(t + "\n" for _, t in write))
+    cfg = toy_config(str(tmp_path), data={"train": str(tmp_path / "t"), "dev": str(tmp_path / "d"), "dedupe": True,
+                     "max_length_ratio": 5.0}, train={"max_steps": 5, "valid_every": 5})  # fmt: skip
+    train_seq2seq.train(cfg, tmp_path / "m")
+    data = training_log.of_kind(training_log.read(tmp_path / "m"), StartRecord)[0].data
+    assert (data["duplicate_pairs"], data["empty_pairs"], data["ratio_pairs"]) == (7, 2, 1)
+    assert data["train_pairs"] == 300 and data["skipped_pairs"] == 10
+    line = seqkit("train", "--set", f"data.train={tmp_path / 't'}", "--set", f"data.dev={tmp_path / 'd'}",
+                  "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "data.dedupe=true",
+                  "--set", "tokenizer.vocab_size=16", "--max-steps", "1", "-o", tmp_path / "cli")  # fmt: skip
+    assert "skipped 9: 2 empty, 7 duplicates" in line.stderr.decode()
+
+
+def _sentencepiece(lines: list[str], **ids) -> bytes:
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, vocab_size=20,
+                                   hard_vocab_limit=False, minloglevel=2, **ids)  # fmt: skip
+    return model.getvalue()
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [{}, {"model_type": "bpe"}, {"user_defined_symbols": ["<sep>"]}, {"pad_id": 3, "unk_id": 0, "bos_id": 1, "eos_id": 2}],
+    ids=["sentencepiece-defaults", "bpe", "user-symbols", "pad-last"],
+)  # fmt: skip
+def test_any_sentencepiece_model_maps_onto_seqkits_special_ids(ids):
+    lines = [s for s, _ in make_pairs("reverse", 200, seed=1)]
+    tokenizer = SentencePieceTokenizer(_sentencepiece(lines, **ids))
+    encoded = tokenizer.encode_src(lines[:20])
+    assert all(i >= 4 for row in encoded for i in row)  # the specials 0-3 stay seqkit's
+    assert tokenizer.decode_tgt(encoded) == lines[:20]
+    assert tokenizer.decode_tgt([[2, *encoded[0], 3, 0]]) == [lines[0]]  # bos, eos, pad: dropped
+    assert len(set(range(tokenizer.src_vocab_size))) == tokenizer.src_vocab_size
+
+
+def test_a_default_ids_model_and_separate_side_models_train_translate_and_reload(tmp_path, reverse_data):
+    src_lines = Path(f"{reverse_data}/train.src").read_text().splitlines()
+    tgt_lines = Path(f"{reverse_data}/train.tgt").read_text().splitlines()
+    (tmp_path / "joint.model").write_bytes(_sentencepiece(src_lines + tgt_lines))  # unk=0 bos=1 eos=2, no pad
+    (tmp_path / "src.model").write_bytes(_sentencepiece(src_lines))
+    (tmp_path / "tgt.model").write_bytes(_sentencepiece(tgt_lines, model_type="bpe"))
+    dev = Path(f"{reverse_data}/dev.src").read_text().splitlines()[:10]
+    for name, tokenizer in (
+        ("joint", {"model": str(tmp_path / "joint.model")}),
+        ("sides", {"joint": False, "src_model": str(tmp_path / "src.model"), "tgt_model": str(tmp_path / "tgt.model")}),
+    ):  # fmt: skip
+        cfg = toy_config(reverse_data, tokenizer=tokenizer, train={"max_steps": 30, "valid_every": 30})
+        train_seq2seq.train(cfg, tmp_path / name)
+        loaded_cfg, loaded, model = model_types.load(tmp_path / name)
+        assert loaded_cfg.tokenizer == cfg.tokenizer  # the stored config says what was used
+        again = model_types.load(tmp_path / name)
+        first = translate_lines(model, loaded, dev, cfg.decode)
+        assert translate_lines(again[2], again[1], dev, cfg.decode) == first
+        cli = seqkit("translate", tmp_path / name, stdin="\n".join(dev) + "\n")
+        assert cli.stdout.decode().splitlines() == first
+        assert (tmp_path / name / ("spm.model" if name == "joint" else "spm.tgt.model")).is_file()
+
+
+@pytest.mark.parametrize(
+    ("tokenizer", "fragment"),
+    [
+        ({"joint": False, "model": "x.model"}, "tokenizer.joint = false with one tokenizer.model"),
+        ({"joint": False, "src_model": "x.model"}, "tokenizer.tgt_model is missing"),
+        ({"src_model": "a.model", "tgt_model": "b.model"}, "set tokenizer.joint = false"),
+        ({"model": "a.model", "src_model": "b.model"}, "exclude each other"),
+        ({"type": "char", "model": "a.model"}, "tokenizer.type = char"),
+        ({"src_vocab_size": 100}, "apply to separate sides"),
+    ],
+)
+def test_tokenizer_combinations_that_cannot_hold_are_errors(tokenizer, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        config_lib.from_dict({"tokenizer": tokenizer}, "run.toml")
+
+
+def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):
+    result = seqkit("info", reverse_model, "--vocab", "--json")
+    vocab = json.loads(result.stdout)
+    rows = vocab["vocabulary"]["target"]
+    _, tokenizer, _ = model_types.load(reverse_model)
+    assert [r["piece"] for r in rows[4:]] == tokenizer.tgt_pieces(list(range(4, tokenizer.tgt_vocab_size)))
+    lines = (
+        Path(f"{reverse_data}/train.src").read_text().splitlines()
+        + Path(f"{reverse_data}/train.tgt").read_text().splitlines()
+    )
+    expected = Counter(i for row in tokenizer.encode_src(lines) for i in row)
+    assert {r["id"]: r["count"] for r in rows if r["count"]} == dict(expected)
+    text = seqkit("info", reverse_model, "--vocab").stdout.decode().splitlines()
+    assert text[4].split("\t") == ["4", rows[4]["piece"], str(rows[4]["count"])]
+
+
+def _cli_train(data_dir: str, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "seqkit", "train", "-o", str(out), "--max-steps", "20",
+            "--set", f"data.train={data_dir}/train", "--set", f"data.dev={data_dir}/dev",
+            "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "tokenizer.vocab_size=16",
+            "--set", "model.embedding_size=16", "--set", "model.encoder_hidden_size=16",
+            "--set", "model.decoder_hidden_size=16", "--set", "train.log_every=5", "--set", "train.valid_every=20",
+            *extra]  # fmt: skip
+
+
+def test_a_run_with_stderr_in_a_file_has_a_step_line_per_log_every(tmp_path, reverse_data):
+    with open(tmp_path / "train.log", "wb") as log:
+        done = subprocess.run(
+            _cli_train(reverse_data, tmp_path / "m"), stderr=log, stdout=subprocess.PIPE, timeout=300
+        )
+    assert done.returncode == 0 and done.stdout == b""
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    assert [line.split(" epoch")[0] for line in steps] == [f"step {n}" for n in (5, 10, 15, 20)]
+    assert all(" ppl " in line and "target tokens/s" in line and "ETA" in line for line in steps)
+    assert "\x1b[" not in (tmp_path / "train.log").read_text()  # no terminal codes in a file
+    quiet = subprocess.run(_cli_train(reverse_data, tmp_path / "q", "--quiet"), capture_output=True, timeout=300,
+                           env={**os.environ, "FORCE_COLOR": "1", "NO_COLOR": "1"})  # fmt: skip
+    assert quiet.returncode == 0
+    assert quiet.stderr.decode().splitlines() == [quiet.stderr.decode().splitlines()[-1]]
+    assert quiet.stderr.decode().startswith("stopped by max_steps after 20 steps")
+    assert b"\x1b[" not in quiet.stderr
+
+
+def test_seqkit_config_prints_every_key_with_a_comment_and_reads_back():
+    result = seqkit("config")
+    text = result.stdout.decode()
+    assert config_lib.from_dict(tomllib.loads(text), "dump") == config_lib.Config()
+    lines = text.splitlines()
+    keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
+    assert len(keys) == sum(len(vars(section)) for section in vars(config_lib.Config()).values())
+    assert all(lines[i - 1].startswith("# ") and "[default: " in lines[i - 1] for i in keys)
+
+
+def test_a_tie_of_bleu_goes_to_the_lower_dev_perplexity(tmp_path):
+    """BLEU is 0.0 at every early validation of a short run: the lower dev perplexity decides."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    dev = iter([(0.0, 30.0), (0.0, 20.0), (0.0, 25.0), (1.0, 40.0), (1.0, 39.0)])
+
+    def validate() -> DevScores:
+        bleu, ppl = next(dev)
+        return DevScores({"bleu": bleu, "ppl": ppl}, {"bleu": "sig"})
+
+    def step(batch) -> StepLoss:
+        loss = (model(torch.randn(8, 3)) ** 2).sum()
+        return StepLoss(loss, float(loss.detach()), float(loss.detach()), 8, 0)
+
+    cfg = config_lib.from_dict({"train": {"max_steps": 25, "valid_every": 5, "log_every": 5}}, "test")
+    (tmp_path / "run").mkdir()
+    task = TrainingTask(
+        batches=lambda epoch: list(range(10)), step=step, validate=validate, default_metric="bleu"
+    )
+    end = fit(cfg, tmp_path / "run", model, task, NullReporter())
+    valid = training_log.of_kind(training_log.read(tmp_path / "run"), training_log.ValidRecord)
+    assert [r.best for r in valid] == [True, True, False, True, True]
+    assert (end.best_metric, end.best_score) == ("bleu", 1.0)
+
+
+def test_evaluate_reads_hypotheses_from_a_pipe_and_takes_metrics_as_sacrebleu_does(
+    tmp_path, reverse_model, reverse_data
+):
+    hyp = seqkit("translate", reverse_model, f"{reverse_data}/dev.src").stdout
+    (tmp_path / "hyp").write_bytes(hyp)
+    ref = f"{reverse_data}/dev.tgt"
+    piped = seqkit("evaluate", "-r", ref, "-m", "bleu", "chrf", "--json", stdin=hyp)
+    listed = seqkit("evaluate", "-i", tmp_path / "hyp", "-r", ref, "-m", "bleu,chrf", "--json")
+    assert piped.returncode == 0, piped.stderr.decode()
+    scores = [json.loads(r.stdout)["systems"][0]["scores"] for r in (piped, listed)]
+    assert scores[0] == scores[1] and [s["metric"] for s in scores[0]] == ["bleu", "chrf"]
+    assert_one_line_error(
+        seqkit("evaluate", "-r", ref, "hyp.txt", stdin=hyp), "unexpected argument 'hyp.txt'"
+    )
+
+
+def test_a_typed_line_is_translated_at_once(reverse_model, reverse_data):
+    """On a terminal each line is answered when entered, before the input ends."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "seqkit", "translate", str(reverse_model), "--beam-size", "1"],
+                               stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    os.close(secondary)
+    try:
+        line = Path(f"{reverse_data}/dev.src").read_text().splitlines()[0]
+        os.write(primary, (line + "\n").encode())
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "no answer before the input ended"
+        answer = process.stdout.readline().decode().rstrip("\n")
+        assert answer == " ".join(reversed(line.split()))
+    finally:
+        os.write(primary, b"\x04")  # end of input
+        process.wait(timeout=60)
+        os.close(primary)
+
+
+def test_a_weak_models_heatmap_uses_the_whole_colour_scale_and_labels_every_row():
+    source, output = [f"s{i}" for i in range(8)], [f"o{i}" for i in range(80)]
+    weights = [[0.05 if j == i % 8 else 0.95 / 7 * 0.05 for j in range(8)] for i in range(80)]  # never near 1
+    figure = plots.attention_figure(AttentionMap(source, output, weights), "line 1")
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == output  # every row, also past 60
+    assert [t.get_text() for t in ax.get_xticklabels()] == source
+    assert "attention" in ax.get_title() and "line 1" in ax.get_title()
+    pixels = png_pixels(plots.png(figure))
+    assert pixels[..., :3].min() < 40  # the largest weight is drawn (almost) black, not pale grey
+
+
+def test_the_cached_arrays_give_the_batches_of_the_in_memory_path(tmp_path, reverse_data):
+    cfg = toy_config(reverse_data)
+    tokenizer = build_tokenizer(
+        *read_pairs(cfg.data.train, cfg.data, "data.train"), cfg.tokenizer, cfg.train.seed
+    )
+
+    def prepared(run_dir):
+        return corpus.prepare_pairs(cfg, run_dir, tokenizer, lambda s, t: tokenizer)[1]
+
+    first = prepared(tmp_path / "run")
+    assert not first.from_cache and prepared(tmp_path / "run").from_cache
+    src, tgt = read_pairs(cfg.data.train, cfg.data, "data.train")
+    in_memory = corpus.tokenize_parallel(tokenizer, src, tgt, cfg.data.max_length)
+    assert list(first.train.src) == in_memory.src and list(first.train.tgt) == in_memory.tgt
+    sizes = [max(len(s), len(t)) + 1 for s, t in zip(in_memory.src, in_memory.tgt, strict=True)]
+    array_sizes = [
+        max(a, b) + 1
+        for a, b in zip(first.train.src.lengths.tolist(), first.train.tgt.lengths.tolist(), strict=True)
+    ]
+    assert array_sizes == sizes
+    assert training_batches(array_sizes, 400, seeded_rng(cfg, 0)) == training_batches(
+        sizes, 400, seeded_rng(cfg, 0)
+    )
+    assert first.train.src.ids.dtype.itemsize == 2  # a small vocabulary: 2 bytes a token
+
+
+def test_a_changed_corpus_or_tokenizer_is_never_served_from_a_stale_cache(tmp_path, reverse_data):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.src", "train.tgt", "dev.src", "dev.tgt"):
+        (data / name).write_bytes(Path(f"{reverse_data}/{name}").read_bytes())
+    cfg = toy_config(str(data))
+    tokenizer = build_tokenizer(
+        *read_pairs(cfg.data.train, cfg.data, "data.train"), cfg.tokenizer, cfg.train.seed
+    )
+    run = tmp_path / "run"
+    before = corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1]
+    with open(data / "train.src", "a") as f:
+        f.write("a b c\n")
+    with open(data / "train.tgt", "a") as f:
+        f.write("c b a\n")
+    after = corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1]
+    assert not after.from_cache and len(after.train.src) == len(before.train.src) + 1
+    other = build_tokenizer(
+        *read_pairs(cfg.data.train, cfg.data, "data.train"), config_lib.TokenizerConfig(type="char"), 1
+    )
+    with_other = corpus.prepare_pairs(cfg, run, other, lambda s, t: other)[1]
+    assert not with_other.from_cache
+    assert (
+        list(with_other.train.src)[0]
+        == other.encode_src(["".join(Path(f"{data}/train.src").read_text().splitlines()[:1])])[0]
+    )
+    changed = config_lib.from_dict({**cfg.to_dict(), "data": {**cfg.to_dict()["data"], "max_length": 3}}, "t")
+    assert not corpus.prepare_pairs(changed, run, other, lambda s, t: other)[1].from_cache
+    assert len(list((run / corpus.CACHE).iterdir())) == 1  # the stale arrays were removed
+    time.sleep(0)
