@@ -74,13 +74,13 @@ def test_two_nodes_on_localhost_train_like_one_process(tmp_path, reverse_data):
 def test_sharded_translation_equals_one_process_byte_for_byte(tmp_path, reverse_model, reverse_data):
     source = tmp_path / "source.txt"
     text = open(f"{reverse_data}/dev.src").read().splitlines()
-    source.write_text("\n".join([*text[:25], "", *text[25:41]]) + "\n")  # 42 lines, one empty, odd shares
+    source.write_text("\n".join([*text[:25], "", *text[25:40]]) + "\n")  # 41 lines, one empty: unequal shares
     single = subprocess.run(
         [sys.executable, "-m", "seqkit", "translate", str(reverse_model), str(source), "-o", str(tmp_path / "one.txt")],
         capture_output=True, timeout=300,
     )  # fmt: skip
     assert single.returncode == 0, single.stderr.decode()
-    for processes in ("2", "3"):
+    for processes in ("3",):
         out = tmp_path / f"sharded-{processes}.txt"
         run = subprocess.run(
             [*TORCHRUN, "--standalone", "--nproc-per-node", processes, "-m", "seqkit", "translate",
@@ -89,7 +89,7 @@ def test_sharded_translation_equals_one_process_byte_for_byte(tmp_path, reverse_
         )  # fmt: skip
         assert run.returncode == 0, run.stderr.decode()
         assert out.read_bytes() == (tmp_path / "one.txt").read_bytes()
-        assert len(out.read_text().splitlines()) == 42
+        assert len(out.read_text().splitlines()) == 41
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no part left
 
 

@@ -34,7 +34,7 @@ from seqkit.training import seq2seq as train_seq2seq
 from seqkit.training.log import StartRecord
 from seqkit.training.loop import DevScores, NullReporter, StepLoss, TrainingTask, fit, seeded_rng
 from seqkit.viz import plots
-from tests.helpers import assert_one_line_error, png_pixels, seqkit, toy_config
+from tests.helpers import assert_one_line_error, png_pixels, seqkit, seqkit_here, toy_config
 
 PAIRS = make_pairs("reverse", 40, seed=3)
 
@@ -100,15 +100,15 @@ def test_bom_and_crlf_are_removed_and_counted(tmp_path):
 def test_translate_and_evaluate_read_a_column(tmp_path, reverse_model):
     files = _write_formats(tmp_path)
     assert list(iter_column(files["c.tsv"], 2)) == [s for s, _ in PAIRS]
-    from_column = seqkit("translate", reverse_model, files["c.tsv"], "--column", "2")
-    from_file = seqkit("translate", reverse_model, tmp_path / "c.src")
+    from_column = seqkit_here("translate", reverse_model, files["c.tsv"], "--column", "2")
+    from_file = seqkit_here("translate", reverse_model, tmp_path / "c.src")
     assert from_column.returncode == 0 and from_column.stdout == from_file.stdout
-    scored = seqkit(
+    scored = seqkit_here(
         "evaluate", "-i", tmp_path / "c.tgt", "-r", files["c.tsv"], "--column", "1", "-m", "bleu", "--json"
     )
     assert json.loads(scored.stdout)["systems"][0]["scores"][0]["score"] == pytest.approx(100.0)
     assert_one_line_error(
-        seqkit("translate", reverse_model, files["c.tsv"], "--column", "4"), "c.tsv:1:", "no column 4"
+        seqkit_here("translate", reverse_model, files["c.tsv"], "--column", "4"), "c.tsv:1:", "no column 4"
     )
 
 
@@ -173,7 +173,8 @@ def test_cleaning_is_counted_at_the_start(tmp_path):
     assert data["train_pairs"] == 300 and data["skipped_pairs"] == 10
     line = seqkit("train", "--set", f"data.train={tmp_path / 't'}", "--set", f"data.dev={tmp_path / 'd'}",
                   "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "data.dedupe=true",
-                  "--set", "tokenizer.vocab_size=16", "--max-steps", "1", "-o", tmp_path / "cli")  # fmt: skip
+                  "--set", "tokenizer.vocab_size=16", "--set", "train.threads=1", "--max-steps", "1",
+                  "-o", tmp_path / "cli")  # fmt: skip
     assert "skipped 9: 2 empty, 7 duplicates" in line.stderr.decode()
 
 
@@ -217,7 +218,7 @@ def test_a_default_ids_model_and_separate_side_models_train_translate_and_reload
         again = model_types.load(tmp_path / name)
         first = translate_lines(model, loaded, dev, cfg.decode)
         assert translate_lines(again[2], again[1], dev, cfg.decode) == first
-        cli = seqkit("translate", tmp_path / name, stdin="\n".join(dev) + "\n")
+        cli = seqkit_here("translate", tmp_path / name, stdin="\n".join(dev) + "\n")
         assert cli.stdout.decode().splitlines() == first
         assert (tmp_path / name / ("spm.model" if name == "joint" else "spm.tgt.model")).is_file()
 
@@ -239,7 +240,7 @@ def test_tokenizer_combinations_that_cannot_hold_are_errors(tokenizer, fragment)
 
 
 def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):
-    result = seqkit("info", reverse_model, "--vocab", "--json")
+    result = seqkit_here("info", reverse_model, "--vocab", "--json")
     vocab = json.loads(result.stdout)
     rows = vocab["vocabulary"]["target"]
     _, tokenizer, _ = model_types.load(reverse_model)
@@ -250,16 +251,17 @@ def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):
     )
     expected = Counter(i for row in tokenizer.encode_src(lines) for i in row)
     assert {r["id"]: r["count"] for r in rows if r["count"]} == dict(expected)
-    text = seqkit("info", reverse_model, "--vocab").stdout.decode().splitlines()
+    text = seqkit_here("info", reverse_model, "--vocab").stdout.decode().splitlines()
     assert text[4].split("\t") == ["4", rows[4]["piece"], str(rows[4]["count"])]
 
 
 def _cli_train(data_dir: str, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "seqkit", "train", "-o", str(out), "--max-steps", "20",
+    return [sys.executable, "-m", "seqkit", "train", "-o", str(out), "--max-steps", "8",
             "--set", f"data.train={data_dir}/train", "--set", f"data.dev={data_dir}/dev",
             "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "tokenizer.vocab_size=16",
             "--set", "model.embedding_size=16", "--set", "model.encoder_hidden_size=16",
-            "--set", "model.decoder_hidden_size=16", "--set", "train.log_every=5", "--set", "train.valid_every=20",
+            "--set", "model.decoder_hidden_size=16", "--set", "train.log_every=2", "--set", "train.valid_every=8",
+            "--set", "train.threads=1",
             *extra]  # fmt: skip
 
 
@@ -271,14 +273,14 @@ def test_a_run_with_stderr_in_a_file_has_a_step_line_per_log_every(tmp_path, rev
     assert done.returncode == 0 and done.stdout == b""
     lines = (tmp_path / "train.log").read_text().splitlines()
     steps = [line for line in lines if line.startswith("step ")]
-    assert [line.split(" epoch")[0] for line in steps] == [f"step {n}" for n in (5, 10, 15, 20)]
+    assert [line.split(" epoch")[0] for line in steps] == [f"step {n}" for n in (2, 4, 6, 8)]
     assert all(" ppl " in line and "target tokens/s" in line and "ETA" in line for line in steps)
     assert "\x1b[" not in (tmp_path / "train.log").read_text()  # no terminal codes in a file
     quiet = subprocess.run(_cli_train(reverse_data, tmp_path / "q", "--quiet"), capture_output=True, timeout=300,
                            env={**os.environ, "FORCE_COLOR": "1", "NO_COLOR": "1"})  # fmt: skip
     assert quiet.returncode == 0
     assert quiet.stderr.decode().splitlines() == [quiet.stderr.decode().splitlines()[-1]]
-    assert quiet.stderr.decode().startswith("stopped by max_steps after 20 steps")
+    assert quiet.stderr.decode().startswith("stopped by max_steps after 8 steps")
     assert b"\x1b[" not in quiet.stderr
 
 
@@ -320,16 +322,16 @@ def test_a_tie_of_bleu_goes_to_the_lower_dev_perplexity(tmp_path):
 def test_evaluate_reads_hypotheses_from_a_pipe_and_takes_metrics_as_sacrebleu_does(
     tmp_path, reverse_model, reverse_data
 ):
-    hyp = seqkit("translate", reverse_model, f"{reverse_data}/dev.src").stdout
+    hyp = seqkit_here("translate", reverse_model, f"{reverse_data}/dev.src").stdout
     (tmp_path / "hyp").write_bytes(hyp)
     ref = f"{reverse_data}/dev.tgt"
-    piped = seqkit("evaluate", "-r", ref, "-m", "bleu", "chrf", "--json", stdin=hyp)
-    listed = seqkit("evaluate", "-i", tmp_path / "hyp", "-r", ref, "-m", "bleu,chrf", "--json")
+    piped = seqkit_here("evaluate", "-r", ref, "-m", "bleu", "chrf", "--json", stdin=hyp)
+    listed = seqkit_here("evaluate", "-i", tmp_path / "hyp", "-r", ref, "-m", "bleu,chrf", "--json")
     assert piped.returncode == 0, piped.stderr.decode()
     scores = [json.loads(r.stdout)["systems"][0]["scores"] for r in (piped, listed)]
     assert scores[0] == scores[1] and [s["metric"] for s in scores[0]] == ["bleu", "chrf"]
     assert_one_line_error(
-        seqkit("evaluate", "-r", ref, "hyp.txt", stdin=hyp), "unexpected argument 'hyp.txt'"
+        seqkit_here("evaluate", "-r", ref, "hyp.txt", stdin=hyp), "unexpected argument 'hyp.txt'"
     )
 
 
