@@ -5,6 +5,7 @@ tests that need no trained model run. Plain helpers are in tests/helpers.py."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import background
 from tests.helpers import write_text, write_toy
 
 torch.set_num_threads(1)  # tiny models: threads only add noise
@@ -92,24 +94,31 @@ class BackgroundModel:
 
 class _Background:
     """The background process, and where its jobs write, by name (a session model's, or the node id of
-    the test that asked)."""
+    the test that asked). With SEQKIT_TESTS_BACKGROUND=0 in the environment there is no such process:
+    each job is trained in this one when a test first needs it."""
 
     def __init__(self, jobs: dict[str, dict]):
         self.root = Path(tempfile.mkdtemp(prefix="seqkit-background-"))
+        self.jobs = jobs
         self.outputs = {name: self.root / f"model-{number}" for number, name in enumerate(jobs)}
+        self.process = None
+        if os.environ.get("SEQKIT_TESTS_BACKGROUND", "1") == "0":
+            return
         listed = [{"output": str(self.outputs[name]), **job} for name, job in jobs.items()]
         (self.root / "jobs.json").write_text(json.dumps(listed))
-        self.log = open(self.root / "log.txt", "wb")  # noqa: SIM115 (closed by stop)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.background", str(self.root / "jobs.json")],
-            cwd=Path(__file__).resolve().parent.parent,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.root / "log.txt", "wb") as log:  # the child keeps its own copy of the file
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.background", str(self.root / "jobs.json")],
+                cwd=Path(__file__).resolve().parent.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait(self, name: str, timeout: float = 1200) -> BackgroundModel:
         output = self.outputs[name]
         done, failed = output.with_name(output.name + ".done"), output.with_name(output.name + ".failed")
+        if self.process is None and not done.exists():
+            done.write_text(background.train(self.jobs[name], output))  # here and now
         deadline = time.monotonic() + timeout
         while not (done.exists() or failed.exists()):
             if self.process.poll() is not None and not (done.exists() or failed.exists()):
@@ -123,10 +132,10 @@ class _Background:
         return BackgroundModel(output, done.read_text())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.log.close()
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -138,6 +147,7 @@ def _background() -> _Background:
     return _BACKGROUND
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Starts the background trainings the selected tests need: the session models they use, then the
     models of the tests marked `trained_in_background`. The tests run in an order that gives the
