@@ -83,6 +83,13 @@ def config_default(section: str, key: str) -> str:
 ModelDirArgument = Annotated[
     Path, typer.Argument(metavar="MODEL_DIR", help="Model directory written by `seqkit train`.")
 ]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML config file.")
+]
+OverridesOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable)."),
+]
 DeviceOption = Annotated[
     str,
     typer.Option(metavar="DEVICE", help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda."),
@@ -120,13 +127,8 @@ def train(
             "--output", "-o", metavar="DIR", help="Model directory; an existing run in it is continued."
         ),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML config file.")
-    ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable)."),
-    ] = None,
+    config: ConfigOption = None,
+    overrides: OverridesOption = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -235,13 +237,8 @@ def train(
 @app.command("config", cls=_Command)
 @user_errors
 def show_config(
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML config file.")
-    ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable)."),
-    ] = None,
+    config: ConfigOption = None,
+    overrides: OverridesOption = None,
 ) -> None:
     """Print the resolved configuration as TOML: every key, what it does and its default. With no file,
     seqkit's defaults: a starting point for your own config file."""

@@ -141,3 +141,16 @@ def assert_picture(data: bytes, size_inches: tuple[float, float]) -> np.ndarray:
     colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
     assert len(colours) > 10
     return pixels
+
+
+def data_parallel_train_args(data_dir: str, out, steps: int, valid_every: int) -> list[str]:
+    """`seqkit train` arguments of a tiny toy run whose weights several processes can reproduce exactly
+    (no dropout: the processes' masks would differ; one thread each)."""
+    return [
+        "train", "--output", str(out), "--max-steps", str(steps),
+        "--set", f"data.train={data_dir}/train", "--set", f"data.dev={data_dir}/dev",
+        "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "tokenizer.vocab_size=16",
+        "--set", "model.embedding_size=16", "--set", "model.encoder_hidden_size=16",
+        "--set", "model.decoder_hidden_size=32", "--set", "model.dropout=0.0",
+        "--set", "train.batch_tokens=400", "--set", f"train.valid_every={valid_every}", "--set", "train.threads=1",
+    ]  # fmt: skip

@@ -11,18 +11,11 @@ from safetensors.torch import load_file
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import StartRecord, ValidRecord
-from tests.helpers import seqkit_here
+from tests.helpers import data_parallel_train_args, seqkit_here
 
 
 def _arguments(data_dir: str, out, steps: int = 12) -> list[str]:
-    return [
-        "train", "--output", str(out), "--max-steps", str(steps),
-        "--set", f"data.train={data_dir}/train", "--set", f"data.dev={data_dir}/dev",
-        "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "tokenizer.vocab_size=16",
-        "--set", "model.embedding_size=16", "--set", "model.encoder_hidden_size=16",
-        "--set", "model.decoder_hidden_size=32", "--set", "model.dropout=0.0",  # dropout masks would differ
-        "--set", "train.batch_tokens=400", "--set", "train.valid_every=6", "--set", "train.threads=1",
-    ]  # fmt: skip
+    return data_parallel_train_args(data_dir, out, steps, valid_every=6)
 
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from seqkit.training import checkpoint
+from tests.helpers import data_parallel_train_args
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
@@ -23,14 +24,7 @@ def _free_port() -> int:
 
 
 def _train(data_dir: str, out) -> list[str]:
-    return [
-        "-m", "seqkit", "train", "--output", str(out), "--max-steps", "8",
-        "--set", f"data.train={data_dir}/train", "--set", f"data.dev={data_dir}/dev",
-        "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "tokenizer.vocab_size=16",
-        "--set", "model.embedding_size=16", "--set", "model.encoder_hidden_size=16",
-        "--set", "model.decoder_hidden_size=32", "--set", "model.dropout=0.0",  # dropout masks would differ
-        "--set", "train.batch_tokens=400", "--set", "train.valid_every=8", "--set", "train.threads=1",
-    ]  # fmt: skip
+    return ["-m", "seqkit", *data_parallel_train_args(data_dir, out, steps=8, valid_every=8)]
 
 
 def test_two_nodes_on_localhost_train_like_one_process(tmp_path, reverse_data):
