@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -39,14 +40,18 @@ def main(jobs_file: str) -> None:
     import torch
 
     torch.set_num_threads(1)  # as in the tests' own process: one core for this one, one for the tests
+    started = time.monotonic()
     for job in json.loads(Path(jobs_file).read_text()):
         output = Path(job["output"])
+        job_started = time.monotonic()
         try:
             data_dir = train(job, output)
         except Exception:
             output.with_name(output.name + ".failed").write_text(traceback.format_exc())
         else:
             output.with_name(output.name + ".done").write_text(data_dir)
+        # the timeline, for conftest's summary line: when each job ended, and how long it took
+        print(f"{job.get('name', output.name)} {time.monotonic() - job_started:.1f} s (at {time.monotonic() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ class _Background:
         self.process = None
         if os.environ.get("SEQKIT_TESTS_BACKGROUND", "1") == "0":
             return
-        listed = [{"output": str(self.outputs[name]), **job} for name, job in jobs.items()]
+        listed = [{"name": name, "output": str(self.outputs[name]), **job} for name, job in jobs.items()]
         (self.root / "jobs.json").write_text(json.dumps(listed))
         with open(self.root / "log.txt", "wb") as log:  # the child keeps its own copy of the file
             self.process = subprocess.Popen(
@@ -172,6 +172,14 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 
     items.sort(key=group)  # stable: each group keeps its order
     _BACKGROUND = _Background(jobs)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The background process's timeline (its jobs' times), to see which of the two processes the suite
+    waits on."""
+    if _BACKGROUND is not None and _BACKGROUND.process is not None:
+        log = (_BACKGROUND.root / "log.txt").read_text(errors="replace").splitlines()
+        terminalreporter.write_line("background trainings: " + "; ".join(line for line in log if " s (at " in line))
 
 
 def pytest_unconfigure(config) -> None:

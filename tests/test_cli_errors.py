@@ -43,7 +43,8 @@ def _train(toy: Path, out: Path, *extra: str, run=seqkit_here):
 
 
 def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
-    result = _train(toy, tmp_path / "model", run=seqkit)  # the real process: how stdout and stderr part
+    # (how a real process's stdout and stderr part: test_own_data's run with stderr in a file)
+    result = _train(toy, tmp_path / "model")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b""  # stdout is for results; progress and logs go to stderr
     assert "stopped by max_steps after 2 steps" in result.stderr.decode()

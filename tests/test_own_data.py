@@ -171,7 +171,7 @@ def test_cleaning_is_counted_at_the_start(tmp_path):
     data = training_log.of_kind(training_log.read(tmp_path / "m"), StartRecord)[0].data
     assert (data["duplicate_pairs"], data["empty_pairs"], data["ratio_pairs"]) == (7, 2, 1)
     assert data["train_pairs"] == 300 and data["skipped_pairs"] == 10
-    line = seqkit("train", "--set", f"data.train={tmp_path / 't'}", "--set", f"data.dev={tmp_path / 'd'}",
+    line = seqkit_here("train", "--set", f"data.train={tmp_path / 't'}", "--set", f"data.dev={tmp_path / 'd'}",
                   "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "data.dedupe=true",
                   "--set", "tokenizer.vocab_size=16", "--set", "train.threads=1", "--max-steps", "1",
                   "-o", tmp_path / "cli")  # fmt: skip

@@ -105,7 +105,7 @@ def test_signals_save_a_checkpoint_and_the_same_command_continues(tmp_path, reve
         assert checkpoint.latest(out).name == f"step-{stopped.steps:08d}"
         stopped_at = stopped.steps
     # the same command with a nearer limit continues from there and says what changed
-    again = subprocess.run(command[:-1] + [str(stopped_at + 7)], capture_output=True, timeout=120)
+    again = seqkit_here(*command[3:-1], str(stopped_at + 7))  # in this process: no signal to catch
     assert again.returncode == 0, again.stderr.decode()
     err = again.stderr.decode()
     assert "config changes: train.max_steps: 100000 -> " in err and f"restored step {stopped_at}" in err
@@ -123,14 +123,14 @@ def _wait_for(condition, process: subprocess.Popen, what: str) -> None:
 
 def test_kill_9_at_random_moments_never_leaves_a_broken_directory(tmp_path, reverse_data):
     """SIGKILL, which no handler sees, at chosen moments: early in the first run (before any checkpoint,
-    most likely), then three times at a random moment within a validation interval after the running
+    most likely), then twice at a random moment within a validation interval after the running
     process wrote a checkpoint of its own, so that kills land amid training steps, log lines, checkpoint
     and weight writes of a resumed run."""
     out = tmp_path / "model"
     command = _train_command(reverse_data, out, "--max-steps", "100000")
     rng = random.Random(11)
     kills_after_a_checkpoint = loaded = 0
-    for attempt in range(4):
+    for attempt in range(3):
         before = checkpoint.latest(out)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if attempt == 0:  # once the run has started its directory: the tokenizer, the first steps
@@ -155,8 +155,8 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_directory(tmp_path, reve
             "state.pt",
             "weights.safetensors",
         ]
-    assert kills_after_a_checkpoint >= 3 and loaded >= 2  # the kills met checkpoints and weights to break
-    finish = subprocess.run(command[:-1] + ["60"], capture_output=True, timeout=120)
+    assert kills_after_a_checkpoint >= 2 and loaded >= 2  # the kills met checkpoints and weights to break
+    finish = seqkit_here(*command[3:-1], "60")  # the same command finishes the run (in this process)
     assert finish.returncode == 0, finish.stderr.decode()
     model_types.load(out)  # a complete, loadable model
 
