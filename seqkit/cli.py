@@ -97,14 +97,19 @@ DeviceOption = Annotated[
 
 
 def user_errors(command):
-    """Map SeqkitError to `error: ...` on stderr and exit 1; Ctrl-C to 130; a closed pipe to silence."""
+    """Every command's way out: SeqkitError and OSError (a permission, a full disk, a read-only file
+    system, a directory where a file was expected, stdout on a full device) as one `error: ...` line on
+    stderr and exit 1; Ctrl-C as 130; a closed pipe (`seqkit ... | head`) as silence and exit 0. Stdout
+    is flushed here, inside, so that its errors meet these handlers rather than the interpreter's exit."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from seqkit import console
+        from seqkit import console, outputs
 
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()
+            return result
         except SeqkitError as e:
             console.error(str(e))
             raise typer.Exit(1) from None
@@ -112,10 +117,26 @@ def user_errors(command):
             console.error("interrupted")
             raise typer.Exit(130) from None
         except BrokenPipeError:  # e.g. `seqkit translate ... | head`: the reader has all it wants
-            sys.stderr.close()
+            _silence_stdout()
             raise typer.Exit(0) from None
+        except OSError as e:
+            if e.filename is None:  # stdout's own: what is still buffered would fail again at exit
+                _silence_stdout()
+            console.error(outputs.describe(e, resumes=command.__name__ == "train"))
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit has nowhere to fail (what the
+    Python docs advise for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 @app.command(cls=_Command)
@@ -135,6 +156,14 @@ def train(
             metavar="DIR", help="Continue this run's latest checkpoint (its config, then any changes)."
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start a new run in a directory that holds an earlier seqkit run, replacing that run's "
+            "files (seqkit deletes only files it wrote).",
+        ),
+    ] = False,
     max_steps: Annotated[
         int | None,
         typer.Option(
@@ -184,19 +213,23 @@ def train(
 
     Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
-    from seqkit import console, model_types, modeldir
+    from seqkit import console, model_types, modeldir, outputs
     from seqkit.runtime import distributed
     from seqkit.training import checkpoint
     from seqkit.training.loop import TrainingInterrupted
 
     if output is not None and resume is not None and output != resume:
         raise ConfigError(f"--output {output} and --resume {resume} differ; give one directory")
+    if overwrite and resume is not None:
+        raise ConfigError("--overwrite starts a new run and --resume continues one; give one of them")
     run_dir = resume or output
     if run_dir is None:
         raise ConfigError(
             "--output is required: the model directory to create (or --resume DIR to continue one)"
         )
-    resuming = checkpoint.latest(run_dir) is not None
+    # before anything is read or written: never a directory of somebody else's (a 0.1 run: --resume)
+    outputs.check_claimable(run_dir, "--resume" if resume else "--output", adopt=resume is not None)
+    resuming = not overwrite and checkpoint.latest(run_dir) is not None
     if resume is not None and not resuming:
         raise ModelDirError(f"{resume}: no checkpoint to resume; start a run with --output {resume}")
     stored = modeldir.load_config(run_dir) if resuming else None
@@ -220,7 +253,7 @@ def train(
             )
     together = False  # whether every process ends the same way (see distributed.leave)
     try:
-        model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(quiet), resuming)
+        model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(quiet), resuming, overwrite)
         together = True
     except TrainingInterrupted as e:
         together = True
@@ -268,11 +301,11 @@ def _write_lines(lines, output: Path | None) -> None:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
         return
-    from seqkit.modeldir import atomic_write
+    from seqkit import outputs
 
     text = "".join(line + "\n" for line in lines)  # everything first: a failure leaves no partial file
     try:
-        atomic_write(output, text.encode("utf-8"))
+        outputs.write_bytes(output, text.encode("utf-8"))  # a device or FIFO is written through
     except OSError as e:
         raise DataError(f"--output {output}: cannot write ({e.strerror}); check the directory") from None
 

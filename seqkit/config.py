@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tomllib
 import typing
@@ -184,13 +185,14 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
     ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
     ("decode", "length_penalty"): (lambda v: v >= 0, "0 (none) or positive"),
-    ("decode", "max_length_ratio"): (lambda v: v > 0, "positive"),
-    ("decode", "max_length_offset"): (lambda v: v >= 0, "0 or positive"),
+    # an output limit beyond 100 x the source (+ 1,000) is never a translation, only a long wait
+    ("decode", "max_length_ratio"): (lambda v: 0 < v <= 100, "positive, at most 100"),
+    ("decode", "max_length_offset"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
     ("train", "bptt_length"): (lambda v: v >= 2, "at least 2"),
     ("train", "seed"): (lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1"),
     ("generate", "seed"): (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1"),
     ("generate", "max_tokens"): (lambda v: v > 0, "a positive integer"),
-    ("generate", "temperature"): (lambda v: v >= 0, "0 (greedy) or positive"),
+    ("generate", "temperature"): (lambda v: 0 <= v <= 100, "0 (greedy) or positive, at most 100"),
     ("generate", "top_k"): (lambda v: v >= 0, "0 (all tokens) or positive"),
     ("generate", "top_p"): (lambda v: 0 < v <= 1, "in (0, 1]"),
     ("generate", "num_samples"): (lambda v: v > 0, "a positive integer"),
@@ -216,6 +218,8 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     elif kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):  # inf and nan mean nothing for any setting seqkit has
+            raise ConfigError(f"{where} = {value!r}: must be a finite number")
     else:
         ok = isinstance(value, kind)
     if not ok:
@@ -326,6 +330,8 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check the --config path") from None
+    except OSError as e:  # a directory, no permission
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}); give a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
     except UnicodeDecodeError:

@@ -7,7 +7,7 @@ import sys
 import time
 
 from rich import box
-from rich.console import Console
+from rich.console import Console as RichConsole
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
@@ -16,6 +16,15 @@ from seqkit.model_types import MODEL_TYPES
 from seqkit.scoring.metrics import Score
 from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
 from seqkit.training.loop import StepReport
+
+
+class Console(RichConsole):
+    """rich's console, but a closed pipe (`seqkit info DIR | head -1`) is left to the CLI, which exits 0
+    as for every command; rich's own way out is exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
 
 stderr = Console(stderr=True, soft_wrap=True)
 # dev score name, label, decimals: in this order when present

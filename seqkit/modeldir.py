@@ -9,6 +9,8 @@
     dev.src.txt          without data.dev: the dev pairs held out of data.train, one per line
     dev.tgt.txt          (score the model on them: seqkit translate DIR DIR/dev.src.txt | seqkit
                          evaluate -r DIR/dev.tgt.txt)
+    .seqkit              the marker of a directory seqkit owns; .seqkit.lock, held while it trains
+                         (outputs.py: seqkit clears and replaces files only where the marker is)
 
 Every file is written to a temporary name and renamed into place, so a killed process leaves either
 the old file or the new one, never half of one. The weights are written last: a directory without
@@ -20,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,10 @@ from safetensors.torch import save as save_safetensors
 
 from seqkit import config as config_lib
 from seqkit.config import Config
+from seqkit.data.corpus import CACHE
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.errors import ConfigError, ModelDirError
+from seqkit.outputs import LOCK, MARKER, atomic_write, claim_directory
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
@@ -42,34 +45,67 @@ LOG = "train_log.jsonl"  # written and read by training/log.py
 CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+# seqkit's own entries of a run directory (a run's files, its folders, what training/checkpoint.py and
+# data/corpus.py write in theirs): the only ones it clears, and ones it never follows when they are links
+RUN_FILES = (CONFIG, *TOKENIZER_FILES, WEIGHTS, LOG, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS, MARKER, LOCK)
+RUN_FOLDERS = (CHECKPOINTS, CACHE)
+CHECKPOINT_ENTRIES = ("step-*", ".step-*.tmp", "latest")
+
+
+def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Before a training writes into `model_dir` (with its lock held): the directory is made seqkit's
+    (created, or adopted when empty; with `resume`, also a run of seqkit 0.1 without the marker), none of
+    the run's own files or folders is a link, and a new run does not silently replace a trained model."""
+    claim_directory(model_dir, "run", "--output", adopt=resume)
+    refuse_links(model_dir)
+    if resume or overwrite:
+        return
+    # (an unnamed checkpoint folder is a kill's leftover, not a trained model)
+    trained = [name for name in (WEIGHTS, f"{CHECKPOINTS}/latest") if (model_dir / name).exists()]
+    if trained:
+        raise ModelDirError(
+            f"--output {model_dir}: holds a trained model ({', '.join(trained)}) but no checkpoint to "
+            "continue; choose another --output, or add --overwrite to start a new run there (it replaces "
+            "seqkit's own files only)"
+        )
+
+
+def refuse_links(model_dir: Path) -> None:
+    """A ModelDirError naming the first of the run's own files or folders that is a symbolic link: writes,
+    deletes and restores never follow one out of the run."""
+    entries = [model_dir / name for name in (*RUN_FILES, *RUN_FOLDERS)]
+    for folder in RUN_FOLDERS:
+        if (model_dir / folder).is_dir() and not (model_dir / folder).is_symlink():
+            for entry in (model_dir / folder).iterdir():
+                entries.append(entry)
+                if entry.is_dir() and not entry.is_symlink():
+                    entries.extend(entry.iterdir())
+    for path in entries:
+        if path.is_symlink():
+            raise ModelDirError(
+                f"{path} is a symbolic link (to {os.readlink(path)}); seqkit never follows a link out of a "
+                "run directory: put the file or folder itself there, or train into another --output"
+            )
 
 
 def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> None:
-    """Prepare the directory of a run: a new one gets its tokenizer, config and an empty log; a resumed one
-    gets the config of this session (the command may have changed limits or rates)."""
+    """Prepare the directory of a run (`open_run` has made it seqkit's): a new one gets its tokenizer,
+    config and an empty log, and loses the files of an earlier run (seqkit's own, by name: a user's file
+    beside them stays); a resumed one gets the config of this session (the command may have changed limits
+    or rates). Called once the new run has its tokenizer: nothing is deleted before there is something to
+    save."""
     if not resume:
         model_dir.mkdir(parents=True, exist_ok=True)
-        # a run killed before its first checkpoint may have left files of another tokenizer or model
-        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS):
+        # an earlier run, or one killed before its first checkpoint, may have left files of another
+        # tokenizer or model, a log, and checkpoints (named or not)
+        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS, LOG):
             (model_dir / stale).unlink(missing_ok=True)
+        checkpoints = model_dir / CHECKPOINTS
+        for pattern in CHECKPOINT_ENTRIES:
+            for entry in checkpoints.glob(pattern):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         for name, data in tokenizer.files().items():
             atomic_write(model_dir / name, data)
-        (model_dir / LOG).unlink(missing_ok=True)
-        # a run killed before naming its first checkpoint may have left an unnamed one
-        shutil.rmtree(model_dir / CHECKPOINTS, ignore_errors=True)
     atomic_write(model_dir / CONFIG, config_lib.to_toml(cfg))
 
 
@@ -145,9 +181,16 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
         model_dir / WEIGHTS, "the weights", "training has not reached its first validation; train longer"
     )
     try:
-        return load_safetensors(path.read_bytes())
+        tensors = load_safetensors(path.read_bytes())
     except SafetensorError as e:
         raise damaged_weights(path, e) from None
+    for name, tensor in tensors.items():  # NaN or inf weights translate to empty lines, silently
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelDirError(
+                f"{path}: tensor {name} holds NaN or infinite values (a diverged or damaged model); "
+                "retrain it, or restore the file from a copy"
+            )
+    return tensors
 
 
 def damaged_weights(path: Path, error: Exception) -> ModelDirError:

@@ -51,7 +51,10 @@ def main(jobs_file: str) -> None:
         else:
             output.with_name(output.name + ".done").write_text(data_dir)
         # the timeline, for conftest's summary line: when each job ended, and how long it took
-        print(f"{job.get('name', output.name)} {time.monotonic() - job_started:.1f} s (at {time.monotonic() - started:.0f} s)", flush=True)
+        print(
+            f"{job.get('name', output.name)} {time.monotonic() - job_started:.1f} s (at {time.monotonic() - started:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

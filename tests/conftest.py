@@ -179,7 +179,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
     waits on."""
     if _BACKGROUND is not None and _BACKGROUND.process is not None:
         log = (_BACKGROUND.root / "log.txt").read_text(errors="replace").splitlines()
-        terminalreporter.write_line("background trainings: " + "; ".join(line for line in log if " s (at " in line))
+        terminalreporter.write_line(
+            "background trainings: " + "; ".join(line for line in log if " s (at " in line)
+        )
 
 
 def pytest_unconfigure(config) -> None:

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "seqkit"
 # the layers of docs/architecture.md, first to last; names in one tuple share a layer
 LAYERS = (
     ("errors",),
-    ("config", "runtime"),
+    ("config", "runtime", "outputs"),
     ("data",),
     ("models",),
     ("decoding",),

@@ -185,6 +185,7 @@ def test_translate_writes_a_heatmap_and_weights_per_line(reverse_model, tmp_path
     outputs = result.stdout.decode().split("\n")[:-1]
     assert len(outputs) == 3 and outputs[1] == ""
     assert sorted(p.name for p in out.iterdir()) == [
+        ".seqkit",  # the marker of a directory seqkit wrote
         "line-000001.json",
         "line-000001.png",
         "line-000003.json",
@@ -213,6 +214,7 @@ def test_nbest_with_attention_writes_the_best_ones_weights(reverse_model, tmp_pa
     pieces = [tokenizer.tgt.piece_to_id(p) for p in record["output"][:-1]]
     assert tokenizer.decode_tgt([pieces]) == [first]
     assert sorted(p.name for p in (tmp_path / "att").iterdir()) == [
+        ".seqkit",  # the marker of a directory seqkit wrote
         "line-000001.json",
         "line-000001.png",
         "line-000003.json",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_one_line_error, seqkit, seqkit_here, write_toy
+from tests.helpers import assert_one_line_error, seqkit_here, write_toy
 
 
 @pytest.fixture
@@ -57,6 +57,8 @@ def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
         "checkpoints",
         "vocab_counts.json",
         "cache",
+        ".seqkit",  # the marker: a directory seqkit owns
+        ".seqkit.lock",  # held while a training runs
     }
 
 

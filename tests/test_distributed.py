@@ -35,10 +35,24 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(t
     port = str(_free_port())
     nodes = [
         subprocess.Popen(
-            [*TORCHRUN, "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
-             "--master-addr", "127.0.0.1", "--master-port", port,
-             "-m", "seqkit", *_arguments(reverse_data, tmp_path / f"node{rank}")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                *TORCHRUN,
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--nproc-per-node",
+                "1",
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                port,
+                "-m",
+                "seqkit",
+                *_arguments(reverse_data, tmp_path / f"node{rank}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )  # fmt: skip
         for rank in (0, 1)
     ]
@@ -60,7 +74,15 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(t
     for x, y in zip(*logs, strict=True):
         assert abs(x.scores["ppl"] - y.scores["ppl"]) < 1e-3 * x.scores["ppl"]
     # a distributed run resumes too (under torchrun again, two processes on one node), from rank 0's checkpoint
-    longer = [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "seqkit", *_arguments(reverse_data, two, 18)]
+    longer = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "seqkit",
+        *_arguments(reverse_data, two, 18),
+    ]
     resumed = subprocess.run(longer, capture_output=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert resumed.stderr.decode().count("restored step 12") == 1  # reported once, by rank 0

@@ -132,6 +132,7 @@ def test_inspect_command_seq2seq(reverse_model, tmp_path):
     assert stdout[0] == "output: e b d a c"
     assert stdout[1].startswith("source: 1:")
     assert sorted(p.name for p in out.iterdir()) == [
+        ".seqkit",  # the marker of a directory seqkit wrote
         "attention.png",
         "gates.png",
         "hidden_states.png",
@@ -160,6 +161,7 @@ def test_inspect_command_language_model(char_lm, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b""  # no attention to show
     assert sorted(p.name for p in out.iterdir()) == [
+        ".seqkit",  # the marker of a directory seqkit wrote
         "gates.png",
         "hidden_states.png",
         "trace.json",

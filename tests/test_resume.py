@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from seqkit import model_types, modeldir
+from seqkit import model_types, modeldir, outputs
 from seqkit.errors import ModelDirError
 from seqkit.training import checkpoint
 from seqkit.training import lm as train_lm
@@ -181,6 +181,7 @@ def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
 
 
 def test_a_fresh_start_clears_a_checkpoint_left_unnamed_by_a_kill(tmp_path, reverse_data):
+    outputs.claim_directory(tmp_path / "run", "run", "--output")  # the directory of the killed run
     stale = (
         tmp_path / "run" / checkpoint.ROOT / "step-00000010"
     )  # renamed into place, never named in `latest`

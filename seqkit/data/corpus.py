@@ -44,7 +44,7 @@ class ParallelIds:
 class Cleaning:
     """What reading and cleaning a training corpus fixed or skipped."""
 
-    fixes: Counter = field(default_factory=Counter)  # lines whose "bom" or "cr" was removed
+    fixes: Counter = field(default_factory=Counter)  # lines whose "bom" or "cr" was removed, with "controls"
     duplicates: int = 0
     empty: int = 0
     too_long: int = 0
@@ -64,6 +64,7 @@ class Cleaning:
             "duplicate_pairs": self.duplicates,
             "bom_lines": self.fixes["bom"],
             "cr_lines": self.fixes["cr"],
+            "control_lines": self.fixes["controls"],
         }
 
 
@@ -216,7 +217,10 @@ def _build_cache(
 ) -> tuple[tuple[TokenArrays, TokenArrays], Cleaning]:
     """Tokenize the training pairs chunk by chunk into new arrays, then name them complete."""
     root = folder.parent
-    shutil.rmtree(root, ignore_errors=True)  # arrays of an older corpus or tokenizer: seqkit's own files
+    if root.is_dir():  # arrays of an older corpus or tokenizer, or a killed build: by their names only
+        for old in [*root.glob("train-*"), *root.glob(".train-*.tmp")]:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
     tmp = root / f".{folder.name}.tmp"
     tmp.mkdir(parents=True)
     cleaning = Cleaning()

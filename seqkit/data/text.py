@@ -6,12 +6,17 @@ Errors name the file and line, so that a bad byte in a 30,000-line corpus can be
 from __future__ import annotations
 
 import gzip
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 from seqkit.errors import DataError
+
+# Characters no tokenizer keeps: C0 controls but tab and newline, DEL, and a byte order mark inside a line
+# (SentencePiece's normalisation drops them; the character tokenizer removes them the same way)
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufeff]")
 
 
 def _open_binary(path: Path | str):
@@ -29,7 +34,9 @@ def _open_binary(path: Path | str):
 
 def iter_lines(path: Path | str, fixes: Counter | None = None) -> Iterator[str]:
     """Yield the lines of a UTF-8 file without their line ending (LF or CRLF) and without a UTF-8 byte
-    order mark at their start. `-` reads stdin. `fixes` counts the lines that had a "bom" or a "cr"."""
+    order mark at their start. `-` reads stdin. `fixes` counts the lines that had a "bom" or a "cr", and
+    those with "controls" inside (kept here; the tokenizers drop them). A file whose lines end in CR
+    alone (an old Mac file) is an error: it would be one line."""
     name = "<stdin>" if str(path) == "-" else str(path)
     try:
         stream = _open_binary(path)
@@ -44,6 +51,11 @@ def iter_lines(path: Path | str, fixes: Counter | None = None) -> Iterator[str]:
                     f"{name}:{number}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
                     "convert the file to UTF-8, e.g. with iconv"
                 ) from None
+            if number == 1 and "\r" in line.rstrip("\r\n") and not line.endswith("\n"):
+                raise DataError(
+                    f"{name}: lines end in a carriage return alone (an old Mac file), which seqkit reads as "
+                    f"one line; convert it first, e.g. tr '\\r' '\\n' < {name} > NEW"
+                )
             line = line.rstrip("\n")
             if line.endswith("\r"):
                 line = line.rstrip("\r")
@@ -53,6 +65,8 @@ def iter_lines(path: Path | str, fixes: Counter | None = None) -> Iterator[str]:
                 line = line[1:]
                 if fixes is not None:
                     fixes["bom"] += 1
+            if fixes is not None and CONTROLS.search(line):
+                fixes["controls"] += 1
             yield line
     except (OSError, EOFError) as e:  # e.g. a truncated or fake .gz file
         raise DataError(f"{name}: cannot be read ({e}); check that the file is complete") from None

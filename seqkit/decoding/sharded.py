@@ -11,10 +11,12 @@ order, or not at all.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from seqkit import outputs
 from seqkit.runtime.distributed import World
 
 
@@ -24,7 +26,12 @@ def shard(lines: Iterable[str], world: World) -> Iterator[str]:
 
 
 def part_path(output: Path, rank: int) -> Path:
-    return output.with_name(f".{output.name}.part-{rank}.tmp")
+    """Beside OUT (on the shared file system of a multi-node run); for an OUT that is a device or a FIFO
+    (/dev/null, a shell's >(cmd)), in the temporary directory: never files among the devices."""
+    if outputs.is_replaceable(output):
+        return output.with_name(f".{output.name}.part-{rank}.tmp")
+    run = os.environ.get("TORCHELASTIC_RUN_ID", "none")  # the same in every process torchrun starts
+    return Path(tempfile.gettempdir()) / f".seqkit-{run}-{output.name}.part-{rank}.tmp"
 
 
 def write_part(output: Path, world: World, results: Iterable[str]) -> None:
@@ -53,16 +60,11 @@ def _interleaved(parts: list) -> Iterator[bytes]:
 def merge(output: Path, world: World) -> None:
     """On the first process: the parts interleaved into `output`, in input order; the parts removed."""
     paths = [part_path(output, rank) for rank in range(world.size)]
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     parts = [open(path, "rb") for path in paths]
     try:
-        with open(tmp, "wb") as f:
+        with outputs.writing(output) as f:  # temp-and-rename, or a device or FIFO written through
             f.writelines(_interleaved(parts))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, output)
     finally:
-        tmp.unlink(missing_ok=True)
         for part in parts:
             part.close()
         for path in paths:

@@ -25,8 +25,9 @@ class ModelType:
     task: Literal["translate", "generate"]
     attends: bool  # whether model.attention applies to it
     build: Callable[[ModelConfig, Tokenizer], nn.Module]  # an untrained model of a config
-    # train into a model directory (resume: continue its latest checkpoint) -> the closing record
-    train: Callable[[Config, Path, Reporter | None, bool], EndRecord]
+    # train into a model directory (resume: continue its latest checkpoint; overwrite: replace the trained
+    # run it holds) -> the closing record
+    train: Callable[[Config, Path, Reporter | None, bool, bool], EndRecord]
     # perplexity of a reference file (given its source file, for a model that needs one) -> JSON-ready dict
     perplexity: Callable[[nn.Module, Tokenizer, Config, Path | None, Path], dict]
     inspect: Callable[[nn.Module, Tokenizer, Config, str], Inspection]  # one sentence's states

@@ -50,9 +50,11 @@ def probe(model, length: int) -> None:
 
 
 def describe_data(data: dict[str, int]) -> str:
+    controls = data.get("control_lines", 0)  # (0.1's logs have no count)
+    dropped = f"; control characters removed from {controls:,} lines" if controls else ""
     return (
         f"{data['train_lines']:,} training lines ({data['train_tokens']:,} tokens in {data['streams']} "
-        f"streams), {data['dev_lines']:,} dev lines; vocabulary {data['vocab']:,}"
+        f"streams), {data['dev_lines']:,} dev lines; vocabulary {data['vocab']:,}{dropped}"
     )
 
 

@@ -83,7 +83,11 @@ CLEANING = (
     ("ratio_pairs", "outside data.max_length_ratio"),
     ("duplicate_pairs", "duplicates"),
 )
-FIXES = (("bom_lines", "byte order marks"), ("cr_lines", "carriage returns"))
+FIXES = (
+    ("bom_lines", "byte order marks"),
+    ("cr_lines", "carriage returns"),
+    ("control_lines", "lines' control characters (NUL, CR, BOM inside a line)"),
+)
 
 
 def describe_data(data: dict[str, int]) -> str:

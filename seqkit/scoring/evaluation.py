@@ -42,6 +42,8 @@ def score_systems(
         )
     ref_streams = [_reference_lines(path, ref_column) for path in references]
     expected = len(ref_streams[0])
+    if expected == 0:
+        raise DataError(f"{references[0]} has no lines: nothing to score; give the references of a test set")
     for path, stream in zip(references, ref_streams, strict=True):
         if len(stream) != expected:
             raise DataError(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -23,8 +25,9 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from seqkit.errors import ModelDirError
-from seqkit.modeldir import CHECKPOINTS, atomic_write, load_weights_into, weights_bytes
+from seqkit.modeldir import CHECKPOINTS, damaged_weights, load_weights_into, weights_bytes
 from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
+from seqkit.outputs import MARKER, atomic_write, marker_bytes
 
 ROOT, LATEST, WEIGHTS, STATE = CHECKPOINTS, "latest", "weights.safetensors", "state.pt"
 
@@ -33,16 +36,31 @@ def _complete(path: Path) -> bool:
     return (path / WEIGHTS).is_file() and (path / STATE).is_file()
 
 
+def _steps(root: Path) -> list[Path]:
+    """The checkpoint folders, oldest first (a link in their place is not one of the run's)."""
+    return [p for p in sorted(root.glob("step-*")) if _NAME.fullmatch(p.name) and not p.is_symlink()]
+
+
+_NAME = re.compile(r"step-\d{8}")
+
+
 def latest(model_dir: Path) -> Path | None:
     """The newest complete checkpoint of a model directory, if any: the one `latest` names, or, if that
-    was deleted by hand, the newest complete one left."""
+    was deleted by hand, the newest complete one left. `latest` names a folder beside it, nothing else: a
+    path out of the run is a ModelDirError."""
     root = model_dir / ROOT
     pointer = root / LATEST
-    if pointer.is_file():
-        path = root / pointer.read_text().strip()
-        if _complete(path):
+    if pointer.is_file() and not pointer.is_symlink():
+        name = pointer.read_bytes().decode("utf-8", "replace").strip()
+        if not _NAME.fullmatch(name):
+            raise ModelDirError(
+                f"{pointer}: names {name[:80]!r}, not a checkpoint of this run (step-NNNNNNNN); delete the "
+                "file to continue from the newest checkpoint left"
+            )
+        path = root / name
+        if _complete(path) and not path.is_symlink():
             return path
-        remaining = [p for p in sorted(root.glob("step-*")) if _complete(p)]
+        remaining = [p for p in _steps(root) if _complete(p)]
         return remaining[-1] if remaining else None
     return None
 
@@ -57,16 +75,21 @@ def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
     final = root / name
     if not final.exists():  # the same step saved twice (validation, then the end) is the same state
         for stale in root.glob(".step-*.tmp"):  # left by a killed process
-            shutil.rmtree(stale, ignore_errors=True)
+            if not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
         tmp = root / f".{name}.{os.getpid()}.tmp"
         tmp.mkdir()
-        atomic_write(tmp / WEIGHTS, weights_bytes(model))
-        buffer = io.BytesIO()
-        torch.save({"optimizer": optimizer.state_dict(), "state": state}, buffer)
-        atomic_write(tmp / STATE, buffer.getvalue())
-        os.rename(tmp, final)
+        try:
+            atomic_write(tmp / WEIGHTS, weights_bytes(model))
+            buffer = io.BytesIO()
+            torch.save({"optimizer": optimizer.state_dict(), "state": state}, buffer)
+            atomic_write(tmp / STATE, buffer.getvalue())
+            os.rename(tmp, final)
+        except BaseException:  # e.g. no space left: no half checkpoint stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     atomic_write(root / LATEST, name.encode())
-    for old in sorted(root.glob("step-*"))[:-keep]:
+    for old in _steps(root)[:-keep]:
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -79,9 +102,17 @@ def restore(path: Path, model, optimizer) -> dict:
         # to its parameters' device
         saved = torch.load(io.BytesIO((path / STATE).read_bytes()), map_location="cpu", weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
-    except (OSError, SafetensorError, RuntimeError, ValueError, KeyError) as e:
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which would run whatever the file holds: not
+        # passed on
         raise ModelDirError(
-            f"{path}: checkpoint cannot be restored ({e}); delete it to use an older one"
+            f"{path / STATE}: holds objects other than tensors, numbers and strings (refused unread: loading "
+            "them could run code); delete the checkpoint to use an older one"
+        ) from None
+    except (OSError, SafetensorError, RuntimeError, ValueError, KeyError, EOFError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelDirError(
+            f"{path}: checkpoint cannot be restored ({first}); delete it to use an older one"
         ) from None
     return saved["state"]
 
@@ -89,22 +120,30 @@ def restore(path: Path, model, optimizer) -> dict:
 def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
     """Write a model directory whose weights are the mean of the newest `last` checkpoints' weights
     (config, tokenizer and log copied); returns the names of the checkpoints averaged."""
-    chosen = sorted((model_dir / ROOT).glob("step-*"))[-last:]
+    chosen = _steps(model_dir / ROOT)[-last:]
     if not chosen:
         raise ModelDirError(f"{model_dir}: no checkpoints to average; train with --output {model_dir} first")
-    if output_dir.exists():
+    if output_dir.exists() or output_dir.is_symlink():
         raise ModelDirError(f"{output_dir} already exists; choose a new --output for the averaged model")
     total: dict[str, torch.Tensor] = {}
     for path in chosen:
-        for name, tensor in load_safetensors((path / WEIGHTS).read_bytes()).items():
+        try:
+            tensors = load_safetensors((path / WEIGHTS).read_bytes())
+        except SafetensorError as e:
+            raise damaged_weights(path / WEIGHTS, e) from None
+        for name, tensor in tensors.items():
             total[name] = total.get(name, 0) + tensor.double()
     tmp = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for item in model_dir.iterdir():
-        if item.is_file() and not item.name.startswith("."):
-            shutil.copy2(item, tmp / item.name)
-    averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
-    atomic_write(tmp / MODEL_WEIGHTS, save_safetensors(averaged))
-    os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
+    try:
+        atomic_write(tmp / MARKER, marker_bytes("average"))
+        for item in model_dir.iterdir():  # the run's files, not its links or hidden files
+            if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
+                shutil.copy2(item, tmp / item.name)
+        averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
+        atomic_write(tmp / MODEL_WEIGHTS, save_safetensors(averaged))
+        os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
+    except BaseException:  # e.g. no space left: no half directory stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return [path.name for path in chosen]

@@ -8,6 +8,7 @@ stream. The weights with the lowest dev perplexity are kept.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from seqkit import modeldir
@@ -16,16 +17,38 @@ from seqkit.data.corpus import chunk, chunk_starts, hold_out, read_text, stream_
 from seqkit.data.tokenizer import build_tokenizer, load_tokenizer
 from seqkit.errors import DataError
 from seqkit.models.lm import RNNLanguageModel, detach_state
+from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import chunk_loss, score_text
 from seqkit.training.log import EndRecord
-from seqkit.training.loop import DevScores, NullReporter, Reporter, StepLoss, TrainingTask, fit, start_run
+from seqkit.training.loop import (
+    DevScores,
+    NullReporter,
+    Reporter,
+    StepLoss,
+    TrainingTask,
+    fit,
+    run_directory,
+    start_run,
+)
 
 
-def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> EndRecord:
+def train(
+    cfg: Config,
+    output_dir: Path,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> EndRecord:
     """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir` (or continue
-    its latest checkpoint, with `resume`)."""
+    its latest checkpoint, with `resume`; with `overwrite`, replace the trained run it holds)."""
     world = start_run(cfg)
-    train_lines = read_text(cfg, "train")
+    with run_directory(Path(output_dir), world, resume, overwrite):
+        return _train(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
+
+
+def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
+    fixes: Counter = Counter()
+    train_lines = read_text(cfg, "train", fixes)
     if cfg.data.dev:
         dev_lines = read_text(cfg, "dev")
     else:  # held out of data.train with the seed, as for a translation model
@@ -87,10 +110,11 @@ def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resum
             "streams": data.size(0),
             "dev_lines": len(dev_lines),
             "vocab": tokenizer.tgt_vocab_size,
+            "control_lines": fixes["controls"],  # the tokenizer drops their control characters
         },
         # the hidden state carried into the next chunk (a distributed run restarts it on resume: each
         # process holds only its own streams' state)
         state_dict=lambda: {"hidden": state if world.size == 1 else None},
         load_state_dict=load_state,
     )
-    return fit(cfg, output_dir, model, task, reporter or NullReporter(), resume, world)
+    return fit(cfg, output_dir, model, task, reporter, resume, world)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from seqkit.errors import ModelDirError
 from seqkit.modeldir import LOG
 
 METRIC_KEYS = {"bleu": "dev_bleu", "chrf": "dev_chrf", "ppl": "dev_ppl"}  # train.best_metric -> dev score
@@ -240,7 +241,14 @@ def read_all(model_dir: Path | str) -> list[Record]:
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelDirError(
+                f"{path}:{number}: not UTF-8, so not a line seqkit wrote: the training log is damaged; "
+                "restore it from a copy (translating with the model does not need it)"
+            ) from None
         try:
             record = from_json(json.loads(line))
         except (json.JSONDecodeError, KeyError, TypeError):

@@ -8,19 +8,21 @@ one) and writes typed records (training/log.py) to the model directory's trainin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
+import shutil
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from seqkit import modeldir
+from seqkit import modeldir, outputs
 from seqkit.config import Config
 from seqkit.errors import ConfigError, ModelDirError, TrainingError
 from seqkit.runtime import devices, distributed
@@ -236,9 +238,16 @@ class _Trainer:
             self.nonfinite_steps += 1
             self.warn(f"non-finite loss or gradient at step {progress.step}: update skipped")
             if self.nonfinite_steps >= MAX_NONFINITE_STEPS:
+                saved = checkpoint.latest(self.output_dir) if self.world.is_main else None
+                then = (
+                    f"then resume from the checkpoint of step {int(saved.name.split('-')[1]):,} with "
+                    f"`seqkit train --resume {self.output_dir} --set train.learning_rate=...`"
+                    if saved is not None
+                    else "then start the run again (it has no checkpoint yet)"
+                )
                 raise TrainingError(
                     f"loss or gradients non-finite for {MAX_NONFINITE_STEPS} steps in a row (step {progress.step}); "
-                    "lower train.learning_rate or train.clip_norm, or resume from the last checkpoint"
+                    f"lower train.learning_rate or set train.clip_norm, {then}"
                 )
             return
         self.nonfinite_steps = 0
@@ -398,6 +407,26 @@ def start_run(cfg: Config) -> World:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     return distributed.join(device)
+
+
+@contextlib.contextmanager
+def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool) -> Iterator[None]:
+    """The run's directory for the block. On the first process (the one that writes the run): made seqkit's
+    and locked against a second training (outputs.py), checked by `modeldir.open_run` under the lock."""
+    if not world.is_main:
+        yield
+        return
+    created = not output_dir.exists()
+    outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
+    try:
+        with outputs.locked(output_dir):
+            modeldir.open_run(output_dir, resume, overwrite)
+            yield
+    except BaseException:
+        if created and not (output_dir / modeldir.CONFIG).exists():
+            # refused before the run wrote a file of its own (a bad corpus, say): no directory left behind
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
 
 
 def seeded_rng(cfg: Config, epoch: int) -> random.Random:

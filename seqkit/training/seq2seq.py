@@ -21,6 +21,7 @@ from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding.search import decode_corpus
 from seqkit.errors import DataError, TrainingError
 from seqkit.models.seq2seq import Seq2Seq
+from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import corpus_nll, pair_loss, perplexity
 from seqkit.scoring.metrics import corpus_score
 from seqkit.training.log import EndRecord
@@ -31,6 +32,7 @@ from seqkit.training.loop import (
     StepLoss,
     TrainingTask,
     fit,
+    run_directory,
     seeded_rng,
     start_run,
 )
@@ -57,11 +59,21 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> DevS
     )
 
 
-def train(cfg: Config, output_dir: Path, reporter: Reporter | None = None, resume: bool = False) -> EndRecord:
-    """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`);
-    returns the closing record."""
+def train(
+    cfg: Config,
+    output_dir: Path,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> EndRecord:
+    """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`; with
+    `overwrite`, replace the trained run it holds); returns the closing record."""
     world = start_run(cfg)
-    reporter = reporter or NullReporter()
+    with run_directory(Path(output_dir), world, resume, overwrite):
+        return _train(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
+
+
+def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
     if not world.is_main:
         world.barrier()  # the first process tokenizes the corpus; the others then open its arrays
     tokenizer, prepared = prepare_pairs(

@@ -8,22 +8,24 @@ from pathlib import Path
 
 from seqkit.decoding.inference import AttentionMap, Translation
 from seqkit.errors import DataError
+from seqkit import outputs
 from seqkit.model_types.inspection import Inspection
-from seqkit.modeldir import atomic_write
 from seqkit.viz import plots
 from seqkit.viz.curves import RunCurves
 
 
 def _write(path: Path, data: bytes, option: str) -> None:
     try:
-        atomic_write(path, data)
+        outputs.write_bytes(path, data)  # a device or FIFO is written through
     except OSError as e:
         raise DataError(f"{option} {path}: cannot write ({e.strerror}); check the directory") from None
 
 
 def prepare_directory(directory: Path, option: str) -> None:
+    """Create `directory`, or accept it when empty or seqkit's (a directory of somebody else's files is
+    refused: seqkit would replace its line-N files)."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        outputs.claim_directory(directory, "pictures", option)
     except OSError as e:
         raise DataError(f"{option} {directory}: cannot create the directory ({e.strerror})") from None
 

@@ -7,6 +7,7 @@ of an encoder-decoder runs one step at a time, so its shapes are per step.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -111,13 +112,26 @@ def _training(records: list[Record]) -> dict:
 
 
 def _file_sizes(model_dir: Path) -> dict[str, int]:
+    """Bytes per entry of the directory; a folder's files counted without following links (a link to /usr
+    or /proc is the size of the link, not a walk of what it names)."""
     sizes = {}
     for entry in sorted(model_dir.iterdir()):
         if entry.name.startswith("."):
             continue
-        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
-        sizes[entry.name + ("/" if entry.is_dir() else "")] = sum(p.stat().st_size for p in files)
+        folder = entry.is_dir() and not entry.is_symlink()
+        sizes[entry.name + ("/" if folder else "")] = _bytes_under(entry) if folder else entry.lstat().st_size
     return sizes
+
+
+def _bytes_under(folder: Path) -> int:
+    total = 0
+    for root, _, names in os.walk(folder, followlinks=False):  # unreadable folders: skipped by os.walk
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _pieces(tokenizer, vocab_size: int) -> list[str]:
