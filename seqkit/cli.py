@@ -349,6 +349,14 @@ def translate(
             + model_default("decode", "max_length_ratio"),
         ),
     ] = None,
+    max_input_pieces: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="A longer input line is an error naming it (split such lines first). "
+            + model_default("decode", "max_input_pieces"),
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     precision: Annotated[
         str, typer.Option(metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products.")
@@ -400,6 +408,7 @@ def translate(
             "length_penalty": length_penalty,
             "batch_size": batch_size,
             "max_length_ratio": max_length_ratio,
+            "max_input_pieces": max_input_pieces,
         }
     }
     decode = config_lib.with_overrides(cfg, options, "command-line options").decode

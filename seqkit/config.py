@@ -121,6 +121,9 @@ class DecodeConfig:
     batch_size: int = 64  # sentences per decoding batch
     max_length_ratio: float = 2.0  # output length limit: ratio * source length + offset (pieces)
     max_length_offset: int = 10  # ... plus this many pieces
+    # a longer input line is an error naming it (split such lines first): one line of thousands of pieces
+    # would hold its whole batch, a pipeline or a server's worker for minutes
+    max_input_pieces: int = 1024
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     # an output limit beyond 100 x the source (+ 1,000) is never a translation, only a long wait
     ("decode", "max_length_ratio"): (lambda v: 0 < v <= 100, "positive, at most 100"),
     ("decode", "max_length_offset"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
+    ("decode", "max_input_pieces"): (lambda v: v > 0, "a positive integer"),
     ("train", "bptt_length"): (lambda v: v >= 2, "at least 2"),
     ("train", "seed"): (lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1"),
     ("generate", "seed"): (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1"),

@@ -17,6 +17,7 @@ import torch
 from seqkit.config import DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
 from seqkit.decoding.search import decode_corpus, sample
+from seqkit.errors import DataError
 
 CHUNK_BATCHES = 16  # batches per chunk of input lines
 Result = TypeVar("Result")
@@ -51,14 +52,28 @@ def attention_map(tokenizer, line: str, hypothesis) -> AttentionMap:
 
 
 def translate_nbest(
-    model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig, with_attention: bool = False
+    model,
+    tokenizer: Tokenizer,
+    lines: list[str],
+    cfg: DecodeConfig,
+    with_attention: bool = False,
+    first_line: int = 1,
 ) -> list[list[Translation]]:
     """Up to `cfg.beam_size` translations per line, best first; none for an empty line.
-    `with_attention`: each translation carries its AttentionMap."""
+    `with_attention`: each translation carries its AttentionMap. A line of more than
+    `cfg.max_input_pieces` pieces is a DataError naming it (`first_line`: the number of lines[0])."""
     todo = [i for i, line in enumerate(lines) if line.strip()]
     results: list[list[Translation]] = [[] for _ in lines]
     if todo:
-        hypotheses = decode_corpus(model, tokenizer.encode_src([lines[i] for i in todo]), cfg, with_attention)
+        ids = tokenizer.encode_src([lines[i] for i in todo])
+        for i, row in zip(todo, ids, strict=True):
+            if len(row) > cfg.max_input_pieces:
+                raise DataError(
+                    f"input line {first_line + i:,} has {len(row):,} pieces, more than decode.max_input_pieces "
+                    f"= {cfg.max_input_pieces:,}; split the line (at its sentence ends, say), or raise the "
+                    "limit (seqkit translate --max-input-pieces N)"
+                )
+        hypotheses = decode_corpus(model, ids, cfg, with_attention)
         for i, options in zip(todo, hypotheses, strict=True):
             texts = tokenizer.decode_tgt([h.tokens for h in options])
             results[i] = [
@@ -81,22 +96,28 @@ def translate_lines(model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeCo
 def in_chunks(
     lines: Iterable[str],
     cfg: DecodeConfig,
-    process: Callable[[list[str]], list[Result]],
+    process: Callable[[list[str], int], list[Result]],
     chunk_lines: int | None = None,
 ) -> Iterator[Result]:
-    """Apply `process` to chunks of `lines` (of `chunk_lines`, default batch_size x CHUNK_BATCHES) and
-    yield its results one by one, in order. A person typing wants chunks of 1: each line answered at once."""
+    """Apply `process(chunk, number of its first line)` to chunks of `lines` (of `chunk_lines`, default
+    batch_size x CHUNK_BATCHES) and yield its results one by one, in order. A person typing wants chunks
+    of 1: each line answered at once."""
     lines = iter(lines)
     chunk_size = chunk_lines or cfg.batch_size * CHUNK_BATCHES
+    first = 1
     while chunk := list(islice(lines, chunk_size)):
-        yield from process(chunk)
+        yield from process(chunk, first)
+        first += len(chunk)
 
 
 def translate_stream(
     model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig, chunk_lines: int | None = None
 ) -> Iterator[str]:
     """Yield one translation per input line, in input order, chunk by chunk."""
-    return in_chunks(lines, cfg, lambda chunk: translate_lines(model, tokenizer, chunk, cfg), chunk_lines)
+    return (
+        options[0].text if options else ""
+        for options in translate_nbest_stream(model, tokenizer, lines, cfg, chunk_lines=chunk_lines)
+    )
 
 
 def translate_nbest_stream(
@@ -109,7 +130,10 @@ def translate_nbest_stream(
 ) -> Iterator[list[Translation]]:
     """`translate_nbest` as a stream: each input line's translations, in input order, chunk by chunk."""
     return in_chunks(
-        lines, cfg, lambda chunk: translate_nbest(model, tokenizer, chunk, cfg, with_attention), chunk_lines
+        lines,
+        cfg,
+        lambda chunk, first: translate_nbest(model, tokenizer, chunk, cfg, with_attention, first),
+        chunk_lines,
     )
 
 

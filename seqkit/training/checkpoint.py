@@ -17,6 +17,7 @@ import os
 import pickle
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -100,7 +101,11 @@ def restore(path: Path, model, optimizer) -> dict:
         load_weights_into(model, load_safetensors((path / WEIGHTS).read_bytes()))
         # tensors land on the CPU (a GPU run resumes on a CPU-only machine); the optimizer moves its state
         # to its parameters' device
-        saved = torch.load(io.BytesIO((path / STATE).read_bytes()), map_location="cpu", weights_only=True)
+        with (
+            warnings.catch_warnings()
+        ):  # torch's remarks on a foreign file's pickle protocol: ours is a refusal
+            warnings.simplefilter("ignore", UserWarning)
+            saved = torch.load(io.BytesIO((path / STATE).read_bytes()), map_location="cpu", weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
     except pickle.UnpicklingError:
         # torch's own message suggests weights_only=False, which would run whatever the file holds: not

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from seqkit import outputs
 from seqkit.decoding.inference import AttentionMap, Translation
 from seqkit.errors import DataError
-from seqkit import outputs
 from seqkit.model_types.inspection import Inspection
 from seqkit.viz import plots
 from seqkit.viz.curves import RunCurves

@@ -1,0 +1,451 @@
+"""What a careful and an unlucky user do (issue 14), each reproduced: a user's files are never deleted or
+replaced, special files and links are not replaced or followed out of a run, a second training of a
+directory is refused, every OSError is one line, and nonsense is refused rather than silently obeyed."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pickle
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from seqkit import model_types, outputs
+from seqkit.errors import ModelDirError
+from seqkit.training import checkpoint
+from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here
+
+
+def _train(data_dir: str, out: Path, *extra: str, steps: int = 2):
+    """A tiny training run in this process (two steps: a checkpoint and weights)."""
+    return seqkit_here(*data_parallel_train_args(data_dir, out, steps, valid_every=steps), *extra)
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+def _copy_run(model_dir: Path, to: Path) -> Path:
+    shutil.copytree(model_dir, to)
+    return to
+
+
+# --- 1. a user's files ------------------------------------------------------------------------------------
+
+
+def test_a_directory_of_somebody_elses_files_is_refused_whatever_they_are_called(tmp_path, reverse_data):
+    theirs = tmp_path / "theirs"
+    (theirs / "checkpoints").mkdir(parents=True)
+    for name in (
+        "config.toml",
+        "model.safetensors",
+        "spm.model",
+        "train_log.jsonl",
+        "chars.json",
+        "notes.txt",
+    ):
+        (theirs / name).write_text(f"the user's {name}\n")
+    (theirs / "checkpoints" / "mine.txt").write_text("mine\n")
+    before = _snapshot(theirs)
+    for extra in ((), ("--overwrite",)):  # --overwrite replaces seqkit's files only: there are none
+        assert_one_line_error(_train(reverse_data, theirs, *extra), f"--output {theirs}", "did not write",
+                              "choose a new or empty --output")  # fmt: skip
+        assert _snapshot(theirs) == before
+
+
+def test_pictures_refuse_a_users_directory(tmp_path, reverse_model):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "line-000001.png").write_bytes(b"my own picture")
+    result = seqkit_here("translate", reverse_model, "--attention", mine, stdin="c a b\n")
+    assert_one_line_error(result, f"--attention {mine}", "did not write")
+    result = seqkit_here("inspect", reverse_model, "--text", "c a b", "--output", mine)
+    assert_one_line_error(result, f"--output {mine}", "did not write")
+    assert (mine / "line-000001.png").read_bytes() == b"my own picture"
+    # a directory seqkit wrote is written again (its own files replaced)
+    assert (
+        seqkit_here("translate", reverse_model, "--attention", tmp_path / "att", stdin="c a b\n").returncode
+        == 0
+    )
+    assert (
+        seqkit_here("translate", reverse_model, "--attention", tmp_path / "att", stdin="b a\n").returncode
+        == 0
+    )
+
+
+def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_data, reverse_model):
+    run = tmp_path / "run"
+    assert _train(reverse_data, run).returncode == 0
+    (run / "notes.txt").write_text("the user's notes\n")
+    (run / "checkpoints" / "mine.txt").write_text("mine\n")
+    shutil.rmtree(run / "checkpoints" / "step-00000002")
+    (run / "checkpoints" / "latest").unlink()  # the user removed the checkpoints: still a trained model
+    weights = (run / "model.safetensors").read_bytes()
+    assert_one_line_error(
+        _train(reverse_data, run), "holds a trained model (model.safetensors)", "--overwrite"
+    )
+    assert (run / "model.safetensors").read_bytes() == weights
+    # an averaged model (no checkpoints at all) is a trained model too
+    averaged = tmp_path / "averaged"
+    assert seqkit_here("average", reverse_model, "-o", averaged).returncode == 0
+    averaged_weights = (averaged / "model.safetensors").read_bytes()
+    assert_one_line_error(_train(reverse_data, averaged), "holds a trained model", "--overwrite")
+    assert (averaged / "model.safetensors").read_bytes() == averaged_weights
+    # --overwrite starts over, replacing seqkit's files and no others
+    again = _train(reverse_data, run, "--overwrite", "--set", "train.seed=5")
+    assert again.returncode == 0, again.stderr.decode()
+    assert (run / "model.safetensors").read_bytes() != weights
+    assert (run / "notes.txt").read_text() == "the user's notes\n"
+    assert (run / "checkpoints" / "mine.txt").read_text() == "mine\n"
+    assert checkpoint.latest(run).name == "step-00000002"
+
+
+def test_a_failed_new_run_leaves_no_directory_and_an_existing_output_file_is_refused(tmp_path, reverse_data):
+    result = _train(reverse_data, tmp_path / "new", "--set", "data.train=/nonexistent/train")
+    assert_one_line_error(result, "/nonexistent/train")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "file").write_text("mine\n")
+    assert_one_line_error(_train(reverse_data, tmp_path / "file"), "exists and is not a directory")
+    assert (tmp_path / "file").read_text() == "mine\n"
+
+
+# --- 2. special files and links ---------------------------------------------------------------------------
+
+
+def test_a_fifo_output_is_written_through_not_replaced(tmp_path, reverse_model):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = seqkit_here("translate", reverse_model, "-o", fifo, "--beam-size", "1", stdin="c a b\n\nb a\n")
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert received == [b"b a c\n\na b\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still the FIFO
+
+
+def test_a_device_output_is_written_through(tmp_path, reverse_model):
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    result = seqkit_here("translate", reverse_model, "-o", device, stdin="c a b\n")
+    assert result.returncode == 0, result.stderr.decode()
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["null"]  # no temporary file beside it
+
+
+def test_a_link_to_a_regular_file_stays_a_link(tmp_path, reverse_model):
+    (tmp_path / "target.txt").write_text("old\n")
+    (tmp_path / "link.txt").symlink_to("target.txt")
+    result = seqkit_here(
+        "translate", reverse_model, "-o", tmp_path / "link.txt", "--beam-size", "1", stdin="c a b\n"
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "link.txt").is_symlink() and (tmp_path / "target.txt").read_text() == "b a c\n"
+
+
+@pytest.mark.parametrize("linked", ["checkpoints", "train_log.jsonl", "spm.model"])
+def test_links_in_a_run_directory_are_refused(tmp_path, reverse_model, reverse_data, linked):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    victim = tmp_path / "victim"
+    if (run / linked).is_dir():
+        shutil.move(run / linked, victim)
+        (victim / "step-00000001").mkdir()
+        (victim / "step-00000001" / "important.txt").write_text("keep\n")
+    else:
+        shutil.move(run / linked, victim)
+    (run / linked).symlink_to(victim)
+    before = _snapshot(victim) if victim.is_dir() else victim.read_bytes()
+    result = seqkit_here("train", "--resume", run, "--max-steps", "700", "--quiet")
+    assert_one_line_error(result, f"{run / linked} is a symbolic link", "never follows a link")
+    assert (_snapshot(victim) if victim.is_dir() else victim.read_bytes()) == before
+
+
+def test_latest_naming_a_path_out_of_the_run_is_refused(tmp_path, reverse_model, reverse_data):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    elsewhere = _copy_run(
+        reverse_model / "checkpoints" / checkpoint.latest(reverse_model).name, tmp_path / "x"
+    )
+    for named in ("../../x", str(elsewhere)):
+        (run / "checkpoints" / "latest").write_text(named)
+        result = seqkit_here("train", "--resume", run, "--max-steps", "700", "--quiet")
+        assert_one_line_error(result, "not a checkpoint of this run", "delete the file")
+
+
+def test_info_counts_a_link_without_walking_it(tmp_path, reverse_model):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    (run / "usr").symlink_to("/usr")
+    (run / "proc").symlink_to("/proc")
+    result = seqkit_here("info", run, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    sizes = json.loads(result.stdout)["files"]
+    assert sizes["usr"] == len("/usr") and sizes["proc"] == len("/proc")  # the links' own sizes
+
+
+# --- 3. one training per directory ------------------------------------------------------------------------
+
+_HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+from seqkit import outputs
+with outputs.locked(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_training_of_a_directory_is_refused_until_the_first_ends(
+    tmp_path, reverse_model, reverse_data
+):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_THE_LOCK, str(run)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        before = _snapshot(run)
+        result = seqkit_here("train", "--resume", run, "--max-steps", "700", "--quiet")
+        assert_one_line_error(result, f"{run} is being trained by another process (pid {holder.pid})")
+        assert _snapshot(run) == before
+        # reading a directory being trained goes on
+        assert seqkit_here("translate", run, stdin="c a b\n").returncode == 0
+        assert seqkit_here("info", run).returncode == 0
+    finally:
+        holder.send_signal(signal.SIGKILL)  # no handler runs: the kernel releases the lock
+        holder.wait()
+    with outputs.locked(run):  # free again
+        pass
+
+
+# --- 4. every OSError is one line ---------------------------------------------------------------------------
+
+OS_ERRORS = [errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EISDIR, errno.ENOTDIR]
+
+
+def _failing(monkeypatch, number: int, when=lambda source: True):
+    """os.replace and os.rename (every file and folder seqkit writes ends in one) fail with `number`."""
+    real_replace, real_rename = os.replace, os.rename
+
+    def fail(real):
+        def call(source, target, *args, **kwargs):
+            if when(str(source)):
+                raise OSError(number, os.strerror(number), str(target))
+            return real(source, target, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "replace", fail(real_replace))
+    monkeypatch.setattr(os, "rename", fail(real_rename))
+
+
+def _no_temporary_files(root: Path) -> None:
+    assert [p for p in root.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("number", OS_ERRORS, ids=errno.errorcode.get)
+def test_every_command_turns_an_os_error_into_one_line(
+    tmp_path, monkeypatch, reverse_model, reverse_data, number
+):
+    words = os.strerror(number)
+    commands = {
+        "train": data_parallel_train_args(reverse_data, tmp_path / "run", 2, 2),
+        "translate": ["translate", reverse_model, f"{reverse_data}/dev.src", "-o", tmp_path / "out.txt"],
+        "average": ["average", reverse_model, "-o", tmp_path / "avg"],
+        "plot": ["plot", reverse_model, "-o", tmp_path / "curves.png"],
+        "inspect": ["inspect", reverse_model, "--text", "c a b", "-o", tmp_path / "look"],
+        "attention": ["translate", reverse_model, "--attention", tmp_path / "att"],
+    }
+    _failing(monkeypatch, number, when=lambda source: not source.endswith(outputs.MARKER + ".tmp")
+             and ".seqkit." not in source)  # fmt: skip
+    for name, arguments in commands.items():
+        result = seqkit_here(*arguments, stdin="c a b\n")
+        line = assert_one_line_error(result, words)
+        assert "Traceback" not in line, name
+        if name == "train" and number == errno.ENOSPC:
+            assert "run the same command again to resume" in line
+    _no_temporary_files(tmp_path)
+
+
+def test_no_space_while_saving_a_checkpoint_leaves_no_half_checkpoint_and_the_run_resumes(
+    tmp_path, monkeypatch, reverse_data
+):
+    run = tmp_path / "run"
+    assert _train(reverse_data, run, steps=2).returncode == 0
+    _failing(monkeypatch, errno.ENOSPC, when=lambda source: Path(source).name.startswith(".step-"))
+    line = assert_one_line_error(_train(reverse_data, run, "--quiet", steps=4), "No space left on device")
+    assert "to resume" in line
+    _no_temporary_files(run)
+    monkeypatch.undo()
+    assert (
+        _train(reverse_data, run, steps=4).returncode == 0 and checkpoint.latest(run).name == "step-00000004"
+    )
+
+
+def test_disk_full_on_a_small_tmpfs(tmp_path, reverse_model):
+    """The real thing where the machine lets us mount one (root, in a container that allows it)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or mounted.returncode}")
+    try:
+        line = assert_one_line_error(
+            seqkit_here("average", reverse_model, "-o", disk / "avg"), "No space left"
+        )
+        assert "free space" in line
+        assert list(disk.iterdir()) == []  # the partial folder removed
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model):
+    """The real process: stdout's errors meet the CLI's handlers, not the interpreter's exit."""
+    full = subprocess.run(f"{sys.executable} -m seqkit config > /dev/full", shell=True,
+                          capture_output=True)  # fmt: skip
+    assert full.returncode == 1
+    assert full.stderr.decode().splitlines() == [
+        "error: standard output: No space left on device; free space and run the same command again"
+    ]
+    closed = subprocess.run(["bash", "-c", f"{sys.executable} -m seqkit info {reverse_model} | head -1; "
+                             "exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
+    assert closed.returncode == 0, closed.stderr.decode()
+    assert closed.stderr == b"" and len(closed.stdout.splitlines()) == 1
+
+
+def test_config_and_tokenizer_paths_that_are_directories(tmp_path, reverse_data):
+    assert_one_line_error(seqkit_here("train", "--config", tmp_path, "-o", tmp_path / "r"), str(tmp_path),
+                          "Is a directory")  # fmt: skip
+    result = _train(reverse_data, tmp_path / "r", "--set", f"tokenizer.model={tmp_path}")
+    assert_one_line_error(result, "tokenizer.model", "Is a directory")
+
+
+def test_a_corpus_with_cr_line_endings_is_refused_with_the_fix(tmp_path, reverse_data):
+    for side in ("src", "tgt"):
+        text = Path(f"{reverse_data}/train.{side}").read_text()
+        (tmp_path / f"train.{side}").write_text(text.replace("\n", "\r"), newline="")
+    result = _train(reverse_data, tmp_path / "r", "--set", f"data.train={tmp_path}/train")
+    assert_one_line_error(result, "train.src", "carriage return alone", "tr '\\r' '\\n'")
+
+
+def test_evaluate_of_empty_files(tmp_path):
+    (tmp_path / "hyp").write_text("")
+    (tmp_path / "ref").write_text("")
+    result = seqkit_here("evaluate", "-i", tmp_path / "hyp", "-r", tmp_path / "ref")
+    assert_one_line_error(result, f"{tmp_path / 'ref'} has no lines", "nothing to score")
+
+
+class _WritesAMarker:
+    """A pickle payload: unpickling it would create the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "unpickled"))
+
+
+def test_no_command_unpickles_anything(tmp_path, reverse_model, reverse_data):
+    """A payload in each file seqkit reads weights or state from: refused unread, never run, and torch's
+    advice to load it with weights_only=False never passed on."""
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(_WritesAMarker(marker))
+    run = _copy_run(reverse_model, tmp_path / "run")
+    latest = checkpoint.latest(run)
+    (latest / checkpoint.STATE).write_bytes(payload)
+    (run / "model.safetensors").write_bytes(payload)
+    older = _copy_run(reverse_model, tmp_path / "older")
+    (checkpoint.latest(older) / checkpoint.WEIGHTS).write_bytes(payload)
+    refused = {
+        "resume": seqkit_here("train", "--resume", run, "--max-steps", "700", "--quiet"),
+        "translate": seqkit_here("translate", run, stdin="c a b\n"),
+        "average": seqkit_here("average", older, "-o", tmp_path / "avg", "--last", "1"),
+        "ppl": seqkit_here(
+            "evaluate", "--model", run, "-s", f"{reverse_data}/dev.src", "-r", f"{reverse_data}/dev.tgt"
+        ),  # fmt: skip
+    }
+    seqkit_here("info", run)
+    assert not marker.exists()
+    for name, result in refused.items():
+        line = assert_one_line_error(result, "")
+        assert "weights_only" not in line, name
+    assert "objects other than tensors" in refused["resume"].stderr.decode()
+
+
+def test_a_damaged_checkpoint_in_average_and_a_damaged_log(tmp_path, reverse_model):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    (checkpoint.latest(run) / checkpoint.WEIGHTS).write_bytes(b"\x00" * 64)
+    assert_one_line_error(seqkit_here("average", run, "-o", tmp_path / "avg"), "damaged")
+    assert not (tmp_path / "avg").exists()
+    with open(run / "train_log.jsonl", "ab") as log:
+        log.write(b'{"kind": "train", "step": 1\xff\xfe}\n')
+    for command in (["info", run], ["plot", run, "-o", tmp_path / "c.png"]):
+        assert_one_line_error(seqkit_here(*command), "train_log.jsonl:", "not UTF-8")
+
+
+# --- 5. nonsense refused ------------------------------------------------------------------------------------
+
+
+def test_weights_with_nan_are_refused_naming_the_tensor(tmp_path, reverse_model):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    weights = load_file(run / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name][0] = float("nan")
+    save_file(weights, run / "model.safetensors")
+    assert_one_line_error(seqkit_here("translate", run, stdin="c a b\n"), f"tensor {name}", "NaN")
+    with pytest.raises(ModelDirError):
+        model_types.load(run)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--max-length-ratio", "inf"), ("--max-length-ratio", "1e30"), ("--max-length-ratio", "nan")],
+)
+def test_absurd_decoding_limits_are_errors(reverse_model, option, value):
+    assert_one_line_error(
+        seqkit_here("translate", reverse_model, option, value, stdin="c a b\n"), "max_length_ratio"
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e300"])
+def test_absurd_temperatures_are_errors(char_lm, value):
+    assert_one_line_error(
+        seqkit_here("generate", char_lm, "--temperature", value, stdin="the\n"), "temperature"
+    )
+
+
+def test_a_line_longer_than_the_input_limit_is_an_error_naming_it(reverse_model):
+    lines = "c a b\n" + "a b " * 600 + "\n"
+    result = seqkit_here("translate", reverse_model, "--max-input-pieces", "100", stdin=lines)
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines()[-1].startswith("error: input line 2 has 2,400 pieces")
+    assert "more than decode.max_input_pieces = 100" in result.stderr.decode()
+    assert result.stdout == b""  # its chunk is not translated (stdout has the chunks before it, if any)
+
+
+def test_the_character_tokenizer_drops_control_characters_and_counts_them(tmp_path):
+    from seqkit.data.tokenizer import CharTokenizer
+
+    tokenizer = CharTokenizer.train(["a\x00b", "\ufeffab", "a\rb", "ab\t"])
+    assert tokenizer.chars == ["\t", "a", "b"]
+    assert tokenizer.encode_src(["a\x00b"]) == tokenizer.encode_src(["ab"])
+    (tmp_path / "train.txt").write_text("".join(f"line {i}\x00 with a NUL\n" for i in range(30)))
+    (tmp_path / "dev.txt").write_text("line\n")
+    result = seqkit_here("train", "-o", tmp_path / "lm", "--max-steps", "1", "--set", "model.type=lm",
+                         "--set", "tokenizer.type=char", "--set", f"data.train={tmp_path}/train",
+                         "--set", f"data.dev={tmp_path}/dev", "--set", "data.tgt_lang=txt")  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert "control characters removed from 30 lines" in result.stderr.decode()
