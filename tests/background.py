@@ -5,13 +5,16 @@ and waits for a job's model directory when a fixture needs it.
 
     python -m tests.background JOBS.json
 
-JOBS.json is a list of jobs, trained in turn into their "output" directory: {"kind": "seq2seq", "task",
-"model", "train"} is helpers.toy_config on a toy corpus of `task` (helpers.write_toy), {"kind": "lm",
-"model", "train"} helpers.lm_config on helpers.write_text's lines; `model` and `train` override. Each
-job ends with `output`.done (holding the corpus directory) or `output`.failed (the traceback)."""
+JOBS.json is a list of jobs, done in turn into their "output" directory: {"kind": "seq2seq", "task",
+"sections"} is helpers.toy_config on a toy corpus of `task` (helpers.write_toy), {"kind": "lm",
+"sections"} helpers.lm_config on helpers.write_text's lines, the config sections overriding;
+{"kind": "prepare", "function": "module:name"} calls a test module's function with the output directory
+(a test's longer preparation: several trainings, say). Each job ends with `output`.done (holding the
+corpus directory, or what the function returned) or `output`.failed (the traceback)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -25,14 +28,17 @@ def train(job: dict, output: Path) -> str:
     from seqkit.training import seq2seq as train_seq2seq
     from tests import helpers
 
+    if job["kind"] == "prepare":
+        module, name = job["function"].split(":")
+        output.mkdir(parents=True)
+        return str(getattr(importlib.import_module(module), name)(output) or "")
     data_dir = output.with_name(f"{output.name}-data")
     if job["kind"] == "lm":
         helpers.write_text(data_dir)
-        train_lm.train(helpers.lm_config(data_dir, model=job["model"], train=job["train"]), output)
+        train_lm.train(helpers.lm_config(data_dir, **job["sections"]), output)
     else:
         helpers.write_toy(data_dir, job["task"])
-        cfg = helpers.toy_config(str(data_dir), model=job["model"], train=job["train"])
-        train_seq2seq.train(cfg, output)
+        train_seq2seq.train(helpers.toy_config(str(data_dir), **job["sections"]), output)
     return str(data_dir)
 
 

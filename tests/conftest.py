@@ -29,8 +29,7 @@ SESSION_MODELS = {
     "reverse_model": {
         "kind": "seq2seq",
         "task": "reverse",
-        "model": {},
-        "train": {"max_steps": 600, "valid_every": 300},
+        "sections": {"train": {"max_steps": 600, "valid_every": 300}},
     },
     # a two-layer character LSTM with tied embeddings that has memorised helpers.LINES, the language model
     # of the generation, scoring, inspection and info tests. 400 steps at this rate reproduce every line
@@ -38,14 +37,16 @@ SESSION_MODELS = {
     # wrong for some seeds)
     "char_lm": {
         "kind": "lm",
-        "model": {
-            "cell": "lstm",
-            "decoder_layers": 2,
-            "embedding_size": 96,
-            "decoder_hidden_size": 96,
-            "tie_embeddings": True,
+        "sections": {
+            "model": {
+                "cell": "lstm",
+                "decoder_layers": 2,
+                "embedding_size": 96,
+                "decoder_hidden_size": 96,
+                "tie_embeddings": True,
+            },
+            "train": {"learning_rate": 0.002},
         },
-        "train": {"learning_rate": 0.002},
     },
 }
 
@@ -80,9 +81,15 @@ def char_lm() -> Path:
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers",
-        "trained_in_background(task, model, train): the test's model (helpers.toy_config on a toy corpus "
-        "of `task`, `model` and `train` overriding) is trained in the background process; the "
-        "`background_model` fixture waits for it",
+        "trained_in_background(task, **sections): the test's model (helpers.toy_config on a toy corpus "
+        'of `task`, or helpers.lm_config when `task` is "lm"; the config sections overriding) is trained '
+        "in the background process; the `background_model` fixture waits for it",
+    )
+    config.addinivalue_line(
+        "markers",
+        "prepared_in_background(name): name(directory), a function of the test's module (trainings the "
+        "test then checks), runs in the background process; the `background_model` "
+        "fixture waits for it (model_dir: the directory, data_dir: what the function returned)",
     )
 
 
@@ -161,7 +168,12 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     marked = {}
     for item in items:
         if mark := item.get_closest_marker("trained_in_background"):
-            marked[item.nodeid] = jobs[item.nodeid] = {"kind": "seq2seq", "task": mark.args[0], **mark.kwargs}
+            kind = "lm" if mark.args[0] == "lm" else "seq2seq"
+            marked[item.nodeid] = {"kind": kind, "task": mark.args[0], "sections": mark.kwargs}
+        elif mark := item.get_closest_marker("prepared_in_background"):
+            function = f"{item.module.__name__}:{mark.args[0]}"
+            marked[item.nodeid] = {"kind": "prepare", "function": function}
+    jobs.update(marked)
     if not jobs:
         return
 

@@ -4,6 +4,8 @@ scaling through overflows and resumes, and a clear error for a GPU that is not t
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -15,7 +17,7 @@ from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training import seq2seq as train_seq2seq
 from seqkit.training.log import EndRecord, GradRecord, StartRecord, WarningRecord
-from tests.helpers import assert_one_line_error, seqkit_here, toy_config
+from tests.helpers import assert_one_line_error, seqkit_here, toy_config, write_toy
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 
@@ -76,11 +78,21 @@ def test_bf16_training_learns_the_toy_task(background_model):
     assert all(t.dtype == torch.float32 for t in weights.values())
 
 
-def test_fp16_overflows_lower_the_loss_scale_and_resume_exactly(tmp_path, reverse_data, monkeypatch):
-    # A huge first scale makes the first fp16 backward passes overflow, as happens early in real runs.
-    monkeypatch.setattr(torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, init_scale=2.0**40))
+def _fp16_runs(directory: Path) -> None:
+    """(In the background process.) 60 fp16 steps, and the same as 30 steps resumed to 60, from a huge first
+    loss scale: the first backward passes overflow, as happens early in real runs."""
+    data = write_toy(directory / "data", "reverse")
+    huge = functools.partial(torch.amp.GradScaler, init_scale=2.0**40)
     train = {"precision": "fp16", "max_steps": 60, "valid_every": 20, "log_every": 10}
-    train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "whole")
+    with mock.patch.object(torch.amp, "GradScaler", huge):
+        train_seq2seq.train(toy_config(data, train=train), directory / "whole")
+        train_seq2seq.train(toy_config(data, train={**train, "max_steps": 30}), directory / "split")
+        train_seq2seq.train(toy_config(data, train=train), directory / "split", resume=True)
+
+
+@pytest.mark.prepared_in_background("_fp16_runs")
+def test_fp16_overflows_lower_the_loss_scale_and_resume_exactly(background_model):
+    tmp_path = background_model.model_dir
     log = training_log.read(tmp_path / "whole")
     overflows = [r for r in training_log.of_kind(log, GradRecord) if r.overflow]
     assert len(overflows) >= 10  # 2**40 halves below fp16's range over many steps ...
@@ -89,8 +101,6 @@ def test_fp16_overflows_lower_the_loss_scale_and_resume_exactly(tmp_path, revers
     assert not training_log.of_kind(log, WarningRecord)  # ... none of which is a failure
     assert overflows[-1].step < 40  # and updates then go on
     # stopped after 30 steps, then resumed: the restored loss scale gives the same weights
-    train_seq2seq.train(toy_config(reverse_data, train={**train, "max_steps": 30}), tmp_path / "split")
-    train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "split", resume=True)
     a = load_file(checkpoint.latest(tmp_path / "whole") / checkpoint.WEIGHTS)
     b = load_file(checkpoint.latest(tmp_path / "split") / checkpoint.WEIGHTS)
     for name in a:

@@ -10,10 +10,9 @@ import torch
 
 from seqkit import model_types
 from seqkit.decoding.search import choose_tokens
-from seqkit.training import lm as train_lm
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, ValidRecord
-from tests.helpers import LINES, assert_one_line_error, lm_config, seqkit_here
+from tests.helpers import LINES, assert_one_line_error, seqkit_here
 
 
 def _generate(model_dir, *args, stdin=None) -> list[str]:
@@ -101,18 +100,20 @@ def test_training_log_of_a_language_model(char_lm):
     assert end.best_score == min(r.scores["ppl"] for r in valid)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
-def test_sentencepiece_lstm_and_tied_embeddings(tmp_path, lm_data, cell):
-    cfg = lm_config(
-        lm_data,
-        tokenizer={"type": "sentencepiece", "vocab_size": 40},
-        model={"cell": cell, "embedding_size": 64, "decoder_hidden_size": 64, "tie_embeddings": True},
-        train={"max_steps": 300, "valid_every": 300},
-    )
-    train_lm.train(cfg, tmp_path / "model")
-    _, _, model = model_types.load(tmp_path / "model")
+def _sentencepiece_lm(cell: str):
+    sections = {
+        "tokenizer": {"type": "sentencepiece", "vocab_size": 40},
+        "model": {"cell": cell, "embedding_size": 64, "decoder_hidden_size": 64, "tie_embeddings": True},
+        "train": {"max_steps": 300, "valid_every": 300},
+    }
+    return pytest.param(cell, marks=pytest.mark.trained_in_background("lm", **sections), id=cell)
+
+
+@pytest.mark.parametrize("cell", [_sentencepiece_lm("lstm"), _sentencepiece_lm("rnn")])
+def test_sentencepiece_lstm_and_tied_embeddings(background_model, cell):
+    _, _, model = model_types.load(background_model.model_dir)
     assert model.output.weight is model.embedding.weight  # still tied after loading
-    (text,) = _generate(tmp_path / "model", "a stitch", "--temperature", "0")
+    (text,) = _generate(background_model.model_dir, "a stitch", "--temperature", "0")
     assert text == LINES[1]
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -19,7 +20,7 @@ from seqkit.training import lm as train_lm
 from seqkit.training import log as training_log
 from seqkit.training import seq2seq as train_seq2seq
 from seqkit.training.log import EndRecord, TrainRecord
-from tests.helpers import lm_config, seqkit_here, toy_config
+from tests.helpers import lm_config, seqkit_here, toy_config, write_toy
 
 
 def _last_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -32,18 +33,21 @@ def _assert_identical(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
-def test_seq2seq_resume_is_bit_identical(tmp_path, reverse_data):
+def _seq2seq_runs(directory: Path) -> None:
+    """(In the background process.) 60 steps, and 30 steps (mid-epoch: 43 batches per epoch) resumed to 60
+    across the epoch boundary; dropout makes the RNG state part of what must be restored."""
+    data = write_toy(directory / "data", "reverse")
     train = {"max_steps": 60, "valid_every": 20, "log_every": 10}
-    model = {"dropout": 0.3}  # dropout makes the RNG state part of what must be restored
-    train_seq2seq.train(toy_config(reverse_data, model=model, train=train), tmp_path / "whole")
-    # stopped after 30 steps (mid-epoch: 43 batches per epoch), then resumed to 60 across the epoch boundary
-    train_seq2seq.train(
-        toy_config(reverse_data, model=model, train={**train, "max_steps": 30}), tmp_path / "split"
-    )
-    summary = train_seq2seq.train(
-        toy_config(reverse_data, model=model, train=train), tmp_path / "split", resume=True
-    )
-    assert summary.steps == 60
+    model = {"dropout": 0.3}
+    train_seq2seq.train(toy_config(data, model=model, train=train), directory / "whole")
+    train_seq2seq.train(toy_config(data, model=model, train={**train, "max_steps": 30}), directory / "split")
+    train_seq2seq.train(toy_config(data, model=model, train=train), directory / "split", resume=True)
+
+
+@pytest.mark.prepared_in_background("_seq2seq_runs")
+def test_seq2seq_resume_is_bit_identical(background_model):
+    tmp_path = background_model.model_dir
+    assert training_log.read(tmp_path / "split")[-1].steps == 60
     _assert_identical(_last_weights(tmp_path / "whole"), _last_weights(tmp_path / "split"))
     kinds = [r.kind for r in training_log.read_all(tmp_path / "split")]
     assert kinds.count("start") == 1 and kinds.count("resume") == 1 and kinds.count("end") == 2
