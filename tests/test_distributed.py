@@ -1,10 +1,9 @@
-"""Data-parallel training: two CPU processes under torchrun, as two "nodes" on 127.0.0.1 (the README's
-multi-node command, the same on every machine but for --node-rank), reach the weights of one process with
-the same total batch; the run resumes under torchrun on one node."""
+"""Data-parallel training: two CPU processes as two "nodes" on 127.0.0.1 (the workers of the README's
+multi-node command, the same on every machine but for --node-rank) reach the weights of one process with
+the same total batch; the run resumes under torchrun, two processes on one node."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -14,15 +13,9 @@ from safetensors.torch import load_file
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import StartRecord, ValidRecord
-from tests.helpers import data_parallel_train_args, seqkit_here
+from tests.helpers import data_parallel_train_args, free_port, seqkit_here, torchrun_environment
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _arguments(data_dir: str, out, steps: int = 12) -> list[str]:
@@ -32,28 +25,17 @@ def _arguments(data_dir: str, out, steps: int = 12) -> list[str]:
 def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(tmp_path, reverse_data):
     one = seqkit_here(*_arguments(reverse_data, tmp_path / "one"))  # one process: this one
     assert one.returncode == 0, one.stderr.decode()
-    port = str(_free_port())
+    # two "nodes" of one process each: the workers `torchrun --nnodes 2 --node-rank R --nproc-per-node 1`
+    # starts on each machine, with their environment (the launchers are left out; the resume below goes
+    # through torchrun itself)
+    port = free_port()
     nodes = [
         subprocess.Popen(
-            [
-                *TORCHRUN,
-                "--nnodes",
-                "2",
-                "--node-rank",
-                str(rank),
-                "--nproc-per-node",
-                "1",
-                "--master-addr",
-                "127.0.0.1",
-                "--master-port",
-                port,
-                "-m",
-                "seqkit",
-                *_arguments(reverse_data, tmp_path / f"node{rank}"),
-            ],
+            [sys.executable, "-m", "seqkit", *_arguments(reverse_data, tmp_path / f"node{rank}")],
+            env=torchrun_environment(rank, 2, 0, 1, port),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-        )  # fmt: skip
+        )
         for rank in (0, 1)
     ]
     for node in nodes:
@@ -73,7 +55,7 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(t
     assert [r.step for r in logs[1]] == [6, 12]
     for x, y in zip(*logs, strict=True):
         assert abs(x.scores["ppl"] - y.scores["ppl"]) < 1e-3 * x.scores["ppl"]
-    # a distributed run resumes too (under torchrun again, two processes on one node), from rank 0's checkpoint
+    # a distributed run resumes too, under torchrun, two processes on one node, from rank 0's checkpoint
     longer = [
         *TORCHRUN,
         "--standalone",

@@ -1,14 +1,12 @@
-"""Outgrowing one machine: a file translated by two processes under torchrun equals the file translated by
-one, byte for byte. (Training under torchrun: test_distributed.py.)"""
+"""Outgrowing one machine: a file translated by the two processes torchrun starts equals the file
+translated by one, byte for byte. (torchrun itself: test_distributed.py.)"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from tests.helpers import assert_one_line_error, seqkit_here
-
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+from tests.helpers import assert_one_line_error, free_port, seqkit_here, torchrun_environment
 
 
 def test_sharded_translation_equals_one_process_byte_for_byte(tmp_path, reverse_model, reverse_data):
@@ -18,12 +16,17 @@ def test_sharded_translation_equals_one_process_byte_for_byte(tmp_path, reverse_
     single = seqkit_here("translate", reverse_model, source, "-o", tmp_path / "one.txt")
     assert single.returncode == 0, single.stderr.decode()
     out = tmp_path / "sharded.txt"
-    run = subprocess.run(
-        [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "seqkit", "translate",
-         str(reverse_model), str(source), "-o", str(out)],
-        capture_output=True, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr.decode()
+    # the two workers of `torchrun --standalone --nproc-per-node 2 -m seqkit translate ...`, with their
+    # environment
+    port = free_port()
+    command = [sys.executable, "-m", "seqkit", "translate", str(reverse_model), str(source), "-o", str(out)]
+    workers = [
+        subprocess.Popen(command, env=torchrun_environment(rank, 2, rank, 2, port), stderr=subprocess.PIPE)
+        for rank in (0, 1)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err.decode()
     assert out.read_bytes() == (tmp_path / "one.txt").read_bytes()
     assert len(out.read_text().splitlines()) == 41
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no part left

@@ -206,7 +206,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     scores = [DevScores({"ppl": 2.0})] * 10
-    with pytest.raises(TrainingError, match="non-finite for 5 steps in a row"):
+    with pytest.raises(TrainingError, match="non-finite for 5 steps in a row") as stopped:
         fit(
             _cfg(),
             _run_dir(tmp_path / "run"),
@@ -214,6 +214,11 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path):
             FakeTask(model, scores, nan_from=8).as_task("ppl"),
             NullReporter(),
         )
+    assert "then resume from the checkpoint of step 10" in str(stopped.value)  # the last validation
+    # a run with no checkpoint yet is not told to resume from one
+    with pytest.raises(TrainingError, match="start the run again \\(it has no checkpoint yet\\)"):
+        fit(_cfg(), _run_dir(tmp_path / "early"), model, FakeTask(model, scores, nan_from=1).as_task("ppl"),
+            NullReporter())  # fmt: skip
     records = training_log.of_kind(training_log.read(tmp_path / "run"), WarningRecord)
     skipped = [r.step for r in records if r.message.startswith("non-finite")]
     assert skipped == [8, 9, 10, 11, 12]
