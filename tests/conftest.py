@@ -122,9 +122,12 @@ class _Background:
             )
 
     def wait(self, name: str, timeout: float = 1200) -> BackgroundModel:
+        """The job's result: waited for when the background process has started it, done here and now
+        when it has not (the background takes jobs from the front of its list; the tests that need them
+        run from the back, so that neither process idles while the other has work left)."""
         output = self.outputs[name]
         done, failed = output.with_name(output.name + ".done"), output.with_name(output.name + ".failed")
-        if self.process is None and not done.exists():
+        if not done.exists() and background.claim(output):
             done.write_text(background.train(self.jobs[name], output))  # here and now
         deadline = time.monotonic() + timeout
         while not (done.exists() or failed.exists()):
@@ -177,12 +180,14 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     if not jobs:
         return
 
-    def group(item) -> int:
-        if item.nodeid in marked:
-            return 2
-        return 1 if SESSION_MODELS.keys() & set(getattr(item, "fixturenames", ())) else 0
+    last = list(marked)
 
-    items.sort(key=group)  # stable: each group keeps its order
+    def group(item) -> tuple[int, int]:
+        if item.nodeid in marked:
+            return 2, -last.index(item.nodeid)  # from the last job back: see _Background.wait
+        return (1 if SESSION_MODELS.keys() & set(getattr(item, "fixturenames", ())) else 0), 0
+
+    items.sort(key=group)  # stable: groups 0 and 1 keep their order
     _BACKGROUND = _Background(jobs)
 
 

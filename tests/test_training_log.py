@@ -201,7 +201,7 @@ def test_a_trained_run_writes_the_layout_readers_expect(reverse_model):
     assert start["model_type"] == "seq2seq"
     assert set(start["data"]) == {
         "train_pairs", "skipped_pairs", "empty_pairs", "long_pairs", "ratio_pairs", "duplicate_pairs",
-        "bom_lines", "cr_lines", "dev_pairs", "dev_held_out", "cached", "src_vocab", "tgt_vocab",
+        "bom_lines", "cr_lines", "control_lines", "dev_pairs", "dev_held_out", "cached", "src_vocab", "tgt_vocab",
     }  # fmt: skip
     (end,) = by_kind["end"]
     assert end["best_metric"] == "bleu" and end["best_score"] == max(r["dev_bleu"] for r in by_kind["valid"])
