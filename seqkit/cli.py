@@ -382,8 +382,8 @@ def translate(
 ) -> None:
     """Translate text, one output line per input line, in order. Under torchrun, the processes share the
     lines of the input files and write one --output in input order."""
-    from seqkit import model_types
-    from seqkit.decoding import inference, sharded
+    from seqkit import api
+    from seqkit.decoding import sharded
     from seqkit.runtime import devices, distributed
 
     target = devices.resolve(device, distributed.local_rank())
@@ -397,21 +397,18 @@ def translate(
         raise ConfigError(
             "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
         )
-    autocast = devices.Precision(precision, target).autocast()
-    cfg, tokenizer, model = model_types.load(model_dir, target)
-    model_types.require_task(cfg, "translate", model_dir)
-    if quantize:
-        model = devices.quantize_int8(model)
-    options = {
-        "decode": {
-            "beam_size": beam_size,
-            "length_penalty": length_penalty,
-            "batch_size": batch_size,
-            "max_length_ratio": max_length_ratio,
-            "max_input_pieces": max_input_pieces,
-        }
-    }
-    decode = config_lib.with_overrides(cfg, options, "command-line options").decode
+    model = api.load(model_dir, device, precision, quantize)
+    from seqkit.model_types import require_task
+
+    require_task(model.config, "translate", model_dir)
+    decode = model.decode_settings(
+        "command-line options",
+        beam_size=beam_size,
+        length_penalty=length_penalty,
+        batch_size=batch_size,
+        max_length_ratio=max_length_ratio,
+        max_input_pieces=max_input_pieces,
+    )
     if nbest < 0 or nbest > decode.beam_size:
         raise ConfigError(
             f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
@@ -422,28 +419,22 @@ def translate(
     if sharing:
         torch_threads(distributed.threads_per_process())
         lines = sharded.shard(lines, world)
-    if nbest or attention:
-        translations = inference.translate_nbest_stream(
-            model, tokenizer, lines, decode, attention is not None, chunk_lines
-        )
-        if attention:
-            from seqkit.viz import reports
+    translated = model.translate_stream(lines, decode, max(1, nbest), attention is not None, chunk_lines)
+    results: Iterator[str]
+    if attention:
+        from seqkit.viz import reports
 
-            translations = reports.with_attention_files(attention, translations)
-        results: Iterator[str] = (
-            nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in translations
-        )
+        with_files = reports.with_attention_files(attention, (list(r.nbest) for r in translated))
+        results = (nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in with_files)
     else:
-        results = inference.translate_stream(model, tokenizer, lines, decode, chunk_lines)
+        results = (nbest_json(r.nbest) if nbest else r.text for r in translated)
     if not sharing:
-        with autocast:
-            _write_lines(results, output)
+        _write_lines(results, output)
         return
     assert output is not None
     together = False
     try:
-        with autocast:
-            sharded.write_part(output, world, results)
+        sharded.write_part(output, world, results)
         world.barrier()  # every part complete
         if world.is_main:
             sharded.merge(output, world)
@@ -516,23 +507,20 @@ def generate(
     device: DeviceOption = "auto",
 ) -> None:
     """Sample text from a language model: each prompt and its continuation on one line."""
-    from seqkit import model_types
-    from seqkit.decoding import inference
-    from seqkit.runtime import devices
+    from seqkit import api
+    from seqkit.model_types import require_task
 
-    cfg, tokenizer, model = model_types.load(model_dir, devices.resolve(device))
-    model_types.require_task(cfg, "generate", model_dir)
-    options = {
-        "generate": {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "num_samples": num_samples,
-            "seed": seed,
-        }
-    }
-    settings = config_lib.with_overrides(cfg, options, "command-line options").generate
+    model = api.load(model_dir, device)
+    require_task(model.config, "generate", model_dir)
+    settings = model.generate_settings(
+        "command-line options",
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        num_samples=num_samples,
+        seed=seed,
+    )
     if prompts:
         lines = iter(prompts)
     elif sys.stdin.isatty():
@@ -545,10 +533,10 @@ def generate(
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-        for _ in inference.generate(model, tokenizer, lines, settings, on_text=show):
+        for _ in model.generate_stream(lines, settings, on_text=show):
             sys.stdout.write("\n")
     else:
-        _write_lines(inference.generate(model, tokenizer, lines, settings), None)
+        _write_lines(model.generate_stream(lines, settings), None)
 
 
 @app.command(cls=_Command)
@@ -743,4 +731,7 @@ def info(
 
 
 def main() -> None:
+    from seqkit.runtime import allocator
+
+    allocator.configure()  # before torch builds its first product: it reads these settings once
     app()

@@ -1,4 +1,5 @@
-"""Process-wide memory settings (seqkit/allocator.py): made on import, a user's own setting wins, and
+"""Process-wide memory settings (seqkit/runtime/allocator.py): made by `seqkit.load` and the CLI (not on
+import), a user's own setting wins, and
 torch's large tensors land on transparent huge pages where the kernel offers them."""
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ def _python(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_importing_seqkit_sets_the_defaults_and_a_users_setting_wins():
-    show = "import os, seqkit; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'], os.environ['THP_MEM_ALLOC_ENABLE'])"
-    assert _python(show) == "16 1"
-    assert _python(show, ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024", THP_MEM_ALLOC_ENABLE="0") == "1024 0"
+def test_load_and_the_command_line_set_the_defaults_and_a_users_setting_wins():
+    """Importing seqkit sets nothing; `seqkit.load` (as the CLI's `main`) applies the settings."""
+    show = (
+        "import os, seqkit; names = ('ONEDNN_PRIMITIVE_CACHE_CAPACITY', 'THP_MEM_ALLOC_ENABLE'); "
+        "before = [os.environ.get(n) for n in names]\n"
+        "try: seqkit.load('/nonexistent')\nexcept Exception: pass\n"
+        "print(*before, *[os.environ[n] for n in names])"
+    )
+    assert _python(show) == "None None 16 1"
+    assert _python(show, ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024", THP_MEM_ALLOC_ENABLE="0") == "1024 0 1024 0"
 
 
 def _kernel_offers_huge_pages() -> bool:
@@ -35,8 +42,12 @@ def _kernel_offers_huge_pages() -> bool:
 @pytest.mark.skipif(not _kernel_offers_huge_pages(), reason="the kernel offers no transparent huge pages")
 def test_large_tensors_land_on_huge_pages_after_import_and_not_without():
     allocate = (
-        "import torch, {module}; x = torch.ones(64 * 2**20 // 4); "
+        "import torch, {module}; {module}.configure(); x = torch.ones(64 * 2**20 // 4); "
         "print(next(int(l.split()[1]) for l in open('/proc/self/smaps_rollup') if l.startswith('AnonHugePages')))"
     )
-    assert int(_python(allocate.format(module="seqkit"))) >= 32 * 1024  # kB: most of the 64 MB tensor
-    assert int(_python(allocate.format(module="os"))) < 32 * 1024
+    configured = allocate.format(module="seqkit.runtime.allocator").replace(
+        "import torch, seqkit.runtime.allocator; seqkit.runtime.allocator.configure()",
+        "import torch; import seqkit.runtime.allocator as allocator; allocator.configure()",
+    )
+    assert int(_python(configured)) >= 32 * 1024  # kB: most of the 64 MB tensor
+    assert int(_python(allocate.format(module="os").replace("os.configure(); ", ""))) < 32 * 1024

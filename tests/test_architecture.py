@@ -19,6 +19,7 @@ LAYERS = (
     ("training",),
     ("model_types",),
     ("viz",),
+    ("api",),
     ("console",),
     ("cli",),
     ("__main__",),

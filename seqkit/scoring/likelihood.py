@@ -47,6 +47,25 @@ def corpus_nll(model, data: ParallelIds, batch_size: int) -> tuple[float, int]:
     return total_nll, total_tokens
 
 
+@torch.no_grad()
+def pair_log_probs(
+    model, tokenizer: Tokenizer, sources: list[str], targets: list[str]
+) -> tuple[list[float], list[int]]:
+    """An encoder-decoder: per pair, log P(target | source) in nats (EOS included) and the target's
+    token count. One pair per batch: no padding enters a sentence's score."""
+    was_training = model.training
+    model.eval()
+    device = devices.model_device(model)
+    src_ids, tgt_ids = tokenizer.encode_src(sources), tokenizer.encode_tgt(targets)
+    log_probs, tokens = [], []
+    for i in range(len(sources)):
+        _, nll, count, _ = pair_loss(model, make_batch(src_ids, tgt_ids, [i]).to(device))
+        log_probs.append(-nll)
+        tokens.append(count)
+    model.train(was_training)
+    return log_probs, tokens
+
+
 def chunk_loss(model, inputs, targets, state, label_smoothing: float = 0.0):
     """A language model on one chunk: the summed objective (smoothed, if asked), the summed negative
     log-likelihood, the argmax-correct count and the state after the chunk."""

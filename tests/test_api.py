@@ -1,0 +1,89 @@
+"""The Python API (`seqkit.load`): what a script gets equals what the commands print, and importing seqkit
+changes nothing in the process."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+import seqkit
+from seqkit.data.text import read_lines
+from seqkit.errors import ConfigError
+from tests.helpers import seqkit_here
+
+
+def test_import_is_light_and_sets_nothing():
+    probe = (
+        "import os, sys, seqkit; print('torch' in sys.modules, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
+        "sorted(seqkit.__all__))"
+    )
+    clean = {k: v for k, v in __import__("os").environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=clean, check=True)
+    assert out.stdout.strip() == "False None ['Model', 'Scores', 'TranslationResult', '__version__', 'load']"
+
+
+def test_translate_equals_the_command(reverse_model, reverse_data):
+    model = seqkit.load(reverse_model, device="cpu")
+    lines = [*read_lines(f"{reverse_data}/dev.src")[:12], "", "   "]
+    for beam in (1, 4):
+        results = model.translate(lines, beam_size=beam)
+        command = seqkit_here(
+            "translate", reverse_model, "--beam-size", beam, stdin="".join(f"{x}\n" for x in lines)
+        )
+        assert [r.text for r in results] == command.stdout.decode().splitlines()
+    two = model.translate(lines, beam_size=4, nbest=2)
+    listed = seqkit_here(
+        "translate", reverse_model, "--beam-size", 4, "--nbest", 2, stdin="".join(f"{x}\n" for x in lines)
+    )
+    for result, line in zip(two, listed.stdout.decode().splitlines(), strict=True):
+        expected = json.loads(line)["hypotheses"]
+        assert [t.text for t in result.nbest] == [h["text"] for h in expected]
+        assert [t.score for t in result.nbest] == pytest.approx([h["score"] for h in expected], abs=1e-5)
+        assert result.text == (expected[0]["text"] if expected else "")
+    assert two[-1].nbest == () and two[-1].score is None
+
+
+def test_score_is_the_commands_perplexity(reverse_model, reverse_data):
+    model = seqkit.load(reverse_model, device="cpu")
+    sources, targets = read_lines(f"{reverse_data}/dev.src"), read_lines(f"{reverse_data}/dev.tgt")
+    scores = model.score(sources, targets)
+    assert len(scores.log_probs) == len(sources) and all(lp <= 0 for lp in scores.log_probs)
+    command = seqkit_here("evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src",
+                          "-r", f"{reverse_data}/dev.tgt", "--json")  # fmt: skip
+    assert scores.perplexity == pytest.approx(
+        json.loads(command.stdout)["perplexity"]["perplexity"], rel=1e-4
+    )
+    # a wrong target is less likely than the right one
+    wrong = model.score(sources[:1], [sources[0]])
+    assert wrong.log_probs[0] < scores.log_probs[0] or sources[0] == targets[0]
+    with pytest.raises(ConfigError, match="2 sources but 1 targets"):
+        model.score(sources[:2], targets[:1])
+
+
+def test_generate_and_info_equal_the_commands(char_lm):
+    model = seqkit.load(char_lm)
+    texts = model.generate(["the", "a st"], max_tokens=20, num_samples=2, seed=5)
+    command = seqkit_here(
+        "generate", char_lm, "--max-tokens", 20, "--num-samples", 2, "--seed", 5, stdin="the\na st\n"
+    )
+    assert texts == command.stdout.decode().splitlines()
+    assert model.info() == json.loads(seqkit_here("info", char_lm, "--json").stdout)
+    assert model.type == "lm"
+    with pytest.raises(ConfigError, match="use `seqkit generate`"):
+        model.translate(["a b"])
+
+
+def test_options_are_checked_as_the_commands_are(reverse_model):
+    model = seqkit.load(reverse_model, device="cpu")
+    with pytest.raises(ConfigError, match="decode.beam_size = 0"):
+        model.translate(["c a b"], beam_size=0)
+    with pytest.raises(ConfigError, match="nbest = 3: must be between 1 and the beam size"):
+        model.translate(["c a b"], beam_size=2, nbest=3)
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        model.translate(["c a b"], max_length_ratio=math.inf)
+    with pytest.raises(ConfigError, match="use `seqkit translate`"):
+        model.generate(["x"])
