@@ -21,6 +21,7 @@ LAYERS = (
     ("viz",),
     ("api",),
     ("console",),
+    ("server",),
     ("cli",),
     ("__main__",),
 )

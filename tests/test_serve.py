@@ -1,0 +1,171 @@
+"""`seqkit serve`: a real server on 127.0.0.1 (a free port) and a real HTTP client. It answers what the
+commands print, each request gets its own lines back in order under concurrency (decoded in shared
+batches), every limit has its status, and SIGTERM drains the queue before the process exits 0."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+import seqkit
+from seqkit import server
+from seqkit.data.text import read_lines
+from tests.helpers import free_port, seqkit_here
+
+
+@contextlib.contextmanager
+def _serving(model_dir, **limits):
+    """A server for `model_dir` in a thread of this process, stopped when the block ends."""
+    port = free_port()
+    app = server.create_app(seqkit.load(model_dir, device="cpu"), server.Limits(**limits))
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not running.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            yield client
+    finally:
+        running.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def translator(reverse_model):
+    with _serving(reverse_model) as client:
+        yield client
+
+
+def test_translations_equal_the_command(translator, reverse_model, reverse_data):
+    lines = [*read_lines(f"{reverse_data}/dev.src")[:10], "", "a b c d"]
+    for beam in (1, 5):
+        answer = translator.post("/translate", json={"text": lines, "beam_size": beam})
+        assert answer.status_code == 200, answer.text
+        command = seqkit_here(
+            "translate", reverse_model, "--beam-size", beam, stdin="".join(f"{x}\n" for x in lines)
+        )
+        assert [t["text"] for t in answer.json()["translations"]] == command.stdout.decode().splitlines()
+    two = translator.post("/translate", json={"text": lines[:3], "beam_size": 4, "nbest": 2}).json()
+    listed = seqkit_here(
+        "translate", reverse_model, "--beam-size", 4, "--nbest", 2, stdin="".join(f"{x}\n" for x in lines[:3])
+    )
+    for got, line in zip(two["translations"], listed.stdout.decode().splitlines(), strict=True):
+        assert [h["text"] for h in got["nbest"]] == [h["text"] for h in json.loads(line)["hypotheses"]]
+        assert got["text"] == got["nbest"][0]["text"] and got["score"] == got["nbest"][0]["score"]
+
+
+def test_concurrent_requests_get_their_own_lines_in_order_from_shared_batches(translator, reverse_data):
+    sources = read_lines(f"{reverse_data}/dev.src")
+    alone = translator.post("/translate", json={"text": sources, "beam_size": 1}).json()["translations"]
+    expected = [t["text"] for t in alone]
+    before = translator.get("/health").json()
+    requests = [list(range(i, len(sources), 7)) for i in range(7)] * 3  # 21 requests of interleaved lines
+
+    def ask(indices: list[int]) -> list[str]:
+        answer = translator.post("/translate", json={"text": [sources[i] for i in indices], "beam_size": 1})
+        assert answer.status_code == 200, answer.text
+        return [t["text"] for t in answer.json()["translations"]]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=21) as pool:
+        answers = list(pool.map(ask, requests))
+    for indices, got in zip(requests, answers, strict=True):
+        assert got == [expected[i] for i in indices]
+    after = translator.get("/health").json()
+    assert after["requests"] - before["requests"] == 21
+    assert after["batches"] - before["batches"] < 21  # requests that waited were decoded together
+
+
+def test_bad_requests_and_limits(reverse_model):
+    with _serving(reverse_model, max_lines=3, max_chars=20) as client:
+        too_many = client.post("/translate", json={"text": ["a"] * 4})
+        assert too_many.status_code == 413 and "--max-lines 3" in too_many.json()["error"]
+        too_long = client.post("/translate", json={"text": ["a", "b " * 11]})
+        assert too_long.status_code == 413 and "line 2 has 22 characters" in too_long.json()["error"]
+        wrong_type = client.post("/translate", json={"text": "a b"})
+        assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["loc"] == ["body", "text"]
+        not_json = client.post(
+            "/translate", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert not_json.status_code == 422
+        bad_beam = client.post("/translate", json={"text": ["a"], "beam_size": 0})
+        assert bad_beam.status_code == 422 and "decode.beam_size = 0" in bad_beam.json()["error"]
+        bad_nbest = client.post("/translate", json={"text": ["a"], "beam_size": 2, "nbest": 3})
+        assert bad_nbest.status_code == 422 and "nbest = 3" in bad_nbest.json()["error"]
+        wrong_model = client.post("/generate", json={"prompts": ["a"]})
+        assert wrong_model.status_code == 422 and "POST /translate" in wrong_model.json()["error"]
+        assert client.get("/info").json() == json.loads(seqkit_here("info", reverse_model, "--json").stdout)
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_full_queue_is_503_and_a_long_wait_504(reverse_model, reverse_data):
+    sources = read_lines(f"{reverse_data}/dev.src") * 4
+    with _serving(reverse_model, max_queue=1, timeout=30) as client:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 5})
+            time.sleep(0.3)  # the worker is busy with it
+            quick = [pool.submit(client.post, "/translate", json={"text": ["a b"]}) for _ in range(6)]
+            statuses = sorted(f.result().status_code for f in quick)
+            assert slow.result().status_code == 200
+        assert 503 in statuses and set(statuses) <= {200, 503}
+        refused = next(f.result() for f in quick if f.result().status_code == 503)
+        assert refused.headers["retry-after"] == "1" and "queue is full" in refused.json()["error"]
+    with _serving(reverse_model, timeout=0.05) as client:
+        late = client.post("/translate", json={"text": sources, "beam_size": 5})
+        assert late.status_code == 504 and "timeout" in late.json()["error"]
+
+
+def test_generate_equals_the_command(char_lm):
+    with _serving(char_lm) as client:
+        answer = client.post(
+            "/generate", json={"prompts": ["the", "a st"], "max_tokens": 20, "num_samples": 2, "seed": 5}
+        )
+        assert answer.status_code == 200, answer.text
+        command = seqkit_here(
+            "generate", char_lm, "--max-tokens", 20, "--num-samples", 2, "--seed", 5, stdin="the\na st\n"
+        )
+        assert answer.json()["texts"] == command.stdout.decode().splitlines()
+
+
+def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seqkit", "serve", str(reverse_model), "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get("/health").status_code == 200:
+                        break
+                assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
+                time.sleep(0.1)
+            sources = read_lines(f"{reverse_data}/dev.src") * 4
+            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+                pending = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 5})
+                time.sleep(0.5)  # accepted and being decoded
+                process.send_signal(signal.SIGTERM)
+                answer = pending.result()
+        assert answer.status_code == 200 and len(answer.json()["translations"]) == len(sources)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr.decode()
+    assert stdout == b""
+    access = [line for line in stderr.decode().splitlines() if '"POST /translate HTTP/1.1" 200' in line]
+    assert len(access) == 1  # one access-log line per request, on stderr
