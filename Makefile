@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-scale lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve lint check clean
 
 install: $(STAMP)
 
@@ -65,6 +65,12 @@ bench-full: install
 # (bench/scale.py; about 15 minutes). Results: bench/results-scale.{json,md}.
 bench-scale: install
 	$(BIN)/python bench/scale.py
+
+# seqkit serve under 1, 8 and 32 concurrent clients, greedy and beam 5, on the demo model (trained first
+# when missing): bench/results-serve.{json,md}
+bench-serve: install
+	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
+	$(BIN)/python bench/serve.py $(DEMO_DIR)
 
 # Style (ruff, also over bench/) and types (mypy on seqkit/, settings in pyproject.toml).
 lint: install
