@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import StartRecord, ValidRecord
-from tests.helpers import data_parallel_train_args, free_port, seqkit_here, torchrun_environment
+from tests.helpers import data_parallel_train_args, free_port, seqkit_here, torchrun_environment, write_toy
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
@@ -22,40 +24,32 @@ def _arguments(data_dir: str, out, steps: int = 12) -> list[str]:
     return data_parallel_train_args(data_dir, out, steps, valid_every=6)
 
 
-def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(tmp_path, reverse_data):
-    one = seqkit_here(*_arguments(reverse_data, tmp_path / "one"))  # one process: this one
-    assert one.returncode == 0, one.stderr.decode()
-    # two "nodes" of one process each: the workers `torchrun --nnodes 2 --node-rank R --nproc-per-node 1`
-    # starts on each machine, with their environment (the launchers are left out; the resume below goes
-    # through torchrun itself)
+def _data_parallel_runs(directory: Path) -> None:
+    """(In the background process.) One process; two "nodes" of one process each, the workers `torchrun
+    --nnodes 2 --node-rank R --nproc-per-node 1` starts on each machine, with their environment (the
+    launchers are left out); then the two-node run resumed under torchrun itself, two processes on one
+    node. Each command's exit code and stderr go to files beside the runs."""
+    data = write_toy(directory / "data", "reverse")
+
+    def keep(name: str, code: int, stderr: bytes) -> None:
+        (directory / f"{name}.code").write_text(str(code))
+        (directory / f"{name}.stderr").write_bytes(stderr)
+
+    one = seqkit_here(*_arguments(data, directory / "one"))
+    keep("one", one.returncode, one.stderr)
     port = free_port()
     nodes = [
         subprocess.Popen(
-            [sys.executable, "-m", "seqkit", *_arguments(reverse_data, tmp_path / f"node{rank}")],
+            [sys.executable, "-m", "seqkit", *_arguments(data, directory / f"node{rank}")],
             env=torchrun_environment(rank, 2, 0, 1, port),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for rank in (0, 1)
     ]
-    for node in nodes:
+    for rank, node in enumerate(nodes):
         _, err = node.communicate(timeout=300)
-        assert node.returncode == 0, err.decode()
-    two = tmp_path / "node0"
-    assert checkpoint.latest(two).name == "step-00000012"
-    assert checkpoint.latest(tmp_path / "node1") is None  # only the first process of all writes the run
-    a = load_file(checkpoint.latest(tmp_path / "one") / checkpoint.WEIGHTS)
-    b = load_file(checkpoint.latest(two) / checkpoint.WEIGHTS)
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
-    starts = [training_log.read(run)[0] for run in (tmp_path / "one", two)]
-    assert all(isinstance(s, StartRecord) for s in starts) and [s.processes for s in starts] == [1, 2]
-    # the same training figures, logged once (by rank 0)
-    logs = [training_log.of_kind(training_log.read(run), ValidRecord) for run in (tmp_path / "one", two)]
-    assert [r.step for r in logs[1]] == [6, 12]
-    for x, y in zip(*logs, strict=True):
-        assert abs(x.scores["ppl"] - y.scores["ppl"]) < 1e-3 * x.scores["ppl"]
-    # a distributed run resumes too, under torchrun, two processes on one node, from rank 0's checkpoint
+        keep(f"node{rank}", node.returncode, err)
     longer = [
         *TORCHRUN,
         "--standalone",
@@ -63,9 +57,36 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(t
         "2",
         "-m",
         "seqkit",
-        *_arguments(reverse_data, two, 18),
+        *_arguments(data, directory / "node0", 18),
     ]
     resumed = subprocess.run(longer, capture_output=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr.decode()
-    assert resumed.stderr.decode().count("restored step 12") == 1  # reported once, by rank 0
+    keep("resumed", resumed.returncode, resumed.stderr)
+
+
+def _ran(directory: Path, name: str) -> str:
+    stderr = (directory / f"{name}.stderr").read_text(errors="replace")
+    assert (directory / f"{name}.code").read_text() == "0", stderr
+    return stderr
+
+
+@pytest.mark.prepared_in_background("_data_parallel_runs")
+def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(background_model):
+    runs = background_model.model_dir
+    for name in ("one", "node0", "node1"):
+        _ran(runs, name)
+    one, two = runs / "one", runs / "node0"
+    assert checkpoint.latest(runs / "node1") is None  # only the first process of all writes the run
+    a = load_file(checkpoint.latest(one) / checkpoint.WEIGHTS)
+    b = load_file(two / checkpoint.ROOT / "step-00000012" / checkpoint.WEIGHTS)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    starts = [training_log.read(run)[0] for run in (one, two)]
+    assert all(isinstance(s, StartRecord) for s in starts) and [s.processes for s in starts] == [1, 2]
+    # the same training figures, logged once (by rank 0)
+    logs = [training_log.of_kind(training_log.read(run), ValidRecord) for run in (one, two)]
+    assert [r.step for r in logs[1]] == [6, 12, 18]  # (the last from the resumed run)
+    for x, y in zip(logs[0], logs[1][:2], strict=True):
+        assert abs(x.scores["ppl"] - y.scores["ppl"]) < 1e-3 * x.scores["ppl"]
+    # a distributed run resumes too, under torchrun, from rank 0's checkpoint
+    assert _ran(runs, "resumed").count("restored step 12") == 1  # reported once, by rank 0
     assert checkpoint.latest(two).name == "step-00000018"
