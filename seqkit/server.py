@@ -209,7 +209,12 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "queued": worker.jobs.qsize(), "requests": worker.requests, "batches": worker.batches}
+        return {
+            "status": "ok",
+            "queued": worker.jobs.qsize(),
+            "requests": worker.requests,
+            "batches": worker.batches,
+        }
 
     @app.get("/info")
     async def info() -> dict:
