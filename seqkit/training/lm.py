@@ -22,13 +22,11 @@ from seqkit.scoring.likelihood import chunk_loss, score_text
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import (
     DevScores,
-    NullReporter,
     Reporter,
     StepLoss,
     TrainingTask,
     fit,
-    run_directory,
-    start_run,
+    run_training,
 )
 
 
@@ -41,9 +39,7 @@ def train(
 ) -> EndRecord:
     """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir` (or continue
     its latest checkpoint, with `resume`; with `overwrite`, replace the trained run it holds)."""
-    world = start_run(cfg)
-    with run_directory(Path(output_dir), world, resume, overwrite):
-        return _train(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
+    return run_training(_train, cfg, output_dir, reporter, resume, overwrite)
 
 
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:

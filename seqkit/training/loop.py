@@ -409,6 +409,21 @@ def start_run(cfg: Config) -> World:
     return distributed.join(device)
 
 
+def run_training(
+    body: Callable[[Config, Path, World, Reporter, bool], EndRecord],
+    cfg: Config,
+    output_dir: Path | str,
+    reporter: Reporter | None,
+    resume: bool,
+    overwrite: bool,
+) -> EndRecord:
+    """What every trainer's `train` does around its own `body`: the checks, seeds and process group of
+    `start_run`, then the run's directory (`run_directory`) for as long as the body trains."""
+    world = start_run(cfg)
+    with run_directory(Path(output_dir), world, resume, overwrite):
+        return body(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
+
+
 @contextlib.contextmanager
 def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool) -> Iterator[None]:
     """The run's directory for the block. On the first process (the one that writes the run): made seqkit's

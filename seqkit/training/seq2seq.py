@@ -27,14 +27,12 @@ from seqkit.scoring.metrics import corpus_score
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import (
     DevScores,
-    NullReporter,
     Reporter,
     StepLoss,
     TrainingTask,
     fit,
-    run_directory,
+    run_training,
     seeded_rng,
-    start_run,
 )
 
 
@@ -68,9 +66,7 @@ def train(
 ) -> EndRecord:
     """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`; with
     `overwrite`, replace the trained run it holds); returns the closing record."""
-    world = start_run(cfg)
-    with run_directory(Path(output_dir), world, resume, overwrite):
-        return _train(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
+    return run_training(_train, cfg, output_dir, reporter, resume, overwrite)
 
 
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
