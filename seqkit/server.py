@@ -144,23 +144,28 @@ class Worker:
     def _run(self) -> None:
         while (batch := self._take()) is not None:
             batch = [job for job in batch if not job.cancelled.is_set()]
-            if not batch:
-                continue
-            self.requests, self.batches = self.requests + len(batch), self.batches + 1
-            try:
-                results = batch[0].call([line for job in batch for line in job.lines])
-            except Exception as e:  # a user error, or a bug: answered to every request of the batch
+            if batch:
+                self.requests, self.batches = self.requests + len(batch), self.batches + 1
+                self._answer(batch)
+
+    def _answer(self, batch: list[_Job]) -> None:
+        try:
+            results = batch[0].call([line for job in batch for line in job.lines])
+        except Exception as e:
+            if len(batch) > 1:  # one request's fault (a line over the limit) must not fail the others
                 for job in batch:
-                    job.loop.call_soon_threadsafe(_settle, job.future, None, e)
-                continue
-            if len(batch) == 1:  # (generate: num_samples results per prompt)
-                batch[0].loop.call_soon_threadsafe(_settle, batch[0].future, results, None)
-                continue
-            start = 0
-            for job in batch:
-                part = results[start : start + len(job.lines)]
-                start += len(job.lines)
-                job.loop.call_soon_threadsafe(_settle, job.future, part, None)
+                    self._answer([job])
+                return
+            batch[0].loop.call_soon_threadsafe(_settle, batch[0].future, None, e)  # a user error, or a bug
+            return
+        if len(batch) == 1:  # (generate: num_samples results per prompt)
+            batch[0].loop.call_soon_threadsafe(_settle, batch[0].future, results, None)
+            return
+        start = 0
+        for job in batch:
+            part = results[start : start + len(job.lines)]
+            start += len(job.lines)
+            job.loop.call_soon_threadsafe(_settle, job.future, part, None)
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

@@ -127,6 +127,28 @@ def test_a_full_queue_is_503_and_a_long_wait_504(reverse_model, reverse_data):
         assert late.status_code == 504 and "timeout" in late.json()["error"]
 
 
+def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_data):
+    """Requests decoded in one batch: a line over decode.max_input_pieces is that request's 413 alone."""
+    sources = read_lines(f"{reverse_data}/dev.src") * 4
+    with _serving(reverse_model, max_chars=5000) as client:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 1})
+            time.sleep(0.3)  # the worker is busy: what follows waits, and is batched together
+            good = [
+                pool.submit(client.post, "/translate", json={"text": ["c a b"], "beam_size": 1})
+                for _ in range(3)
+            ]
+            bad = pool.submit(client.post, "/translate", json={"text": ["a b " * 1000], "beam_size": 1})
+            more = [
+                pool.submit(client.post, "/translate", json={"text": ["b a"], "beam_size": 1})
+                for _ in range(3)
+            ]
+            assert slow.result().status_code == 200
+            assert bad.result().status_code == 413 and "max_input_pieces" in bad.result().json()["error"]
+            assert [f.result().status_code for f in good + more] == [200] * 6
+            assert {f.result().json()["translations"][0]["text"] for f in good} == {"b a c"}
+
+
 def test_generate_equals_the_command(char_lm):
     with _serving(char_lm) as client:
         answer = client.post(
