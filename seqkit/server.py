@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from seqkit.api import Model
-from seqkit.errors import DataError, SeqkitError
+from seqkit.errors import ConfigError, DataError, SeqkitError
 
 
 @dataclass(frozen=True)
@@ -278,10 +278,20 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     """Run the app with uvicorn until SIGTERM or Ctrl-C: its messages and one access-log line per request
     on stderr (stdout stays empty, as for every command), in colour only on a terminal."""
     import copy
+    import socket
     import sys
 
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as e:  # uvicorn would log it in several lines and exit 1
+            raise ConfigError(
+                f"--host {host} --port {port}: cannot listen there ({e.strerror}); choose another --port"
+            ) from None
 
     logging = copy.deepcopy(LOGGING_CONFIG)
     logging["handlers"]["access"]["stream"] = "ext://sys.stderr"

@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ import uvicorn
 import seqkit
 from seqkit import server
 from seqkit.data.text import read_lines
-from tests.helpers import free_port, seqkit_here
+from tests.helpers import assert_one_line_error, free_port, seqkit_here
 
 
 @contextlib.contextmanager
@@ -147,6 +148,15 @@ def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_da
             assert bad.result().status_code == 413 and "max_input_pieces" in bad.result().json()["error"]
             assert [f.result().status_code for f in good + more] == [200] * 6
             assert {f.result().json()["translations"][0]["text"] for f in good} == {"b a c"}
+
+
+def test_a_port_in_use_is_a_one_line_error(reverse_model):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = seqkit_here("serve", reverse_model, "--port", port, "--device", "cpu")
+    assert_one_line_error(result, f"--port {port}: cannot listen there", "choose another --port")
 
 
 def test_generate_equals_the_command(char_lm):
