@@ -52,6 +52,9 @@ class Scores:
         return perplexity(-sum(self.log_probs), sum(self.tokens))
 
 
+_END = object()  # the end of a stream, for next()
+
+
 class Model:
     """A trained model directory, loaded: what `seqkit.load` returns."""
 
@@ -115,15 +118,14 @@ class Model:
             raise ConfigError(
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
-        with self._autocast():
-            stream = inference.translate_nbest_stream(
-                self.module, self.tokenizer, lines, settings, with_attention, chunk_lines
+        stream = inference.translate_nbest_stream(
+            self.module, self.tokenizer, lines, settings, with_attention, chunk_lines
+        )
+        for options in self._autocast_each(stream):
+            best = options[0] if options else None
+            yield TranslationResult(
+                best.text if best else "", best.score if best else None, tuple(options[:nbest])
             )
-            for options in stream:
-                best = options[0] if options else None
-                yield TranslationResult(
-                    best.text if best else "", best.score if best else None, tuple(options[:nbest])
-                )
 
     def score(self, sources: list[str], targets: list[str]) -> Scores:
         """Log-probability of each target line given its source line (an encoder-decoder)."""
@@ -170,16 +172,26 @@ class Model:
         from seqkit.model_types import require_task
 
         require_task(self.config, "generate", self.model_dir)
-        with self._autocast():
-            yield from inference.generate(
-                self.module, self.tokenizer, prompts, settings or self.config.generate, on_text
-            )
+        stream = inference.generate(
+            self.module, self.tokenizer, prompts, settings or self.config.generate, on_text
+        )
+        yield from self._autocast_each(stream)
 
     def info(self) -> dict:
         """What `seqkit info --json` prints: layers, parameters, vocabulary, training, files."""
         from seqkit.viz import summary
 
         return summary.summarize(self.model_dir)
+
+    def _autocast_each(self, stream: Iterator[Any]) -> Iterator[Any]:
+        """The items of `stream`, each computed under the model's autocast, which is off again while the
+        caller holds the item (autocast is a process-wide state: it must not reach the caller's code)."""
+        while True:
+            with self._autocast():
+                item = next(stream, _END)
+            if item is _END:
+                return
+            yield item
 
     def _autocast(self):
         from seqkit.runtime import devices

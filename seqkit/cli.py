@@ -307,7 +307,7 @@ def _write_lines(lines, output: Path | None) -> None:
     try:
         outputs.write_bytes(output, text.encode("utf-8"))  # a device or FIFO is written through
     except OSError as e:
-        raise DataError(f"--output {output}: cannot write ({e.strerror}); check the directory") from None
+        raise DataError(f"--output {outputs.describe(OSError(e.errno, e.strerror, str(output)))}") from None
 
 
 @app.command(cls=_Command)

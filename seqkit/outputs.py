@@ -23,6 +23,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 import uuid
 from collections.abc import Iterator
@@ -40,36 +41,77 @@ LOCK = ".seqkit.lock"
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to the regular file `path` so that readers see the old file or the new one, never a
-    torn one. (Outputs a user names go through `write_bytes`, which also handles devices and pipes.)"""
+    torn one. (Outputs a user names go through `write_bytes`, which also handles devices and pipes.) An
+    OSError names `path`, not the temporary file."""
+    with _temporary(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def _temporary(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside `path`, renamed onto it when the block ends without an error and removed
+    when it does not."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as e:  # write, flush and fsync errors name no file, os.open's the temporary one
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+_INHERITED = re.compile(r"/dev/(?:fd/(\d+)|std(in|out|err))|/proc/(?:self|(\d+))/fd/(\d+)")
+
+
+def inherited_descriptor(path: Path) -> int | None:
+    """The descriptor this process already holds that `path` names (/dev/stdout, /dev/fd/N, a shell's
+    >(cmd), /proc/self/fd/N, or a link to one of them): written through the descriptor itself, never
+    reopened, which would truncate a file the shell opened for appending (`>> log`) or replace it."""
+    text = str(path)
+    for _ in range(8):  # links to links
+        match = _INHERITED.fullmatch(os.path.normpath(text))
+        if match:
+            fd, std, pid, proc_fd = match.groups()
+            if pid is not None and int(pid) != os.getpid():
+                return None
+            return int(fd or proc_fd) if (fd or proc_fd) else {"in": 0, "out": 1, "err": 2}[std]
+        if not os.path.islink(text):
+            return None
+        text = os.path.join(os.path.dirname(text), os.readlink(text))
+    return None
 
 
 def is_replaceable(path: Path) -> bool:
-    """Whether `path` is a regular file (through any links) or does not exist yet: the outputs that are
-    written by temp-and-rename. Devices, FIFOs and terminals are written through."""
+    """Whether `path` is a regular file (through any links) or does not exist yet, and no descriptor this
+    process inherited: the outputs that are written by temp-and-rename. Devices, FIFOs, terminals and
+    inherited descriptors are written through."""
+    if inherited_descriptor(path) is not None:
+        return False
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except FileNotFoundError:
         return True
 
 
+def _open_through(path: Path) -> BinaryIO:
+    fd = inherited_descriptor(path)
+    if fd is not None:
+        return os.fdopen(os.dup(fd), "wb")
+    return open(path, "wb")
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """An output file the user named: replaced atomically when it is a regular file (the target of a
-    link to one), written through when it is a device, FIFO or terminal."""
+    link to one), written through when it is a device, FIFO, terminal or inherited descriptor."""
     if is_replaceable(path):
         atomic_write(Path(os.path.realpath(path)), data)
     else:
-        with open(path, "wb") as f:
+        with _open_through(path) as f:
             f.write(data)
 
 
@@ -77,21 +119,13 @@ def write_bytes(path: Path, data: bytes) -> None:
 def writing(path: Path) -> Iterator[BinaryIO]:
     """A stream onto the output file `path`, for outputs too long to hold in memory: a temporary file
     renamed into place when the block ends without an error (removed when it does not), or the device,
-    FIFO or terminal itself."""
+    FIFO, terminal or inherited descriptor itself."""
     if not is_replaceable(path):
-        with open(path, "wb") as f:
+        with _open_through(path) as f:
             yield f
         return
-    target = Path(os.path.realpath(path))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _temporary(Path(os.path.realpath(path))) as f:
+        yield f
 
 
 # --- directories ------------------------------------------------------------------------------------------
@@ -153,14 +187,15 @@ def locked(directory: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
         raise ModelDirError(
-            f"{directory} is being trained by another process (pid {holder}); wait for it to end, or "
+            f"{directory} is being trained by another process (pid {pid}); wait for it to end, or "
             "train into another --output"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    mine = f"{os.getpid()}\n".encode("ascii")
+    os.pwrite(fd, mine, 0)  # then cut to its length: a reader never sees an empty file
+    os.ftruncate(fd, len(mine))
     _HELD[key] = fd
     try:
         yield

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 from seqkit import model_types, outputs
@@ -449,3 +450,76 @@ def test_the_character_tokenizer_drops_control_characters_and_counts_them(tmp_pa
                          "--set", f"data.dev={tmp_path}/dev", "--set", "data.tgt_lang=txt")  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert "control characters removed from 30 lines" in result.stderr.decode()
+
+
+# --- found in review ------------------------------------------------------------------------------------
+
+
+def test_an_inherited_descriptor_is_written_through_never_reopened(tmp_path):
+    """`-o /dev/stdout >> log` (or /dev/fd/N, /proc/self/fd/N, a link to one): the shell's file keeps what
+    it had; reopening it would truncate it, renaming over it would replace it."""
+    log = tmp_path / "log.txt"
+    log.write_text("old\n")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        (tmp_path / "link").symlink_to(f"/proc/self/fd/{fd}")
+        for name in (f"/dev/fd/{fd}", f"/proc/self/fd/{fd}", str(tmp_path / "link")):
+            outputs.write_bytes(Path(name), b"new\n")
+        with outputs.writing(Path(f"/dev/fd/{fd}")) as stream:
+            stream.write(b"streamed\n")
+    finally:
+        os.close(fd)
+    assert log.read_text() == "old\nnew\nnew\nnew\nstreamed\n"
+    assert (tmp_path / "link").is_symlink()
+
+
+def test_a_write_error_names_the_file_not_its_temporary_name(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a real write's error: no file named
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as raised:
+        outputs.atomic_write(tmp_path / "weights.bin", b"x" * 10)
+    assert raised.value.filename == str(tmp_path / "weights.bin")
+    assert "standard output" not in outputs.describe(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_latest_pointer_falls_back_to_the_newest_complete_checkpoint(tmp_path, reverse_model):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    newest = checkpoint.latest(run)
+    (run / "checkpoints" / "latest").unlink()  # as the error for a bad pointer advises
+    assert checkpoint.latest(run) == newest
+    (newest / checkpoint.STATE).unlink()  # an incomplete one is passed over
+    assert checkpoint.latest(run) not in (None, newest)
+
+
+def test_an_incomplete_checkpoint_of_the_same_step_is_replaced(tmp_path):
+    run = tmp_path / "run"
+    final = run / "checkpoints" / "step-00000002"
+    final.mkdir(parents=True)
+    (final / checkpoint.WEIGHTS).write_bytes(b"half")
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(model.parameters())
+    checkpoint.save(run, model, optimizer, {"progress": {"step": 2}}, keep=2)
+    assert sorted(p.name for p in final.iterdir()) == [checkpoint.STATE, checkpoint.WEIGHTS]
+    assert checkpoint.latest(run) == final
+
+
+def test_a_state_that_is_not_seqkits_is_one_line(tmp_path, reverse_model):
+    run = _copy_run(reverse_model, tmp_path / "run")
+    torch.save([1, 2, 3], checkpoint.latest(run) / checkpoint.STATE)  # tensors and numbers, not a state
+    result = seqkit_here("train", "--resume", run, "--max-steps", "700", "--quiet")
+    assert_one_line_error(result, "checkpoint cannot be restored", "not a checkpoint state")
+
+
+def test_a_resume_of_somebody_elses_directory_leaves_no_marker(tmp_path, reverse_data):
+    from seqkit.training import seq2seq as train_seq2seq
+    from tests.helpers import toy_config
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.toml").write_text("the user's\n")
+    with pytest.raises(ModelDirError, match="no checkpoint to resume"):
+        train_seq2seq.train(toy_config(reverse_data), theirs, resume=True)
+    assert sorted(p.name for p in theirs.iterdir()) == ["config.toml"]

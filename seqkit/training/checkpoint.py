@@ -61,9 +61,10 @@ def latest(model_dir: Path) -> Path | None:
         path = root / name
         if _complete(path) and not path.is_symlink():
             return path
-        remaining = [p for p in _steps(root) if _complete(p)]
-        return remaining[-1] if remaining else None
-    return None
+    # no pointer (deleted, or a kill between renaming a checkpoint and naming it), or one naming a
+    # checkpoint that is gone: the newest complete one left (each is renamed into place whole)
+    remaining = [p for p in _steps(root) if _complete(p)]
+    return remaining[-1] if remaining else None
 
 
 def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
@@ -74,7 +75,9 @@ def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
     root.mkdir(exist_ok=True)
     name = f"step-{state['progress']['step']:08d}"
     final = root / name
-    if not final.exists():  # the same step saved twice (validation, then the end) is the same state
+    if not _complete(final):  # the same step saved twice (validation, then the end) is the same state
+        if final.is_dir() and not final.is_symlink():  # an incomplete one of that step (a user's deletion)
+            shutil.rmtree(final)
         for stale in root.glob(".step-*.tmp"):  # left by a killed process
             if not stale.is_symlink():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -90,7 +93,7 @@ def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     atomic_write(root / LATEST, name.encode())
-    for old in _steps(root)[:-keep]:
+    for old in [p for p in _steps(root) if _complete(p)][:-keep]:
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -101,11 +104,12 @@ def restore(path: Path, model, optimizer) -> dict:
         load_weights_into(model, load_safetensors((path / WEIGHTS).read_bytes()))
         # tensors land on the CPU (a GPU run resumes on a CPU-only machine); the optimizer moves its state
         # to its parameters' device
-        with (
-            warnings.catch_warnings()
-        ):  # torch's remarks on a foreign file's pickle protocol: ours is a refusal
+        # (torch's remarks on a foreign file's pickle protocol are not for the user: ours is a refusal)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             saved = torch.load(io.BytesIO((path / STATE).read_bytes()), map_location="cpu", weights_only=True)
+        if not (isinstance(saved, dict) and isinstance(saved.get("state"), dict) and "optimizer" in saved):
+            raise ValueError("not a checkpoint state of seqkit's")
         optimizer.load_state_dict(saved["optimizer"])
     except pickle.UnpicklingError:
         # torch's own message suggests weights_only=False, which would run whatever the file holds: not
@@ -114,7 +118,16 @@ def restore(path: Path, model, optimizer) -> dict:
             f"{path / STATE}: holds objects other than tensors, numbers and strings (refused unread: loading "
             "them could run code); delete the checkpoint to use an older one"
         ) from None
-    except (OSError, SafetensorError, RuntimeError, ValueError, KeyError, EOFError) as e:
+    except (
+        OSError,
+        SafetensorError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+        EOFError,
+        TypeError,
+        AttributeError,
+    ) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelDirError(
             f"{path}: checkpoint cannot be restored ({first}); delete it to use an older one"
@@ -125,7 +138,7 @@ def restore(path: Path, model, optimizer) -> dict:
 def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
     """Write a model directory whose weights are the mean of the newest `last` checkpoints' weights
     (config, tokenizer and log copied); returns the names of the checkpoints averaged."""
-    chosen = _steps(model_dir / ROOT)[-last:]
+    chosen = [p for p in _steps(model_dir / ROOT) if _complete(p)][-last:]
     if not chosen:
         raise ModelDirError(f"{model_dir}: no checkpoints to average; train with --output {model_dir} first")
     if output_dir.exists() or output_dir.is_symlink():

@@ -227,12 +227,15 @@ def from_json(values: dict[str, Any]) -> Record | None:
 def append(model_dir: Path, record: Record) -> None:
     """Add one record at the end of the log (a line torn by a killed process is left on its own line)."""
     path = model_dir / LOG
-    with open(path, "a+b") as f:  # appends always go to the end
-        torn = False
-        if f.seek(0, os.SEEK_END) > 0:
-            f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
-        f.write((b"\n" if torn else b"") + json.dumps(to_json(record)).encode("utf-8") + b"\n")
+    try:
+        with open(path, "a+b") as f:  # appends always go to the end
+            torn = False
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+            f.write((b"\n" if torn else b"") + json.dumps(to_json(record)).encode("utf-8") + b"\n")
+    except OSError as e:  # a write's error names no file (a full disk): name the log
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 def read_all(model_dir: Path | str) -> list[Record]:

@@ -431,17 +431,26 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
     if not world.is_main:
         yield
         return
-    created = not output_dir.exists()
-    outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
+    if resume and not outputs.owns(output_dir) and checkpoint.latest(output_dir) is None:
+        # adopting a directory without the marker (a 0.1 run) needs a checkpoint to continue: a failed
+        # resume must not leave a marker in somebody else's directory
+        raise ModelDirError(f"{output_dir}: no checkpoint to resume; start a run with --output {output_dir}")
     try:
-        with outputs.locked(output_dir):
+        output_dir.mkdir(parents=True)  # atomically: of two processes, only one creates the directory
+        created = True
+    except FileExistsError:
+        created = False
+    outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
+    with outputs.locked(output_dir):
+        try:
             modeldir.open_run(output_dir, resume, overwrite)
             yield
-    except BaseException:
-        if created and not (output_dir / modeldir.CONFIG).exists():
-            # refused before the run wrote a file of its own (a bad corpus, say): no directory left behind
-            shutil.rmtree(output_dir, ignore_errors=True)
-        raise
+        except BaseException:
+            if created and not (output_dir / modeldir.CONFIG).exists():
+                # refused before the run wrote a file of its own (a bad corpus, say): no directory left
+                # behind (only the process that created it, holding its lock, removes it)
+                shutil.rmtree(output_dir, ignore_errors=True)
+            raise
 
 
 def seeded_rng(cfg: Config, epoch: int) -> random.Random:

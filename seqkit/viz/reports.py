@@ -18,7 +18,7 @@ def _write(path: Path, data: bytes, option: str) -> None:
     try:
         outputs.write_bytes(path, data)  # a device or FIFO is written through
     except OSError as e:
-        raise DataError(f"{option} {path}: cannot write ({e.strerror}); check the directory") from None
+        raise DataError(f"{option} {outputs.describe(OSError(e.errno, e.strerror, str(path)))}") from None
 
 
 def prepare_directory(directory: Path, option: str) -> None:
@@ -27,7 +27,9 @@ def prepare_directory(directory: Path, option: str) -> None:
     try:
         outputs.claim_directory(directory, "pictures", option)
     except OSError as e:
-        raise DataError(f"{option} {directory}: cannot create the directory ({e.strerror})") from None
+        raise DataError(
+            f"{option} {outputs.describe(OSError(e.errno, e.strerror, str(directory)))}"
+        ) from None
 
 
 def write_curves(path: Path, runs: list[RunCurves], x: str) -> None:
