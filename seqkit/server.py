@@ -133,6 +133,8 @@ class Worker:
                 job = self.jobs.get_nowait()
             except queue.Empty:
                 break
+            if job is not None and job.cancelled.is_set():  # timed out while waiting: takes no room
+                continue
             if job is not None and job.key == first.key and lines + len(job.lines) <= self.limits.max_batch:
                 batch.append(job)
                 lines += len(job.lines)
@@ -223,7 +225,10 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
 
     @app.get("/info")
     async def info() -> dict:
-        return await asyncio.to_thread(model.info)
+        try:
+            return await asyncio.to_thread(model.info)
+        except SeqkitError as e:  # the model directory changed under the server: its fault, not the client's
+            raise Refused(500, str(e)) from None
 
     @app.post("/translate")
     async def translate(request: TranslateRequest) -> dict:
