@@ -15,7 +15,7 @@ from rich.table import Table
 from seqkit.model_types import MODEL_TYPES
 from seqkit.scoring.metrics import Score
 from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
-from seqkit.training.loop import StepReport
+from seqkit.training.task import StepReport
 
 
 class Console(RichConsole):

@@ -32,7 +32,9 @@ from seqkit.errors import ConfigError, DataError
 from seqkit.training import log as training_log
 from seqkit.training import seq2seq as train_seq2seq
 from seqkit.training.log import StartRecord
-from seqkit.training.loop import DevScores, NullReporter, StepLoss, TrainingTask, fit, seeded_rng
+from seqkit.training.loop import fit
+from seqkit.training.run import seeded_rng
+from seqkit.training.task import DevScores, NullReporter, StepLoss, TrainingTask
 from seqkit.viz import plots
 from tests.helpers import assert_one_line_error, png_pixels, seqkit, seqkit_here, toy_config
 

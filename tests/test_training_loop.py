@@ -13,9 +13,10 @@ from seqkit.errors import TrainingError
 from seqkit.training import log as training_log
 from seqkit.training.gradients import GradientMonitor
 from seqkit.training.log import ValidRecord, WarningRecord
-from seqkit.training.loop import DevScores, NullReporter, StepLoss, TrainingTask, fit
+from seqkit.training.loop import fit
 from seqkit.training.progress import Limits, Progress, TrainingState
 from seqkit.training.schedules import LearningRateSchedule
+from seqkit.training.task import DevScores, NullReporter, StepLoss, TrainingTask
 
 
 def test_constant_warmup_and_inverse_sqrt():

@@ -14,7 +14,7 @@ from seqkit.config import Config, ModelConfig
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.model_types.inspection import Inspection
 from seqkit.training.log import EndRecord
-from seqkit.training.loop import Reporter
+from seqkit.training.task import Reporter
 
 
 @dataclass(frozen=True)

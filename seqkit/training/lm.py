@@ -20,14 +20,9 @@ from seqkit.models.lm import RNNLanguageModel, detach_state
 from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import chunk_loss, score_text
 from seqkit.training.log import EndRecord
-from seqkit.training.loop import (
-    DevScores,
-    Reporter,
-    StepLoss,
-    TrainingTask,
-    fit,
-    run_training,
-)
+from seqkit.training.loop import fit
+from seqkit.training.run import run_training
+from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
 def train(

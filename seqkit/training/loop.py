@@ -1,31 +1,26 @@
 """The training loop shared by every model type: updates, periodic validation, keeping the best weights,
 stopping limits, the training log.
 
-A model type supplies a `TrainingTask` (its batches, its update step, its validation) and the loop knows
-nothing else about it, nor about terminals: it reports through a `Reporter` (see console.py for the rich
-one) and writes typed records (training/log.py) to the model directory's training log.
+A model type supplies a `TrainingTask` (training/task.py: its batches, its update step, its validation)
+and the loop knows nothing else about it, nor about terminals: it reports through a `Reporter` and writes
+typed records (training/log.py) to the model directory's training log. What comes before and around a
+run (checks, seeds, the locked run directory) is training/run.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import random
-import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import torch
 
-from seqkit import modeldir, outputs
+from seqkit import modeldir
 from seqkit.config import Config
-from seqkit.errors import ConfigError, ModelDirError, TrainingError
-from seqkit.runtime import devices, distributed
+from seqkit.errors import ModelDirError, TrainingError
+from seqkit.runtime import devices
 from seqkit.runtime.distributed import SINGLE, World
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
@@ -36,98 +31,12 @@ from seqkit.training.log import (
     Record,
     Restored,
     StartRecord,
-    TrainRecord,
     ValidRecord,
     WarningRecord,
 )
 from seqkit.training.progress import Limits, StopSignals, TrainingState, Window
 from seqkit.training.schedules import LearningRateSchedule
-
-
-@dataclass(frozen=True)
-class StepReport:
-    """What a reporter hears after each update (the log gets a TrainRecord every log_every steps)."""
-
-    step: int
-    epoch: int  # 1-based
-    loss: float  # the objective per target token of this step
-    target_tokens_per_s: float  # over the current log interval
-    elapsed_s: float
-    fraction: float  # how far along the run is: the largest fraction of any limit
-
-
-class Reporter(Protocol):
-    def start(self, record: StartRecord) -> None: ...
-    def tokenizing(self, pairs: int) -> None: ...  # how many training pairs are tokenized so far
-    def step(self, report: StepReport) -> None: ...
-    def interval(self, record: TrainRecord, fraction: float) -> None: ...  # every log_every steps
-    def validation(self, record: ValidRecord) -> None: ...
-    def finish(self, record: EndRecord) -> None: ...
-    def warning(self, message: str) -> None: ...
-
-
-class NullReporter:
-    """Reports nothing: for library use and tests."""
-
-    def start(self, record: StartRecord) -> None:
-        pass
-
-    def tokenizing(self, pairs: int) -> None:
-        pass
-
-    def step(self, report: StepReport) -> None:
-        pass
-
-    def interval(self, record: TrainRecord, fraction: float) -> None:
-        pass
-
-    def validation(self, record: ValidRecord) -> None:
-        pass
-
-    def finish(self, record: EndRecord) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        pass
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-@dataclass(frozen=True)
-class StepLoss:
-    """One forward pass of a model type's `step`."""
-
-    objective: torch.Tensor  # what backward runs on (scaled to the whole batch's mean)
-    loss: float  # summed training objective of this process's share (label-smoothed, if asked)
-    nll: float  # summed negative log-likelihood of the same tokens (never smoothed)
-    tokens: int  # target tokens of this process's share
-    correct: int  # of them, predicted by the argmax
-
-
-@dataclass(frozen=True)
-class DevScores:
-    """What a model type's validation measured; the loop makes a ValidRecord of it."""
-
-    scores: dict[str, float]  # by name: ppl, loss, bleu, chrf, bpc
-    signatures: dict[str, str] = field(default_factory=dict)  # sacrebleu signature by metric
-    sentences: int | None = None  # dev sentences BLEU was computed on
-
-
-@dataclass
-class TrainingTask:
-    """What the loop needs from a model type."""
-
-    batches: Callable[[int], Sequence[Any]]  # epoch (0-based) -> that epoch's batches, in order
-    step: Callable[[Any], StepLoss]  # the forward pass on one batch
-    validate: Callable[[], DevScores]
-    default_metric: str  # what train.best_metric = "auto" means for this task: bleu or ppl
-    data: dict[str, int] = field(default_factory=dict)  # what the task counted in its data, for the log
-    # state the task carries between batches (a language model's hidden state), for checkpoints
-    state_dict: Callable[[], dict] = dict
-    load_state_dict: Callable[[dict], None] = lambda state: None
+from seqkit.training.task import NullReporter, Reporter, StepReport, TrainingTask
 
 
 class TrainingInterrupted(Exception):
@@ -394,65 +303,3 @@ def fit(
     exactly from the model directory's latest checkpoint: weights, optimizer, schedule, RNG, counters and
     the position in the data order."""
     return _Trainer(cfg, output_dir, model, task, reporter, resume, world).run(resume)
-
-
-def start_run(cfg: Config) -> World:
-    """Checks, seeds, threads, the device and the process group: before anything is written or anything
-    random happens."""
-    if not (cfg.train.max_steps or cfg.train.max_epochs or cfg.train.max_minutes):
-        raise ConfigError("no stopping limit: set train.max_steps, train.max_epochs or train.max_minutes")
-    device = devices.resolve(cfg.train.device, distributed.local_rank(), option="train.device =")
-    devices.Precision(cfg.train.precision, device)  # an unsupported precision fails here, not after set-up
-    seed_everything(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    return distributed.join(device)
-
-
-def run_training(
-    body: Callable[[Config, Path, World, Reporter, bool], EndRecord],
-    cfg: Config,
-    output_dir: Path | str,
-    reporter: Reporter | None,
-    resume: bool,
-    overwrite: bool,
-) -> EndRecord:
-    """What every trainer's `train` does around its own `body`: the checks, seeds and process group of
-    `start_run`, then the run's directory (`run_directory`) for as long as the body trains."""
-    world = start_run(cfg)
-    with run_directory(Path(output_dir), world, resume, overwrite):
-        return body(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
-
-
-@contextlib.contextmanager
-def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool) -> Iterator[None]:
-    """The run's directory for the block. On the first process (the one that writes the run): made seqkit's
-    and locked against a second training (outputs.py), checked by `modeldir.open_run` under the lock."""
-    if not world.is_main:
-        yield
-        return
-    if resume and not outputs.owns(output_dir) and checkpoint.latest(output_dir) is None:
-        # adopting a directory without the marker (a 0.1 run) needs a checkpoint to continue: a failed
-        # resume must not leave a marker in somebody else's directory
-        raise ModelDirError(f"{output_dir}: no checkpoint to resume; start a run with --output {output_dir}")
-    try:
-        output_dir.mkdir(parents=True)  # atomically: of two processes, only one creates the directory
-        created = True
-    except FileExistsError:
-        created = False
-    outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
-    with outputs.locked(output_dir):
-        try:
-            modeldir.open_run(output_dir, resume, overwrite)
-            yield
-        except BaseException:
-            if created and not (output_dir / modeldir.CONFIG).exists():
-                # refused before the run wrote a file of its own (a bad corpus, say): no directory left
-                # behind (only the process that created it, holding its lock, removes it)
-                shutil.rmtree(output_dir, ignore_errors=True)
-            raise
-
-
-def seeded_rng(cfg: Config, epoch: int) -> random.Random:
-    """The data-order generator of one epoch: a function of the seed and the epoch only."""
-    return random.Random(f"{cfg.train.seed}-{epoch}")

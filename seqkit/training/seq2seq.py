@@ -25,15 +25,9 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import corpus_nll, pair_loss, perplexity
 from seqkit.scoring.metrics import corpus_score
 from seqkit.training.log import EndRecord
-from seqkit.training.loop import (
-    DevScores,
-    Reporter,
-    StepLoss,
-    TrainingTask,
-    fit,
-    run_training,
-    seeded_rng,
-)
+from seqkit.training.loop import fit
+from seqkit.training.run import run_training, seeded_rng
+from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
 @torch.no_grad()
