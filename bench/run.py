@@ -260,10 +260,10 @@ def joey_side(data: dict, work: Path, mode: Mode) -> dict:
 def training_flops_per_target_token(data: dict) -> dict:
     """Model FLOPs of one trained target token (forward 2 per multiply-add, backward twice the forward),
     from the workload's sizes and the training data's mean lengths; padding is not counted."""
-    from seqkit import config as config_lib
+    from seqkit import configfile
     from seqkit.data.tokenizer import load_tokenizer  # noqa: F401  (the SentencePiece wrapper)
 
-    cfg = config_lib.load(WORKLOAD).model
+    cfg = configfile.load(WORKLOAD).model
     import sentencepiece as spm
 
     processor = spm.SentencePieceProcessor(model_file=str(data["spm_model"]))

@@ -31,6 +31,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from seqkit import config as config_lib
+from seqkit import configfile
 from seqkit.config import Config
 from seqkit.data.corpus import CACHE
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
@@ -106,7 +107,7 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> N
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         for name, data in tokenizer.files().items():
             atomic_write(model_dir / name, data)
-    atomic_write(model_dir / CONFIG, config_lib.to_toml(cfg))
+    atomic_write(model_dir / CONFIG, configfile.to_toml(cfg))
 
 
 def write_held_out(model_dir: Path, src: list[str], tgt: list[str]) -> None:
@@ -170,7 +171,7 @@ def _require(path: Path, what: str, fix: str) -> Path:
 def load_config(model_dir: Path) -> Config:
     path = _require(model_dir / CONFIG, "the run's config", "is this a seqkit model directory?")
     try:
-        return config_lib.from_dict(config_lib.read_toml(path), str(path))
+        return config_lib.from_dict(configfile.read_toml(path), str(path))
     except ConfigError as e:
         raise ModelDirError(f"{e} (the model directory is damaged; retrain it)") from None
 

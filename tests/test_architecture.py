@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "seqkit"
 LAYERS = (
     ("errors",),
     ("config", "runtime", "outputs"),
+    ("configfile",),
     ("data",),
     ("models",),
     ("decoding",),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seqkit import config as config_lib
+from seqkit import configfile
 from seqkit.config import Config
 from seqkit.errors import ConfigError
 
@@ -12,17 +13,17 @@ from seqkit.errors import ConfigError
 def test_file_then_overrides_take_precedence(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('[model]\ncell = "lstm"\ndropout = 0.3\n')
-    cfg = config_lib.load(path, ["model.dropout=0.1", "train.max_steps=9", "model.attention=luong"])
+    cfg = configfile.load(path, ["model.dropout=0.1", "train.max_steps=9", "model.attention=luong"])
     assert (cfg.model.cell, cfg.model.dropout, cfg.model.attention) == ("lstm", 0.1, "luong")
     assert cfg.train.max_steps == 9
     assert cfg.model.embedding_size == Config().model.embedding_size  # untouched keys keep the defaults
 
 
 def test_round_trip_through_toml(tmp_path):
-    cfg = config_lib.load(None, ["model.cell=rnn", "train.learning_rate=0.01", "data.train=x/y"])
+    cfg = configfile.load(None, ["model.cell=rnn", "train.learning_rate=0.01", "data.train=x/y"])
     path = tmp_path / "config.toml"
-    path.write_bytes(config_lib.to_toml(cfg))
-    assert config_lib.load(path) == cfg
+    path.write_bytes(configfile.to_toml(cfg))
+    assert configfile.load(path) == cfg
 
 
 @pytest.mark.parametrize(
@@ -42,31 +43,31 @@ def test_round_trip_through_toml(tmp_path):
 )
 def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):
     with pytest.raises(ConfigError) as info:
-        config_lib.load(None, overrides)
+        configfile.load(None, overrides)
     for fragment in fragments:
         assert fragment in str(info.value)
 
 
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
-        config_lib.load(tmp_path / "missing.toml")
+        configfile.load(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("[model\ncell = 1\n")
     with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
-        config_lib.load(broken)
+        configfile.load(broken)
     typo = tmp_path / "typo.toml"
     typo.write_text("[train]\nmax_step = 3\n")
     with pytest.raises(
         ConfigError, match=r"typo.toml: unknown key train.max_step \(did you mean max_steps\?\)"
     ):
-        config_lib.load(typo)
+        configfile.load(typo)
 
 
 def test_a_misspelt_key_in_a_file_names_the_key_it_meant(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('[model]\ncell = "lstm"\ndropuot = 0.3\n')
     with pytest.raises(ConfigError) as info:
-        config_lib.load(path, ["train.max_steps=9"])
+        configfile.load(path, ["train.max_steps=9"])
     message = str(info.value)
     assert message.startswith(f"{path} with --set overrides: unknown key model.dropuot")
     assert "(did you mean dropout?)" in message and "valid keys: type, cell," in message
@@ -76,7 +77,7 @@ def test_a_misspelt_key_in_a_file_names_the_key_it_meant(tmp_path):
 
 
 def _stored() -> Config:
-    return config_lib.load(None, ["data.train=corpus/train", "data.dev=corpus/dev", "train.max_steps=100"])
+    return configfile.load(None, ["data.train=corpus/train", "data.dev=corpus/dev", "train.max_steps=100"])
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,7 @@ def _stored() -> Config:
 )
 def test_a_resume_refuses_a_change_of_what_the_checkpoint_depends_on(tmp_path, override):
     stored = _stored()
-    changed = config_lib.load(None, [override], base=stored)
+    changed = configfile.load(None, [override], base=stored)
     key = override.split("=")[0]
     with pytest.raises(ConfigError) as info:
         config_lib.resume_changes(stored, changed, tmp_path / "run")
@@ -107,7 +108,7 @@ def test_a_resume_refuses_a_change_of_what_the_checkpoint_depends_on(tmp_path, o
 
 def test_a_resume_may_change_limits_rates_and_decoding(tmp_path):
     stored = _stored()
-    changed = config_lib.load(
+    changed = configfile.load(
         None, ["train.max_steps=250", "train.learning_rate=0.0005", "decode.beam_size=3"], base=stored
     )
     assert config_lib.resume_changes(stored, changed, tmp_path) == [
@@ -120,6 +121,6 @@ def test_a_resume_may_change_limits_rates_and_decoding(tmp_path):
 
 def test_every_refused_change_is_named_at_once(tmp_path):
     stored = _stored()
-    changed = config_lib.load(None, ["model.cell=rnn", "train.seed=5", "train.max_steps=7"], base=stored)
+    changed = configfile.load(None, ["model.cell=rnn", "train.seed=5", "train.max_steps=7"], base=stored)
     with pytest.raises(ConfigError, match=r"\(model\.cell: 'gru' -> 'rnn'; train\.seed: 1 -> 5\)"):
         config_lib.resume_changes(stored, changed, tmp_path)

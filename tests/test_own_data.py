@@ -21,7 +21,7 @@ import sentencepiece as spm
 import torch
 
 from seqkit import config as config_lib
-from seqkit import model_types
+from seqkit import configfile, model_types
 from seqkit.data import corpus
 from seqkit.data.batches import training_batches
 from seqkit.data.formats import iter_column, read_pairs
@@ -144,12 +144,12 @@ def test_config_paths_are_relative_to_the_config_file_and_set_paths_to_the_cwd(t
     (exp / "run.toml").write_text('[data]\ntrain = "corpus.tsv"\ndev = ""\n')
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    loaded = config_lib.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"], base=None)
+    loaded = configfile.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"], base=None)
     assert loaded.data.train == str(exp / "corpus.tsv")
     # --set paths are relative to where the command runs
     os.chdir(elsewhere)
     try:
-        loaded = config_lib.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"])
+        loaded = configfile.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"])
     finally:
         os.chdir(Path(__file__).parent)
     assert loaded.data.dev == str(exp / "corpus.tsv")

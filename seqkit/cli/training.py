@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from seqkit import config as config_lib
+from seqkit import configfile
 from seqkit.cli import (
     ConfigOption,
     OverridesOption,
@@ -124,7 +125,7 @@ def train(
         "precision": precision,
     }
     extra = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
-    cfg = config_lib.load(config, [*(overrides or []), *extra], base=stored)
+    cfg = configfile.load(config, [*(overrides or []), *extra], base=stored)
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
     if stored is not None:
         changes = config_lib.resume_changes(stored, cfg, run_dir)
@@ -157,4 +158,4 @@ def show_config(
 ) -> None:
     """Print the resolved configuration as TOML: every key, what it does and its default. With no file,
     seqkit's defaults: a starting point for your own config file."""
-    sys.stdout.write(config_lib.commented_toml(config_lib.load(config, overrides or [])))
+    sys.stdout.write(configfile.commented_toml(configfile.load(config, overrides or [])))
