@@ -36,7 +36,7 @@ from seqkit.config import Config
 from seqkit.data.corpus import CACHE
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.errors import ConfigError, ModelDirError
-from seqkit.outputs import LOCK, MARKER, atomic_write, claim_directory
+from seqkit.outputs import LOCK, MARKER, atomic_write
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
@@ -54,10 +54,9 @@ CHECKPOINT_ENTRIES = ("step-*", ".step-*.tmp", "latest")
 
 
 def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Before a training writes into `model_dir` (with its lock held): the directory is made seqkit's
-    (created, or adopted when empty; with `resume`, also a run of seqkit 0.1 without the marker), none of
-    the run's own files or folders is a link, and a new run does not silently replace a trained model."""
-    claim_directory(model_dir, "run", "--output", adopt=resume)
+    """Before a training writes into `model_dir`, which the trainer has made seqkit's
+    (`outputs.claim_directory`) and locked: none of the run's own files or folders is a link, and a new
+    run does not silently replace a trained model."""
     refuse_links(model_dir)
     if resume or overwrite:
         return
@@ -90,7 +89,7 @@ def refuse_links(model_dir: Path) -> None:
 
 
 def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> None:
-    """Prepare the directory of a run (`open_run` has made it seqkit's): a new one gets its tokenizer,
+    """Prepare the directory of a run (claimed and locked by the trainer, checked by `open_run`): a new one gets its tokenizer,
     config and an empty log, and loses the files of an earlier run (seqkit's own, by name: a user's file
     beside them stays); a resumed one gets the config of this session (the command may have changed limits
     or rates). Called once the new run has its tokenizer: nothing is deleted before there is something to
