@@ -9,6 +9,9 @@ translates, scores and generates with the model's own settings unless a call say
         print(result.text, result.score, [t.text for t in result.nbest])
     print(model.score(["Dios es amor."], ["God is love."]).perplexity)
 
+An exported directory (`seqkit export`) loads the same way and runs with onnxruntime, without importing
+torch; `score` and `precision` / `quantize` need the torch model.
+
 Loading applies seqkit's process-wide memory settings (runtime/allocator.py) when torch has not yet
 allocated anything in this process; importing seqkit changes no setting.
 """
@@ -16,6 +19,7 @@ allocated anything in this process; importing seqkit changes no setting.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +62,41 @@ _END = object()  # the end of a stream, for next()
 class Model:
     """A trained model directory, loaded: what `seqkit.load` returns."""
 
-    def __init__(self, model_dir: Path, cfg: Config, tokenizer: Tokenizer, module: Any, precision: str):
+    def __init__(
+        self,
+        model_dir: Path,
+        cfg: Config,
+        tokenizer: Tokenizer,
+        module: Any,
+        precision: str,
+        steps: Any = None,
+        export: dict | None = None,
+    ):
+        """`module`: the torch model (None for an export); `steps`: what the search runs (decoding/search.py),
+        by default the module's; `export`: an exported directory's description (export.json)."""
         self.model_dir, self.config, self.tokenizer, self.module = model_dir, cfg, tokenizer, module
-        self.precision = precision
+        self.precision, self.export = precision, export
+        if steps is None:
+            from seqkit.decoding.torch_steps import steps_of
+
+            steps = steps_of(module)
+        self.steps = steps
 
     @property
     def type(self) -> str:
         """The model.type: "seq2seq" translates, "lm" generates."""
         return self.config.model.type
+
+    def require_task(self, task: str) -> None:
+        """A ConfigError naming the command that fits when this model cannot do `task` ("translate", ...)."""
+        if self.export is not None:
+            from seqkit.export import runtime
+
+            runtime.require_task(self.export, task, self.model_dir)
+            return
+        from seqkit.model_types import require_task
+
+        require_task(self.config, task, self.model_dir)
 
     def decode_settings(self, source: str = "options", **options: Any) -> DecodeConfig:
         """The model's decoding settings with the given ones (None: the model's own) put in and checked;
@@ -110,16 +141,15 @@ class Model:
         """`translate` as a stream, chunk by chunk (results come before the input ends), with settings
         from `decode_settings`; `with_attention`: each Translation carries its AttentionMap."""
         from seqkit.decoding import inference
-        from seqkit.model_types import require_task
 
-        require_task(self.config, "translate", self.model_dir)
+        self.require_task("translate")
         settings = settings or self.config.decode
         if not 1 <= nbest <= settings.beam_size:
             raise ConfigError(
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
         stream = inference.translate_nbest_stream(
-            self.module, self.tokenizer, lines, settings, with_attention, chunk_lines
+            self.steps, self.tokenizer, lines, settings, with_attention, chunk_lines
         )
         for options in self._autocast_each(stream):
             best = options[0] if options else None
@@ -129,10 +159,14 @@ class Model:
 
     def score(self, sources: list[str], targets: list[str]) -> Scores:
         """Log-probability of each target line given its source line (an encoder-decoder)."""
-        from seqkit.model_types import require_task
+        self.require_task("translate")
+        if self.module is None:
+            raise ConfigError(
+                f"{self.model_dir} is an ONNX export, which translates and generates; scoring needs the "
+                f"torch model: load {self.export['source'] if self.export else 'the model directory'}"
+            )
         from seqkit.scoring.likelihood import pair_log_probs
 
-        require_task(self.config, "translate", self.model_dir)
         if len(sources) != len(targets):
             raise ConfigError(
                 f"{len(sources)} sources but {len(targets)} targets: give one target per source"
@@ -169,16 +203,18 @@ class Model:
         """`generate` as a stream, with settings from `generate_settings`; `on_text(piece)` receives each
         new piece of text as it is generated (a terminal shows it as it comes)."""
         from seqkit.decoding import inference
-        from seqkit.model_types import require_task
 
-        require_task(self.config, "generate", self.model_dir)
+        self.require_task("generate")
         stream = inference.generate(
-            self.module, self.tokenizer, prompts, settings or self.config.generate, on_text
+            self.steps, self.tokenizer, prompts, settings or self.config.generate, on_text
         )
         yield from self._autocast_each(stream)
 
     def info(self) -> dict:
-        """What `seqkit info --json` prints: layers, parameters, vocabulary, training, files."""
+        """What `seqkit info --json` prints: layers, parameters, vocabulary, training, files (for an
+        export: its description, export.json)."""
+        if self.export is not None:
+            return self.export
         from seqkit.viz import summary
 
         return summary.summarize(self.model_dir)
@@ -194,6 +230,8 @@ class Model:
             yield item
 
     def _autocast(self):
+        if self.module is None:
+            return nullcontext()
         from seqkit.runtime import devices
 
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
@@ -205,7 +243,12 @@ def load(
     """Open a model directory (`seqkit train --output`'s) for translating, scoring or generating.
 
     device: auto (CUDA when torch sees a GPU), cpu or cuda; precision: fp32, or bf16 / fp16 autocast of the
-    larger products; quantize: int8 linear and GRU/LSTM layers (CPU only)."""
+    larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An exported directory runs on
+    the CPU with onnxruntime, without torch: its int8 form is made by `seqkit export --quantize`."""
+    from seqkit.export import runtime
+
+    if runtime.is_export(Path(model_dir)):
+        return _load_export(Path(model_dir), device, precision, quantize)
     allocator.configure()
     from seqkit import model_types
     from seqkit.runtime import devices, distributed
@@ -220,3 +263,15 @@ def load(
     if quantize:
         module = devices.quantize_int8(module)
     return Model(Path(model_dir), cfg, tokenizer, module, precision)
+
+
+def _load_export(model_dir: Path, device: str, precision: str, quantize: bool) -> Model:
+    from seqkit.export import runtime
+
+    if device not in ("auto", "cpu") or precision != "fp32" or quantize:
+        raise ConfigError(
+            f"{model_dir} is an ONNX export, which runs in fp32 (or int8, if exported with --quantize) on the "
+            "CPU: leave out --device, --precision and --quantize (in seqkit.load: device, precision, quantize)"
+        )
+    cfg, tokenizer, steps, description = runtime.load(model_dir)
+    return Model(model_dir, cfg, tokenizer, None, "fp32", steps, description)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console as RichConsole
@@ -12,10 +13,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from seqkit.model_types import MODEL_TYPES
 from seqkit.scoring.metrics import Score
-from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
-from seqkit.training.task import StepReport
+
+if TYPE_CHECKING:  # training's modules import torch, which an exported model's commands run without
+    from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
+    from seqkit.training.task import StepReport
 
 
 class Console(RichConsole):
@@ -83,6 +85,8 @@ class TrainingProgress:
             (self.progress.console if self.bar else stderr).print(text, highlight=False, markup=markup)
 
     def start(self, record: StartRecord) -> None:
+        from seqkit.model_types import MODEL_TYPES  # here: an exported model's commands run without torch
+
         data = MODEL_TYPES[record.model_type].describe_data(record.data)
         processes = f" x {record.processes} processes" if record.processes > 1 else ""
         self._say(
@@ -197,6 +201,8 @@ def print_info(info: dict, as_json: bool) -> None:
     # No markup: paths and pieces are printed as they are. In a pipe, room for the whole table (rich
     # would otherwise cut it to 80 columns).
     out = Console(soft_wrap=True, highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+    from seqkit.model_types import MODEL_TYPES
+
     kind = MODEL_TYPES[info["type"]].title
     attention = f", {info['attention']} attention" if info["attention"] else ""
     out.print(f"{info['model_dir']}: {info['cell'].upper()} {kind}{attention}")

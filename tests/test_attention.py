@@ -11,11 +11,11 @@ import torch
 
 from seqkit import config as config_lib
 from seqkit import model_types
-from seqkit.data.batches import make_batch
 from seqkit.data.tokenizer import BOS, EOS
 from seqkit.data.toy import make_pairs
 from seqkit.decoding.inference import translate_nbest
-from seqkit.decoding.search import beam_search, greedy_search, max_output_lengths
+from seqkit.decoding.search import beam_search, greedy_search, max_output_lengths, source_batch
+from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.viz import plots, textplots
 from tests.helpers import assert_picture, seqkit_here
 
@@ -27,7 +27,7 @@ def _decode(model_dir, beam_size: int, lines=SOURCES, batch_size: int = 64):
     decode = config_lib.with_overrides(
         cfg, {"decode": {"beam_size": beam_size, "batch_size": batch_size}}, "test"
     ).decode
-    return tokenizer, translate_nbest(model, tokenizer, lines, decode, with_attention=True)
+    return tokenizer, translate_nbest(Seq2SeqSteps(model), tokenizer, lines, decode, with_attention=True)
 
 
 @pytest.mark.parametrize("beam_size", [1, 4])
@@ -48,7 +48,7 @@ def test_every_step_sums_to_one_over_the_real_source(reverse_model, beam_size):
             ]
 
 
-def _teacher_forced_attention(model, src_ids: list[int], tokens: list[int]) -> torch.Tensor:
+def _teacher_forced_attention(model, src_ids: list[int], tokens: list[int]) -> np.ndarray:
     """The attention of each step when the model alone re-reads BOS and `tokens` for one sentence."""
     src = torch.tensor([src_ids + [EOS]])
     encoded, state = model.encode(src, torch.tensor([src.size(1)]))
@@ -57,7 +57,7 @@ def _teacher_forced_attention(model, src_ids: list[int], tokens: list[int]) -> t
         for token in [BOS, *tokens]:
             _, state, weights = model.step(torch.tensor([token]), state, encoded)
             rows.append(weights[0])
-    return torch.stack(rows)
+    return torch.stack(rows).numpy()
 
 
 @pytest.mark.parametrize("beam_size", [1, 4])
@@ -67,31 +67,32 @@ def test_every_hypothesis_carries_its_own_attention(reverse_model, beam_size):
     _, tokenizer, model = model_types.load(reverse_model)
     lines = SOURCES + ["a", "h g f e d c b a h g f e"]  # mixed lengths: some sentences finish early
     src_ids = tokenizer.encode_src(lines)
-    batch = make_batch(src_ids, None, list(range(len(lines))))
-    limits = max_output_lengths(batch.src_lengths, config_lib.DecodeConfig())
+    src, lengths = source_batch(src_ids, range(len(lines)))
+    limits = max_output_lengths(lengths, config_lib.DecodeConfig())
+    steps = Seq2SeqSteps(model)
     if beam_size == 1:
-        results = [[h] for h in greedy_search(model, batch.src, batch.src_lengths, limits, True)]
+        results = [[h] for h in greedy_search(steps, src, lengths, limits, True)]
     else:
-        results = beam_search(model, batch.src, batch.src_lengths, limits, beam_size, 1.0, True)
+        results = beam_search(steps, src, lengths, limits, beam_size, 1.0, True)
     checked = 0
     for ids, hypotheses in zip(src_ids, results, strict=True):
         assert len(hypotheses) == beam_size
         for hypothesis in hypotheses:
             expected = _teacher_forced_attention(model, ids, hypothesis.tokens)
-            torch.testing.assert_close(hypothesis.attention, expected, atol=1e-5, rtol=1e-4)
+            np.testing.assert_allclose(hypothesis.attention, expected, atol=1e-5, rtol=1e-4)
             checked += 1
     assert checked == len(lines) * beam_size
 
 
 def test_beam_search_of_one_is_greedy_search_attention_included(reverse_model):
     _, tokenizer, model = model_types.load(reverse_model)
-    batch = make_batch(tokenizer.encode_src(SOURCES), None, list(range(len(SOURCES))))
-    limits = max_output_lengths(batch.src_lengths, config_lib.DecodeConfig())
-    greedy = greedy_search(model, batch.src, batch.src_lengths, limits, True)
-    beam = beam_search(model, batch.src, batch.src_lengths, limits, 1, 0.0, True)
+    src, lengths = source_batch(tokenizer.encode_src(SOURCES), range(len(SOURCES)))
+    limits = max_output_lengths(lengths, config_lib.DecodeConfig())
+    greedy = greedy_search(Seq2SeqSteps(model), src, lengths, limits, True)
+    beam = beam_search(Seq2SeqSteps(model), src, lengths, limits, 1, 0.0, True)
     for g, (b,) in zip(greedy, beam, strict=True):
         assert g.tokens == b.tokens
-        torch.testing.assert_close(g.attention, b.attention, atol=1e-6, rtol=1e-5)
+        np.testing.assert_allclose(g.attention, b.attention, atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
@@ -101,8 +102,9 @@ def test_batching_changes_no_attention_even_at_the_length_limit(reverse_model, b
     cfg, tokenizer, model = model_types.load(reverse_model)
     overrides = {"beam_size": beam_size, "max_length_ratio": 0.5, "max_length_offset": 0}
     decode = config_lib.with_overrides(cfg, {"decode": overrides}, "test").decode
-    together = translate_nbest(model, tokenizer, SOURCES, decode, with_attention=True)
-    alone = translate_nbest(model, tokenizer, SOURCES, replace(decode, batch_size=1), with_attention=True)
+    steps = Seq2SeqSteps(model)
+    together = translate_nbest(steps, tokenizer, SOURCES, decode, with_attention=True)
+    alone = translate_nbest(steps, tokenizer, SOURCES, replace(decode, batch_size=1), with_attention=True)
     cut = 0
     for a, b in zip(together, alone, strict=True):
         assert a[0].attention.output == b[0].attention.output

@@ -7,8 +7,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqkit.data.batches import inference_batches, make_batch, training_batches
+from seqkit.data.batches import make_batch, training_batches
 from seqkit.data.tokenizer import BOS, EOS, PAD
+from seqkit.decoding.search import inference_batches
 
 
 @settings(max_examples=60, deadline=None)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from seqkit import model_types
 from seqkit.config import GenerateConfig
 from seqkit.decoding.inference import generate, translate_stream
+from seqkit.decoding.torch_steps import steps_of
 from tests.helpers import seqkit_here
 
 KNOWN = "c a d b e"
@@ -43,14 +44,15 @@ def test_translate_gives_one_line_per_line_in_order(reverse_model):
         replace(cfg.decode, beam_size=3, batch_size=4),
     )
     alone = {
-        name: next(translate_stream(model, tokenizer, [KNOWN], c)) for name, c in (("g", greedy), ("b", beam))
+        name: next(translate_stream(steps_of(model), tokenizer, [KNOWN], c))
+        for name, c in (("g", greedy), ("b", beam))
     }
 
     @FUZZ
     @given(LINES)
     def check(lines: list[str]) -> None:
         for name, decode in (("g", greedy), ("b", beam)):
-            out = list(translate_stream(model, tokenizer, lines, decode, chunk_lines=5))
+            out = list(translate_stream(steps_of(model), tokenizer, lines, decode, chunk_lines=5))
             assert len(out) == len(lines)
             assert all("\n" not in line for line in out)
             for i, line in enumerate(lines):
@@ -69,7 +71,7 @@ def test_generate_gives_num_samples_per_prompt(char_lm):
     @FUZZ
     @given(LINES)
     def check(prompts: list[str]) -> None:
-        texts = list(generate(model, tokenizer, prompts, settings_))
+        texts = list(generate(steps_of(model), tokenizer, prompts, settings_))
         assert len(texts) == 2 * len(prompts)
         assert all(
             text.startswith(prompt)

@@ -9,6 +9,7 @@ from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
 from seqkit.data.toy import TASKS
 from seqkit.decoding.inference import translate_lines
+from seqkit.decoding.torch_steps import steps_of
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
 
@@ -16,7 +17,7 @@ from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
 def _dev_accuracy(model_dir, data_dir) -> float:
     _, tokenizer, model = model_types.load(model_dir)
     sources, targets = read_lines(f"{data_dir}/dev.src"), read_lines(f"{data_dir}/dev.tgt")
-    outputs = translate_lines(model, tokenizer, sources, DecodeConfig())
+    outputs = translate_lines(steps_of(model), tokenizer, sources, DecodeConfig())
     return sum(o == t for o, t in zip(outputs, targets, strict=True)) / len(targets)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
-import torch
 
 from seqkit import model_types
-from seqkit.decoding.search import choose_tokens
+from seqkit.decoding.search import choose_token
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, ValidRecord
 from tests.helpers import LINES, assert_one_line_error, seqkit_here
@@ -117,17 +117,21 @@ def test_sentencepiece_lstm_and_tied_embeddings(background_model, cell):
     assert text == LINES[1]
 
 
-def test_choose_tokens_top_k_and_top_p():
-    probs = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.5, 0.3, 0.15, 0.05]])  # ids 0-3 are special
-    logits = probs.clamp_min(1e-9).log().expand(4000, -1)
-    generator = torch.Generator().manual_seed(0)
-    top_p = choose_tokens(logits, 1.0, 0, 0.7, generator)  # 0.5 + 0.3 reaches 0.7
-    assert set(top_p.tolist()) == {4, 5}
-    top_k = choose_tokens(logits, 1.0, 3, 1.0, generator)
-    assert set(top_k.tolist()) == {4, 5, 6}
-    free = choose_tokens(logits, 1.0, 0, 1.0, generator)
-    assert set(free.tolist()) == {4, 5, 6, 7} and abs((free == 4).float().mean().item() - 0.5) < 0.05
-    assert choose_tokens(logits[:1], 0.0, 0, 1.0, generator).tolist() == [4]
+def test_choose_token_top_k_and_top_p():
+    probs = np.array([0.0, 0.0, 0.0, 0.0, 0.5, 0.3, 0.15, 0.05])  # ids 0-3 are special
+    log_probs = np.log(np.maximum(probs, 1e-9)).astype(np.float32)
+    rng = np.random.default_rng(0)
+
+    def draws(top_k: int, top_p: float) -> np.ndarray:
+        return np.array([choose_token(log_probs, 1.0, top_k, top_p, rng) for _ in range(4000)])
+
+    assert set(draws(0, 0.7).tolist()) == {4, 5}  # 0.5 + 0.3 reaches 0.7
+    assert set(draws(3, 1.0).tolist()) == {4, 5, 6}
+    free = draws(0, 1.0)
+    assert set(free.tolist()) == {4, 5, 6, 7}
+    for token, p in ((4, 0.5), (5, 0.3), (6, 0.15), (7, 0.05)):
+        assert abs((free == token).mean() - p) < 0.03
+    assert choose_token(log_probs, 0.0, 0, 1.0, rng) == 4
 
 
 def test_terminal_output_streams_the_same_text(char_lm):

@@ -8,6 +8,7 @@ from seqkit import model_types, modeldir
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import translate_lines
+from seqkit.decoding.torch_steps import steps_of
 from seqkit.training import log as training_log
 from seqkit.training.log import Restored, StartRecord, TrainRecord
 
@@ -22,8 +23,8 @@ def test_reload_gives_identical_weights_and_translations(reverse_model, reverse_
     for (name, a), (name2, b) in zip(model.state_dict().items(), model2.state_dict().items(), strict=True):
         assert name == name2 and torch.equal(a, b)
     sources = read_lines(f"{reverse_data}/dev.src")
-    assert translate_lines(model2, tokenizer2, sources, DecodeConfig()) == translate_lines(
-        model, tokenizer, sources, DecodeConfig()
+    assert translate_lines(steps_of(model2), tokenizer2, sources, DecodeConfig()) == translate_lines(
+        steps_of(model), tokenizer, sources, DecodeConfig()
     )
 
 

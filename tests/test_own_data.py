@@ -28,6 +28,7 @@ from seqkit.data.formats import iter_column, read_pairs
 from seqkit.data.tokenizer import SentencePieceTokenizer, build_tokenizer
 from seqkit.data.toy import make_pairs
 from seqkit.decoding.inference import AttentionMap, translate_lines
+from seqkit.decoding.torch_steps import steps_of
 from seqkit.errors import ConfigError, DataError
 from seqkit.training import log as training_log
 from seqkit.training import seq2seq as train_seq2seq
@@ -218,7 +219,7 @@ def test_a_default_ids_model_and_separate_side_models_train_translate_and_reload
         loaded_cfg, loaded, model = model_types.load(tmp_path / name)
         assert loaded_cfg.tokenizer == cfg.tokenizer  # the stored config says what was used
         again = model_types.load(tmp_path / name)
-        first = translate_lines(model, loaded, dev, cfg.decode)
+        first = translate_lines(steps_of(model), loaded, dev, cfg.decode)
         assert translate_lines(again[2], again[1], dev, cfg.decode) == first
         cli = seqkit_here("translate", tmp_path / name, stdin="\n".join(dev) + "\n")
         assert cli.stdout.decode().splitlines() == first

@@ -6,13 +6,21 @@ import json
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
 from seqkit.config import DecodeConfig, ModelConfig
-from seqkit.data.batches import make_batch
 from seqkit.data.tokenizer import BOS, EOS
-from seqkit.decoding.search import beam_search, decode_corpus, greedy_search, max_output_lengths
+from seqkit.decoding.search import (
+    beam_search,
+    decode_corpus,
+    greedy_search,
+    max_output_lengths,
+    source_batch,
+    top_k,
+)
+from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.models.seq2seq import Seq2Seq
 from tests.helpers import seqkit_here
 
@@ -32,10 +40,10 @@ def random_model_and_sources():
 
 def test_beam_size_one_is_greedy(random_model_and_sources):
     model, sources = random_model_and_sources
-    batch = make_batch(sources, None, list(range(len(sources))))
-    limits = max_output_lengths(batch.src_lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
-    greedy = greedy_search(model, batch.src, batch.src_lengths, limits)
-    beam = beam_search(model, batch.src, batch.src_lengths, limits, beam_size=1, alpha=0.0)
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
+    greedy = greedy_search(Seq2SeqSteps(model), src, lengths, limits)
+    beam = beam_search(Seq2SeqSteps(model), src, lengths, limits, beam_size=1, alpha=0.0)
     assert [g.tokens for g in greedy] == [b[0].tokens for b in beam]
     assert len({len(g.tokens) for g in greedy}) > 3  # varied outputs: the comparison means something
     for g, (b,) in zip(greedy, beam, strict=True):
@@ -46,9 +54,9 @@ def test_beam_size_one_is_greedy(random_model_and_sources):
 def test_batched_beam_equals_one_at_a_time(random_model_and_sources, beam_size):
     model, sources = random_model_and_sources
     cfg = DecodeConfig(beam_size=beam_size, batch_size=16, max_length_ratio=1.5, max_length_offset=3)
-    batched = decode_corpus(model, sources, cfg)
+    batched = decode_corpus(Seq2SeqSteps(model), sources, cfg)
     single_cfg = DecodeConfig(beam_size=beam_size, batch_size=1, max_length_ratio=1.5, max_length_offset=3)
-    single = [decode_corpus(model, [s], single_cfg)[0] for s in sources]
+    single = [decode_corpus(Seq2SeqSteps(model), [s], single_cfg)[0] for s in sources]
     assert [[h.tokens for h in hs] for hs in batched] == [[h.tokens for h in hs] for hs in single]
     for hypotheses in batched:
         assert len(hypotheses) == beam_size
@@ -60,10 +68,10 @@ def test_batched_beam_equals_one_at_a_time(random_model_and_sources, beam_size):
 class _Steps:
     """Decoder state of the scripted model: how many tokens each row has produced."""
 
-    t: torch.Tensor
+    t: np.ndarray
 
     def select(self, index):
-        return _Steps(self.t.index_select(0, index))
+        return _Steps(self.t[index])
 
 
 class ScriptedModel:
@@ -75,12 +83,10 @@ class ScriptedModel:
     vocab = 6
 
     def encode(self, src, src_lengths):
-        return _Steps(torch.zeros(src.size(0), dtype=torch.long)), _Steps(
-            torch.zeros(src.size(0), dtype=torch.long)
-        )
+        return _Steps(np.zeros(len(src), dtype=np.int64)), _Steps(np.zeros(len(src), dtype=np.int64))
 
     def step(self, prev, state, encoded):
-        probs = torch.zeros(prev.size(0), self.vocab)
+        probs = np.zeros((len(prev), self.vocab), dtype=np.float32)
         for row, (token, t) in enumerate(zip(prev.tolist(), state.t.tolist(), strict=True)):
             if token == BOS:
                 probs[row, EOS], probs[row, 4], probs[row, 5] = 0.5, 0.45, 0.05
@@ -88,13 +94,14 @@ class ScriptedModel:
                 probs[row, 4], probs[row, EOS], probs[row, 5] = 0.99, 0.005, 0.005
             else:
                 probs[row, EOS], probs[row, 4], probs[row, 5] = 0.99, 0.005, 0.005
-        return probs.log(), _Steps(state.t + 1), None
+        with np.errstate(divide="ignore"):
+            return np.log(probs), _Steps(state.t + 1), None
 
 
 @pytest.mark.parametrize(("alpha", "winner"), [(0.0, []), (1.0, [4, 4, 4, 4])])
 def test_length_penalty_changes_the_winner(alpha, winner):
-    src, lengths = torch.tensor([[7, EOS]]), torch.tensor([2])
-    (hypotheses,) = beam_search(ScriptedModel(), src, lengths, torch.tensor([10]), beam_size=2, alpha=alpha)
+    src, lengths = np.array([[7, EOS]]), np.array([2])
+    (hypotheses,) = beam_search(ScriptedModel(), src, lengths, np.array([10]), beam_size=2, alpha=alpha)
     assert hypotheses[0].tokens == winner
     assert {tuple(h.tokens) for h in hypotheses} == {(), (4, 4, 4, 4)}
     long = next(h for h in hypotheses if h.tokens)
@@ -126,3 +133,15 @@ def test_greedy_flag_and_bad_decoding_options(reverse_model):
     assert result.returncode == 1 and b"--nbest 6" in result.stderr and b"beam size (5)" in result.stderr
     result = seqkit_here("translate", reverse_model, "--length-penalty", "-1", stdin="a\n")
     assert result.returncode == 1 and b"decode.length_penalty" in result.stderr
+
+
+def test_top_k_is_torch_topk():
+    """The numpy selection an ONNX export searches with, against torch's (which a torch model's steps bring)."""
+    values = torch.randn(7, 300, generator=torch.Generator().manual_seed(1))
+    values[2, :] = float("-inf")
+    values[2, 5] = 0.0
+    best, columns = top_k(values.numpy(), 10)
+    expected = values.topk(10, dim=1)
+    np.testing.assert_array_equal(best, expected.values.numpy())
+    finite = np.isfinite(best)
+    np.testing.assert_array_equal(columns[finite], expected.indices.numpy()[finite])

@@ -8,6 +8,7 @@ from seqkit import model_types
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import translate_lines, translate_stream
+from seqkit.decoding.torch_steps import steps_of
 from tests.helpers import assert_one_line_error, seqkit, seqkit_here
 
 
@@ -21,10 +22,12 @@ def test_empty_lines_keep_line_count_and_order(reverse_model):
 def test_batched_output_equals_one_at_a_time(reverse_model, reverse_data):
     _, tokenizer, model = model_types.load(reverse_model)
     sources = read_lines(f"{reverse_data}/dev.src")
-    batched = translate_lines(model, tokenizer, sources, DecodeConfig(batch_size=64))
-    single = [translate_lines(model, tokenizer, [s], DecodeConfig(batch_size=1))[0] for s in sources]
+    batched = translate_lines(steps_of(model), tokenizer, sources, DecodeConfig(batch_size=64))
+    single = [
+        translate_lines(steps_of(model), tokenizer, [s], DecodeConfig(batch_size=1))[0] for s in sources
+    ]
     assert batched == single
-    streamed = list(translate_stream(model, tokenizer, iter(sources), DecodeConfig(batch_size=3)))
+    streamed = list(translate_stream(steps_of(model), tokenizer, iter(sources), DecodeConfig(batch_size=3)))
     assert streamed == batched  # chunks of 48 lines, batches of 3
 
 
@@ -44,7 +47,7 @@ def test_output_length_is_limited_by_source_length(reverse_model):
     cfg = DecodeConfig(max_length_ratio=0.5, max_length_offset=0)
     source = "a b c d e f g"
     limit = int(0.5 * len(tokenizer.encode_src([source])[0]))
-    (output,) = translate_lines(model, tokenizer, [source], cfg)
+    (output,) = translate_lines(steps_of(model), tokenizer, [source], cfg)
     assert len(tokenizer.encode_tgt([output])[0]) <= limit < len(tokenizer.encode_src([source])[0])
 
 

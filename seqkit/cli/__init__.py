@@ -3,7 +3,7 @@
 This module holds the app, the options several commands share and the one way out of every command
 (`user_errors`); the commands are in the modules beside it, one per kind of work: `training` (train,
 config), `decoding` (translate, generate), `scoring` (evaluate, average), `looking` (plot, inspect, info),
-`serving` (serve). Importing them registers them with the app."""
+`serving` (serve, export). Importing them registers them with the app."""
 
 from __future__ import annotations
 

@@ -126,24 +126,30 @@ def translate(
     """Translate text, one output line per input line, in order. Under torchrun, the processes share the
     lines of the input files and write one --output in input order."""
     from seqkit import api
-    from seqkit.decoding import sharded
-    from seqkit.runtime import devices, distributed
+    from seqkit.export import runtime as exported
 
-    target = devices.resolve(device, distributed.local_rank())
     sharing = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if sharing and (output is None or not inputs or attention is not None):
         raise ConfigError(
             "under torchrun, translate shares out the lines of input files into one --output FILE: give "
             "both (and no --attention)"
         )
-    if quantize and target.type != "cpu":
-        raise ConfigError(
-            "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
-        )
-    model = api.load(model_dir, device, precision, quantize)
-    from seqkit.model_types import require_task
+    if exported.is_export(model_dir):  # onnxruntime, without torch
+        if sharing:
+            raise ConfigError(
+                f"{model_dir} is an ONNX export, which translates in one process: run it without torchrun"
+            )
+        target = None
+    else:
+        from seqkit.runtime import devices, distributed
 
-    require_task(model.config, "translate", model_dir)
+        target = devices.resolve(device, distributed.local_rank())
+        if quantize and target.type != "cpu":
+            raise ConfigError(
+                "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
+            )
+    model = api.load(model_dir, device, precision, quantize)
+    model.require_task("translate")
     decode = model.decode_settings(
         "command-line options",
         beam_size=beam_size,
@@ -158,8 +164,10 @@ def translate(
         )
     lines = _input_lines(inputs, column)
     chunk_lines = 1 if _typed(inputs) else None
-    world = distributed.join(target) if sharing else distributed.SINGLE
     if sharing:
+        from seqkit.decoding import sharded
+
+        world = distributed.join(target)
         torch_threads(distributed.threads_per_process())
         lines = sharded.shard(lines, world)
     translated = model.translate_stream(lines, decode, max(1, nbest), attention is not None, chunk_lines)
@@ -251,10 +259,9 @@ def generate(
 ) -> None:
     """Sample text from a language model: each prompt and its continuation on one line."""
     from seqkit import api
-    from seqkit.model_types import require_task
 
     model = api.load(model_dir, device)
-    require_task(model.config, "generate", model_dir)
+    model.require_task("generate")
     settings = model.generate_settings(
         "command-line options",
         max_tokens=max_tokens,

@@ -1,7 +1,9 @@
-"""`seqkit serve`: a model over HTTP (seqkit/server.py)."""
+"""`seqkit serve` (a model over HTTP, seqkit/server.py) and `seqkit export` (a model as ONNX graphs that run
+without torch, seqkit/export/): a trained model for other programs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -47,3 +49,32 @@ def serve(
         raise ConfigError(f"--port {port}: must be between 0 and 65535")
     model = api.load(model_dir, device)
     server.serve(model, host, port, server.Limits(max_batch, max_lines, max_chars, max_queue, timeout))
+
+
+@app.command(cls=_Command)
+@user_errors
+def export(
+    model_dir: ModelDirArgument,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", metavar="DIR", help="The export directory (new, empty or an export)."),
+    ],
+    format: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="onnx (the one format so far).")
+    ] = "onnx",
+    quantize: Annotated[
+        bool, typer.Option(help="onnxruntime's dynamic int8 quantization of the graphs' products.")
+    ] = False,
+) -> None:
+    """Export a trained model as ONNX graphs (encoder and decoder step, or the language model) with its
+    tokenizer and config. `seqkit translate DIR`, `generate`, `serve` and `seqkit.load` run the export with
+    onnxruntime, without torch. Each graph is checked against the torch model before anything is written."""
+    import sys
+
+    from seqkit.export import onnx
+
+    if format != "onnx":
+        raise ConfigError(f"--format {format}: the formats are: onnx")
+    description = onnx.export(model_dir, output, quantize)
+    checks = ", ".join(f"{name} {difference:.1g}" for name, difference in description["check"].items())
+    sys.stderr.write(f"exported {model_dir} to {output} (largest difference from torch: {checks})\n")

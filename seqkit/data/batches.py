@@ -85,9 +85,3 @@ def training_batches(sizes: list[int], batch_tokens: int, rng: random.Random) ->
         batches.extend(_cut(chunk, sizes, batch_tokens))
     rng.shuffle(batches)
     return batches
-
-
-def inference_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Batches of at most `batch_size` indices, longest first, so each batch pads little."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -3,6 +3,9 @@
 Lines are read in chunks so that a long stdin stream starts producing output before it ends, while
 each chunk is still sorted by length into batches (little padding) and put back in input order.
 Empty (or whitespace-only) lines give empty results without touching the model.
+
+`steps` is a model as the search reads it (decoding/search.py): `torch_steps.steps_of(module)` for a
+torch model, an exported model's own for ONNX. Nothing here needs torch.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TypeVar
 
-import torch
+import numpy as np
 
 from seqkit.config import DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
@@ -52,7 +55,7 @@ def attention_map(tokenizer, line: str, hypothesis) -> AttentionMap:
 
 
 def translate_nbest(
-    model,
+    steps,
     tokenizer: Tokenizer,
     lines: list[str],
     cfg: DecodeConfig,
@@ -73,7 +76,7 @@ def translate_nbest(
                     f"= {cfg.max_input_pieces:,}; split the line (at its sentence ends, say), or raise the "
                     "limit (seqkit translate --max-input-pieces N)"
                 )
-        hypotheses = decode_corpus(model, ids, cfg, with_attention)
+        hypotheses = decode_corpus(steps, ids, cfg, with_attention)
         for i, options in zip(todo, hypotheses, strict=True):
             texts = tokenizer.decode_tgt([h.tokens for h in options])
             results[i] = [
@@ -88,9 +91,9 @@ def translate_nbest(
     return results
 
 
-def translate_lines(model, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig) -> list[str]:
+def translate_lines(steps, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig) -> list[str]:
     """The best translation of each line; an empty line stays empty."""
-    return [options[0].text if options else "" for options in translate_nbest(model, tokenizer, lines, cfg)]
+    return [options[0].text if options else "" for options in translate_nbest(steps, tokenizer, lines, cfg)]
 
 
 def in_chunks(
@@ -111,17 +114,17 @@ def in_chunks(
 
 
 def translate_stream(
-    model, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig, chunk_lines: int | None = None
+    steps, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig, chunk_lines: int | None = None
 ) -> Iterator[str]:
     """Yield one translation per input line, in input order, chunk by chunk."""
     return (
         options[0].text if options else ""
-        for options in translate_nbest_stream(model, tokenizer, lines, cfg, chunk_lines=chunk_lines)
+        for options in translate_nbest_stream(steps, tokenizer, lines, cfg, chunk_lines=chunk_lines)
     )
 
 
 def translate_nbest_stream(
-    model,
+    steps,
     tokenizer: Tokenizer,
     lines: Iterable[str],
     cfg: DecodeConfig,
@@ -132,7 +135,7 @@ def translate_nbest_stream(
     return in_chunks(
         lines,
         cfg,
-        lambda chunk, first: translate_nbest(model, tokenizer, chunk, cfg, with_attention, first),
+        lambda chunk, first: translate_nbest(steps, tokenizer, chunk, cfg, with_attention, first),
         chunk_lines,
     )
 
@@ -157,7 +160,7 @@ class _Streamer:
 
 
 def generate(
-    model,
+    steps,
     tokenizer,
     prompts: Iterable[str],
     cfg: GenerateConfig,
@@ -167,13 +170,12 @@ def generate(
 
     One random generator, seeded once, serves every sample in turn: the same seed, prompts and options
     give the same texts. `on_text(piece)` receives each new piece of text as it is generated."""
-    generator = torch.Generator().manual_seed(cfg.seed)
-    model.eval()
+    rng = np.random.default_rng(cfg.seed)
     for prompt in prompts:
         prompt_ids = tokenizer.encode_tgt([prompt])[0] if prompt else []
         for _ in range(cfg.num_samples):
             if on_text:
                 on_text(prompt)
             streamer = _Streamer(tokenizer, prompt_ids, on_text) if on_text else None
-            generated = sample(model, prompt_ids, cfg, generator, streamer)
+            generated = sample(steps, prompt_ids, cfg, rng, streamer)
             yield prompt + _continuation(tokenizer, prompt_ids, generated)

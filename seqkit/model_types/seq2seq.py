@@ -12,6 +12,7 @@ from seqkit.data.text import read_parallel
 from seqkit.data.tokenizer import BOS, EOS, Tokenizer
 from seqkit.decoding.inference import attention_map
 from seqkit.decoding.search import decode_corpus
+from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.errors import ConfigError, DataError
 from seqkit.model_types.base import ModelType
 from seqkit.model_types.inspection import Inspection, named_traces
@@ -40,7 +41,7 @@ def inspect(model, tokenizer: Tokenizer, cfg: Config, text: str) -> Inspection:
     model.eval()
     cell = model.decoder.cell_type
     src_ids = tokenizer.encode_src([text])[0]
-    best = decode_corpus(model, [src_ids], cfg.decode, with_attention=True)[0][0]
+    best = decode_corpus(Seq2SeqSteps(model), [src_ids], cfg.decode, with_attention=True)[0][0]
     attention = attention_map(tokenizer, text, best)
     src = torch.tensor([src_ids + [EOS]])
     embedded = model.encoder.embedding(src)[0]  # (src_len, embedding)

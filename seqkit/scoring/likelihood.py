@@ -12,9 +12,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from seqkit.data.batches import Batch, inference_batches, make_batch
+from seqkit.data.batches import Batch, make_batch
 from seqkit.data.corpus import ParallelIds, chunk, chunk_starts, stream_rows, token_stream
 from seqkit.data.tokenizer import Tokenizer
+from seqkit.decoding.search import inference_batches
 from seqkit.runtime import devices
 
 EVAL_ROWS = 8  # rows a language model's dev / test stream is cut into for scoring

@@ -19,6 +19,7 @@ from seqkit.data.batches import make_batch, training_batches
 from seqkit.data.corpus import ParallelIds, prepare_pairs
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding.search import decode_corpus
+from seqkit.decoding.torch_steps import Seq2SeqSteps, evaluating
 from seqkit.errors import DataError, TrainingError
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.runtime.distributed import World
@@ -36,7 +37,9 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> DevS
     total_nll, total_tokens = corpus_nll(model, dev, cfg.decode.batch_size)
     limit = cfg.train.valid_max_sentences or len(dev.src)
     greedy = dataclasses.replace(cfg.decode, beam_size=1)  # validation stays fast
-    hypotheses = tokenizer.decode_tgt([h[0].tokens for h in decode_corpus(model, dev.src[:limit], greedy)])
+    with evaluating(model):
+        best = [h[0].tokens for h in decode_corpus(Seq2SeqSteps(model), dev.src[:limit], greedy)]
+    hypotheses = tokenizer.decode_tgt(best)
     bleu = corpus_score("bleu", hypotheses, [dev.tgt_text[:limit]])
     chrf = corpus_score("chrf", hypotheses, [dev.tgt_text[:limit]])
     return DevScores(
