@@ -185,6 +185,7 @@ def decode(model_dir: str, beam_size: int) -> None:
     from seqkit import model_types
     from seqkit.data.text import read_lines
     from seqkit.decoding.search import decode_corpus
+    from seqkit.decoding.torch_steps import Seq2SeqSteps
     from seqkit.runtime import devices
 
     warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
@@ -201,7 +202,10 @@ def decode(model_dir: str, beam_size: int) -> None:
     }
     for name, variant in variants.items():
         start = time.perf_counter()
-        best = [hypotheses[0].tokens for hypotheses in decode_corpus(variant, source_ids, decode_cfg)]
+        best = [
+            hypotheses[0].tokens
+            for hypotheses in decode_corpus(Seq2SeqSteps(variant), source_ids, decode_cfg)
+        ]
         seconds = time.perf_counter() - start
         bleu = sacrebleu.corpus_bleu(tokenizer.decode_tgt(best), [references]).score
         pieces = sum(map(len, best))

@@ -20,6 +20,7 @@ from seqkit import config as config_lib
 from seqkit import model_types
 from seqkit.data.text import read_lines
 from seqkit.decoding.search import decode_corpus
+from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.runtime import devices
 
 
@@ -45,7 +46,10 @@ def main() -> None:
     read = time.perf_counter()
     with devices.Precision(args.precision, torch.device("cpu")).autocast():
         # decode_corpus is what inference.translate_lines runs; called here to count the output pieces
-        best = [options[0].tokens for options in decode_corpus(model, tokenizer.encode_src(lines), decode)]
+        best = [
+            options[0].tokens
+            for options in decode_corpus(Seq2SeqSteps(model), tokenizer.encode_src(lines), decode)
+        ]
         outputs = tokenizer.decode_tgt(best)
     decoded = time.perf_counter()
     args.output.write_text("".join(line + "\n" for line in outputs), encoding="utf-8")

@@ -20,6 +20,7 @@ LAYERS = (
     ("training",),
     ("model_types",),
     ("viz",),
+    ("export",),
     ("api",),
     ("console",),
     ("server",),

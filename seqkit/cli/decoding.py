@@ -167,6 +167,7 @@ def translate(
     if sharing:
         from seqkit.decoding import sharded
 
+        assert target is not None  # (an export refused sharing above)
         world = distributed.join(target)
         torch_threads(distributed.threads_per_process())
         lines = sharded.shard(lines, world)

@@ -53,7 +53,8 @@ class Seq2SeqSteps:
     """An encoder-decoder (models/seq2seq.py) as search steps."""
 
     def __init__(self, model: torch.nn.Module):
-        self.model, self.device = model, devices.model_device(model)
+        self.model: Any = model  # (its encode / step are not nn.Module's)
+        self.device = devices.model_device(model)
 
     @torch.no_grad()
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[_OnDevice, _OnDevice]:
@@ -81,7 +82,8 @@ class LanguageModelSteps:
     """A recurrent language model (models/lm.py) as sampling steps."""
 
     def __init__(self, model: torch.nn.Module):
-        self.model, self.device = model, devices.model_device(model)
+        self.model: Any = model  # (its encode / step are not nn.Module's)
+        self.device = devices.model_device(model)
 
     @torch.no_grad()
     def start(self, tokens: np.ndarray) -> tuple[np.ndarray, _OnDevice]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +45,7 @@ def _state_names(cell: str) -> list[str]:
 class _Encoder(nn.Module):
     """(src, src_lengths) -> memory, keys, the decoder's first hidden (, cell) and feed."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Any):
         super().__init__()
         self.model = model
 
@@ -56,7 +58,7 @@ class _Encoder(nn.Module):
 class _DecoderStep(nn.Module):
     """(prev, hidden[, cell], feed, memory, keys, mask) -> log_probs, new state, attention weights."""
 
-    def __init__(self, model: nn.Module, lstm: bool):
+    def __init__(self, model: Any, lstm: bool):
         super().__init__()
         self.model, self.lstm = model, lstm
 
@@ -75,7 +77,7 @@ class _DecoderStep(nn.Module):
 class _LanguageModel(nn.Module):
     """(tokens (batch, length), hidden[, cell]) -> the last position's log_probs, the new state."""
 
-    def __init__(self, model: nn.Module, lstm: bool):
+    def __init__(self, model: Any, lstm: bool):
         super().__init__()
         self.model, self.lstm = model, lstm
 
@@ -118,7 +120,7 @@ def _to_onnx(graph: _Graph, example: tuple[torch.Tensor, ...]) -> bytes:
         torch.onnx.export(
             graph.module,
             example,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # (a file-like object is documented)
             input_names=graph.inputs,
             output_names=graph.outputs,
             dynamic_axes=graph.axes,
@@ -155,7 +157,7 @@ def _check(graph: _Graph, onnx_bytes: bytes, examples: list[tuple[torch.Tensor, 
     return worst
 
 
-def _seq2seq_graphs(model: nn.Module, cfg) -> tuple[list[_Graph], list, dict]:
+def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
     lstm = cfg.model.cell == "lstm"
     states = _state_names(cfg.model.cell) + ["feed"]
     new_states = [f"new_{name}" for name in states]
@@ -213,7 +215,7 @@ def _seq2seq_graphs(model: nn.Module, cfg) -> tuple[list[_Graph], list, dict]:
     return [encoder, decoder], [encoder_examples, decoder_examples], description
 
 
-def _lm_graph(model: nn.Module, cfg) -> tuple[list[_Graph], list, dict]:
+def _lm_graph(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
     lstm = cfg.model.cell == "lstm"
     states = _state_names(cfg.model.cell)
     graph = _Graph(
@@ -255,7 +257,11 @@ def _quantized(onnx_bytes: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(onnx_bytes)
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        logging.disable(logging.WARNING)  # its advice to pre-process image models, on the root logger
+        try:
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
         return target.read_bytes()
 
 

@@ -1,0 +1,214 @@
+"""`seqkit export --format onnx`: an exported model translates and generates what its torch model does,
+through the same search, with onnxruntime and without torch, and every way of misusing it is one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import seqkit
+from seqkit import config as config_lib
+from seqkit import model_types
+from seqkit.data.text import read_lines
+from seqkit.errors import ConfigError, ModelDirError
+from seqkit.export import layout
+from seqkit.export import onnx as onnx_export
+from tests.helpers import assert_one_line_error, lm_config, seqkit_here, toy_config
+
+pytest.importorskip("onnxruntime")
+
+
+def _export(model_dir: Path, out: Path, *options) -> Path:
+    result = seqkit_here("export", model_dir, "-o", out, *options)
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"largest difference from torch" in result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def reverse_export(reverse_model, tmp_path_factory) -> Path:
+    return _export(reverse_model, tmp_path_factory.mktemp("export") / "reverse-onnx")
+
+
+def _trained(directory: Path, cfg, steps: int) -> Path:
+    """A model directory of `cfg` trained for `steps` updates: part-way, so its outputs vary with the input
+    (an untrained model writes one piece over and over) and its choices are not near-ties."""
+    train = {"max_steps": steps, "valid_every": steps, "log_every": steps}
+    cfg = config_lib.with_overrides(cfg, {"train": train}, "test")
+    model_types.of(cfg).train(cfg, directory, None, False, False)
+    return directory
+
+
+def _lines(reverse_data, count: int = 24) -> list[str]:
+    return read_lines(f"{reverse_data}/dev.src")[:count]
+
+
+def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_data):
+    lines = [*_lines(reverse_data), "", "a"]
+    stdin = "".join(f"{x}\n" for x in lines)
+    for options in (("--beam-size", 1), ("--beam-size", 4), ("--beam-size", 4, "--nbest", 3)):
+        torch_out = seqkit_here("translate", reverse_model, *options, stdin=stdin)
+        onnx_out = seqkit_here("translate", reverse_export, *options, stdin=stdin)
+        assert onnx_out.returncode == 0, onnx_out.stderr.decode()
+        if "--nbest" not in options:
+            assert onnx_out.stdout == torch_out.stdout
+            continue
+        for mine, theirs in zip(onnx_out.stdout.splitlines(), torch_out.stdout.splitlines(), strict=True):
+            mine, theirs = json.loads(mine)["hypotheses"], json.loads(theirs)["hypotheses"]
+            assert [h["text"] for h in mine] == [h["text"] for h in theirs]
+            assert [h["score"] for h in mine] == pytest.approx([h["score"] for h in theirs], abs=1e-4)
+    described = json.loads((reverse_export / layout.DESCRIPTION).read_text())
+    assert described["type"] == "seq2seq" and set(described["graphs"]) == {"encoder", "decoder"}
+    assert all(difference <= onnx_export.TOLERANCE for difference in described["check"].values())
+    assert seqkit.load(reverse_export).info() == described
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"cell": "lstm", "attention": "luong"},
+        {"cell": "rnn", "attention": "bahdanau", "bidirectional": False},
+        {"cell": "gru", "attention": "luong", "encoder_layers": 2, "decoder_layers": 2},
+    ],
+    ids=["lstm-luong", "rnn-bahdanau-unidirectional", "gru-luong-2-layers"],
+)
+def test_every_cell_and_attention_exports(tmp_path, reverse_data, model):
+    cfg = toy_config(reverse_data, tokenizer={"type": "char"}, model=model)
+    lines = _lines(reverse_data, 40)
+    model_dir = _trained(tmp_path / "model", cfg, 120)
+    onnx_export.export(model_dir, tmp_path / "onnx")
+    torch_model, exported = seqkit.load(model_dir, device="cpu"), seqkit.load(tmp_path / "onnx")
+    assert exported.module is None
+    for beam in (1, 3):
+        mine = exported.translate(lines, beam_size=beam, nbest=beam, max_length_ratio=1.0)
+        theirs = torch_model.translate(lines, beam_size=beam, nbest=beam, max_length_ratio=1.0)
+        assert [[t.text for t in r.nbest] for r in mine] == [[t.text for t in r.nbest] for r in theirs]
+        for a, b in zip(mine, theirs, strict=True):
+            assert [t.log_prob for t in a.nbest] == pytest.approx([t.log_prob for t in b.nbest], abs=1e-3)
+    assert len({r.text for r in theirs}) > len(lines) // 2  # varied outputs: the comparison means something
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_language_models_generate_as_their_model(tmp_path, lm_data, cell):
+    cfg = lm_config(lm_data, model={"cell": cell, "decoder_layers": 2})
+    model_dir = _trained(tmp_path / "lm", cfg, 60)
+    onnx_export.export(model_dir, tmp_path / "onnx")
+    options = {"max_tokens": 30, "num_samples": 3, "seed": 4}
+    for temperature in (0.0, 1.0):
+        prompts = ["the", "", "a st"]
+        mine = seqkit.load(tmp_path / "onnx").generate(prompts, temperature=temperature, **options)
+        theirs = seqkit.load(model_dir, device="cpu").generate(prompts, temperature=temperature, **options)
+        assert mine == theirs
+    assert len(set(theirs)) > 3
+
+
+def test_the_trained_language_model_exports(char_lm, tmp_path):
+    exported = _export(char_lm, tmp_path / "lm-onnx")
+    args = ("--max-tokens", 40, "--seed", 3, "--temperature", 0.8, "--num-samples", 2)
+    stdin = "the\na st\n"
+    assert (
+        seqkit_here("generate", exported, *args, stdin=stdin).stdout
+        == seqkit_here("generate", char_lm, *args, stdin=stdin).stdout
+    )
+
+
+_WITHOUT_TORCH = """
+import sys
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not installed here")
+
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["seqkit", *sys.argv[1:]]
+from seqkit.cli import main
+try:
+    main()
+finally:
+    assert "torch" not in sys.modules
+"""
+
+
+def _without_torch(*args, stdin: str) -> subprocess.CompletedProcess:
+    """seqkit's command line in a process where importing torch fails, as on a machine without it."""
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, *map(str, args)], input=stdin.encode(), capture_output=True
+    )
+
+
+def test_an_export_runs_where_torch_cannot_be_imported(
+    reverse_export, reverse_model, reverse_data, char_lm, tmp_path
+):
+    stdin = "".join(f"{x}\n" for x in _lines(reverse_data))
+    for beam in ("1", "4"):
+        result = _without_torch("translate", reverse_export, "--beam-size", beam, stdin=stdin)
+        assert result.returncode == 0, result.stderr.decode()
+        assert (
+            result.stdout == seqkit_here("translate", reverse_model, "--beam-size", beam, stdin=stdin).stdout
+        )
+    lm_export = _export(char_lm, tmp_path / "lm-onnx")
+    result = _without_torch("generate", lm_export, "--temperature", "0", stdin="a st\n")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == seqkit_here("generate", char_lm, "--temperature", "0", stdin="a st\n").stdout
+    # the torch model itself says what is missing, in one line
+    refused = _without_torch("translate", reverse_model, stdin="a b\n")
+    assert refused.returncode != 0
+
+
+def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):
+    exported = _export(reverse_model, tmp_path / "int8", "--quantize")
+    assert json.loads((exported / layout.DESCRIPTION).read_text())["quantized"] == "int8"
+    onnx = pytest.importorskip("onnx")
+    operators = {node.op_type for node in onnx.load(exported / "decoder.onnx").graph.node}
+    assert "MatMulInteger" in operators  # the products run in int8
+    lines, references = _lines(reverse_data, 60), read_lines(f"{reverse_data}/dev.tgt")[:60]
+    outputs = seqkit.load(exported).translate(lines)
+    assert np.mean([o.text == r for o, r in zip(outputs, references, strict=True)]) >= 0.9
+
+
+def test_misuse_is_one_line(reverse_export, reverse_model, char_lm, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert_one_line_error(seqkit_here("export", reverse_model, "-o", foreign), "notes.txt", "--output")
+    assert (foreign / "notes.txt").read_text() == "keep me" and len(list(foreign.iterdir())) == 1
+    assert_one_line_error(
+        seqkit_here("export", reverse_model, "-o", tmp_path / "x", "--format", "tflite"), "--format"
+    )
+    assert_one_line_error(
+        seqkit_here("translate", reverse_export, "--device", "cuda", stdin="a\n"), "--device"
+    )
+    assert_one_line_error(seqkit_here("generate", reverse_export, stdin="a\n"), "seqkit translate")
+    with pytest.raises(ConfigError, match="scoring needs the torch model"):
+        seqkit.load(reverse_export).score(["a b"], ["b a"])
+    # an export whose description is missing (a killed export) or damaged
+    unfinished = tmp_path / "unfinished"
+    onnx_export.export(reverse_model, unfinished)
+    (unfinished / layout.DESCRIPTION).unlink()
+    assert_one_line_error(seqkit_here("translate", unfinished, stdin="a\n"), "unfinished export")
+    (unfinished / layout.DESCRIPTION).write_text("{not json")
+    with pytest.raises(ModelDirError, match="export description"):
+        seqkit.load(unfinished)
+    # exporting again into an export replaces it, here with another model type
+    onnx_export.export(char_lm, unfinished)
+    assert sorted(p.name for p in unfinished.glob("*.onnx")) == ["lm.onnx"]
+    assert seqkit.load(unfinished).type == "lm"
+
+
+def test_serve_runs_an_export(reverse_export, reverse_model, reverse_data):
+    from tests.test_serve import _serving
+
+    lines = _lines(reverse_data, 8)
+    with _serving(reverse_export) as client:
+        answer = client.post("/translate", json={"text": lines, "beam_size": 4})
+        info = client.get("/info").json()
+    assert answer.status_code == 200, answer.text
+    expected = seqkit.load(reverse_model, device="cpu").translate(lines, beam_size=4)
+    assert [t["text"] for t in answer.json()["translations"]] == [r.text for r in expected]
+    assert info["format"] == "onnx"
