@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve bench-onnx lint check clean
 
 install: $(STAMP)
 
@@ -71,6 +71,13 @@ bench-scale: install
 bench-serve: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/serve.py $(DEMO_DIR)
+
+# The demo model decoding the test set with torch (fp32, --quantize) and onnxruntime (an export, fp32
+# and int8), greedy and beam 5: bench/results-onnx.{json,md}. bench/torch_free.sh checks that an export
+# runs where torch is not installed.
+bench-onnx: install
+	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
+	$(BIN)/python bench/onnx.py $(DEMO_DIR)
 
 # Style (ruff, also over bench/) and types (mypy on seqkit/, settings in pyproject.toml).
 lint: install

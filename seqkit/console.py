@@ -245,6 +245,24 @@ def print_info(info: dict, as_json: bool) -> None:
     out.print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in info["files"].items()))
 
 
+def print_export(description: dict, as_json: bool) -> None:
+    """`seqkit info` of an exported directory: its description (export.json), as lines or as JSON."""
+    if as_json:
+        sys.stdout.write(json.dumps(description, indent=2, ensure_ascii=False) + "\n")
+        return
+    attention = f", {description['attention']} attention" if description.get("attention") else ""
+    precision = description.get("quantized") or "fp32"
+    lines = [f"ONNX export of a {description['cell'].upper()} {description['title']}{attention}, {precision}, "
+             f"opset {description['opset']}, from {description['source']}"]  # fmt: skip
+    for graph in description["graphs"].values():
+        difference = description.get("check", {}).get(graph["file"])
+        checked = f" (largest difference from torch {difference:.1g})" if difference is not None else ""
+        lines.append(
+            f"{graph['file']}: {', '.join(graph['inputs'])} -> {', '.join(graph['outputs'])}{checked}"
+        )
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
 def print_vocabulary(vocab: dict, as_json: bool) -> None:
     """`seqkit info --vocab` on stdout: `id<TAB>piece<TAB>count` per line (a side's name first when the
     sides have their own vocabularies), or one JSON object."""

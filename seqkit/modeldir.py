@@ -43,6 +43,7 @@ WEIGHTS = "model.safetensors"
 VOCAB_COUNTS = "vocab_counts.json"  # how often each piece occurs in the training data, per side
 HELD_OUT_SRC, HELD_OUT_TGT = "dev.src.txt", "dev.tgt.txt"  # a dev set held out of data.train
 LOG = "train_log.jsonl"  # written and read by training/log.py
+EXPORT_DESCRIPTION = "export.json"  # what marks an exported directory (export/layout.py: without torch)
 CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
 
 
@@ -57,6 +58,10 @@ def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:
     """Before a training writes into `model_dir`, which the trainer has made seqkit's
     (`outputs.claim_directory`) and locked: none of the run's own files or folders is a link, and a new
     run does not silently replace a trained model."""
+    if (model_dir / EXPORT_DESCRIPTION).is_file():
+        raise ModelDirError(
+            f"--output {model_dir}: holds an ONNX export (seqkit export), not a training run; choose another --output"
+        )
     refuse_links(model_dir)
     if resume or overwrite:
         return
@@ -199,5 +204,11 @@ def damaged_weights(path: Path, error: Exception) -> ModelDirError:
 
 
 def require_directory(model_dir: Path) -> None:
+    """A ModelDirError unless `model_dir` is a directory that may hold a trained model (not an export)."""
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
+    if (model_dir / EXPORT_DESCRIPTION).is_file():
+        raise ModelDirError(
+            f"{model_dir} is an ONNX export, which translate, generate, serve, info and seqkit.load run; this "
+            "needs the trained model directory it was exported from (export.json names it: source)"
+        )

@@ -13,7 +13,7 @@ import pytest
 
 import seqkit
 from seqkit import config as config_lib
-from seqkit import model_types
+from seqkit import configfile, model_types, modeldir
 from seqkit.data.text import read_lines
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import layout
@@ -66,6 +66,13 @@ def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_d
     assert described["type"] == "seq2seq" and set(described["graphs"]) == {"encoder", "decoder"}
     assert all(difference <= onnx_export.TOLERANCE for difference in described["check"].values())
     assert seqkit.load(reverse_export).info() == described
+    assert json.loads(seqkit_here("info", reverse_export, "--json").stdout) == described
+    shown = seqkit_here("info", reverse_export).stdout.decode()
+    assert "ONNX export of a GRU encoder-decoder, bahdanau attention, fp32" in shown
+    assert (
+        "decoder.onnx: prev, hidden, feed, memory, keys, mask -> log_probs, new_hidden, new_feed, weights"
+        in shown
+    )
 
 
 @pytest.mark.parametrize(
@@ -80,7 +87,7 @@ def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_d
 def test_every_cell_and_attention_exports(tmp_path, reverse_data, model):
     cfg = toy_config(reverse_data, tokenizer={"type": "char"}, model=model)
     lines = _lines(reverse_data, 40)
-    model_dir = _trained(tmp_path / "model", cfg, 120)
+    model_dir = _trained(tmp_path / "model", cfg, 40)
     onnx_export.export(model_dir, tmp_path / "onnx")
     torch_model, exported = seqkit.load(model_dir, device="cpu"), seqkit.load(tmp_path / "onnx")
     assert exported.module is None
@@ -172,7 +179,7 @@ def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_d
     assert np.mean([o.text == r for o, r in zip(outputs, references, strict=True)]) >= 0.9
 
 
-def test_misuse_is_one_line(reverse_export, reverse_model, char_lm, tmp_path):
+def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
@@ -187,6 +194,18 @@ def test_misuse_is_one_line(reverse_export, reverse_model, char_lm, tmp_path):
     assert_one_line_error(seqkit_here("generate", reverse_export, stdin="a\n"), "seqkit translate")
     with pytest.raises(ConfigError, match="scoring needs the torch model"):
         seqkit.load(reverse_export).score(["a b"], ["b a"])
+    for torch_only in (
+        ("inspect", reverse_export, "--text", "a b"),
+        ("evaluate", "--model", reverse_export, "-r", "x"),
+    ):
+        assert_one_line_error(seqkit_here(*torch_only), "is an ONNX export", "source")
+    assert layout.DESCRIPTION == modeldir.EXPORT_DESCRIPTION  # (torch-free and torch side agree)
+    (tmp_path / "toy.toml").write_bytes(configfile.to_toml(toy_config(reverse_data)))
+    before = sorted(p.name for p in reverse_export.iterdir())
+    assert_one_line_error(
+        seqkit_here("train", "--config", tmp_path / "toy.toml", "-o", reverse_export), "ONNX export"
+    )
+    assert sorted(p.name for p in reverse_export.iterdir()) == before
     # an export whose description is missing (a killed export) or damaged
     unfinished = tmp_path / "unfinished"
     onnx_export.export(reverse_model, unfinished)

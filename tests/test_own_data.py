@@ -220,7 +220,7 @@ def test_a_default_ids_model_and_separate_side_models_train_translate_and_reload
         assert loaded_cfg.tokenizer == cfg.tokenizer  # the stored config says what was used
         again = model_types.load(tmp_path / name)
         first = translate_lines(steps_of(model), loaded, dev, cfg.decode)
-        assert translate_lines(again[2], again[1], dev, cfg.decode) == first
+        assert translate_lines(steps_of(again[2]), again[1], dev, cfg.decode) == first
         cli = seqkit_here("translate", tmp_path / name, stdin="\n".join(dev) + "\n")
         assert cli.stdout.decode().splitlines() == first
         assert (tmp_path / name / ("spm.model" if name == "joint" else "spm.tgt.model")).is_file()

@@ -111,6 +111,11 @@ def info(
 ) -> None:
     """Layers with output shapes and parameter counts, vocabulary, training summary and file sizes."""
     from seqkit import console
+    from seqkit.export import runtime
+
+    if runtime.is_export(model_dir):  # without torch
+        console.print_export(runtime.read_description(model_dir), as_json)
+        return
     from seqkit.viz import summary
 
     if vocab:

@@ -49,6 +49,10 @@ def _session(path: Path):
         ) from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    # Threads that wait without spinning: an export has several sessions (encoder, decoder step,
+    # selection), each with its own pool, and spinning pools took each other's cores (beam 5, 200 verses:
+    # 5.1 s spinning against 3.7 s not; bench/README.md). A busy shared machine gains the same way.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own error types: a damaged or foreign file
@@ -77,6 +81,13 @@ class OnnxSeq2SeqSteps:
         self.encoder = _Graph(directory / description["graphs"]["encoder"]["file"])
         self.decoder = _Graph(directory / description["graphs"]["decoder"]["file"])
         self.state = description["state"]  # name -> {"axis", "output"}
+        if "select" in description["graphs"]:
+            self.selection = _Graph(directory / description["graphs"]["select"]["file"])
+            self.top_k = self._top_k  # beam search's selection in onnxruntime (search.py reads `top_k`)
+
+    def _top_k(self, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        out = self.selection.run({"values": values, "k": np.array([k], dtype=np.int64)})
+        return out["best"], out["columns"]
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Rows, Rows]:
         out = self.encoder.run({"src": src, "src_lengths": src_lengths})
