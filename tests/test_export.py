@@ -63,7 +63,7 @@ def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_d
             assert [h["text"] for h in mine] == [h["text"] for h in theirs]
             assert [h["score"] for h in mine] == pytest.approx([h["score"] for h in theirs], abs=1e-4)
     described = json.loads((reverse_export / layout.DESCRIPTION).read_text())
-    assert described["type"] == "seq2seq" and set(described["graphs"]) == {"encoder", "decoder"}
+    assert described["type"] == "seq2seq" and set(described["graphs"]) == {"encoder", "decoder", "select"}
     assert all(difference <= onnx_export.TOLERANCE for difference in described["check"].values())
     assert seqkit.load(reverse_export).info() == described
     assert json.loads(seqkit_here("info", reverse_export, "--json").stdout) == described
@@ -159,6 +159,11 @@ def test_an_export_runs_where_torch_cannot_be_imported(
         assert (
             result.stdout == seqkit_here("translate", reverse_model, "--beam-size", beam, stdin=stdin).stdout
         )
+    pictures = _without_torch(
+        "translate", reverse_export, "--attention", tmp_path / "pictures", stdin="a b c\n"
+    )
+    assert pictures.returncode == 0, pictures.stderr.decode()
+    assert {p.name for p in (tmp_path / "pictures").iterdir()} >= {"line-000001.png", "line-000001.json"}
     lm_export = _export(char_lm, tmp_path / "lm-onnx")
     result = _without_torch("generate", lm_export, "--temperature", "0", stdin="a st\n")
     assert result.returncode == 0, result.stderr.decode()

@@ -10,12 +10,16 @@ and nothing is left open in a global figure list (matplotlib renders PNG with Ag
 from __future__ import annotations
 
 import io
-
-import torch
+from typing import TYPE_CHECKING
 
 from seqkit.decoding.inference import AttentionMap
-from seqkit.model_types.inspection import Inspection
-from seqkit.viz.curves import RunCurves, panel_titles
+
+if TYPE_CHECKING:  # these import torch (curves through the training log): an export's
+    # `translate --attention` draws without it
+    import torch
+
+    from seqkit.model_types.inspection import Inspection
+    from seqkit.viz.curves import RunCurves
 
 DPI = 100
 CURVES_PANEL_SIZE = (6.0, 3.6)  # inches per panel; two panels a row
@@ -44,6 +48,8 @@ def curves_size(panels: int) -> tuple[float, float]:
 def curves_figure(runs: list[RunCurves], x: str = "step"):
     """One matplotlib figure, a panel per quantity; each run has its colour, train lines plain, dev
     lines with a dot per validation (a panel's second series dashed). x: "step" or "time" (minutes)."""
+    from seqkit.viz.curves import panel_titles
+
     titles = panel_titles(runs)
     columns = min(2, len(titles))
     rows = (len(titles) + 1) // 2
@@ -223,6 +229,8 @@ def _spread_labels(xs: list[float], ys: list[float]) -> list[int]:
 def principal_components(hidden: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
     """hidden (steps, units) -> its first two principal components (steps, 2) and the share of the
     variance each explains. Fewer than two steps, or no variance, give zeros."""
+    import torch
+
     centred = hidden.double() - hidden.double().mean(0)
     if hidden.size(0) < 2 or float(centred.abs().max()) == 0.0:
         return torch.zeros(hidden.size(0), 2), [0.0, 0.0]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seqkit import outputs
 from seqkit.decoding.inference import AttentionMap, Translation
 from seqkit.errors import DataError
-from seqkit.model_types.inspection import Inspection
 from seqkit.viz import plots
-from seqkit.viz.curves import RunCurves
+
+if TYPE_CHECKING:  # these import torch; `translate EXPORT --attention` runs without it
+    from seqkit.model_types.inspection import Inspection
+    from seqkit.viz.curves import RunCurves
 
 
 def _write(path: Path, data: bytes, option: str) -> None:

@@ -1,0 +1,29 @@
+"""seqkit: recurrent sequence models (RNN, GRU, LSTM encoder-decoders with attention, language models)
+from the shell and from Python.
+
+    import seqkit
+    model = seqkit.load("runs/demo")          # a directory `seqkit train --output` wrote
+    print(model.translate(["Dios es amor."])[0].text)
+
+Importing seqkit changes no process-wide setting; `seqkit.load` and the command line apply seqkit's
+memory settings (runtime/allocator.py).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("seqkit")  # the one version source: pyproject.toml's, as installed
+except PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
+
+__all__ = ["Model", "Scores", "TranslationResult", "__version__", "load"]
+
+
+def __getattr__(name: str):
+    # the API's names, imported when first used: `import seqkit` stays light (no torch) for the CLI's
+    # start-up and for `seqkit --version`
+    if name in ("Model", "Scores", "TranslationResult", "load"):
+        from seqkit import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'seqkit' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from seqkit.cli import main
+
+main()

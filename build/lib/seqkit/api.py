@@ -1,0 +1,277 @@
+"""seqkit from Python: `seqkit.load(model_dir)` opens a trained model directory, and the `Model` it returns
+translates, scores and generates with the model's own settings unless a call says otherwise. The commands
+(`seqkit translate`, `generate`, `info`) call this same code.
+
+    import seqkit
+
+    model = seqkit.load("runs/demo")
+    for result in model.translate(["Dios es amor.", "En el principio"], beam_size=5, nbest=2):
+        print(result.text, result.score, [t.text for t in result.nbest])
+    print(model.score(["Dios es amor."], ["God is love."]).perplexity)
+
+An exported directory (`seqkit export`) loads the same way and runs with onnxruntime, without importing
+torch; `score` and `precision` / `quantize` need the torch model.
+
+Loading applies seqkit's process-wide memory settings (runtime/allocator.py) when torch has not yet
+allocated anything in this process; importing seqkit changes no setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqkit import config as config_lib
+from seqkit.config import Config, DecodeConfig, GenerateConfig
+from seqkit.data.tokenizer import Tokenizer
+from seqkit.decoding.inference import Translation
+from seqkit.errors import ConfigError
+from seqkit.runtime import allocator
+
+
+@dataclass(frozen=True)
+class TranslationResult:
+    """One input line's translation: the best one's text and score, and the `nbest` best, best first
+    (each a `Translation`: text, score, log_prob). An empty line: text "" and no n-best."""
+
+    text: str
+    score: float | None
+    nbest: tuple[Translation, ...]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Teacher-forced log-probabilities (nats) of each target given its source (EOS included)."""
+
+    log_probs: list[float]
+    tokens: list[int]  # target tokens scored per line, EOS included
+
+    @property
+    def perplexity(self) -> float:
+        from seqkit.scoring.likelihood import perplexity
+
+        return perplexity(-sum(self.log_probs), sum(self.tokens))
+
+
+_END = object()  # the end of a stream, for next()
+
+
+class Model:
+    """A trained model directory, loaded: what `seqkit.load` returns."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        cfg: Config,
+        tokenizer: Tokenizer,
+        module: Any,
+        precision: str,
+        steps: Any = None,
+        export: dict | None = None,
+    ):
+        """`module`: the torch model (None for an export); `steps`: what the search runs (decoding/search.py),
+        by default the module's; `export`: an exported directory's description (export.json)."""
+        self.model_dir, self.config, self.tokenizer, self.module = model_dir, cfg, tokenizer, module
+        self.precision, self.export = precision, export
+        if steps is None:
+            from seqkit.decoding.torch_steps import steps_of
+
+            steps = steps_of(module)
+        self.steps = steps
+
+    @property
+    def type(self) -> str:
+        """The model.type: "seq2seq" translates, "lm" generates."""
+        return self.config.model.type
+
+    def require_task(self, task: str) -> None:
+        """A ConfigError naming the command that fits when this model cannot do `task` ("translate", ...)."""
+        if self.export is not None:
+            from seqkit.export import runtime
+
+            runtime.require_task(self.export, task, self.model_dir)
+            return
+        from seqkit.model_types import require_task
+
+        require_task(self.config, task, self.model_dir)
+
+    def decode_settings(self, source: str = "options", **options: Any) -> DecodeConfig:
+        """The model's decoding settings with the given ones (None: the model's own) put in and checked;
+        `source` names them in errors."""
+        given = {key: value for key, value in options.items() if value is not None}
+        return config_lib.with_overrides(self.config, {"decode": given}, source).decode
+
+    def generate_settings(self, source: str = "options", **options: Any) -> GenerateConfig:
+        """The model's sampling settings with the given ones put in and checked (as `decode_settings`)."""
+        given = {key: value for key, value in options.items() if value is not None}
+        return config_lib.with_overrides(self.config, {"generate": given}, source).generate
+
+    def translate(
+        self,
+        lines: Iterable[str],
+        *,
+        beam_size: int | None = None,
+        nbest: int = 1,
+        length_penalty: float | None = None,
+        max_length_ratio: float | None = None,
+        batch_size: int | None = None,
+        max_input_pieces: int | None = None,
+    ) -> list[TranslationResult]:
+        """One result per line, in order."""
+        settings = self.decode_settings(
+            beam_size=beam_size,
+            length_penalty=length_penalty,
+            max_length_ratio=max_length_ratio,
+            batch_size=batch_size,
+            max_input_pieces=max_input_pieces,
+        )
+        return list(self.translate_stream(lines, settings, nbest))
+
+    def translate_stream(
+        self,
+        lines: Iterable[str],
+        settings: DecodeConfig | None = None,
+        nbest: int = 1,
+        with_attention: bool = False,
+        chunk_lines: int | None = None,
+    ) -> Iterator[TranslationResult]:
+        """`translate` as a stream, chunk by chunk (results come before the input ends), with settings
+        from `decode_settings`; `with_attention`: each Translation carries its AttentionMap."""
+        from seqkit.decoding import inference
+
+        self.require_task("translate")
+        settings = settings or self.config.decode
+        if not 1 <= nbest <= settings.beam_size:
+            raise ConfigError(
+                f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
+            )
+        stream = inference.translate_nbest_stream(
+            self.steps, self.tokenizer, lines, settings, with_attention, chunk_lines
+        )
+        for options in self._autocast_each(stream):
+            best = options[0] if options else None
+            yield TranslationResult(
+                best.text if best else "", best.score if best else None, tuple(options[:nbest])
+            )
+
+    def score(self, sources: list[str], targets: list[str]) -> Scores:
+        """Log-probability of each target line given its source line (an encoder-decoder)."""
+        self.require_task("translate")
+        if self.module is None:
+            raise ConfigError(
+                f"{self.model_dir} is an ONNX export, which translates and generates; scoring needs the "
+                f"torch model: load {self.export['source'] if self.export else 'the model directory'}"
+            )
+        from seqkit.scoring.likelihood import pair_log_probs
+
+        if len(sources) != len(targets):
+            raise ConfigError(
+                f"{len(sources)} sources but {len(targets)} targets: give one target per source"
+            )
+        with self._autocast():
+            log_probs, tokens = pair_log_probs(self.module, self.tokenizer, sources, targets)
+        return Scores(log_probs, tokens)
+
+    def generate(
+        self,
+        prompts: Iterable[str],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        num_samples: int | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        """`num_samples` texts per prompt (each the prompt and its continuation), in order (a language
+        model); the same seed, prompts and options give the same texts."""
+        settings = self.generate_settings(
+            max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+            num_samples=num_samples, seed=seed,
+        )  # fmt: skip
+        return list(self.generate_stream(prompts, settings))
+
+    def generate_stream(
+        self,
+        prompts: Iterable[str],
+        settings: GenerateConfig | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Iterator[str]:
+        """`generate` as a stream, with settings from `generate_settings`; `on_text(piece)` receives each
+        new piece of text as it is generated (a terminal shows it as it comes)."""
+        from seqkit.decoding import inference
+
+        self.require_task("generate")
+        stream = inference.generate(
+            self.steps, self.tokenizer, prompts, settings or self.config.generate, on_text
+        )
+        yield from self._autocast_each(stream)
+
+    def info(self) -> dict:
+        """What `seqkit info --json` prints: layers, parameters, vocabulary, training, files (for an
+        export: its description, export.json)."""
+        if self.export is not None:
+            return self.export
+        from seqkit.viz import summary
+
+        return summary.summarize(self.model_dir)
+
+    def _autocast_each(self, stream: Iterator[Any]) -> Iterator[Any]:
+        """The items of `stream`, each computed under the model's autocast, which is off again while the
+        caller holds the item (autocast is a process-wide state: it must not reach the caller's code)."""
+        while True:
+            with self._autocast():
+                item = next(stream, _END)
+            if item is _END:
+                return
+            yield item
+
+    def _autocast(self):
+        if self.module is None:
+            return nullcontext()
+        from seqkit.runtime import devices
+
+        return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
+
+
+def load(
+    model_dir: str | Path, device: str = "auto", precision: str = "fp32", quantize: bool = False
+) -> Model:
+    """Open a model directory (`seqkit train --output`'s) for translating, scoring or generating.
+
+    device: auto (CUDA when torch sees a GPU), cpu or cuda; precision: fp32, or bf16 / fp16 autocast of the
+    larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An exported directory runs on
+    the CPU with onnxruntime, without torch: its int8 form is made by `seqkit export --quantize`."""
+    from seqkit.export import runtime
+
+    if runtime.is_export(Path(model_dir)):
+        return _load_export(Path(model_dir), device, precision, quantize)
+    allocator.configure()
+    from seqkit import model_types
+    from seqkit.runtime import devices, distributed
+
+    target = devices.resolve(device, distributed.local_rank())
+    if quantize and target.type != "cpu":
+        raise ConfigError(
+            "quantize: int8 decoding runs on the CPU; load with device='cpu' or without quantize"
+        )
+    devices.Precision(precision, target)  # an unsupported precision fails here
+    cfg, tokenizer, module = model_types.load(Path(model_dir), target)
+    if quantize:
+        module = devices.quantize_int8(module)
+    return Model(Path(model_dir), cfg, tokenizer, module, precision)
+
+
+def _load_export(model_dir: Path, device: str, precision: str, quantize: bool) -> Model:
+    from seqkit.export import runtime
+
+    if device not in ("auto", "cpu") or precision != "fp32" or quantize:
+        raise ConfigError(
+            f"{model_dir} is an ONNX export, which runs in fp32 (or int8, if exported with --quantize) on the "
+            "CPU: leave out --device, --precision and --quantize (in seqkit.load: device, precision, quantize)"
+        )
+    cfg, tokenizer, steps, description = runtime.load(model_dir)
+    return Model(model_dir, cfg, tokenizer, None, "fp32", steps, description)

@@ -1,0 +1,161 @@
+"""The `seqkit` command line: parse options, call the library, turn errors into one line and an exit code.
+
+This module holds the app, the options several commands share and the one way out of every command
+(`user_errors`); the commands are in the modules beside it, one per kind of work: `training` (train,
+config), `decoding` (translate, generate), `scoring` (evaluate, average), `looking` (plot, inspect, info),
+`serving` (serve, export). Importing them registers them with the app."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperArgument, TyperCommand
+
+from seqkit import __version__
+from seqkit import config as config_lib
+from seqkit.errors import SeqkitError
+
+
+class _Argument(TyperArgument):
+    """A positional argument shown as POSIX tools show them: its metavar (`MODEL_DIR`, `[FILE]...`) in the
+    usage line and in its help row, with no type label such as <path> or <list[Path]>."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None
+
+    def _rich_display_name(self) -> str:
+        return self.display_name_raw
+
+    def _usage_display_name(self) -> str:
+        return self.display_name_raw
+
+
+class _Command(TyperCommand):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument  # the same parameter, another way of showing it
+
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Recurrent sequence models from the shell: train, translate, evaluate.",
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"seqkit {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Recurrent sequence models from the shell: train, translate, evaluate."""
+
+
+def _builtin(section: str, key: str) -> object:
+    return getattr(getattr(config_lib.Config(), section), key)  # config.py: the one place of defaults
+
+
+def model_default(section: str, key: str) -> str:
+    """Help text for an option whose default is the model's own config: names the key, and seqkit's
+    default for it, which applies unless the model was trained with another value."""
+    return f"[default: the model's {section}.{key}, {_builtin(section, key)} unless trained otherwise]"
+
+
+def config_default(section: str, key: str) -> str:
+    """Help text for a shorthand of a config key: the config file's value, else seqkit's default."""
+    return f"[default: the config's {section}.{key}, else {_builtin(section, key)}]"
+
+
+ModelDirArgument = Annotated[
+    Path, typer.Argument(metavar="MODEL_DIR", help="Model directory written by `seqkit train`.")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML config file.")
+]
+OverridesOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable)."),
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option(metavar="DEVICE", help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda."),
+]
+
+
+def user_errors(command):
+    """Every command's way out: SeqkitError and OSError (a permission, a full disk, a read-only file
+    system, a directory where a file was expected, stdout on a full device) as one `error: ...` line on
+    stderr and exit 1; Ctrl-C as 130; a closed pipe (`seqkit ... | head`) as silence and exit 0. Stdout
+    is flushed here, inside, so that its errors meet these handlers rather than the interpreter's exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from seqkit import console, outputs
+
+        try:
+            result = command(*args, **kwargs)
+            sys.stdout.flush()
+            return result
+        except SeqkitError as e:
+            console.error(str(e))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:  # e.g. `seqkit translate ... | head`: the reader has all it wants
+            _silence_stdout()
+            raise typer.Exit(0) from None
+        except OSError as e:
+            if e.filename is None:  # stdout's own: what is still buffered would fail again at exit
+                _silence_stdout()
+            console.error(outputs.describe(e, resumes=command.__name__ == "train"))
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit has nowhere to fail (what the
+    Python docs advise for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def main() -> None:
+    from seqkit.runtime import allocator
+
+    allocator.configure()  # before torch builds its first product: it reads these settings once
+    app()
+
+
+# the commands, registered with `app` as they are imported (after it and what they share exist), in the
+# order `seqkit -h` lists them
+# isort: off
+from seqkit.cli import training  # noqa: E402, F401
+from seqkit.cli import decoding  # noqa: E402, F401
+from seqkit.cli import scoring  # noqa: E402, F401
+from seqkit.cli import looking  # noqa: E402, F401
+from seqkit.cli import serving  # noqa: E402, F401
+# isort: on

@@ -1,0 +1,290 @@
+"""`seqkit translate` and `seqkit generate`: text in, one result per line out, in order."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqkit.cli import (
+    DeviceOption,
+    ModelDirArgument,
+    _Command,
+    app,
+    model_default,
+    user_errors,
+)
+from seqkit.errors import ConfigError, DataError
+
+
+def _input_lines(inputs: list[Path] | None, column: int | None = None):
+    """Lines of every input file in turn, or of stdin; with `column`, that column of tab-separated lines."""
+    from seqkit.data.formats import iter_column
+    from seqkit.data.text import iter_lines
+
+    if column is not None and column < 1:
+        raise ConfigError(f"--column {column}: columns count from 1")
+    for path in inputs or [Path("-")]:
+        yield from (iter_column(path, column) if column else iter_lines(path))
+
+
+def _typed(inputs: list[Path] | None) -> bool:
+    """Whether a person types the input (stdin on a terminal): then each line is answered at once."""
+    return not inputs and sys.stdin.isatty()
+
+
+def _write_lines(lines, output: Path | None) -> None:
+    """To stdout line by line (flushed, for pipes), or to `output` through a temp file and a rename."""
+    if output is None:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        return
+    from seqkit import outputs
+
+    text = "".join(line + "\n" for line in lines)  # everything first: a failure leaves no partial file
+    try:
+        outputs.write_bytes(output, text.encode("utf-8"))  # a device or FIFO is written through
+    except OSError as e:
+        raise DataError(f"--output {outputs.describe(OSError(e.errno, e.strerror, str(output)))}") from None
+
+
+@app.command(cls=_Command)
+@user_errors
+def translate(
+    model_dir: ModelDirArgument,
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(metavar="[FILE]...", help="Input files (.gz too); stdin when none.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+    ] = None,
+    beam_size: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Beam size; 1 = greedy. " + model_default("decode", "beam_size")),
+    ] = None,
+    length_penalty: Annotated[
+        float | None,
+        typer.Option(
+            metavar="ALPHA",
+            help="GNMT length penalty; 0 = none. " + model_default("decode", "length_penalty"),
+        ),
+    ] = None,
+    nbest: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="Write the N best hypotheses with scores, one JSON object per input line."
+        ),
+    ] = 0,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Sentences per batch. " + model_default("decode", "batch_size")),
+    ] = None,
+    max_length_ratio: Annotated[
+        float | None,
+        typer.Option(
+            metavar="RATIO",
+            help="Output limit: ratio x source length + offset. "
+            + model_default("decode", "max_length_ratio"),
+        ),
+    ] = None,
+    max_input_pieces: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="A longer input line is an error naming it (split such lines first). "
+            + model_default("decode", "max_input_pieces"),
+        ),
+    ] = None,
+    device: DeviceOption = "auto",
+    precision: Annotated[
+        str, typer.Option(metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products.")
+    ] = "fp32",
+    quantize: Annotated[
+        bool,
+        typer.Option(
+            help="int8 linear and GRU/LSTM layers (CPU only): faster, BLEU cost in bench/README.md."
+        ),
+    ] = False,
+    column: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Translate column N (from 1) of tab-separated input lines."),
+    ] = None,
+    attention: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Also write, for input line N, DIR/line-00000N.png (attention heatmap of the best output) "
+            "and DIR/line-00000N.json (its pieces and weights); N counts lines over all inputs, from 1.",
+        ),
+    ] = None,
+) -> None:
+    """Translate text, one output line per input line, in order. Under torchrun, the processes share the
+    lines of the input files and write one --output in input order."""
+    from seqkit import api
+    from seqkit.export import runtime as exported
+
+    sharing = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if sharing and (output is None or not inputs or attention is not None):
+        raise ConfigError(
+            "under torchrun, translate shares out the lines of input files into one --output FILE: give "
+            "both (and no --attention)"
+        )
+    if exported.is_export(model_dir):  # onnxruntime, without torch
+        if sharing:
+            raise ConfigError(
+                f"{model_dir} is an ONNX export, which translates in one process: run it without torchrun"
+            )
+        target = None
+    else:
+        from seqkit.runtime import devices, distributed
+
+        target = devices.resolve(device, distributed.local_rank())
+        if quantize and target.type != "cpu":
+            raise ConfigError(
+                "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
+            )
+    model = api.load(model_dir, device, precision, quantize)
+    model.require_task("translate")
+    decode = model.decode_settings(
+        "command-line options",
+        beam_size=beam_size,
+        length_penalty=length_penalty,
+        batch_size=batch_size,
+        max_length_ratio=max_length_ratio,
+        max_input_pieces=max_input_pieces,
+    )
+    if nbest < 0 or nbest > decode.beam_size:
+        raise ConfigError(
+            f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
+        )
+    lines = _input_lines(inputs, column)
+    chunk_lines = 1 if _typed(inputs) else None
+    if sharing:
+        from seqkit.decoding import sharded
+
+        assert target is not None  # (an export refused sharing above)
+        world = distributed.join(target)
+        torch_threads(distributed.threads_per_process())
+        lines = sharded.shard(lines, world)
+    translated = model.translate_stream(lines, decode, max(1, nbest), attention is not None, chunk_lines)
+    results: Iterator[str]
+    if attention:
+        from seqkit.viz import reports
+
+        with_files = reports.with_attention_files(attention, (list(r.nbest) for r in translated))
+        results = (nbest_json(o[:nbest]) if nbest else o[0].text if o else "" for o in with_files)
+    else:
+        results = (nbest_json(r.nbest) if nbest else r.text for r in translated)
+    if not sharing:
+        _write_lines(results, output)
+        return
+    assert output is not None
+    together = False
+    try:
+        sharded.write_part(output, world, results)
+        world.barrier()  # every part complete
+        if world.is_main:
+            sharded.merge(output, world)
+        together = True
+    finally:
+        distributed.leave(together)
+
+
+def torch_threads(count: int) -> None:
+    import torch
+
+    torch.set_num_threads(count)
+
+
+def nbest_json(options) -> str:
+    """One input line's n-best list: {"hypotheses": [{"text", "score", "log_prob"}, ...]} best first."""
+    import json
+
+    return json.dumps(
+        {"hypotheses": [{"text": o.text, "score": o.score, "log_prob": o.log_prob} for o in options]},
+        ensure_ascii=False,
+    )
+
+
+@app.command(cls=_Command)
+@user_errors
+def generate(
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help='Language model directory (model.type = "lm").')
+    ],
+    prompts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[PROMPT]...", help="Prompts; one per stdin line when none (an empty one starts afresh)."
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help="New tokens per sample at most. " + model_default("generate", "max_tokens")
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(metavar="T", help="0 = greedy. " + model_default("generate", "temperature")),
+    ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K",
+            help="Sample from the k likeliest tokens; 0 = all. " + model_default("generate", "top_k"),
+        ),
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(
+            metavar="P", help="Nucleus: the smallest set reaching p. " + model_default("generate", "top_p")
+        ),
+    ] = None,
+    num_samples: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help="Output lines per prompt. " + model_default("generate", "num_samples")
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Same seed, same output. " + model_default("generate", "seed")),
+    ] = None,
+    device: DeviceOption = "auto",
+) -> None:
+    """Sample text from a language model: each prompt and its continuation on one line."""
+    from seqkit import api
+
+    model = api.load(model_dir, device)
+    model.require_task("generate")
+    settings = model.generate_settings(
+        "command-line options",
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        num_samples=num_samples,
+        seed=seed,
+    )
+    if prompts:
+        lines = iter(prompts)
+    elif sys.stdin.isatty():
+        lines = iter([""])  # nothing piped in: one text from nothing
+    else:
+        lines = _input_lines(None)
+    if sys.stdout.isatty():  # a person is watching: show the text as it comes
+
+        def show(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        for _ in model.generate_stream(lines, settings, on_text=show):
+            sys.stdout.write("\n")
+    else:
+        _write_lines(model.generate_stream(lines, settings), None)

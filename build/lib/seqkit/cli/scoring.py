@@ -1,0 +1,108 @@
+"""`seqkit evaluate` and `seqkit average`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqkit.cli import (
+    DeviceOption,
+    _Command,
+    app,
+    user_errors,
+)
+from seqkit.errors import ConfigError, DataError
+
+
+@app.command(cls=_Command)
+@user_errors
+def evaluate(
+    hypotheses: Annotated[
+        list[Path] | None, typer.Option("--hyp", "-i", metavar="FILE", help="System output (repeatable).")
+    ] = None,
+    references: Annotated[
+        list[Path] | None, typer.Option("--ref", "-r", metavar="FILE", help="Reference file (repeatable).")
+    ] = None,
+    names: Annotated[
+        list[str] | None, typer.Option("--name", metavar="NAME", help="A label for each --hyp, in order.")
+    ] = None,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metrics",
+            "-m",
+            metavar="METRIC...",
+            help="bleu, chrf, ter: `-m bleu chrf` or `-m bleu,chrf`. [default: all three]",
+        ),
+    ] = None,
+    more_metrics: Annotated[list[str] | None, typer.Argument(hidden=True, metavar="[METRIC]...")] = None,
+    column: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="The references are column N (from 1) of tab-separated files."),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            metavar="DIR",
+            help="Perplexity of --ref under this model (given --source for seq2seq).",
+        ),
+    ] = None,
+    source: Annotated[
+        Path | None, typer.Option("--source", "-s", metavar="FILE", help="Source file, for perplexity.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref.
+    Without -i or --model, the hypotheses are read from stdin: `seqkit translate M < src | seqkit evaluate
+    -r ref`."""
+    from seqkit import console, model_types
+    from seqkit.scoring.evaluation import score_systems
+
+    if more_metrics and not metrics:
+        raise DataError(
+            f"unexpected argument {more_metrics[0]!r}: give system output with -i FILE (or on stdin)"
+        )
+    if not references:
+        raise DataError("--ref is required: give the reference file(s) with -r")
+    if column is not None and column < 1:
+        raise ConfigError(f"--column {column}: columns count from 1")
+    if not hypotheses and model_dir is None:
+        if sys.stdin.isatty():
+            raise DataError(
+                "nothing to evaluate: give system output with -i or on stdin, or a model with --model"
+            )
+        hypotheses = [Path("-")]
+    chosen = [*(metrics or ["bleu,chrf,ter"]), *(more_metrics or [])]
+    rows = score_systems(hypotheses, references, names or [], chosen, column) if hypotheses else []
+    perplexity = None
+    if model_dir is not None:
+        from seqkit.runtime import devices
+
+        perplexity = model_types.perplexity(model_dir, source, references[0], devices.resolve(device))
+    console.print_evaluation(rows, perplexity, as_json)
+
+
+@app.command(cls=_Command)
+@user_errors
+def average(
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help="Model directory whose checkpoints to average.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="DIR", help="New model directory to write.")
+    ],
+    last: Annotated[int, typer.Option(metavar="N", help="How many of the newest checkpoints.")] = 2,
+) -> None:
+    """Average the weights of a run's newest checkpoints into a new model directory."""
+    from seqkit import console
+    from seqkit.training import checkpoint
+
+    if last < 1:
+        raise ConfigError(f"--last {last}: must be at least 1")
+    names = checkpoint.average(model_dir, output, last)
+    console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)

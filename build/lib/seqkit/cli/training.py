@@ -1,0 +1,161 @@
+"""`seqkit train` and `seqkit config`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqkit import config as config_lib
+from seqkit import configfile
+from seqkit.cli import (
+    ConfigOption,
+    OverridesOption,
+    _Command,
+    app,
+    config_default,
+    user_errors,
+)
+from seqkit.errors import ConfigError, ModelDirError
+
+
+@app.command(cls=_Command)
+@user_errors
+def train(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="DIR", help="Model directory; an existing run in it is continued."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    overrides: OverridesOption = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="Continue this run's latest checkpoint (its config, then any changes)."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start a new run in a directory that holds an earlier seqkit run, replacing that run's "
+            "files (seqkit deletes only files it wrote).",
+        ),
+    ] = False,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help=f"Shorthand for --set train.max_steps=N. {config_default('train', 'max_steps')}"
+        ),
+    ] = None,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help=f"Shorthand for --set train.max_epochs=N. {config_default('train', 'max_epochs')}",
+        ),
+    ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            metavar="M",
+            help=f"Shorthand for --set train.max_minutes=M. {config_default('train', 'max_minutes')}",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help=f"Shorthand for --set train.seed=N. {config_default('train', 'seed')}"
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DEVICE",
+            help="auto, cpu or cuda: --set train.device=D. " + config_default("train", "device"),
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only errors and the closing line.")
+    ] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PRECISION",
+            help="fp32, bf16 or fp16 autocast: --set train.precision=P. "
+            + config_default("train", "precision"),
+        ),
+    ] = None,
+) -> None:
+    """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm").
+
+    Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
+    same command again, or `--resume DIR`, continues exactly where it stopped."""
+    from seqkit import console, model_types, modeldir, outputs
+    from seqkit.runtime import distributed
+    from seqkit.training import checkpoint
+    from seqkit.training.loop import TrainingInterrupted
+
+    if output is not None and resume is not None and output != resume:
+        raise ConfigError(f"--output {output} and --resume {resume} differ; give one directory")
+    if overwrite and resume is not None:
+        raise ConfigError("--overwrite starts a new run and --resume continues one; give one of them")
+    run_dir = resume or output
+    if run_dir is None:
+        raise ConfigError(
+            "--output is required: the model directory to create (or --resume DIR to continue one)"
+        )
+    # before anything is read or written: never a directory of somebody else's (a 0.1 run: --resume)
+    outputs.check_claimable(run_dir, "--resume" if resume else "--output", adopt=resume is not None)
+    resuming = not overwrite and checkpoint.latest(run_dir) is not None
+    if resume is not None and not resuming:
+        raise ModelDirError(f"{resume}: no checkpoint to resume; start a run with --output {resume}")
+    stored = modeldir.load_config(run_dir) if resuming else None
+    shorthands = {
+        "max_steps": max_steps,
+        "max_epochs": max_epochs,
+        "max_minutes": max_minutes,
+        "seed": seed,
+        "device": device,
+        "precision": precision,
+    }
+    extra = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
+    cfg = configfile.load(config, [*(overrides or []), *extra], base=stored)
+    speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
+    if stored is not None:
+        changes = config_lib.resume_changes(stored, cfg, run_dir)
+        if speaks and not quiet:
+            console.stderr.print(
+                f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
+                highlight=False,
+            )
+    together = False  # whether every process ends the same way (see distributed.leave)
+    try:
+        model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(quiet), resuming, overwrite)
+        together = True
+    except TrainingInterrupted as e:
+        together = True
+        if speaks:
+            console.stderr.print(
+                f"stopped by {e} at step {e.step:,}; checkpoint saved. Continue with: seqkit train --resume {run_dir}",
+                highlight=False,
+            )
+        raise typer.Exit(128 + e.signal_number) from None
+    finally:
+        distributed.leave(together)
+
+
+@app.command("config", cls=_Command)
+@user_errors
+def show_config(
+    config: ConfigOption = None,
+    overrides: OverridesOption = None,
+) -> None:
+    """Print the resolved configuration as TOML: every key, what it does and its default. With no file,
+    seqkit's defaults: a starting point for your own config file."""
+    sys.stdout.write(configfile.commented_toml(configfile.load(config, overrides or [])))

@@ -1,0 +1,343 @@
+"""Typed configuration: the only place defaults live.
+
+Built-in defaults < TOML config file < command-line overrides (`--set section.key=value`).
+Unknown keys and bad choices are errors that list what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from seqkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A corpus is line-aligned files `{prefix}.{lang}` (or .gz), a TSV file (.tsv, .tsv.gz) or JSON lines
+    (.jsonl, .jsonl.gz); a language model reads the target side. Relative paths in a config file are
+    relative to the file's folder; paths given with --set, to the current directory."""
+
+    train: str = ""  # the training set: a path prefix (e.g. corpora/bible-es-en/train), .tsv or .jsonl file
+    dev: str = ""  # the validation set, the same way; empty: dev_size pairs held out of data.train
+    format: Literal["auto", "parallel", "tsv", "jsonl"] = "auto"  # auto: by the file name
+    src_lang: str = "es"  # parallel files: the suffix of the source side
+    tgt_lang: str = "en"  # parallel files: the suffix of the target side (what a language model reads)
+    src_column: int = 1  # tsv: the source column (1-based); other columns are ignored
+    tgt_column: int = 2  # tsv: the target column
+    src_key: str = "src"  # jsonl: the source field of each object
+    tgt_key: str = "tgt"  # jsonl: the target field
+    dev_size: int = 500  # without data.dev: pairs held out of data.train (at most a tenth of it)
+    max_length: int = 100  # training pairs longer than this (in pieces, either side) are skipped
+    max_length_ratio: float = 0.0  # training pairs whose longer side has more than this many times the
+    # pieces of the shorter are skipped; 0 = no limit
+    dedupe: bool = False  # skip exact duplicate training pairs
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """SentencePiece (trained on the training data unless `model` names an existing one), or characters."""
+
+    type: Literal["sentencepiece", "char"] = "sentencepiece"  # subword pieces, or characters (char-rnn)
+    vocab_size: int = 8000  # of each side, when seqkit trains SentencePiece (see src/tgt_vocab_size)
+    src_vocab_size: int = 0  # not joint: the source side's size; 0 = vocab_size
+    tgt_vocab_size: int = 0  # not joint: the target side's size; 0 = vocab_size
+    model_type: Literal["unigram", "bpe"] = "unigram"  # the SentencePiece algorithm seqkit trains
+    joint: bool = True  # one vocabulary for source and target
+    model: str = ""  # an existing SentencePiece .model file for both sides (any special ids)
+    src_model: str = ""  # not joint: existing models for each side (both, or neither)
+    tgt_model: str = ""  # not joint: the target side's existing model
+    character_coverage: float = 1.0  # share of characters SentencePiece must cover; rarer ones become unk
+    max_sentences: int = 1_000_000  # sentences sampled to train SentencePiece
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """seq2seq: an embedding + RNN encoder and an attentional RNN decoder.
+    lm: the decoder alone, without attention (a recurrent language model)."""
+
+    type: Literal["seq2seq", "lm"] = "seq2seq"  # encoder-decoder with attention, or language model
+    cell: Literal["rnn", "gru", "lstm"] = "gru"  # the recurrent cell of every layer
+    embedding_size: int = 256  # token embeddings, both sides
+    encoder_hidden_size: int = 256  # per direction
+    encoder_layers: int = 1  # stacked recurrent layers of the encoder
+    bidirectional: bool = True  # the encoder reads the source both ways
+    decoder_hidden_size: int = 512  # the decoder's (or language model's) state size
+    decoder_layers: int = 1  # stacked recurrent layers of the decoder (or language model)
+    attention: Literal["bahdanau", "luong"] = "bahdanau"  # additive (before the step) or dot (after)
+    dropout: float = 0.2  # on embeddings, between layers and before the output layer
+    tie_embeddings: bool = (
+        False  # share the target embedding and output matrix (needs embedding_size == decoder_hidden_size)
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How training runs: batches, rates, limits, validation, checkpoints, device."""
+
+    seed: int = 1  # seeds the weights, dropout and the data order
+    batch_tokens: int = 3000  # padded tokens per batch (sentences x longest side); lm: streams x bptt_length
+    bptt_length: int = 64  # lm: tokens per truncated-backpropagation chunk
+    learning_rate: float = 1e-3  # Adam's step size (the peak, with warmup)
+    lr_schedule: Literal["constant", "plateau", "inverse_sqrt"] = "constant"  # how the rate changes
+    warmup_steps: int = 0  # linear warmup (any schedule); inverse_sqrt decays after it
+    lr_decay_factor: float = 0.5  # plateau: multiply the rate by this ...
+    lr_patience: int = 2  # ... after this many validations without improvement
+    label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary
+    clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
+    max_epochs: int = 0  # 0 = no limit
+    max_steps: int = 0  # 0 = no limit
+    max_minutes: float = 0.0  # wall-clock limit; 0 = no limit
+    valid_every: int = 500  # steps between validations (one more always runs at the end)
+    best_metric: Literal["auto", "bleu", "chrf", "ppl"] = (
+        "auto"  # keeps the best weights; auto: bleu, lm: ppl
+    )
+    patience: int = 0  # early stopping: validations without improvement of best_metric; 0 = off
+    valid_max_sentences: int = 0  # BLEU on the first N dev sentences only; 0 = all
+    log_every: int = 50  # steps between training-log records
+    keep_checkpoints: int = 2  # resumable checkpoints kept (one is written at every validation)
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when torch sees a GPU, else the CPU
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward pass (fp16: loss scaling)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How `seqkit translate` searches (each model keeps its own; options override)."""
+
+    beam_size: int = 5  # 1 = greedy search
+    length_penalty: float = (
+        1.0  # GNMT alpha: hypotheses rank by log-prob / ((5 + length) / 6) ** alpha; 0 = none
+    )
+    batch_size: int = 64  # sentences per decoding batch
+    max_length_ratio: float = 2.0  # output length limit: ratio * source length + offset (pieces)
+    max_length_offset: int = 10  # ... plus this many pieces
+    # a longer input line is an error naming it (split such lines first): one line of thousands of pieces
+    # would hold its whole batch, a pipeline or a server's worker for minutes
+    max_input_pieces: int = 1024
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """How `seqkit generate` samples (each model keeps its own; options override)."""
+
+    max_tokens: int = 200  # new tokens per sample at most (a sample also ends at end-of-sentence)
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 0  # sample from the k most likely tokens only; 0 = all
+    top_p: float = 1.0  # sample from the smallest set of tokens whose probability reaches p (nucleus)
+    num_samples: int = 1  # output lines per prompt
+    seed: int = 1  # the same seed gives the same samples
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Range checks beyond the type: (section, key) -> (predicate, what is expected)
+_CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("data", "max_length"): (lambda v: v > 0, "a positive integer"),
+    ("data", "src_column"): (lambda v: v > 0, "a column number from 1"),
+    ("data", "tgt_column"): (lambda v: v > 0, "a column number from 1"),
+    ("data", "dev_size"): (lambda v: v > 0, "a positive integer"),
+    ("data", "max_length_ratio"): (lambda v: v == 0 or v >= 1, "0 (no limit) or at least 1"),
+    ("tokenizer", "src_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
+    ("tokenizer", "tgt_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
+    ("tokenizer", "vocab_size"): (lambda v: v >= 8, "at least 8"),
+    ("tokenizer", "character_coverage"): (lambda v: 0.9 <= v <= 1.0, "between 0.9 and 1.0"),
+    ("tokenizer", "max_sentences"): (lambda v: v > 0, "a positive integer"),
+    ("model", "embedding_size"): (lambda v: v > 0, "a positive integer"),
+    ("model", "encoder_hidden_size"): (lambda v: v > 0, "a positive integer"),
+    ("model", "encoder_layers"): (lambda v: v > 0, "a positive integer"),
+    ("model", "decoder_hidden_size"): (lambda v: v > 0, "a positive integer"),
+    ("model", "decoder_layers"): (lambda v: v > 0, "a positive integer"),
+    ("model", "dropout"): (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    ("train", "batch_tokens"): (lambda v: v > 0, "a positive integer"),
+    ("train", "learning_rate"): (lambda v: v > 0, "positive"),
+    ("train", "clip_norm"): (lambda v: v >= 0, "0 (off) or positive"),
+    ("train", "max_epochs"): (lambda v: v >= 0, "0 (no limit) or positive"),
+    ("train", "max_steps"): (lambda v: v >= 0, "0 (no limit) or positive"),
+    ("train", "max_minutes"): (lambda v: v >= 0, "0 (no limit) or positive"),
+    ("train", "valid_every"): (lambda v: v > 0, "a positive integer"),
+    ("train", "valid_max_sentences"): (lambda v: v >= 0, "0 (all) or positive"),
+    ("train", "log_every"): (lambda v: v > 0, "a positive integer"),
+    ("train", "keep_checkpoints"): (lambda v: v > 0, "a positive integer"),
+    ("train", "warmup_steps"): (lambda v: v >= 0, "0 (none) or positive"),
+    ("train", "lr_decay_factor"): (lambda v: 0 < v < 1, "in (0, 1)"),
+    ("train", "lr_patience"): (lambda v: v > 0, "a positive integer"),
+    ("train", "label_smoothing"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "patience"): (lambda v: v >= 0, "0 (off) or positive"),
+    ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
+    ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
+    ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
+    ("decode", "length_penalty"): (lambda v: v >= 0, "0 (none) or positive"),
+    # an output limit beyond 100 x the source (+ 1,000) is never a translation, only a long wait
+    ("decode", "max_length_ratio"): (lambda v: 0 < v <= 100, "positive, at most 100"),
+    ("decode", "max_length_offset"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
+    ("decode", "max_input_pieces"): (lambda v: v > 0, "a positive integer"),
+    ("train", "bptt_length"): (lambda v: v >= 2, "at least 2"),
+    ("train", "seed"): (lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1"),
+    ("generate", "seed"): (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1"),
+    ("generate", "max_tokens"): (lambda v: v > 0, "a positive integer"),
+    ("generate", "temperature"): (lambda v: 0 <= v <= 100, "0 (greedy) or positive, at most 100"),
+    ("generate", "top_k"): (lambda v: v >= 0, "0 (all tokens) or positive"),
+    ("generate", "top_p"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("generate", "num_samples"): (lambda v: v > 0, "a positive integer"),
+}
+
+
+def _suggest(name: str, valid: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check `value` against the annotated type `kind`; ints are accepted for floats."""
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            raise ConfigError(f"{where}: bad choice {value!r}; valid: {', '.join(map(str, choices))}")
+        return value
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+        if ok and not math.isfinite(value):  # inf and nan mean nothing for any setting seqkit has
+            raise ConfigError(f"{where} = {value!r}: must be a finite number")
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _section(cls: type, values: dict[str, Any], name: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(
+                f"{source}: unknown key {name}.{key}{_suggest(key, hints)}; valid keys: {', '.join(hints)}"
+            )
+        where = f"{source}: {name}.{key}"
+        kwargs[key] = _coerce(value, hints[key], where)
+        check = _CHECKS.get((name, key))
+        if check and not check[0](kwargs[key]):
+            raise ConfigError(f"{where} = {value!r}: must be {check[1]}")
+    return cls(**kwargs)
+
+
+def from_dict(values: dict[str, Any], source: str = "config") -> Config:
+    """Build a Config from nested dicts, e.g. a parsed TOML file; `source` names it in errors."""
+    sections = typing.get_type_hints(Config)
+    built = {}
+    for name, body in values.items():
+        if name not in sections:
+            raise ConfigError(
+                f"{source}: unknown section [{name}]{_suggest(name, sections)}; valid: {', '.join(sections)}"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table of keys, got {body!r}")
+        built[name] = _section(sections[name], body, name, source)
+    config = Config(**built)
+    if config.model.type == "lm" and config.train.best_metric not in ("auto", "ppl"):
+        raise ConfigError(
+            f"{source}: train.best_metric = {config.train.best_metric!r}: a language model is scored by "
+            "perplexity; use auto or ppl"
+        )
+    _check_tokenizer(config.tokenizer, source)
+    model = config.model
+    if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
+        raise ConfigError(
+            f"{source}: model.tie_embeddings needs model.embedding_size == model.decoder_hidden_size "
+            f"(got {model.embedding_size} and {model.decoder_hidden_size}); make them equal or untie"
+        )
+    return config
+
+
+def _check_tokenizer(cfg: TokenizerConfig, source: str) -> None:
+    """Combinations of tokenizer keys that cannot hold: each an error, never silently ignored."""
+    given = [key for key in ("model", "src_model", "tgt_model") if getattr(cfg, key)]
+    if cfg.type == "char" and given:
+        raise ConfigError(
+            f"{source}: tokenizer.{given[0]} names a SentencePiece model but tokenizer.type = char; "
+            "set tokenizer.type = sentencepiece or drop the model"
+        )
+    if cfg.model and (cfg.src_model or cfg.tgt_model):
+        raise ConfigError(
+            f"{source}: tokenizer.model (one model for both sides) and tokenizer.src_model/tgt_model "
+            "(one per side) exclude each other; give one of them"
+        )
+    if cfg.model and not cfg.joint:
+        raise ConfigError(
+            f"{source}: tokenizer.joint = false with one tokenizer.model; give tokenizer.src_model and "
+            "tokenizer.tgt_model for separate sides, or set tokenizer.joint = true"
+        )
+    if bool(cfg.src_model) != bool(cfg.tgt_model):
+        missing = "tgt_model" if cfg.src_model else "src_model"
+        raise ConfigError(f"{source}: tokenizer.{missing} is missing; separate sides need both models")
+    if cfg.src_model and cfg.joint:
+        raise ConfigError(
+            f"{source}: tokenizer.src_model and tgt_model are separate vocabularies; set tokenizer.joint = false"
+        )
+    if cfg.joint and (cfg.src_vocab_size or cfg.tgt_vocab_size):
+        raise ConfigError(
+            f"{source}: tokenizer.src_vocab_size / tgt_vocab_size apply to separate sides; set "
+            "tokenizer.joint = false, or use tokenizer.vocab_size for the joint vocabulary"
+        )
+
+
+def merge(base: dict[str, Any], overrides: typing.Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
+    merged = {name: dict(body) if isinstance(body, dict) else body for name, body in base.items()}
+    for section, key, value in overrides:
+        merged.setdefault(section, {})[key] = value
+    return merged
+
+
+def differences(old: Config, new: Config) -> list[str]:
+    """`section.key: old -> new` for every key whose value differs."""
+    old_values, new_values = old.to_dict(), new.to_dict()
+    return [
+        f"{name}.{key}: {old_values[name][key]!r} -> {value!r}"
+        for name, body in new_values.items()
+        for key, value in body.items()
+        if old_values[name][key] != value
+    ]
+
+
+def with_overrides(config: Config, overrides: dict[str, dict[str, Any]], source: str) -> Config:
+    """`config` with some keys replaced (None values are ignored), checked like a config file."""
+    changes = [(name, key, v) for name, body in overrides.items() for key, v in body.items() if v is not None]
+    return from_dict(merge(config.to_dict(), changes), source)
+
+
+RESUME_KEEPS = ("model.", "tokenizer.", "data.", "train.batch_tokens:", "train.bptt_length:", "train.seed:")
+
+
+def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
+    """The changes a resume of the run in `run_dir` makes to its stored config (`section.key: old -> new`),
+    or a ConfigError when one of them is a key a resumed run keeps."""
+    changes = differences(stored, new)
+    fixed = [change for change in changes if change.startswith(RESUME_KEEPS)]
+    if fixed:
+        raise ConfigError(
+            f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches and seed ({'; '.join(fixed)}); "
+            "train a new model with another --output"
+        )
+    return changes

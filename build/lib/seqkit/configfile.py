@@ -1,0 +1,129 @@
+"""Config files: TOML read (relative paths resolved against the file's folder), `--set SECTION.KEY=VALUE`
+overrides parsed (their relative paths against the current directory), the merged `load` that every
+command uses, and TOML written: plain for a model directory (`to_toml`), every key with its comment and
+default for `seqkit config` (`commented_toml`). What a config is, and its checks: config.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from seqkit.config import Config, from_dict, merge
+from seqkit.errors import ConfigError
+
+# Keys that hold file paths: relative ones in a config file are relative to the file's folder.
+PATH_KEYS = {"data": ("train", "dev"), "tokenizer": ("model", "src_model", "tgt_model")}
+
+
+def _absolute(value: str, folder: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path(os.path.abspath(folder / path)))
+
+
+def _resolve_paths(values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The values of a config file with its relative paths made absolute against the file's folder."""
+    resolved = {name: dict(body) if isinstance(body, dict) else body for name, body in values.items()}
+    for section, keys in PATH_KEYS.items():
+        body = resolved.get(section)
+        if isinstance(body, dict):
+            for key in keys:
+                if isinstance(body.get(key), str) and body[key]:
+                    body[key] = _absolute(body[key], folder)
+    return resolved
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the --config path") from None
+    except OSError as e:  # a directory, no permission
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}); give a TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """`section.key=value` -> (section, key, value); the value is read as TOML, else as a string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set model.cell=lstm")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # bare words like `lstm` need no quotes
+    return section, key, value
+
+
+def load(path: Path | None, overrides: typing.Iterable[str] = (), base: Config | None = None) -> Config:
+    """The config of a run: `base` (the defaults, or a resumed run's config), then the file at `path`
+    (if any), then each override. Paths come out absolute: relative ones of the file against its folder,
+    those of --set against the current directory."""
+    values = base.to_dict() if base is not None else {}
+    if path is not None:
+        for name, body in _resolve_paths(read_toml(path), Path(path).parent).items():
+            values[name] = {**values.get(name, {}), **body} if isinstance(body, dict) else body
+    parsed = []
+    for section, key, value in map(parse_override, overrides):
+        if key in PATH_KEYS.get(section, ()) and isinstance(value, str) and value:
+            value = _absolute(value, Path.cwd())  # --set paths: relative to where the command runs
+        parsed.append((section, key, value))
+    source = f"{path}" if path is not None else "config"
+    if parsed:
+        source += " with --set overrides"
+    return from_dict(merge(values, parsed), source)
+
+
+def to_toml(config: Config) -> bytes:
+    """The TOML text of a config (callers write it atomically)."""
+    return tomli_w.dumps(config.to_dict()).encode()
+
+
+# What a resumed run keeps: these decide the weights' shapes, the tokens, or the data order that the
+# checkpoint's position refers to. Limits, rates, validation and decoding settings may change.
+def _field_comments(cls: type) -> dict[str, str]:
+    """The comment written after each field of a config dataclass in this file (continued on the comment
+    lines below it): what `seqkit config` prints above each key."""
+    import inspect
+
+    comments: dict[str, str] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    current = None
+    for line in inspect.getsource(cls).splitlines():
+        code, _, comment = line.partition("#")
+        name = code.strip().split(":", 1)[0]
+        if name in names and ":" in code:
+            current, comments[name] = name, comment.strip()
+        elif current is not None and comment:  # a continued comment, or one inside a wrapped value
+            comments[current] = f"{comments[current]} {comment.strip()}".strip()
+    return comments
+
+
+def commented_toml(config: Config) -> str:
+    """The whole config as TOML, every key under a comment saying what it does and its built-in default:
+    `seqkit config`, the way to discover the keys."""
+    defaults = Config()
+    out = []
+    for section in dataclasses.fields(Config):
+        body, default_body = getattr(config, section.name), getattr(defaults, section.name)
+        doc = " ".join((type(body).__doc__ or "").split())
+        out.extend([f"# {doc}"] if doc else [])
+        out.append(f"[{section.name}]")
+        comments = _field_comments(type(body))
+        for key in dataclasses.fields(body):
+            value, default = getattr(body, key.name), getattr(default_body, key.name)
+            shown = tomli_w.dumps({"v": default}).split("=", 1)[1].strip()
+            out.append(f"# {comments.get(key.name, '')} [default: {shown}]".replace("#  [", "# ["))
+            out.append(tomli_w.dumps({key.name: value}).strip())
+        out.append("")
+    return "\n".join(out)

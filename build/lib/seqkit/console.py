@@ -1,0 +1,276 @@
+"""Everything seqkit shows: logs and progress on stderr (rich), results on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console as RichConsole
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from seqkit.scoring.metrics import Score
+
+if TYPE_CHECKING:  # training's modules import torch, which an exported model's commands run without
+    from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
+    from seqkit.training.task import StepReport
+
+
+class Console(RichConsole):
+    """rich's console, but a closed pipe (`seqkit info DIR | head -1`) is left to the CLI, which exits 0
+    as for every command; rich's own way out is exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+stderr = Console(stderr=True, soft_wrap=True)
+# dev score name, label, decimals: in this order when present
+VALIDATION_SCORES = (
+    ("ppl", "dev ppl", 2),
+    ("bpc", "bits/char", 3),
+    ("bleu", "BLEU", 2),
+    ("chrf", "chrF", 2),
+)
+TOKENIZING_EVERY = 10.0  # seconds between the lines that say how far tokenization is
+METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
+METRIC_LABELS = {name: label for name, label, _ in VALIDATION_SCORES}
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return "  ".join(
+        f"{label} {scores[name]:.{digits}f}" for name, label, digits in VALIDATION_SCORES if name in scores
+    )
+
+
+def error(message: str) -> None:
+    """One line, on stderr, never wrapped (scripts grep it)."""
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _eta(elapsed: float, fraction: float) -> float:
+    return elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
+
+
+class TrainingProgress:
+    """The reporter of `seqkit train` on stderr. On a terminal: a progress bar with step, loss, tokens/s,
+    elapsed and ETA. Otherwise (a log file, nohup, a batch scheduler): a plain line every log_every steps.
+    `quiet`: errors and the closing line only."""
+
+    def __init__(self, quiet: bool = False, plain: bool | None = None):
+        self.quiet = quiet
+        self.plain = not stderr.is_terminal if plain is None else plain
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            console=stderr,
+            transient=False,
+        )
+        self.task = TaskID(0)  # the bar's task, added by start
+        self.bar = False  # whether the bar is drawn
+        self.last_tokenizing = time.monotonic()
+
+    def _say(self, text: str, markup: bool = False) -> None:
+        if not self.quiet:
+            (self.progress.console if self.bar else stderr).print(text, highlight=False, markup=markup)
+
+    def start(self, record: StartRecord) -> None:
+        from seqkit.model_types import MODEL_TYPES  # here: an exported model's commands run without torch
+
+        data = MODEL_TYPES[record.model_type].describe_data(record.data)
+        processes = f" x {record.processes} processes" if record.processes > 1 else ""
+        self._say(
+            f"{data}; {record.parameters:,} parameters; {record.steps_per_epoch:,} steps per epoch; "
+            f"{record.threads} threads{processes}"
+        )
+        if record.restored is not None:
+            restored = record.restored
+            self._say(
+                f"restored step {restored.step:,}, epoch {restored.epoch}, learning rate "
+                f"{restored.learning_rate:g}, dev_{restored.best_metric} {restored.best_score:.3f}"
+            )
+        if not (self.plain or self.quiet):
+            self.progress.start()
+            self.task = self.progress.add_task("", total=1.0)
+            self.bar = True
+
+    def tokenizing(self, pairs: int) -> None:
+        """A line at most every TOKENIZING_EVERY seconds while a large corpus is tokenized."""
+        now = time.monotonic()
+        if now - self.last_tokenizing >= TOKENIZING_EVERY:
+            self._say(f"tokenized {pairs:,} training pairs")
+            self.last_tokenizing = now
+
+    def step(self, report: StepReport) -> None:
+        if not self.bar:
+            return
+        fraction, elapsed = report.fraction, report.elapsed_s
+        self.progress.update(
+            self.task,
+            completed=fraction,
+            description=(
+                f"step {report.step:,} epoch {report.epoch} loss {report.loss:.3f} "
+                f"{report.target_tokens_per_s:,.0f} tok/s  {_clock(elapsed)} elapsed, "
+                f"ETA {_clock(_eta(elapsed, fraction))}"
+            ),
+        )
+
+    def interval(self, record: TrainRecord, fraction: float) -> None:
+        if self.bar:
+            return  # the bar shows it
+        eta = f", ETA {_clock(_eta(record.elapsed_s, fraction))}" if fraction > 0 else ""
+        self._say(
+            f"step {record.step:,} epoch {record.epoch}: loss {record.loss:.3f}  ppl {record.ppl:.2f}  "
+            f"{record.target_tokens_per_s:,.0f} target tokens/s  lr {record.lr:.3g}  "
+            f"{_clock(record.elapsed_s)} elapsed{eta}"
+        )
+
+    def validation(self, record: ValidRecord) -> None:
+        mark = "  [green]new best, saved[/]" if record.best else ""
+        self._say(f"validation at step {record.step:,}: {_scores(record.scores)}{mark}", markup=True)
+
+    def warning(self, message: str) -> None:
+        self._say(f"[yellow]warning:[/] {escape(message)}", markup=True)
+
+    def finish(self, record: EndRecord) -> None:
+        if self.bar:
+            self.progress.stop()
+            self.bar = False
+        stderr.print(
+            f"stopped by {record.reason} after {record.steps:,} steps in {_clock(record.elapsed_s)}; "
+            f"best {METRIC_LABELS[record.best_metric]} {record.best_score:.2f}",
+            highlight=False,
+        )
+
+
+def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | None, as_json: bool) -> None:
+    """Scores of each named system and/or a model's perplexity, on stdout: a table, or one JSON object
+    `{"systems": [{"system": name, "scores": [...]}, ...], "perplexity": {...}}` (keys only when computed)."""
+    if as_json:
+        payload: dict = {}
+        if rows:
+            payload["systems"] = [
+                {"system": name, "scores": [s.to_dict() for s in scores]} for name, scores in rows
+            ]
+        if perplexity:
+            payload["perplexity"] = perplexity
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    if rows:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+        table.add_column("system")
+        for score in rows[0][1]:
+            table.add_column(METRIC_NAMES[score.metric], justify="right")
+        for name, scores in rows:
+            table.add_row(name, *(f"{s.score:.2f}" for s in scores))
+        Console(soft_wrap=True).print(table)
+        for score in rows[0][1]:
+            sys.stdout.write(f"{score.metric} signature: {score.signature}\n")
+    if perplexity:
+        bpc = f", {perplexity['bits_per_char']:.4f} bits/char" if "bits_per_char" in perplexity else ""
+        sys.stdout.write(
+            f"{perplexity['model']}: perplexity {perplexity['perplexity']:.3f} "
+            f"({perplexity['tokens']:,} tokens, {perplexity['nll_per_token']:.4f} nats/token{bpc})\n"
+        )
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def print_info(info: dict, as_json: bool) -> None:
+    """`seqkit info` on stdout: the layer table, totals, vocabulary, training and files, or one JSON object."""
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return
+    # No markup: paths and pieces are printed as they are. In a pipe, room for the whole table (rich
+    # would otherwise cut it to 80 columns).
+    out = Console(soft_wrap=True, highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+    from seqkit.model_types import MODEL_TYPES
+
+    kind = MODEL_TYPES[info["type"]].title
+    attention = f", {info['attention']} attention" if info["attention"] else ""
+    out.print(f"{info['model_dir']}: {info['cell'].upper()} {kind}{attention}")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("layer", "type", "output shape"):
+        table.add_column(column)
+    table.add_column("parameters", justify="right")
+    for row in info["layers"]:
+        shape = row["output_shape"] or "-"
+        if row["per_step"]:
+            shape += " per step"
+        params = f"{row['parameters']:,}" + (f" (+ tied: {', '.join(row['tied'])})" if row["tied"] else "")
+        table.add_row(row["name"], row["type"], shape, params)
+    out.print(table)
+    totals = info["parameters"]
+    out.print(f"parameters: {totals['all']:,} ({totals['trainable']:,} trainable)")
+    vocab = info["vocabulary"]
+    sizes = (
+        f"{vocab['source']:,}"
+        if vocab["joint"]
+        else f"{vocab['source']:,} source / {vocab['target']:,} target"
+    )
+    out.print(
+        f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] else ''}; "
+        f"first pieces: {' '.join(vocab['sample_pieces'])}"
+    )
+    training = info["training"]
+    state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
+    out.print(
+        f"training: {training['steps']:,} steps in {_clock(training['elapsed_s'])}, "
+        f"{training['validations']} validations, {state}"
+    )
+    best = training.get("best_validation")
+    if best:
+        scores = _scores({key.removeprefix("dev_"): value for key, value in best.items()})
+        out.print(f"best validation (step {best['step']:,}, the saved weights): {scores}")
+        for key, value in best.items():
+            if key.endswith("_signature"):
+                out.print(f"  {key.removesuffix('_signature')} signature: {value}")
+    out.print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in info["files"].items()))
+
+
+def print_export(description: dict, as_json: bool) -> None:
+    """`seqkit info` of an exported directory: its description (export.json), as lines or as JSON."""
+    if as_json:
+        sys.stdout.write(json.dumps(description, indent=2, ensure_ascii=False) + "\n")
+        return
+    attention = f", {description['attention']} attention" if description.get("attention") else ""
+    precision = description.get("quantized") or "fp32"
+    lines = [f"ONNX export of a {description['cell'].upper()} {description['title']}{attention}, {precision}, "
+             f"opset {description['opset']}, from {description['source']}"]  # fmt: skip
+    for graph in description["graphs"].values():
+        difference = description.get("check", {}).get(graph["file"])
+        checked = f" (largest difference from torch {difference:.1g})" if difference is not None else ""
+        lines.append(
+            f"{graph['file']}: {', '.join(graph['inputs'])} -> {', '.join(graph['outputs'])}{checked}"
+        )
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
+def print_vocabulary(vocab: dict, as_json: bool) -> None:
+    """`seqkit info --vocab` on stdout: `id<TAB>piece<TAB>count` per line (a side's name first when the
+    sides have their own vocabularies), or one JSON object."""
+    if as_json:
+        sys.stdout.write(json.dumps(vocab, indent=2, ensure_ascii=False) + "\n")
+        return
+    for side, rows in vocab["vocabulary"].items():
+        prefix = "" if vocab["joint"] else f"{side}\t"
+        for row in rows:
+            count = "-" if row["count"] is None else str(row["count"])
+            sys.stdout.write(f"{prefix}{row['id']}\t{row['piece']}\t{count}\n")

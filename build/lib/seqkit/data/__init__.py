@@ -1,0 +1,1 @@
+"""Reading text, tokenizing it with SentencePiece, and cutting it into padded batches."""

@@ -1,0 +1,298 @@
+"""Corpora as the models read them: a parallel corpus as token ids (with the raw target text that BLEU
+needs), cleaned and counted; and monolingual text as one token stream cut into rows for a language model.
+
+Cleaning that users otherwise script by hand happens here, each step counted for the start of training:
+byte order marks and carriage returns (fixed while reading), exact duplicate pairs (data.dedupe), empty
+pairs, pairs longer than data.max_length pieces, and pairs whose sides' lengths differ by more than
+data.max_length_ratio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from seqkit.config import Config
+from seqkit.data.arrays import ArrayWriter, TokenArrays, id_dtype
+from seqkit.data.formats import files as corpus_files
+from seqkit.data.formats import iter_pairs, read_pairs, read_target_side
+from seqkit.data.tokenizer import EOS, Tokenizer
+from seqkit.errors import DataError
+
+
+@dataclass
+class ParallelIds:
+    """A tokenized parallel corpus and the raw target text (references for BLEU)."""
+
+    src: Sequence[list[int]]  # TokenArrays for a training corpus, lists otherwise
+    tgt: Sequence[list[int]]
+    tgt_text: list[str]  # empty for a training corpus: its text is not kept
+
+
+@dataclass
+class Cleaning:
+    """What reading and cleaning a training corpus fixed or skipped."""
+
+    fixes: Counter = field(default_factory=Counter)  # lines whose "bom" or "cr" was removed, with "controls"
+    duplicates: int = 0
+    empty: int = 0
+    too_long: int = 0
+    ratio: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.duplicates + self.empty + self.too_long + self.ratio
+
+    def counts(self) -> dict[str, int]:
+        """For the training log's start record."""
+        return {
+            "skipped_pairs": self.skipped,
+            "empty_pairs": self.empty,
+            "long_pairs": self.too_long,
+            "ratio_pairs": self.ratio,
+            "duplicate_pairs": self.duplicates,
+            "bom_lines": self.fixes["bom"],
+            "cr_lines": self.fixes["cr"],
+            "control_lines": self.fixes["controls"],
+        }
+
+
+def _required(cfg: Config, split: str) -> str:
+    spec = getattr(cfg.data, split)
+    if not spec:
+        raise DataError(
+            f"data.{split} is not set; give it in the config file or with --set data.{split}=PATH"
+        )
+    return spec
+
+
+def hold_out(count: int, size: int, seed: int) -> list[int]:
+    """Which of `count` pairs form a held-out dev set of `size` (at most a tenth): the same for a seed."""
+    size = min(size, count // 10)
+    return sorted(random.Random(f"{seed}-dev").sample(range(count), size))
+
+
+def tokenize_parallel(
+    tokenizer: Tokenizer,
+    src: list[str],
+    tgt: list[str],
+    max_length: int | None,
+    max_length_ratio: float = 0.0,
+    cleaning: Cleaning | None = None,
+) -> ParallelIds:
+    """Token ids of the pairs whose sides are both non-empty and (given `max_length`) no longer than it
+    and (given `max_length_ratio`) not more than that many times longer than each other."""
+    src_ids, tgt_ids = tokenizer.encode_src(src), tokenizer.encode_tgt(tgt)
+    keep = _keep(src_ids, tgt_ids, max_length, max_length_ratio, cleaning or Cleaning())
+    return ParallelIds([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], [tgt[i] for i in keep])
+
+
+CACHE = "cache"  # the folder of a run directory that holds its training corpus as token arrays
+CACHE_VERSION = 1  # raise when the arrays' layout or the cleaning changes
+CHUNK_PAIRS = 50_000  # pairs tokenized at a time (sentencepiece's threads share a chunk)
+
+
+@dataclass
+class PreparedPairs:
+    """A run's training pairs as token arrays (no text kept) and its dev pairs as lists with their text."""
+
+    train: ParallelIds  # src and tgt are TokenArrays; tgt_text is empty
+    dev: ParallelIds
+    dev_src_text: list[str]
+    held_out: bool  # dev was held out of data.train (no data.dev)
+    cleaning: Cleaning
+    from_cache: bool  # the arrays were already there: nothing was tokenized
+
+
+def _train_pairs(cfg: Config, held: set[int], fixes: Counter | None, cleaning: Cleaning | None):
+    """The training pairs as they are read: held-out dev pairs left out, duplicates too with data.dedupe
+    (counted into `cleaning` when given)."""
+    seen: set[bytes] = set()
+    for index, pair in enumerate(iter_pairs(cfg.data.train, cfg.data, "data.train", fixes)):
+        if index in held:
+            continue
+        if cfg.data.dedupe:
+            key = hashlib.blake2b("\t".join(pair).encode(), digest_size=8).digest()
+            if key in seen:
+                if cleaning is not None:
+                    cleaning.duplicates += 1
+                continue
+            seen.add(key)
+        yield pair
+
+
+def _cache_key(cfg: Config, tokenizer: Tokenizer) -> str:
+    """A digest of everything the arrays depend on: the training files' bytes, the tokenizer's files,
+    the data keys and the seed (which pairs are held out). A changed corpus or tokenizer gets another key."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps([CACHE_VERSION, dataclasses.asdict(cfg.data), cfg.train.seed]).encode())
+    for name, data in sorted(tokenizer.files().items()):
+        digest.update(name.encode() + b"\0" + data)
+    for path in corpus_files(cfg.data.train, cfg.data, "data.train"):
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_pairs(
+    cfg: Config,
+    run_dir: Path,
+    tokenizer: Tokenizer | None,
+    build: Callable[[Iterable[str], Iterable[str]], Tokenizer],
+    threads: int = 1,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[Tokenizer, PreparedPairs]:
+    """The tokenizer (given, or `build` on the training text) and the run's corpus: the training pairs
+    tokenized once into token arrays under `run_dir`/cache (reused while their key holds), cleaned and
+    counted; the dev pairs from data.dev, or held out of data.train with the seed."""
+    held: set[int] = set()
+    if cfg.data.dev:
+        dev_src, dev_tgt = read_pairs(cfg.data.dev, cfg.data, "data.dev")
+    else:
+        count = sum(1 for _ in iter_pairs(_required(cfg, "train"), cfg.data, "data.train"))
+        chosen = hold_out(count, cfg.data.dev_size, cfg.train.seed)
+        if not chosen:
+            raise DataError(
+                f"data.dev is not set and data.train has {count} pairs, too few to hold out a dev set "
+                "(a tenth at most); give data.dev"
+            )
+        held = set(chosen)
+        dev_src, dev_tgt = [], []
+        for index, (source, target) in enumerate(iter_pairs(cfg.data.train, cfg.data, "data.train")):
+            if index in held:
+                dev_src.append(source)
+                dev_tgt.append(target)
+    if tokenizer is None:
+        if cfg.data.dev:  # a pass that checks the files before SentencePiece reads them (it hides errors)
+            sum(1 for _ in iter_pairs(_required(cfg, "train"), cfg.data, "data.train"))
+        tokenizer = build(
+            (s for s, _ in _train_pairs(cfg, held, None, None)),
+            (t for _, t in _train_pairs(cfg, held, None, None)),
+        )
+    dev = tokenize_parallel(tokenizer, dev_src, dev_tgt, None)
+    key = _cache_key(cfg, tokenizer)
+    folder = run_dir / CACHE / f"train-{key}"
+    arrays, cleaning = _open_cache(folder, tokenizer)
+    from_cache = arrays is not None
+    if arrays is None:
+        arrays, cleaning = _build_cache(folder, cfg, tokenizer, held, threads, on_progress)
+    train = ParallelIds(arrays[0], arrays[1], [])
+    return tokenizer, PreparedPairs(train, dev, dev_src, not cfg.data.dev, cleaning, from_cache)
+
+
+def _open_cache(
+    folder: Path, tokenizer: Tokenizer
+) -> tuple[tuple[TokenArrays, TokenArrays] | None, Cleaning]:
+    meta_path = folder / "meta.json"  # written last: its presence means the arrays are complete
+    if not meta_path.is_file():
+        return None, Cleaning()
+    meta = json.loads(meta_path.read_text())
+    src = TokenArrays.open(folder / "src", id_dtype(tokenizer.src_vocab_size))
+    tgt = TokenArrays.open(folder / "tgt", id_dtype(tokenizer.tgt_vocab_size))
+    cleaning = Cleaning(
+        Counter(meta["fixes"]), *(meta[k] for k in ("duplicates", "empty", "too_long", "ratio"))
+    )
+    return (src, tgt), cleaning
+
+
+def _build_cache(
+    folder: Path,
+    cfg: Config,
+    tokenizer: Tokenizer,
+    held: set[int],
+    threads: int,
+    on_progress: Callable[[int], None] | None,
+) -> tuple[tuple[TokenArrays, TokenArrays], Cleaning]:
+    """Tokenize the training pairs chunk by chunk into new arrays, then name them complete."""
+    root = folder.parent
+    if root.is_dir():  # arrays of an older corpus or tokenizer, or a killed build: by their names only
+        for old in [*root.glob("train-*"), *root.glob(".train-*.tmp")]:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+    tmp = root / f".{folder.name}.tmp"
+    tmp.mkdir(parents=True)
+    cleaning = Cleaning()
+    writers = (
+        ArrayWriter(tmp / "src", id_dtype(tokenizer.src_vocab_size)),
+        ArrayWriter(tmp / "tgt", id_dtype(tokenizer.tgt_vocab_size)),
+    )
+    data, done = cfg.data, 0
+    pairs = _train_pairs(cfg, held, cleaning.fixes, cleaning)
+    while chunk := list(islice(pairs, CHUNK_PAIRS)):
+        src_ids = tokenizer.encode_src([s for s, _ in chunk], threads)
+        tgt_ids = tokenizer.encode_tgt([t for _, t in chunk], threads)
+        kept = _keep(src_ids, tgt_ids, data.max_length, data.max_length_ratio, cleaning)
+        writers[0].extend(src_ids[i] for i in kept)
+        writers[1].extend(tgt_ids[i] for i in kept)
+        done += len(chunk)
+        if on_progress:
+            on_progress(done)
+    for writer in writers:
+        writer.close()
+    meta = {
+        "fixes": dict(cleaning.fixes),
+        **{k: getattr(cleaning, k) for k in ("duplicates", "empty", "too_long", "ratio")},
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    os.rename(tmp, folder)
+    src = TokenArrays.open(folder / "src", writers[0].dtype)
+    return (src, TokenArrays.open(folder / "tgt", writers[1].dtype)), cleaning
+
+
+def _keep(src_ids, tgt_ids, max_length: int | None, max_length_ratio: float, cleaning: Cleaning) -> list[int]:
+    """Which pairs pass the filters: both sides non-empty, within max_length and max_length_ratio."""
+    keep = []
+    for i, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True)):
+        if not s or not t:
+            cleaning.empty += 1
+        elif max_length is not None and max(len(s), len(t)) > max_length:
+            cleaning.too_long += 1
+        elif max_length_ratio and max(len(s), len(t)) > max_length_ratio * min(len(s), len(t)):
+            cleaning.ratio += 1
+        else:
+            keep.append(i)
+    return keep
+
+
+def read_text(cfg: Config, split: str, fixes: Counter | None = None) -> list[str]:
+    """The non-empty lines of the target side of data.{split}: what a language model reads."""
+    lines = read_target_side(_required(cfg, split), cfg.data, f"data.{split}", fixes)
+    return [line for line in lines if line.strip()]
+
+
+def token_stream(tokenizer: Tokenizer, lines: list[str]) -> torch.Tensor:
+    """(tokens,) EOS, then each line's tokens followed by EOS: every line starts after an end of line."""
+    ids = [EOS]
+    for line_ids in tokenizer.encode_tgt(lines):
+        ids.extend(line_ids)
+        ids.append(EOS)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def stream_rows(stream: torch.Tensor, rows: int) -> torch.Tensor:
+    """(rows, length): the stream cut into `rows` contiguous parts (the remainder is dropped)."""
+    rows = max(1, min(rows, (len(stream) - 1) // 2))
+    length = len(stream) // rows
+    return stream[: rows * length].view(rows, length)
+
+
+def chunk_starts(data: torch.Tensor, bptt_length: int) -> list[int]:
+    return list(range(0, data.size(1) - 1, bptt_length))
+
+
+def chunk(data: torch.Tensor, start: int, bptt_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets, each (rows, <= bptt_length)."""
+    end = min(start + bptt_length, data.size(1) - 1)
+    return data[:, start:end], data[:, start + 1 : end + 1]

@@ -1,0 +1,181 @@
+"""Translation and generation of text lines: exactly one result per input line (or per sample), in order.
+
+Lines are read in chunks so that a long stdin stream starts producing output before it ends, while
+each chunk is still sorted by length into batches (little padding) and put back in input order.
+Empty (or whitespace-only) lines give empty results without touching the model.
+
+`steps` is a model as the search reads it (decoding/search.py): `torch_steps.steps_of(module)` for a
+torch model, an exported model's own for ONNX. Nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import TypeVar
+
+import numpy as np
+
+from seqkit.config import DecodeConfig, GenerateConfig
+from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
+from seqkit.decoding.search import decode_corpus, sample
+from seqkit.errors import DataError
+
+CHUNK_BATCHES = 16  # batches per chunk of input lines
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class AttentionMap:
+    """Where each output piece looked: one row per output step, one column per source piece."""
+
+    source: list[str]  # the source pieces, then </s>
+    output: list[str]  # the output pieces, then </s> (the step that ended the sentence)
+    weights: list[list[float]]  # (len(output), len(source)); each row sums to 1
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "output": self.output, "weights": self.weights}
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    score: float  # what the search ranked by: log-probability / length penalty
+    log_prob: float  # total log-probability of the pieces and EOS
+    attention: AttentionMap | None = None  # when asked for
+
+
+def attention_map(tokenizer, line: str, hypothesis) -> AttentionMap:
+    """The AttentionMap of a hypothesis of `line` searched `with_attention`: both searches keep a row
+    for every token and one for the EOS step (tokens + 1 rows, source pieces + EOS columns)."""
+    end = [SPECIALS[EOS]]
+    output = tokenizer.tgt_pieces(hypothesis.tokens) + end
+    return AttentionMap(tokenizer.src_pieces(line) + end, output, hypothesis.attention.tolist())
+
+
+def translate_nbest(
+    steps,
+    tokenizer: Tokenizer,
+    lines: list[str],
+    cfg: DecodeConfig,
+    with_attention: bool = False,
+    first_line: int = 1,
+) -> list[list[Translation]]:
+    """Up to `cfg.beam_size` translations per line, best first; none for an empty line.
+    `with_attention`: each translation carries its AttentionMap. A line of more than
+    `cfg.max_input_pieces` pieces is a DataError naming it (`first_line`: the number of lines[0])."""
+    todo = [i for i, line in enumerate(lines) if line.strip()]
+    results: list[list[Translation]] = [[] for _ in lines]
+    if todo:
+        ids = tokenizer.encode_src([lines[i] for i in todo])
+        for i, row in zip(todo, ids, strict=True):
+            if len(row) > cfg.max_input_pieces:
+                raise DataError(
+                    f"input line {first_line + i:,} has {len(row):,} pieces, more than decode.max_input_pieces "
+                    f"= {cfg.max_input_pieces:,}; split the line (at its sentence ends, say), or raise the "
+                    "limit (seqkit translate --max-input-pieces N)"
+                )
+        hypotheses = decode_corpus(steps, ids, cfg, with_attention)
+        for i, options in zip(todo, hypotheses, strict=True):
+            texts = tokenizer.decode_tgt([h.tokens for h in options])
+            results[i] = [
+                Translation(
+                    text,
+                    h.score,
+                    h.log_prob,
+                    attention_map(tokenizer, lines[i], h) if with_attention else None,
+                )
+                for text, h in zip(texts, options, strict=True)
+            ]
+    return results
+
+
+def translate_lines(steps, tokenizer: Tokenizer, lines: list[str], cfg: DecodeConfig) -> list[str]:
+    """The best translation of each line; an empty line stays empty."""
+    return [options[0].text if options else "" for options in translate_nbest(steps, tokenizer, lines, cfg)]
+
+
+def in_chunks(
+    lines: Iterable[str],
+    cfg: DecodeConfig,
+    process: Callable[[list[str], int], list[Result]],
+    chunk_lines: int | None = None,
+) -> Iterator[Result]:
+    """Apply `process(chunk, number of its first line)` to chunks of `lines` (of `chunk_lines`, default
+    batch_size x CHUNK_BATCHES) and yield its results one by one, in order. A person typing wants chunks
+    of 1: each line answered at once."""
+    lines = iter(lines)
+    chunk_size = chunk_lines or cfg.batch_size * CHUNK_BATCHES
+    first = 1
+    while chunk := list(islice(lines, chunk_size)):
+        yield from process(chunk, first)
+        first += len(chunk)
+
+
+def translate_stream(
+    steps, tokenizer: Tokenizer, lines: Iterable[str], cfg: DecodeConfig, chunk_lines: int | None = None
+) -> Iterator[str]:
+    """Yield one translation per input line, in input order, chunk by chunk."""
+    return (
+        options[0].text if options else ""
+        for options in translate_nbest_stream(steps, tokenizer, lines, cfg, chunk_lines=chunk_lines)
+    )
+
+
+def translate_nbest_stream(
+    steps,
+    tokenizer: Tokenizer,
+    lines: Iterable[str],
+    cfg: DecodeConfig,
+    with_attention: bool = False,
+    chunk_lines: int | None = None,
+) -> Iterator[list[Translation]]:
+    """`translate_nbest` as a stream: each input line's translations, in input order, chunk by chunk."""
+    return in_chunks(
+        lines,
+        cfg,
+        lambda chunk, first: translate_nbest(steps, tokenizer, chunk, cfg, with_attention, first),
+        chunk_lines,
+    )
+
+
+def _continuation(tokenizer, prompt_ids: list[int], generated: list[int]) -> str:
+    """The text the generated tokens add after the prompt (decoded together: a piece may start a word)."""
+    prefix = tokenizer.decode_tgt([prompt_ids])[0]
+    full = tokenizer.decode_tgt([prompt_ids + generated])[0]
+    return full[len(prefix) :] if full.startswith(prefix) else full
+
+
+class _Streamer:
+    """Passes on the text each new token adds (a piece may change how earlier pieces decode)."""
+
+    def __init__(self, tokenizer, prompt_ids: list[int], on_text: Callable[[str], None]):
+        self.tokenizer, self.prompt_ids, self.on_text, self.shown = tokenizer, prompt_ids, on_text, 0
+
+    def __call__(self, generated: list[int]) -> None:
+        text = _continuation(self.tokenizer, self.prompt_ids, generated)
+        self.on_text(text[self.shown :])
+        self.shown = len(text)
+
+
+def generate(
+    steps,
+    tokenizer,
+    prompts: Iterable[str],
+    cfg: GenerateConfig,
+    on_text: Callable[[str], None] | None = None,
+) -> Iterator[str]:
+    """`cfg.num_samples` texts per prompt (each the prompt and its continuation), in order.
+
+    One random generator, seeded once, serves every sample in turn: the same seed, prompts and options
+    give the same texts. `on_text(piece)` receives each new piece of text as it is generated."""
+    rng = np.random.default_rng(cfg.seed)
+    for prompt in prompts:
+        prompt_ids = tokenizer.encode_tgt([prompt])[0] if prompt else []
+        for _ in range(cfg.num_samples):
+            if on_text:
+                on_text(prompt)
+            streamer = _Streamer(tokenizer, prompt_ids, on_text) if on_text else None
+            generated = sample(steps, prompt_ids, cfg, rng, streamer)
+            yield prompt + _continuation(tokenizer, prompt_ids, generated)

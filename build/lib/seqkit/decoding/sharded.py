@@ -1,0 +1,71 @@
+"""Translating one large file with the processes torchrun starts (back-translation of a corpus):
+
+    torchrun --nproc-per-node N -m seqkit translate MODEL IN -o OUT
+
+Process r translates lines r, r + N, r + 2N, ... and writes them, in that order, to a part file beside
+OUT. When every part is complete, the first process interleaves them into OUT (line i is the
+(i // N)-th line of part i % N), written to a temporary name and renamed: OUT appears whole, in input
+order, or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+from seqkit import outputs
+from seqkit.runtime.distributed import World
+
+
+def shard(lines: Iterable[str], world: World) -> Iterator[str]:
+    """This process's share of the lines: every size-th one from its rank on."""
+    return islice(lines, world.rank, None, world.size)
+
+
+def part_path(output: Path, rank: int) -> Path:
+    """Beside OUT (on the shared file system of a multi-node run); for an OUT that is a device or a FIFO
+    (/dev/null, a shell's >(cmd)), in the temporary directory: never files among the devices."""
+    if outputs.is_replaceable(output):
+        return output.with_name(f".{output.name}.part-{rank}.tmp")
+    run = os.environ.get("TORCHELASTIC_RUN_ID", "none")  # the same in every process torchrun starts
+    return Path(tempfile.gettempdir()) / f".seqkit-{run}-{output.name}.part-{rank}.tmp"
+
+
+def write_part(output: Path, world: World, results: Iterable[str]) -> None:
+    """This process's translations, one per line, into its part file."""
+    path = part_path(output, world.rank)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            for line in results:
+                f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _interleaved(parts: list) -> Iterator[bytes]:
+    while True:
+        for part in parts:
+            line = part.readline()
+            if not line:  # the shares differ by at most one line, and the later ranks' are the shorter
+                return
+            yield line
+
+
+def merge(output: Path, world: World) -> None:
+    """On the first process: the parts interleaved into `output`, in input order; the parts removed."""
+    paths = [part_path(output, rank) for rank in range(world.size)]
+    parts = [open(path, "rb") for path in paths]
+    try:
+        with outputs.writing(output) as f:  # temp-and-rename, or a device or FIFO written through
+            f.writelines(_interleaved(parts))
+    finally:
+        for part in parts:
+            part.close()
+        for path in paths:
+            path.unlink(missing_ok=True)

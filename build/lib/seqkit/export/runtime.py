@@ -1,0 +1,169 @@
+"""An exported model directory (`seqkit export`) run by onnxruntime: the search's steps (decoding/search.py)
+over ONNX graphs. Needs onnxruntime, numpy and the tokenizer's sentencepiece, never torch: a deployment
+installs those without torch (README "Export").
+
+Arrays between the steps stay numpy. Each session is fed only the inputs its graph declares: the
+exporter leaves out an input a graph does not use (the previous attentional vector in Bahdanau order).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqkit import config as config_lib
+from seqkit import configfile
+from seqkit.config import Config
+from seqkit.data.tokenizer import PAD, Tokenizer, load_tokenizer
+from seqkit.errors import ConfigError, ModelDirError
+from seqkit.export import layout
+
+
+def is_export(path: Path) -> bool:
+    """Whether `path` is an exported model directory (or an unfinished one)."""
+    return (Path(path) / layout.DESCRIPTION).is_file() or any(
+        (Path(path) / name).is_file() for name in layout.GRAPH_FILES
+    )
+
+
+@dataclass
+class Rows:
+    """Named arrays that share a batch: each one's batch axis is in `axes`."""
+
+    arrays: dict[str, np.ndarray]
+    axes: dict[str, int]
+
+    def select(self, index: np.ndarray) -> Rows:
+        return Rows({n: np.take(a, index, axis=self.axes[n]) for n, a in self.arrays.items()}, self.axes)
+
+
+def _session(path: Path):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError(
+            f"{path.parent} is an ONNX export: running it needs onnxruntime (pip install onnxruntime)"
+        ) from None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    # Threads that wait without spinning: an export has several sessions (encoder, decoder step,
+    # selection), each with its own pool, and spinning pools took each other's cores (beam 5, 200 verses:
+    # 5.1 s spinning against 3.7 s not; bench/README.md). A busy shared machine gains the same way.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own error types: a damaged or foreign file
+        raise ModelDirError(
+            f"{path}: not a graph onnxruntime can load ({str(e).splitlines()[0]}); export again"
+        ) from None
+
+
+class _Graph:
+    """A session, fed by name from whatever arrays are at hand."""
+
+    def __init__(self, path: Path):
+        self.session = _session(path)
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.outputs, {name: arrays[name] for name in self.inputs})
+        return dict(zip(self.outputs, values, strict=True))
+
+
+class OnnxSeq2SeqSteps:
+    """encoder.onnx and decoder.onnx as the search's steps."""
+
+    def __init__(self, directory: Path, description: dict):
+        self.encoder = _Graph(directory / description["graphs"]["encoder"]["file"])
+        self.decoder = _Graph(directory / description["graphs"]["decoder"]["file"])
+        self.state = description["state"]  # name -> {"axis", "output"}
+        if "select" in description["graphs"]:
+            self.selection = _Graph(directory / description["graphs"]["select"]["file"])
+            self.top_k = self._top_k  # beam search's selection in onnxruntime (search.py reads `top_k`)
+
+    def _top_k(self, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        out = self.selection.run({"values": values, "k": np.array([k], dtype=np.int64)})
+        return out["best"], out["columns"]
+
+    def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Rows, Rows]:
+        out = self.encoder.run({"src": src, "src_lengths": src_lengths})
+        encoded = Rows(
+            {"memory": out["memory"], "keys": out["keys"], "mask": src != PAD},
+            {"memory": 0, "keys": 0, "mask": 0},
+        )
+        return encoded, self._state({name: out[name] for name in self.state})
+
+    def step(self, prev: np.ndarray, state: Rows, encoded: Rows):
+        out = self.decoder.run({"prev": prev, **state.arrays, **encoded.arrays})
+        new_state = self._state({name: out[spec["output"]] for name, spec in self.state.items()})
+        return out["log_probs"], new_state, out["weights"]
+
+    def _state(self, arrays: dict[str, np.ndarray]) -> Rows:
+        return Rows(arrays, {name: spec["axis"] for name, spec in self.state.items()})
+
+
+class OnnxLanguageModelSteps:
+    """lm.onnx as sampling steps: the prompt in one run, then one token a run."""
+
+    def __init__(self, directory: Path, description: dict):
+        self.graph = _Graph(directory / description["graphs"]["lm"]["file"])
+        self.state = description["state"]
+        self.layers, self.size = description["state_shape"]
+
+    def start(self, tokens: np.ndarray) -> tuple[np.ndarray, Rows]:
+        zeros = np.zeros((self.layers, tokens.shape[0], self.size), np.float32)
+        return self._run(tokens, {name: zeros for name in self.state})
+
+    def step(self, tokens: np.ndarray, state: Rows) -> tuple[np.ndarray, Rows]:
+        return self._run(tokens[:, None], state.arrays)
+
+    def _run(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, Rows]:
+        out = self.graph.run({"tokens": tokens, **state})
+        arrays = {name: out[spec["output"]] for name, spec in self.state.items()}
+        return out["log_probs"], Rows(arrays, {name: spec["axis"] for name, spec in self.state.items()})
+
+
+def read_description(directory: Path) -> dict:
+    path = directory / layout.DESCRIPTION
+    if not path.is_file():
+        raise ModelDirError(
+            f"{directory}: an unfinished export (no {layout.DESCRIPTION}); run seqkit export again"
+        )
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelDirError(f"{path}: not a seqkit export description ({e}); export again") from None
+    if description.get("format") != layout.FORMAT or description.get("version", 0) > layout.VERSION:
+        raise ModelDirError(
+            f"{path}: format {description.get('format')!r} version {description.get('version')!r}, which this "
+            f"seqkit does not run; export again with this version"
+        )
+    return description
+
+
+def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLanguageModelSteps, dict]:
+    """Config, tokenizer, steps and description of an exported model directory."""
+    description = read_description(directory)
+    config_path = directory / "config.toml"
+    try:
+        cfg = config_lib.from_dict(configfile.read_toml(config_path), str(config_path))
+    except ConfigError as e:
+        raise ModelDirError(f"{e} (the export is damaged; export again)") from None
+    tokenizer = load_tokenizer(directory)
+    steps_class = OnnxSeq2SeqSteps if description["type"] == "seq2seq" else OnnxLanguageModelSteps
+    return cfg, tokenizer, steps_class(directory, description), description
+
+
+def require_task(description: dict, task: str, directory: Path) -> None:
+    """A ConfigError naming the command that fits, as model_types.require_task says it for a model."""
+    if description["task"] != task:
+        title = description["title"]
+        article = "an" if title[0] in "aeiou" else "a"
+        raise ConfigError(
+            f"{directory} holds {article} {title} export (model.type = {description['type']}), which "
+            f"`seqkit {task}` cannot use; use `seqkit {description['task']}`"
+        )

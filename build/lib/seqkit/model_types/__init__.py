@@ -1,0 +1,61 @@
+"""The registry of model types, a plain dict as sacrebleu keeps its METRICS: `model.type` -> how that
+type is built, trained, scored, inspected and described. Commands ask the registry instead of testing
+the type themselves; adding a model type means one module here and one entry below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from torch import nn
+
+from seqkit import modeldir
+from seqkit.config import Config
+from seqkit.data.tokenizer import Tokenizer, load_tokenizer
+from seqkit.errors import ConfigError
+from seqkit.model_types import lm, seq2seq
+from seqkit.model_types.base import ModelType
+
+MODEL_TYPES: dict[str, ModelType] = {"seq2seq": seq2seq.MODEL_TYPE, "lm": lm.MODEL_TYPE}
+
+
+def of(cfg: Config) -> ModelType:
+    return MODEL_TYPES[cfg.model.type]
+
+
+def load(model_dir: Path | str, device: torch.device | str = "cpu") -> tuple[Config, Tokenizer, nn.Module]:
+    """Config, tokenizer and model (in eval mode, on `device`) of a model directory, or a ModelDirError."""
+    model_dir = Path(model_dir)
+    modeldir.require_directory(model_dir)
+    cfg = modeldir.load_config(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    weights = modeldir.read_weights(model_dir)
+    model = of(cfg).build(cfg.model, tokenizer)
+    try:
+        modeldir.load_weights_into(model, weights)
+    except (SafetensorError, RuntimeError, ValueError) as e:
+        raise modeldir.damaged_weights(model_dir / modeldir.WEIGHTS, e) from None
+    model.eval()
+    return cfg, tokenizer, model.to(device)
+
+
+def require_task(cfg: Config, task: str, model_dir: Path) -> None:
+    """A ConfigError naming the command that fits when the model at `model_dir` cannot do `task`."""
+    model_type = of(cfg)
+    if model_type.task != task:
+        wanted = [t.name for t in MODEL_TYPES.values() if t.task == task]
+        article = "an" if model_type.title[0] in "aeiou" else "a"  # an encoder-decoder, a language model
+        raise ConfigError(
+            f"{model_dir} holds {article} {model_type.title} (model.type = {model_type.name}), "
+            f"which `seqkit {task}` cannot use; use `seqkit {model_type.task}`, "
+            f"or a model with model.type = {' or '.join(wanted)}"
+        )
+
+
+def perplexity(
+    model_dir: Path, source: Path | None, reference: Path, device: torch.device | str = "cpu"
+) -> dict:
+    """Perplexity of `reference` under the model (given `source` where the model type needs one)."""
+    cfg, tokenizer, model = load(model_dir, device)
+    return {"model": str(model_dir), **of(cfg).perplexity(model, tokenizer, cfg, source, reference)}

@@ -1,0 +1,144 @@
+"""The attentional RNN decoder, one target position per `step`.
+
+Bahdanau order (default): attend with the previous top hidden state, feed the context into the RNN
+input together with the previous target embedding, then predict from the new state, the context and
+the embedding. Luong order: run the RNN on the embedding and the previous attentional vector (input
+feeding), attend with the new state, then predict from tanh(W [state; context; embedding]).
+State is passed in and returned, never stored on the module, so search can reorder it freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqkit.data.tokenizer import PAD
+from seqkit.models.attention import ATTENTIONS
+from seqkit.models.cells import cell_step, layer_weights, make_rnn
+from seqkit.runtime.devices import fp32_time_steps
+
+
+@dataclass
+class DecoderState:
+    hidden: torch.Tensor  # (layers, batch, hidden)
+    cell: torch.Tensor | None  # (layers, batch, hidden), LSTM only
+    feed: torch.Tensor  # (batch, hidden) previous attentional vector (Luong input feeding)
+
+    def rnn_state(self):
+        return self.hidden if self.cell is None else (self.hidden, self.cell)
+
+    def select(self, index: torch.Tensor) -> DecoderState:
+        """Rows `index` of every tensor (beam search reorders and expands with this)."""
+        cell = None if self.cell is None else self.cell.index_select(1, index)
+        return DecoderState(self.hidden.index_select(1, index), cell, self.feed.index_select(0, index))
+
+
+class Decoder(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        cell: str,
+        attention: str,
+        memory_size: int,
+        encoder_final_size: int,
+        dropout: float,
+        tie_embeddings: bool = False,
+    ):
+        super().__init__()
+        self.cell_type = cell
+        self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.attend_first = attention == "bahdanau"
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.attention = ATTENTIONS[attention](hidden_size, memory_size, hidden_size)
+        feed_size = memory_size if self.attend_first else hidden_size
+        self.rnn = make_rnn(cell, embedding_size + feed_size, hidden_size, num_layers, dropout)
+        # The bridge turns the encoder's final state into the decoder's first state, one per layer.
+        self.bridge = nn.Linear(encoder_final_size, num_layers * hidden_size)
+        self.pre_output = nn.Linear(hidden_size + memory_size + embedding_size, hidden_size)
+        self.output = nn.Linear(hidden_size, vocab_size)
+        if tie_embeddings:  # the config checks that embedding_size == hidden_size
+            self.output.weight = self.embedding.weight
+        self.dropout = nn.Dropout(dropout)
+
+    def init_state(self, encoder_final: torch.Tensor) -> DecoderState:
+        """encoder_final (batch, encoder_final_size) -> the state before the first target token."""
+        batch = encoder_final.size(0)
+        hidden = torch.tanh(self.bridge(encoder_final)).float()  # (batch, layers * hidden), fp32 for the loop
+        hidden = hidden.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
+        cell = torch.zeros_like(hidden) if self.cell_type == "lstm" else None
+        return DecoderState(hidden, cell, encoder_final.new_zeros(batch, self.hidden_size))
+
+    def _step(self, embedded, state, memory, keys, mask):
+        """embedded (batch, embedding) -> pre-output (batch, hidden), new state, weights (batch, src_len)."""
+        if self.attend_first:
+            context, weights = self.attention(state.hidden[-1], keys, memory, mask)
+            rnn_input = torch.cat([embedded, context], dim=-1)
+        else:
+            rnn_input = torch.cat([embedded, state.feed], dim=-1)
+        output, rnn_state = self.rnn(rnn_input.unsqueeze(1), state.rnn_state())
+        output = output.squeeze(1)  # (batch, hidden)
+        if not self.attend_first:
+            context, weights = self.attention(output, keys, memory, mask)
+        pre_output = torch.tanh(self.pre_output(torch.cat([output, context, embedded], dim=-1)))
+        hidden, cell = rnn_state if isinstance(rnn_state, tuple) else (rnn_state, None)
+        return self.dropout(pre_output), DecoderState(hidden, cell, pre_output), weights
+
+    def step(self, prev_tokens, state, memory, keys, mask):
+        """prev_tokens (batch,) -> logits (batch, vocab), new state, attention weights (batch, src_len)."""
+        embedded = self.dropout(self.embedding(prev_tokens))
+        with fp32_time_steps(embedded.device):
+            pre_output, state, weights = self._step(embedded, state, memory, keys, mask)
+        return self.output(pre_output), state, weights
+
+    def forward(self, tgt_in, state, memory, keys, mask) -> torch.Tensor:
+        """Teacher forcing: tgt_in (batch, tgt_len) -> pre-outputs (batch, tgt_len, hidden), which
+        `output` turns into logits (the caller may leave out padding positions first)."""
+        embedded = self.dropout(self.embedding(tgt_in))  # (batch, tgt_len, embedding)
+        if self.attend_first:
+            return self._bahdanau_sequence(embedded, state, memory, keys, mask)
+        with fp32_time_steps(embedded.device):
+            return self._stepwise(embedded, state, memory, keys, mask)
+
+    def _stepwise(self, embedded, state, memory, keys, mask) -> torch.Tensor:
+        """`_step` at every position: embedded (batch, tgt_len, embedding) -> (batch, tgt_len, hidden)."""
+        pre_outputs = []
+        # unbind, not embedded[:, t]: slicing would make backward zero-fill a full-size gradient per step
+        for embedded_t in embedded.unbind(1):
+            pre_output, state, _ = self._step(embedded_t, state, memory, keys, mask)
+            pre_outputs.append(pre_output)
+        return torch.stack(pre_outputs, dim=1)
+
+    def _bahdanau_sequence(self, embedded, state, memory, keys, mask) -> torch.Tensor:
+        """`_stepwise` in Bahdanau order, the same function rearranged for speed: what does not feed the
+        recurrence runs once for all positions as large matrix products (the embeddings' share of the
+        first layer's input projection, and the pre-output layer), so the time loop keeps only attention,
+        the context's share of the input projection, and the cells."""
+        embedding_size = embedded.size(-1)
+        layers = [layer_weights(self.rnn, layer) for layer in range(self.num_layers)]
+        w_ih, _, b_ih, _ = layers[0]
+        context_weight = w_ih[:, embedding_size:]
+        hidden = list(state.hidden.unbind(0))
+        cells = list(state.cell.unbind(0)) if state.cell is not None else [None] * self.num_layers
+        tops, contexts = [], []
+        with fp32_time_steps(embedded.device):
+            embedded_gates = F.linear(embedded, w_ih[:, :embedding_size], b_ih)  # (batch, tgt_len, gates)
+            for gates_t in embedded_gates.unbind(1):
+                context, _ = self.attention(hidden[-1], keys, memory, mask)
+                input_gates = gates_t + F.linear(context, context_weight)
+                for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
+                    if layer:  # nn.RNNBase's dropout between layers
+                        below = F.dropout(hidden[layer - 1], self.rnn.dropout, self.training)
+                        input_gates = F.linear(below, w_ih, b_ih)
+                    hidden[layer], cells[layer], _ = cell_step(
+                        self.cell_type, input_gates, hidden[layer], cells[layer], w_hh, b_hh
+                    )
+                tops.append(hidden[-1])
+                contexts.append(context)
+        outputs = torch.cat([torch.stack(tops, dim=1), torch.stack(contexts, dim=1), embedded], dim=-1)
+        return self.dropout(torch.tanh(self.pre_output(outputs)))

@@ -1,0 +1,104 @@
+"""The output layer and its cross-entropy, computed together a chunk of tokens at a time.
+
+Training's largest tensors are the logits over the vocabulary: 3,000 tokens x 8,000 pieces is 96 MB in
+float32, and autograd's own cross-entropy keeps several of them (the logits, a float32 copy under
+autocast, the log-softmax, their gradients) at once. Here each chunk's logits live only inside the loop:
+the forward pass keeps one log-sum-exp per token, and the backward pass recomputes the chunk's logits
+(one more output-layer product, cheap next to the recurrence) to form softmax - target directly.
+Under autocast the products run in the autocast type, everything else in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CHUNK_TOKENS = 1024
+
+
+def _compute_type(tensor: torch.Tensor) -> torch.dtype:
+    device = tensor.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+
+
+def _logits_buffer(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """One float32 (chunk, vocab) tensor that every chunk of a pass writes its logits into: one large
+    allocation per pass instead of several per chunk (32 MB each for 8k pieces), which would otherwise
+    take fresh pages or split the heap (allocator.py)."""
+    return torch.empty(min(CHUNK_TOKENS, features.size(0)), weight.size(0), device=features.device)
+
+
+def _logits_into(buffer: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+    """inputs (tokens, hidden) -> their float32 logits, in the first rows of `buffer`."""
+    rows = buffer[: inputs.size(0)]
+    if inputs.dtype == torch.float32:
+        return torch.addmm(bias, inputs, weight.t(), out=rows)
+    return rows.copy_(torch.addmm(bias, inputs, weight.t()))  # the product in the autocast type
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, features, weight, bias, target, label_smoothing: float):
+        dtype = _compute_type(features)
+        loss = torch.zeros((), device=features.device)
+        total_nll = torch.zeros((), device=features.device)  # without smoothing: what perplexity reads
+        correct = torch.zeros((), dtype=torch.long, device=features.device)
+        log_sum_exp = torch.empty(features.size(0), device=features.device)
+        with torch.autocast(features.device.type, enabled=False):
+            weight_c, bias_c = weight.to(dtype), bias.to(dtype)
+            buffer = _logits_buffer(features, weight)
+            for start in range(0, features.size(0), CHUNK_TOKENS):
+                chunk = slice(start, start + CHUNK_TOKENS)
+                logits = _logits_into(buffer, features[chunk].to(dtype), weight_c, bias_c)  # (chunk, vocab)
+                best = logits.max(dim=-1)  # = argmax, faster
+                correct += (best.indices == target[chunk]).sum()
+                target_logits = logits.gather(1, target[chunk].unsqueeze(1)).squeeze(1)
+                mean_logits = logits.mean(dim=-1) if label_smoothing else None
+                # log-sum-exp, as torch.logsumexp computes it, in the logits' own memory
+                lse = best.values + logits.sub_(best.values.unsqueeze(1)).exp_().sum(dim=-1).log_()
+                nll = lse - target_logits
+                total_nll += nll.sum()
+                # label smoothing as F.cross_entropy: (1 - e) nll + e * mean over the vocabulary of -log p
+                if label_smoothing:
+                    nll = (1 - label_smoothing) * nll + label_smoothing * (lse - mean_logits)
+                loss += nll.sum()
+                log_sum_exp[chunk] = lse
+        ctx.save_for_backward(features, weight, bias, target, log_sum_exp)
+        ctx.dtype, ctx.label_smoothing = dtype, label_smoothing
+        ctx.mark_non_differentiable(total_nll, correct)
+        return loss, total_nll, correct
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_nll, _grad_correct):
+        features, weight, bias, target, log_sum_exp = ctx.saved_tensors
+        dtype, smoothing = ctx.dtype, ctx.label_smoothing
+        grad_features = torch.empty_like(features)
+        grad_weight = torch.zeros(weight.shape, device=weight.device)
+        grad_bias = torch.zeros(bias.shape, device=bias.device)
+        with torch.autocast(features.device.type, enabled=False):
+            weight_c, bias_c = weight.to(dtype), bias.to(dtype)
+            buffer = _logits_buffer(features, weight)
+            for start in range(0, features.size(0), CHUNK_TOKENS):
+                chunk = slice(start, start + CHUNK_TOKENS)
+                inputs = features[chunk].to(dtype)
+                logits = _logits_into(buffer, inputs, weight_c, bias_c)
+                # d loss / d logits = softmax - (1 - e) onehot(target) - e / vocab
+                grad_logits = logits.sub_(log_sum_exp[chunk].unsqueeze(1)).exp_()
+                rows = torch.arange(grad_logits.size(0), device=grad_logits.device)
+                grad_logits[rows, target[chunk]] -= 1 - smoothing
+                if smoothing:
+                    grad_logits -= smoothing / grad_logits.size(1)
+                grad_logits *= grad_loss
+                grad_bias += grad_logits.sum(0)
+                grad_c = grad_logits.to(dtype)
+                grad_features[chunk] = (grad_c @ weight_c).to(features.dtype)
+                grad_weight += (grad_c.t() @ inputs).float()
+        return grad_features, grad_weight.to(weight.dtype), grad_bias.to(bias.dtype), None, None
+
+
+def linear_cross_entropy(
+    features: torch.Tensor, output: torch.nn.Linear, target: torch.Tensor, label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """features (tokens, hidden), target (tokens,) -> the summed cross-entropy of `output(features)` against
+    `target` (smoothed, if asked: the training objective), the summed negative log-likelihood (never
+    smoothed), and how many tokens the output's argmax gets right."""
+    return _LinearCrossEntropy.apply(features, output.weight, output.bias, target, label_smoothing)

@@ -1,0 +1,234 @@
+"""Where seqkit writes: output files, the directories it owns, and the lock of a run being trained.
+
+Files. A regular file, or a path that does not exist yet, is written under a temporary name beside it and
+renamed into place: a failure or a kill leaves the old file or the new one, never half of one. Anything
+else (a device such as /dev/null, a FIFO, a terminal, the /dev/fd/N of a shell's `>(cmd)`) is written
+through, as the shell's `>` writes: renaming over it would replace it. A symbolic link to a regular file
+stays a link; the file it names is replaced.
+
+Directories. A directory seqkit creates for its output gets a marker file, `.seqkit` (JSON: what wrote it),
+and only a directory with the marker is treated as seqkit's: files are cleared or replaced in it, never
+in a directory without it. A missing directory is created, an empty one adopted; a non-empty one without
+the marker belongs to somebody else and is refused with one line, whatever its files are called.
+
+Lock. A training holds an advisory `flock` on `.seqkit.lock` in its run directory for as long as it runs;
+the kernel releases it when the process ends, however it ends (kill -9 too), so no lock is ever stale. A
+second training of the same directory is refused, naming the process that holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from seqkit.errors import ModelDirError
+
+MARKER = ".seqkit"
+LOCK = ".seqkit.lock"
+
+
+# --- files ------------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to the regular file `path` so that readers see the old file or the new one, never a
+    torn one. (Outputs a user names go through `write_bytes`, which also handles devices and pipes.) An
+    OSError names `path`, not the temporary file."""
+    with _temporary(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def _temporary(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside `path`, renamed onto it when the block ends without an error and removed
+    when it does not."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # write, flush and fsync errors name no file, os.open's the temporary one
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+_INHERITED = re.compile(r"/dev/(?:fd/(\d+)|std(in|out|err))|/proc/(?:self|(\d+))/fd/(\d+)")
+
+
+def inherited_descriptor(path: Path) -> int | None:
+    """The descriptor this process already holds that `path` names (/dev/stdout, /dev/fd/N, a shell's
+    >(cmd), /proc/self/fd/N, or a link to one of them): written through the descriptor itself, never
+    reopened, which would truncate a file the shell opened for appending (`>> log`) or replace it."""
+    text = str(path)
+    for _ in range(8):  # links to links
+        match = _INHERITED.fullmatch(os.path.normpath(text))
+        if match:
+            fd, std, pid, proc_fd = match.groups()
+            if pid is not None and int(pid) != os.getpid():
+                return None
+            return int(fd or proc_fd) if (fd or proc_fd) else {"in": 0, "out": 1, "err": 2}[std]
+        if not os.path.islink(text):
+            return None
+        text = os.path.join(os.path.dirname(text), os.readlink(text))
+    return None
+
+
+def is_replaceable(path: Path) -> bool:
+    """Whether `path` is a regular file (through any links) or does not exist yet, and no descriptor this
+    process inherited: the outputs that are written by temp-and-rename. Devices, FIFOs, terminals and
+    inherited descriptors are written through."""
+    if inherited_descriptor(path) is not None:
+        return False
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+
+
+def _open_through(path: Path) -> BinaryIO:
+    fd = inherited_descriptor(path)
+    if fd is not None:
+        return os.fdopen(os.dup(fd), "wb")
+    return open(path, "wb")
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """An output file the user named: replaced atomically when it is a regular file (the target of a
+    link to one), written through when it is a device, FIFO, terminal or inherited descriptor."""
+    if is_replaceable(path):
+        atomic_write(Path(os.path.realpath(path)), data)
+    else:
+        with _open_through(path) as f:
+            f.write(data)
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[BinaryIO]:
+    """A stream onto the output file `path`, for outputs too long to hold in memory: a temporary file
+    renamed into place when the block ends without an error (removed when it does not), or the device,
+    FIFO, terminal or inherited descriptor itself."""
+    if not is_replaceable(path):
+        with _open_through(path) as f:
+            yield f
+        return
+    with _temporary(Path(os.path.realpath(path))) as f:
+        yield f
+
+
+# --- directories ------------------------------------------------------------------------------------------
+
+
+def owns(directory: Path) -> bool:
+    """Whether seqkit created (or adopted) `directory` for an output of its own."""
+    return (directory / MARKER).is_file() and not (directory / MARKER).is_symlink()
+
+
+def marker_bytes(kind: str) -> bytes:
+    from seqkit import __version__
+
+    return json.dumps({"written_by": f"seqkit {__version__}", "kind": kind}).encode("utf-8")
+
+
+def claim_directory(directory: Path, kind: str, option: str, adopt: bool = False) -> None:
+    """Make `directory` one seqkit may write into (and clear its own files from): create it, adopt it
+    when empty, accept it when it has the marker. `adopt` also accepts a non-empty directory without the
+    marker (a run of seqkit 0.1, continued with an explicit --resume). Anything else is a ModelDirError
+    naming `option` and what to do."""
+    check_claimable(directory, option, adopt)
+    if not owns(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(directory / MARKER, marker_bytes(kind))
+
+
+def check_claimable(directory: Path, option: str, adopt: bool = False) -> None:
+    """`claim_directory`'s refusals, without creating anything (for a command to fail before it starts)."""
+    if directory.exists() and not directory.is_dir():
+        raise ModelDirError(f"{option} {directory}: exists and is not a directory; choose a new {option}")
+    if owns(directory):
+        return
+    if directory.is_dir() and not adopt:
+        names = sorted(entry.name for entry in directory.iterdir())
+        if names:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise ModelDirError(
+                f"{option} {directory}: the directory holds files seqkit did not write ({shown}); "
+                f"choose a new or empty {option}"
+            )
+
+
+# --- the lock of a run ------------------------------------------------------------------------------------
+
+_HELD: dict[Path, int] = {}  # directory -> the lock file's descriptor, for the locks this process holds
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold `directory`'s lock for the block; re-entrant within a process (the CLI and the trainer it calls
+    both ask for it)."""
+    key = directory.resolve()
+    if key in _HELD:
+        yield
+        return
+    # O_NOFOLLOW: a link in place of the lock file is refused like any other link in a run directory
+    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise ModelDirError(
+            f"{directory} is being trained by another process (pid {pid}); wait for it to end, or "
+            "train into another --output"
+        ) from None
+    mine = f"{os.getpid()}\n".encode("ascii")
+    os.pwrite(fd, mine, 0)  # then cut to its length: a reader never sees an empty file
+    os.ftruncate(fd, len(mine))
+    _HELD[key] = fd
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        os.close(fd)  # releases the lock
+
+
+# --- what went wrong --------------------------------------------------------------------------------------
+
+# errno -> what the user can do about it
+_FIXES = {
+    errno.ENOSPC: "free space and run the same command again",
+    errno.EDQUOT: "free space or raise the quota, and run the same command again",
+    errno.EROFS: "choose a location on a writable file system",
+    errno.EACCES: "check the permissions of the file and its directory",
+    errno.EPERM: "check the permissions of the file and its directory",
+    errno.EISDIR: "give a file",
+    errno.ENOTDIR: "a part of the path is a file; check the path",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "choose another name",
+    errno.ELOOP: "seqkit does not follow this link; give the file itself",
+    errno.ENAMETOOLONG: "choose a shorter name",
+    errno.EIO: "check the disk",
+}
+
+
+def describe(error: OSError, resumes: bool = False) -> str:
+    """One line for an OSError: the path, the system's words, and what to do (`resumes`: the command is a
+    training, which the same command continues from its last checkpoint)."""
+    where = error.filename if error.filename is not None else "standard output"
+    words = error.strerror or type(error).__name__
+    fix = _FIXES.get(error.errno or 0, "check the path and try again")
+    if resumes and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix += " to resume from the last checkpoint"
+    return f"{where}: {words}; {fix}"

@@ -1,0 +1,98 @@
+"""Processes started by `torchrun` (torch.distributed: gloo on CPU, nccl on CUDA, one GPU per process),
+on one machine or several.
+
+Training: every process holds the whole model and data and trains on its share of every batch; the
+gradients are averaged by DistributedDataParallel. Only the first process (rank 0) writes files, reports
+and validates; its decisions (stop, validation results) are broadcast so that every process takes the
+same steps. Translation: each process translates its share of the lines (decoding/sharded.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    device: torch.device = torch.device("cpu")  # where this process trains
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: list) -> list:
+        """This process's share of a batch: every size-th item from its rank on."""
+        return items[self.rank :: self.size]
+
+    def sum(self, values: list[float]) -> list[float]:
+        if self.size == 1:
+            return values
+        totals = torch.tensor(values, dtype=torch.float64, device=self.device)  # nccl reduces GPU tensors
+        dist.all_reduce(totals)
+        return totals.tolist()
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's `value`, on every process."""
+        if self.size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module to run forward passes through in training: DDP averages its gradients."""
+        if self.size == 1:
+            return model
+        return DistributedDataParallel(
+            model, device_ids=[self.device] if self.device.type == "cuda" else None
+        )
+
+
+SINGLE = World()
+
+
+def local_rank() -> int:
+    """This process's number on its machine (torchrun sets LOCAL_RANK): which GPU it takes."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def join(device: torch.device) -> World:
+    """The world this process belongs to: torchrun's environment variables, or a single process."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World(device=device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return World(dist.get_rank(), dist.get_world_size(), device)
+
+
+def threads_per_process() -> int:
+    """CPU threads for each of the processes torchrun started on this machine: the cores shared out."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, (os.cpu_count() or 1) // local)
+
+
+def leave(together: bool) -> None:
+    """End this process's part in the process group, if it joined one.
+
+    together: every process reached this point the same way (training ended or was stopped by the
+    broadcast decision), so they first wait for each other. Without that, a process that finished
+    early tore down its gloo connections while rank 0 was still writing the model directory, and gloo
+    aborted the process ("terminate called without an active exception", exit -6), now and then.
+    After an error they do not wait: the others may never come, and torchrun ends them."""
+    if dist.is_initialized():
+        if together:
+            dist.barrier()
+        dist.destroy_process_group()

@@ -1,0 +1,106 @@
+"""How likely a model finds target text: the cross-entropy of every target token under teacher forcing.
+
+Training minimises it (label-smoothed, if asked); validation and `seqkit evaluate` turn it into a
+perplexity (never smoothed). One module serves both, so that a dev perplexity and an evaluated one are
+the same number.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from seqkit.data.batches import Batch, make_batch
+from seqkit.data.corpus import ParallelIds, chunk, chunk_starts, stream_rows, token_stream
+from seqkit.data.tokenizer import Tokenizer
+from seqkit.decoding.search import inference_batches
+from seqkit.runtime import devices
+
+EVAL_ROWS = 8  # rows a language model's dev / test stream is cut into for scoring
+
+
+def perplexity(total_nll: float, num_tokens: int) -> float:
+    """exp of the mean negative log-likelihood per token (nats)."""
+    mean = total_nll / max(1, num_tokens)
+    return math.exp(mean) if mean < 700 else math.inf  # a diverged model: no OverflowError
+
+
+def pair_loss(model, batch: Batch, label_smoothing: float = 0.0) -> tuple[torch.Tensor, float, int, int]:
+    """An encoder-decoder on one batch: the summed objective (cross-entropy, label-smoothed if asked), the
+    summed negative log-likelihood, the target tokens (EOS included) and how many the argmax gets right."""
+    loss, nll, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
+    return loss, float(nll), batch.num_tgt_tokens, int(correct)
+
+
+@torch.no_grad()
+def corpus_nll(model, data: ParallelIds, batch_size: int) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of the targets given the sources, and the token count."""
+    was_training = model.training
+    model.eval()
+    device = devices.model_device(model)
+    total_nll, total_tokens = 0.0, 0
+    for indices in inference_batches([len(s) for s in data.src], batch_size):
+        _, nll, tokens, _ = pair_loss(model, make_batch(data.src, data.tgt, indices).to(device))
+        total_nll, total_tokens = total_nll + nll, total_tokens + tokens
+    model.train(was_training)
+    return total_nll, total_tokens
+
+
+@torch.no_grad()
+def pair_log_probs(
+    model, tokenizer: Tokenizer, sources: list[str], targets: list[str]
+) -> tuple[list[float], list[int]]:
+    """An encoder-decoder: per pair, log P(target | source) in nats (EOS included) and the target's
+    token count. One pair per batch: no padding enters a sentence's score."""
+    was_training = model.training
+    model.eval()
+    device = devices.model_device(model)
+    src_ids, tgt_ids = tokenizer.encode_src(sources), tokenizer.encode_tgt(targets)
+    log_probs, tokens = [], []
+    for i in range(len(sources)):
+        _, nll, count, _ = pair_loss(model, make_batch(src_ids, tgt_ids, [i]).to(device))
+        log_probs.append(-nll)
+        tokens.append(count)
+    model.train(was_training)
+    return log_probs, tokens
+
+
+def chunk_loss(model, inputs, targets, state, label_smoothing: float = 0.0):
+    """A language model on one chunk: the summed objective (smoothed, if asked), the summed negative
+    log-likelihood, the argmax-correct count and the state after the chunk."""
+    logits, state = model(inputs, state)
+    flat_logits, flat_targets = logits.reshape(-1, logits.size(-1)), targets.reshape(-1)
+    loss = F.cross_entropy(flat_logits, flat_targets, reduction="sum", label_smoothing=label_smoothing)
+    if label_smoothing:
+        with torch.no_grad():
+            nll = float(F.cross_entropy(flat_logits, flat_targets, reduction="sum"))
+    else:
+        nll = float(loss.detach())
+    correct = int((logits.max(-1).indices == targets).sum())  # = argmax, faster on the CPU
+    return loss, nll, correct, state
+
+
+@torch.no_grad()
+def score_text(model, tokenizer: Tokenizer, lines: list[str], bptt_length: int) -> dict:
+    """Perplexity per token and bits per character (newlines counted) of `lines`, state carried through."""
+    was_training = model.training
+    model.eval()
+    stream = token_stream(tokenizer, lines)
+    data = stream_rows(stream, EVAL_ROWS).to(devices.model_device(model))
+    total_nll, tokens, state = 0.0, 0, None
+    for start in chunk_starts(data, bptt_length):
+        inputs, targets = chunk(data, start, bptt_length)
+        _, nll, _, state = chunk_loss(model, inputs, targets, state)
+        total_nll, tokens = total_nll + nll, tokens + targets.numel()
+    model.train(was_training)
+    # Bits per character: the text's characters (with newlines) in proportion to the tokens scored
+    # (the first token of each row is context, not scored). Exact for a character tokenizer.
+    covered_chars = sum(len(line) + 1 for line in lines) * tokens / (len(stream) - 1)
+    return {
+        "ppl": perplexity(total_nll, tokens),
+        "nll_per_token": total_nll / max(1, tokens),
+        "bpc": total_nll / math.log(2) / max(1.0, covered_chars),
+        "tokens": tokens,
+    }

@@ -1,0 +1,308 @@
+"""`seqkit serve MODEL_DIR`: a trained model over HTTP with JSON (a FastAPI app served by uvicorn).
+
+    POST /translate  {"text": ["...", ...], "beam_size": 5, "nbest": 1}
+                     -> {"translations": [{"text", "score", "nbest": [{"text", "score", "log_prob"}]}, ...]}
+    POST /generate   {"prompts": ["...", ...], "max_tokens", "temperature", "top_k", "top_p",
+                      "num_samples", "seed"} -> {"texts": [...]}   (num_samples per prompt, in order)
+    GET  /health     {"status": "ok", "queued": N, "requests": answered, "batches": decoded}
+    GET  /info       what `seqkit info --json` prints
+    GET  /docs       the OpenAPI documentation (FastAPI's)
+
+One worker thread owns the model: requests wait in a bounded queue, and translation requests that are
+waiting with the same settings are decoded together, up to `max_batch` lines (dynamic batching), so the
+throughput grows with concurrency while the weights never serve two batches at once. Limits: `max_lines`
+lines and `max_chars` characters a line per request (413), a full queue (503 with Retry-After), a request
+that waits longer than `timeout` seconds (504); bad JSON and wrong types are FastAPI's 422 naming the field.
+On SIGTERM uvicorn stops accepting connections, the queued requests are answered, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from seqkit.api import Model
+from seqkit.errors import ConfigError, DataError, SeqkitError
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch: int = 64  # lines decoded together at most
+    max_lines: int = 256  # lines per request
+    max_chars: int = 2000  # characters per line
+    max_queue: int = 64  # requests waiting at most
+    timeout: float = 60.0  # seconds a request may wait for its answer
+
+
+class TranslateRequest(BaseModel):
+    text: list[str]
+    beam_size: int | None = Field(None, description="the model's decode.beam_size when not given")
+    nbest: int = 1
+    length_penalty: float | None = None
+    max_length_ratio: float | None = None
+
+
+class GenerateRequest(BaseModel):
+    prompts: list[str] = [""]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    num_samples: int | None = None
+    seed: int | None = None
+
+
+class Refused(Exception):
+    """An HTTP error with a JSON body {"error": message}."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclass
+class _Job:
+    """One request's work: `run(lines)` for a batchable translation (`key`: its settings), or `call()`."""
+
+    lines: list[str]
+    key: Any  # requests with equal keys are decoded together; None: never batched
+    call: Callable[[list[str]], list[Any]]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    """The thread that owns the model, and its queue."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=limits.max_queue)
+        self.thread = threading.Thread(target=self._run, name="seqkit-model", daemon=True)
+        self.pending: _Job | None = None  # taken from the queue, but not batchable with the last batch
+        self.stopping = False
+        self.requests = self.batches = 0  # answered so far (GET /health): batching at work when fewer batches
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Answer what is queued, then end the thread."""
+        self.jobs.put(None)
+        self.thread.join()
+
+    async def submit(self, lines: list[str], key: Any, call: Callable[[list[str]], list[Any]]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        job = _Job(lines, key, call, loop, loop.create_future())
+        try:
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            raise Refused(
+                503,
+                f"the queue is full ({self.limits.max_queue} requests); retry shortly",
+                {"Retry-After": "1"},
+            ) from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), self.limits.timeout)
+        except TimeoutError:
+            job.cancelled.set()  # if the worker has not started it, it never will
+            raise Refused(504, f"no answer within the timeout of {self.limits.timeout:g} s") from None
+
+    def _take(self) -> list[_Job] | None:
+        """The next batch: the oldest job, and the queued ones with its settings, up to max_batch lines;
+        None once the stop (queued last, after uvicorn has answered every request) is reached."""
+        if self.stopping:
+            return None
+        first = self.pending if self.pending is not None else self.jobs.get()
+        self.pending = None
+        if first is None:
+            return None
+        batch, lines = [first], len(first.lines)
+        while first.key is not None and lines < self.limits.max_batch:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job.cancelled.is_set():  # timed out while waiting: takes no room
+                continue
+            if job is not None and job.key == first.key and lines + len(job.lines) <= self.limits.max_batch:
+                batch.append(job)
+                lines += len(job.lines)
+                continue
+            self.pending, self.stopping = job, job is None  # the next batch starts with it
+            break
+        return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            batch = [job for job in batch if not job.cancelled.is_set()]
+            if batch:
+                self.requests, self.batches = self.requests + len(batch), self.batches + 1
+                self._answer(batch)
+
+    def _answer(self, batch: list[_Job]) -> None:
+        try:
+            results = batch[0].call([line for job in batch for line in job.lines])
+        except Exception as e:
+            if len(batch) > 1:  # one request's fault (a line over the limit) must not fail the others
+                for job in batch:
+                    self._answer([job])
+                return
+            batch[0].loop.call_soon_threadsafe(_settle, batch[0].future, None, e)  # a user error, or a bug
+            return
+        if len(batch) == 1:  # (generate: num_samples results per prompt)
+            batch[0].loop.call_soon_threadsafe(_settle, batch[0].future, results, None)
+            return
+        start = 0
+        for job in batch:
+            part = results[start : start + len(job.lines)]
+            start += len(job.lines)
+            job.loop.call_soon_threadsafe(_settle, job.future, part, None)
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
+    if len(lines) > limits.max_lines:
+        raise Refused(413, f"{len(lines)} {what} in one request, more than --max-lines {limits.max_lines}")
+    for number, line in enumerate(lines, start=1):
+        if len(line) > limits.max_chars:
+            raise Refused(
+                413, f"{what} {number} has {len(line)} characters, more than --max-chars {limits.max_chars}"
+            )
+        if "\n" in line or "\r" in line:
+            raise Refused(422, f"{what} {number} holds a line break; send one line per list item")
+
+
+def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
+    """The app for `model` (uvicorn runs it; so can any ASGI server or test client)."""
+    limits = limits or Limits()
+    worker = Worker(limits)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        worker.start()
+        yield
+        await asyncio.to_thread(worker.stop)  # after uvicorn has answered the requests in flight
+
+    app = FastAPI(title="seqkit", summary=f"{model.model_dir}: {model.type}", lifespan=lifespan)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> JSONResponse:
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(SeqkitError)
+    async def user_error(request: Request, error: SeqkitError) -> JSONResponse:
+        # a line over decode.max_input_pieces is a limit (413); a bad setting, a bad request (422)
+        status = 413 if isinstance(error, DataError) and "max_input_pieces" in str(error) else 422
+        return JSONResponse({"error": str(error)}, status_code=status)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {
+            "status": "ok",
+            "queued": worker.jobs.qsize(),
+            "requests": worker.requests,
+            "batches": worker.batches,
+        }
+
+    @app.get("/info")
+    async def info() -> dict:
+        try:
+            return await asyncio.to_thread(model.info)
+        except SeqkitError as e:  # the model directory changed under the server: its fault, not the client's
+            raise Refused(500, str(e)) from None
+
+    @app.post("/translate")
+    async def translate(request: TranslateRequest) -> dict:
+        if model.type != "seq2seq":
+            raise Refused(422, f"{model.model_dir} is a language model: use POST /generate")
+        _check_lines(request.text, limits, "line")
+        settings = model.decode_settings(
+            "request",
+            beam_size=request.beam_size,
+            length_penalty=request.length_penalty,
+            max_length_ratio=request.max_length_ratio,
+        )
+        if not 1 <= request.nbest <= settings.beam_size:
+            raise Refused(
+                422, f"nbest = {request.nbest}: must be between 1 and the beam size ({settings.beam_size})"
+            )
+
+        def run(lines: list[str]) -> list[Any]:
+            return list(model.translate_stream(lines, settings, request.nbest))
+
+        results = await worker.submit(request.text, (settings, request.nbest), run)
+        return {
+            "translations": [
+                {
+                    "text": r.text,
+                    "score": r.score,
+                    "nbest": [{"text": t.text, "score": t.score, "log_prob": t.log_prob} for t in r.nbest],
+                }
+                for r in results
+            ]
+        }
+
+    @app.post("/generate")
+    async def generate(request: GenerateRequest) -> dict:
+        if model.type != "lm":
+            raise Refused(422, f"{model.model_dir} translates: use POST /translate")
+        _check_lines(request.prompts, limits, "prompt")
+        settings = model.generate_settings(
+            "request", max_tokens=request.max_tokens, temperature=request.temperature, top_k=request.top_k,
+            top_p=request.top_p, num_samples=request.num_samples, seed=request.seed,
+        )  # fmt: skip
+
+        def run(prompts: list[str]) -> list[Any]:
+            return list(model.generate_stream(prompts, settings))
+
+        return {"texts": await worker.submit(request.prompts, None, run)}
+
+    return app
+
+
+def serve(model: Model, host: str, port: int, limits: Limits) -> None:
+    """Run the app with uvicorn until SIGTERM or Ctrl-C: its messages and one access-log line per request
+    on stderr (stdout stays empty, as for every command), in colour only on a terminal."""
+    import copy
+    import socket
+    import sys
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as e:  # uvicorn would log it in several lines and exit 1
+            raise ConfigError(
+                f"--host {host} --port {port}: cannot listen there ({e.strerror}); choose another --port"
+            ) from None
+
+    logging = copy.deepcopy(LOGGING_CONFIG)
+    logging["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    for formatter in logging["formatters"].values():
+        formatter["use_colors"] = sys.stderr.isatty()
+    # uvicorn raises a captured signal again once it has shut down; SIGTERM, the way a service manager
+    # stops a server, then finds this handler, and the process exits 0 after draining (Ctrl-C stays 130)
+    signal.signal(signal.SIGTERM, lambda number, frame: None)
+    uvicorn.run(create_app(model, limits), host=host, port=port, log_config=logging, access_log=True)

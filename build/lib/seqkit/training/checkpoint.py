@@ -1,0 +1,167 @@
+"""Resumable training checkpoints inside a model directory.
+
+    checkpoints/step-00000120/weights.safetensors   the model
+    checkpoints/step-00000120/state.pt              optimizer, RNG state, counters, data position
+    checkpoints/latest                              the name of the newest complete checkpoint
+
+A checkpoint is written into a temporary folder, renamed into place, and only then named in `latest`
+(itself replaced atomically): a process killed at any moment leaves `latest` naming a complete
+checkpoint, or no `latest` at all. `state.pt` holds only tensors, numbers and strings and is read with
+`torch.load(weights_only=True)`, which refuses anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from seqkit.errors import ModelDirError
+from seqkit.modeldir import CHECKPOINTS, damaged_weights, load_weights_into, weights_bytes
+from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
+from seqkit.outputs import MARKER, atomic_write, marker_bytes
+
+ROOT, LATEST, WEIGHTS, STATE = CHECKPOINTS, "latest", "weights.safetensors", "state.pt"
+
+
+def _complete(path: Path) -> bool:
+    return (path / WEIGHTS).is_file() and (path / STATE).is_file()
+
+
+def _steps(root: Path) -> list[Path]:
+    """The checkpoint folders, oldest first (a link in their place is not one of the run's)."""
+    return [p for p in sorted(root.glob("step-*")) if _NAME.fullmatch(p.name) and not p.is_symlink()]
+
+
+_NAME = re.compile(r"step-\d{8}")
+
+
+def latest(model_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a model directory, if any: the one `latest` names, or, if that
+    was deleted by hand, the newest complete one left. `latest` names a folder beside it, nothing else: a
+    path out of the run is a ModelDirError."""
+    root = model_dir / ROOT
+    pointer = root / LATEST
+    if pointer.is_file() and not pointer.is_symlink():
+        name = pointer.read_bytes().decode("utf-8", "replace").strip()
+        if not _NAME.fullmatch(name):
+            raise ModelDirError(
+                f"{pointer}: names {name[:80]!r}, not a checkpoint of this run (step-NNNNNNNN); delete the "
+                "file to continue from the newest checkpoint left"
+            )
+        path = root / name
+        if _complete(path) and not path.is_symlink():
+            return path
+    # no pointer (deleted, or a kill between renaming a checkpoint and naming it), or one naming a
+    # checkpoint that is gone: the newest complete one left (each is renamed into place whole)
+    remaining = [p for p in _steps(root) if _complete(p)]
+    return remaining[-1] if remaining else None
+
+
+def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
+    """Write a checkpoint of the current step (`state["progress"]["step"]`) and keep the newest `keep`.
+
+    `state` is the loop's own: counters, RNG state, the task's carried state."""
+    root = model_dir / ROOT
+    root.mkdir(exist_ok=True)
+    name = f"step-{state['progress']['step']:08d}"
+    final = root / name
+    if not _complete(final):  # the same step saved twice (validation, then the end) is the same state
+        if final.is_dir() and not final.is_symlink():  # an incomplete one of that step (a user's deletion)
+            shutil.rmtree(final)
+        for stale in root.glob(".step-*.tmp"):  # left by a killed process
+            if not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = root / f".{name}.{os.getpid()}.tmp"
+        tmp.mkdir()
+        try:
+            atomic_write(tmp / WEIGHTS, weights_bytes(model))
+            buffer = io.BytesIO()
+            torch.save({"optimizer": optimizer.state_dict(), "state": state}, buffer)
+            atomic_write(tmp / STATE, buffer.getvalue())
+            os.rename(tmp, final)
+        except BaseException:  # e.g. no space left: no half checkpoint stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    atomic_write(root / LATEST, name.encode())
+    for old in [p for p in _steps(root) if _complete(p)][:-keep]:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def restore(path: Path, model, optimizer) -> dict:
+    """Load a checkpoint into `model` and `optimizer`; returns the `state` given to `save`."""
+    try:
+        load_weights_into(model, load_safetensors((path / WEIGHTS).read_bytes()))
+        # tensors land on the CPU (a GPU run resumes on a CPU-only machine); the optimizer moves its state
+        # to its parameters' device
+        # (torch's remarks on a foreign file's pickle protocol are not for the user: ours is a refusal)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            saved = torch.load(io.BytesIO((path / STATE).read_bytes()), map_location="cpu", weights_only=True)
+        if not (isinstance(saved, dict) and isinstance(saved.get("state"), dict) and "optimizer" in saved):
+            raise ValueError("not a checkpoint state of seqkit's")
+        optimizer.load_state_dict(saved["optimizer"])
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which would run whatever the file holds: not
+        # passed on
+        raise ModelDirError(
+            f"{path / STATE}: holds objects other than tensors, numbers and strings (refused unread: loading "
+            "them could run code); delete the checkpoint to use an older one"
+        ) from None
+    except (
+        OSError,
+        SafetensorError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+        EOFError,
+        TypeError,
+        AttributeError,
+    ) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelDirError(
+            f"{path}: checkpoint cannot be restored ({first}); delete it to use an older one"
+        ) from None
+    return saved["state"]
+
+
+def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
+    """Write a model directory whose weights are the mean of the newest `last` checkpoints' weights
+    (config, tokenizer and log copied); returns the names of the checkpoints averaged."""
+    chosen = [p for p in _steps(model_dir / ROOT) if _complete(p)][-last:]
+    if not chosen:
+        raise ModelDirError(f"{model_dir}: no checkpoints to average; train with --output {model_dir} first")
+    if output_dir.exists() or output_dir.is_symlink():
+        raise ModelDirError(f"{output_dir} already exists; choose a new --output for the averaged model")
+    total: dict[str, torch.Tensor] = {}
+    for path in chosen:
+        try:
+            tensors = load_safetensors((path / WEIGHTS).read_bytes())
+        except SafetensorError as e:
+            raise damaged_weights(path / WEIGHTS, e) from None
+        for name, tensor in tensors.items():
+            total[name] = total.get(name, 0) + tensor.double()
+    tmp = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        atomic_write(tmp / MARKER, marker_bytes("average"))
+        for item in model_dir.iterdir():  # the run's files, not its links or hidden files
+            if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
+                shutil.copy2(item, tmp / item.name)
+        averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
+        atomic_write(tmp / MODEL_WEIGHTS, save_safetensors(averaged))
+        os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
+    except BaseException:  # e.g. no space left: no half directory stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [path.name for path in chosen]

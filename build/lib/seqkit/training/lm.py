@@ -1,0 +1,111 @@
+"""Training a recurrent language model by truncated backpropagation through time (TBPTT).
+
+The training text becomes one token stream (each line followed by EOS), cut into `streams` equal rows
+that are read side by side in chunks of `bptt_length` tokens. The hidden state is carried from one
+chunk to the next, detached, so gradients reach back `bptt_length` tokens while the state sees the whole
+stream. The weights with the lowest dev perplexity are kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from seqkit import modeldir
+from seqkit.config import Config
+from seqkit.data.corpus import chunk, chunk_starts, hold_out, read_text, stream_rows, token_stream
+from seqkit.data.tokenizer import build_tokenizer, load_tokenizer
+from seqkit.errors import DataError
+from seqkit.models.lm import RNNLanguageModel, detach_state
+from seqkit.runtime.distributed import World
+from seqkit.scoring.likelihood import chunk_loss, score_text
+from seqkit.training.log import EndRecord
+from seqkit.training.loop import fit
+from seqkit.training.run import run_training
+from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
+
+
+def train(
+    cfg: Config,
+    output_dir: Path,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> EndRecord:
+    """Train a language model on the `data.tgt_lang` side of `data.train` into `output_dir` (or continue
+    its latest checkpoint, with `resume`; with `overwrite`, replace the trained run it holds)."""
+    return run_training(_train, cfg, output_dir, reporter, resume, overwrite)
+
+
+def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
+    fixes: Counter = Counter()
+    train_lines = read_text(cfg, "train", fixes)
+    if cfg.data.dev:
+        dev_lines = read_text(cfg, "dev")
+    else:  # held out of data.train with the seed, as for a translation model
+        chosen = set(hold_out(len(train_lines), cfg.data.dev_size, cfg.train.seed))
+        dev_lines = [line for i, line in enumerate(train_lines) if i in chosen]
+        train_lines = [line for i, line in enumerate(train_lines) if i not in chosen]
+    if not train_lines or not dev_lines:
+        raise DataError(
+            "data.train and data.dev must each have at least one non-empty line (without data.dev, "
+            "data.train needs at least 10 lines to hold a dev set out of)"
+        )
+    if resume:
+        tokenizer = load_tokenizer(output_dir)
+    else:
+        tokenizer = build_tokenizer([], train_lines, cfg.tokenizer, cfg.train.seed)
+    streams = max(1, cfg.train.batch_tokens // cfg.train.bptt_length)
+    data = stream_rows(token_stream(tokenizer, train_lines), streams)
+    if data.size(0) < world.size:
+        raise DataError(
+            f"{data.size(0)} streams cannot feed {world.size} processes; raise train.batch_tokens"
+        )
+    rows = data[world.rank :: world.size].to(world.device)  # this process's streams
+    if world.is_main:
+        modeldir.start(output_dir, cfg, tokenizer, resume)
+        vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+        modeldir.write_vocab_counts(output_dir, None, data.flatten().numpy(), vocab_sizes)
+        if not cfg.data.dev:
+            modeldir.write_held_out(output_dir, [], dev_lines)
+    model = RNNLanguageModel.from_config(cfg.model, tokenizer).to(world.device)
+    train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
+    state = None
+
+    def step(start: int) -> StepLoss:
+        nonlocal state
+        if start == 0:
+            state = None  # each epoch reads the streams afresh
+        inputs, targets = chunk(rows, start, cfg.train.bptt_length)
+        loss, nll, correct, state = chunk_loss(train_model, inputs, targets, state, cfg.train.label_smoothing)
+        state = detach_state(state)
+        all_tokens = targets.size(1) * data.size(0)  # of every process (DDP averages: hence * world.size)
+        return StepLoss(loss * world.size / all_tokens, float(loss.detach()), nll, targets.numel(), correct)
+
+    def validate() -> DevScores:
+        scores = score_text(model, tokenizer, dev_lines, cfg.train.bptt_length)
+        return DevScores({"loss": scores["nll_per_token"], "ppl": scores["ppl"], "bpc": scores["bpc"]})
+
+    def load_state(saved: dict) -> None:
+        nonlocal state
+        state = saved["hidden"]
+
+    task = TrainingTask(
+        batches=lambda epoch: chunk_starts(data, cfg.train.bptt_length),
+        step=step,
+        validate=validate,
+        default_metric="ppl",
+        data={
+            "train_lines": len(train_lines),
+            "train_tokens": data.numel(),
+            "streams": data.size(0),
+            "dev_lines": len(dev_lines),
+            "vocab": tokenizer.tgt_vocab_size,
+            "control_lines": fixes["controls"],  # the tokenizer drops their control characters
+        },
+        # the hidden state carried into the next chunk (a distributed run restarts it on resume: each
+        # process holds only its own streams' state)
+        state_dict=lambda: {"hidden": state if world.size == 1 else None},
+        load_state_dict=load_state,
+    )
+    return fit(cfg, output_dir, model, task, reporter, resume, world)

@@ -1,0 +1,89 @@
+"""Before and around a training run: the checks, seeds, threads and process group that come before
+anything is written (`start_run`), and the run directory, made seqkit's and locked for as long as the run
+trains (`run_directory`); `run_training` is both around a trainer's body."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from seqkit import modeldir, outputs
+from seqkit.config import Config
+from seqkit.errors import ConfigError, ModelDirError
+from seqkit.runtime import devices, distributed
+from seqkit.runtime.distributed import World
+from seqkit.training import checkpoint
+from seqkit.training.log import EndRecord
+from seqkit.training.task import NullReporter, Reporter
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def start_run(cfg: Config) -> World:
+    """Checks, seeds, threads, the device and the process group: before anything is written or anything
+    random happens."""
+    if not (cfg.train.max_steps or cfg.train.max_epochs or cfg.train.max_minutes):
+        raise ConfigError("no stopping limit: set train.max_steps, train.max_epochs or train.max_minutes")
+    device = devices.resolve(cfg.train.device, distributed.local_rank(), option="train.device =")
+    devices.Precision(cfg.train.precision, device)  # an unsupported precision fails here, not after set-up
+    seed_everything(cfg.train.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    return distributed.join(device)
+
+
+def run_training(
+    body: Callable[[Config, Path, World, Reporter, bool], EndRecord],
+    cfg: Config,
+    output_dir: Path | str,
+    reporter: Reporter | None,
+    resume: bool,
+    overwrite: bool,
+) -> EndRecord:
+    """What every trainer's `train` does around its own `body`: the checks, seeds and process group of
+    `start_run`, then the run's directory (`run_directory`) for as long as the body trains."""
+    world = start_run(cfg)
+    with run_directory(Path(output_dir), world, resume, overwrite):
+        return body(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
+
+
+@contextlib.contextmanager
+def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool) -> Iterator[None]:
+    """The run's directory for the block. On the first process (the one that writes the run): made seqkit's
+    and locked against a second training (outputs.py), checked by `modeldir.open_run` under the lock."""
+    if not world.is_main:
+        yield
+        return
+    if resume and not outputs.owns(output_dir) and checkpoint.latest(output_dir) is None:
+        # adopting a directory without the marker (a 0.1 run) needs a checkpoint to continue: a failed
+        # resume must not leave a marker in somebody else's directory
+        raise ModelDirError(f"{output_dir}: no checkpoint to resume; start a run with --output {output_dir}")
+    try:
+        output_dir.mkdir(parents=True)  # atomically: of two processes, only one creates the directory
+        created = True
+    except FileExistsError:
+        created = False
+    outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
+    with outputs.locked(output_dir):
+        try:
+            modeldir.open_run(output_dir, resume, overwrite)
+            yield
+        except BaseException:
+            if created and not (output_dir / modeldir.CONFIG).exists():
+                # refused before the run wrote a file of its own (a bad corpus, say): no directory left
+                # behind (only the process that created it, holding its lock, removes it)
+                shutil.rmtree(output_dir, ignore_errors=True)
+            raise
+
+
+def seeded_rng(cfg: Config, epoch: int) -> random.Random:
+    """The data-order generator of one epoch: a function of the seed and the epoch only."""
+    return random.Random(f"{cfg.train.seed}-{epoch}")

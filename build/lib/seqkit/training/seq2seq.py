@@ -1,0 +1,128 @@
+"""Training an encoder-decoder on a parallel corpus: data preparation, the update step, validation.
+
+Validation scores dev perplexity (teacher forcing) and greedy BLEU / chrF; the weights with the best dev
+BLEU are kept. The loop itself is `loop.fit`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqkit import modeldir
+from seqkit.config import Config
+from seqkit.data.arrays import TokenArrays
+from seqkit.data.batches import make_batch, training_batches
+from seqkit.data.corpus import ParallelIds, prepare_pairs
+from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
+from seqkit.decoding.search import decode_corpus
+from seqkit.decoding.torch_steps import Seq2SeqSteps, evaluating
+from seqkit.errors import DataError, TrainingError
+from seqkit.models.seq2seq import Seq2Seq
+from seqkit.runtime.distributed import World
+from seqkit.scoring.likelihood import corpus_nll, pair_loss, perplexity
+from seqkit.scoring.metrics import corpus_score
+from seqkit.training.log import EndRecord
+from seqkit.training.loop import fit
+from seqkit.training.run import run_training, seeded_rng
+from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
+
+
+@torch.no_grad()
+def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> DevScores:
+    """Dev perplexity (teacher forcing) and greedy BLEU / chrF on detokenized output."""
+    total_nll, total_tokens = corpus_nll(model, dev, cfg.decode.batch_size)
+    limit = cfg.train.valid_max_sentences or len(dev.src)
+    greedy = dataclasses.replace(cfg.decode, beam_size=1)  # validation stays fast
+    with evaluating(model):
+        best = [h[0].tokens for h in decode_corpus(Seq2SeqSteps(model), dev.src[:limit], greedy)]
+    hypotheses = tokenizer.decode_tgt(best)
+    bleu = corpus_score("bleu", hypotheses, [dev.tgt_text[:limit]])
+    chrf = corpus_score("chrf", hypotheses, [dev.tgt_text[:limit]])
+    return DevScores(
+        scores={
+            "loss": total_nll / max(1, total_tokens),
+            "ppl": perplexity(total_nll, total_tokens),
+            "bleu": bleu.score,
+            "chrf": chrf.score,
+        },
+        signatures={"bleu": bleu.signature, "chrf": chrf.signature},
+        sentences=limit,
+    )
+
+
+def train(
+    cfg: Config,
+    output_dir: Path,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> EndRecord:
+    """Train a translation model into `output_dir` (or continue its latest checkpoint, with `resume`; with
+    `overwrite`, replace the trained run it holds); returns the closing record."""
+    return run_training(_train, cfg, output_dir, reporter, resume, overwrite)
+
+
+def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
+    if not world.is_main:
+        world.barrier()  # the first process tokenizes the corpus; the others then open its arrays
+    tokenizer, prepared = prepare_pairs(
+        cfg,
+        output_dir,
+        load_tokenizer(output_dir) if resume else None,
+        lambda src, tgt: build_tokenizer(src, tgt, cfg.tokenizer, cfg.train.seed),
+        threads=torch.get_num_threads(),
+        on_progress=reporter.tokenizing if world.is_main else None,
+    )
+    if world.is_main:
+        world.barrier()
+    train_data, dev = prepared.train, prepared.dev
+    if not len(train_data.src) or not dev.src:
+        raise DataError(
+            f"no usable sentence pairs in data.train or data.dev ({prepared.cleaning.skipped:,} skipped as "
+            f"empty, longer than data.max_length = {cfg.data.max_length} or otherwise cleaned); check the files"
+        )
+    assert isinstance(train_data.src, TokenArrays) and isinstance(train_data.tgt, TokenArrays)
+    if world.is_main:
+        modeldir.start(output_dir, cfg, tokenizer, resume)
+        vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+        modeldir.write_vocab_counts(output_dir, train_data.src.ids, train_data.tgt.ids, vocab_sizes)
+        if prepared.held_out:  # the split, to reproduce it and to score the model on it later
+            modeldir.write_held_out(output_dir, prepared.dev_src_text, dev.tgt_text)
+    model = Seq2Seq.from_config(cfg.model, tokenizer).to(world.device)
+    train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
+    tgt_lengths = train_data.tgt.lengths
+    sizes = (np.maximum(train_data.src.lengths, tgt_lengths) + 1).tolist()
+
+    def step(indices: list[int]) -> StepLoss:
+        if len(indices) < world.size:  # the same decision on every process, before any collective
+            raise TrainingError(
+                f"a batch of {len(indices)} sentences cannot feed {world.size} processes; raise train.batch_tokens"
+            )
+        share = world.shard(indices)
+        batch = make_batch(train_data.src, train_data.tgt, share).to(world.device)
+        loss, nll, tokens, correct = pair_loss(train_model, batch, cfg.train.label_smoothing)
+        # The mean over the whole batch's target tokens, so the step size does not depend on the batch size
+        # or on how many processes share it (DDP averages the processes' gradients: hence * world.size).
+        batch_tokens = int(tgt_lengths[indices].sum()) + len(indices)
+        return StepLoss(loss * world.size / batch_tokens, float(loss.detach()), nll, tokens, correct)
+
+    task = TrainingTask(
+        batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),
+        step=step,
+        validate=lambda: validate(model, tokenizer, dev, cfg),
+        default_metric="bleu",
+        data={
+            "train_pairs": len(train_data.src),
+            **prepared.cleaning.counts(),
+            "dev_pairs": len(dev.src),
+            "dev_held_out": int(prepared.held_out),
+            "cached": int(prepared.from_cache),
+            "src_vocab": tokenizer.src_vocab_size,
+            "tgt_vocab": tokenizer.tgt_vocab_size,
+        },
+    )
+    return fit(cfg, output_dir, model, task, reporter, resume, world)

@@ -1,0 +1,190 @@
+"""`seqkit info`: what a model directory holds, like Keras' `model.summary()`.
+
+Output shapes come from running the model once on a tiny batch with forward hooks, so they are the
+shapes the code really makes: batch and time dimensions are named, the others are sizes. The decoder
+of an encoder-decoder runs one step at a time, so its shapes are per step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from seqkit import model_types, modeldir
+from seqkit.data.tokenizer import SPECIALS, load_tokenizer
+from seqkit.model_types.base import ModelType
+from seqkit.models.attention import ATTENTIONS
+from seqkit.training import log as training_log
+from seqkit.training.log import EndRecord, Record, ValidRecord
+
+SAMPLE_LENGTH = 11  # time steps of the probe batch: a length no layer size is likely to equal
+SAMPLE_PIECES = 12
+
+
+def _shape(value, time_name: str) -> str:
+    """A module output -> "(batch, src_len, 512)"; a tuple of tensors (attention) -> each of them."""
+    if isinstance(value, PackedSequence):  # the encoder RNN: (sum of lengths, features)
+        return f"(batch, {time_name}, {value.data.size(-1)})"
+    if isinstance(value, tuple):
+        if isinstance(value[0], PackedSequence | torch.Tensor) and isinstance(value[1], tuple | torch.Tensor):
+            if isinstance(value[1], torch.Tensor) and value[1].dim() == 2:  # attention: (context, weights)
+                return ", ".join(_shape(v, time_name) for v in value)
+            return _shape(value[0], time_name)  # an RNN's (output, state): the output
+    dims = ["batch"] + [time_name if size == SAMPLE_LENGTH else str(size) for size in value.shape[1:]]
+    return f"({', '.join(dims)})"
+
+
+def layer_table(model: nn.Module, model_type: ModelType) -> list[dict]:
+    """Every module that holds parameters (and each attention module), in definition order:
+    name, type, output shape (None if the module is never called as a module), own parameters."""
+    shapes: dict[str, str] = {}
+    time_name = model_type.time_name
+    names = {module: name for name, module in model.named_modules()}
+
+    def record_shape(module: nn.Module, args, output) -> None:  # returning None keeps the output
+        shapes.setdefault(names[module], _shape(output, time_name))
+
+    hooks = [module.register_forward_hook(record_shape) for module in names]
+    try:
+        with torch.no_grad():
+            model_type.probe(model, SAMPLE_LENGTH)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    seen: dict[int, str] = {}
+    rows = []
+    for name, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
+        if not own and not isinstance(module, tuple(ATTENTIONS.values())):
+            continue
+        count, tied = 0, []
+        for param_name, param in own:
+            if id(param) in seen:
+                tied.append(f"{param_name} = {seen[id(param)]}")
+            else:
+                seen[id(param)] = f"{name}.{param_name}"
+                count += param.numel()
+        per_step = model_type.per_step(name)
+        rows.append(
+            {
+                "name": name,
+                "type": type(module).__name__,
+                "output_shape": shapes.get(name),
+                "per_step": per_step and name in shapes,
+                "parameters": count,
+                "tied": tied,
+            }
+        )
+    return rows
+
+
+def _training(records: list[Record]) -> dict:
+    """Steps, time and best dev score of the run so far, from its log."""
+    stepped = [r for r in records if isinstance(r, training_log.TrainRecord | ValidRecord)]
+    ends = training_log.of_kind(records, EndRecord)
+    summary: dict = {
+        "steps": max((r.step for r in stepped), default=0),
+        "elapsed_s": max((getattr(r, "elapsed_s", 0.0) for r in records), default=0.0),
+        "finished": bool(ends) and ends[-1].finished,
+    }
+    if ends:
+        end = ends[-1]
+        summary["stopped_by"] = end.reason
+        # the JSON of seqkit 0.1: best_dev_bleu, best_dev_ppl, ...
+        summary[f"best_{training_log.METRIC_KEYS[end.best_metric]}"] = end.best_score
+        if end.best_signature:
+            summary["best_signature"] = end.best_signature
+    valid = training_log.of_kind(records, ValidRecord)
+    best_valid = [r for r in valid if r.best]
+    summary["validations"] = len(valid)
+    if best_valid:  # the validation whose weights are model.safetensors, with all its scores
+        record = best_valid[-1]
+        summary["best_validation"] = {
+            key: value
+            for key, value in training_log.to_json(record).items()
+            if key == "step" or key.startswith("dev_") or key.endswith("_signature")
+        }
+    return summary
+
+
+def _file_sizes(model_dir: Path) -> dict[str, int]:
+    """Bytes per entry of the directory; a folder's files counted without following links (a link to /usr
+    or /proc is the size of the link, not a walk of what it names)."""
+    sizes = {}
+    for entry in sorted(model_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        folder = entry.is_dir() and not entry.is_symlink()
+        sizes[entry.name + ("/" if folder else "")] = _bytes_under(entry) if folder else entry.lstat().st_size
+    return sizes
+
+
+def _bytes_under(folder: Path) -> int:
+    total = 0
+    for root, _, names in os.walk(folder, followlinks=False):  # unreadable folders: skipped by os.walk
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _pieces(tokenizer, vocab_size: int) -> list[str]:
+    ids = list(range(len(SPECIALS), min(vocab_size, len(SPECIALS) + SAMPLE_PIECES)))
+    return tokenizer.tgt_pieces(ids)
+
+
+def vocabulary(model_dir: Path | str) -> dict:
+    """`seqkit info --vocab`: every id of each side's vocabulary, its piece, and how often it occurs in
+    the training data (None for a model trained before seqkit counted)."""
+    model_dir = Path(model_dir)
+    modeldir.require_directory(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    counts = modeldir.read_vocab_counts(model_dir)
+    sides = {"target": ("tgt", tokenizer.tgt_vocab_size, tokenizer.tgt_pieces)}
+    if not tokenizer.joint:
+        sides = {"source": ("src", tokenizer.src_vocab_size, tokenizer.src_id_pieces), **sides}
+    table = {}
+    for side, (key, size, pieces) in sides.items():
+        side_counts = counts.get(key)
+        if tokenizer.joint and "src" in counts and side_counts:  # one vocabulary: both sides' counts
+            side_counts = [a + b for a, b in zip(counts["src"], side_counts, strict=True)]
+        table[side] = [
+            {"id": i, "piece": piece, "count": side_counts[i] if side_counts else None}
+            for i, piece in enumerate(pieces(list(range(size))))
+        ]
+    return {"model_dir": str(model_dir), "joint": tokenizer.joint, "vocabulary": table}
+
+
+def summarize(model_dir: Path | str) -> dict:
+    """Everything `seqkit info` shows, as one JSON-ready dict."""
+    model_dir = Path(model_dir)
+    cfg, tokenizer, model = model_types.load(model_dir)
+    model_type = model_types.of(cfg)
+    parameters = list(model.parameters())  # each tied tensor once
+    info = {
+        "model_dir": str(model_dir),
+        "type": model_type.name,
+        "cell": cfg.model.cell,
+        "attention": cfg.model.attention if model_type.attends else None,
+        "layers": layer_table(model, model_type),
+        "parameters": {
+            "trainable": sum(p.numel() for p in parameters if p.requires_grad),
+            "all": sum(p.numel() for p in parameters),
+        },
+        "vocabulary": {
+            "tokenizer": cfg.tokenizer.type,
+            "joint": tokenizer.joint,
+            "source": tokenizer.src_vocab_size,
+            "target": tokenizer.tgt_vocab_size,
+            "sample_pieces": _pieces(tokenizer, tokenizer.tgt_vocab_size),
+        },
+        "training": _training(training_log.read(model_dir)),
+        "files": _file_sizes(model_dir),
+    }
+    return info

@@ -1,0 +1,58 @@
+"""The same pictures drawn in text, for a quick look in a terminal: training curves (plotext) and one
+sentence's attention (shade characters)."""
+
+from __future__ import annotations
+
+from seqkit.decoding.inference import AttentionMap
+from seqkit.viz.curves import RunCurves, panel_titles
+
+SHADES = " ·░▒▓█"  # weight 0 to 1 in equal steps
+# Without colour, series in one panel differ by their marker: braille lines first, then plain characters.
+PLAIN_MARKERS = ("braille", "•", "x", "+", "o", "*")
+
+
+def curves_text(runs: list[RunCurves], x: str = "step", width: int = 100, colour: bool = True) -> str:
+    """Every panel as a text chart, one under the other (the same panels and series as plots.curves_figure)."""
+    import plotext
+
+    charts = []
+    for title in panel_titles(runs):
+        plotext.clear_figure()
+        plotext.plotsize(width, 18)
+        plotext.theme("clear" if not colour else "pro")
+        series = 0
+        for run in runs:
+            for panel in run.panels:
+                if panel.title != title:
+                    continue
+                for curve in panel.curves:
+                    xs = curve.steps if x == "step" else curve.minutes
+                    label = curve.label if len(runs) == 1 else f"{run.name}: {curve.label}"
+                    marker = "braille" if colour else PLAIN_MARKERS[series % len(PLAIN_MARKERS)]
+                    plotext.plot(xs, curve.values, label=label, marker=marker)
+                    series += 1
+                if panel.log_scale:
+                    plotext.yscale("log")
+        plotext.title(title)
+        plotext.xlabel("step" if x == "step" else "training time (minutes)")
+        chart = plotext.build()
+        charts.append(chart if colour else plotext.uncolorize(chart))
+    return "\n".join(charts)
+
+
+def shade(weight: float) -> str:
+    return SHADES[min(len(SHADES) - 1, int(weight * (len(SHADES) - 1) + 0.5))]
+
+
+def attention_text(attention: AttentionMap) -> str:
+    """Output pieces down, source positions across (numbered, the pieces listed above), one shade per
+    weight; after each row, the source piece it attends to most and that weight."""
+    lines = ["source: " + "  ".join(f"{j + 1}:{piece}" for j, piece in enumerate(attention.source))]
+    width = max(len(piece) for piece in attention.output) if attention.output else 0
+    header = "".join(f"{(j + 1) % 10:>2}" for j in range(len(attention.source)))
+    lines.append(f"{'':<{width}} {header}")
+    for piece, row in zip(attention.output, attention.weights, strict=True):
+        cells = "".join(f" {shade(w)}" for w in row)
+        best = max(range(len(row)), key=row.__getitem__)
+        lines.append(f"{piece:<{width}} {cells}   -> {attention.source[best]} ({row[best]:.2f})")
+    return "\n".join(lines)
