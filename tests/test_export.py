@@ -18,7 +18,7 @@ from seqkit.data.text import read_lines
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import layout
 from seqkit.export import onnx as onnx_export
-from tests.helpers import assert_one_line_error, lm_config, seqkit_here, toy_config
+from tests.helpers import assert_one_line_error, lm_config, seqkit_here, toy_config, write_text, write_toy
 
 pytest.importorskip("onnxruntime")
 
@@ -75,43 +75,65 @@ def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_d
     )
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        {"cell": "lstm", "attention": "luong"},
-        {"cell": "rnn", "attention": "bahdanau", "bidirectional": False},
-        {"cell": "gru", "attention": "luong", "encoder_layers": 2, "decoder_layers": 2},
-    ],
-    ids=["lstm-luong", "rnn-bahdanau-unidirectional", "gru-luong-2-layers"],
-)
-def test_every_cell_and_attention_exports(tmp_path, reverse_data, model):
-    cfg = toy_config(reverse_data, tokenizer={"type": "char"}, model=model)
-    lines = _lines(reverse_data, 40)
-    model_dir = _trained(tmp_path / "model", cfg, 40)
-    onnx_export.export(model_dir, tmp_path / "onnx")
-    torch_model, exported = seqkit.load(model_dir, device="cpu"), seqkit.load(tmp_path / "onnx")
-    assert exported.module is None
-    for beam in (1, 3):
-        mine = exported.translate(lines, beam_size=beam, nbest=beam, max_length_ratio=1.0)
-        theirs = torch_model.translate(lines, beam_size=beam, nbest=beam, max_length_ratio=1.0)
-        assert [[t.text for t in r.nbest] for r in mine] == [[t.text for t in r.nbest] for r in theirs]
-        for a, b in zip(mine, theirs, strict=True):
-            assert [t.log_prob for t in a.nbest] == pytest.approx([t.log_prob for t in b.nbest], abs=1e-3)
-    assert len({r.text for r in theirs}) > len(lines) // 2  # varied outputs: the comparison means something
+ARCHITECTURES = {
+    "lstm-luong": {"cell": "lstm", "attention": "luong"},
+    "rnn-bahdanau-unidirectional": {"cell": "rnn", "attention": "bahdanau", "bidirectional": False},
+    "gru-luong-2-layers": {"cell": "gru", "attention": "luong", "encoder_layers": 2, "decoder_layers": 2},
+}
+LM_CELLS = ("lstm", "gru", "rnn")
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_language_models_generate_as_their_model(tmp_path, lm_data, cell):
-    cfg = lm_config(lm_data, model={"cell": cell, "decoder_layers": 2})
-    model_dir = _trained(tmp_path / "lm", cfg, 60)
-    onnx_export.export(model_dir, tmp_path / "onnx")
+def _seq2seq_architectures(directory: Path) -> str:
+    """(In the background process.) Each of ARCHITECTURES trained part-way on the toy reverse task."""
+    data = write_toy(directory / "data", "reverse")
+    for name, model in ARCHITECTURES.items():
+        _trained(directory / name, toy_config(data, tokenizer={"type": "char"}, model=model), 40)
+    return data
+
+
+def _lm_architectures(directory: Path) -> str:
+    """(In the background process.) A two-layer character language model of each cell, part-way."""
+    data = write_text(directory / "data")
+    for cell in LM_CELLS:
+        _trained(directory / cell, lm_config(data, model={"cell": cell, "decoder_layers": 2}), 60)
+    return str(data)
+
+
+@pytest.mark.prepared_in_background("_seq2seq_architectures")
+def test_every_cell_and_attention_exports(background_model, tmp_path):
+    lines = read_lines(f"{background_model.data_dir}/dev.src")[:40]
+    for name in ARCHITECTURES:
+        model_dir = background_model.model_dir / name
+        onnx_export.export(model_dir, tmp_path / name)
+        torch_model, exported = seqkit.load(model_dir, device="cpu"), seqkit.load(tmp_path / name)
+        assert exported.module is None
+        for beam in (1, 3):
+            mine = exported.translate(lines, beam_size=beam, nbest=beam, max_length_ratio=1.0)
+            theirs = torch_model.translate(lines, beam_size=beam, nbest=beam, max_length_ratio=1.0)
+            assert [[t.text for t in r.nbest] for r in mine] == [[t.text for t in r.nbest] for r in theirs], (
+                name
+            )
+            for a, b in zip(mine, theirs, strict=True):
+                assert [t.log_prob for t in a.nbest] == pytest.approx([t.log_prob for t in b.nbest], abs=1e-3)
+        assert len({r.text for r in theirs}) > len(lines) // 2, (
+            name
+        )  # varied outputs: a comparison that means something
+
+
+@pytest.mark.prepared_in_background("_lm_architectures")
+def test_language_models_generate_as_their_model(background_model, tmp_path):
     options = {"max_tokens": 30, "num_samples": 3, "seed": 4}
-    for temperature in (0.0, 1.0):
-        prompts = ["the", "", "a st"]
-        mine = seqkit.load(tmp_path / "onnx").generate(prompts, temperature=temperature, **options)
-        theirs = seqkit.load(model_dir, device="cpu").generate(prompts, temperature=temperature, **options)
-        assert mine == theirs
-    assert len(set(theirs)) > 3
+    prompts = ["the", "", "a st"]
+    for cell in LM_CELLS:
+        model_dir = background_model.model_dir / cell
+        onnx_export.export(model_dir, tmp_path / cell)
+        for temperature in (0.0, 1.0):
+            mine = seqkit.load(tmp_path / cell).generate(prompts, temperature=temperature, **options)
+            theirs = seqkit.load(model_dir, device="cpu").generate(
+                prompts, temperature=temperature, **options
+            )
+            assert mine == theirs, cell
+        assert len(set(theirs)) > 3, cell
 
 
 def test_the_trained_language_model_exports(char_lm, tmp_path):
