@@ -136,8 +136,13 @@ def test_language_models_generate_as_their_model(background_model, tmp_path):
         assert len(set(theirs)) > 3, cell
 
 
-def test_the_trained_language_model_exports(char_lm, tmp_path):
-    exported = _export(char_lm, tmp_path / "lm-onnx")
+@pytest.fixture(scope="module")
+def lm_export(char_lm, tmp_path_factory) -> Path:
+    return _export(char_lm, tmp_path_factory.mktemp("export") / "lm-onnx")
+
+
+def test_the_trained_language_model_exports(char_lm, lm_export):
+    exported = lm_export
     args = ("--max-tokens", 40, "--seed", 3, "--temperature", 0.8, "--num-samples", 2)
     stdin = "the\na st\n"
     assert (
@@ -172,27 +177,17 @@ def _without_torch(*args, stdin: str) -> subprocess.CompletedProcess:
 
 
 def test_an_export_runs_where_torch_cannot_be_imported(
-    reverse_export, reverse_model, reverse_data, char_lm, tmp_path
+    reverse_export, reverse_model, reverse_data, lm_export, char_lm, tmp_path
 ):
-    stdin = "".join(f"{x}\n" for x in _lines(reverse_data))
-    for beam in ("1", "4"):
-        result = _without_torch("translate", reverse_export, "--beam-size", beam, stdin=stdin)
-        assert result.returncode == 0, result.stderr.decode()
-        assert (
-            result.stdout == seqkit_here("translate", reverse_model, "--beam-size", beam, stdin=stdin).stdout
-        )
-    pictures = _without_torch(
-        "translate", reverse_export, "--attention", tmp_path / "pictures", stdin="a b c\n"
-    )
-    assert pictures.returncode == 0, pictures.stderr.decode()
-    assert {p.name for p in (tmp_path / "pictures").iterdir()} >= {"line-000001.png", "line-000001.json"}
-    lm_export = _export(char_lm, tmp_path / "lm-onnx")
+    stdin = "".join(f"{x}\n" for x in _lines(reverse_data, 6))  # (a picture takes 0.3 s)
+    args = ("--beam-size", "4", "--attention", tmp_path / "pictures")
+    result = _without_torch("translate", reverse_export, *args, stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == seqkit_here("translate", reverse_model, "--beam-size", "4", stdin=stdin).stdout
+    assert {"line-000001.png", "line-000006.json"} <= {p.name for p in (tmp_path / "pictures").iterdir()}
     result = _without_torch("generate", lm_export, "--temperature", "0", stdin="a st\n")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == seqkit_here("generate", char_lm, "--temperature", "0", stdin="a st\n").stdout
-    # the torch model itself says what is missing, in one line
-    refused = _without_torch("translate", reverse_model, stdin="a b\n")
-    assert refused.returncode != 0
 
 
 def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):
