@@ -1,3 +1,0 @@
-from seqkit.cli import main
-
-main()

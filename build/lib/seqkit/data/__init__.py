@@ -1,1 +1,0 @@
-"""Reading text, tokenizing it with SentencePiece, and cutting it into padded batches."""

@@ -1,1 +1,0 @@
-"""The neural parts: recurrent cells, encoder, attention, decoder and the whole encoder-decoder."""
