@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve bench-onnx lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve bench-onnx bench-wait lint check clean
 
 install: $(STAMP)
 
@@ -78,6 +78,10 @@ bench-serve: install
 bench-onnx: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/onnx.py $(DEMO_DIR)
+
+# OpenMP's wait policy (spinning or sleeping threads) on an idle and a busy machine: bench/results-wait.*
+bench-wait: install
+	$(BIN)/python bench/wait_policy.py
 
 # Style (ruff, also over bench/) and types (mypy on seqkit/, settings in pyproject.toml).
 lint: install
