@@ -256,7 +256,9 @@ def print_export(description: dict, as_json: bool) -> None:
              f"opset {description['opset']}, from {description['source']}"]  # fmt: skip
     for graph in description["graphs"].values():
         difference = description.get("check", {}).get(graph["file"])
-        checked = f" (largest difference from torch {difference:.1g})" if difference is not None else ""
+        int8 = description.get("check_int8", {}).get(graph["file"])
+        checked = f" (largest difference from torch {difference:.1g}" if difference is not None else ""
+        checked += (f"; int8: {int8:.2g})" if int8 is not None else ")") if checked else ""
         lines.append(
             f"{graph['file']}: {', '.join(graph['inputs'])} -> {', '.join(graph['outputs'])}{checked}"
         )

@@ -136,6 +136,16 @@ def owns(directory: Path) -> bool:
     return (directory / MARKER).is_file() and not (directory / MARKER).is_symlink()
 
 
+def marker_kind(directory: Path) -> str | None:
+    """What seqkit wrote `directory` for (the marker's kind: "run", "export", ...); None without a readable
+    marker."""
+    try:
+        kind = json.loads((directory / MARKER).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 def marker_bytes(kind: str) -> bytes:
     from seqkit import __version__
 

@@ -4,6 +4,7 @@ through the same search, with onnxruntime and without torch, and every way of mi
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,9 +70,9 @@ def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_d
     assert json.loads(seqkit_here("info", reverse_export, "--json").stdout) == described
     shown = seqkit_here("info", reverse_export).stdout.decode()
     assert "ONNX export of a GRU encoder-decoder, bahdanau attention, fp32" in shown
+    # Bahdanau's decoder does not read the previous attentional vector: the graph has no `feed` input
     assert (
-        "decoder.onnx: prev, hidden, feed, memory, keys, mask -> log_probs, new_hidden, new_feed, weights"
-        in shown
+        "decoder.onnx: prev, hidden, memory, keys, mask -> log_probs, new_hidden, new_feed, weights" in shown
     )
 
 
@@ -192,7 +193,10 @@ def test_an_export_runs_where_torch_cannot_be_imported(
 
 def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):
     exported = _export(reverse_model, tmp_path / "int8", "--quantize")
-    assert json.loads((exported / layout.DESCRIPTION).read_text())["quantized"] == "int8"
+    described = json.loads((exported / layout.DESCRIPTION).read_text())
+    assert described["quantized"] == "int8"
+    # the int8 graphs are checked too: a difference from torch is reported, larger than float32's
+    assert described["check_int8"]["decoder.onnx"] > described["check"]["decoder.onnx"] > 0
     onnx = pytest.importorskip("onnx")
     operators = {node.op_type for node in onnx.load(exported / "decoder.onnx").graph.node}
     assert "MatMulInteger" in operators  # the products run in int8
@@ -228,14 +232,33 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
         seqkit_here("train", "--config", tmp_path / "toy.toml", "-o", reverse_export), "ONNX export"
     )
     assert sorted(p.name for p in reverse_export.iterdir()) == before
+    # a training run is not an export: refused, and nothing in it changes
+    run = tmp_path / "run"
+    shutil.copytree(reverse_model, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert_one_line_error(seqkit_here("export", reverse_model, "-o", run), "not an export", "--output")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     # an export whose description is missing (a killed export) or damaged
     unfinished = tmp_path / "unfinished"
     onnx_export.export(reverse_model, unfinished)
     (unfinished / layout.DESCRIPTION).unlink()
     assert_one_line_error(seqkit_here("translate", unfinished, stdin="a\n"), "unfinished export")
-    (unfinished / layout.DESCRIPTION).write_text("{not json")
-    with pytest.raises(ModelDirError, match="export description"):
-        seqkit.load(unfinished)
+    good = json.loads((reverse_export / layout.DESCRIPTION).read_text())
+    damaged = [
+        "{not json",
+        "[1, 2]",
+        json.dumps({"format": "onnx", "version": 1}),
+        json.dumps({**good, "version": "1"}),
+        json.dumps({**good, "type": "lm"}),
+        json.dumps({**good, "state": {"hidden": {"axis": 5, "output": "new_hidden"}}}),
+        json.dumps({**good, "graphs": {"encoder": good["graphs"]["encoder"]}}),
+    ]
+    for text in damaged:
+        (unfinished / layout.DESCRIPTION).write_text(text)
+        with pytest.raises(ModelDirError, match="export"):
+            seqkit.load(unfinished)
+        for command in (("translate", unfinished), ("info", unfinished)):
+            assert_one_line_error(seqkit_here(*command, stdin="a\n"), str(unfinished / layout.DESCRIPTION))
     # exporting again into an export replaces it, here with another model type
     onnx_export.export(char_lm, unfinished)
     assert sorted(p.name for p in unfinished.glob("*.onnx")) == ["lm.onnx"]

@@ -77,4 +77,6 @@ def export(
         raise ConfigError(f"--format {format}: the formats are: onnx")
     description = onnx.export(model_dir, output, quantize)
     checks = ", ".join(f"{name} {difference:.1g}" for name, difference in description["check"].items())
+    if "check_int8" in description:
+        checks += "; int8 graphs: " + ", ".join(f"{n} {d:.2g}" for n, d in description["check_int8"].items())
     sys.stderr.write(f"exported {model_dir} to {output} (largest difference from torch: {checks})\n")

@@ -34,8 +34,8 @@ from seqkit.models.decoder import DecoderState
 from seqkit.models.seq2seq import EncodedSource
 
 OPSET = 17
-TOLERANCE = 1e-4  # the largest difference allowed between torch's and onnxruntime's log-probabilities
-CHECK_SHAPES = ((3, 9), (1, 2), (5, 6))  # (batch, length) of the check batches
+TOLERANCE = 1e-4  # the largest difference allowed between torch and onnxruntime, over every output
+CHECK_SHAPES = ((3, 9), (1, 2), (5, 6), (2, 1))  # (batch, length) of the check batches (1: an LM's step)
 
 
 def _state_names(cell: str) -> list[str]:
@@ -288,6 +288,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
     directory) -> the description written to export.json, with `check` (the largest difference from
     torch per graph)."""
     try:
+        import onnx  # noqa: F401  (torch's exporter writes with it)
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ConfigError(
@@ -298,13 +299,21 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
     if output_dir.resolve() == model_dir.resolve():
         raise ConfigError(f"--output {output_dir}: is the model directory itself; choose a new directory")
     outputs.check_claimable(output_dir, "--output")
+    if outputs.owns(output_dir) and (kind := outputs.marker_kind(output_dir)) != "export":
+        raise ModelDirError(
+            f"--output {output_dir}: holds seqkit's {kind or 'output'} files (a training run, say), not an "
+            "export; choose a new or empty --output"
+        )
     cfg, tokenizer, model = model_types.load(model_dir, "cpu")
     if cfg.model.type not in layout.TASKS:
         raise ConfigError(f"export: model.type = {cfg.model.type} has no ONNX export yet")
     build = _seq2seq_graphs if cfg.model.type == "seq2seq" else _lm_graph
     with torch.no_grad():
         graphs, examples, description = build(model, cfg)
-        files, check = {}, {}
+        files: dict[str, bytes] = {}
+        check: dict[str, float] = {}  # the float32 graphs against torch: above TOLERANCE is an error
+        check_int8: dict[str, float] = {}
+        inputs: dict[str, list[str]] = {}  # what each written graph takes (an unused input is left out)
         for graph, graph_examples in zip(graphs, examples, strict=True):
             onnx_bytes = _to_onnx(graph, graph_examples[0])
             check[graph.file] = _check(graph, onnx_bytes, graph_examples)
@@ -313,7 +322,11 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
                     f"export: {graph.file} differs from the torch model by {check[graph.file]:.2g} "
                     f"(at most {TOLERANCE:g} allowed); please report this model's config"
                 )
-            files[graph.file] = _quantized(onnx_bytes) if quantize else onnx_bytes
+            written = _quantized(onnx_bytes) if quantize else onnx_bytes
+            if quantize:  # what int8 costs, reported (not refused: it is the price of the smaller products)
+                check_int8[graph.file] = _check(graph, written, graph_examples)
+            inputs[graph.file] = [i.name for i in _session(written).get_inputs()]
+            files[graph.file] = written
         if cfg.model.type == "seq2seq":
             files[layout.SELECTION] = _selection_graph()
     task, title = layout.TASKS[cfg.model.type]
@@ -331,13 +344,14 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
         "graphs": {
             graph.file.removesuffix(".onnx"): {
                 "file": graph.file,
-                "inputs": graph.inputs,
+                "inputs": inputs[graph.file],
                 "outputs": graph.outputs,
             }
             for graph in graphs
         },
         **description,
         "check": check,
+        **({"check_int8": check_int8} if quantize else {}),
     }
     if layout.SELECTION in files:
         description["graphs"]["select"] = {

@@ -137,12 +137,53 @@ def read_description(directory: Path) -> dict:
         description = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ModelDirError(f"{path}: not a seqkit export description ({e}); export again") from None
-    if description.get("format") != layout.FORMAT or description.get("version", 0) > layout.VERSION:
+    if not isinstance(description, dict):
+        raise ModelDirError(f"{path}: not a seqkit export description (not a JSON object); export again")
+    version = description.get("version")
+    if description.get("format") != layout.FORMAT or not isinstance(version, int) or version > layout.VERSION:
         raise ModelDirError(
-            f"{path}: format {description.get('format')!r} version {description.get('version')!r}, which this "
-            f"seqkit does not run; export again with this version"
+            f"{path}: format {description.get('format')!r} version {version!r}, which this seqkit does not "
+            "run; export again with this version"
         )
+    problem = _problem(description)
+    if problem:
+        raise ModelDirError(f"{path}: not a seqkit export description ({problem}); export again")
     return description
+
+
+def _problem(description: dict) -> str | None:
+    """What is wrong with a description's fields, if anything (a damaged or hand-edited export.json)."""
+    kind = description.get("type")
+    if kind not in layout.TASKS:
+        return f"type {kind!r}"
+    for key in ("task", "title", "cell", "opset", "source"):
+        if key not in description:
+            return f"no {key}"
+    if description["task"] != layout.TASKS[kind][0]:
+        return f"task {description['task']!r} for type {kind}"
+    graphs = description.get("graphs")
+    wanted = ("encoder", "decoder") if kind == "seq2seq" else ("lm",)
+    if not isinstance(graphs, dict) or any(
+        not isinstance(graphs.get(g), dict) or "file" not in graphs[g] for g in wanted
+    ):
+        return f"graphs must name {' and '.join(wanted)}"
+    state = description.get("state")
+    if not isinstance(state, dict) or not state:
+        return "no state"
+    for name, spec in state.items():
+        if (
+            not isinstance(spec, dict)
+            or spec.get("axis") not in (0, 1)
+            or not isinstance(spec.get("output"), str)
+        ):
+            return f"state {name!r}"
+    if kind == "lm":
+        shape = description.get("state_shape")
+        if not (
+            isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape)
+        ):
+            return "state_shape"
+    return None
 
 
 def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLanguageModelSteps, dict]:
