@@ -259,6 +259,14 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
             seqkit.load(unfinished)
         for command in (("translate", unfinished), ("info", unfinished)):
             assert_one_line_error(seqkit_here(*command, stdin="a\n"), str(unfinished / layout.DESCRIPTION))
+    # a file of the export missing
+    (unfinished / layout.DESCRIPTION).write_text(json.dumps(good))
+    for name, fragment in (("config.toml", "config.toml: missing"), ("spm.model", "no tokenizer file")):
+        kept = (unfinished / name).read_bytes()
+        (unfinished / name).unlink()
+        assert_one_line_error(seqkit_here("translate", unfinished, stdin="a\n"), fragment, "export again")
+        (unfinished / name).write_bytes(kept)
+    assert_one_line_error(seqkit_here("info", unfinished, "--vocab"), "--vocab", "source")
     # exporting again into an export replaces it, here with another model type
     onnx_export.export(char_lm, unfinished)
     assert sorted(p.name for p in unfinished.glob("*.onnx")) == ["lm.onnx"]

@@ -114,6 +114,11 @@ def info(
     from seqkit.export import runtime
 
     if runtime.is_export(model_dir):  # without torch
+        if vocab:
+            raise ConfigError(
+                f"--vocab: {model_dir} is an ONNX export, which keeps no vocabulary counts; ask the model "
+                "directory it was exported from (export.json names it: source)"
+            )
         console.print_export(runtime.read_description(model_dir), as_json)
         return
     from seqkit.viz import summary

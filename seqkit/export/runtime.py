@@ -17,7 +17,7 @@ import numpy as np
 from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
-from seqkit.data.tokenizer import PAD, Tokenizer, load_tokenizer
+from seqkit.data.tokenizer import PAD, TOKENIZER_FILES, Tokenizer, load_tokenizer
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import layout
 
@@ -190,6 +190,20 @@ def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLan
     """Config, tokenizer, steps and description of an exported model directory."""
     description = read_description(directory)
     config_path = directory / "config.toml"
+    for path, what in (
+        (config_path, "the model's config"),
+        (
+            directory
+            / description["graphs"]["encoder" if description["type"] == "seq2seq" else "lm"]["file"],
+            "a graph",
+        ),
+    ):
+        if not path.is_file():
+            raise ModelDirError(f"{path}: missing ({what}); the export is damaged: export again")
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelDirError(
+            f"{directory}: no tokenizer file ({', '.join(TOKENIZER_FILES)}); the export is damaged: export again"
+        )
     try:
         cfg = config_lib.from_dict(configfile.read_toml(config_path), str(config_path))
     except ConfigError as e:
