@@ -185,9 +185,11 @@ _HELD: dict[Path, int] = {}  # directory -> the lock file's descriptor, for the 
 
 
 @contextlib.contextmanager
-def locked(directory: Path) -> Iterator[None]:
+def locked(
+    directory: Path, doing: str = "trained", fix: str = "train into another --output"
+) -> Iterator[None]:
     """Hold `directory`'s lock for the block; re-entrant within a process (the CLI and the trainer it calls
-    both ask for it)."""
+    both ask for it). `doing` and `fix` word the refusal when another process holds it."""
     key = directory.resolve()
     if key in _HELD:
         yield
@@ -200,8 +202,7 @@ def locked(directory: Path) -> Iterator[None]:
         pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
         raise ModelDirError(
-            f"{directory} is being trained by another process (pid {pid}); wait for it to end, or "
-            "train into another --output"
+            f"{directory} is being {doing} by another process (pid {pid}); wait for it to end, or {fix}"
         ) from None
     mine = f"{os.getpid()}\n".encode("ascii")
     os.pwrite(fd, mine, 0)  # then cut to its length: a reader never sees an empty file

@@ -223,6 +223,7 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
     for torch_only in (
         ("inspect", reverse_export, "--text", "a b"),
         ("evaluate", "--model", reverse_export, "-r", "x"),
+        ("average", reverse_export, "-o", tmp_path / "averaged"),
     ):
         assert_one_line_error(seqkit_here(*torch_only), "is an ONNX export", "source")
     assert layout.DESCRIPTION == modeldir.EXPORT_DESCRIPTION  # (torch-free and torch side agree)

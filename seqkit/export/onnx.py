@@ -360,7 +360,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
             "outputs": ["best", "columns"],
         }
     outputs.claim_directory(output_dir, "export", "--output")
-    with outputs.locked(output_dir):
+    with outputs.locked(output_dir, "exported into", "export into another --output"):
         (output_dir / layout.DESCRIPTION).unlink(missing_ok=True)  # unfinished until it is back
         for name in {*layout.GRAPH_FILES, *TOKENIZER_FILES} - {*files, *tokenizer.files()}:
             (output_dir / name).unlink(missing_ok=True)  # an earlier export's, of another model

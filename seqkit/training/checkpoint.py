@@ -26,7 +26,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from seqkit.errors import ModelDirError
-from seqkit.modeldir import CHECKPOINTS, damaged_weights, load_weights_into, weights_bytes
+from seqkit.modeldir import CHECKPOINTS, damaged_weights, load_weights_into, require_directory, weights_bytes
 from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
 from seqkit.outputs import MARKER, atomic_write, marker_bytes
 
@@ -138,6 +138,7 @@ def restore(path: Path, model, optimizer) -> dict:
 def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
     """Write a model directory whose weights are the mean of the newest `last` checkpoints' weights
     (config, tokenizer and log copied); returns the names of the checkpoints averaged."""
+    require_directory(model_dir)  # (an export, say, is refused by name)
     chosen = [p for p in _steps(model_dir / ROOT) if _complete(p)][-last:]
     if not chosen:
         raise ModelDirError(f"{model_dir}: no checkpoints to average; train with --output {model_dir} first")
