@@ -31,7 +31,7 @@ def steps(count: int | None) -> list[float]:
     from seqkit.config import ModelConfig
     from seqkit.models.seq2seq import Seq2Seq
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     torch.manual_seed(0)
     cfg = ModelConfig(embedding_size=128, encoder_hidden_size=128, decoder_hidden_size=256, dropout=0.1)
     model = Seq2Seq(cfg, 4000, 4000)
@@ -56,11 +56,14 @@ SETTINGS = {  # name -> the environment it adds (libgomp reads both variables wh
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
     "GOMP_SPINCOUNT=30000": {"GOMP_SPINCOUNT": "30000"},
     "GOMP_SPINCOUNT=3000": {"GOMP_SPINCOUNT": "3000"},
+    "unset, 1 thread a process": {"BENCH_THREADS": "1"},
 }
 
 
 def measure(setting: dict[str, str], busy: bool) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "BENCH_THREADS")
+    }
     env = {**clean, **setting}
     rival = None
     if busy:
@@ -87,8 +90,11 @@ def main() -> None:
         steps(None)
         return
     results = {}
+    only = [a for a in sys.argv[1:] if not a.startswith("--")]  # names to measure (default: all)
     for busy in (False, True):
         for name, setting in SETTINGS.items():
+            if only and not any(o in name for o in only):
+                continue
             key = f"{name}, {'busy' if busy else 'idle'}"
             results[key] = measure(setting, busy)
             print(key, results[key], file=sys.stderr)

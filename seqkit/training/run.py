@@ -15,7 +15,7 @@ import torch
 from seqkit import modeldir, outputs
 from seqkit.config import Config
 from seqkit.errors import ConfigError, ModelDirError
-from seqkit.runtime import devices, distributed
+from seqkit.runtime import devices, distributed, threads
 from seqkit.runtime.distributed import World
 from seqkit.training import checkpoint
 from seqkit.training.log import EndRecord
@@ -35,8 +35,9 @@ def start_run(cfg: Config) -> World:
     device = devices.resolve(cfg.train.device, distributed.local_rank(), option="train.device =")
     devices.Precision(cfg.train.precision, device)  # an unsupported precision fails here, not after set-up
     seed_everything(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    count, _ = threads.training_threads(cfg.train.threads, torch.get_num_threads())
+    if count:
+        torch.set_num_threads(count)
     return distributed.join(device)
 
 
