@@ -29,7 +29,7 @@ from torch import nn
 from seqkit import modeldir, outputs
 from seqkit.data.tokenizer import EOS, PAD, TOKENIZER_FILES
 from seqkit.errors import ConfigError, ModelDirError
-from seqkit.export import layout
+from seqkit.export import layout, runtime
 from seqkit.models.decoder import DecoderState
 from seqkit.models.seq2seq import EncodedSource
 
@@ -130,17 +130,9 @@ def _to_onnx(graph: _Graph, example: tuple[torch.Tensor, ...]) -> bytes:
     return buffer.getvalue()
 
 
-def _session(onnx_bytes: bytes):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: its notes about unused initializers are for developers
-    return onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def _check(graph: _Graph, onnx_bytes: bytes, examples: list[tuple[torch.Tensor, ...]]) -> float:
-    """The largest difference between torch and onnxruntime on `examples`, over every output."""
-    session = _session(onnx_bytes)
+def _check(graph: _Graph, session, examples: list[tuple[torch.Tensor, ...]]) -> float:
+    """The largest difference between torch and onnxruntime's `session` of the graph on `examples`, over
+    every output."""
     wanted = {i.name for i in session.get_inputs()}  # an input the graph does not use is left out
     worst = 0.0
     for example in examples:
@@ -309,23 +301,25 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
         raise ConfigError(f"export: model.type = {cfg.model.type} has no ONNX export yet")
     build = _seq2seq_graphs if cfg.model.type == "seq2seq" else _lm_graph
     with torch.no_grad():
-        graphs, examples, description = build(model, cfg)
+        graphs, examples, state_description = build(model, cfg)
         files: dict[str, bytes] = {}
         check: dict[str, float] = {}  # the float32 graphs against torch: above TOLERANCE is an error
         check_int8: dict[str, float] = {}
         inputs: dict[str, list[str]] = {}  # what each written graph takes (an unused input is left out)
         for graph, graph_examples in zip(graphs, examples, strict=True):
             onnx_bytes = _to_onnx(graph, graph_examples[0])
-            check[graph.file] = _check(graph, onnx_bytes, graph_examples)
+            written, session = onnx_bytes, runtime.session(onnx_bytes)
+            check[graph.file] = _check(graph, session, graph_examples)
             if check[graph.file] > TOLERANCE:
                 raise ModelDirError(
                     f"export: {graph.file} differs from the torch model by {check[graph.file]:.2g} "
                     f"(at most {TOLERANCE:g} allowed); please report this model's config"
                 )
-            written = _quantized(onnx_bytes) if quantize else onnx_bytes
             if quantize:  # what int8 costs, reported (not refused: it is the price of the smaller products)
-                check_int8[graph.file] = _check(graph, written, graph_examples)
-            inputs[graph.file] = [i.name for i in _session(written).get_inputs()]
+                written = _quantized(onnx_bytes)
+                session = runtime.session(written)
+                check_int8[graph.file] = _check(graph, session, graph_examples)
+            inputs[graph.file] = [i.name for i in session.get_inputs()]
             files[graph.file] = written
         if cfg.model.type == "seq2seq":
             files[layout.SELECTION] = _selection_graph()
@@ -349,7 +343,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
             }
             for graph in graphs
         },
-        **description,
+        **state_description,
         "check": check,
         **({"check_int8": check_int8} if quantize else {}),
     }

@@ -40,24 +40,27 @@ class Rows:
         return Rows({n: np.take(a, index, axis=self.axes[n]) for n, a in self.arrays.items()}, self.axes)
 
 
-def _session(path: Path):
+def session(graph: Path | bytes):
+    """An onnxruntime session of a graph file, or of a graph's bytes (the exporter checks them before it
+    writes them), on the CPU, logging errors only."""
+    where = f"{graph.parent} is an ONNX export: running it" if isinstance(graph, Path) else "seqkit export"
     try:
         import onnxruntime
     except ImportError:
-        raise ConfigError(
-            f"{path.parent} is an ONNX export: running it needs onnxruntime (pip install onnxruntime)"
-        ) from None
+        raise ConfigError(f"{where} needs onnxruntime (pip install onnxruntime)") from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     # Threads that wait without spinning: an export has several sessions (encoder, decoder step,
     # selection), each with its own pool, and spinning pools took each other's cores (beam 5, 200 verses:
     # 5.1 s spinning against 3.7 s not; bench/README.md). A busy shared machine gains the same way.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = str(graph) if isinstance(graph, Path) else graph
     try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own error types: a damaged or foreign file
         raise ModelDirError(
-            f"{path}: not a graph onnxruntime can load ({str(e).splitlines()[0]}); export again"
+            f"{graph if isinstance(graph, Path) else 'export'}: not a graph onnxruntime can load "
+            f"({str(e).splitlines()[0]}); export again"
         ) from None
 
 
@@ -65,7 +68,7 @@ class _Graph:
     """A session, fed by name from whatever arrays are at hand."""
 
     def __init__(self, path: Path):
-        self.session = _session(path)
+        self.session = session(path)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
 
@@ -81,6 +84,7 @@ class OnnxSeq2SeqSteps:
         self.encoder = _Graph(directory / description["graphs"]["encoder"]["file"])
         self.decoder = _Graph(directory / description["graphs"]["decoder"]["file"])
         self.state = description["state"]  # name -> {"axis", "output"}
+        self.axes = {name: spec["axis"] for name, spec in self.state.items()}
         if "select" in description["graphs"]:
             self.selection = _Graph(directory / description["graphs"]["select"]["file"])
             self.top_k = self._top_k  # beam search's selection in onnxruntime (search.py reads `top_k`)
@@ -103,7 +107,7 @@ class OnnxSeq2SeqSteps:
         return out["log_probs"], new_state, out["weights"]
 
     def _state(self, arrays: dict[str, np.ndarray]) -> Rows:
-        return Rows(arrays, {name: spec["axis"] for name, spec in self.state.items()})
+        return Rows(arrays, self.axes)
 
 
 class OnnxLanguageModelSteps:
@@ -112,6 +116,7 @@ class OnnxLanguageModelSteps:
     def __init__(self, directory: Path, description: dict):
         self.graph = _Graph(directory / description["graphs"]["lm"]["file"])
         self.state = description["state"]
+        self.axes = {name: spec["axis"] for name, spec in self.state.items()}
         self.layers, self.size = description["state_shape"]
 
     def start(self, tokens: np.ndarray) -> tuple[np.ndarray, Rows]:
@@ -124,7 +129,7 @@ class OnnxLanguageModelSteps:
     def _run(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, Rows]:
         out = self.graph.run({"tokens": tokens, **state})
         arrays = {name: out[spec["output"]] for name, spec in self.state.items()}
-        return out["log_probs"], Rows(arrays, {name: spec["axis"] for name, spec in self.state.items()})
+        return out["log_probs"], Rows(arrays, self.axes)
 
 
 def read_description(directory: Path) -> dict:
