@@ -52,7 +52,7 @@ def session(graph: Path | bytes):
     options.log_severity_level = 3
     # Threads that wait without spinning: an export has several sessions (encoder, decoder step,
     # selection), each with its own pool, and spinning pools took each other's cores (beam 5, 200 verses:
-    # 5.1 s spinning against 3.7 s not; bench/README.md). A busy shared machine gains the same way.
+    # 5.1-5.5 s spinning against 3.3-3.8 s not; bench/README.md). A busy shared machine gains the same way.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = str(graph) if isinstance(graph, Path) else graph
     try:
