@@ -81,6 +81,7 @@ class Model:
 
             steps = steps_of(module)
         self.steps = steps
+        self._shortlist_steps: Any = None
 
     @property
     def type(self) -> str:
@@ -119,6 +120,7 @@ class Model:
         max_length_ratio: float | None = None,
         batch_size: int | None = None,
         max_input_pieces: int | None = None,
+        shortlist: bool | None = None,
     ) -> list[TranslationResult]:
         """One result per line, in order."""
         settings = self.decode_settings(
@@ -127,6 +129,7 @@ class Model:
             max_length_ratio=max_length_ratio,
             batch_size=batch_size,
             max_input_pieces=max_input_pieces,
+            shortlist=shortlist,
         )
         return list(self.translate_stream(lines, settings, nbest))
 
@@ -148,14 +151,31 @@ class Model:
             raise ConfigError(
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
+        steps = self._shortlisted_steps() if settings.shortlist else self.steps
         stream = inference.translate_nbest_stream(
-            self.steps, self.tokenizer, lines, settings, with_attention, chunk_lines
+            steps, self.tokenizer, lines, settings, with_attention, chunk_lines
         )
         for options in self._autocast_each(stream):
             best = options[0] if options else None
             yield TranslationResult(
                 best.text if best else "", best.score if best else None, tuple(options[:nbest])
             )
+
+    def _shortlisted_steps(self):
+        """The steps restricted to the model directory's shortlist (loaded once)."""
+        if self._shortlist_steps is None:
+            from seqkit.decoding import shortlist
+
+            if self.export is not None:
+                raise ConfigError(
+                    f"shortlist: {self.model_dir} is an ONNX export, which computes its whole output layer; "
+                    "translate with the torch model directory for a shortlist, or leave it out"
+                )
+            self._shortlist_steps = shortlist.ShortlistSteps(
+                self.steps,
+                shortlist.read(self.model_dir, self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size),
+            )
+        return self._shortlist_steps
 
     def score(self, sources: list[str], targets: list[str]) -> Scores:
         """Log-probability of each target line given its source line (an encoder-decoder)."""

@@ -120,6 +120,9 @@ class DecodeConfig:
     # a longer input line is an error naming it (split such lines first): one line of thousands of pieces
     # would hold its whole batch, a pipeline or a server's worker for minutes
     max_input_pieces: int = 1024
+    # the output layer computes only the batch's shortlist of likely pieces (decoding/shortlist.py;
+    # seqkit shortlist MODEL_DIR builds one): faster, BLEU cost in bench/README.md
+    shortlist: bool = False
 
 
 @dataclass(frozen=True)

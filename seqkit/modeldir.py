@@ -6,6 +6,8 @@
     model.safetensors    the weights of the best checkpoint (no pickle)
     train_log.jsonl      one JSON record per log interval and validation
     vocab_counts.json    how often each piece occurs in the training data (`seqkit info --vocab`)
+    shortlist.npz        a translation model's likely target pieces per source piece, for
+                         `translate --shortlist` (decoding/shortlist.py)
     dev.src.txt          without data.dev: the dev pairs held out of data.train, one per line
     dev.tgt.txt          (score the model on them: seqkit translate DIR DIR/dev.src.txt | seqkit
                          evaluate -r DIR/dev.tgt.txt)
@@ -35,6 +37,7 @@ from seqkit import configfile
 from seqkit.config import Config
 from seqkit.data.corpus import CACHE
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
+from seqkit.decoding.shortlist import FILE as SHORTLIST
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.outputs import LOCK, MARKER, atomic_write
 
@@ -49,7 +52,18 @@ CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
 
 # seqkit's own entries of a run directory (a run's files, its folders, what training/checkpoint.py and
 # data/corpus.py write in theirs): the only ones it clears, and ones it never follows when they are links
-RUN_FILES = (CONFIG, *TOKENIZER_FILES, WEIGHTS, LOG, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS, MARKER, LOCK)
+RUN_FILES = (
+    CONFIG,
+    *TOKENIZER_FILES,
+    WEIGHTS,
+    LOG,
+    HELD_OUT_SRC,
+    HELD_OUT_TGT,
+    VOCAB_COUNTS,
+    SHORTLIST,
+    MARKER,
+    LOCK,
+)
 RUN_FOLDERS = (CHECKPOINTS, CACHE)
 CHECKPOINT_ENTRIES = ("step-*", ".step-*.tmp", "latest")
 

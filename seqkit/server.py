@@ -50,6 +50,7 @@ class TranslateRequest(BaseModel):
     nbest: int = 1
     length_penalty: float | None = None
     max_length_ratio: float | None = None
+    shortlist: bool | None = Field(None, description="the model's decode.shortlist when not given")
 
 
 class GenerateRequest(BaseModel):
@@ -240,6 +241,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             beam_size=request.beam_size,
             length_penalty=request.length_penalty,
             max_length_ratio=request.max_length_ratio,
+            shortlist=request.shortlist,
         )
         if not 1 <= request.nbest <= settings.beam_size:
             raise Refused(

@@ -18,6 +18,7 @@ from seqkit.cli import (
     model_default,
     user_errors,
 )
+from seqkit.decoding.shortlist import FREQUENT, TRANSLATIONS
 from seqkit.errors import ConfigError, DataError
 
 
@@ -100,6 +101,14 @@ def translate(
             + model_default("decode", "max_input_pieces"),
         ),
     ] = None,
+    shortlist: Annotated[
+        bool | None,
+        typer.Option(
+            "--shortlist/--no-shortlist",
+            help="Compute only the batch's likely output pieces (MODEL_DIR/shortlist.npz; seqkit shortlist "
+            "builds it): faster, BLEU cost in bench/README.md. " + model_default("decode", "shortlist"),
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     precision: Annotated[
         str, typer.Option(metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products.")
@@ -157,6 +166,7 @@ def translate(
         batch_size=batch_size,
         max_length_ratio=max_length_ratio,
         max_input_pieces=max_input_pieces,
+        shortlist=shortlist,
     )
     if nbest < 0 or nbest > decode.beam_size:
         raise ConfigError(
@@ -193,6 +203,36 @@ def translate(
         together = True
     finally:
         distributed.leave(together)
+
+
+@app.command(cls=_Command)
+@user_errors
+def shortlist(
+    model_dir: ModelDirArgument,
+    train: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PREFIX",
+            help="Training data to build from (as data.train). Default: the model's data.train.",
+        ),
+    ] = None,
+    translations: Annotated[
+        int, typer.Option(metavar="K", help="Target pieces kept per source piece (IBM Model 1 alignment).")
+    ] = TRANSLATIONS,
+    frequent: Annotated[
+        int, typer.Option(metavar="N", help="Most frequent target pieces always kept.")
+    ] = FREQUENT,
+) -> None:
+    """Build MODEL_DIR/shortlist.npz, the likely output pieces of each source piece, for `translate
+    --shortlist` (training builds it too; this is for models trained before, or other data)."""
+    from seqkit.training.seq2seq import build_shortlist
+
+    built = build_shortlist(model_dir, train, translations, frequent)
+    print(
+        f"wrote {model_dir / 'shortlist.npz'}: {built.translations.shape[1]} translations per source piece, "
+        f"{len(built.frequent)} frequent pieces",
+        file=sys.stderr,
+    )
 
 
 def torch_threads(count: int) -> None:

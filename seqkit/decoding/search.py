@@ -13,6 +13,8 @@ searched through its *steps*:
     top_k(values (rows, n) float32, k) -> (values, columns) of each row's k largest, largest first:
         optional (numpy's `top_k` below); torch's topk and onnxruntime's TopK take 2.4 ms where numpy takes
         5.9 (64 sentences x 5 beams x 4,000 pieces; bench/README.md)
+    columns(encoded) -> (n,) int64: optional; the target ids that the columns of `step`'s log_probs stand
+        for, when a shortlist restricts them (decoding/shortlist.py); without it, column = id
 
 and a language model through `start(tokens (1, length)) -> log_probs (1, vocab), state` and
 `step(tokens (1,), state) -> log_probs, state`.
@@ -45,6 +47,11 @@ def source_batch(src_ids: Sequence[list[int]], indices: Sequence[int]) -> tuple[
     for i, row in enumerate(rows):
         src[i, : len(row)] = row
     return src, lengths
+
+
+def _column_ids(steps, encoded) -> np.ndarray | None:
+    """What `columns` says (None: every column is its own id)."""
+    return steps.columns(encoded) if hasattr(steps, "columns") else None
 
 
 def _strip(tokens: list[int]) -> list[int]:
@@ -85,6 +92,8 @@ def greedy_search(
     Sentences that have ended are dropped from the batch now and then (each row's arithmetic is its own,
     so this changes no output), instead of being carried to the end of the longest sentence."""
     encoded, state = steps.encode(src, src_lengths)
+    ids = _column_ids(steps, encoded)
+    eos = EOS if ids is None else int(np.searchsorted(ids, EOS))  # the column of EOS
     batch = src.shape[0]
     rows = np.arange(batch)  # the sentence of each row still computed
     limits = np.asarray(max_lengths)
@@ -101,8 +110,9 @@ def greedy_search(
         if attention is not None:
             attention[rows, t] = weights
         at_limit = limits <= t  # a sentence at its own limit ends here, at no cost (as in beam search)
-        tokens = np.where(at_limit, EOS, log_probs.argmax(axis=1))  # (rows,)
-        token_log_probs = np.take_along_axis(log_probs, tokens[:, None], axis=1)[:, 0]
+        chosen = np.where(at_limit, eos, log_probs.argmax(axis=1))  # (rows,) columns
+        token_log_probs = np.take_along_axis(log_probs, chosen[:, None], axis=1)[:, 0]
+        tokens = chosen if ids is None else ids[chosen]
         log_prob[rows] += np.where(at_limit | finished, np.float32(0), token_log_probs)
         output[rows, t] = np.where(finished, EOS, tokens)
         finished |= tokens == EOS
@@ -143,6 +153,8 @@ def beam_search(
     batch, k = src.shape[0], beam_size
     max_lengths = np.asarray(max_lengths)
     encoded, state = steps.encode(src, src_lengths)
+    ids = _column_ids(steps, encoded)
+    eos = EOS if ids is None else int(np.searchsorted(ids, EOS))  # the column of EOS
     rows = np.repeat(np.arange(batch), k)  # beam row -> sentence
     encoded, state = encoded.select(rows), state.select(rows)
     row_limits = max_lengths[rows]  # (batch * k,)
@@ -159,12 +171,14 @@ def beam_search(
         log_probs, state, weights = steps.step(prev, state, encoded)  # (searched * k, vocab)
         at_limit = row_limits <= t  # these beams may only end
         log_probs[at_limit] = -np.inf
-        log_probs[at_limit, EOS] = 0.0
-        vocab = log_probs.shape[1]
+        log_probs[at_limit, eos] = 0.0
+        vocab = log_probs.shape[1]  # (or the shortlist's columns)
         searched = len(sentences)
         candidates = (scores.reshape(-1, 1) + log_probs).reshape(searched, k * vocab)
         top_scores, top_ids = select_best(candidates, min(2 * k, k * vocab))  # (searched, 2k), best first
         top_beams, top_tokens = top_ids // vocab, top_ids % vocab
+        if ids is not None:
+            top_tokens = ids[top_tokens]
         ends = top_tokens == EOS
         top_rows = np.arange(searched)[:, None] * k + top_beams  # (searched, 2k)
         newly_finished = ends[:, :k] & np.isfinite(top_scores[:, :k]) & ~done[:, None]

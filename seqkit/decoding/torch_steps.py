@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from seqkit.runtime import devices
 
@@ -65,11 +66,28 @@ class Seq2SeqSteps:
         return _OnDevice(encoded, self.device), _OnDevice(state, self.device)
 
     @torch.no_grad()
-    def step(self, prev: np.ndarray, state: _OnDevice, encoded: _OnDevice):
+    def step(self, prev: np.ndarray, state: _OnDevice, encoded: _OnDevice, output_rows=None):
+        """`output_rows`: the output layer's rows to compute (`output_rows`), for a shortlist: then the
+        log-probabilities are (rows, those columns), normalised over them."""
         tokens = torch.from_numpy(np.ascontiguousarray(prev)).to(self.device)
-        logits, new_state, weights = self.model.step(tokens, state.value, encoded.value)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab)
+        if output_rows is None:
+            logits, new_state, weights = self.model.step(tokens, state.value, encoded.value)
+        else:
+            features, new_state, weights = self.model.step_features(tokens, state.value, encoded.value)
+            logits = F.linear(features, *output_rows)  # (rows, columns)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab or columns)
         return _numpy(log_probs), _OnDevice(new_state, self.device), _numpy(weights)
+
+    @torch.no_grad()
+    def output_rows(self, columns: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer's rows `columns` (n,) -> weight (n, hidden), bias (n,), in float32: a
+        quantized layer's (`--quantize`) are dequantized, since a few hundred rows are cheap either way."""
+        layer = self.model.decoder.output
+        weight = layer.weight() if callable(layer.weight) else layer.weight  # a method when quantized
+        bias = layer.bias() if callable(layer.bias) else layer.bias
+        weight = weight.dequantize() if weight.is_quantized else weight
+        index = torch.from_numpy(columns).to(weight.device)
+        return weight.index_select(0, index).float(), bias.index_select(0, index).float()
 
     @staticmethod
     def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

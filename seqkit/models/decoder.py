@@ -91,10 +91,15 @@ class Decoder(nn.Module):
 
     def step(self, prev_tokens, state, memory, keys, mask):
         """prev_tokens (batch,) -> logits (batch, vocab), new state, attention weights (batch, src_len)."""
+        pre_output, state, weights = self.step_features(prev_tokens, state, memory, keys, mask)
+        return self.output(pre_output), state, weights
+
+    def step_features(self, prev_tokens, state, memory, keys, mask):
+        """`step` without the output layer: pre-output (batch, hidden), new state, weights (batch, src_len);
+        a shortlist (decoding/shortlist.py) computes only some of the output layer's rows from it."""
         embedded = self.dropout(self.embedding(prev_tokens))
         with fp32_time_steps(embedded.device):
-            pre_output, state, weights = self._step(embedded, state, memory, keys, mask)
-        return self.output(pre_output), state, weights
+            return self._step(embedded, state, memory, keys, mask)
 
     def forward(self, tgt_in, state, memory, keys, mask) -> torch.Tensor:
         """Teacher forcing: tgt_in (batch, tgt_len) -> pre-outputs (batch, tgt_len, hidden), which

@@ -67,6 +67,10 @@ class Seq2Seq(nn.Module):
         """prev_tokens (batch,) -> logits (batch, vocab), new state, attention weights (batch, src_len)."""
         return self.decoder.step(prev_tokens, state, encoded.memory, encoded.keys, encoded.mask)
 
+    def step_features(self, prev_tokens: torch.Tensor, state: DecoderState, encoded: EncodedSource):
+        """`step` before the output layer: pre-output (batch, hidden), new state, weights (batch, src_len)."""
+        return self.decoder.step_features(prev_tokens, state, encoded.memory, encoded.keys, encoded.mask)
+
     def forward(
         self,
         src: torch.Tensor,

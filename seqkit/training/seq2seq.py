@@ -18,9 +18,10 @@ from seqkit.data.arrays import TokenArrays
 from seqkit.data.batches import make_batch, training_batches
 from seqkit.data.corpus import ParallelIds, prepare_pairs
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
+from seqkit.decoding import shortlist
 from seqkit.decoding.search import decode_corpus
 from seqkit.decoding.torch_steps import Seq2SeqSteps, evaluating
-from seqkit.errors import DataError, TrainingError
+from seqkit.errors import ConfigError, DataError, TrainingError
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import corpus_nll, pair_loss, perplexity
@@ -66,6 +67,13 @@ def train(
     return run_training(_train, cfg, output_dir, reporter, resume, overwrite)
 
 
+def shortlist_of(
+    src: TokenArrays, tgt: TokenArrays, vocab_sizes: tuple[int, int], cfg: Config
+) -> shortlist.Shortlist:
+    """The vocabulary shortlist of the training pairs (decoding/shortlist.py)."""
+    return shortlist.build(src.ids, src.offsets, tgt.ids, tgt.offsets, *vocab_sizes, seed=cfg.train.seed)
+
+
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
     if not world.is_main:
         world.barrier()  # the first process tokenizes the corpus; the others then open its arrays
@@ -92,6 +100,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         modeldir.write_vocab_counts(output_dir, train_data.src.ids, train_data.tgt.ids, vocab_sizes)
         if prepared.held_out:  # the split, to reproduce it and to score the model on it later
             modeldir.write_held_out(output_dir, prepared.dev_src_text, dev.tgt_text)
+        if not (resume and (output_dir / shortlist.FILE).is_file()):
+            # from the data alone, so written before training: a stopped run has it too
+            shortlist.write(output_dir, shortlist_of(train_data.src, train_data.tgt, vocab_sizes, cfg))
     model = Seq2Seq.from_config(cfg.model, tokenizer).to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     tgt_lengths = train_data.tgt.lengths
@@ -126,3 +137,40 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         },
     )
     return fit(cfg, output_dir, model, task, reporter, resume, world)
+
+
+def build_shortlist(
+    model_dir: Path,
+    train: str | None = None,
+    translations: int = shortlist.TRANSLATIONS,
+    frequent: int = shortlist.FREQUENT,
+) -> shortlist.Shortlist:
+    """Build the vocabulary shortlist of a trained translation model from its training data (its
+    data.train, or `train`, a path prefix as data.train takes) and write it into the directory."""
+    from seqkit import config as config_lib
+    from seqkit.model_types import require_task
+
+    modeldir.require_directory(model_dir)
+    cfg = modeldir.load_config(model_dir)
+    require_task(cfg, "translate", model_dir)
+    if translations < 1 or frequent < 0:
+        raise ConfigError(
+            f"--translations {translations} / --frequent {frequent}: need at least 1 translation per "
+            "source piece and 0 or more frequent pieces"
+        )
+    if train is not None:
+        cfg = config_lib.with_overrides(cfg, {"data": {"train": train}}, "--train")
+    tokenizer = load_tokenizer(model_dir)
+
+    def never(_src, _tgt) -> Tokenizer:  # the model's tokenizer is given
+        raise AssertionError("the model's tokenizer is loaded")
+
+    _, prepared = prepare_pairs(cfg, model_dir, tokenizer, never, threads=torch.get_num_threads())
+    src, tgt = prepared.train.src, prepared.train.tgt
+    assert isinstance(src, TokenArrays) and isinstance(tgt, TokenArrays)
+    sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+    built = shortlist.build(
+        src.ids, src.offsets, tgt.ids, tgt.offsets, *sizes, translations, frequent, cfg.train.seed
+    )
+    shortlist.write(model_dir, built)
+    return built

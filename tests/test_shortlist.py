@@ -1,0 +1,125 @@
+"""The vocabulary shortlist: the alignment finds translations, a shortlist of every piece changes nothing,
+a smaller one decodes within its columns, and training, `seqkit shortlist` and `--shortlist` agree."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import seqkit
+from seqkit.config import DecodeConfig, ModelConfig
+from seqkit.data.tokenizer import SPECIALS
+from seqkit.decoding import shortlist
+from seqkit.decoding.search import decode_corpus
+from seqkit.decoding.torch_steps import Seq2SeqSteps
+from seqkit.models.seq2seq import Seq2Seq
+from tests.helpers import assert_one_line_error, seqkit_here
+
+VOCAB = 40
+FIRST = len(SPECIALS)
+
+
+def _flat(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=offsets[1:])
+    return np.array([i for r in rows for i in r], dtype=np.int64), offsets
+
+
+def test_the_alignment_finds_each_pieces_translation_not_the_most_frequent_piece():
+    """Source piece s translates to target piece s + 40 (in reversed order); every target sentence also
+    has piece 5 twice, which co-occurs with every source piece more often than any translation does."""
+    rng = np.random.default_rng(0)
+    src_rows, tgt_rows = [], []
+    for _ in range(400):
+        words = rng.integers(6, VOCAB, rng.integers(2, 8)).tolist()
+        src_rows.append(words)
+        tgt_rows.append([5, *(w + VOCAB for w in reversed(words)), 5])
+    built = shortlist.build(*_flat(src_rows), *_flat(tgt_rows), VOCAB, 2 * VOCAB, translations=3, frequent=1)
+    for piece in range(6, VOCAB):
+        assert built.translations[piece, 0] == piece + VOCAB
+    assert built.translations[:6].max() == -1  # never seen: no candidates
+    assert built.frequent.tolist() == [5]
+
+
+@pytest.fixture(scope="module")
+def random_model_and_sources():
+    """An untrained model: its outputs spread over the whole vocabulary, so a shortlist has work to do."""
+    torch.manual_seed(3)
+    cfg = ModelConfig(embedding_size=16, encoder_hidden_size=16, decoder_hidden_size=24, dropout=0.0)
+    model = Seq2Seq(cfg, VOCAB, VOCAB).eval()
+    generator = torch.Generator().manual_seed(4)
+    sources = [
+        torch.randint(4, VOCAB, (int(n),), generator=generator).tolist() for n in torch.randint(1, 12, (40,))
+    ]
+    return model, sources
+
+
+def _decode(steps, sources, beam_size: int, batch_size: int = 16):
+    cfg = DecodeConfig(beam_size=beam_size, batch_size=batch_size, max_length_ratio=1.5, max_length_offset=3)
+    return decode_corpus(steps, sources, cfg)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_a_shortlist_of_every_piece_decodes_as_the_whole_vocabulary(random_model_and_sources, beam_size):
+    model, sources = random_model_and_sources
+    every = shortlist.Shortlist(np.arange(FIRST, VOCAB), np.full((VOCAB, 1), -1))
+    plain = _decode(Seq2SeqSteps(model), sources, beam_size)
+    listed = _decode(shortlist.ShortlistSteps(Seq2SeqSteps(model), every), sources, beam_size)
+    assert [[h.tokens for h in hs] for hs in listed] == [[h.tokens for h in hs] for hs in plain]
+    for hs, gs in zip(listed, plain, strict=True):
+        for h, g in zip(hs, gs, strict=True):
+            assert math.isclose(h.log_prob, g.log_prob, rel_tol=1e-5, abs_tol=1e-5)
+
+
+def test_a_smaller_shortlist_writes_only_its_columns_and_beam_one_is_greedy(random_model_and_sources):
+    model, sources = random_model_and_sources
+    # source piece s may become s or s + 1; nothing else but the specials
+    candidates = np.array([[s, s + 1] if FIRST <= s < VOCAB - 1 else [-1, -1] for s in range(VOCAB)])
+    small = shortlist.Shortlist(np.zeros(0, dtype=np.int64), candidates)
+    steps = shortlist.ShortlistSteps(Seq2SeqSteps(model), small)
+    greedy = _decode(steps, sources, 1, batch_size=1)  # one at a time: each sentence its own columns
+    for source, (best,) in zip(sources, greedy, strict=True):
+        assert set(best.tokens) <= {*source, *(s + 1 for s in source)} | set(range(FIRST))
+    plain = _decode(Seq2SeqSteps(model), sources, 1, batch_size=1)
+    assert [g[0].tokens for g in greedy] != [p[0].tokens for p in plain]  # the restriction did something
+    beam_one = _decode(steps, sources, 1, batch_size=1)
+    assert [b[0].tokens for b in beam_one] == [g[0].tokens for g in greedy]
+    beam = _decode(steps, sources, 4, batch_size=1)
+    for (best,) in [b[:1] for b in beam]:
+        assert math.isfinite(best.score)
+
+
+def test_training_writes_it_the_command_rebuilds_it_and_translate_uses_it(reverse_model, tmp_path):
+    trained = shortlist.Shortlist.load(reverse_model / shortlist.FILE)
+    model_dir = tmp_path / "model"
+    shutil.copytree(reverse_model, model_dir)
+    (model_dir / shortlist.FILE).unlink()
+    lines = "a b c d\ne f g\n"
+    missing = seqkit_here("translate", model_dir, "--shortlist", stdin=lines)
+    assert_one_line_error(missing, "shortlist.npz does not exist", "seqkit shortlist")
+    built = seqkit_here("shortlist", model_dir)
+    assert built.returncode == 0, built.stderr
+    rebuilt = shortlist.Shortlist.load(model_dir / shortlist.FILE)
+    assert np.array_equal(rebuilt.translations, trained.translations)
+    assert np.array_equal(rebuilt.frequent, trained.frequent)
+    command = seqkit_here("translate", model_dir, "--shortlist", "--beam-size", 3, stdin=lines)
+    assert command.returncode == 0, command.stderr
+    model = seqkit.load(model_dir, device="cpu")
+    results = model.translate(lines.splitlines(), beam_size=3, shortlist=True)
+    assert command.stdout.decode().splitlines() == [r.text for r in results]
+    assert command.stdout.decode().splitlines() == ["d c b a", "g f e"]  # the toy task, still learned exactly
+
+
+def test_a_shortlist_of_other_vocabularies_is_refused(reverse_model, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(reverse_model, model_dir)
+    other = shortlist.Shortlist(np.arange(4, 9), np.full((3, 2), -1))
+    shortlist.write(model_dir, other)
+    result = seqkit_here("translate", model_dir, "--shortlist", stdin="a b\n")
+    assert_one_line_error(result, "shortlist.npz: made for other vocabularies", "seqkit shortlist")
+    wrong_type = seqkit_here("shortlist", model_dir, "--translations", 0)
+    assert_one_line_error(wrong_type, "--translations 0")
