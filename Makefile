@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve bench-onnx bench-wait lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve bench-onnx bench-shortlist bench-wait lint check clean
 
 install: $(STAMP)
 
@@ -52,9 +52,9 @@ test: install
 # What CI runs (.ci/run): the README's checks.
 check: lint test
 
-# Speed against Joey NMT 2.3.0 (installed into bench/.venv-joey with the same torch pin): quick mode takes
-# a few minutes; bench-full trains each toolkit for 12 minutes (about an hour in all). Results:
-# bench/results-{quick,full}.{json,md}.
+# Speed against OpenNMT-py 3.5.1 and Joey NMT 2.3.0 (installed into bench/.venv-onmt and bench/.venv-joey
+# with the same torch pin): quick mode takes about 20 minutes; bench-full trains each toolkit for 12
+# minutes (about 75 minutes in all). Results: bench/results-{quick,full}.{json,md}.
 bench: install
 	$(BIN)/python bench/run.py --mode quick
 
@@ -79,6 +79,12 @@ bench-onnx: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/onnx.py $(DEMO_DIR)
 
+# The vocabulary shortlist on the demo model (trained first when missing): speed and BLEU, greedy and beam
+# 5, float32 and int8, at several shortlist sizes: bench/results-shortlist.{json,md}
+bench-shortlist: install
+	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
+	$(BIN)/python bench/shortlist.py $(DEMO_DIR)
+
 # OpenMP's wait policy (spinning or sleeping threads) on an idle and a busy machine: bench/results-wait.*
 bench-wait: install
 	$(BIN)/python bench/wait_policy.py
@@ -90,5 +96,5 @@ lint: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info bench/.venv-joey bench/work
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info bench/.venv-joey bench/.venv-onmt bench/work
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,13 +1,15 @@
-"""`make bench`: seqkit against Joey NMT 2.3.0 on the same workload, on this machine, in one run.
+"""`make bench`: seqkit against OpenNMT-py 3.5.1 and Joey NMT 2.3.0 on the same workload, on this machine,
+in one run.
 
     python bench/run.py --mode quick   # a few minutes: short trainings, 200 test verses
     python bench/run.py --mode full    # 12 minutes of training each, the 1,000-verse test set
 
 Steps, one after the other (never two measurements at once): the machine's float32 matmul throughput;
-one joint 8k unigram SentencePiece model for both toolkits; Joey NMT trained for the time budget, then
-decoding the test set greedy and with beam 5; the same for seqkit in float32 and with bf16 autocast
-(plus int8-quantized decoding); seqkit's time per epoch on growing slices of the data. Writes
-bench/results-{mode}.json and bench/results-{mode}.md (a table with the ratios seqkit / Joey).
+one joint 8k unigram SentencePiece model for every toolkit; each peer (bench/opennmt.py, bench/joey.py, each
+in its own virtualenv with the same torch) trained for the time budget, then decoding the test set greedy
+and with beam 5; the same for seqkit in float32 and with bf16 autocast (plus int8-quantized decoding, and
+the vocabulary shortlist); seqkit's time per epoch on growing slices of the data. Writes
+bench/results-{mode}.json and bench/results-{mode}.md (a table with the ratios seqkit / best peer).
 
 Counting, the same for both toolkits:
 - training target tokens: non-padding target positions trained on, every target piece plus EOS, per
@@ -35,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import joey  # noqa: E402
+import opennmt  # noqa: E402
 from measure import run as measure_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -196,15 +199,25 @@ def seqkit_train(
     }
 
 
+# seqkit's decoding variants: as trained, int8 (--quantize), the shortlist (--shortlist), both
+DECODE_VARIANTS = ("plain", "int8", "shortlist", "int8-shortlist")
+
+
 def seqkit_translate(
-    data: dict, model: Path, beam_size: int, quantize: bool = False, precision: str = "fp32"
+    data: dict,
+    model: Path,
+    beam_size: int,
+    quantize: bool = False,
+    precision: str = "fp32",
+    shortlist: bool = False,
 ) -> dict:
-    name = f"beam{beam_size}{'-int8' if quantize else ''}{'-' + precision if precision != 'fp32' else ''}"
+    name = f"beam{beam_size}{'-int8' if quantize else ''}{'-shortlist' if shortlist else ''}"
+    name += f"{'-' + precision if precision != 'fp32' else ''}"
     hypothesis = model.parent / f"{model.name}.{name}.hyp.en"
     command = [
         str(SEQKIT_PYTHON), str(REPO / "bench" / "seqkit_decode.py"), str(model), str(data["test"]) + ".es",
         str(hypothesis), "--beam-size", str(beam_size), "--threads", str(THREADS), "--precision", precision,
-        *(["--quantize"] if quantize else []),
+        *(["--quantize"] if quantize else []), *(["--shortlist"] if shortlist else []),
     ]  # fmt: skip
     log_path = hypothesis.with_suffix(".log")
     measured = measure_run(command, log_path)
@@ -215,6 +228,7 @@ def seqkit_translate(
     return {
         "beam_size": beam_size,
         "quantize": quantize,
+        "shortlist": shortlist,
         "precision": precision,
         "hypothesis": hypothesis,
         "wall_s": round(measured.wall_s, 2),
@@ -252,6 +266,30 @@ def joey_side(data: dict, work: Path, mode: Mode) -> dict:
         decoded[beam] = joey.translate(python, joey_data, work / "joey", trained["checkpoint"], beam, THREADS)
         decoded[beam].update(scores(Path(decoded[beam]["hypothesis"]), Path(f"{data['test']}.en")))
     return {"train": trained, "decode": decoded}
+
+
+# --- OpenNMT-py -----------------------------------------------------------------------------------
+
+
+def onmt_side(data: dict, work: Path, mode: Mode) -> dict:
+    python = opennmt.install(REPO / "bench" / ".venv-onmt")
+    # the same pieces and vocabulary as Joey's
+    pieces = joey.prepare_data(data["spm_model"], CORPUS, work / "joey", DEV_SENTENCES)
+    pieces = limit_test(pieces, mode.test_sentences)
+    log(f"opennmt-py: training for {mode.train_minutes} min")
+    trained = opennmt.train(python, pieces, work / "onmt", mode.train_minutes, THREADS, SEED)
+    decoded = {}
+    for beam in (1, 5):
+        log(f"opennmt-py: decoding with beam {beam}")
+        decoded[beam] = opennmt.translate(python, pieces, work / "onmt", trained["checkpoint"], beam, THREADS)
+        decoded[beam].update(scores(Path(decoded[beam]["hypothesis"]), Path(f"{data['test']}.en")))
+    return {"train": trained, "decode": decoded}
+
+
+PEERS = {  # name in results -> (title, its half of the bench)
+    "onmt": ("OpenNMT-py 3.5.1", onmt_side),
+    "joey": ("Joey NMT 2.3.0", joey_side),
+}
 
 
 # --- FLOPs --------------------------------------------------------------------------------------------
@@ -302,8 +340,14 @@ def ratio(a: float, b: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--skip-joey", action="store_true", help="seqkit's figures only (development)")
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help="comma-separated peers to run (none: seqkit's figures only)"
+    )
     args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = set(peers) - PEERS.keys()
+    if unknown:
+        parser.error(f"--peers: unknown {', '.join(sorted(unknown))}; choose from {', '.join(PEERS)}")
     mode = MODES[args.mode]
     work = REPO / "bench" / "work" / args.mode
     work.mkdir(parents=True, exist_ok=True)
@@ -319,8 +363,9 @@ def main() -> None:
     def save() -> None:  # after every part: a failure late in a long run keeps what was measured
         Path(f"{out}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
 
-    if not args.skip_joey:
-        results["joey"] = joey_side(data, work, mode)
+    results["peers"] = {}
+    for peer in peers:
+        results["peers"][peer] = PEERS[peer][1](data, work, mode)
         save()
     results["seqkit"] = {}
     for precision in ("fp32", "bf16"):
@@ -328,12 +373,13 @@ def main() -> None:
         model = work / f"seqkit-{precision}"
         trained = seqkit_train(data, model, mode.train_minutes, precision)
         decoded = {}
-        variants = [(1, False, precision), (5, False, precision), (1, True, "fp32"), (5, True, "fp32")]
-        for beam, quantize, decode_precision in variants:
-            log(f"seqkit: decoding with beam {beam}{' int8' if quantize else ''} ({decode_precision})")
-            result = seqkit_translate(data, model, beam, quantize, decode_precision)
+        for beam, variant in [(b, v) for v in DECODE_VARIANTS for b in (1, 5)]:
+            quantize, shortlist = "int8" in variant, "shortlist" in variant
+            decode_precision = "fp32" if quantize else precision
+            log(f"seqkit: decoding with beam {beam} {variant} ({decode_precision})")
+            result = seqkit_translate(data, model, beam, quantize, decode_precision, shortlist)
             result.update(scores(Path(result["hypothesis"]), Path(f"{data['test']}.en")))
-            decoded[f"beam{beam}{'-int8' if quantize else ''}"] = result
+            decoded[f"beam{beam}{'-' + variant if variant != 'plain' else ''}"] = result
         results["seqkit"][precision] = {"train": trained, "decode": decoded}
         save()
     log("seqkit: time per epoch on growing slices")
@@ -359,30 +405,34 @@ def main() -> None:
 
 
 def summarize(results: dict) -> None:
-    """Achieved FLOP rates and the ratios seqkit / Joey."""
+    """Achieved FLOP rates, and the ratios seqkit / best peer: each figure against the peer best at it."""
     peak = results["machine"]["matmul_fp32_gflops"]
     flops = results["flops"]["training_flops"]
-    for side in results["seqkit"].values():
+    for side in [*results["seqkit"].values(), *results["peers"].values()]:
         rate = side["train"]["target_tokens_per_s"] * flops / 1e9
         side["train"]["model_gflops"] = round(rate, 1)
         side["train"]["fraction_of_fp32_matmul"] = round(rate / peak, 3)
-    joey_side = results.get("joey")
-    if not joey_side:
+    peers = results["peers"]
+    if not peers:
         return
-    joey_train = joey_side["train"]
-    joey_train["model_gflops"] = round(joey_train["target_tokens_per_s"] * flops / 1e9, 1)
-    ratios = {}
+
+    def best_peer(figure) -> tuple[str, float]:
+        name = max(peers, key=lambda p: figure(peers[p]))
+        return name, figure(peers[name])
+
+    train_peer, train_rate = best_peer(lambda p: p["train"]["target_tokens_per_s"])
+    ratios: dict = {"training_peer": train_peer}
+    decode_peers = {beam: best_peer(lambda p, b=beam: p["decode"][b]["sentences_per_s"]) for beam in (1, 5)}
+    for beam, (name, _) in decode_peers.items():
+        ratios[f"decoding_peer_beam{beam}"] = name
     for precision, side in results["seqkit"].items():
-        ratios[f"train_tokens_per_s_{precision}"] = ratio(
-            side["train"]["target_tokens_per_s"], joey_train["target_tokens_per_s"]
-        )
-        ratios[f"train_peak_rss_{precision}"] = ratio(side["train"]["peak_rss_mb"], joey_train["peak_rss_mb"])
+        ratios[f"train_tokens_per_s_{precision}"] = ratio(side["train"]["target_tokens_per_s"], train_rate)
         for name, decoded in side["decode"].items():
             beam = decoded["beam_size"]
-            ratios[f"decode_pieces_per_s_{precision}_{name}"] = ratio(
-                decoded["pieces_per_s"], joey_side["decode"][beam]["pieces_per_s"]
+            ratios[f"decode_sentences_per_s_{precision}_{name}"] = ratio(
+                decoded["sentences_per_s"], decode_peers[beam][1]
             )
-    results["ratios_seqkit_over_joey"] = ratios
+    results["ratios_seqkit_over_best_peer"] = ratios
 
 
 def markdown(results: dict) -> str:
@@ -395,30 +445,39 @@ def markdown(results: dict) -> str:
         f"Training budget {results['settings']['train_minutes']} min each; "
         f"{results['settings']['test_sentences']} test verses. Total {results['total_minutes']} min.",
         "",
-        "| system | train tgt tok/s | peak RSS MB | steps | greedy sent/s | greedy pieces/s | beam-5 sent/s "
-        "| beam-5 pieces/s | BLEU beam 5 | chrF beam 5 | BLEU greedy |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Decoding: sentences/s is the headline figure; pieces/s comes with the mean output length (pieces per "
+        "sentence), since a model that loops to the length limit writes many pieces quickly.",
+        "",
+        "| system | params M | train tgt tok/s | peak RSS MB | steps | greedy sent/s | greedy pieces/s (len) "
+        "| beam-5 sent/s | beam-5 pieces/s (len) | BLEU beam 5 | chrF beam 5 | BLEU greedy |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
+    def speed(decoded: dict) -> str:
+        length = decoded["output_pieces"] / decoded["sentences"]
+        return f"{decoded['pieces_per_s']:,.0f} ({length:.1f})"
+
     def row(name: str, train: dict, greedy: dict, beam: dict) -> str:
+        params = f"{train['parameters'] / 1e6:.2f}" if train.get("parameters") else "-"
         return (
-            f"| {name} | {train['target_tokens_per_s']:,.0f} | {train['peak_rss_mb']:,.0f} | {train['steps']:,} "
-            f"| {greedy['sentences_per_s']:.1f} | {greedy['pieces_per_s']:,.0f} | {beam['sentences_per_s']:.1f} "
-            f"| {beam['pieces_per_s']:,.0f} | {beam['bleu']:.2f} | {beam['chrf']:.2f} | {greedy['bleu']:.2f} |"
+            f"| {name} | {params} | {train['target_tokens_per_s']:,.0f} | {train['peak_rss_mb']:,.0f} "
+            f"| {train['steps']:,} | {greedy['sentences_per_s']:.1f} | {speed(greedy)} "
+            f"| {beam['sentences_per_s']:.1f} | {speed(beam)} | {beam['bleu']:.2f} | {beam['chrf']:.2f} "
+            f"| {greedy['bleu']:.2f} |"
         )
 
-    if "joey" in results:
-        j = results["joey"]
-        lines.append(row("Joey NMT 2.3.0", j["train"], j["decode"][1], j["decode"][5]))
+    for peer, side in results["peers"].items():
+        decode = {int(k): v for k, v in side["decode"].items()}  # (JSON keys are strings)
+        lines.append(row(PEERS[peer][0], side["train"], decode[1], decode[5]))
     for precision, side in results["seqkit"].items():
         d = side["decode"]
-        lines.append(row(f"seqkit {precision}", side["train"], d["beam1"], d["beam5"]))
-        lines.append(
-            row(f"seqkit {precision}, int8 decoding", side["train"], d["beam1-int8"], d["beam5-int8"])
-        )
-    if "ratios_seqkit_over_joey" in results:
-        lines += ["", "Ratios seqkit / Joey:", ""]
-        lines += [f"- {key}: {value}" for key, value in results["ratios_seqkit_over_joey"].items()]
+        for variant in DECODE_VARIANTS:
+            suffix = "" if variant == "plain" else f"-{variant}"
+            title = f"seqkit {precision}" + ("" if variant == "plain" else f", {variant} decoding")
+            lines.append(row(title, side["train"], d[f"beam1{suffix}"], d[f"beam5{suffix}"]))
+    if "ratios_seqkit_over_best_peer" in results:
+        lines += ["", "Ratios seqkit / best peer (each figure against the peer best at it):", ""]
+        lines += [f"- {key}: {value}" for key, value in results["ratios_seqkit_over_best_peer"].items()]
     lines += [
         "",
         "seqkit time per epoch against data size (bf16 training, one epoch each):",

@@ -17,6 +17,7 @@ from seqkit.decoding import shortlist
 from seqkit.decoding.search import decode_corpus
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.models.seq2seq import Seq2Seq
+from seqkit.runtime import devices
 from tests.helpers import assert_one_line_error, seqkit_here
 
 VOCAB = 40
@@ -64,8 +65,13 @@ def _decode(steps, sources, beam_size: int, batch_size: int = 16):
 
 
 @pytest.mark.parametrize("beam_size", [1, 4])
-def test_a_shortlist_of_every_piece_decodes_as_the_whole_vocabulary(random_model_and_sources, beam_size):
+@pytest.mark.parametrize("quantize", [False, True])
+def test_a_shortlist_of_every_piece_decodes_as_the_whole_vocabulary(
+    random_model_and_sources, beam_size, quantize
+):
+    """In float32 and in int8 (`--quantize`, whose restricted layer stays int8)."""
     model, sources = random_model_and_sources
+    model = devices.quantize_int8(model) if quantize else model
     every = shortlist.Shortlist(np.arange(FIRST, VOCAB), np.full((VOCAB, 1), -1))
     plain = _decode(Seq2SeqSteps(model), sources, beam_size)
     listed = _decode(shortlist.ShortlistSteps(Seq2SeqSteps(model), every), sources, beam_size)

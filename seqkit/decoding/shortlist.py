@@ -165,14 +165,14 @@ def build(
 
 @dataclass
 class _Restricted:
-    """A batch's encoded source with its shortlist: the columns and the output layer's rows for them."""
+    """A batch's encoded source with its shortlist: the columns and the output layer that computes them."""
 
     encoded: object
     columns: np.ndarray  # (n,) sorted target ids
-    output_rows: object  # what the inner steps' `step` computes the columns with
+    output_layer: object  # the inner steps' `output_layer(columns)`
 
     def select(self, index: np.ndarray) -> _Restricted:
-        return _Restricted(self.encoded.select(index), self.columns, self.output_rows)  # type: ignore[attr-defined]
+        return _Restricted(self.encoded.select(index), self.columns, self.output_layer)  # type: ignore[attr-defined]
 
 
 class ShortlistSteps:
@@ -180,6 +180,8 @@ class ShortlistSteps:
     columns of `shortlist`; `columns(encoded)` tells the search which target ids they are."""
 
     def __init__(self, steps, shortlist: Shortlist):
+        if not hasattr(steps, "output_layer"):
+            raise ConfigError("shortlist: these steps compute their whole output layer (an ONNX export's do)")
         self.steps, self.shortlist = steps, shortlist
         if hasattr(steps, "top_k"):
             self.top_k = steps.top_k
@@ -187,10 +189,10 @@ class ShortlistSteps:
     def encode(self, src: np.ndarray, src_lengths: np.ndarray):
         encoded, state = self.steps.encode(src, src_lengths)
         columns = self.shortlist.columns(src)
-        return _Restricted(encoded, columns, self.steps.output_rows(columns)), state
+        return _Restricted(encoded, columns, self.steps.output_layer(columns)), state
 
     def step(self, prev: np.ndarray, state, encoded: _Restricted):
-        return self.steps.step(prev, state, encoded.encoded, encoded.output_rows)
+        return self.steps.step(prev, state, encoded.encoded, encoded.output_layer)
 
     @staticmethod
     def columns(encoded: _Restricted) -> np.ndarray:

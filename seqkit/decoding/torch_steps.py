@@ -8,6 +8,7 @@ tensors on the device; the search only reorders them, through `select`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -66,28 +67,33 @@ class Seq2SeqSteps:
         return _OnDevice(encoded, self.device), _OnDevice(state, self.device)
 
     @torch.no_grad()
-    def step(self, prev: np.ndarray, state: _OnDevice, encoded: _OnDevice, output_rows=None):
-        """`output_rows`: the output layer's rows to compute (`output_rows`), for a shortlist: then the
-        log-probabilities are (rows, those columns), normalised over them."""
+    def step(self, prev: np.ndarray, state: _OnDevice, encoded: _OnDevice, output_layer=None):
+        """`output_layer`: what computes the logits from the decoder's features instead of the model's own
+        output layer (a shortlist's, `output_layer` below): then the log-probabilities are (rows, its
+        columns), normalised over them."""
         tokens = torch.from_numpy(np.ascontiguousarray(prev)).to(self.device)
-        if output_rows is None:
+        if output_layer is None:
             logits, new_state, weights = self.model.step(tokens, state.value, encoded.value)
         else:
             features, new_state, weights = self.model.step_features(tokens, state.value, encoded.value)
-            logits = F.linear(features, *output_rows)  # (rows, columns)
+            logits = output_layer(features)  # (rows, columns)
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab or columns)
         return _numpy(log_probs), _OnDevice(new_state, self.device), _numpy(weights)
 
     @torch.no_grad()
-    def output_rows(self, columns: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The output layer's rows `columns` (n,) -> weight (n, hidden), bias (n,), in float32: a
-        quantized layer's (`--quantize`) are dequantized, since a few hundred rows are cheap either way."""
+    def output_layer(self, columns: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The output layer restricted to its rows `columns` (n,): features (rows, hidden) -> logits
+        (rows, n). A quantized layer (`--quantize`) stays int8: its rows are packed anew for the batch
+        (about 1 ms for 2,000 rows)."""
         layer = self.model.decoder.output
-        weight = layer.weight() if callable(layer.weight) else layer.weight  # a method when quantized
-        bias = layer.bias() if callable(layer.bias) else layer.bias
-        weight = weight.dequantize() if weight.is_quantized else weight
-        index = torch.from_numpy(columns).to(weight.device)
-        return weight.index_select(0, index).float(), bias.index_select(0, index).float()
+        index = torch.from_numpy(columns).to(self.device)
+        if not isinstance(layer.weight, torch.Tensor):  # torch's dynamically quantized Linear
+            rows = layer.weight().index_select(0, index)
+            packed = torch.ops.quantized.linear_prepack(rows, layer.bias().index_select(0, index))
+            # reduce_range as the layer itself computes (activations in 7 bits: fbgemm's overflow guard)
+            return lambda features: torch.ops.quantized.linear_dynamic(features, packed, reduce_range=True)
+        weight, bias = layer.weight.index_select(0, index), layer.bias.index_select(0, index)
+        return lambda features: F.linear(features, weight, bias)
 
     @staticmethod
     def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
