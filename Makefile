@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-scale bench-serve bench-onnx bench-shortlist bench-wait lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-wait lint check clean
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ bench: install
 
 bench-full: install
 	$(BIN)/python bench/run.py --mode full
+
+# Why the bench's peers train slower than on their own: each peer for 3 minutes with the bench's vocabulary
+# (the SentencePiece model's) and with its own (built from the data): bench/results-peer-vocab.{json,md}
+bench-peers: install
+	$(BIN)/python bench/peer_vocab.py
 
 # Corpora of 30k to 3M pairs (the bundled one repeated): time to the first step, peak RSS, tokens/s
 # (bench/scale.py; about 15 minutes). Results: bench/results-scale.{json,md}.

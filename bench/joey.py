@@ -129,9 +129,17 @@ def prepare_data(spm_model: Path, corpus: Path, work: Path, dev_sentences: int) 
     return info
 
 
-def _config(data: dict, model_dir: Path, seed: int, testing: dict, with_train_dev: bool) -> dict:
-    """A Joey config (written as JSON, which YAML reads) for the benchmark workload."""
-    side = {"level": "word", "lowercase": False, "normalize": False, "voc_file": str(data["vocab"])}
+def _config(
+    data: dict, model_dir: Path, seed: int, testing: dict, with_train_dev: bool, vocabulary: str = "model"
+) -> dict:
+    """A Joey config (written as JSON, which YAML reads) for the benchmark workload. `vocabulary`: "model",
+    the SentencePiece model's pieces (the bench's: the same model as the other toolkits), or "data", the
+    pieces the training data has on each side, as Joey builds by default (../shared/peers/joey-config.yaml)."""
+    side = {"level": "word", "lowercase": False, "normalize": False}
+    if vocabulary == "model":
+        side["voc_file"] = str(data["vocab"])
+    else:
+        side.update(voc_limit=10000, voc_min_freq=1)
     embeddings = {"embedding_dim": 256, "dropout": 0.2}
     return {
         "name": "bench",
@@ -281,7 +289,9 @@ def _validations(path: Path) -> list[dict]:
     return rows
 
 
-def train(python: Path, data: dict, work: Path, minutes: float, threads: int, seed: int) -> dict:
+def train(
+    python: Path, data: dict, work: Path, minutes: float, threads: int, seed: int, vocabulary: str = "model"
+) -> dict:
     """Train for `minutes` of wall time from the start of Joey's training loop (validations included,
     start-up and data loading not), then stop it as Ctrl-C would; Joey then saves the current weights.
 
@@ -290,7 +300,7 @@ def train(python: Path, data: dict, work: Path, minutes: float, threads: int, se
     train_s is the training loop's time less validations and the final checkpoint save."""
     run_dir = Path(work).absolute() / "joey-train"
     model_dir = run_dir / "model"  # Joey recreates it (`overwrite: True`)
-    config = _config(data, model_dir, seed, {}, with_train_dev=True)
+    config = _config(data, model_dir, seed, {}, with_train_dev=True, vocabulary=vocabulary)
     figures, result = _run_joey(
         python,
         "train",

@@ -81,13 +81,15 @@ def install(venv: Path) -> Path:
     return python
 
 
-def _config(data: dict, run_dir: Path, seed: int, save_every: int) -> dict:
-    """The benchmark workload as an OpenNMT-py config (../shared/peers/onmt-config.yaml, with the
-    vocabulary of the other toolkits); JSON, which YAML reads."""
-    vocab = str(data["vocab"])
+def _config(data: dict, run_dir: Path, seed: int, save_every: int, vocabulary: str = "model") -> dict:
+    """The benchmark workload as an OpenNMT-py config (../shared/peers/onmt-config.yaml); JSON, which YAML
+    reads. `vocabulary`: "model", the SentencePiece model's pieces (the bench's: the same model as the
+    other toolkits), or "data", what `onmt_build_vocab` finds in the training data (the standalone run's)."""
+    own = vocabulary == "data"
     return {
-        "src_vocab": vocab,
-        "tgt_vocab": vocab,
+        "save_data": str(run_dir / "data"),
+        "src_vocab": str(run_dir / "vocab.src") if own else str(data["vocab"]),
+        "tgt_vocab": str(run_dir / "vocab.tgt") if own else str(data["vocab"]),
         "src_vocab_size": 10000,  # every piece of the file
         "tgt_vocab_size": 10000,
         "share_vocab": False,
@@ -150,7 +152,9 @@ def _result(log: Path) -> dict:
     return {**json.loads(results[-1]), "log_text": text}
 
 
-def train(python: Path, data: dict, work: Path, minutes: float, threads: int, seed: int) -> dict:
+def train(
+    python: Path, data: dict, work: Path, minutes: float, threads: int, seed: int, vocabulary: str = "model"
+) -> dict:
     """Train for `minutes` from the start of OpenNMT-py's training loop, then stop it; the last checkpoint
     saved is the trained model. train_s is the loop's time less the checkpoint saves."""
     run_dir = Path(work).absolute() / "onmt-train"
@@ -159,8 +163,13 @@ def train(python: Path, data: dict, work: Path, minutes: float, threads: int, se
         old.unlink()
     config_path, log = run_dir / "config.yaml", run_dir / "train.out"
     save_every = SAVE_EVERY if minutes >= 5 else 10
-    config = _config(data, run_dir, seed, save_every)
+    config = _config(data, run_dir, seed, save_every, vocabulary)
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    if vocabulary == "data":  # untimed, as in the standalone run
+        build = [str(python), "-m", "onmt.bin.build_vocab", "-config", str(config_path), "-n_sample", "-1"]
+        subprocess.run(
+            build, check=True, env=_env(threads), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     command = [str(python), str(Path(__file__).resolve()), "--launch-train", str(config_path)]
     command += ["--threads", str(threads), "--stop-after-s", str(minutes * 60)]
     measured = measure_run(command, log, env=_env(threads), stop_after_s=minutes * 60 + 600)

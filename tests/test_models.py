@@ -79,12 +79,14 @@ def test_teacher_forcing_fast_path_is_the_stepwise_decoder(cell, layers):
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_chunked_loss_equals_cross_entropy_of_the_full_logits(label_smoothing, monkeypatch):
+@pytest.mark.parametrize("keep_bytes", [0, 2**20], ids=["recomputed", "kept"])
+def test_chunked_loss_equals_cross_entropy_of_the_full_logits(label_smoothing, keep_bytes, monkeypatch):
     """The fused output layer + cross-entropy gives autograd's loss, likelihood, accuracy and gradients,
-    over chunks."""
+    over chunks, whether the backward pass recomputes the logits or reuses the forward pass's."""
     from seqkit.models import softmax
 
     monkeypatch.setattr(softmax, "CHUNK_TOKENS", 3)  # several chunks, the last one short
+    monkeypatch.setattr(softmax, "KEEP_BYTES", keep_bytes)
     torch.manual_seed(0)
     cfg = ModelConfig(embedding_size=8, encoder_hidden_size=6, decoder_hidden_size=10, dropout=0.0)
     model = Seq2Seq(cfg, 20, 20)

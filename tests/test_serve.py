@@ -59,6 +59,14 @@ def test_translations_equal_the_command(translator, reverse_model, reverse_data)
             "translate", reverse_model, "--beam-size", beam, stdin="".join(f"{x}\n" for x in lines)
         )
         assert [t["text"] for t in answer.json()["translations"]] == command.stdout.decode().splitlines()
+    # the shortlist the training wrote, through the request as through the option
+    listed_answer = translator.post("/translate", json={"text": lines, "beam_size": 3, "shortlist": True})
+    assert listed_answer.status_code == 200, listed_answer.text
+    listed_command = seqkit_here(
+        "translate", reverse_model, "--beam-size", 3, "--shortlist", stdin="".join(f"{x}\n" for x in lines)
+    )
+    texts = [t["text"] for t in listed_answer.json()["translations"]]
+    assert texts == listed_command.stdout.decode().splitlines()
     two = translator.post("/translate", json={"text": lines[:3], "beam_size": 4, "nbest": 2}).json()
     listed = seqkit_here(
         "translate", reverse_model, "--beam-size", 4, "--nbest", 2, stdin="".join(f"{x}\n" for x in lines[:3])

@@ -2,10 +2,13 @@
 
 Training's largest tensors are the logits over the vocabulary: 3,000 tokens x 8,000 pieces is 96 MB in
 float32, and autograd's own cross-entropy keeps several of them (the logits, a float32 copy under
-autocast, the log-softmax, their gradients) at once. Here each chunk's logits live only inside the loop:
-the forward pass keeps one log-sum-exp per token, and the backward pass recomputes the chunk's logits
-(one more output-layer product, cheap next to the recurrence) to form softmax - target directly.
-Under autocast the products run in the autocast type, everything else in float32.
+autocast, the log-softmax, their gradients) at once. Here the forward pass computes a chunk of logits
+at a time and keeps one log-sum-exp per token and, when the whole batch's fit in KEEP_BYTES, the
+exponentiated logits themselves (one float32 tensor, written in place of the logits), which the
+backward pass turns into softmax - target directly. A larger batch (a larger vocabulary) keeps only
+the log-sum-exps, and the backward pass recomputes each chunk's logits: one more output-layer product,
+a sixth of a step's arithmetic (bench/README.md). Under autocast the products run in the autocast type,
+everything else in float32.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import torch
 
 CHUNK_TOKENS = 1024
+KEEP_BYTES = 256 * 2**20  # the exponentiated logits are kept for the backward pass up to this size
 
 
 def _compute_type(tensor: torch.Tensor) -> torch.dtype:
@@ -43,12 +47,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
         total_nll = torch.zeros((), device=features.device)  # without smoothing: what perplexity reads
         correct = torch.zeros((), dtype=torch.long, device=features.device)
         log_sum_exp = torch.empty(features.size(0), device=features.device)
+        tokens, vocab = features.size(0), weight.size(0)
+        # (tokens, vocab) float32: every chunk's exp(logits - max) stays, or None: recomputed in backward
+        keep = any(ctx.needs_input_grad[:3]) and tokens * vocab * 4 <= KEEP_BYTES  # (not for validation)
+        kept = torch.empty(tokens, vocab, device=features.device) if keep else None
+        row_max = torch.empty(tokens, device=features.device) if kept is not None else None
         with torch.autocast(features.device.type, enabled=False):
             weight_c, bias_c = weight.to(dtype), bias.to(dtype)
-            buffer = _logits_buffer(features, weight)
+            buffer = kept if kept is not None else _logits_buffer(features, weight)
             for start in range(0, features.size(0), CHUNK_TOKENS):
                 chunk = slice(start, start + CHUNK_TOKENS)
-                logits = _logits_into(buffer, features[chunk].to(dtype), weight_c, bias_c)  # (chunk, vocab)
+                rows = buffer[chunk] if kept is not None else buffer
+                logits = _logits_into(rows, features[chunk].to(dtype), weight_c, bias_c)  # (chunk, vocab)
                 best = logits.max(dim=-1)  # = argmax, faster
                 correct += (best.indices == target[chunk]).sum()
                 target_logits = logits.gather(1, target[chunk].unsqueeze(1)).squeeze(1)
@@ -62,7 +72,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     nll = (1 - label_smoothing) * nll + label_smoothing * (lse - mean_logits)
                 loss += nll.sum()
                 log_sum_exp[chunk] = lse
+                if row_max is not None:
+                    row_max[chunk] = best.values
         ctx.save_for_backward(features, weight, bias, target, log_sum_exp)
+        ctx.kept, ctx.row_max = kept, row_max  # (not saved tensors: the backward pass writes into them)
         ctx.dtype, ctx.label_smoothing = dtype, label_smoothing
         ctx.mark_non_differentiable(total_nll, correct)
         return loss, total_nll, correct
@@ -74,15 +87,21 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_features = torch.empty_like(features)
         grad_weight = torch.zeros(weight.shape, device=weight.device)
         grad_bias = torch.zeros(bias.shape, device=bias.device)
+        kept, row_max = ctx.kept, ctx.row_max
+        ctx.kept = ctx.row_max = None
         with torch.autocast(features.device.type, enabled=False):
             weight_c, bias_c = weight.to(dtype), bias.to(dtype)
-            buffer = _logits_buffer(features, weight)
+            buffer = None if kept is not None else _logits_buffer(features, weight)
             for start in range(0, features.size(0), CHUNK_TOKENS):
                 chunk = slice(start, start + CHUNK_TOKENS)
                 inputs = features[chunk].to(dtype)
-                logits = _logits_into(buffer, inputs, weight_c, bias_c)
                 # d loss / d logits = softmax - (1 - e) onehot(target) - e / vocab
-                grad_logits = logits.sub_(log_sum_exp[chunk].unsqueeze(1)).exp_()
+                if kept is not None:  # exp(logits - max) * exp(max - lse)
+                    scale = (row_max[chunk] - log_sum_exp[chunk]).exp_().unsqueeze(1)
+                    grad_logits = kept[chunk].mul_(scale)
+                else:
+                    logits = _logits_into(buffer, inputs, weight_c, bias_c)
+                    grad_logits = logits.sub_(log_sum_exp[chunk].unsqueeze(1)).exp_()
                 rows = torch.arange(grad_logits.size(0), device=grad_logits.device)
                 grad_logits[rows, target[chunk]] -= 1 - smoothing
                 if smoothing:
