@@ -100,6 +100,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     scale = (row_max[chunk] - log_sum_exp[chunk]).exp_().unsqueeze(1)
                     grad_logits = kept[chunk].mul_(scale)
                 else:
+                    assert buffer is not None
                     logits = _logits_into(buffer, inputs, weight_c, bias_c)
                     grad_logits = logits.sub_(log_sum_exp[chunk].unsqueeze(1)).exp_()
                 rows = torch.arange(grad_logits.size(0), device=grad_logits.device)
