@@ -56,6 +56,7 @@ def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
         "train_log.jsonl",
         "checkpoints",
         "vocab_counts.json",
+        "shortlist.npz",  # translate --shortlist
         "cache",
         ".seqkit",  # the marker: a directory seqkit owns
         ".seqkit.lock",  # held while a training runs

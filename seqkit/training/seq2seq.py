@@ -148,11 +148,14 @@ def build_shortlist(
     """Build the vocabulary shortlist of a trained translation model from its training data (its
     data.train, or `train`, a path prefix as data.train takes) and write it into the directory."""
     from seqkit import config as config_lib
-    from seqkit.model_types import require_task
 
     modeldir.require_directory(model_dir)
     cfg = modeldir.load_config(model_dir)
-    require_task(cfg, "translate", model_dir)
+    if cfg.model.type != "seq2seq":
+        raise ConfigError(
+            f"{model_dir} holds a model of type {cfg.model.type}, not a translation model (seq2seq): "
+            "only translation models have a shortlist"
+        )
     if translations < 1 or frequent < 0:
         raise ConfigError(
             f"--translations {translations} / --frequent {frequent}: need at least 1 translation per "
