@@ -53,8 +53,8 @@ test: install
 check: lint test
 
 # Speed against OpenNMT-py 3.5.1 and Joey NMT 2.3.0 (installed into bench/.venv-onmt and bench/.venv-joey
-# with the same torch pin): quick mode takes about 20 minutes; bench-full trains each toolkit for 12
-# minutes (about 75 minutes in all). Results: bench/results-{quick,full}.{json,md}.
+# with the same torch pin): quick mode trains each for 1.5 minutes; bench-full for 12 minutes (59 minutes
+# in all on 2026-12-02). Results: bench/results-{quick,full}.{json,md}.
 bench: install
 	$(BIN)/python bench/run.py --mode quick
 

@@ -240,7 +240,7 @@ def seqkit_translate(
     }
 
 
-# --- Joey NMT -----------------------------------------------------------------------------------------
+# --- the peers (Joey NMT, OpenNMT-py) ----------------------------------------------------------------
 
 
 def limit_test(joey_data: dict, sentences: int) -> dict:
@@ -254,41 +254,26 @@ def limit_test(joey_data: dict, sentences: int) -> dict:
     return {**joey_data, "test_sentences": min(sentences, joey_data["test_sentences"])}
 
 
-def joey_side(data: dict, work: Path, mode: Mode) -> dict:
-    python = joey.install(REPO / "bench" / ".venv-joey")
-    joey_data = joey.prepare_data(data["spm_model"], CORPUS, work / "joey", DEV_SENTENCES)
-    joey_data = limit_test(joey_data, mode.test_sentences)
-    log(f"joey: training for {mode.train_minutes} min")
-    trained = joey.train(python, joey_data, work / "joey", mode.train_minutes, THREADS, SEED)
-    decoded = {}
-    for beam in (1, 5):
-        log(f"joey: decoding with beam {beam}")
-        decoded[beam] = joey.translate(python, joey_data, work / "joey", trained["checkpoint"], beam, THREADS)
-        decoded[beam].update(scores(Path(decoded[beam]["hypothesis"]), Path(f"{data['test']}.en")))
-    return {"train": trained, "decode": decoded}
-
-
-# --- OpenNMT-py -----------------------------------------------------------------------------------
-
-
-def onmt_side(data: dict, work: Path, mode: Mode) -> dict:
-    python = opennmt.install(REPO / "bench" / ".venv-onmt")
-    # the same pieces and vocabulary as Joey's
+def peer_side(module, venv: str, name: str, data: dict, work: Path, mode: Mode) -> dict:
+    """One peer's half of the bench: `module` (bench/joey.py, bench/opennmt.py) installs it into
+    bench/`venv`, trains for the budget and decodes greedy and with beam 5. Every peer reads the same
+    pre-encoded pieces and vocabulary (joey.prepare_data)."""
+    python = module.install(REPO / "bench" / venv)
     pieces = joey.prepare_data(data["spm_model"], CORPUS, work / "joey", DEV_SENTENCES)
     pieces = limit_test(pieces, mode.test_sentences)
-    log(f"opennmt-py: training for {mode.train_minutes} min")
-    trained = opennmt.train(python, pieces, work / "onmt", mode.train_minutes, THREADS, SEED)
+    log(f"{name}: training for {mode.train_minutes} min")
+    trained = module.train(python, pieces, work / name, mode.train_minutes, THREADS, SEED)
     decoded = {}
     for beam in (1, 5):
-        log(f"opennmt-py: decoding with beam {beam}")
-        decoded[beam] = opennmt.translate(python, pieces, work / "onmt", trained["checkpoint"], beam, THREADS)
+        log(f"{name}: decoding with beam {beam}")
+        decoded[beam] = module.translate(python, pieces, work / name, trained["checkpoint"], beam, THREADS)
         decoded[beam].update(scores(Path(decoded[beam]["hypothesis"]), Path(f"{data['test']}.en")))
     return {"train": trained, "decode": decoded}
 
 
-PEERS = {  # name in results -> (title, its half of the bench)
-    "onmt": ("OpenNMT-py 3.5.1", onmt_side),
-    "joey": ("Joey NMT 2.3.0", joey_side),
+PEERS = {  # name in results -> (title, its module, its virtualenv under bench/)
+    "onmt": ("OpenNMT-py 3.5.1", opennmt, ".venv-onmt"),
+    "joey": ("Joey NMT 2.3.0", joey, ".venv-joey"),
 }
 
 
@@ -365,7 +350,8 @@ def main() -> None:
 
     results["peers"] = {}
     for peer in peers:
-        results["peers"][peer] = PEERS[peer][1](data, work, mode)
+        _, module, venv = PEERS[peer]
+        results["peers"][peer] = peer_side(module, venv, peer, data, work, mode)
         save()
     results["seqkit"] = {}
     for precision in ("fp32", "bf16"):
