@@ -9,6 +9,7 @@ same steps. Translation: each process translates its share of the lines (decodin
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -91,8 +92,13 @@ def leave(together: bool) -> None:
     broadcast decision), so they first wait for each other. Without that, a process that finished
     early tore down its gloo connections while rank 0 was still writing the model directory, and gloo
     aborted the process ("terminate called without an active exception", exit -6), now and then.
-    After an error they do not wait: the others may never come, and torchrun ends them."""
+    After an error they do not wait: the others may never come, and torchrun ends them.
+
+    The collection first: DistributedDataParallel's reducer holds the process group, so a wrapped model
+    left in a reference cycle kept the group alive past destroy_process_group, and gloo's worker threads
+    were then torn down at interpreter exit, where they abort the process the same way."""
     if dist.is_initialized():
+        gc.collect()
         if together:
             dist.barrier()
         dist.destroy_process_group()
