@@ -153,7 +153,7 @@ class Model:
             )
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
         stream = inference.translate_nbest_stream(
-            steps, self.tokenizer, lines, settings, with_attention, chunk_lines
+            steps, self.tokenizer, lines, settings, with_attention, chunk_lines, nbest
         )
         for options in self._autocast_each(stream):
             best = options[0] if options else None

@@ -73,7 +73,7 @@ def test_every_hypothesis_carries_its_own_attention(reverse_model, beam_size):
     if beam_size == 1:
         results = [[h] for h in greedy_search(steps, src, lengths, limits, True)]
     else:
-        results = beam_search(steps, src, lengths, limits, beam_size, 1.0, True)
+        results = beam_search(steps, src, lengths, limits, beam_size, 1.0, True, nbest=beam_size)
     checked = 0
     for ids, hypotheses in zip(src_ids, results, strict=True):
         assert len(hypotheses) == beam_size

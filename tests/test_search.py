@@ -54,11 +54,12 @@ def test_beam_size_one_is_greedy(random_model_and_sources):
 def test_batched_beam_equals_one_at_a_time(random_model_and_sources, beam_size):
     model, sources = random_model_and_sources
     cfg = DecodeConfig(beam_size=beam_size, batch_size=16, max_length_ratio=1.5, max_length_offset=3)
-    batched = decode_corpus(Seq2SeqSteps(model), sources, cfg)
     single_cfg = DecodeConfig(beam_size=beam_size, batch_size=1, max_length_ratio=1.5, max_length_offset=3)
-    single = [decode_corpus(Seq2SeqSteps(model), [s], single_cfg)[0] for s in sources]
-    assert [[h.tokens for h in hs] for hs in batched] == [[h.tokens for h in hs] for hs in single]
-    for hypotheses in batched:
+    for nbest in {1, beam_size}:
+        batched = decode_corpus(Seq2SeqSteps(model), sources, cfg, nbest=nbest)
+        single = [decode_corpus(Seq2SeqSteps(model), [s], single_cfg, nbest=nbest)[0] for s in sources]
+        assert [[h.tokens for h in hs] for hs in batched] == [[h.tokens for h in hs] for hs in single]
+    for hypotheses in batched:  # nbest = the beam size: every sentence has them all
         assert len(hypotheses) == beam_size
         scores = [h.score for h in hypotheses]
         assert scores == sorted(scores, reverse=True)
@@ -101,12 +102,54 @@ class ScriptedModel:
 @pytest.mark.parametrize(("alpha", "winner"), [(0.0, []), (1.0, [4, 4, 4, 4])])
 def test_length_penalty_changes_the_winner(alpha, winner):
     src, lengths = np.array([[7, EOS]]), np.array([2])
-    (hypotheses,) = beam_search(ScriptedModel(), src, lengths, np.array([10]), beam_size=2, alpha=alpha)
+    (hypotheses,) = beam_search(ScriptedModel(), src, lengths, np.array([10]), 2, alpha, nbest=2)
     assert hypotheses[0].tokens == winner
     assert {tuple(h.tokens) for h in hypotheses} == {(), (4, 4, 4, 4)}
     long = next(h for h in hypotheses if h.tokens)
     assert math.isclose(long.log_prob, math.log(0.45) + 4 * math.log(0.99), rel_tol=1e-5)
     assert math.isclose(long.score, long.log_prob / ((5 + 5) / 6) ** alpha, rel_tol=1e-5)
+
+
+class _CountingSteps:
+    """A model's steps that count the rows they compute."""
+
+    def __init__(self, steps):
+        self.steps, self.rows = steps, 0
+
+    def encode(self, src, src_lengths):
+        return self.steps.encode(src, src_lengths)
+
+    def step(self, prev, state, encoded):
+        self.rows += len(prev)
+        return self.steps.step(prev, state, encoded)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_early_stopping_keeps_the_nbest_of_the_whole_search(random_model_and_sources, alpha):
+    model, sources = random_model_and_sources
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
+    whole_steps = _CountingSteps(Seq2SeqSteps(model))
+    whole = beam_search(whole_steps, src, lengths, limits, 4, alpha, stop_early=False)
+    assert all(len(h) == 4 for h in whole)
+    for nbest in (1, 2):
+        early_steps = _CountingSteps(Seq2SeqSteps(model))
+        early = beam_search(early_steps, src, lengths, limits, 4, alpha, nbest=nbest)
+        assert [[(h.tokens, h.score) for h in hs[:nbest]] for hs in early] == [
+            [(h.tokens, h.score) for h in hs[:nbest]] for hs in whole
+        ]
+        assert early_steps.rows < whole_steps.rows  # it did stop early
+        assert any(len(h) < 4 for h in early)
+
+
+def test_early_stopping_waits_while_a_longer_output_may_win():
+    """After the first step the empty output (-0.69) is finished and "A" is open at -0.80: without a
+    length penalty nothing open can overtake it; with alpha 1 "A ..." may still (and does) win."""
+    src, lengths = np.array([[7, EOS]]), np.array([2])
+    (plain,) = beam_search(ScriptedModel(), src, lengths, np.array([10]), beam_size=2, alpha=0.0)
+    assert [h.tokens for h in plain] == [[]]
+    (penalised,) = beam_search(ScriptedModel(), src, lengths, np.array([10]), beam_size=2, alpha=1.0)
+    assert penalised[0].tokens == [4, 4, 4, 4]
 
 
 def test_nbest_output_format_and_best_equals_plain(reverse_model, reverse_data):

@@ -61,8 +61,10 @@ def translate_nbest(
     cfg: DecodeConfig,
     with_attention: bool = False,
     first_line: int = 1,
+    nbest: int = 1,
 ) -> list[list[Translation]]:
-    """Up to `cfg.beam_size` translations per line, best first; none for an empty line.
+    """Up to `cfg.beam_size` translations per line, best first (the `nbest` best at least, when the
+    search found that many); none for an empty line.
     `with_attention`: each translation carries its AttentionMap. A line of more than
     `cfg.max_input_pieces` pieces is a DataError naming it (`first_line`: the number of lines[0])."""
     todo = [i for i, line in enumerate(lines) if line.strip()]
@@ -76,7 +78,7 @@ def translate_nbest(
                     f"= {cfg.max_input_pieces:,}; split the line (at its sentence ends, say), or raise the "
                     "limit (seqkit translate --max-input-pieces N)"
                 )
-        hypotheses = decode_corpus(steps, ids, cfg, with_attention)
+        hypotheses = decode_corpus(steps, ids, cfg, with_attention, nbest)
         for i, options in zip(todo, hypotheses, strict=True):
             texts = tokenizer.decode_tgt([h.tokens for h in options])
             results[i] = [
@@ -130,12 +132,13 @@ def translate_nbest_stream(
     cfg: DecodeConfig,
     with_attention: bool = False,
     chunk_lines: int | None = None,
+    nbest: int = 1,
 ) -> Iterator[list[Translation]]:
     """`translate_nbest` as a stream: each input line's translations, in input order, chunk by chunk."""
     return in_chunks(
         lines,
         cfg,
-        lambda chunk, first: translate_nbest(steps, tokenizer, chunk, cfg, with_attention, first),
+        lambda chunk, first: translate_nbest(steps, tokenizer, chunk, cfg, with_attention, first, nbest),
         chunk_lines,
     )
 

@@ -141,12 +141,18 @@ def beam_search(
     beam_size: int,
     alpha: float,
     with_attention: bool = False,
+    nbest: int = 1,
+    stop_early: bool = True,
 ) -> list[list[Hypothesis]]:
-    """Beam search over all sentences and beams at once -> per sentence, `beam_size` finished hypotheses, best first.
+    """Beam search over all sentences and beams at once -> per sentence, up to `beam_size` finished
+    hypotheses, best first; at least the `nbest` best of them are the ones the full search finds.
 
     Each step ranks the 2k best continuations of a sentence's k beams: those ending in EOS among the k best
     are finished; the k best that do not end become the new beams. A sentence is done when it has k finished
     hypotheses; the loop ends when every sentence is done. With k = 1 this is exactly greedy search.
+
+    `stop_early`: a sentence is also done once no open beam can overtake its nbest-th best finished
+    hypothesis (`_hopeless`), so its output is the same; it then has fewer than k hypotheses.
     Done sentences leave the batch now and then (as in greedy search: no output changes).
     """
     select_best = getattr(steps, "top_k", top_k)
@@ -194,13 +200,16 @@ def beam_search(
                 Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw, weights_so_far)
             )
         done |= np.array([len(finished[s]) >= k for s in sentences])
-        if done.all():
-            break
         # the k best continuations that do not end are the new beams (top_scores is sorted, so is this:
         # a stable argsort keeps the order of equals)
         open_scores = np.where(ends, -np.inf, top_scores)
         keep = np.argsort(-open_scores, axis=1, kind="stable")[:, :k]  # (searched, k)
         keep_scores = np.take_along_axis(open_scores, keep, axis=1)
+        if stop_early:
+            limits = row_limits.reshape(searched, k)[:, 0]
+            done |= _hopeless(keep_scores[:, 0], limits, [finished[s] for s in sentences], nbest, alpha)
+        if done.all():
+            break
         keep_rows = np.take_along_axis(top_rows, keep, axis=1).reshape(-1)
         prev = np.take_along_axis(top_tokens, keep, axis=1).reshape(-1)
         scores = np.where(done[:, None], -np.inf, keep_scores).astype(np.float32)
@@ -218,6 +227,30 @@ def beam_search(
     return [sorted(f, key=lambda h: -h.score)[:k] for f in finished]
 
 
+def _hopeless(
+    best_open: np.ndarray,
+    limits: np.ndarray,
+    finished: list[list[Hypothesis]],
+    nbest: int,
+    alpha: float,
+) -> np.ndarray:
+    """(searched,) log-probabilities of each sentence's best open beam, (searched,) output limits ->
+    (searched,) bool: no open beam can finish above the sentence's nbest-th best finished hypothesis.
+
+    A beam's log-probability only falls as it grows, and it ends at the latest at its limit (limit
+    tokens and the EOS); so its final score is at most log-probability / length_penalty(limit + 1), the
+    largest penalty it can get (log-probabilities are negative). The other open beams, below the best one
+    in log-probability with the same limit, are below it in that bound too."""
+    needed = np.array(
+        [
+            sorted((h.score for h in f), reverse=True)[nbest - 1] if len(f) >= nbest else -np.inf
+            for f in finished
+        ]
+    )
+    penalties = ((5 + limits + 1) / 6.0) ** alpha  # length_penalty(limit + 1), per sentence
+    return best_open / penalties < needed  # fewer than nbest finished: -inf, never
+
+
 def inference_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     """Batches of at most `batch_size` indices, longest first, so each batch pads little (decoding and
     scoring put the input order back afterwards)."""
@@ -226,9 +259,10 @@ def inference_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
 
 
 def decode_corpus(
-    steps, src_ids: Sequence[list[int]], cfg: DecodeConfig, with_attention: bool = False
+    steps, src_ids: Sequence[list[int]], cfg: DecodeConfig, with_attention: bool = False, nbest: int = 1
 ) -> list[list[Hypothesis]]:
-    """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length.
+    """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length:
+    the `nbest` best as the whole search finds them, and up to the beam size in all.
     `with_attention`: each hypothesis carries its attention weights (Hypothesis.attention)."""
     outputs: list[list[Hypothesis]] = [[] for _ in src_ids]
     for indices in inference_batches([len(s) for s in src_ids], cfg.batch_size):
@@ -241,7 +275,7 @@ def decode_corpus(
             results = [[replace(h, score=h.log_prob / p)] for h, p in zip(greedy, penalty, strict=True)]
         else:
             results = beam_search(
-                steps, src, src_lengths, max_lengths, cfg.beam_size, cfg.length_penalty, with_attention
+                steps, src, src_lengths, max_lengths, cfg.beam_size, cfg.length_penalty, with_attention, nbest
             )
         for i, hypotheses in zip(indices, results, strict=True):
             outputs[i] = hypotheses
