@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-wait lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-wait lint check clean
 
 install: $(STAMP)
 
@@ -89,6 +89,12 @@ bench-onnx: install
 bench-shortlist: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/shortlist.py $(DEMO_DIR)
+
+# The rules against loops (no-repeat n-grams, repetition and coverage penalties) on the demo model: BLEU,
+# chrF, outputs that repeat a 4-gram, speed; about 2 minutes: bench/results-loops.{json,md}
+bench-loops: install
+	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
+	$(BIN)/python bench/loops.py $(DEMO_DIR)
 
 # OpenMP's wait policy (spinning or sleeping threads) on an idle and a busy machine: bench/results-wait.*
 bench-wait: install

@@ -121,8 +121,11 @@ class Model:
         batch_size: int | None = None,
         max_input_pieces: int | None = None,
         shortlist: bool | None = None,
+        coverage_penalty: float | None = None,
+        no_repeat_ngram: int | None = None,
+        repetition_penalty: float | None = None,
     ) -> list[TranslationResult]:
-        """One result per line, in order."""
+        """One result per line, in order (the settings are DecodeConfig's; None: the model's own)."""
         settings = self.decode_settings(
             beam_size=beam_size,
             length_penalty=length_penalty,
@@ -130,6 +133,9 @@ class Model:
             batch_size=batch_size,
             max_input_pieces=max_input_pieces,
             shortlist=shortlist,
+            coverage_penalty=coverage_penalty,
+            no_repeat_ngram=no_repeat_ngram,
+            repetition_penalty=repetition_penalty,
         )
         return list(self.translate_stream(lines, settings, nbest))
 

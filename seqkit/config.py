@@ -123,6 +123,12 @@ class DecodeConfig:
     # the output layer computes only the batch's shortlist of likely pieces (decoding/shortlist.py;
     # seqkit shortlist MODEL_DIR builds one): faster, BLEU cost in bench/README.md
     shortlist: bool = False
+    # against loops (search.py): GNMT's coverage penalty on finished beam hypotheses, beta * sum over source
+    # pieces of log(min(attention received, 1)); 0 = none
+    coverage_penalty: float = 0.0
+    no_repeat_ngram: int = 0  # no n-gram of this many pieces twice in one output (fairseq's); 0 = none
+    # a piece already in the output has its log-probability multiplied by this (CTRL's); 1 = none
+    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,9 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("decode", "max_length_ratio"): (lambda v: 0 < v <= 100, "positive, at most 100"),
     ("decode", "max_length_offset"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
     ("decode", "max_input_pieces"): (lambda v: v > 0, "a positive integer"),
+    ("decode", "coverage_penalty"): (lambda v: v >= 0, "0 (none) or positive"),
+    ("decode", "no_repeat_ngram"): (lambda v: v >= 0, "0 (none) or a positive n-gram length"),
+    ("decode", "repetition_penalty"): (lambda v: 1 <= v <= 100, "between 1 (none) and 100"),
     ("train", "bptt_length"): (lambda v: v >= 2, "at least 2"),
     ("train", "seed"): (lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1"),
     ("generate", "seed"): (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1"),
@@ -265,6 +274,11 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
             "perplexity; use auto or ppl"
         )
     _check_tokenizer(config.tokenizer, source)
+    if config.decode.coverage_penalty and config.decode.beam_size == 1:
+        raise ConfigError(
+            f"{source}: decode.coverage_penalty re-ranks a beam's finished hypotheses, and greedy search "
+            "(beam size 1) has one; raise the beam size or set the penalty to 0"
+        )
     model = config.model
     if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
         raise ConfigError(

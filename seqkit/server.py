@@ -1,6 +1,7 @@
 """`seqkit serve MODEL_DIR`: a trained model over HTTP with JSON (a FastAPI app served by uvicorn).
 
-    POST /translate  {"text": ["...", ...], "beam_size": 5, "nbest": 1}
+    POST /translate  {"text": ["...", ...], "beam_size": 5, "nbest": 1} (and any of length_penalty,
+                     max_length_ratio, shortlist, coverage_penalty, no_repeat_ngram, repetition_penalty)
                      -> {"translations": [{"text", "score", "nbest": [{"text", "score", "log_prob"}]}, ...]}
     POST /generate   {"prompts": ["...", ...], "max_tokens", "temperature", "top_k", "top_p",
                       "num_samples", "seed"} -> {"texts": [...]}   (num_samples per prompt, in order)
@@ -51,6 +52,9 @@ class TranslateRequest(BaseModel):
     length_penalty: float | None = None
     max_length_ratio: float | None = None
     shortlist: bool | None = Field(None, description="the model's decode.shortlist when not given")
+    coverage_penalty: float | None = None
+    no_repeat_ngram: int | None = None
+    repetition_penalty: float | None = None
 
 
 class GenerateRequest(BaseModel):
@@ -242,6 +246,9 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             length_penalty=request.length_penalty,
             max_length_ratio=request.max_length_ratio,
             shortlist=request.shortlist,
+            coverage_penalty=request.coverage_penalty,
+            no_repeat_ngram=request.no_repeat_ngram,
+            repetition_penalty=request.repetition_penalty,
         )
         if not 1 <= request.nbest <= settings.beam_size:
             raise Refused(

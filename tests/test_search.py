@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ import torch
 from seqkit.config import DecodeConfig, ModelConfig
 from seqkit.data.tokenizer import BOS, EOS
 from seqkit.decoding.search import (
+    Repeats,
     beam_search,
     decode_corpus,
     greedy_search,
@@ -188,3 +189,93 @@ def test_top_k_is_torch_topk():
     np.testing.assert_array_equal(best, expected.values.numpy())
     finite = np.isfinite(best)
     np.testing.assert_array_equal(columns[finite], expected.indices.numpy()[finite])
+
+
+def _ngrams(tokens: list[int], n: int) -> list[tuple[int, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def _repeats_an_ngram(tokens: list[int], n: int) -> bool:
+    grams = _ngrams(tokens, n)
+    return len(set(grams)) < len(grams)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_no_repeat_ngram_leaves_no_ngram_twice(random_model_and_sources, beam_size):
+    model, sources = random_model_and_sources
+    base = DecodeConfig(beam_size=beam_size, max_length_ratio=3.0, max_length_offset=6, length_penalty=0.0)
+    plain = decode_corpus(Seq2SeqSteps(model), sources, base, nbest=beam_size)
+    assert sum(_repeats_an_ngram(h.tokens, 2) for hs in plain for h in hs) > 3  # the untrained model loops
+    for n in (1, 2, 3):
+        ruled = decode_corpus(Seq2SeqSteps(model), sources, replace(base, no_repeat_ngram=n), nbest=beam_size)
+        assert not any(_repeats_an_ngram(h.tokens, n) for hs in ruled for h in hs)
+
+
+def test_the_rules_against_repeats_keep_beam_one_equal_to_greedy(random_model_and_sources):
+    model, sources = random_model_and_sources
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=3.0, max_length_offset=6))
+    for rules in (Repeats(no_repeat_ngram=2), Repeats(penalty=1.5), Repeats(3, 1.2)):
+        greedy = greedy_search(Seq2SeqSteps(model), src, lengths, limits, repeats=rules)
+        beam = beam_search(Seq2SeqSteps(model), src, lengths, limits, 1, 0.0, repeats=rules)
+        assert [g.tokens for g in greedy] == [b[0].tokens for b in beam]
+
+
+def test_repetition_penalty_repeats_less_and_one_changes_nothing(random_model_and_sources):
+    model, sources = random_model_and_sources
+    base = DecodeConfig(beam_size=1, max_length_ratio=3.0, max_length_offset=6)
+    plain = [h[0].tokens for h in decode_corpus(Seq2SeqSteps(model), sources, base)]
+    same = decode_corpus(Seq2SeqSteps(model), sources, replace(base, repetition_penalty=1.0))
+    assert [h[0].tokens for h in same] == plain
+    penalised = [
+        h[0].tokens
+        for h in decode_corpus(Seq2SeqSteps(model), sources, replace(base, repetition_penalty=3.0))
+    ]
+
+    def repeated(outputs):  # pieces that an output already had
+        return sum(len(t) - len(set(t)) for t in outputs) / sum(len(t) for t in outputs)
+
+    assert repeated(penalised) < 0.5 * repeated(plain)
+
+
+def test_coverage_penalty_is_added_to_each_finished_hypothesis(random_model_and_sources):
+    model, sources = random_model_and_sources
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
+    beta = 0.4
+    results = beam_search(
+        Seq2SeqSteps(model), src, lengths, limits, 4, 1.0, True, nbest=4, coverage_beta=beta
+    )
+    for hypotheses in results:
+        for h in hypotheses:
+            received = h.attention.sum(axis=0)  # (src_len,) over the hypothesis's steps, EOS included
+            expected = (
+                h.log_prob / ((5 + len(h.tokens) + 1) / 6) + beta * np.log(np.minimum(received, 1)).sum()
+            )
+            assert math.isclose(h.score, expected, rel_tol=1e-4, abs_tol=1e-4)
+    plain = beam_search(Seq2SeqSteps(model), src, lengths, limits, 4, 1.0, nbest=4)
+    assert [h[0].tokens for h in results] != [h[0].tokens for h in plain]  # it re-ranks
+
+
+def test_coverage_penalty_needs_a_beam():
+    from seqkit.config import from_dict
+    from seqkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="coverage_penalty re-ranks"):
+        from_dict({"decode": {"beam_size": 1, "coverage_penalty": 0.2}})
+
+
+def test_the_rules_against_loops_on_the_command_line_equal_the_api(reverse_model, reverse_data):
+    import seqkit
+
+    sources = open(f"{reverse_data}/dev.src").read().splitlines()[:12]
+    options = {"no_repeat_ngram": 2, "repetition_penalty": 1.3, "coverage_penalty": 0.2}
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
+    run = seqkit_here("translate", reverse_model, "--beam-size", "3", *flags, stdin="\n".join(sources) + "\n")
+    assert run.returncode == 0, run.stderr.decode()
+    expected = [r.text for r in seqkit.load(reverse_model).translate(sources, beam_size=3, **options)]
+    assert run.stdout.decode().splitlines() == expected
+    greedy = seqkit_here(
+        "translate", reverse_model, "--beam-size", "1", "--coverage-penalty", "0.2", stdin="a\n"
+    )
+    assert greedy.returncode != 0 and "coverage_penalty re-ranks" in greedy.stderr.decode()

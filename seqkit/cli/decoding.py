@@ -109,6 +109,30 @@ def translate(
             "builds it): faster, BLEU cost in bench/README.md. " + model_default("decode", "shortlist"),
         ),
     ] = None,
+    coverage_penalty: Annotated[
+        float | None,
+        typer.Option(
+            metavar="BETA",
+            help="GNMT's coverage penalty on finished beam hypotheses (favours outputs that attend to every "
+            "source piece); 0 = none. " + model_default("decode", "coverage_penalty"),
+        ),
+    ] = None,
+    no_repeat_ngram: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="No n-gram of N pieces twice in one output; 0 = none. "
+            + model_default("decode", "no_repeat_ngram"),
+        ),
+    ] = None,
+    repetition_penalty: Annotated[
+        float | None,
+        typer.Option(
+            metavar="THETA",
+            help="Multiply the log-probability of a piece already in the output by THETA; 1 = none. "
+            + model_default("decode", "repetition_penalty"),
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     precision: Annotated[
         str, typer.Option(metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products.")
@@ -167,6 +191,9 @@ def translate(
         max_length_ratio=max_length_ratio,
         max_input_pieces=max_input_pieces,
         shortlist=shortlist,
+        coverage_penalty=coverage_penalty,
+        no_repeat_ngram=no_repeat_ngram,
+        repetition_penalty=repetition_penalty,
     )
     if nbest < 0 or nbest > decode.beam_size:
         raise ConfigError(

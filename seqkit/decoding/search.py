@@ -81,13 +81,65 @@ def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(best, order, axis=1), np.take_along_axis(columns, order, axis=1)
 
 
+@dataclass(frozen=True)
+class Repeats:
+    """Rules against an output that repeats itself, applied to each step's log-probabilities."""
+
+    no_repeat_ngram: int = 0  # a piece that would complete an n-gram the output already has is banned
+    penalty: float = 1.0  # a piece the output already has: its log-probability times this (>= 1)
+
+    @classmethod
+    def of(cls, cfg: DecodeConfig) -> Repeats | None:
+        rules = cls(cfg.no_repeat_ngram, cfg.repetition_penalty)
+        return rules if rules.no_repeat_ngram or rules.penalty != 1.0 else None
+
+    def apply(self, log_probs: np.ndarray, history: np.ndarray, ids: np.ndarray | None) -> None:
+        """log_probs (rows, columns), history (rows, t) each row's output so far: changed in place."""
+        t = history.shape[1]
+        if t == 0:
+            return
+        if self.penalty != 1.0:
+            rows = np.repeat(np.arange(len(history)), t)
+            found, columns = _columns_of(history.reshape(-1), ids)
+            log_probs[rows[found], columns] *= self.penalty  # (duplicates: multiplied once)
+        n = self.no_repeat_ngram
+        if n and t >= n:
+            windows = np.lib.stride_tricks.sliding_window_view(history, n, axis=1)  # (rows, t-n+1, n)
+            # the n-grams whose first n-1 pieces are the output's last n-1: their last piece is banned
+            same = (windows[:, :, : n - 1] == history[:, None, t - n + 1 :]).all(axis=2)
+            rows, starts = np.nonzero(same)
+            found, columns = _columns_of(windows[rows, starts, n - 1], ids)
+            log_probs[rows[found], columns] = -np.inf
+
+
+def _columns_of(tokens: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Target ids -> (which of them have a column, those columns): all of them without a shortlist."""
+    if ids is None:
+        return np.ones(len(tokens), dtype=bool), tokens
+    columns = np.minimum(np.searchsorted(ids, tokens), len(ids) - 1)
+    found = ids[columns] == tokens
+    return found, columns[found]
+
+
+def coverage_penalty(attention_sum: np.ndarray, beta: float) -> float:
+    """GNMT's: beta * sum over the source pieces of log(min(attention they received, 1)), <= 0.
+    attention_sum (src_len,): the attention of every output step, summed."""
+    return beta * float(np.log(np.clip(attention_sum, 1e-20, 1.0)).sum())
+
+
 COMPACT_FRACTION = 0.25  # stop computing finished rows once they are this share of the batch
 
 
 def greedy_search(
-    steps, src: np.ndarray, src_lengths: np.ndarray, max_lengths: np.ndarray, with_attention: bool = False
+    steps,
+    src: np.ndarray,
+    src_lengths: np.ndarray,
+    max_lengths: np.ndarray,
+    with_attention: bool = False,
+    repeats: Repeats | None = None,
 ) -> list[Hypothesis]:
     """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed.
+    `repeats`: the rules against repetition change the log-probabilities the argmax (and the score) sees.
 
     Sentences that have ended are dropped from the batch now and then (each row's arithmetic is its own,
     so this changes no output), instead of being carried to the end of the longest sentence."""
@@ -109,6 +161,8 @@ def greedy_search(
         log_probs, state, weights = steps.step(prev, state, encoded)
         if attention is not None:
             attention[rows, t] = weights
+        if repeats is not None:
+            repeats.apply(log_probs, output[rows, :t], ids)
         at_limit = limits <= t  # a sentence at its own limit ends here, at no cost (as in beam search)
         chosen = np.where(at_limit, eos, log_probs.argmax(axis=1))  # (rows,) columns
         token_log_probs = np.take_along_axis(log_probs, chosen[:, None], axis=1)[:, 0]
@@ -143,6 +197,8 @@ def beam_search(
     with_attention: bool = False,
     nbest: int = 1,
     stop_early: bool = True,
+    repeats: Repeats | None = None,
+    coverage_beta: float = 0.0,
 ) -> list[list[Hypothesis]]:
     """Beam search over all sentences and beams at once -> per sentence, up to `beam_size` finished
     hypotheses, best first; at least the `nbest` best of them are the ones the full search finds.
@@ -153,6 +209,8 @@ def beam_search(
 
     `stop_early`: a sentence is also done once no open beam can overtake its nbest-th best finished
     hypothesis (`_hopeless`), so its output is the same; it then has fewer than k hypotheses.
+    `repeats` change each step's log-probabilities; `coverage_beta` adds GNMT's coverage penalty to the
+    score of each finished hypothesis (it is never positive, so the early stop's bound still holds).
     Done sentences leave the batch now and then (as in greedy search: no output changes).
     """
     select_best = getattr(steps, "top_k", top_k)
@@ -170,11 +228,15 @@ def beam_search(
     history = np.empty((batch * k, 0), dtype=np.int64)
     # (batch * k, steps, src_len): each beam's attention so far, reordered with `history`
     attention = np.empty((batch * k, 0, src.shape[1]), np.float32) if with_attention else None
+    # (batch * k, src_len): each beam's attention summed over its steps (the coverage penalty's input)
+    attention_sum = np.zeros((batch * k, src.shape[1]), np.float32) if coverage_beta else None
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     sentences = list(range(batch))  # the sentence of each row of `scores` still searched
     done = np.zeros(batch, dtype=bool)
     for t in range(int(max_lengths.max()) + 1):  # + 1: the step that ends the longest-allowed beams
         log_probs, state, weights = steps.step(prev, state, encoded)  # (searched * k, vocab)
+        if repeats is not None:
+            repeats.apply(log_probs, history, ids)
         at_limit = row_limits <= t  # these beams may only end
         log_probs[at_limit] = -np.inf
         log_probs[at_limit, eos] = 0.0
@@ -196,9 +258,11 @@ def beam_search(
             if attention is not None:
                 steps_so_far = np.concatenate([attention[row], weights[row][None]])
                 weights_so_far = steps_so_far[:, : int(src_lengths[sentences[b]])]
-            finished[sentences[b]].append(
-                Hypothesis(tokens, raw / length_penalty(len(tokens) + 1, alpha), raw, weights_so_far)
-            )
+            score = raw / length_penalty(len(tokens) + 1, alpha)
+            if attention_sum is not None:
+                received = (attention_sum[row] + weights[row])[: int(src_lengths[sentences[b]])]
+                score += coverage_penalty(received, coverage_beta)
+            finished[sentences[b]].append(Hypothesis(tokens, score, raw, weights_so_far))
         done |= np.array([len(finished[s]) >= k for s in sentences])
         # the k best continuations that do not end are the new beams (top_scores is sorted, so is this:
         # a stable argsort keeps the order of equals)
@@ -223,6 +287,8 @@ def beam_search(
         history = np.concatenate([history[keep_rows], prev[:, None]], axis=1)
         if attention is not None:
             attention = np.concatenate([attention[keep_rows], weights[keep_rows][:, None]], axis=1)
+        if attention_sum is not None:
+            attention_sum = attention_sum[keep_rows] + weights[keep_rows]
         state = state.select(keep_rows)
     return [sorted(f, key=lambda h: -h.score)[:k] for f in finished]
 
@@ -265,17 +331,27 @@ def decode_corpus(
     the `nbest` best as the whole search finds them, and up to the beam size in all.
     `with_attention`: each hypothesis carries its attention weights (Hypothesis.attention)."""
     outputs: list[list[Hypothesis]] = [[] for _ in src_ids]
+    repeats = Repeats.of(cfg)
     for indices in inference_batches([len(s) for s in src_ids], cfg.batch_size):
         src, src_lengths = source_batch(src_ids, indices)
         max_lengths = max_output_lengths(src_lengths, cfg)
         if cfg.beam_size == 1:
-            greedy = greedy_search(steps, src, src_lengths, max_lengths, with_attention)
+            greedy = greedy_search(steps, src, src_lengths, max_lengths, with_attention, repeats)
             # ranked like a beam's hypotheses, so that n-best scores mean the same at every beam size
             penalty = [length_penalty(len(h.tokens) + 1, cfg.length_penalty) for h in greedy]
             results = [[replace(h, score=h.log_prob / p)] for h, p in zip(greedy, penalty, strict=True)]
         else:
             results = beam_search(
-                steps, src, src_lengths, max_lengths, cfg.beam_size, cfg.length_penalty, with_attention, nbest
+                steps,
+                src,
+                src_lengths,
+                max_lengths,
+                cfg.beam_size,
+                cfg.length_penalty,
+                with_attention,
+                nbest,
+                repeats=repeats,
+                coverage_beta=cfg.coverage_penalty,
             )
         for i, hypotheses in zip(indices, results, strict=True):
             outputs[i] = hypotheses
