@@ -177,6 +177,11 @@ class Model:
                     f"shortlist: {self.model_dir} is an ONNX export, which computes its whole output layer; "
                     "translate with the torch model directory for a shortlist, or leave it out"
                 )
+            if self.config.model.copy:
+                raise ConfigError(
+                    f"shortlist: {self.model_dir} is a copy model, whose output mixes the attention over the "
+                    "source into every piece of the vocabulary; translate it without --shortlist"
+                )
             self._shortlist_steps = shortlist.ShortlistSteps(
                 self.steps,
                 shortlist.read(self.model_dir, self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size),

@@ -74,6 +74,12 @@ class ModelConfig:
     tie_embeddings: bool = (
         False  # share the target embedding and output matrix (needs embedding_size == decoder_hidden_size)
     )
+    # pointer-generator (See et al. 2017): a gate mixes the output layer's distribution with the attention
+    # over the source pieces, so a piece can be copied from the input (needs a joint vocabulary)
+    copy: bool = False
+    # the attention sees how much each source piece has had so far (See et al.'s coverage), and training
+    # adds train.coverage_loss x the attention that falls again on what was covered
+    coverage: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class TrainConfig:
     lr_decay_factor: float = 0.5  # plateau: multiply the rate by this ...
     lr_patience: int = 2  # ... after this many validations without improvement
     label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary
+    coverage_loss: float = 1.0  # model.coverage: the coverage loss's weight (See et al.'s lambda)
     clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
@@ -188,6 +195,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "lr_decay_factor"): (lambda v: 0 < v < 1, "in (0, 1)"),
     ("train", "lr_patience"): (lambda v: v > 0, "a positive integer"),
     ("train", "label_smoothing"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "coverage_loss"): (lambda v: v >= 0, "0 (none) or positive"),
     ("train", "patience"): (lambda v: v >= 0, "0 (off) or positive"),
     ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
@@ -280,6 +288,19 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
             "(beam size 1) has one; raise the beam size or set the penalty to 0"
         )
     model = config.model
+    if (model.copy or model.coverage) and model.type != "seq2seq":
+        key = "copy" if model.copy else "coverage"
+        raise ConfigError(f"{source}: model.{key} needs attention over a source: model.type = seq2seq")
+    if model.copy and config.tokenizer.type == "sentencepiece" and not config.tokenizer.joint:
+        raise ConfigError(
+            f"{source}: model.copy copies source pieces into the output, so both sides need one vocabulary: "
+            "set tokenizer.joint = true (and one tokenizer.model, if you bring your own)"
+        )
+    if model.copy and config.train.label_smoothing:
+        raise ConfigError(
+            f"{source}: train.label_smoothing with model.copy: the smoothing would spread the output layer's "
+            "share only, not the copied one; set train.label_smoothing = 0 for a copy model"
+        )
     if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
         raise ConfigError(
             f"{source}: model.tie_embeddings needs model.embedding_size == model.decoder_hidden_size "

@@ -42,6 +42,11 @@ def _state_names(cell: str) -> list[str]:
     return ["hidden", "cell"] if cell == "lstm" else ["hidden"]
 
 
+def _decoder_state_names(model_cfg) -> list[str]:
+    """An encoder-decoder's state arrays, in the order the graphs take and give them."""
+    return _state_names(model_cfg.cell) + ["feed"] + (["coverage"] if model_cfg.coverage else [])
+
+
 class _Encoder(nn.Module):
     """(src, src_lengths) -> memory, keys, the decoder's first hidden (, cell) and feed."""
 
@@ -51,27 +56,35 @@ class _Encoder(nn.Module):
 
     def forward(self, src, src_lengths):
         encoded, state = self.model.encode(src, src_lengths)
-        cell = [] if state.cell is None else [state.cell]
-        return (encoded.memory, encoded.keys, state.hidden, *cell, state.feed)
+        return (encoded.memory, encoded.keys, *_state_arrays(state))
+
+
+def _state_arrays(state: DecoderState) -> list[torch.Tensor]:
+    """hidden[, cell], feed[, coverage]: `_decoder_state_names`'s order."""
+    optional = [state.cell] if state.cell is not None else []
+    return [state.hidden, *optional, state.feed, *([state.coverage] if state.coverage is not None else [])]
 
 
 class _DecoderStep(nn.Module):
-    """(prev, hidden[, cell], feed, memory, keys, mask) -> log_probs, new state, attention weights."""
+    """(prev, hidden[, cell], feed[, coverage], memory, keys, mask[, src]) -> log_probs, new state,
+    attention weights."""
 
-    def __init__(self, model: Any, lstm: bool):
+    def __init__(self, model: Any, lstm: bool, coverage: bool, copy: bool):
         super().__init__()
-        self.model, self.lstm = model, lstm
+        self.model, self.lstm, self.coverage, self.copy = model, lstm, coverage, copy
 
-    def forward(self, prev, *arrays):
-        if self.lstm:
-            hidden, cell, feed, memory, keys, mask = arrays
-        else:
-            (hidden, feed, memory, keys, mask), cell = arrays, None
+    def forward(self, prev, *inputs):
+        arrays = list(inputs)
+        hidden = arrays.pop(0)
+        cell = arrays.pop(0) if self.lstm else None
+        feed = arrays.pop(0)
+        coverage = arrays.pop(0) if self.coverage else None
+        memory, keys, mask = arrays[:3]
+        src = arrays[3] if self.copy else None
         logits, state, weights = self.model.step(
-            prev, DecoderState(hidden, cell, feed), EncodedSource(memory, keys, mask)
+            prev, DecoderState(hidden, cell, feed, coverage), EncodedSource(memory, keys, mask, src)
         )
-        new_cell = [] if state.cell is None else [state.cell]
-        return (torch.log_softmax(logits, dim=-1), state.hidden, *new_cell, state.feed, weights)
+        return (torch.log_softmax(logits, dim=-1), *_state_arrays(state), weights)
 
 
 class _LanguageModel(nn.Module):
@@ -151,9 +164,15 @@ def _check(graph: _Graph, session, examples: list[tuple[torch.Tensor, ...]]) -> 
 
 def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
     lstm = cfg.model.cell == "lstm"
-    states = _state_names(cfg.model.cell) + ["feed"]
+    states = _decoder_state_names(cfg.model)
     new_states = [f"new_{name}" for name in states]
-    state_axes = {"hidden": {1: "batch"}, "cell": {1: "batch"}, "feed": {0: "batch"}}
+    state_axes = {
+        "hidden": {1: "batch"},
+        "cell": {1: "batch"},
+        "feed": {0: "batch"},
+        "coverage": {0: "batch", 1: "src_len"},
+    }
+    copy_inputs = ["src"] if cfg.model.copy else []
     encoder = _Graph(
         "encoder.onnx",
         _Encoder(model).eval(),
@@ -169,8 +188,8 @@ def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
     )
     decoder = _Graph(
         "decoder.onnx",
-        _DecoderStep(model, lstm).eval(),
-        ["prev", *states, "memory", "keys", "mask"],
+        _DecoderStep(model, lstm, cfg.model.coverage, cfg.model.copy).eval(),
+        ["prev", *states, "memory", "keys", "mask", *copy_inputs],
         ["log_probs", *new_states, "weights"],
         {
             "prev": {0: "batch"},
@@ -178,6 +197,7 @@ def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
             "memory": {0: "batch", 1: "src_len"},
             "keys": {0: "batch", 1: "src_len"},
             "mask": {0: "batch", 1: "src_len"},
+            **({"src": {0: "batch", 1: "src_len"}} if copy_inputs else {}),
             "log_probs": {0: "batch"},
             **{f"new_{name}": state_axes[name] for name in states},
             "weights": {0: "batch", 1: "src_len"},
@@ -200,7 +220,8 @@ def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
         for src, lengths in encoder_examples:
             first = encoder.module(src, lengths)
             prev = torch.randint(EOS + 1, vocab, (src.size(0),), generator=generator)
-            decoder_examples.append((prev, *first[2:], first[0], first[1], src != PAD))
+            copied = [src] if copy_inputs else []
+            decoder_examples.append((prev, *first[2:], first[0], first[1], src != PAD, *copied))
     description = {
         "state": {name: {"axis": next(iter(state_axes[name])), "output": f"new_{name}"} for name in states},
     }

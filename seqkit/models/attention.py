@@ -19,15 +19,20 @@ def _attend(
     return context, weights
 
 
-def _energy(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-    """tanh(keys + query) (batch, src_len, attention), computed as 2 sigmoid(2x) - 1 in place: the same
-    function to within 2e-7, and several times faster than torch's own tanh on the CPUs measured
-    (bench/README.md), where it was the largest cost of a decoding step after the products."""
-    return (keys + query.unsqueeze(1)).mul_(2).sigmoid_().mul_(2).sub_(1)
+def _energy(keys: torch.Tensor, query: torch.Tensor, coverage=None, coverage_weight=None) -> torch.Tensor:
+    """tanh(keys + query [+ coverage x coverage_weight]) (batch, src_len, attention), computed as
+    2 sigmoid(2x) - 1 in place: the same function to within 2e-7, and several times faster than torch's
+    own tanh on the CPUs measured (bench/README.md), where it was the largest cost of a decoding step
+    after the products. coverage (batch, src_len), coverage_weight (attention,): See et al.'s w_c c_i."""
+    energy = keys + query.unsqueeze(1)
+    if coverage is not None:
+        energy.addcmul_(coverage.unsqueeze(-1), coverage_weight)
+    return energy.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
 class _AdditiveScores(torch.autograd.Function):
-    """scores = tanh(keys + query) . v, whose backward recomputes the tanh instead of keeping it.
+    """scores = tanh(keys + query [+ coverage term]) . v, whose backward recomputes the tanh instead of
+    keeping it.
 
     Kept, the (batch, src_len, attention) activation of every decoder step would stay in memory for the
     whole backward pass: batch x tgt_len x src_len x attention floats, 600 MB for 30 sentences of 100
@@ -35,62 +40,79 @@ class _AdditiveScores(torch.autograd.Function):
     fewer temporaries than autograd's own graph of add, tanh and linear."""
 
     @staticmethod
-    def forward(ctx, keys, query, v):
-        """keys (batch, src_len, attention), query (batch, attention), v (attention,) -> (batch, src_len)"""
-        ctx.save_for_backward(keys, query, v)
-        return _energy(keys, query) @ v
+    def forward(ctx, keys, query, v, coverage=None, coverage_weight=None):
+        """keys (batch, src_len, attention), query (batch, attention), v (attention,) -> (batch, src_len);
+        coverage (batch, src_len) and coverage_weight (attention,), or None."""
+        ctx.save_for_backward(keys, query, v, coverage, coverage_weight)
+        return _energy(keys, query, coverage, coverage_weight) @ v
 
     @staticmethod
     def backward(ctx, grad_scores):
-        keys, query, v = ctx.saved_tensors
-        energy = _energy(keys, query)  # (batch, src_len, attention)
+        keys, query, v, coverage, coverage_weight = ctx.saved_tensors
+        energy = _energy(keys, query, coverage, coverage_weight)  # (batch, src_len, attention)
         grad_v = torch.einsum("bs,bsa->a", grad_scores, energy)
         # d/dx tanh(x) = 1 - tanh(x)^2, computed in the energy's own memory
         grad_energy = energy.square_().neg_().add_(1).mul_(grad_scores.unsqueeze(-1) * v)
-        return grad_energy, grad_energy.sum(1), grad_v
+        if coverage is None:
+            return grad_energy, grad_energy.sum(1), grad_v, None, None
+        grad_coverage = grad_energy @ coverage_weight  # (batch, src_len)
+        grad_coverage_weight = torch.einsum("bsa,bs->a", grad_energy, coverage)
+        return grad_energy, grad_energy.sum(1), grad_v, grad_coverage, grad_coverage_weight
 
 
-def _onnx_scores(keys: torch.Tensor, query: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _onnx_scores(keys: torch.Tensor, query: torch.Tensor, v: torch.Tensor, coverage=None, weight=None):
     """`_AdditiveScores` as an ONNX export writes it: onnxruntime's own Tanh is one vectorised pass (the
     sigmoid trick would cost it four), and its product with v runs as one matrix of (batch * src_len)
     rows, where a batched matrix-vector product took it about a quarter of a decoding step."""
-    energy = torch.tanh(keys + query.unsqueeze(1))  # (batch, src_len, attention)
+    energy = keys + query.unsqueeze(1)
+    if coverage is not None:
+        energy = energy + coverage.unsqueeze(-1) * weight
+    energy = torch.tanh(energy)  # (batch, src_len, attention)
     return (energy.reshape(-1, energy.size(-1)) @ v.unsqueeze(1)).reshape(energy.shape[:2])
 
 
 class BahdanauAttention(nn.Module):
     """score(q, k_j) = v . tanh(W_q q + W_k m_j)"""
 
-    def __init__(self, query_size: int, memory_size: int, attention_size: int):
+    def __init__(self, query_size: int, memory_size: int, attention_size: int, coverage: bool = False):
         super().__init__()
         self.key_layer = nn.Linear(memory_size, attention_size, bias=False)
         self.query_layer = nn.Linear(query_size, attention_size, bias=False)
         self.energy_layer = nn.Linear(attention_size, 1, bias=False)
+        # See et al.'s w_c: how the coverage of a source piece enters its energy (zero: none at first)
+        self.coverage_weight = nn.Parameter(torch.zeros(attention_size)) if coverage else None
 
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
         return self.key_layer(memory)  # (batch, src_len, attention)
 
-    def forward(self, query, keys, memory, mask):
-        """query (batch, q) -> context (batch, m), weights (batch, src_len)"""
+    def forward(self, query, keys, memory, mask, coverage=None):
+        """query (batch, q), coverage (batch, src_len) or None -> context (batch, m), weights (batch, src_len)"""
+        weight = self.coverage_weight if coverage is not None else None
+        arguments = (keys, self.query_layer(query), self.energy_layer.weight[0], coverage, weight)
         if torch.onnx.is_in_onnx_export():
-            scores = _onnx_scores(keys, self.query_layer(query), self.energy_layer.weight[0])
+            scores = _onnx_scores(*arguments)
         else:
-            scores = _AdditiveScores.apply(keys, self.query_layer(query), self.energy_layer.weight[0])
+            scores = _AdditiveScores.apply(*arguments)
         return _attend(scores, memory, mask)
 
 
 class LuongAttention(nn.Module):
     """score(q, m_j) = q . W m_j  (Luong et al. 2015, "general")"""
 
-    def __init__(self, query_size: int, memory_size: int, attention_size: int):
+    def __init__(self, query_size: int, memory_size: int, attention_size: int, coverage: bool = False):
         super().__init__()
         self.key_layer = nn.Linear(memory_size, query_size, bias=False)
+        # with coverage, a learned scale of each piece's coverage is added to its score (See et al.
+        # define coverage for additive attention; this is its one-number form for a dot product)
+        self.coverage_weight = nn.Parameter(torch.zeros(1)) if coverage else None
 
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
         return self.key_layer(memory)  # (batch, src_len, query)
 
-    def forward(self, query, keys, memory, mask):
+    def forward(self, query, keys, memory, mask, coverage=None):
         scores = torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (batch, src_len)
+        if coverage is not None:
+            scores = scores + self.coverage_weight * coverage
         return _attend(scores, memory, mask)
 
 

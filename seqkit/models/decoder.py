@@ -26,6 +26,7 @@ class DecoderState:
     hidden: torch.Tensor  # (layers, batch, hidden)
     cell: torch.Tensor | None  # (layers, batch, hidden), LSTM only
     feed: torch.Tensor  # (batch, hidden) previous attentional vector (Luong input feeding)
+    coverage: torch.Tensor | None = None  # (batch, src_len) the attention of the steps so far, summed
 
     def rnn_state(self):
         return self.hidden if self.cell is None else (self.hidden, self.cell)
@@ -33,7 +34,21 @@ class DecoderState:
     def select(self, index: torch.Tensor) -> DecoderState:
         """Rows `index` of every tensor (beam search reorders and expands with this)."""
         cell = None if self.cell is None else self.cell.index_select(1, index)
-        return DecoderState(self.hidden.index_select(1, index), cell, self.feed.index_select(0, index))
+        coverage = None if self.coverage is None else self.coverage.index_select(0, index)
+        return DecoderState(
+            self.hidden.index_select(1, index), cell, self.feed.index_select(0, index), coverage
+        )
+
+
+@dataclass
+class TeacherForced:
+    """What the decoder computes for every target position at once (Decoder.forward)."""
+
+    pre_outputs: torch.Tensor  # (batch, tgt_len, hidden): the output layer's input
+    copy_logits: torch.Tensor | None  # (batch, tgt_len): the copy gate before its sigmoid (model.copy)
+    weights: torch.Tensor | None  # (batch, tgt_len, src_len): the attention (model.copy)
+    # (batch, tgt_len): sum over the source of min(attention, coverage before the step) (model.coverage)
+    coverage_losses: torch.Tensor | None
 
 
 class Decoder(nn.Module):
@@ -49,13 +64,16 @@ class Decoder(nn.Module):
         encoder_final_size: int,
         dropout: float,
         tie_embeddings: bool = False,
+        copy: bool = False,
+        coverage: bool = False,
     ):
         super().__init__()
         self.cell_type = cell
         self.num_layers, self.hidden_size = num_layers, hidden_size
         self.attend_first = attention == "bahdanau"
+        self.coverage = coverage
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
-        self.attention = ATTENTIONS[attention](hidden_size, memory_size, hidden_size)
+        self.attention = ATTENTIONS[attention](hidden_size, memory_size, hidden_size, coverage)
         feed_size = memory_size if self.attend_first else hidden_size
         self.rnn = make_rnn(cell, embedding_size + feed_size, hidden_size, num_layers, dropout)
         # The bridge turns the encoder's final state into the decoder's first state, one per layer.
@@ -64,60 +82,83 @@ class Decoder(nn.Module):
         self.output = nn.Linear(hidden_size, vocab_size)
         if tie_embeddings:  # the config checks that embedding_size == hidden_size
             self.output.weight = self.embedding.weight
+        # the pointer-generator's gate: from the same inputs as the pre-output layer (See et al.: the
+        # context, the decoder state and its input), the probability of generating rather than copying
+        self.copy_gate = nn.Linear(hidden_size + memory_size + embedding_size, 1) if copy else None
         self.dropout = nn.Dropout(dropout)
 
-    def init_state(self, encoder_final: torch.Tensor) -> DecoderState:
+    def init_state(self, encoder_final: torch.Tensor, src_len: int) -> DecoderState:
         """encoder_final (batch, encoder_final_size) -> the state before the first target token."""
         batch = encoder_final.size(0)
         hidden = torch.tanh(self.bridge(encoder_final)).float()  # (batch, layers * hidden), fp32 for the loop
         hidden = hidden.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
         cell = torch.zeros_like(hidden) if self.cell_type == "lstm" else None
-        return DecoderState(hidden, cell, encoder_final.new_zeros(batch, self.hidden_size))
+        coverage = hidden.new_zeros(batch, src_len) if self.coverage else None  # (batch, src_len)
+        return DecoderState(hidden, cell, encoder_final.new_zeros(batch, self.hidden_size), coverage)
 
     def _step(self, embedded, state, memory, keys, mask):
-        """embedded (batch, embedding) -> pre-output (batch, hidden), new state, weights (batch, src_len)."""
+        """embedded (batch, embedding) -> pre-output (batch, hidden), new state, weights (batch, src_len),
+        the copy gate's logit (batch,) or None."""
         if self.attend_first:
-            context, weights = self.attention(state.hidden[-1], keys, memory, mask)
+            context, weights = self.attention(state.hidden[-1], keys, memory, mask, state.coverage)
             rnn_input = torch.cat([embedded, context], dim=-1)
         else:
             rnn_input = torch.cat([embedded, state.feed], dim=-1)
         output, rnn_state = self.rnn(rnn_input.unsqueeze(1), state.rnn_state())
         output = output.squeeze(1)  # (batch, hidden)
         if not self.attend_first:
-            context, weights = self.attention(output, keys, memory, mask)
-        pre_output = torch.tanh(self.pre_output(torch.cat([output, context, embedded], dim=-1)))
+            context, weights = self.attention(output, keys, memory, mask, state.coverage)
+        features = torch.cat([output, context, embedded], dim=-1)
+        pre_output = torch.tanh(self.pre_output(features))
+        copy_logit = self.copy_gate(features).squeeze(-1) if self.copy_gate is not None else None
         hidden, cell = rnn_state if isinstance(rnn_state, tuple) else (rnn_state, None)
-        return self.dropout(pre_output), DecoderState(hidden, cell, pre_output), weights
+        coverage = None if state.coverage is None else state.coverage + weights
+        return self.dropout(pre_output), DecoderState(hidden, cell, pre_output, coverage), weights, copy_logit
 
     def step(self, prev_tokens, state, memory, keys, mask):
-        """prev_tokens (batch,) -> logits (batch, vocab), new state, attention weights (batch, src_len)."""
-        pre_output, state, weights = self.step_features(prev_tokens, state, memory, keys, mask)
-        return self.output(pre_output), state, weights
+        """prev_tokens (batch,) -> logits (batch, vocab), new state, attention weights (batch, src_len),
+        the copy gate's logit (batch,) or None."""
+        pre_output, state, weights, copy_logit = self.step_features(prev_tokens, state, memory, keys, mask)
+        return self.output(pre_output), state, weights, copy_logit
 
     def step_features(self, prev_tokens, state, memory, keys, mask):
-        """`step` without the output layer: pre-output (batch, hidden), new state, weights (batch, src_len);
-        a shortlist (decoding/shortlist.py) computes only some of the output layer's rows from it."""
+        """`step` without the output layer: pre-output (batch, hidden), new state, weights (batch, src_len),
+        copy logit; a shortlist (decoding/shortlist.py) computes only some of the output layer's rows."""
         embedded = self.dropout(self.embedding(prev_tokens))
         with fp32_time_steps(embedded.device):
             return self._step(embedded, state, memory, keys, mask)
 
-    def forward(self, tgt_in, state, memory, keys, mask) -> torch.Tensor:
+    def forward(self, tgt_in, state, memory, keys, mask) -> TeacherForced:
         """Teacher forcing: tgt_in (batch, tgt_len) -> pre-outputs (batch, tgt_len, hidden), which
-        `output` turns into logits (the caller may leave out padding positions first)."""
+        `output` turns into logits (the caller may leave out padding positions first), and what copy
+        and coverage need."""
         embedded = self.dropout(self.embedding(tgt_in))  # (batch, tgt_len, embedding)
-        if self.attend_first:
-            return self._bahdanau_sequence(embedded, state, memory, keys, mask)
+        if self.attend_first and self.copy_gate is None and not self.coverage:
+            return TeacherForced(
+                self._bahdanau_sequence(embedded, state, memory, keys, mask), None, None, None
+            )
         with fp32_time_steps(embedded.device):
             return self._stepwise(embedded, state, memory, keys, mask)
 
-    def _stepwise(self, embedded, state, memory, keys, mask) -> torch.Tensor:
+    def _stepwise(self, embedded, state, memory, keys, mask) -> TeacherForced:
         """`_step` at every position: embedded (batch, tgt_len, embedding) -> (batch, tgt_len, hidden)."""
-        pre_outputs = []
+        pre_outputs, copy_logits, all_weights, coverage_losses = [], [], [], []
         # unbind, not embedded[:, t]: slicing would make backward zero-fill a full-size gradient per step
         for embedded_t in embedded.unbind(1):
-            pre_output, state, _ = self._step(embedded_t, state, memory, keys, mask)
+            covered = state.coverage
+            pre_output, state, weights, copy_logit = self._step(embedded_t, state, memory, keys, mask)
             pre_outputs.append(pre_output)
-        return torch.stack(pre_outputs, dim=1)
+            if copy_logit is not None:
+                copy_logits.append(copy_logit)
+                all_weights.append(weights)
+            if covered is not None:
+                coverage_losses.append(torch.minimum(weights, covered).sum(-1))  # (batch,)
+        return TeacherForced(
+            torch.stack(pre_outputs, dim=1),
+            torch.stack(copy_logits, dim=1) if copy_logits else None,
+            torch.stack(all_weights, dim=1) if all_weights else None,
+            torch.stack(coverage_losses, dim=1) if coverage_losses else None,
+        )
 
     def _bahdanau_sequence(self, embedded, state, memory, keys, mask) -> torch.Tensor:
         """`_stepwise` in Bahdanau order, the same function rearranged for speed: what does not feed the

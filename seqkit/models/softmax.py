@@ -40,10 +40,14 @@ def _logits_into(buffer: torch.Tensor, inputs: torch.Tensor, weight: torch.Tenso
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
+    """Per token, the cross-entropy of the target under softmax(features W^T + b), label-smoothed if
+    asked (as F.cross_entropy: (1 - e) nll + e x the mean over the vocabulary of -log p), differentiable;
+    and in all the negative log-likelihood (never smoothed) and how many targets are the argmax."""
+
     @staticmethod
     def forward(ctx, features, weight, bias, target, label_smoothing: float):
         dtype = _compute_type(features)
-        loss = torch.zeros((), device=features.device)
+        losses = torch.empty(features.size(0), device=features.device)
         total_nll = torch.zeros((), device=features.device)  # without smoothing: what perplexity reads
         correct = torch.zeros((), dtype=torch.long, device=features.device)
         log_sum_exp = torch.empty(features.size(0), device=features.device)
@@ -67,10 +71,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 lse = best.values + logits.sub_(best.values.unsqueeze(1)).exp_().sum(dim=-1).log_()
                 nll = lse - target_logits
                 total_nll += nll.sum()
-                # label smoothing as F.cross_entropy: (1 - e) nll + e * mean over the vocabulary of -log p
                 if label_smoothing:
                     nll = (1 - label_smoothing) * nll + label_smoothing * (lse - mean_logits)
-                loss += nll.sum()
+                losses[chunk] = nll
                 log_sum_exp[chunk] = lse
                 if row_max is not None:
                     row_max[chunk] = best.values
@@ -78,10 +81,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         ctx.kept, ctx.row_max = kept, row_max  # (not saved tensors: the backward pass writes into them)
         ctx.dtype, ctx.label_smoothing = dtype, label_smoothing
         ctx.mark_non_differentiable(total_nll, correct)
-        return loss, total_nll, correct
+        return losses, total_nll, correct
 
     @staticmethod
-    def backward(ctx, grad_loss, _grad_nll, _grad_correct):
+    def backward(ctx, grad_losses, _grad_nll, _grad_correct):
         features, weight, bias, target, log_sum_exp = ctx.saved_tensors
         dtype, smoothing = ctx.dtype, ctx.label_smoothing
         grad_features = torch.empty_like(features)
@@ -107,7 +110,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad_logits[rows, target[chunk]] -= 1 - smoothing
                 if smoothing:
                     grad_logits -= smoothing / grad_logits.size(1)
-                grad_logits *= grad_loss
+                grad_logits *= grad_losses[chunk].unsqueeze(1)  # each token's own weight in the loss
                 grad_bias += grad_logits.sum(0)
                 grad_c = grad_logits.to(dtype)
                 grad_features[chunk] = (grad_c @ weight_c).to(features.dtype)
@@ -115,10 +118,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_features, grad_weight.to(weight.dtype), grad_bias.to(bias.dtype), None, None
 
 
+def token_cross_entropy(
+    features: torch.Tensor, output: torch.nn.Linear, target: torch.Tensor, label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """features (tokens, hidden), target (tokens,) -> each token's cross-entropy of `output(features)`
+    against `target` (tokens,) (smoothed, if asked), the summed negative log-likelihood (never smoothed),
+    and how many tokens the output's argmax gets right."""
+    return _LinearCrossEntropy.apply(features, output.weight, output.bias, target, label_smoothing)
+
+
 def linear_cross_entropy(
     features: torch.Tensor, output: torch.nn.Linear, target: torch.Tensor, label_smoothing: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """features (tokens, hidden), target (tokens,) -> the summed cross-entropy of `output(features)` against
-    `target` (smoothed, if asked: the training objective), the summed negative log-likelihood (never
-    smoothed), and how many tokens the output's argmax gets right."""
-    return _LinearCrossEntropy.apply(features, output.weight, output.bias, target, label_smoothing)
+    """`token_cross_entropy` summed over the tokens (the training objective), the summed negative
+    log-likelihood, and how many tokens the argmax gets right."""
+    losses, total_nll, correct = token_cross_entropy(features, output, target, label_smoothing)
+    return losses.sum(), total_nll, correct

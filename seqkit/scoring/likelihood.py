@@ -27,10 +27,15 @@ def perplexity(total_nll: float, num_tokens: int) -> float:
     return math.exp(mean) if mean < 700 else math.inf  # a diverged model: no OverflowError
 
 
-def pair_loss(model, batch: Batch, label_smoothing: float = 0.0) -> tuple[torch.Tensor, float, int, int]:
-    """An encoder-decoder on one batch: the summed objective (cross-entropy, label-smoothed if asked), the
-    summed negative log-likelihood, the target tokens (EOS included) and how many the argmax gets right."""
-    loss, nll, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
+def pair_loss(
+    model, batch: Batch, label_smoothing: float = 0.0, coverage_loss: float = 1.0
+) -> tuple[torch.Tensor, float, int, int]:
+    """An encoder-decoder on one batch: the summed objective (cross-entropy, label-smoothed if asked, and
+    a coverage model's coverage loss), the summed negative log-likelihood, the target tokens (EOS
+    included) and how many the argmax gets right."""
+    loss, nll, correct = model(
+        batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing, coverage_loss
+    )
     return loss, float(nll), batch.num_tgt_tokens, int(correct)
 
 

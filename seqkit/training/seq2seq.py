@@ -115,7 +115,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             )
         share = world.shard(indices)
         batch = make_batch(train_data.src, train_data.tgt, share).to(world.device)
-        loss, nll, tokens, correct = pair_loss(train_model, batch, cfg.train.label_smoothing)
+        loss, nll, tokens, correct = pair_loss(
+            train_model, batch, cfg.train.label_smoothing, cfg.train.coverage_loss
+        )
         # The mean over the whole batch's target tokens, so the step size does not depend on the batch size
         # or on how many processes share it (DDP averages the processes' gradients: hence * world.size).
         batch_tokens = int(tgt_lengths[indices].sum()) + len(indices)
