@@ -80,6 +80,8 @@ ARCHITECTURES = {
     "lstm-luong": {"cell": "lstm", "attention": "luong"},
     "rnn-bahdanau-unidirectional": {"cell": "rnn", "attention": "bahdanau", "bidirectional": False},
     "gru-luong-2-layers": {"cell": "gru", "attention": "luong", "encoder_layers": 2, "decoder_layers": 2},
+    "gru-bahdanau-copy-coverage": {"copy": True, "coverage": True},
+    "lstm-luong-copy-coverage": {"cell": "lstm", "attention": "luong", "copy": True, "coverage": True},
 }
 LM_CELLS = ("lstm", "gru", "rnn")
 
@@ -88,7 +90,8 @@ def _seq2seq_architectures(directory: Path) -> str:
     """(In the background process.) Each of ARCHITECTURES trained part-way on the toy reverse task."""
     data = write_toy(directory / "data", "reverse")
     for name, model in ARCHITECTURES.items():
-        _trained(directory / name, toy_config(data, tokenizer={"type": "char"}, model=model), 40)
+        steps = 150 if model.get("copy") else 40  # (a copy model first learns to copy the spaces)
+        _trained(directory / name, toy_config(data, tokenizer={"type": "char"}, model=model), steps)
     return data
 
 

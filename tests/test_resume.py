@@ -42,6 +42,11 @@ def _seq2seq_runs(directory: Path) -> None:
     train_seq2seq.train(toy_config(data, model=model, train=train), directory / "whole")
     train_seq2seq.train(toy_config(data, model=model, train={**train, "max_steps": 30}), directory / "split")
     train_seq2seq.train(toy_config(data, model=model, train=train), directory / "split", resume=True)
+    copying = {**model, "copy": True, "coverage": True}
+    train_seq2seq.train(toy_config(data, model=copying, train=train), directory / "copy-whole")
+    split = {**train, "max_steps": 30}
+    train_seq2seq.train(toy_config(data, model=copying, train=split), directory / "copy-split")
+    train_seq2seq.train(toy_config(data, model=copying, train=train), directory / "copy-split", resume=True)
 
 
 @pytest.mark.prepared_in_background("_seq2seq_runs")
@@ -49,6 +54,7 @@ def test_seq2seq_resume_is_bit_identical(background_model):
     tmp_path = background_model.model_dir
     assert training_log.read(tmp_path / "split")[-1].steps == 60
     _assert_identical(_last_weights(tmp_path / "whole"), _last_weights(tmp_path / "split"))
+    _assert_identical(_last_weights(tmp_path / "copy-whole"), _last_weights(tmp_path / "copy-split"))
     kinds = [r.kind for r in training_log.read_all(tmp_path / "split")]
     assert kinds.count("start") == 1 and kinds.count("resume") == 1 and kinds.count("end") == 2
 

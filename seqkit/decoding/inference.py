@@ -33,9 +33,13 @@ class AttentionMap:
     source: list[str]  # the source pieces, then </s>
     output: list[str]  # the output pieces, then </s> (the step that ended the sentence)
     weights: list[list[float]]  # (len(output), len(source)); each row sums to 1
+    # a copy model's gate at each output step: the probability of generating from the vocabulary rather
+    # than copying from the source (None: not a copy model, or an export, which does not report it)
+    generate: list[float] | None = None
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "output": self.output, "weights": self.weights}
+        gates = {"generate": self.generate} if self.generate is not None else {}
+        return {"source": self.source, "output": self.output, "weights": self.weights, **gates}
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,18 @@ class Translation:
     attention: AttentionMap | None = None  # when asked for
 
 
-def attention_map(tokenizer, line: str, hypothesis) -> AttentionMap:
+def attention_map(
+    tokenizer, line: str, hypothesis, steps=None, src_ids: list[int] | None = None
+) -> AttentionMap:
     """The AttentionMap of a hypothesis of `line` searched `with_attention`: both searches keep a row
-    for every token and one for the EOS step (tokens + 1 rows, source pieces + EOS columns)."""
+    for every token and one for the EOS step (tokens + 1 rows, source pieces + EOS columns). With the
+    `steps` and source ids, a copy model's gates too (steps that can say them: `copy_gates`)."""
     end = [SPECIALS[EOS]]
     output = tokenizer.tgt_pieces(hypothesis.tokens) + end
-    return AttentionMap(tokenizer.src_pieces(line) + end, output, hypothesis.attention.tolist())
+    gates = None
+    if steps is not None and src_ids is not None and hasattr(steps, "copy_gates"):
+        gates = steps.copy_gates(src_ids, hypothesis.tokens)
+    return AttentionMap(tokenizer.src_pieces(line) + end, output, hypothesis.attention.tolist(), gates)
 
 
 def translate_nbest(
@@ -79,14 +89,14 @@ def translate_nbest(
                     "limit (seqkit translate --max-input-pieces N)"
                 )
         hypotheses = decode_corpus(steps, ids, cfg, with_attention, nbest)
-        for i, options in zip(todo, hypotheses, strict=True):
+        for i, src_ids, options in zip(todo, ids, hypotheses, strict=True):
             texts = tokenizer.decode_tgt([h.tokens for h in options])
             results[i] = [
                 Translation(
                     text,
                     h.score,
                     h.log_prob,
-                    attention_map(tokenizer, lines[i], h) if with_attention else None,
+                    attention_map(tokenizer, lines[i], h, steps, src_ids) if with_attention else None,
                 )
                 for text, h in zip(texts, options, strict=True)
             ]

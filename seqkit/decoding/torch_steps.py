@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqkit.data.tokenizer import BOS, EOS
 from seqkit.runtime import devices
 
 
@@ -94,6 +95,16 @@ class Seq2SeqSteps:
             return lambda features: torch.ops.quantized.linear_dynamic(features, packed, reduce_range=True)
         weight, bias = layer.weight.index_select(0, index), layer.bias.index_select(0, index)
         return lambda features: F.linear(features, weight, bias)
+
+    @torch.no_grad()
+    def copy_gates(self, src_ids: list[int], tokens: list[int]) -> list[float] | None:
+        """A copy model's gate (the probability of generating) at each step of the output `tokens` and
+        its EOS step, by teacher forcing; None for a model without copy."""
+        if not getattr(self.model, "copy", False):
+            return None
+        src = torch.tensor([[*src_ids, EOS]], device=self.device)
+        tgt_in = torch.tensor([[BOS, *tokens]], device=self.device)
+        return self.model.copy_gates(src, torch.tensor([src.size(1)]), tgt_in)[0].float().tolist()
 
     @staticmethod
     def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,7 @@ def inspect(model, tokenizer: Tokenizer, cfg: Config, text: str) -> Inspection:
     cell = model.decoder.cell_type
     src_ids = tokenizer.encode_src([text])[0]
     best = decode_corpus(Seq2SeqSteps(model), [src_ids], cfg.decode, with_attention=True)[0][0]
-    attention = attention_map(tokenizer, text, best)
+    attention = attention_map(tokenizer, text, best, Seq2SeqSteps(model), src_ids)
     src = torch.tensor([src_ids + [EOS]])
     embedded = model.encoder.embedding(src)[0]  # (src_len, embedding)
     encoder_traces, _ = trace_rnn(model.encoder.rnn, cell, embedded)

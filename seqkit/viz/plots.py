@@ -124,13 +124,15 @@ def attention_figure(attention: AttentionMap, title: str = ""):
         rotation=90,
         fontsize=_label_font(len(attention.source), width - 2.5),
     )
-    ax.set_yticks(
-        range(len(attention.output)),
-        attention.output,
-        fontsize=_label_font(len(attention.output), height - 2.0),
-    )
+    outputs = attention.output
+    if attention.generate is not None:  # a copy model: its gate beside each output piece
+        outputs = [f"{piece} ({gate:.2f})" for piece, gate in zip(outputs, attention.generate, strict=True)]
+    ax.set_yticks(range(len(outputs)), outputs, fontsize=_label_font(len(outputs), height - 2.0))
     ax.set_xlabel("source piece")
-    ax.set_ylabel("output piece (in the order produced)")
+    gate = (
+        "; in brackets, the copy gate's probability of generating" if attention.generate is not None else ""
+    )
+    ax.set_ylabel(f"output piece (in the order produced{gate})")
     heading = "attention: where each output piece looked in the source (each row sums to 1)"
     ax.set_title(f"{title}: {heading}" if title else heading, fontsize="small")
     bar = figure.colorbar(image, ax=ax, fraction=0.04)

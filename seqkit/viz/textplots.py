@@ -51,8 +51,12 @@ def attention_text(attention: AttentionMap) -> str:
     width = max(len(piece) for piece in attention.output) if attention.output else 0
     header = "".join(f"{(j + 1) % 10:>2}" for j in range(len(attention.source)))
     lines.append(f"{'':<{width}} {header}")
-    for piece, row in zip(attention.output, attention.weights, strict=True):
+    gates: list[float | None] = [None] * len(attention.output)
+    if attention.generate is not None:
+        gates = list(attention.generate)
+    for piece, row, gate in zip(attention.output, attention.weights, gates, strict=True):
         cells = "".join(f" {shade(w)}" for w in row)
         best = max(range(len(row)), key=row.__getitem__)
-        lines.append(f"{piece:<{width}} {cells}   -> {attention.source[best]} ({row[best]:.2f})")
+        generated = f"; generate {gate:.2f}" if gate is not None else ""  # a copy model's gate
+        lines.append(f"{piece:<{width}} {cells}   -> {attention.source[best]} ({row[best]:.2f}{generated})")
     return "\n".join(lines)
