@@ -205,6 +205,8 @@ def print_info(info: dict, as_json: bool) -> None:
 
     kind = MODEL_TYPES[info["type"]].title
     attention = f", {info['attention']} attention" if info["attention"] else ""
+    attention += ", copy attention" if info.get("copy") else ""
+    attention += ", coverage" if info.get("coverage") else ""
     out.print(f"{info['model_dir']}: {info['cell'].upper()} {kind}{attention}")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     for column in ("layer", "type", "output shape"):

@@ -45,8 +45,10 @@ def test_padding_changes_nothing(cell, attention):
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_teacher_forcing_fast_path_is_the_stepwise_decoder(cell, layers):
-    """The rearranged Bahdanau loop gives the outputs and gradients of stepping `_step` position by position."""
+@pytest.mark.parametrize("copying", [False, True], ids=["plain", "copy-coverage"])
+def test_teacher_forcing_fast_path_is_the_stepwise_decoder(cell, layers, copying):
+    """The rearranged Bahdanau loop gives the outputs and gradients of stepping `_step` position by position
+    (with copy and coverage: the gate's logits, the attention and the coverage losses too)."""
     torch.manual_seed(0)
     cfg = ModelConfig(
         cell=cell,
@@ -55,24 +57,30 @@ def test_teacher_forcing_fast_path_is_the_stepwise_decoder(cell, layers):
         decoder_hidden_size=10,
         decoder_layers=layers,
         dropout=0.0,
+        copy=copying,
+        coverage=copying,
     )
     model = Seq2Seq(cfg, 20, 20)
     batch = make_batch([[5, 6, 7, 8, 9], [11, 12]], [[4, 5, 6], [7, 8, 9, 10, 11, 12]], [0, 1])
     results = []
-    for path in (model.decoder._bahdanau_sequence, lambda *a: model.decoder._stepwise(*a).pre_outputs):
+    for path in (model.decoder._bahdanau_sequence, model.decoder._stepwise):
         model.zero_grad()
         encoded, state = model.encode(batch.src, batch.src_lengths)
         embedded = model.decoder.embedding(batch.tgt_in)
-        pre_outputs = path(embedded, state, encoded.memory, encoded.keys, encoded.mask)
-        pre_outputs.pow(2).sum().backward()
+        forced = path(embedded, state, encoded.memory, encoded.keys, encoded.mask)
+        outputs = [forced.pre_outputs, forced.copy_logits, forced.weights, forced.coverage_losses]
+        outputs = [o for o in outputs if o is not None]
+        assert len(outputs) == (4 if copying else 1)
+        sum(o.pow(2).sum() for o in outputs).backward()
         results.append(
             (
-                pre_outputs.detach(),
+                [o.detach() for o in outputs],
                 {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
             )
         )
     (fast, fast_grads), (plain, plain_grads) = results
-    torch.testing.assert_close(fast, plain)
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b)
     assert fast_grads.keys() == plain_grads.keys()
     for name, grad in plain_grads.items():
         torch.testing.assert_close(fast_grads[name], grad, msg=name)

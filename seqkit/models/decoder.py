@@ -133,10 +133,8 @@ class Decoder(nn.Module):
         `output` turns into logits (the caller may leave out padding positions first), and what copy
         and coverage need."""
         embedded = self.dropout(self.embedding(tgt_in))  # (batch, tgt_len, embedding)
-        if self.attend_first and self.copy_gate is None and not self.coverage:
-            return TeacherForced(
-                self._bahdanau_sequence(embedded, state, memory, keys, mask), None, None, None
-            )
+        if self.attend_first:
+            return self._bahdanau_sequence(embedded, state, memory, keys, mask)
         with fp32_time_steps(embedded.device):
             return self._stepwise(embedded, state, memory, keys, mask)
 
@@ -160,22 +158,29 @@ class Decoder(nn.Module):
             torch.stack(coverage_losses, dim=1) if coverage_losses else None,
         )
 
-    def _bahdanau_sequence(self, embedded, state, memory, keys, mask) -> torch.Tensor:
+    def _bahdanau_sequence(self, embedded, state, memory, keys, mask) -> TeacherForced:
         """`_stepwise` in Bahdanau order, the same function rearranged for speed: what does not feed the
         recurrence runs once for all positions as large matrix products (the embeddings' share of the
-        first layer's input projection, and the pre-output layer), so the time loop keeps only attention,
-        the context's share of the input projection, and the cells."""
+        first layer's input projection, the pre-output layer and the copy gate), so the time loop keeps
+        only attention (with the coverage, if any), the context's share of the input projection, and the
+        cells."""
         embedding_size = embedded.size(-1)
         layers = [layer_weights(self.rnn, layer) for layer in range(self.num_layers)]
         w_ih, _, b_ih, _ = layers[0]
         context_weight = w_ih[:, embedding_size:]
         hidden = list(state.hidden.unbind(0))
         cells = list(state.cell.unbind(0)) if state.cell is not None else [None] * self.num_layers
-        tops, contexts = [], []
+        coverage = state.coverage
+        tops, contexts, all_weights, coverage_losses = [], [], [], []
         with fp32_time_steps(embedded.device):
             embedded_gates = F.linear(embedded, w_ih[:, :embedding_size], b_ih)  # (batch, tgt_len, gates)
             for gates_t in embedded_gates.unbind(1):
-                context, _ = self.attention(hidden[-1], keys, memory, mask)
+                context, weights = self.attention(hidden[-1], keys, memory, mask, coverage)
+                if coverage is not None:
+                    coverage_losses.append(torch.minimum(weights, coverage).sum(-1))  # (batch,)
+                    coverage = coverage + weights
+                if self.copy_gate is not None:
+                    all_weights.append(weights)
                 input_gates = gates_t + F.linear(context, context_weight)
                 for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
                     if layer:  # nn.RNNBase's dropout between layers
@@ -186,5 +191,11 @@ class Decoder(nn.Module):
                     )
                 tops.append(hidden[-1])
                 contexts.append(context)
-        outputs = torch.cat([torch.stack(tops, dim=1), torch.stack(contexts, dim=1), embedded], dim=-1)
-        return self.dropout(torch.tanh(self.pre_output(outputs)))
+        features = torch.cat([torch.stack(tops, dim=1), torch.stack(contexts, dim=1), embedded], dim=-1)
+        copy_logits = self.copy_gate(features).squeeze(-1) if self.copy_gate is not None else None
+        return TeacherForced(
+            self.dropout(torch.tanh(self.pre_output(features))),
+            copy_logits,  # (batch, tgt_len)
+            torch.stack(all_weights, dim=1) if all_weights else None,  # (batch, tgt_len, src_len)
+            torch.stack(coverage_losses, dim=1) if coverage_losses else None,  # (batch, tgt_len)
+        )

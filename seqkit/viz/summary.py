@@ -172,6 +172,9 @@ def summarize(model_dir: Path | str) -> dict:
         "type": model_type.name,
         "cell": cfg.model.cell,
         "attention": cfg.model.attention if model_type.attends else None,
+        # the pointer-generator and coverage (an encoder-decoder's options; False for a language model)
+        "copy": cfg.model.copy,
+        "coverage": cfg.model.coverage,
         "layers": layer_table(model, model_type),
         "parameters": {
             "trainable": sum(p.numel() for p in parameters if p.requires_grad),
