@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-wait lint check clean
+.PHONY: install demo demo-generate test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-copy bench-wait lint check clean
 
 install: $(STAMP)
 
@@ -95,6 +95,20 @@ bench-shortlist: install
 bench-loops: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/loops.py $(DEMO_DIR)
+
+# Copy attention and coverage on the demo recipe and on a copy-heavy task (bench/copy_task.py), about 40
+# minutes: four 8-minute trainings, then bench/copy_quality.py: bench/results-copy.{json,md}
+bench-copy: install
+	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
+	$(BIN)/python bench/copy_task.py bench/work/copy-task
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-coverage --set model.copy=true --set model.coverage=true --set train.threads=2 --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy --set model.copy=true --set train.threads=2 --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-plain $(COPY_TASK) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-copy $(COPY_TASK) --set model.copy=true --overwrite
+	$(BIN)/python bench/copy_quality.py
+
+COPY_TASK = --set data.train=$(CURDIR)/bench/work/copy-task/train --set data.dev=$(CURDIR)/bench/work/copy-task/dev \
+	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=6 --set train.valid_every=150 --set train.threads=2
 
 # OpenMP's wait policy (spinning or sleeping threads) on an idle and a busy machine: bench/results-wait.*
 bench-wait: install

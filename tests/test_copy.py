@@ -185,3 +185,21 @@ def test_copy_writes_letters_where_training_never_had_them(background_model, tmp
     assert np.allclose([sum(row) for row in picture["weights"]], 1.0, atol=1e-4)
     shortlist = seqkit_here("translate", runs / "copy-true", "--shortlist", stdin="a\n")
     assert shortlist.returncode != 0 and "copy model" in shortlist.stderr.decode()
+
+
+@pytest.mark.prepared_in_background("_copy_runs")
+def test_a_copy_model_serves_and_quantizes_as_it_translates(background_model):
+    from tests.test_serve import _serving
+
+    model_dir, data = background_model.model_dir / "copy-true", Path(background_model.data_dir)
+    sources = (data / "dev.src").read_text().splitlines()[:20]
+    command = seqkit_here("translate", model_dir, "--beam-size", "3", "--no-repeat-ngram", "3",
+                          stdin="".join(f"{s}\n" for s in sources))  # fmt: skip
+    assert command.returncode == 0, command.stderr.decode()
+    with _serving(model_dir) as client:
+        answer = client.post("/translate", json={"text": sources, "beam_size": 3, "no_repeat_ngram": 3})
+    assert answer.status_code == 200, answer.text
+    assert [t["text"] for t in answer.json()["translations"]] == command.stdout.decode().splitlines()
+    plain = [r.text for r in seqkit.load(model_dir).translate(sources, beam_size=1)]
+    quantized = [r.text for r in seqkit.load(model_dir, quantize=True).translate(sources, beam_size=1)]
+    assert sum(a == b for a, b in zip(plain, quantized, strict=True)) >= 0.8 * len(sources)

@@ -21,7 +21,9 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
 def _arguments(data_dir: str, out, steps: int = 12) -> list[str]:
-    return data_parallel_train_args(data_dir, out, steps, valid_every=6)
+    # with copy attention and coverage: their gate, attention weights and coverage state go through DDP too
+    copying = ["--set", "model.copy=true", "--set", "model.coverage=true"]
+    return [*data_parallel_train_args(data_dir, out, steps, valid_every=6), *copying]
 
 
 def _data_parallel_runs(directory: Path) -> None:

@@ -112,7 +112,7 @@ class Decoder(nn.Module):
         pre_output = torch.tanh(self.pre_output(features))
         copy_logit = self.copy_gate(features).squeeze(-1) if self.copy_gate is not None else None
         hidden, cell = rnn_state if isinstance(rnn_state, tuple) else (rnn_state, None)
-        coverage = None if state.coverage is None else state.coverage + weights
+        coverage = None if state.coverage is None else state.coverage + weights.detach()  # (see below)
         return self.dropout(pre_output), DecoderState(hidden, cell, pre_output, coverage), weights, copy_logit
 
     def step(self, prev_tokens, state, memory, keys, mask):
@@ -178,7 +178,10 @@ class Decoder(nn.Module):
                 context, weights = self.attention(hidden[-1], keys, memory, mask, coverage)
                 if coverage is not None:
                     coverage_losses.append(torch.minimum(weights, coverage).sum(-1))  # (batch,)
-                    coverage = coverage + weights
+                    # the coverage is an input, not a path back into earlier steps' attention: with
+                    # the gradient through it, every step's attention fed every later energy, and the
+                    # demo recipe's gradients grew to norms of 1,000 (bench/README.md)
+                    coverage = coverage + weights.detach()
                 if self.copy_gate is not None:
                     all_weights.append(weights)
                 input_gates = gates_t + F.linear(context, context_weight)
