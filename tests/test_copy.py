@@ -163,7 +163,7 @@ def _copy_runs(directory: Path) -> str:
 
 
 @pytest.mark.prepared_in_background("_copy_runs")
-def test_copy_writes_letters_where_training_never_had_them(background_model, tmp_path):
+def test_copy_writes_letters_where_training_never_had_them_and_serves(background_model, tmp_path):
     runs, data = background_model.model_dir, Path(background_model.data_dir)
     sources = (data / "dev.src").read_text().splitlines()
 
@@ -185,13 +185,13 @@ def test_copy_writes_letters_where_training_never_had_them(background_model, tmp
     assert np.allclose([sum(row) for row in picture["weights"]], 1.0, atol=1e-4)
     shortlist = seqkit_here("translate", runs / "copy-true", "--shortlist", stdin="a\n")
     assert shortlist.returncode != 0 and "copy model" in shortlist.stderr.decode()
+    _serves_and_quantizes_as_it_translates(runs / "copy-true", data)
 
 
-@pytest.mark.prepared_in_background("_copy_runs")
-def test_a_copy_model_serves_and_quantizes_as_it_translates(background_model):
+def _serves_and_quantizes_as_it_translates(model_dir: Path, data: Path) -> None:
+    """(Of the trained copy model: one training serves both checks.)"""
     from tests.test_serve import _serving
 
-    model_dir, data = background_model.model_dir / "copy-true", Path(background_model.data_dir)
     sources = (data / "dev.src").read_text().splitlines()[:20]
     command = seqkit_here("translate", model_dir, "--beam-size", "3", "--no-repeat-ngram", "3",
                           stdin="".join(f"{s}\n" for s in sources))  # fmt: skip
