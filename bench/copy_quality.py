@@ -130,7 +130,9 @@ def edit_curves(model_dir: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--demo", nargs="*", default=["runs/demo", "runs/demo-copy", "runs/demo-copy-coverage"]
+        "--demo",
+        nargs="*",
+        default=["runs/demo", "runs/demo-copy", "runs/demo-copy-coverage", "runs/demo-cov01"],
     )
     parser.add_argument("--edit", nargs="*", default=["runs/edit-plain", "runs/edit-copy"])
     args = parser.parse_args()
