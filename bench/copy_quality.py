@@ -132,7 +132,14 @@ def main() -> None:
     parser.add_argument(
         "--demo",
         nargs="*",
-        default=["runs/demo", "runs/demo-copy", "runs/demo-copy-coverage", "runs/demo-cov01"],
+        default=[
+            "runs/demo",
+            "runs/demo-copy",
+            "runs/demo-copy-coverage",
+            "runs/demo-cov01",
+            "runs/demo-copy-then-copy",
+            "runs/demo-copy-then-coverage",
+        ],
     )
     parser.add_argument("--edit", nargs="*", default=["runs/edit-plain", "runs/edit-copy"])
     args = parser.parse_args()

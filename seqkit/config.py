@@ -108,6 +108,9 @@ class TrainConfig:
     valid_max_sentences: int = 0  # BLEU on the first N dev sentences only; 0 = all
     log_every: int = 50  # steps between training-log records
     keep_checkpoints: int = 2  # resumable checkpoints kept (one is written at every validation)
+    # a trained model directory this run starts from: its tokenizer and weights (what the model has that
+    # it lacks, such as model.coverage added to a copy model, starts new); "" = from scratch
+    init_from: str = ""
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when torch sees a GPU, else the CPU
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward pass (fp16: loss scaling)

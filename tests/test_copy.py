@@ -17,7 +17,7 @@ from seqkit.decoding.search import beam_search, decode_corpus, greedy_search, ma
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.errors import ConfigError
 from seqkit.models.seq2seq import Seq2Seq
-from tests.helpers import seqkit_here
+from tests.helpers import assert_one_line_error, seqkit_here
 
 VARIANTS = [
     pytest.param({"cell": "gru", "attention": "bahdanau"}, id="gru-bahdanau"),
@@ -186,6 +186,38 @@ def test_copy_writes_letters_where_training_never_had_them_and_serves(background
     shortlist = seqkit_here("translate", runs / "copy-true", "--shortlist", stdin="a\n")
     assert shortlist.returncode != 0 and "copy model" in shortlist.stderr.decode()
     _serves_and_quantizes_as_it_translates(runs / "copy-true", data)
+    _coverage_starts_from_the_copy_model(runs / "copy-true", data, tmp_path)
+
+
+def _coverage_starts_from_the_copy_model(model_dir: Path, data: Path, tmp_path: Path) -> None:
+    """train.init_from: coverage added to a trained copy model starts out translating as that model does
+    (its coverage weight starts at zero), with the same tokenizer; other sizes are a one-line error."""
+    from dataclasses import replace
+
+    from seqkit.decoding.inference import translate_lines
+    from seqkit.training.seq2seq import init_weights
+
+    trained = seqkit.load(model_dir, device="cpu")
+    added = Seq2Seq.from_config(replace(trained.config.model, coverage=True), trained.tokenizer).eval()
+    init_weights(added, model_dir)
+    sources = (data / "dev.src").read_text().splitlines()
+    theirs = [r.text for r in trained.translate(sources, beam_size=1)]
+    assert (
+        translate_lines(Seq2SeqSteps(added), trained.tokenizer, sources, DecodeConfig(beam_size=1)) == theirs
+    )
+    common = [
+        "train", "--quiet", "--max-steps", "4", "--set", f"data.train={data}/train", "--set", f"data.dev={data}/dev",
+        "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "model.embedding_size=32",
+        "--set", "model.encoder_hidden_size=32", "--set", "model.dropout=0.0", "--set", "model.copy=true",
+        "--set", "train.valid_every=4", "--set", f"train.init_from={model_dir}",
+    ]  # fmt: skip
+    run = seqkit_here(*common, "-o", tmp_path / "then", "--set", "model.decoder_hidden_size=64",
+                      "--set", "model.coverage=true")  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()
+    assert (tmp_path / "then" / "spm.model").read_bytes() == (model_dir / "spm.model").read_bytes()
+    other = seqkit_here(*common, "-o", tmp_path / "other", "--set", "model.decoder_hidden_size=32")
+    assert other.returncode != 0
+    assert_one_line_error(other, "give the same model sizes")
 
 
 def _serves_and_quantizes_as_it_translates(model_dir: Path, data: Path) -> None:

@@ -74,13 +74,57 @@ def shortlist_of(
     return shortlist.build(src.ids, src.offsets, tgt.ids, tgt.offsets, *vocab_sizes, seed=cfg.train.seed)
 
 
+# what a model may have that the one it starts from lacks: the parts copy and coverage add
+NEW_PARTS = ("decoder.copy_gate.", "decoder.attention.coverage_weight")
+
+
+def _init_tokenizer(model_dir: Path | None) -> Tokenizer | None:
+    if model_dir is None:
+        return None
+    if not (model_dir / modeldir.WEIGHTS).is_file():
+        raise ConfigError(
+            f"train.init_from = {str(model_dir)!r}: no trained model there ({modeldir.WEIGHTS} missing); give a "
+            "model directory that seqkit train wrote"
+        )
+    return load_tokenizer(model_dir)
+
+
+def init_weights(model: Seq2Seq, model_dir: Path) -> None:
+    """`model` starts from the weights of the model in `model_dir`: every weight they share, shape for
+    shape; what only `model` has (NEW_PARTS: a copy gate, a coverage weight) keeps its new value, which
+    for the coverage weight is zero, so the model starts out computing what the old one did."""
+    from safetensors.torch import load_file
+
+    given = load_file(model_dir / modeldir.WEIGHTS)
+    own = model.state_dict()
+    for name, tensor in given.items():
+        if name not in own:
+            raise ConfigError(
+                f"train.init_from = {str(model_dir)!r}: its weight {name} has no place in this model; start "
+                "from a model of the same type and sizes (only model.copy and model.coverage may be added)"
+            )
+        if own[name].shape != tensor.shape:
+            raise ConfigError(
+                f"train.init_from = {str(model_dir)!r}: {name} is {tuple(tensor.shape)} there and "
+                f"{tuple(own[name].shape)} here; give the same model sizes as the model you start from"
+            )
+    missing = [name for name in own if name not in given and not name.startswith(NEW_PARTS)]
+    if missing:
+        raise ConfigError(
+            f"train.init_from = {str(model_dir)!r}: it lacks {missing[0]}; start from a model of the same "
+            "type and sizes"
+        )
+    model.load_state_dict(given, strict=False)
+
+
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
     if not world.is_main:
         world.barrier()  # the first process tokenizes the corpus; the others then open its arrays
+    starting_from = Path(cfg.train.init_from) if cfg.train.init_from and not resume else None
     tokenizer, prepared = prepare_pairs(
         cfg,
         output_dir,
-        load_tokenizer(output_dir) if resume else None,
+        load_tokenizer(output_dir) if resume else _init_tokenizer(starting_from),
         lambda src, tgt: build_tokenizer(src, tgt, cfg.tokenizer, cfg.train.seed),
         threads=torch.get_num_threads(),
         on_progress=reporter.tokenizing if world.is_main else None,
@@ -103,7 +147,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         if not (resume and (output_dir / shortlist.FILE).is_file()):
             # from the data alone, so written before training: a stopped run has it too
             shortlist.write(output_dir, shortlist_of(train_data.src, train_data.tgt, vocab_sizes, cfg))
-    model = Seq2Seq.from_config(cfg.model, tokenizer).to(world.device)
+    model = Seq2Seq.from_config(cfg.model, tokenizer)
+    if starting_from is not None:
+        init_weights(model, starting_from)
+    model = model.to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     tgt_lengths = train_data.tgt.lengths
     sizes = (np.maximum(train_data.src.lengths, tgt_lengths) + 1).tolist()
