@@ -18,7 +18,11 @@ from seqkit.config import Config, from_dict, merge
 from seqkit.errors import ConfigError
 
 # Keys that hold file paths: relative ones in a config file are relative to the file's folder.
-PATH_KEYS = {"data": ("train", "dev"), "tokenizer": ("model", "src_model", "tgt_model")}
+PATH_KEYS = {
+    "data": ("train", "dev"),
+    "tokenizer": ("model", "src_model", "tgt_model"),
+    "train": ("init_from",),
+}
 
 
 def _absolute(value: str, folder: Path) -> str:
