@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seqkit import model_types
-from seqkit.decoding.search import choose_token
+from seqkit.decoding.sampling import choose_token
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, ValidRecord
 from tests.helpers import LINES, assert_one_line_error, seqkit_here

@@ -12,8 +12,8 @@ import torch
 
 from seqkit.config import DecodeConfig, ModelConfig
 from seqkit.data.tokenizer import BOS, EOS
+from seqkit.decoding.rules import Repeats
 from seqkit.decoding.search import (
-    Repeats,
     beam_search,
     decode_corpus,
     greedy_search,

@@ -19,7 +19,8 @@ import numpy as np
 
 from seqkit.config import DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
-from seqkit.decoding.search import decode_corpus, sample
+from seqkit.decoding.sampling import sample
+from seqkit.decoding.search import decode_corpus
 from seqkit.errors import DataError
 
 CHUNK_BATCHES = 16  # batches per chunk of input lines

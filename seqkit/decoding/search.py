@@ -1,5 +1,6 @@
-"""Decoding: token ids in, token ids out. Greedy and beam search over a model's `encode` / `step` pair,
-and sampling from a language model.
+"""Decoding: token ids in, token ids out. Greedy and beam search over a model's `encode` / `step` pair
+(a language model is sampled by decoding/sampling.py; the rules against repetition and the coverage
+penalty are decoding/rules.py).
 
 The search is plain numpy, so one search serves both ways of running a model: a torch model through
 decoding/torch_steps.py and an exported ONNX model through export/runtime.py (which never imports
@@ -16,9 +17,6 @@ searched through its *steps*:
     columns(encoded) -> (n,) int64: optional; the target ids that the columns of `step`'s log_probs stand
         for, when a shortlist restricts them (decoding/shortlist.py); without it, column = id
 
-and a language model through `start(tokens (1, length)) -> log_probs (1, vocab), state` and
-`step(tokens (1,), state) -> log_probs, state`.
-
 Every sentence has its own length limit (`max_length_ratio * source length + offset`), so a sentence
 decodes to the same output alone or in any batch.
 """
@@ -27,11 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import overload
 
 import numpy as np
 
 from seqkit.config import DecodeConfig
-from seqkit.data.tokenizer import BOS, EOS, PAD, UNK
+from seqkit.data.tokenizer import BOS, EOS, PAD
+from seqkit.decoding.rules import Repeats, coverage_penalty
 
 
 def max_output_lengths(src_lengths: np.ndarray, cfg: DecodeConfig) -> np.ndarray:
@@ -68,8 +68,13 @@ class Hypothesis:
     attention: np.ndarray | None = None
 
 
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT's ((5 + length) / 6) ** alpha; alpha 0 ranks by raw log-probability."""
+@overload
+def length_penalty(length: int, alpha: float) -> float: ...
+@overload
+def length_penalty(length: np.ndarray, alpha: float) -> np.ndarray: ...
+def length_penalty(length, alpha):
+    """GNMT's ((5 + length) / 6) ** alpha (of an int, or of each of an array's); alpha 0 ranks by raw
+    log-probability."""
     return ((5 + length) / 6) ** alpha
 
 
@@ -79,52 +84,6 @@ def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     best = np.take_along_axis(values, columns, axis=1)
     order = np.argsort(-best, axis=1, kind="stable")
     return np.take_along_axis(best, order, axis=1), np.take_along_axis(columns, order, axis=1)
-
-
-@dataclass(frozen=True)
-class Repeats:
-    """Rules against an output that repeats itself, applied to each step's log-probabilities."""
-
-    no_repeat_ngram: int = 0  # a piece that would complete an n-gram the output already has is banned
-    penalty: float = 1.0  # a piece the output already has: its log-probability times this (>= 1)
-
-    @classmethod
-    def of(cls, cfg: DecodeConfig) -> Repeats | None:
-        rules = cls(cfg.no_repeat_ngram, cfg.repetition_penalty)
-        return rules if rules.no_repeat_ngram or rules.penalty != 1.0 else None
-
-    def apply(self, log_probs: np.ndarray, history: np.ndarray, ids: np.ndarray | None) -> None:
-        """log_probs (rows, columns), history (rows, t) each row's output so far: changed in place."""
-        t = history.shape[1]
-        if t == 0:
-            return
-        if self.penalty != 1.0:
-            rows = np.repeat(np.arange(len(history)), t)
-            found, columns = _columns_of(history.reshape(-1), ids)
-            log_probs[rows[found], columns] *= self.penalty  # (duplicates: multiplied once)
-        n = self.no_repeat_ngram
-        if n and t >= n:
-            windows = np.lib.stride_tricks.sliding_window_view(history, n, axis=1)  # (rows, t-n+1, n)
-            # the n-grams whose first n-1 pieces are the output's last n-1: their last piece is banned
-            same = (windows[:, :, : n - 1] == history[:, None, t - n + 1 :]).all(axis=2)
-            rows, starts = np.nonzero(same)
-            found, columns = _columns_of(windows[rows, starts, n - 1], ids)
-            log_probs[rows[found], columns] = -np.inf
-
-
-def _columns_of(tokens: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Target ids -> (which of them have a column, those columns): all of them without a shortlist."""
-    if ids is None:
-        return np.ones(len(tokens), dtype=bool), tokens
-    columns = np.minimum(np.searchsorted(ids, tokens), len(ids) - 1)
-    found = ids[columns] == tokens
-    return found, columns[found]
-
-
-def coverage_penalty(attention_sum: np.ndarray, beta: float) -> float:
-    """GNMT's: beta * sum over the source pieces of log(min(attention they received, 1)), <= 0.
-    attention_sum (src_len,): the attention of every output step, summed."""
-    return beta * float(np.log(np.clip(attention_sum, 1e-20, 1.0)).sum())
 
 
 COMPACT_FRACTION = 0.25  # stop computing finished rows once they are this share of the batch
@@ -313,8 +272,7 @@ def _hopeless(
             for f in finished
         ]
     )
-    penalties = ((5 + limits + 1) / 6.0) ** alpha  # length_penalty(limit + 1), per sentence
-    return best_open / penalties < needed  # fewer than nbest finished: -inf, never
+    return best_open / length_penalty(limits + 1, alpha) < needed  # fewer than nbest finished: -inf, never
 
 
 def inference_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
@@ -356,56 +314,3 @@ def decode_corpus(
         for i, hypotheses in zip(indices, results, strict=True):
             outputs[i] = hypotheses
     return outputs
-
-
-NEVER_SAMPLED = (PAD, UNK, BOS)  # a language model may end a text (EOS) but not emit these
-
-
-def choose_token(
-    log_probs: np.ndarray, temperature: float, top_k: int, top_p: float, rng: np.random.Generator
-) -> int:
-    """log_probs (vocab,) -> the next token: argmax at temperature 0, else a sample from the
-    temperature-scaled distribution restricted to the top k tokens and to the top-p nucleus.
-    Logits serve as well as log-probabilities (they differ by a constant, which softmax ignores)."""
-    scores = np.array(log_probs, dtype=np.float64)  # a copy, in float64: sums of small probabilities
-    scores[list(NEVER_SAMPLED)] = -np.inf
-    if temperature == 0:
-        return int(scores.argmax())
-    scores /= temperature
-    if top_k:
-        kth = len(scores) - min(top_k, len(scores))
-        kth_best = np.partition(scores, kth)[kth]
-        scores[scores < kth_best] = -np.inf
-    if top_p < 1.0:
-        order = np.argsort(-scores, kind="stable")
-        probs = _softmax(scores[order])
-        outside = np.cumsum(probs) - probs >= top_p  # the mass before this token already reaches p
-        scores[order[outside]] = -np.inf
-    probs = _softmax(scores)
-    # inverse transform sampling: one uniform number per token, the same on every machine and backend
-    return int(
-        min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), len(probs) - 1)
-    )
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    exp = np.exp(scores - scores.max())
-    return exp / exp.sum()
-
-
-def sample(steps, prompt: list[int], cfg, rng: np.random.Generator, on_token=None) -> list[int]:
-    """Continue `prompt` (token ids) with a language model until EOS or `cfg.max_tokens` new tokens.
-
-    `cfg` is a GenerateConfig; `on_token(tokens_so_far)` is called after each new token (for streaming).
-    The context starts with EOS, as every training line does, so an empty prompt starts a new line."""
-    log_probs, state = steps.start(np.array([[EOS, *prompt]], dtype=np.int64))
-    generated: list[int] = []
-    for _ in range(cfg.max_tokens):
-        token = choose_token(log_probs[0], cfg.temperature, cfg.top_k, cfg.top_p, rng)
-        if token == EOS:
-            break
-        generated.append(token)
-        if on_token:
-            on_token(generated)
-        log_probs, state = steps.step(np.array([token], dtype=np.int64), state)
-    return generated

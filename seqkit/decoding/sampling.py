@@ -1,0 +1,65 @@
+"""Sampling from a recurrent language model: token ids in, token ids out, in plain numpy (as the search,
+so a torch model through decoding/torch_steps.py and an ONNX export through export/runtime.py sample by
+the same rules). A language model is sampled through its steps:
+
+    start(tokens (1, length) int64) -> log_probs (1, vocab) float32, state
+    step(tokens (1,) int64, state) -> log_probs (1, vocab) float32, new state
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqkit.data.tokenizer import BOS, EOS, PAD, UNK
+
+NEVER_SAMPLED = (PAD, UNK, BOS)  # a language model may end a text (EOS) but not emit these
+
+
+def choose_token(
+    log_probs: np.ndarray, temperature: float, top_k: int, top_p: float, rng: np.random.Generator
+) -> int:
+    """log_probs (vocab,) -> the next token: argmax at temperature 0, else a sample from the
+    temperature-scaled distribution restricted to the top k tokens and to the top-p nucleus.
+    Logits serve as well as log-probabilities (they differ by a constant, which softmax ignores)."""
+    scores = np.array(log_probs, dtype=np.float64)  # a copy, in float64: sums of small probabilities
+    scores[list(NEVER_SAMPLED)] = -np.inf
+    if temperature == 0:
+        return int(scores.argmax())
+    scores /= temperature
+    if top_k:
+        kth = len(scores) - min(top_k, len(scores))
+        kth_best = np.partition(scores, kth)[kth]
+        scores[scores < kth_best] = -np.inf
+    if top_p < 1.0:
+        order = np.argsort(-scores, kind="stable")
+        probs = _softmax(scores[order])
+        outside = np.cumsum(probs) - probs >= top_p  # the mass before this token already reaches p
+        scores[order[outside]] = -np.inf
+    probs = _softmax(scores)
+    # inverse transform sampling: one uniform number per token, the same on every machine and backend
+    return int(
+        min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), len(probs) - 1)
+    )
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    exp = np.exp(scores - scores.max())
+    return exp / exp.sum()
+
+
+def sample(steps, prompt: list[int], cfg, rng: np.random.Generator, on_token=None) -> list[int]:
+    """Continue `prompt` (token ids) with a language model until EOS or `cfg.max_tokens` new tokens.
+
+    `cfg` is a GenerateConfig; `on_token(tokens_so_far)` is called after each new token (for streaming).
+    The context starts with EOS, as every training line does, so an empty prompt starts a new line."""
+    log_probs, state = steps.start(np.array([[EOS, *prompt]], dtype=np.int64))
+    generated: list[int] = []
+    for _ in range(cfg.max_tokens):
+        token = choose_token(log_probs[0], cfg.temperature, cfg.top_k, cfg.top_p, rng)
+        if token == EOS:
+            break
+        generated.append(token)
+        if on_token:
+            on_token(generated)
+        log_probs, state = steps.step(np.array([token], dtype=np.int64), state)
+    return generated
