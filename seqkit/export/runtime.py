@@ -95,10 +95,10 @@ class OnnxSeq2SeqSteps:
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Rows, Rows]:
         out = self.encoder.run({"src": src, "src_lengths": src_lengths})
-        encoded = Rows(  # (the source ids for a copy model's decoder, which alone takes them)
-            {"memory": out["memory"], "keys": out["keys"], "mask": src != PAD, "src": src},
-            {"memory": 0, "keys": 0, "mask": 0, "src": 0},
-        )
+        arrays = {"memory": out["memory"], "keys": out["keys"], "mask": src != PAD}
+        if "src" in self.decoder.inputs:  # a copy model's decoder: the source ids, reordered with the rest
+            arrays["src"] = src
+        encoded = Rows(arrays, dict.fromkeys(arrays, 0))
         return encoded, self._state({name: out[name] for name in self.state})
 
     def step(self, prev: np.ndarray, state: Rows, encoded: Rows):

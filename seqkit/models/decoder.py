@@ -40,6 +40,13 @@ class DecoderState:
         )
 
 
+def _covered(coverage: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The coverage (batch, src_len) after a step's attention weights (batch, src_len). It is an input,
+    not a path back into earlier steps' attention: with the gradient through it, every step's attention
+    fed every later energy, and the demo recipe's gradients grew to norms of 1,000 (bench/README.md)."""
+    return coverage + weights.detach()
+
+
 @dataclass
 class TeacherForced:
     """What the decoder computes for every target position at once (Decoder.forward)."""
@@ -112,7 +119,7 @@ class Decoder(nn.Module):
         pre_output = torch.tanh(self.pre_output(features))
         copy_logit = self.copy_gate(features).squeeze(-1) if self.copy_gate is not None else None
         hidden, cell = rnn_state if isinstance(rnn_state, tuple) else (rnn_state, None)
-        coverage = None if state.coverage is None else state.coverage + weights.detach()  # (see below)
+        coverage = None if state.coverage is None else _covered(state.coverage, weights)
         return self.dropout(pre_output), DecoderState(hidden, cell, pre_output, coverage), weights, copy_logit
 
     def step(self, prev_tokens, state, memory, keys, mask):
@@ -178,10 +185,7 @@ class Decoder(nn.Module):
                 context, weights = self.attention(hidden[-1], keys, memory, mask, coverage)
                 if coverage is not None:
                     coverage_losses.append(torch.minimum(weights, coverage).sum(-1))  # (batch,)
-                    # the coverage is an input, not a path back into earlier steps' attention: with
-                    # the gradient through it, every step's attention fed every later energy, and the
-                    # demo recipe's gradients grew to norms of 1,000 (bench/README.md)
-                    coverage = coverage + weights.detach()
+                    coverage = _covered(coverage, weights)
                 if self.copy_gate is not None:
                     all_weights.append(weights)
                 input_gates = gates_t + F.linear(context, context_weight)

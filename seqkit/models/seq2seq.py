@@ -42,6 +42,12 @@ def copy_distribution(
     return probs.clamp_min(1e-30).log()  # a piece neither generated nor in the source: -69, not -inf
 
 
+def per_position(src: torch.Tensor, length: int) -> torch.Tensor:
+    """src (batch, src_len) -> (batch, length, src_len): the source ids beside each target position (a
+    view, not a copy)."""
+    return src.unsqueeze(1).expand(-1, length, -1)
+
+
 def copy_log_likelihood(
     vocab_nll: torch.Tensor, copy_logits: torch.Tensor, copied: torch.Tensor
 ) -> torch.Tensor:
@@ -147,7 +153,7 @@ class Seq2Seq(nn.Module):
                 torch.log_softmax(logits.float(), dim=-1).reshape(-1, vocab),
                 forced.copy_logits.reshape(-1).float(),
                 forced.weights.reshape(batch * length, -1),
-                src.repeat_interleave(length, dim=0),
+                per_position(src, length).reshape(batch * length, -1),
             )
             return rows.reshape(batch, length, vocab)
         real = tgt_out != PAD
@@ -182,7 +188,7 @@ class Seq2Seq(nn.Module):
         correct = torch.zeros((), dtype=torch.long, device=target.device)
         features, gates = forced.pre_outputs[real], forced.copy_logits[real].float()
         weights = forced.weights[real]
-        sources = src.unsqueeze(1).expand(-1, real.size(1), -1)[real]  # (tokens, src_len)
+        sources = per_position(src, real.size(1))[real]  # (tokens, src_len)
         for start in range(0, target.size(0), 1024):
             chunk = slice(start, start + 1024)
             log_probs = torch.log_softmax(self.decoder.output(features[chunk]).float(), dim=-1)
