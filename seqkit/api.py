@@ -9,6 +9,9 @@ translates, scores and generates with the model's own settings unless a call say
         print(result.text, result.score, [t.text for t in result.nbest])
     print(model.score(["Dios es amor."], ["God is love."]).perplexity)
 
+    genre = seqkit.load("runs/genre")         # a classifier (model.type = "classifier")
+    print(genre.predict(["In the beginning God created the heavens"])[0].top(3))
+
 An exported directory (`seqkit export`) loads the same way and runs with onnxruntime, without importing
 torch; `score` and `precision` / `quantize` need the torch model.
 
@@ -76,7 +79,7 @@ class Model:
         by default the module's; `export`: an exported directory's description (export.json)."""
         self.model_dir, self.config, self.tokenizer, self.module = model_dir, cfg, tokenizer, module
         self.precision, self.export = precision, export
-        if steps is None:
+        if steps is None and cfg.model.type != "classifier":  # a classifier searches nothing
             from seqkit.decoding.torch_steps import steps_of
 
             steps = steps_of(module)
@@ -85,7 +88,7 @@ class Model:
 
     @property
     def type(self) -> str:
-        """The model.type: "seq2seq" translates, "lm" generates."""
+        """The model.type: "seq2seq" translates, "lm" generates, "classifier" predicts."""
         return self.config.model.type
 
     def require_task(self, task: str) -> None:
@@ -240,6 +243,39 @@ class Model:
             self.steps, self.tokenizer, prompts, settings or self.config.generate, on_text
         )
         yield from self._autocast_each(stream)
+
+    def predict(self, lines: Iterable[str], *, batch_size: int | None = None) -> list[Any]:
+        """A classifier's or forecaster's `Prediction` (decoding/classify.py: label, probabilities, or
+        values) for each line, in order: text, or numbers x1,x2,...; None for an empty line."""
+        return list(self.predict_stream(lines, batch_size))
+
+    def predict_stream(
+        self, lines: Iterable[str], batch_size: int | None = None, chunk_lines: int = 256
+    ) -> Iterator[Any]:
+        """`predict` as a stream, `chunk_lines` lines at a time (1: each line answered as it comes)."""
+        from seqkit.decoding.classify import predict_lines
+
+        self.require_task("predict")
+        size = self.decode_settings(batch_size=batch_size).batch_size
+        chunk: list[str] = []
+        first = 1
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) >= chunk_lines:
+                yield from predict_lines(self.tokenizer, self.module, chunk, size, first)
+                first += len(chunk)
+                chunk = []
+        if chunk:
+            yield from predict_lines(self.tokenizer, self.module, chunk, size, first)
+
+    def evaluate(self, data: str | Path, *, batch_size: int | None = None) -> dict:
+        """A classifier's or forecaster's scores on labelled test data beside its baselines (what `seqkit
+        evaluate --model DIR --data FILE --json` prints)."""
+        from seqkit.scoring.prediction import evaluate
+
+        self.require_task("predict")
+        size = self.decode_settings(batch_size=batch_size).batch_size
+        return {"model": str(self.model_dir), **evaluate(self.config, self.tokenizer, self.module, str(data), size)}
 
     def info(self) -> dict:
         """What `seqkit info --json` prints: layers, parameters, vocabulary, training, files (for an

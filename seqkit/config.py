@@ -20,12 +20,16 @@ from seqkit.errors import ConfigError
 @dataclass(frozen=True)
 class DataConfig:
     """A corpus is line-aligned files `{prefix}.{lang}` (or .gz), a TSV file (.tsv, .tsv.gz) or JSON lines
-    (.jsonl, .jsonl.gz); a language model reads the target side. Relative paths in a config file are
-    relative to the file's folder; paths given with --set, to the current directory."""
+    (.jsonl, .jsonl.gz); a language model reads the target side. A classifier reads labelled text (a TSV
+    of label and text, or `{prefix}.text` + `{prefix}.label`), numeric sequences (.csv: `label,x1,x2,...`)
+    or windows cut from one series (data.series). Relative paths in a config file are relative to the
+    file's folder; paths given with --set, to the current directory."""
 
     train: str = ""  # the training set: a path prefix (e.g. corpora/bible-es-en/train), .tsv or .jsonl file
     dev: str = ""  # the validation set, the same way; empty: dev_size pairs held out of data.train
-    format: Literal["auto", "parallel", "tsv", "jsonl"] = "auto"  # auto: by the file name
+    # auto: by the file name (a classifier: .tsv/.tsv.gz labelled text, .csv numbers, else {prefix}.text
+    # + {prefix}.label)
+    format: Literal["auto", "parallel", "tsv", "jsonl", "labels", "csv"] = "auto"
     src_lang: str = "es"  # parallel files: the suffix of the source side
     tgt_lang: str = "en"  # parallel files: the suffix of the target side (what a language model reads)
     src_column: int = 1  # tsv: the source column (1-based); other columns are ignored
@@ -37,6 +41,23 @@ class DataConfig:
     max_length_ratio: float = 0.0  # training pairs whose longer side has more than this many times the
     # pieces of the shorter are skipped; 0 = no limit
     dedupe: bool = False  # skip exact duplicate training pairs
+    # classifier, tsv: the columns of the label and of the text (1-based)
+    label_column: int = 1
+    text_column: int = 2
+    features: int = 1  # classifier, csv: values per time step (x1..xn are step-major: n = steps x features)
+    # classifier on one series (a CSV file with a header; data.train/dev are then unused): the windows of
+    # data.window steps of the data.inputs columns (comma-separated; "" = data.column alone), each
+    # followed data.horizon steps later by data.column's value: a number to forecast (model.head =
+    # regression: the values 1..horizon steps ahead) or a label (softmax/sigmoid: the one at the horizon)
+    series: str = ""
+    column: str = ""
+    inputs: str = ""
+    window: int = 10
+    horizon: int = 1
+    # series: the last shares of the windows, by time, are dev and test (never shuffled across the split)
+    dev_fraction: float = 0.15
+    test_fraction: float = 0.15
+    season: int = 0  # series: the seasonal period in steps, for the seasonal-persistence baseline; 0 = none
 
 
 @dataclass(frozen=True)
@@ -59,10 +80,13 @@ class TokenizerConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     """seq2seq: an embedding + RNN encoder and an attentional RNN decoder.
-    lm: the decoder alone, without attention (a recurrent language model)."""
+    lm: the decoder alone, without attention (a recurrent language model).
+    classifier: the encoder (embeddings, or a linear layer for numbers), pooling over time and a head."""
 
-    type: Literal["seq2seq", "lm"] = "seq2seq"  # encoder-decoder with attention, or language model
+    # encoder-decoder with attention, language model, or sequence classifier / forecaster
+    type: Literal["seq2seq", "lm", "classifier"] = "seq2seq"
     cell: Literal["rnn", "gru", "lstm"] = "gru"  # the recurrent cell of every layer
+    activation: Literal["tanh", "relu"] = "tanh"  # classifier with cell = rnn: the vanilla RNN's nonlinearity
     embedding_size: int = 256  # token embeddings, both sides
     encoder_hidden_size: int = 256  # per direction
     encoder_layers: int = 1  # stacked recurrent layers of the encoder
@@ -80,6 +104,12 @@ class ModelConfig:
     # the attention sees how much each source piece has had so far (See et al.'s coverage), and training
     # adds train.coverage_loss x the attention that falls again on what was covered
     coverage: bool = False
+    # classifier: how the encoder's states over time become one vector: the last state (of each
+    # direction), their mean or maximum, or an attention-weighted sum (weights `seqkit inspect` shows)
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    # classifier: softmax over the labels (cross-entropy), one sigmoid for two labels (binary
+    # cross-entropy), or linear outputs for numbers (mean squared error on standardised values)
+    head: Literal["softmax", "sigmoid", "regression"] = "softmax"
 
 
 @dataclass(frozen=True)
@@ -96,14 +126,15 @@ class TrainConfig:
     lr_patience: int = 2  # ... after this many validations without improvement
     label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary
     coverage_loss: float = 1.0  # model.coverage: the coverage loss's weight (See et al.'s lambda)
+    # classifier: "balanced" weighs each label's loss by n / (labels x its count), as scikit-learn's
+    class_weights: Literal["none", "balanced"] = "none"
     clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
     max_minutes: float = 0.0  # wall-clock limit; 0 = no limit
     valid_every: int = 500  # steps between validations (one more always runs at the end)
-    best_metric: Literal["auto", "bleu", "chrf", "ppl"] = (
-        "auto"  # keeps the best weights; auto: bleu, lm: ppl
-    )
+    # keeps the best weights; auto: bleu, lm: ppl, classifier: accuracy (regression: rmse)
+    best_metric: Literal["auto", "bleu", "chrf", "ppl", "accuracy", "macro_f1", "rmse"] = "auto"
     patience: int = 0  # early stopping: validations without improvement of best_metric; 0 = off
     valid_max_sentences: int = 0  # BLEU on the first N dev sentences only; 0 = all
     log_every: int = 50  # steps between training-log records
@@ -172,6 +203,14 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("data", "src_column"): (lambda v: v > 0, "a column number from 1"),
     ("data", "tgt_column"): (lambda v: v > 0, "a column number from 1"),
     ("data", "dev_size"): (lambda v: v > 0, "a positive integer"),
+    ("data", "label_column"): (lambda v: v > 0, "a column number from 1"),
+    ("data", "text_column"): (lambda v: v > 0, "a column number from 1"),
+    ("data", "features"): (lambda v: v > 0, "a positive integer"),
+    ("data", "window"): (lambda v: v > 0, "a positive integer"),
+    ("data", "horizon"): (lambda v: v > 0, "a positive integer"),
+    ("data", "dev_fraction"): (lambda v: 0 < v < 0.5, "in (0, 0.5)"),
+    ("data", "test_fraction"): (lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
+    ("data", "season"): (lambda v: v >= 0, "0 (none) or a positive number of steps"),
     ("data", "max_length_ratio"): (lambda v: v == 0 or v >= 1, "0 (no limit) or at least 1"),
     ("tokenizer", "src_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
     ("tokenizer", "tgt_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
@@ -279,12 +318,8 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
             raise ConfigError(f"{source}: [{name}] must be a table of keys, got {body!r}")
         built[name] = _section(sections[name], body, name, source)
     config = Config(**built)
-    if config.model.type == "lm" and config.train.best_metric not in ("auto", "ppl"):
-        raise ConfigError(
-            f"{source}: train.best_metric = {config.train.best_metric!r}: a language model is scored by "
-            "perplexity; use auto or ppl"
-        )
     _check_tokenizer(config.tokenizer, source)
+    _check_classifier(config, source)
     if config.decode.coverage_penalty and config.decode.beam_size == 1:
         raise ConfigError(
             f"{source}: decode.coverage_penalty re-ranks a beam's finished hypotheses, and greedy search "
@@ -310,6 +345,44 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
             f"(got {model.embedding_size} and {model.decoder_hidden_size}); make them equal or untie"
         )
     return config
+
+
+# the dev scores each kind of model has, which train.best_metric may name
+_METRICS = {"seq2seq": ("bleu", "chrf", "ppl"), "lm": ("ppl",), "classifier": ("accuracy", "macro_f1")}
+
+
+def _check_classifier(config: Config, source: str) -> None:
+    """The classifier's keys against the rest: each misfit an error naming the key and the fix."""
+    model, data = config.model, config.data
+    kind = "regression" if model.type == "classifier" and model.head == "regression" else model.type
+    metrics = ("rmse",) if kind == "regression" else _METRICS[model.type]
+    if config.train.best_metric != "auto" and config.train.best_metric not in metrics:
+        raise ConfigError(
+            f"{source}: train.best_metric = {config.train.best_metric!r} is not a dev score of this model "
+            f"(model.type = {model.type}{', head = regression' if kind == 'regression' else ''}); use auto "
+            f"or {' or '.join(metrics)}"
+        )
+    if model.type != "classifier":
+        changed = [
+            key
+            for key, default in (("pooling", "last"), ("head", "softmax"), ("activation", "tanh"))
+            if getattr(model, key) != default
+        ]
+        if changed or data.series or config.train.class_weights != "none":
+            key = f"model.{changed[0]}" if changed else "data.series" if data.series else "train.class_weights"
+            raise ConfigError(f"{source}: {key} is a classifier's setting; set model.type = classifier")
+        return
+    if model.activation != "tanh" and model.cell != "rnn":
+        raise ConfigError(
+            f"{source}: model.activation = {model.activation!r} is the vanilla RNN's nonlinearity, and "
+            f"model.cell = {model.cell!r} has its own gates; set model.cell = rnn or drop model.activation"
+        )
+    if data.series and not data.column:
+        raise ConfigError(f"{source}: data.series needs data.column: the column to forecast or classify")
+    if model.head == "regression" and config.train.class_weights != "none":
+        raise ConfigError(
+            f"{source}: train.class_weights weighs labels, and model.head = regression has none; drop it"
+        )
 
 
 def _check_tokenizer(cfg: TokenizerConfig, source: str) -> None:

@@ -35,6 +35,10 @@ VALIDATION_SCORES = (
     ("bpc", "bits/char", 3),
     ("bleu", "BLEU", 2),
     ("chrf", "chrF", 2),
+    ("accuracy", "dev accuracy", 4),
+    ("macro_f1", "macro-F1", 4),
+    ("rmse", "RMSE", 4),
+    ("mae", "MAE", 4),
 )
 TOKENIZING_EVERY = 10.0  # seconds between the lines that say how far tokenization is
 METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
@@ -78,6 +82,7 @@ class TrainingProgress:
         )
         self.task = TaskID(0)  # the bar's task, added by start
         self.bar = False  # whether the bar is drawn
+        self.unit, self.train_score = "target tokens", "ppl"  # the model type's, from the start record
         self.last_tokenizing = time.monotonic()
 
     def _say(self, text: str, markup: bool = False) -> None:
@@ -87,7 +92,9 @@ class TrainingProgress:
     def start(self, record: StartRecord) -> None:
         from seqkit.model_types import MODEL_TYPES  # here: an exported model's commands run without torch
 
-        data = MODEL_TYPES[record.model_type].describe_data(record.data)
+        model_type = MODEL_TYPES[record.model_type]
+        self.unit, self.train_score = model_type.unit, model_type.train_score
+        data = model_type.describe_data(record.data)
         processes = f" x {record.processes} processes" if record.processes > 1 else ""
         self._say(
             f"{data}; {record.parameters:,} parameters; {record.steps_per_epoch:,} steps per epoch; "
@@ -120,7 +127,8 @@ class TrainingProgress:
             completed=fraction,
             description=(
                 f"step {report.step:,} epoch {report.epoch} loss {report.loss:.3f} "
-                f"{report.target_tokens_per_s:,.0f} tok/s  {_clock(elapsed)} elapsed, "
+                f"{report.target_tokens_per_s:,.0f} {'tok' if self.unit == 'target tokens' else self.unit}/s  "
+                f"{_clock(elapsed)} elapsed, "
                 f"ETA {_clock(_eta(elapsed, fraction))}"
             ),
         )
@@ -129,9 +137,10 @@ class TrainingProgress:
         if self.bar:
             return  # the bar shows it
         eta = f", ETA {_clock(_eta(record.elapsed_s, fraction))}" if fraction > 0 else ""
+        score = f"accuracy {record.accuracy:.4f}" if self.train_score == "accuracy" else f"ppl {record.ppl:.2f}"
         self._say(
-            f"step {record.step:,} epoch {record.epoch}: loss {record.loss:.3f}  ppl {record.ppl:.2f}  "
-            f"{record.target_tokens_per_s:,.0f} target tokens/s  lr {record.lr:.3g}  "
+            f"step {record.step:,} epoch {record.epoch}: loss {record.loss:.3f}  {score}  "
+            f"{record.target_tokens_per_s:,.0f} {self.unit}/s  lr {record.lr:.3g}  "
             f"{_clock(record.elapsed_s)} elapsed{eta}"
         )
 
@@ -182,6 +191,46 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
             f"{perplexity['model']}: perplexity {perplexity['perplexity']:.3f} "
             f"({perplexity['tokens']:,} tokens, {perplexity['nll_per_token']:.4f} nats/token{bpc})\n"
         )
+
+
+def print_prediction_scores(result: dict, as_json: bool) -> None:
+    """A classifier's or forecaster's evaluation on stdout: the model and its baselines side by side, then
+    (a classifier) each label's precision / recall / F1 and the confusion matrix; or the whole as JSON."""
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        return
+    out = Console(soft_wrap=True)
+    scores = result["scores"]
+    names = ("accuracy", "macro_f1") if result["kind"] == "classifier" else ("mae", "rmse", "mape")
+    headings = {"accuracy": "accuracy", "macro_f1": "macro-F1", "mae": "MAE", "rmse": "RMSE", "mape": "MAPE %"}
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title=f"{result['model']} on {result['data']} ({scores['examples']:,} examples)")
+    table.add_column("system")
+    for name in names:
+        table.add_column(headings[name], justify="right")
+    table.add_row("model", *(f"{scores[name]:.4f}" for name in names))
+    for row in result["baselines"]:
+        if "skipped" in row:
+            table.add_row(row["name"], *(["-"] * (len(names) - 1)), f"({row['skipped']})")
+        else:
+            table.add_row(row["name"], *(f"{row[name]:.4f}" for name in names))
+    out.print(table)
+    if result["kind"] != "classifier":
+        return
+    labels = table_labels = scores["labels"]
+    per_label = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for heading in ("label", "precision", "recall", "F1", "support"):
+        per_label.add_column(heading, justify="left" if heading == "label" else "right")
+    for label in labels:
+        row = scores["per_label"][label]
+        per_label.add_row(label, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", f"{row['support']:,}")
+    out.print(per_label)
+    confusion = Table(box=box.SIMPLE_HEAD, show_edge=False, title="confusion matrix: true label down, predicted across")
+    confusion.add_column("true \\ predicted")
+    for number in range(1, len(table_labels) + 1):
+        confusion.add_column(str(number), justify="right")
+    for number, (label, counts) in enumerate(zip(labels, scores["confusion"], strict=True), start=1):
+        confusion.add_row(f"{number} {label}", *(str(count) for count in counts))
+    out.print(confusion)
 
 
 def _size(count: int) -> str:

@@ -6,6 +6,7 @@
     model.safetensors    the weights of the best checkpoint (no pickle)
     train_log.jsonl      one JSON record per log interval and validation
     vocab_counts.json    how often each piece occurs in the training data (`seqkit info --vocab`)
+    encoding.json        a classifier's labels and the standardisation of its numbers (data/encoding.py)
     shortlist.npz        a translation model's likely target pieces per source piece, for
                          `translate --shortlist` (decoding/shortlist.py)
     dev.src.txt          without data.dev: the dev pairs held out of data.train, one per line
@@ -36,6 +37,7 @@ from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
 from seqkit.data.corpus import CACHE
+from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
 from seqkit.errors import ConfigError, ModelDirError
@@ -61,6 +63,7 @@ RUN_FILES = (
     HELD_OUT_TGT,
     VOCAB_COUNTS,
     SHORTLIST,
+    ENCODING,
     MARKER,
     LOCK,
 )
@@ -107,7 +110,7 @@ def refuse_links(model_dir: Path) -> None:
             )
 
 
-def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> None:
+def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | None, resume: bool) -> None:
     """Prepare the directory of a run (claimed and locked by the trainer, checked by `open_run`): a new one gets its tokenizer,
     config and an empty log, and loses the files of an earlier run (seqkit's own, by name: a user's file
     beside them stays); a resumed one gets the config of this session (the command may have changed limits
@@ -117,13 +120,13 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer, resume: bool) -> N
         model_dir.mkdir(parents=True, exist_ok=True)
         # an earlier run, or one killed before its first checkpoint, may have left files of another
         # tokenizer or model, a log, and checkpoints (named or not)
-        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS, LOG):
+        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS, ENCODING, SHORTLIST, LOG):
             (model_dir / stale).unlink(missing_ok=True)
         checkpoints = model_dir / CHECKPOINTS
         for pattern in CHECKPOINT_ENTRIES:
             for entry in checkpoints.glob(pattern):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        for name, data in tokenizer.files().items():
+        for name, data in (tokenizer.files() if tokenizer is not None else {}).items():  # none: numbers
             atomic_write(model_dir / name, data)
     atomic_write(model_dir / CONFIG, configfile.to_toml(cfg))
 

@@ -48,7 +48,21 @@ def evaluate(
         typer.Option(
             "--model",
             metavar="DIR",
-            help="Perplexity of --ref under this model (given --source for seq2seq).",
+            help="Perplexity of --ref under this model (given --source for seq2seq); a classifier: its scores on --data.",
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help="A classifier's labelled test data (as its data.train; a series: its test part is scored).",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", metavar="FILE", help="With --data: the confusion matrix (or predicted against actual) as PNG."
         ),
     ] = None,
     source: Annotated[
@@ -63,6 +77,9 @@ def evaluate(
     from seqkit import console, model_types
     from seqkit.scoring.evaluation import score_systems
 
+    if data is not None or plot is not None:
+        _evaluate_classifier(model_dir, data, plot, as_json, device)
+        return
     if more_metrics and not metrics:
         raise DataError(
             f"unexpected argument {more_metrics[0]!r}: give system output with -i FILE (or on stdin)"
@@ -81,8 +98,11 @@ def evaluate(
     rows = score_systems(hypotheses, references, names or [], chosen, column) if hypotheses else []
     perplexity = None
     if model_dir is not None:
+        from seqkit import modeldir
         from seqkit.runtime import devices
 
+        if modeldir.load_config(model_dir).model.type == "classifier":
+            raise DataError(f"--model {model_dir} is a classifier: give its labelled test data with --data FILE")
         perplexity = model_types.perplexity(model_dir, source, references[0], devices.resolve(device))
     console.print_evaluation(rows, perplexity, as_json)
 
@@ -106,3 +126,17 @@ def average(
         raise ConfigError(f"--last {last}: must be at least 1")
     names = checkpoint.average(model_dir, output, last)
     console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)
+
+
+def _evaluate_classifier(model_dir: Path | None, data: str | None, plot: Path | None, as_json: bool, device: str) -> None:
+    from seqkit import api, console
+    from seqkit.scoring.prediction import plot_evaluation
+
+    if model_dir is None or data is None:
+        raise DataError("--data and --plot score a classifier: give both --model DIR and --data FILE")
+    model = api.load(model_dir, device)
+    model.require_task("predict")
+    result = model.evaluate(data)
+    if plot is not None:
+        plot_evaluation(result, plot, str(model_dir))
+    console.print_prediction_scores(result, as_json)

@@ -5,6 +5,7 @@ the type themselves; adding a model type means one module here and one entry bel
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -12,26 +13,29 @@ from torch import nn
 
 from seqkit import modeldir
 from seqkit.config import Config
-from seqkit.data.tokenizer import Tokenizer, load_tokenizer
 from seqkit.errors import ConfigError
-from seqkit.model_types import lm, seq2seq
+from seqkit.model_types import classifier, lm, seq2seq
 from seqkit.model_types.base import ModelType
 
-MODEL_TYPES: dict[str, ModelType] = {"seq2seq": seq2seq.MODEL_TYPE, "lm": lm.MODEL_TYPE}
+MODEL_TYPES: dict[str, ModelType] = {
+    "seq2seq": seq2seq.MODEL_TYPE,
+    "lm": lm.MODEL_TYPE,
+    "classifier": classifier.MODEL_TYPE,
+}
 
 
 def of(cfg: Config) -> ModelType:
     return MODEL_TYPES[cfg.model.type]
 
 
-def load(model_dir: Path | str, device: torch.device | str = "cpu") -> tuple[Config, Tokenizer, nn.Module]:
-    """Config, tokenizer and model (in eval mode, on `device`) of a model directory, or a ModelDirError."""
+def load(model_dir: Path | str, device: torch.device | str = "cpu") -> tuple[Config, Any, nn.Module]:
+    """Config, tokenizer (a classifier's: data.encoding.Codec) and model (in eval mode, on `device`) of a
+    model directory, or a ModelDirError."""
     model_dir = Path(model_dir)
     modeldir.require_directory(model_dir)
     cfg = modeldir.load_config(model_dir)
-    tokenizer = load_tokenizer(model_dir)
+    tokenizer, model = of(cfg).build(cfg, model_dir)
     weights = modeldir.read_weights(model_dir)
-    model = of(cfg).build(cfg.model, tokenizer)
     try:
         modeldir.load_weights_into(model, weights)
     except (SafetensorError, RuntimeError, ValueError) as e:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from torch import nn
 
 from seqkit.config import Config, ModelConfig
-from seqkit.data.tokenizer import Tokenizer
+from seqkit.data.tokenizer import Tokenizer, load_tokenizer
 from seqkit.model_types.inspection import Inspection
 from seqkit.training.log import EndRecord
 from seqkit.training.task import Reporter
@@ -22,9 +22,10 @@ class ModelType:
     name: str  # the value of model.type
     title: str  # what `seqkit info` calls it: "encoder-decoder", "language model"
     # what the model does with text, which is also the command that does it
-    task: Literal["translate", "generate"]
+    task: Literal["translate", "generate", "predict"]
     attends: bool  # whether model.attention applies to it
-    build: Callable[[ModelConfig, Tokenizer], nn.Module]  # an untrained model of a config
+    # a model directory's tokenizer (a classifier's: data.encoding.Codec) and an untrained model of its config
+    build: Callable[[Config, Path], tuple[Any, nn.Module]]
     # train into a model directory (resume: continue its latest checkpoint; overwrite: replace the trained
     # run it holds) -> the closing record
     train: Callable[[Config, Path, Reporter | None, bool, bool], EndRecord]
@@ -37,3 +38,17 @@ class ModelType:
     time_name: str
     per_step: Callable[[str], bool]
     describe_data: Callable[[dict[str, int]], str]  # a start record's data counts -> one line
+    unit: str = "target tokens"  # what training counts per second
+    train_score: str = "ppl"  # what a training log line shows beside the loss: ppl or accuracy
+
+
+def tokenizer_and_model(
+    model_class: Callable[[ModelConfig, Tokenizer], nn.Module],
+) -> Callable[[Config, Path], tuple[Tokenizer, nn.Module]]:
+    """`build` for a model type whose model is made of its config and tokenizer alone."""
+
+    def build(cfg: Config, model_dir: Path) -> tuple[Tokenizer, nn.Module]:
+        tokenizer = load_tokenizer(model_dir)
+        return tokenizer, model_class(cfg.model, tokenizer)
+
+    return build

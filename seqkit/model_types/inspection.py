@@ -26,6 +26,9 @@ class Inspection:
     cell: str
     layers: list[LayerTrace]  # encoder layers (each direction), then decoder layers
     attention: AttentionMap | None
+    # a classifier with attention pooling: the weight of each step (layers[0].tokens) in the pooled vector
+    pooling: list[float] | None = None
+    probabilities: dict[str, float] | None = None  # a classifier: each label's probability
 
 
 def named_traces(prefix: str, traces, tokens: list[str]) -> list[LayerTrace]:

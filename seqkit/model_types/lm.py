@@ -11,7 +11,7 @@ from seqkit.config import Config
 from seqkit.data.text import read_lines
 from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
 from seqkit.errors import DataError
-from seqkit.model_types.base import ModelType
+from seqkit.model_types.base import ModelType, tokenizer_and_model
 from seqkit.model_types.inspection import Inspection, named_traces
 from seqkit.models.lm import RNNLanguageModel
 from seqkit.models.trace import trace_rnn
@@ -63,7 +63,7 @@ MODEL_TYPE = ModelType(
     title="language model",
     task="generate",
     attends=False,
-    build=RNNLanguageModel.from_config,
+    build=tokenizer_and_model(RNNLanguageModel.from_config),
     train=trainer.train,
     perplexity=score_perplexity,
     inspect=inspect,

@@ -14,7 +14,7 @@ from seqkit.decoding.inference import attention_map
 from seqkit.decoding.search import decode_corpus
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.errors import ConfigError, DataError
-from seqkit.model_types.base import ModelType
+from seqkit.model_types.base import ModelType, tokenizer_and_model
 from seqkit.model_types.inspection import Inspection, named_traces
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.models.trace import trace_rnn
@@ -111,7 +111,7 @@ MODEL_TYPE = ModelType(
     title="encoder-decoder",
     task="translate",
     attends=True,
-    build=Seq2Seq.from_config,
+    build=tokenizer_and_model(Seq2Seq.from_config),
     train=trainer.train,
     perplexity=score_perplexity,
     inspect=inspect,

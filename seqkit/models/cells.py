@@ -15,9 +15,17 @@ CELLS: dict[str, type[nn.RNN] | type[nn.GRU] | type[nn.LSTM]] = {
 
 
 def make_rnn(
-    cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool = False
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    bidirectional: bool = False,
+    activation: str = "tanh",
 ) -> nn.RNNBase:
-    """A batch-first stacked RNN; dropout applies between layers (torch ignores it for one layer)."""
+    """A batch-first stacked RNN; dropout applies between layers (torch ignores it for one layer);
+    `activation` is the vanilla RNN's nonlinearity (tanh or relu)."""
+    extra = {"nonlinearity": activation} if cell == "rnn" else {}
     return CELLS[cell](
         input_size,
         hidden_size,
@@ -25,6 +33,7 @@ def make_rnn(
         batch_first=True,
         dropout=dropout if num_layers > 1 else 0.0,
         bidirectional=bidirectional,
+        **extra,
     )
 
 
@@ -48,15 +57,18 @@ def cell_step(
     cell_state: torch.Tensor | None,
     w_hh: torch.Tensor,
     b_hh: torch.Tensor,
+    activation: str = "tanh",
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
     """One time step of one layer whose input projection `W_ih x + b_ih` is already computed, with the
     gate layout and equations of torch's nn.RNN / nn.GRU / nn.LSTM (so their weights serve unchanged).
 
     input_gates (batch, gates * hidden), hidden (batch, hidden) -> new hidden, new cell state (LSTM),
-    and the gate activations it used (names in GATES[cell]), each (batch, hidden), for `seqkit inspect`."""
+    and the gate activations it used (names in GATES[cell]), each (batch, hidden), for `seqkit inspect`;
+    `activation` is the vanilla RNN's nonlinearity."""
     hidden_gates = F.linear(hidden, w_hh, b_hh)
     if cell == "rnn":
-        return torch.tanh(input_gates + hidden_gates), None, {}
+        total = input_gates + hidden_gates
+        return (torch.relu(total) if activation == "relu" else torch.tanh(total)), None, {}
     if cell == "gru":
         input_r, input_z, input_n = input_gates.chunk(3, dim=1)
         hidden_r, hidden_z, hidden_n = hidden_gates.chunk(3, dim=1)

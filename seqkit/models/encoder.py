@@ -20,16 +20,20 @@ class Encoder(nn.Module):
         bidirectional: bool,
         cell: str,
         dropout: float,
+        input_layer: nn.Module | None = None,
+        activation: str = "tanh",
     ):
+        """`input_layer` maps each step's input to `embedding_size` values instead of token embeddings (a
+        classifier of numbers gives a linear layer); `activation`: the vanilla RNN's nonlinearity."""
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.embedding = input_layer or nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = make_rnn(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        self.rnn = make_rnn(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional, activation)
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src (batch, src_len), src_lengths (batch,) ->
+        """src (batch, src_len) ids, or (batch, src_len, features) for an `input_layer`; src_lengths (batch,) ->
         memory (batch, src_len, output_size), zero at padding, and
         final (batch, output_size): the last layer's final state, directions concatenated."""
         embedded = self.dropout(self.embedding(src))  # (batch, src_len, embedding)

@@ -13,7 +13,7 @@ from torch import nn
 from seqkit.models.cells import GATES, cell_step, layer_weights
 
 
-def _run_direction(cell: str, weights, inputs: torch.Tensor, hidden, cell_state, reverse: bool):
+def _run_direction(cell: str, weights, inputs: torch.Tensor, hidden, cell_state, reverse: bool, activation: str):
     """One direction of one layer over inputs (steps, features) -> hidden (steps, hidden), gates."""
     w_ih, w_hh, b_ih, b_hh = weights
     input_gates = nn.functional.linear(inputs, w_ih, b_ih)  # (steps, gates * hidden), one product
@@ -23,7 +23,7 @@ def _run_direction(cell: str, weights, inputs: torch.Tensor, hidden, cell_state,
     hidden, cell_state = hidden.unsqueeze(0), None if cell_state is None else cell_state.unsqueeze(0)
     for t in order:
         hidden, cell_state, step_gates = cell_step(
-            cell, input_gates[t : t + 1], hidden, cell_state, w_hh, b_hh
+            cell, input_gates[t : t + 1], hidden, cell_state, w_hh, b_hh, activation
         )
         states[t] = hidden[0]
         for name, value in step_gates.items():
@@ -64,6 +64,7 @@ def trace_rnn(
                 hidden0[index, 0],
                 None if cell0 is None else cell0[index, 0],
                 reverse=direction == 1,
+                activation=getattr(rnn, "nonlinearity", "tanh"),
             )
             name = f"layer {layer + 1}" + (
                 (" backward" if direction else " forward") if directions == 2 else ""

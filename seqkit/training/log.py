@@ -23,7 +23,14 @@ from typing import Any, Literal
 from seqkit.errors import ModelDirError
 from seqkit.modeldir import LOG
 
-METRIC_KEYS = {"bleu": "dev_bleu", "chrf": "dev_chrf", "ppl": "dev_ppl"}  # train.best_metric -> dev score
+METRIC_KEYS = {
+    "bleu": "dev_bleu",
+    "chrf": "dev_chrf",
+    "ppl": "dev_ppl",
+    "accuracy": "dev_accuracy",
+    "macro_f1": "dev_macro_f1",
+    "rmse": "dev_rmse",
+}  # train.best_metric -> dev score
 
 
 @dataclass(frozen=True)

@@ -244,3 +244,70 @@ def principal_components(hidden: torch.Tensor) -> tuple[torch.Tensor, list[float
         components = torch.cat([components, components.new_zeros(components.size(0), 1)], dim=1)
         shares.append(0.0)
     return components.float(), shares
+
+
+def confusion_figure(matrix, labels: list[str], title: str = ""):
+    """The confusion matrix: true labels down, predicted across, each cell's count written in it and
+    shaded by its share of its row (so a small label's errors show as clearly as a large one's)."""
+    import numpy as np
+
+    count = len(labels)
+    size = min(30.0, 3.0 + 0.6 * count)
+    figure = _figure((size + 1.0, size))
+    ax = figure.subplots()
+    rows = matrix.sum(1, keepdims=True)
+    shares = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    font = _label_font(count, size - 3.0)
+    ax.set_xticks(range(count), labels, rotation=90, fontsize=font)
+    ax.set_yticks(range(count), labels, fontsize=font)
+    for i in range(count):
+        for j in range(count):
+            if matrix[i, j]:
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=font, color=colour)
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    accuracy = np.trace(matrix) / max(1, matrix.sum())
+    heading = f"confusion matrix ({int(matrix.sum()):,} examples, accuracy {accuracy:.3f})"
+    ax.set_title(f"{title}: {heading}" if title else heading, fontsize="small")
+    bar = figure.colorbar(image, ax=ax, fraction=0.04)
+    bar.set_label("share of the true label's examples", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def forecast_figure(actual, predicted, title: str = ""):
+    """A forecaster's test windows in time order: the actual value and the prediction at the first step
+    ahead (left), and predicted against actual for every step ahead, with the diagonal (right)."""
+    figure = _figure((12.0, 4.0))
+    series, scatter = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    series.plot(actual[:, 0], label="actual", color="black", linewidth=1.0)
+    series.plot(predicted[:, 0], label="predicted", color="tab:orange", linewidth=1.0)
+    series.set_xlabel("test window (in time order)")
+    series.set_ylabel("value, one step ahead")
+    series.legend(fontsize="small")
+    scatter.scatter(actual.ravel(), predicted.ravel(), s=6, alpha=0.5)
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    scatter.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")
+    scatter.set_xlabel("actual")
+    scatter.set_ylabel("predicted")
+    heading = "predicted against actual"
+    series.set_title(f"{title}: {heading}" if title else heading, fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def pooling_figure(inspection: Inspection):
+    """A classifier's attention pooling: the weight of each step in the vector its head reads."""
+    weights = inspection.pooling or []
+    tokens = inspection.layers[0].tokens
+    width = min(40.0, 3.0 + 0.3 * len(tokens))
+    figure = _figure((width, 3.5))
+    ax = figure.subplots()
+    ax.bar(range(len(weights)), weights, color="tab:blue")
+    ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=_label_font(len(tokens), width - 3.0))
+    ax.set_ylabel("pooling weight")
+    ax.set_title(f"attention pooling (weights sum to 1): {inspection.output}", fontsize="small")
+    figure.tight_layout()
+    return figure

@@ -79,6 +79,9 @@ def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:
             directory / "attention.png", plots.png(plots.attention_figure(inspection.attention)), "--output"
         )
         written.append(directory / "attention.png")
+    if inspection.pooling is not None:
+        _write(directory / "pooling.png", plots.png(plots.pooling_figure(inspection)), "--output")
+        written.append(directory / "pooling.png")
     numbers = {
         "text": inspection.text,
         "output": inspection.output,
@@ -93,6 +96,8 @@ def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:
             for layer in inspection.layers
         ],
         "attention": inspection.attention.to_dict() if inspection.attention else None,
+        "pooling": inspection.pooling,
+        "probabilities": inspection.probabilities,
     }
     _write(directory / "trace.json", json.dumps(numbers, ensure_ascii=False).encode("utf-8"), "--output")
     written.append(directory / "trace.json")

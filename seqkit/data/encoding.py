@@ -1,0 +1,195 @@
+"""How a classifier's examples become tensors and its outputs labels or numbers: the label set, the
+standardisation of numbers (fitted on the training part only) and the padded batches. Stored in the
+model directory as encoding.json, beside the tokenizer of a text model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from seqkit.data.labelled import Examples, parse_numbers
+from seqkit.data.tokenizer import PAD, Tokenizer
+from seqkit.errors import DataError, ModelDirError
+
+FILE = "encoding.json"
+
+
+@dataclass(frozen=True)
+class Encoding:
+    inputs: Literal["text", "numbers"]
+    head: Literal["softmax", "sigmoid", "regression"]
+    labels: tuple[str, ...]  # the classes, sorted; () for regression (sigmoid: the second is positive)
+    features: int  # numbers per time step; 0 for text
+    input_mean: tuple[float, ...]  # per feature, over the training steps
+    input_std: tuple[float, ...]
+    outputs: int  # regression: values predicted per example (data.horizon for a series)
+    target_mean: float = 0.0  # regression: of the training targets
+    target_std: float = 1.0
+    columns: tuple[str, ...] = ()  # a series: the input column of each feature
+
+    @classmethod
+    def fit(cls, train: Examples, head: str, columns: tuple[str, ...] = ()) -> Encoding:
+        """The encoding of a training set: its labels and the mean and deviation of its numbers."""
+        mean: tuple[float, ...] = ()
+        std: tuple[float, ...] = ()
+        features = 0
+        if train.numbers is not None:
+            steps = np.concatenate(train.numbers)  # (all steps, features)
+            features = steps.shape[1]
+            mean, std = tuple(steps.mean(0).tolist()), tuple(_nonzero(steps.std(0)).tolist())
+        if head == "regression":
+            assert train.values is not None
+            return cls(
+                "text" if train.texts is not None else "numbers",
+                "regression",
+                (),
+                features,
+                mean,
+                std,
+                train.values.shape[1],
+                float(train.values.mean()),
+                float(_nonzero(np.asarray([train.values.std()]))[0]),
+                columns,
+            )
+        labels = tuple(sorted(set(train.labels)))
+        if head == "sigmoid" and len(labels) != 2:
+            raise DataError(
+                f"model.head = sigmoid is for two labels, and the training data has {len(labels)} "
+                f"({', '.join(labels[:10])}); use model.head = softmax"
+            )
+        if len(labels) < 2:
+            raise DataError(f"the training data has one label ({labels[0]!r}); a classifier needs two or more")
+        inputs: Literal["text", "numbers"] = "text" if train.texts is not None else "numbers"
+        return cls(inputs, head, labels, features, mean, std, 1 if head == "sigmoid" else len(labels), columns=columns)  # type: ignore[arg-type]
+
+    # -- the model directory
+
+    def write(self, model_dir: Path) -> None:
+        from seqkit.outputs import atomic_write
+
+        atomic_write(model_dir / FILE, json.dumps(asdict(self), indent=1).encode("utf-8"))
+
+    @classmethod
+    def read(cls, model_dir: Path) -> Encoding:
+        try:
+            values = json.loads((model_dir / FILE).read_text(encoding="utf-8"))
+            return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+        except FileNotFoundError:
+            raise ModelDirError(f"{model_dir}: no {FILE} (the classifier's labels and scaling); retrain it") from None
+        except (ValueError, TypeError):
+            raise ModelDirError(f"{model_dir / FILE}: damaged; retrain the model or restore the file") from None
+
+    # -- examples to tensors
+
+    def label_ids(self, examples: Examples) -> np.ndarray:
+        """The index of each example's label in `labels`; a label the model never saw is an error."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        ids = []
+        for label, place in zip(examples.labels, examples.places, strict=True):
+            if label not in index:
+                shown = ", ".join(self.labels[:12]) + (", ..." if len(self.labels) > 12 else "")
+                raise DataError(
+                    f"{place}: label {label!r} is not one the model was trained on ({shown}); fix the label "
+                    "or train a model that has it"
+                )
+            ids.append(index[label])
+        return np.asarray(ids, dtype=np.int64)
+
+    def scaled_inputs(self, numbers: list[np.ndarray]) -> list[np.ndarray]:
+        """Numbers standardised with the training statistics, as float32."""
+        mean, std = np.asarray(self.input_mean), np.asarray(self.input_std)
+        for values in numbers:
+            if values.shape[1] != self.features:
+                raise DataError(f"a sequence of {values.shape[1]} features per step; the model reads {self.features}")
+        return [((values - mean) / std).astype(np.float32) for values in numbers]
+
+    def scaled_targets(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self.target_mean) / self.target_std).astype(np.float32)
+
+    def unscaled(self, outputs: np.ndarray) -> np.ndarray:
+        """Regression outputs in the targets' own units."""
+        return outputs.astype(np.float64) * self.target_std + self.target_mean
+
+
+def _nonzero(std: np.ndarray) -> np.ndarray:
+    """A constant feature is divided by 1, not by 0."""
+    return np.where(std > 1e-12, std, 1.0)
+
+
+@dataclass
+class ClassBatch:
+    inputs: torch.Tensor  # (batch, steps) token ids padded with PAD, or (batch, steps, features) floats
+    lengths: torch.Tensor  # (batch,) steps of each example, on the CPU (packing reads them there)
+    targets: torch.Tensor | None  # (batch,) label ids, or (batch, outputs) standardised values
+
+    def to(self, device: torch.device) -> ClassBatch:
+        if device.type == "cpu":
+            return self
+        targets = None if self.targets is None else self.targets.to(device)
+        return ClassBatch(self.inputs.to(device), self.lengths, targets)
+
+
+def make_batch(inputs: list, indices: list[int], targets: np.ndarray | None = None) -> ClassBatch:
+    """Padded tensors of examples `indices`: `inputs` are token-id lists or (steps, features) arrays."""
+    rows = [inputs[i] for i in indices]
+    lengths = torch.tensor([len(row) for row in rows])
+    longest = int(lengths.max())
+    if isinstance(rows[0], np.ndarray):
+        padded = torch.zeros(len(rows), longest, rows[0].shape[1])
+        for r, row in enumerate(rows):
+            padded[r, : len(row)] = torch.from_numpy(row)
+    else:
+        padded = torch.full((len(rows), longest), PAD, dtype=torch.long)
+        for r, row in enumerate(rows):
+            padded[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+    chosen = None if targets is None else torch.from_numpy(targets[indices])
+    return ClassBatch(padded, lengths, chosen)
+
+
+def encode_inputs(encoding: Encoding, tokenizer: Tokenizer | None, examples: Examples) -> list:
+    """Each example's model input: token ids (text) or standardised numbers."""
+    if examples.texts is not None:
+        if tokenizer is None or encoding.inputs != "text":
+            raise DataError("text examples for a model that reads numbers; give numbers, as it was trained on")
+        return tokenizer.encode_tgt(examples.texts)
+    assert examples.numbers is not None
+    if encoding.inputs != "numbers":
+        raise DataError("number sequences for a model that reads text; give text, as it was trained on")
+    return encoding.scaled_inputs(examples.numbers)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """What a trained classifier reads and says: its encoding and, for text, its tokenizer."""
+
+    encoding: Encoding
+    tokenizer: Tokenizer | None
+
+    @classmethod
+    def read(cls, model_dir: Path) -> Codec:
+        from seqkit.data.tokenizer import load_tokenizer
+
+        encoding = Encoding.read(model_dir)
+        return cls(encoding, load_tokenizer(model_dir) if encoding.inputs == "text" else None)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.tgt_vocab_size if self.tokenizer is not None else 0
+
+    def inputs(self, examples: Examples) -> list:
+        return encode_inputs(self.encoding, self.tokenizer, examples)
+
+    def examples(self, lines: list[str], places: list[str]) -> Examples:
+        """Unlabelled examples of input lines: text, or numbers x1,x2,... (data.features per step);
+        `places` name each line in errors."""
+        if self.encoding.inputs == "text":
+            return Examples(lines, None, [], None, places)
+        features = self.encoding.features
+        numbers = [parse_numbers(line, features, place) for line, place in zip(lines, places, strict=True)]
+        return Examples(None, numbers, [], None, places)

@@ -1,0 +1,271 @@
+"""Labelled examples for a classifier or forecaster (`model.type = "classifier"`), in three formats:
+
+    text     a TSV file (.tsv, .tsv.gz) of label<TAB>text (the columns are data.label_column and
+             data.text_column), or two line-aligned files {prefix}.text and {prefix}.label (or .gz)
+    numbers  a CSV file (.csv, .csv.gz) of label,x1,x2,...: one sequence per line, every x a number; with
+             data.features = F each time step has F values, step-major (x1..xF are the first step), so
+             sequences may differ in length but each holds a multiple of F values
+    series   one CSV file with a header line (data.series): the windows of data.window rows of the
+             data.inputs columns, each with the target data.horizon rows after its last row (data.column),
+             split by time into train, dev and test (`split_series`)
+
+The label of a regression model (model.head = regression) is a number. Every reader names file and line
+in its errors. Empty lines are skipped (and counted) in training data; `parse_numbers` reads one
+unlabelled line of numbers, as `seqkit predict` gets them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from pathlib import Path
+
+import numpy as np
+
+from seqkit.config import DataConfig
+from seqkit.data.text import corpus_file, iter_lines
+from seqkit.errors import DataError
+
+
+@dataclass(frozen=True)
+class Examples:
+    """What a classifier reads: inputs (texts, or raw number sequences) and their targets."""
+
+    texts: list[str] | None  # text inputs, or None
+    numbers: list[np.ndarray] | None  # number inputs, each (steps, features) float64, as read
+    labels: list[str]  # the label of each example ([] for a regression model)
+    values: np.ndarray | None  # regression: (examples, outputs) targets as read, else None
+    places: list[str]  # "file:line" of each example, for errors that name one
+    skipped: int = 0  # empty lines skipped
+    # a series: what the naive forecasts say of each example (scoring/baselines.py), by name:
+    # "persistence" (the last value or label seen) and "seasonal" (data.season steps before the target)
+    naive: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+    def take(self, indices: list[int]) -> Examples:
+        def chosen(values):
+            return values[indices] if isinstance(values, np.ndarray) else [values[i] for i in indices]
+
+        return Examples(
+            None if self.texts is None else chosen(self.texts),
+            None if self.numbers is None else chosen(self.numbers),
+            chosen(self.labels) if self.labels else [],
+            None if self.values is None else self.values[indices],
+            chosen(self.places),
+            naive={name: chosen(values) for name, values in self.naive.items()},
+        )
+
+
+def kind_of(spec: str, cfg: DataConfig) -> str:
+    """tsv, csv or labels ({prefix}.text + {prefix}.label): data.format unless auto, else by the name."""
+    if cfg.format in ("tsv", "csv", "labels"):
+        return cfg.format
+    if cfg.format != "auto":
+        raise DataError(
+            f"data.format = {cfg.format!r} is a translation corpus format; a classifier reads tsv (label and "
+            "text), labels ({prefix}.text + {prefix}.label) or csv (numbers)"
+        )
+    name = spec.lower()
+    if name.endswith((".tsv", ".tsv.gz")):
+        return "tsv"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    return "labels"
+
+
+def read_examples(spec: str, cfg: DataConfig, option: str, regression: bool) -> Examples:
+    """The examples of data.train / data.dev / an evaluation file `spec` (named `option` in errors)."""
+    kind = kind_of(spec, cfg)
+    if kind == "csv":
+        return _read_numbers(_existing(spec, option), cfg.features, regression)
+    if kind == "tsv":
+        rows = _tsv_rows(_existing(spec, option), cfg.label_column, cfg.text_column)
+    else:
+        text_file, label_file = corpus_file(spec, "text", option), corpus_file(spec, "label", option)
+        rows = _aligned_rows(text_file, label_file)
+    texts, labels, places, skipped = [], [], [], 0
+    for place, label, text in rows:
+        if not text.strip() or not label.strip():
+            skipped += 1
+            continue
+        texts.append(text)
+        labels.append(label.strip())
+        places.append(place)
+    values = _label_values(labels, places) if regression else None
+    return Examples(texts, None, [] if regression else labels, values, places, skipped)
+
+
+def _existing(spec: str, option: str) -> Path:
+    path = Path(spec)
+    if not path.is_file():
+        raise DataError(f"{option} = {spec!r}: no such file; check the path")
+    return path
+
+
+def _tsv_rows(path: Path, label_column: int, text_column: int) -> Iterator[tuple[str, str, str]]:
+    needed = max(label_column, text_column)
+    for number, line in enumerate(iter_lines(path), start=1):
+        if not line.strip():
+            yield f"{path}:{number}", "", ""
+            continue
+        cells = line.split("\t")
+        if len(cells) < needed:
+            raise DataError(
+                f"{path}:{number}: {len(cells)} tab-separated column(s), but a labelled example needs column "
+                f"{needed}; fix the line, or set data.label_column / data.text_column to the right columns"
+            )
+        yield f"{path}:{number}", cells[label_column - 1], cells[text_column - 1]
+
+
+def _aligned_rows(text_file: Path, label_file: Path) -> Iterator[tuple[str, str, str]]:
+    texts, labels = list(iter_lines(text_file)), list(iter_lines(label_file))
+    if len(texts) != len(labels):
+        raise DataError(
+            f"{text_file} has {len(texts)} lines but {label_file} has {len(labels)}; the label of line i is "
+            "line i of the .label file"
+        )
+    for number, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
+        yield f"{text_file}:{number}", label, text
+
+
+def _number(cell: str, where: str, what: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise DataError(f"{where}: {what} {cell.strip()!r} is not a number; fix the value") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: {what} {cell.strip()!r} is not a finite number; fix or drop the row")
+    return value
+
+
+def _label_values(labels: list[str], places: list[str]) -> np.ndarray:
+    """The numbers a regression model learns: its labels, read as numbers."""
+    values = [_number(label, place, "the label (model.head = regression)") for label, place in zip(labels, places)]
+    return np.asarray(values, dtype=np.float64).reshape(-1, 1)
+
+
+def parse_numbers(line: str, features: int, where: str) -> np.ndarray:
+    """One sequence of numbers x1,x2,... (step-major, `features` per step) -> (steps, features)."""
+    cells = line.split(",")
+    if len(cells) % features:
+        raise DataError(
+            f"{where}: {len(cells)} values, not a multiple of data.features = {features} (values per step); "
+            "give whole steps"
+        )
+    values = [_number(cell, where, f"value {i + 1}") for i, cell in enumerate(cells)]
+    return np.asarray(values, dtype=np.float64).reshape(-1, features)
+
+
+def _read_numbers(path: Path, features: int, regression: bool) -> Examples:
+    numbers, labels, places, skipped = [], [], [], 0
+    for number, line in enumerate(iter_lines(path), start=1):
+        if not line.strip():
+            skipped += 1
+            continue
+        where = f"{path}:{number}"
+        label, _, rest = line.partition(",")
+        if not rest.strip():
+            raise DataError(f"{where}: a label and no values; a line is label,x1,x2,...")
+        numbers.append(parse_numbers(rest, features, where))
+        labels.append(label.strip())
+        places.append(where)
+    values = _label_values(labels, places) if regression else None
+    return Examples(None, numbers, [] if regression else labels, values, places, skipped)
+
+
+@dataclass(frozen=True)
+class SeriesSplit:
+    """The windows of one series, cut and split by time (train first, then dev, then test)."""
+
+    train: Examples
+    dev: Examples
+    test: Examples
+    columns: list[str]  # the input columns, in the order of each step's features
+    rows: int  # rows in the file
+
+
+def input_columns(cfg: DataConfig) -> list[str]:
+    return [name.strip() for name in cfg.inputs.split(",") if name.strip()] or [cfg.column]
+
+
+def read_series_table(path: Path | str, option: str = "data.series") -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of a CSV file with a header line (the rows' cells as strings)."""
+    lines = list(iter_lines(_existing(str(path), option)))
+    table = list(csv.reader(line for line in lines if line.strip()))
+    if len(table) < 2:
+        raise DataError(f"{path}: a series needs a header line and at least one row")
+    header = [name.strip() for name in table[0]]
+    for number, row in enumerate(table[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}:{number}: {len(row)} cells but the header has {len(header)}; fix the row")
+    return header, table[1:]
+
+
+def split_series(path: Path | str, cfg: DataConfig, regression: bool, option: str = "data.series") -> SeriesSplit:
+    """Cut a series into windows and split them by time: the last data.test_fraction of the windows are
+    test, the data.dev_fraction before them dev, the rest train (no window is shuffled across)."""
+    header, rows = read_series_table(path, option)
+    columns = input_columns(cfg)
+    for name, key in [(cfg.column, "data.column")] + [(c, "data.inputs") for c in columns]:
+        if name not in header:
+            raise DataError(f"{key} = {name!r}: no such column in {path} (columns: {', '.join(header)})")
+    window, horizon = cfg.window, cfg.horizon
+    count = len(rows) - window - horizon + 1
+    if count < 3:
+        raise DataError(
+            f"{path}: {len(rows)} rows cannot hold data.window = {window} steps and data.horizon = {horizon} "
+            "more for train, dev and test windows; lower data.window or data.horizon, or give a longer series"
+        )
+    at = [header.index(name) for name in columns]
+    inputs = np.asarray(
+        [[_number(row[i], f"{path}:{r + 2}", f"column {header[i]!r}") for i in at] for r, row in enumerate(rows)]
+    )  # (rows, features)
+    target_at = header.index(cfg.column)
+    labels = [row[target_at].strip() for row in rows]
+    target: Any = labels
+    if regression:
+        target = np.asarray(
+            [_number(row[target_at], f"{path}:{r + 2}", f"column {cfg.column!r}") for r, row in enumerate(rows)]
+        )
+    examples, last_seen, season_before = [], [], []
+    for start in range(count):
+        end = start + window  # the window is rows [start, end); targets follow it
+        place = f"{path}:{start + 2}-{end + 1}"
+        targets = range(end, end + horizon) if regression else [end + horizon - 1]
+        if regression:
+            examples.append((inputs[start:end], target[end : end + horizon], place))
+            last_seen.append([target[end - 1]] * horizon)
+            season_before.append([target[t - cfg.season] if t >= cfg.season else np.nan for t in targets])
+        else:
+            examples.append((inputs[start:end], labels[end + horizon - 1], place))
+            last_seen.append(labels[end - 1])
+            t = targets[0]
+            season_before.append(labels[t - cfg.season] if t >= cfg.season else "")
+    tests = round(count * cfg.test_fraction)
+    devs = max(1, round(count * cfg.dev_fraction))
+    trains = count - devs - tests
+    if trains < 1:
+        raise DataError(f"{path}: {count} windows leave none to train on; lower data.dev_fraction / test_fraction")
+
+    naive: dict[str, Any] = {"persistence": np.asarray(last_seen) if regression else last_seen}
+    if cfg.season:
+        naive["seasonal"] = np.asarray(season_before, dtype=np.float64) if regression else season_before
+    numbers = [window_inputs for window_inputs, _, _ in examples]
+    places = [place for _, _, place in examples]
+    if regression:
+        values = np.asarray([value for _, value, _ in examples], dtype=np.float64).reshape(count, horizon)
+        every = Examples(None, numbers, [], values, places, naive=naive)
+    else:
+        every = Examples(None, numbers, [label for _, label, _ in examples], None, places, naive=naive)
+    return SeriesSplit(
+        every.take(list(range(trains))),
+        every.take(list(range(trains, trains + devs))),
+        every.take(list(range(trains + devs, count))),
+        columns,
+        len(rows),
+    )

@@ -1,0 +1,77 @@
+"""What a classifier or forecaster says about examples: the head's outputs in batches (by length, so
+padding stays small; in input order), turned into labels with probabilities or into numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from seqkit.data.encoding import Codec, Encoding, make_batch
+from seqkit.models.classifier import SequenceClassifier, label_probabilities
+
+
+@torch.no_grad()
+def head_outputs(model: SequenceClassifier, inputs: list, batch_size: int) -> np.ndarray:
+    """The head's outputs of each input (token ids or scaled numbers) -> (inputs, outputs) float32.
+    Each example is computed alone in its row (packed sequences), so its batch does not change it
+    beyond float rounding."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    outputs = np.zeros((len(inputs), model.head.out_features), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        batch = make_batch(inputs, chosen).to(device)
+        outputs[chosen] = model(batch.inputs, batch.lengths).float().cpu().numpy()
+    return outputs
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One example's prediction: a label with the probability of every label, or forecast values."""
+
+    label: str | None
+    probabilities: dict[str, float] | None  # label -> probability, in the encoding's label order
+    values: list[float] | None  # regression: in the targets' own units
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        assert self.probabilities is not None
+        return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
+
+
+def predictions(encoding: Encoding, outputs: np.ndarray) -> list[Prediction]:
+    """The head's outputs (examples, outputs) as labels and probabilities, or as numbers."""
+    if encoding.head == "regression":
+        return [Prediction(None, None, row.tolist()) for row in encoding.unscaled(outputs)]
+    probabilities = label_probabilities(encoding.head, torch.from_numpy(outputs)).numpy()
+    return [
+        Prediction(
+            encoding.labels[int(row.argmax())],
+            {label: float(p) for label, p in zip(encoding.labels, row, strict=True)},
+            None,
+        )
+        for row in probabilities
+    ]
+
+
+def predicted_ids(encoding: Encoding, outputs: np.ndarray) -> np.ndarray:
+    """The label id each example is given (argmax; sigmoid: positive when the logit is above 0)."""
+    if encoding.head == "sigmoid":
+        return (outputs[:, 0] > 0).astype(np.int64)
+    return outputs.argmax(1)
+
+
+def predict_lines(
+    codec: Codec, model: SequenceClassifier, lines: list[str], batch_size: int, first_line: int = 1
+) -> list[Prediction | None]:
+    """A prediction for each line (text, or numbers x1,x2,... as the model reads them); None for an
+    empty line, which has nothing to classify. Errors name the line (`first_line` is the first's number)."""
+    kept = [i for i, line in enumerate(lines) if line.strip()]
+    places = [f"input line {first_line + i}" for i in kept]
+    examples = codec.examples([lines[i] for i in kept], places)
+    found = predictions(codec.encoding, head_outputs(model, codec.inputs(examples), batch_size)) if kept else []
+    result: list[Prediction | None] = [None] * len(lines)
+    for i, prediction in zip(kept, found, strict=True):
+        result[i] = prediction
+    return result

@@ -1,0 +1,103 @@
+"""The sequence classifier and forecaster (`model.type = "classifier"`): labels or numbers for a text or
+a sequence of numbers (`seqkit predict`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from seqkit.config import Config
+from seqkit.data.encoding import Codec, make_batch
+from seqkit.data.tokenizer import EOS
+from seqkit.decoding.classify import predictions
+from seqkit.errors import ConfigError
+from seqkit.model_types.base import ModelType
+from seqkit.model_types.inspection import Inspection, named_traces
+from seqkit.models.classifier import SequenceClassifier
+from seqkit.models.trace import trace_rnn
+from seqkit.training import classifier as trainer
+
+
+def build(cfg: Config, model_dir: Path) -> tuple[Codec, SequenceClassifier]:
+    codec = Codec.read(model_dir)
+    encoding = codec.encoding
+    return codec, SequenceClassifier.from_config(cfg.model, codec.vocab_size, encoding.features, encoding.outputs)
+
+
+def no_perplexity(model, codec, cfg: Config, source: Path | None, reference: Path) -> dict:
+    raise ConfigError(
+        "a classifier has no perplexity; score it with `seqkit evaluate --model DIR --data FILE` (accuracy, "
+        "F1, or MAE / RMSE for a forecaster)"
+    )
+
+
+@torch.no_grad()
+def inspect(model: SequenceClassifier, codec: Codec, cfg: Config, text: str) -> Inspection:
+    """Classify `text` (or a line of numbers), then trace the encoder on it: hidden states, gates and,
+    with attention pooling, the weight of each step."""
+    if not text:
+        raise ConfigError("--text: empty; give a sentence (or a line of numbers) to classify")
+    model.eval()
+    inputs = codec.inputs(codec.examples([text], ["--text"]))
+    batch = make_batch(inputs, [0])
+    pooled, weights = model.pooled(batch.inputs, batch.lengths)
+    outputs = model.head(pooled).numpy()
+    prediction = predictions(codec.encoding, outputs)[0]
+    embedded = model.encoder.embedding(batch.inputs)[0]  # (steps, embedding)
+    cell = cfg.model.cell
+    traces, _ = trace_rnn(model.encoder.rnn, cell, embedded)
+    if codec.tokenizer is not None:
+        steps = codec.tokenizer.tgt_pieces(inputs[0])
+    else:  # numbers: the steps by position (the values are in trace.json's text)
+        steps = [f"t{t + 1}" for t in range(len(inputs[0]))]
+    output = prediction.label if prediction.label is not None else " ".join(f"{v:g}" for v in prediction.values or [])
+    return Inspection(
+        text,
+        output,
+        cell,
+        named_traces("encoder ", traces, steps),
+        None,
+        pooling=None if weights is None else weights[0].tolist(),
+        probabilities=prediction.probabilities,
+    )
+
+
+def probe(model: SequenceClassifier, length: int) -> None:
+    if model.reads_numbers:
+        inputs = torch.zeros(2, length, model.encoder.embedding.in_features)  # type: ignore[union-attr]
+    else:
+        inputs = torch.full((2, length), EOS + 1, dtype=torch.long)
+    model(inputs, torch.tensor([length, length]))
+
+
+def describe_data(data: dict[str, int]) -> str:
+    skipped = f" ({data['skipped']:,} empty skipped)" if data.get("skipped") else ""
+    held_out = " held out of data.train" if data.get("dev_held_out") else ""
+    if data.get("labels"):
+        what = f"{data['labels']} labels"
+    else:
+        what = f"{data['outputs']} value(s) to forecast"
+    reads = f"vocabulary {data['vocab']:,}" if data.get("vocab") else f"{data['features']} feature(s) per step"
+    return (
+        f"{data['train_examples']:,} training examples{skipped}, {data['dev_examples']:,} dev examples{held_out}; "
+        f"{what}; {reads}"
+    )
+
+
+MODEL_TYPE = ModelType(
+    name="classifier",
+    title="sequence classifier",
+    task="predict",
+    attends=False,
+    build=build,
+    train=trainer.train,
+    perplexity=no_perplexity,
+    inspect=inspect,
+    probe=probe,
+    time_name="steps",
+    per_step=lambda layer: False,
+    describe_data=describe_data,
+    unit="examples",
+    train_score="accuracy",
+)

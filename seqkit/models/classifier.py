@@ -1,0 +1,104 @@
+"""The sequence classifier and forecaster (`model.type = "classifier"`): the encoder seq2seq uses (token
+embeddings, or a linear layer for numbers, then a stacked, optionally bidirectional RNN over packed
+sequences), pooling over time, dropout and a dense head.
+
+    Keras, as the seed documents write it        seqkit
+    Embedding(1000, 64) -> SimpleRNN(128,         model.embedding_size = 64, cell = "rnn",
+      activation="relu") -> Dense(10, softmax)    activation = "relu", encoder_hidden_size = 128,
+                                                  bidirectional = false, head = "softmax" (10 labels)
+    SimpleRNN(50, input_shape=(10, 1)) ->         numbers with data.features = 1, cell = "rnn",
+      Dense(1, activation="sigmoid")              encoder_hidden_size = 50, head = "sigmoid"
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqkit.config import ModelConfig
+from seqkit.models.encoder import Encoder
+
+
+class SequenceClassifier(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, features: int, outputs: int):
+        """`vocab_size` > 0: the inputs are token ids; else `features` numbers per step. `outputs`: the
+        head's size (labels for softmax, 1 for sigmoid, the values to forecast for regression)."""
+        super().__init__()
+        input_layer = None if vocab_size else nn.Linear(features, cfg.embedding_size)
+        self.encoder = Encoder(
+            vocab_size,
+            cfg.embedding_size,
+            cfg.encoder_hidden_size,
+            cfg.encoder_layers,
+            cfg.bidirectional,
+            cfg.cell,
+            cfg.dropout,
+            input_layer,
+            cfg.activation,
+        )
+        self.pooling = cfg.pooling
+        size = self.encoder.output_size
+        if self.pooling == "attention":  # additive scores of each state: v . tanh(W h)
+            self.attention = nn.Sequential(nn.Linear(size, size), nn.Tanh(), nn.Linear(size, 1, bias=False))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(size, outputs)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, vocab_size: int, features: int, outputs: int) -> SequenceClassifier:
+        return cls(cfg, vocab_size, features, outputs)
+
+    @property
+    def reads_numbers(self) -> bool:
+        return isinstance(self.encoder.embedding, nn.Linear)
+
+    def pooled(self, inputs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """inputs (batch, steps[, features]), lengths (batch,) -> the pooled vector (batch, size) and, for
+        attention pooling, its weights over the steps (batch, steps), zero at padding."""
+        memory, final = self.encoder(inputs, lengths)  # (batch, steps, size), (batch, size)
+        if self.pooling == "last":
+            return final, None
+        steps = torch.arange(memory.size(1), device=memory.device)
+        valid = steps[None, :] < lengths.to(memory.device)[:, None]  # (batch, steps)
+        if self.pooling == "mean":
+            return memory.sum(1) / lengths.to(memory)[:, None], None
+        if self.pooling == "max":
+            return memory.masked_fill(~valid[..., None], float("-inf")).amax(1), None
+        scores = self.attention(memory).squeeze(-1).masked_fill(~valid, float("-inf"))  # (batch, steps)
+        weights = scores.softmax(-1)
+        return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """-> the head's outputs (batch, outputs): logits, or standardised values for regression."""
+        pooled, _ = self.pooled(inputs, lengths)
+        return self.head(self.dropout(pooled))
+
+
+def head_loss(
+    head: str, outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, float, int]:
+    """The summed training objective of a batch, its summed unweighted loss, and how many examples the
+    head gets right (0 for regression).
+
+    outputs (batch, outputs); targets: label ids (batch,) for softmax and sigmoid, standardised values
+    (batch, outputs) for regression; weights (labels,): train.class_weights, or None."""
+    functional = nn.functional
+    if head == "regression":
+        squared = functional.mse_loss(outputs.float(), targets, reduction="none").mean(1)  # (batch,)
+        return squared.sum(), float(squared.detach().sum()), 0
+    if head == "sigmoid":
+        logits = outputs.float().squeeze(1)  # (batch,)
+        losses = functional.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
+        correct = int(((logits > 0).long() == targets).sum())
+    else:
+        losses = functional.cross_entropy(outputs.float(), targets, reduction="none")  # (batch,)
+        correct = int((outputs.argmax(1) == targets).sum())
+    objective = (losses * weights[targets]).sum() if weights is not None else losses.sum()
+    return objective, float(losses.detach().sum()), correct
+
+
+def label_probabilities(head: str, outputs: torch.Tensor) -> torch.Tensor:
+    """outputs (batch, outputs) -> (batch, labels) probabilities of a softmax or sigmoid head."""
+    if head == "sigmoid":
+        positive = outputs.float().sigmoid()  # (batch, 1): the second label's probability
+        return torch.cat([1 - positive, positive], dim=1)
+    return outputs.float().softmax(1)

@@ -1,0 +1,92 @@
+"""`seqkit evaluate --model DIR --data FILE` for a classifier or forecaster: its scores on labelled test
+data beside the baselines it must beat (scoring/baselines.py), as one JSON-ready dict.
+
+The test data is read as the model's training data was (data.format, columns, data.features); for a
+model trained on a series, FILE is a series and its test part (the last data.test_fraction of its
+windows, by time) is scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seqkit.config import Config
+from seqkit.data.encoding import Codec
+from seqkit.data.labelled import Examples, read_examples, split_series
+from seqkit.decoding.classify import head_outputs, predictions
+from seqkit.errors import DataError, SeqkitError
+from seqkit.models.classifier import SequenceClassifier
+from seqkit.scoring.baselines import CLASSIFIER_BASELINES, FORECASTER_BASELINES
+from seqkit.scoring.classification import label_scores, regression_scores
+
+
+def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
+    """The test examples of `data`, and the training examples the baselines learn from (or why they
+    cannot be read)."""
+    regression = cfg.model.head == "regression"
+    if cfg.data.series:
+        split = split_series(data, cfg.data, regression, option="--data")
+        if not len(split.test):
+            raise DataError(f"--data {data}: data.test_fraction = 0 leaves no test windows; give a test share")
+        return split.test, split.train
+    test = read_examples(data, cfg.data, "--data", regression)
+    if not len(test):
+        raise DataError(f"--data {data}: no labelled examples (every line is empty)")
+    try:
+        train: Examples | str = read_examples(cfg.data.train, cfg.data, "data.train", regression)
+    except SeqkitError as e:  # moved or deleted since training: the model is still scored
+        train = f"the training data cannot be read ({e})"
+    return test, train
+
+
+def evaluate(
+    cfg: Config, codec: Codec, model: SequenceClassifier, data: str, batch_size: int
+) -> dict:
+    """The model's scores on `data`, each baseline's beside them, and the predictions themselves."""
+    test, train = read_test(cfg, data)
+    outputs = head_outputs(model, codec.inputs(test), batch_size)
+    found = predictions(codec.encoding, outputs)
+    regression = codec.encoding.head == "regression"
+    baselines = FORECASTER_BASELINES if regression else CLASSIFIER_BASELINES
+    if regression:
+        assert test.values is not None
+        gold = test.values
+        predicted = np.asarray([p.values for p in found])
+        result = {"kind": "forecaster", "scores": regression_scores(gold, predicted)}
+    else:
+        predicted_labels = [p.label or "" for p in found]
+        result = {"kind": "classifier", "scores": label_scores(test.labels, predicted_labels, codec.encoding.labels)}
+    rows = []
+    for name, baseline in baselines.items():
+        said = baseline(train, test) if not isinstance(train, str) else train
+        if said is None:
+            continue
+        if isinstance(said, str):
+            rows.append({"name": name, "skipped": said})
+        elif regression:
+            rows.append({"name": name, **regression_scores(gold, np.asarray(said, dtype=np.float64))})
+        else:
+            scores = label_scores(test.labels, list(said), codec.encoding.labels)
+            rows.append({"name": name, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]})
+    return {
+        "data": str(data),
+        **result,
+        "baselines": rows,
+        "predicted": predicted.tolist() if regression else predicted_labels,
+        "gold": gold.tolist() if regression else test.labels,
+    }
+
+
+def plot_evaluation(result: dict, path: Path, title: str) -> None:
+    """The confusion matrix (classifier) or predicted against actual values (forecaster) as a PNG."""
+    from seqkit import outputs
+    from seqkit.viz import plots
+
+    if result["kind"] == "classifier":
+        scores = result["scores"]
+        figure = plots.confusion_figure(np.asarray(scores["confusion"]), scores["labels"], title)
+    else:
+        figure = plots.forecast_figure(np.asarray(result["gold"]), np.asarray(result["predicted"]), title)
+    outputs.write_bytes(path, plots.png(figure))

@@ -1,0 +1,157 @@
+"""Training a sequence classifier or forecaster: its data (labelled text, number sequences or the
+windows of one series), the update step and validation. The weights with the best dev accuracy (RMSE,
+for regression) are kept. The loop itself is `loop.fit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqkit import modeldir
+from seqkit.config import Config
+from seqkit.data.batches import training_batches
+from seqkit.data.corpus import hold_out
+from seqkit.data.encoding import Encoding, encode_inputs, make_batch
+from seqkit.data.labelled import Examples, read_examples, split_series
+from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
+from seqkit.decoding.classify import head_outputs, predicted_ids
+from seqkit.errors import DataError, TrainingError
+from seqkit.models.classifier import SequenceClassifier, head_loss
+from seqkit.runtime.distributed import World
+from seqkit.scoring.classification import classification_scores, regression_scores
+from seqkit.training.log import EndRecord
+from seqkit.training.loop import fit
+from seqkit.training.run import run_training, seeded_rng
+from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of the data, encoded: the model's inputs and targets, beside the examples as read."""
+
+    examples: Examples
+    inputs: list  # token ids or scaled (steps, features) arrays
+    targets: np.ndarray  # label ids (examples,), or scaled values (examples, outputs) float32
+
+
+def read_splits(cfg: Config) -> tuple[Examples, Examples, tuple[str, ...], bool]:
+    """The training and dev examples as configured, the input columns of a series, and whether the dev
+    set was held out of data.train."""
+    regression = cfg.model.head == "regression"
+    if cfg.data.series:
+        split = split_series(cfg.data.series, cfg.data, regression)
+        return split.train, split.dev, tuple(split.columns), False
+    if not cfg.data.train:
+        raise DataError("data.train is not set; give it in the config file or with --set data.train=PATH")
+    train = read_examples(cfg.data.train, cfg.data, "data.train", regression)
+    if cfg.data.dev:
+        return train, read_examples(cfg.data.dev, cfg.data, "data.dev", regression), (), False
+    chosen = set(hold_out(len(train), cfg.data.dev_size, cfg.train.seed))
+    kept = [i for i in range(len(train)) if i not in chosen]
+    return train.take(kept), train.take(sorted(chosen)), (), True
+
+
+def encode_split(encoding: Encoding, tokenizer: Tokenizer | None, examples: Examples) -> Split:
+    inputs = encode_inputs(encoding, tokenizer, examples)
+    if encoding.head == "regression":
+        assert examples.values is not None
+        targets = encoding.scaled_targets(examples.values)
+    else:
+        targets = encoding.label_ids(examples)
+    return Split(examples, inputs, targets)
+
+
+def class_weights(encoding: Encoding, targets: np.ndarray) -> torch.Tensor:
+    """scikit-learn's "balanced" weights: examples / (labels x the label's count); an absent label gets 1."""
+    counts = np.bincount(targets, minlength=len(encoding.labels)).astype(np.float64)
+    weights = np.where(counts > 0, len(targets) / (len(encoding.labels) * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def dev_scores(model: SequenceClassifier, encoding: Encoding, dev: Split, batch_size: int) -> dict[str, float]:
+    """Dev loss, and accuracy with macro-F1 (classifier) or RMSE with MAE in the targets' units."""
+    model.eval()  # (the loop puts it back in training mode)
+    outputs = head_outputs(model, dev.inputs, batch_size)
+    _, loss, _ = head_loss(encoding.head, torch.from_numpy(outputs), torch.from_numpy(dev.targets))
+    scores = {"loss": loss / max(1, len(dev.inputs))}
+    if encoding.head == "regression":
+        gold = encoding.unscaled(dev.targets)
+        measured = regression_scores(gold, encoding.unscaled(outputs))
+        return {**scores, "rmse": measured["rmse"], "mae": measured["mae"]}
+    measured = classification_scores(dev.targets, predicted_ids(encoding, outputs), encoding.labels)
+    return {**scores, "accuracy": measured["accuracy"], "macro_f1": measured["macro_f1"]}
+
+
+def train(
+    cfg: Config,
+    output_dir: Path,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> EndRecord:
+    """Train a classifier or forecaster into `output_dir` (or continue its latest checkpoint, with
+    `resume`; with `overwrite`, replace the trained run it holds); returns the closing record."""
+    return run_training(_train, cfg, output_dir, reporter, resume, overwrite)
+
+
+def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
+    train_examples, dev_examples, columns, held_out = read_splits(cfg)
+    if not len(train_examples) or not len(dev_examples):
+        raise DataError("data.train and data.dev must each hold at least one labelled example; check the files")
+    tokenizer = None
+    if train_examples.texts is not None:
+        tokenizer = (
+            load_tokenizer(output_dir)
+            if resume
+            else build_tokenizer([], train_examples.texts, cfg.tokenizer, cfg.train.seed)
+        )
+    encoding = Encoding.read(output_dir) if resume else Encoding.fit(train_examples, cfg.model.head, columns)
+    train_data = encode_split(encoding, tokenizer, train_examples)
+    dev = encode_split(encoding, tokenizer, dev_examples)
+    if world.is_main:
+        modeldir.start(output_dir, cfg, tokenizer, resume)
+        if not resume:
+            encoding.write(output_dir)
+    vocab_size = tokenizer.tgt_vocab_size if tokenizer is not None else 0
+    model = SequenceClassifier.from_config(cfg.model, vocab_size, encoding.features, encoding.outputs)
+    model = model.to(world.device)
+    train_model = world.wrap(model)
+    weights = None
+    if cfg.train.class_weights == "balanced":
+        weights = class_weights(encoding, train_data.targets).to(world.device)
+    sizes = [len(row) for row in train_data.inputs]
+
+    def step(indices: list[int]) -> StepLoss:
+        if len(indices) < world.size:
+            raise TrainingError(
+                f"a batch of {len(indices)} examples cannot feed {world.size} processes; raise train.batch_tokens"
+            )
+        share = world.shard(indices)
+        batch = make_batch(train_data.inputs, share, train_data.targets).to(world.device)
+        assert batch.targets is not None
+        outputs = train_model(batch.inputs, batch.lengths)
+        objective, loss, correct = head_loss(encoding.head, outputs, batch.targets, weights)
+        # the mean over the whole batch's examples (DDP averages the processes' gradients: * world.size)
+        return StepLoss(objective * world.size / len(indices), float(objective.detach()), loss, len(share), correct)
+
+    task = TrainingTask(
+        batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),
+        step=step,
+        validate=lambda: DevScores(dev_scores(model, encoding, dev, cfg.decode.batch_size)),
+        default_metric="rmse" if encoding.head == "regression" else "accuracy",
+        data={
+            "train_examples": len(train_examples),
+            "dev_examples": len(dev_examples),
+            "dev_held_out": int(held_out),
+            "skipped": train_examples.skipped,
+            "labels": len(encoding.labels),
+            "outputs": encoding.outputs,
+            "features": encoding.features,
+            "vocab": vocab_size,
+        },
+    )
+    return fit(cfg, output_dir, model, task, reporter, resume, world)
