@@ -82,7 +82,8 @@ class TrainingProgress:
         )
         self.task = TaskID(0)  # the bar's task, added by start
         self.bar = False  # whether the bar is drawn
-        self.unit, self.train_score = "target tokens", "ppl"  # the model type's, from the start record
+        self.unit = "target tokens"  # what is counted per second: the model type's, from the start record
+        self.train_score: str | None = "ppl"  # what is shown beside the training loss (None: nothing)
         self.last_tokenizing = time.monotonic()
 
     def _say(self, text: str, markup: bool = False) -> None:
@@ -93,7 +94,7 @@ class TrainingProgress:
         from seqkit.model_types import MODEL_TYPES  # here: an exported model's commands run without torch
 
         model_type = MODEL_TYPES[record.model_type]
-        self.unit, self.train_score = model_type.unit, model_type.train_score
+        self.unit, self.train_score = model_type.unit, model_type.train_score(record.data)
         data = model_type.describe_data(record.data)
         processes = f" x {record.processes} processes" if record.processes > 1 else ""
         self._say(
@@ -137,9 +138,9 @@ class TrainingProgress:
         if self.bar:
             return  # the bar shows it
         eta = f", ETA {_clock(_eta(record.elapsed_s, fraction))}" if fraction > 0 else ""
-        score = f"accuracy {record.accuracy:.4f}" if self.train_score == "accuracy" else f"ppl {record.ppl:.2f}"
+        score = {"accuracy": f"accuracy {record.accuracy:.4f}  ", "ppl": f"ppl {record.ppl:.2f}  "}
         self._say(
-            f"step {record.step:,} epoch {record.epoch}: loss {record.loss:.3f}  {score}  "
+            f"step {record.step:,} epoch {record.epoch}: loss {record.loss:.3f}  {score.get(self.train_score or '', '')}"
             f"{record.target_tokens_per_s:,.0f} {self.unit}/s  lr {record.lr:.3g}  "
             f"{_clock(record.elapsed_s)} elapsed{eta}"
         )
@@ -271,15 +272,30 @@ def print_info(info: dict, as_json: bool) -> None:
     totals = info["parameters"]
     out.print(f"parameters: {totals['all']:,} ({totals['trainable']:,} trainable)")
     vocab = info["vocabulary"]
-    sizes = (
-        f"{vocab['source']:,}"
-        if vocab["joint"]
-        else f"{vocab['source']:,} source / {vocab['target']:,} target"
-    )
-    out.print(
-        f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] else ''}; "
-        f"first pieces: {' '.join(vocab['sample_pieces'])}"
-    )
+    if vocab is not None:  # (a classifier of numbers has none)
+        sizes = (
+            f"{vocab['source']:,}"
+            if vocab["joint"]
+            else f"{vocab['source']:,} source / {vocab['target']:,} target"
+        )
+        out.print(
+            f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] else ''}; "
+            f"first pieces: {' '.join(vocab['sample_pieces'])}"
+        )
+    classifier = info.get("classifier")
+    if classifier:
+        reads = (
+            "text"
+            if classifier["inputs"] == "text"
+            else f"{classifier['features']} number(s) per step {', '.join(classifier['columns'])}".rstrip()
+        )
+        says = (
+            f"{classifier['outputs']} value(s) (regression)"
+            if classifier["head"] == "regression"
+            else f"{classifier['head']} over {len(classifier['labels'])} labels: {', '.join(classifier['labels'][:12])}"
+        )
+        activation = f", {classifier['activation']} activation" if classifier["activation"] else ""
+        out.print(f"reads {reads}; {classifier['pooling']} pooling{activation}; says {says}")
     training = info["training"]
     state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
     out.print(

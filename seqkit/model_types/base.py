@@ -39,7 +39,9 @@ class ModelType:
     per_step: Callable[[str], bool]
     describe_data: Callable[[dict[str, int]], str]  # a start record's data counts -> one line
     unit: str = "target tokens"  # what training counts per second
-    train_score: str = "ppl"  # what a training log line shows beside the loss: ppl or accuracy
+    # what a training log line shows beside the loss, given the start record's data counts: ppl,
+    # accuracy, or nothing
+    train_score: Callable[[dict[str, int]], str | None] = lambda data: "ppl"
 
 
 def tokenizer_and_model(

@@ -14,7 +14,7 @@ from typing import Any
 
 from seqkit.errors import ModelDirError
 from seqkit.training import log as training_log
-from seqkit.training.log import Record, TrainRecord, ValidRecord
+from seqkit.training.log import Record, StartRecord, TrainRecord, ValidRecord
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,15 @@ def _dev(name: str) -> Callable[[Record], float | None]:
 PANELS = (
     ("perplexity", True, (("train", _train("ppl")), ("dev", _dev("ppl")))),
     (
-        "token accuracy (%)",
+        "accuracy (%)",  # of target tokens; a classifier's: of examples, and its validation accuracy
         False,
-        (("train", lambda r: 100.0 * r.accuracy if isinstance(r, TrainRecord) else None),),
+        (
+            ("train", lambda r: 100.0 * r.accuracy if isinstance(r, TrainRecord) else None),
+            ("dev", lambda r: 100.0 * r.scores["accuracy"] if isinstance(r, ValidRecord) and "accuracy" in r.scores else None),
+        ),
     ),
+    ("loss", False, (("train", _train("loss")), ("dev", _dev("loss")))),
+    ("dev RMSE / MAE", False, (("RMSE", _dev("rmse")), ("MAE", _dev("mae")))),
     ("dev BLEU / chrF", False, (("BLEU", _dev("bleu")), ("chrF", _dev("chrf")))),
     ("dev bits per character", False, (("dev", _dev("bpc")),)),
     ("gradient norm (before clipping)", True, (("train", _train("grad_norm")),)),
@@ -72,8 +77,16 @@ def read_curves(model_dir: Path) -> RunCurves:
         raise ModelDirError(f"{model_dir}: no such model directory; give one written by `seqkit train`")
     records = training_log.read(model_dir)
     stepped = _by_step(records, TrainRecord) + _by_step(records, ValidRecord)
+    classifier = any(isinstance(r, StartRecord) and r.model_type == "classifier" for r in records)
+    # a classifier's loss is not per token (no perplexity); a sequence model's loss is its perplexity's
+    # log, drawn as the perplexity; a forecaster counts no correct examples
+    skipped = {"perplexity"} if classifier else {"loss"}
+    if classifier and not any(isinstance(r, ValidRecord) and "accuracy" in r.scores for r in records):
+        skipped.add("accuracy (%)")
     panels = []
     for title, log_scale, series in PANELS:
+        if title in skipped:
+            continue
         curves = []
         for label, value in series:
             points = [(r, v) for r in stepped if (v := value(r)) is not None]

@@ -180,14 +180,34 @@ def summarize(model_dir: Path | str) -> dict:
             "trainable": sum(p.numel() for p in parameters if p.requires_grad),
             "all": sum(p.numel() for p in parameters),
         },
-        "vocabulary": {
-            "tokenizer": cfg.tokenizer.type,
-            "joint": tokenizer.joint,
-            "source": tokenizer.src_vocab_size,
-            "target": tokenizer.tgt_vocab_size,
-            "sample_pieces": _pieces(tokenizer, tokenizer.tgt_vocab_size),
-        },
+        "vocabulary": _vocabulary(cfg, tokenizer),
         "training": _training(training_log.read(model_dir)),
         "files": _file_sizes(model_dir),
     }
+    if cfg.model.type == "classifier":  # what it reads and says: a classifier's tokenizer is a Codec
+        encoding = tokenizer.encoding
+        info["classifier"] = {
+            "head": encoding.head,
+            "pooling": cfg.model.pooling,
+            "activation": cfg.model.activation if cfg.model.cell == "rnn" else None,
+            "inputs": encoding.inputs,
+            "labels": list(encoding.labels),
+            "features": encoding.features,
+            "columns": list(encoding.columns),
+            "outputs": encoding.outputs,
+        }
     return info
+
+
+def _vocabulary(cfg, tokenizer) -> dict | None:
+    if cfg.model.type == "classifier":
+        tokenizer = tokenizer.tokenizer  # the Codec's, None for numbers
+        if tokenizer is None:
+            return None
+    return {
+        "tokenizer": cfg.tokenizer.type,
+        "joint": tokenizer.joint,
+        "source": tokenizer.src_vocab_size,
+        "target": tokenizer.tgt_vocab_size,
+        "sample_pieces": _pieces(tokenizer, tokenizer.tgt_vocab_size),
+    }

@@ -60,3 +60,19 @@ def attention_text(attention: AttentionMap) -> str:
         generated = f"; generate {gate:.2f}" if gate is not None else ""  # a copy model's gate
         lines.append(f"{piece:<{width}} {cells}   -> {attention.source[best]} ({row[best]:.2f}{generated})")
     return "\n".join(lines)
+
+
+def classification_text(inspection) -> str:
+    """A classifier's answer on one input: the likeliest labels, and (attention pooling) each step's
+    weight in the pooled vector, shaded."""
+    lines = [f"output: {inspection.output}"]
+    if inspection.probabilities:
+        ranked = sorted(inspection.probabilities.items(), key=lambda item: -item[1])[:5]
+        lines.append("labels: " + "  ".join(f"{label} {p:.3f}" for label, p in ranked))
+    if inspection.pooling is not None:
+        lines.append("pooling weights:")
+        tokens = inspection.layers[0].tokens
+        largest = max(inspection.pooling, default=1.0) or 1.0
+        for token, weight in zip(tokens, inspection.pooling, strict=True):
+            lines.append(f"  {shade(weight / largest)} {weight:.3f} {token}")
+    return "\n".join(lines)
