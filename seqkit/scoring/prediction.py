@@ -46,6 +46,8 @@ def evaluate(
 ) -> dict:
     """The model's scores on `data`, each baseline's beside them, and the predictions themselves."""
     test, train = read_test(cfg, data)
+    if codec.encoding.head != "regression":
+        codec.encoding.label_ids(test)  # a label the model never saw is an error naming its line
     outputs = head_outputs(model, codec.inputs(test), batch_size)
     found = predictions(codec.encoding, outputs)
     regression = codec.encoding.head == "regression"

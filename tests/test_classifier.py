@@ -1,0 +1,260 @@
+"""The classifier and forecaster model type: it learns synthetic rules exactly, predicts one line per
+line in order, batched equals one at a time, resume is exact, its metrics equal scikit-learn's, bad
+input is a one-line error."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqkit import config as config_lib
+from seqkit.data.labelled import split_series
+from seqkit.scoring.classification import label_scores, regression_scores
+from seqkit.training import classifier as trainer
+from tests.helpers import assert_one_line_error, seqkit_here
+
+WORDS = [f"w{i}" for i in range(12)]
+
+
+def _text_rows(count: int, seed: int, rule) -> list[str]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        tokens = [rng.choice(WORDS) for _ in range(rng.randint(3, 9))]
+        rows.append(f"{rule(tokens)}\t{' '.join(tokens)}\n")
+    return rows
+
+
+def _write_text_task(directory: Path, rule) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "train.tsv").write_text("".join(_text_rows(1200, 1, rule)))
+    (directory / "dev.tsv").write_text("".join(_text_rows(150, 2, rule)))
+
+
+def _config(directory: Path, model: dict, data: dict | None = None, train: dict | None = None) -> config_lib.Config:
+    values = {
+        "data": {"train": str(directory / "train.tsv"), "dev": str(directory / "dev.tsv"), **(data or {})},
+        "tokenizer": {"type": "sentencepiece", "vocab_size": 20},
+        "model": {
+            "type": "classifier",
+            "embedding_size": 16,
+            "encoder_hidden_size": 32,
+            "dropout": 0.0,
+            **model,
+        },
+        "train": {
+            "max_steps": 200,
+            "valid_every": 100,
+            "batch_tokens": 600,
+            "learning_rate": 0.01,
+            "threads": 1,
+            **(train or {}),
+        },
+    }
+    return config_lib.from_dict(values, "test")
+
+
+def _first_token(tokens: list[str]) -> str:
+    return tokens[0]
+
+
+def _contains_w7(tokens: list[str]) -> str:
+    return "yes" if "w7" in tokens else "no"
+
+
+@pytest.fixture(scope="module")
+def first_token_model(tmp_path_factory) -> Path:
+    """A GRU with attention pooling trained on "label = the first token"."""
+    directory = tmp_path_factory.mktemp("first")
+    _write_text_task(directory, _first_token)
+    trainer.train(_config(directory, {"pooling": "attention"}), directory / "model")
+    return directory
+
+
+def test_learns_the_first_token_rule_exactly(first_token_model: Path):
+    import seqkit
+
+    model = seqkit.load(first_token_model / "model")
+    result = model.evaluate(first_token_model / "dev.tsv")
+    assert result["scores"]["accuracy"] == 1.0
+    majority = next(row for row in result["baselines"] if row["name"] == "majority")
+    assert majority["accuracy"] < 0.2
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"cell": "rnn", "activation": "relu", "bidirectional": False, "pooling": "max", "head": "sigmoid"},
+        {"cell": "lstm", "pooling": "mean", "head": "softmax"},
+    ],
+    ids=["relu-rnn-max-sigmoid", "lstm-mean-softmax"],
+)
+def test_learns_whether_a_token_occurs_exactly(tmp_path: Path, model: dict):
+    _write_text_task(tmp_path, _contains_w7)
+    trainer.train(_config(tmp_path, model, train={"max_steps": 300}), tmp_path / "model")
+    import seqkit
+
+    result = seqkit.load(tmp_path / "model").evaluate(tmp_path / "dev.tsv")
+    assert result["scores"]["accuracy"] == 1.0
+
+
+def test_numbers_sign_of_the_sum(tmp_path: Path):
+    rng = random.Random(3)
+    for name, count in (("train.csv", 1500), ("dev.csv", 200)):
+        lines = []
+        for _ in range(count):
+            values = [rng.uniform(-1, 1) for _ in range(rng.randint(2, 8))]
+            lines.append(("pos" if sum(values) > 0 else "neg") + "," + ",".join(f"{v:.4f}" for v in values))
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    cfg = _config(
+        tmp_path,
+        {"cell": "rnn", "bidirectional": False, "head": "sigmoid"},
+        {"train": str(tmp_path / "train.csv"), "dev": str(tmp_path / "dev.csv")},
+        {"max_steps": 400, "learning_rate": 0.005},
+    )
+    trainer.train(cfg, tmp_path / "model")
+    import seqkit
+
+    result = seqkit.load(tmp_path / "model").evaluate(tmp_path / "dev.csv")
+    # sums near zero are decided by rounding: all but a few of them
+    assert result["scores"]["accuracy"] >= 0.97
+
+
+def _write_sine(path: Path, rows: int = 500) -> None:
+    rng = random.Random(5)
+    values = [math.sin(t * 2 * math.pi / 20) + 0.05 * rng.gauss(0, 1) for t in range(rows)]
+    path.write_text("t,value\n" + "".join(f"{t},{v:.5f}\n" for t, v in enumerate(values)))
+
+
+def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
+    _write_sine(tmp_path / "sine.csv")
+    cfg = _config(
+        tmp_path,
+        {"head": "regression", "bidirectional": False},
+        {"series": str(tmp_path / "sine.csv"), "column": "value", "window": 20, "horizon": 2, "season": 20},
+        {"max_steps": 250, "learning_rate": 0.005},
+    )
+    trainer.train(cfg, tmp_path / "model")
+    import seqkit
+
+    result = seqkit.load(tmp_path / "model").evaluate(tmp_path / "sine.csv")
+    persistence = next(row for row in result["baselines"] if row["name"] == "persistence")
+    assert result["scores"]["rmse"] < 0.5 * persistence["rmse"]
+    assert len(result["predicted"][0]) == 2  # values 1 and 2 steps ahead
+
+
+def test_series_split_is_by_time_and_the_scaler_sees_training_only(tmp_path: Path):
+    path = tmp_path / "s.csv"
+    path.write_text("x\n" + "".join(f"{t}\n" for t in range(100)))
+    data = config_lib.DataConfig(series=str(path), column="x", window=5, horizon=1)
+    split = split_series(path, data, regression=True)
+    train_last = split.train.values[-1, 0]
+    assert train_last < split.dev.values[0, 0] < split.test.values[0, 0]
+    assert len(split.train) + len(split.dev) + len(split.test) == 100 - 5 - 1 + 1
+    from seqkit.data.encoding import Encoding
+
+    encoding = Encoding.fit(split.train, "regression")
+    assert encoding.input_mean[0] < 50  # the training part is the series' beginning
+    assert split.test.naive["persistence"][0, 0] == split.test.values[0, 0] - 1
+
+
+def test_predict_one_line_per_line_in_order_and_batched_equals_alone(first_token_model: Path):
+    model_dir = first_token_model / "model"
+    lines = ["w3 w1 w2", "", "w9 w9", "w0", "  ", "w11 w4 w5 w6 w7 w8"]
+    result = seqkit_here("predict", model_dir, stdin="".join(line + "\n" for line in lines))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("\n")[:-1] == ["w3", "", "w9", "w0", "", "w11"]
+    probs = seqkit_here("predict", model_dir, "--probs", "--top-k", "2", stdin="w5 w1\n")
+    ranked = json.loads(probs.stdout)
+    assert list(ranked)[0] == "w5" and len(ranked) == 2
+    import seqkit
+
+    model = seqkit.load(model_dir)
+    together = model.predict(lines, batch_size=64)
+    alone = [model.predict([line], batch_size=1)[0] for line in lines]
+    for a, b in zip(together, alone, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.label == b.label
+            assert np.allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
+
+
+def test_resume_is_exact(tmp_path: Path):
+    _write_text_task(tmp_path, _first_token)
+    whole = _config(tmp_path, {"pooling": "attention"}, train={"max_steps": 60, "valid_every": 30})
+    trainer.train(whole, tmp_path / "whole")
+    half = _config(tmp_path, {"pooling": "attention"}, train={"max_steps": 30, "valid_every": 30})
+    trainer.train(half, tmp_path / "halves")
+    trainer.train(whole, tmp_path / "halves", resume=True)
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "whole/model.safetensors"), load_file(tmp_path / "halves/model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_metrics_equal_scikit_learns():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    labels = ("a", "b", "c", "d")
+    gold = [labels[i] for i in rng.integers(0, 4, 300)]
+    predicted = [labels[i] for i in rng.integers(0, 3, 300)]  # "d" never predicted
+    ours = label_scores(gold, predicted, labels)
+    assert ours["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(gold, predicted))
+    assert ours["macro_f1"] == pytest.approx(sklearn_metrics.f1_score(gold, predicted, average="macro", zero_division=0))
+    precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
+        gold, predicted, labels=list(labels), zero_division=0
+    )
+    for i, label in enumerate(labels):
+        row = ours["per_label"][label]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (precision[i], recall[i], f1[i], support[i])
+        )
+    assert ours["confusion"] == sklearn_metrics.confusion_matrix(gold, predicted, labels=list(labels)).tolist()
+    actual, forecast = rng.normal(5, 2, (50, 2)), rng.normal(5, 2, (50, 2))
+    scores = regression_scores(actual, forecast)
+    assert scores["mae"] == pytest.approx(sklearn_metrics.mean_absolute_error(actual, forecast))
+    assert scores["rmse"] == pytest.approx(math.sqrt(sklearn_metrics.mean_squared_error(actual, forecast)))
+    assert scores["mape"] == pytest.approx(100 * sklearn_metrics.mean_absolute_percentage_error(actual, forecast))
+
+
+def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
+    model_dir = first_token_model / "model"
+    (tmp_path / "unknown.tsv").write_text("w1\tw1 w2\nzz\tw3 w4\n")
+    result = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "unknown.tsv")
+    assert_one_line_error(result, "unknown.tsv:2", "'zz'", "not one the model was trained on")
+    (tmp_path / "bad.csv").write_text("pos,0.1,0.2\nneg,0.3,abc\n")
+    cfg = _config(tmp_path, {}, {"train": str(tmp_path / "bad.csv"), "dev": str(tmp_path / "bad.csv")})
+    with pytest.raises(Exception, match=r"bad.csv:2: value 2 'abc' is not a number"):
+        trainer.train(cfg, tmp_path / "m")
+    assert not (tmp_path / "m").exists()  # refused before anything was written
+    (tmp_path / "short.csv").write_text("x\n1\n2\n3\n4\n")
+    series = _config(tmp_path, {"head": "regression"}, {"series": str(tmp_path / "short.csv"), "column": "x", "window": 10})
+    with pytest.raises(Exception, match=r"short.csv: 4 rows cannot hold data.window = 10"):
+        trainer.train(series, tmp_path / "m2")
+    with pytest.raises(config_lib.ConfigError, match="model.activation"):
+        _config(tmp_path, {"cell": "gru", "activation": "relu"})
+    with pytest.raises(config_lib.ConfigError, match="set model.type = classifier"):
+        config_lib.from_dict({"model": {"pooling": "mean"}}, "test")
+
+
+def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
+    model_dir = first_token_model / "model"
+    info = seqkit_here("info", model_dir)
+    assert b"attention pooling" in info.stdout and b"softmax over 12 labels" in info.stdout
+    shown = seqkit_here("inspect", model_dir, "--text", "w4 w1 w2", "-o", tmp_path / "inspect")
+    assert shown.returncode == 0, shown.stderr
+    trace = json.loads((tmp_path / "inspect/trace.json").read_text())
+    assert trace["output"] == "w4" and sum(trace["pooling"]) == pytest.approx(1.0)
+    assert (tmp_path / "inspect/pooling.png").is_file()
+    evaluated = seqkit_here(
+        "evaluate", "--model", model_dir, "--data", first_token_model / "dev.tsv", "--plot", tmp_path / "c.png"
+    )
+    assert evaluated.returncode == 0 and (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")
+    assert curves.returncode == 0, curves.stderr
