@@ -262,11 +262,11 @@ class Model:
         for line in lines:
             chunk.append(line)
             if len(chunk) >= chunk_lines:
-                yield from predict_lines(self.tokenizer, self.module, chunk, size, first)
+                yield from predict_lines(self.tokenizer, self.module, chunk, size, first)  # type: ignore[arg-type]
                 first += len(chunk)
                 chunk = []
         if chunk:
-            yield from predict_lines(self.tokenizer, self.module, chunk, size, first)
+            yield from predict_lines(self.tokenizer, self.module, chunk, size, first)  # type: ignore[arg-type]
 
     def evaluate(self, data: str | Path, *, batch_size: int | None = None) -> dict:
         """A classifier's or forecaster's scores on labelled test data beside its baselines (what `seqkit
@@ -275,7 +275,10 @@ class Model:
 
         self.require_task("predict")
         size = self.decode_settings(batch_size=batch_size).batch_size
-        return {"model": str(self.model_dir), **evaluate(self.config, self.tokenizer, self.module, str(data), size)}
+        return {
+            "model": str(self.model_dir),
+            **evaluate(self.config, self.tokenizer, self.module, str(data), size),  # type: ignore[arg-type]
+        }
 
     def info(self) -> dict:
         """What `seqkit info --json` prints: layers, parameters, vocabulary, training, files (for an

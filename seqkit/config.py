@@ -369,7 +369,9 @@ def _check_classifier(config: Config, source: str) -> None:
             if getattr(model, key) != default
         ]
         if changed or data.series or config.train.class_weights != "none":
-            key = f"model.{changed[0]}" if changed else "data.series" if data.series else "train.class_weights"
+            key = (
+                f"model.{changed[0]}" if changed else "data.series" if data.series else "train.class_weights"
+            )
             raise ConfigError(f"{source}: {key} is a classifier's setting; set model.type = classifier")
         return
     if model.activation != "tanh" and model.cell != "rnn":

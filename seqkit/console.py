@@ -203,8 +203,18 @@ def print_prediction_scores(result: dict, as_json: bool) -> None:
     out = Console(soft_wrap=True)
     scores = result["scores"]
     names = ("accuracy", "macro_f1") if result["kind"] == "classifier" else ("mae", "rmse", "mape")
-    headings = {"accuracy": "accuracy", "macro_f1": "macro-F1", "mae": "MAE", "rmse": "RMSE", "mape": "MAPE %"}
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title=f"{result['model']} on {result['data']} ({scores['examples']:,} examples)")
+    headings = {
+        "accuracy": "accuracy",
+        "macro_f1": "macro-F1",
+        "mae": "MAE",
+        "rmse": "RMSE",
+        "mape": "MAPE %",
+    }
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title=f"{result['model']} on {result['data']} ({scores['examples']:,} examples)",
+    )
     table.add_column("system")
     for name in names:
         table.add_column(headings[name], justify="right")
@@ -223,9 +233,17 @@ def print_prediction_scores(result: dict, as_json: bool) -> None:
         per_label.add_column(heading, justify="left" if heading == "label" else "right")
     for label in labels:
         row = scores["per_label"][label]
-        per_label.add_row(label, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", f"{row['support']:,}")
+        per_label.add_row(
+            label,
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            f"{row['support']:,}",
+        )
     out.print(per_label)
-    confusion = Table(box=box.SIMPLE_HEAD, show_edge=False, title="confusion matrix: true label down, predicted across")
+    confusion = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, title="confusion matrix: true label down, predicted across"
+    )
     confusion.add_column("true \\ predicted")
     for number in range(1, len(table_labels) + 1):
         confusion.add_column(str(number), justify="right")

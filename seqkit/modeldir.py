@@ -120,7 +120,16 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | None, resume: boo
         model_dir.mkdir(parents=True, exist_ok=True)
         # an earlier run, or one killed before its first checkpoint, may have left files of another
         # tokenizer or model, a log, and checkpoints (named or not)
-        for stale in (*TOKENIZER_FILES, WEIGHTS, HELD_OUT_SRC, HELD_OUT_TGT, VOCAB_COUNTS, ENCODING, SHORTLIST, LOG):
+        for stale in (
+            *TOKENIZER_FILES,
+            WEIGHTS,
+            HELD_OUT_SRC,
+            HELD_OUT_TGT,
+            VOCAB_COUNTS,
+            ENCODING,
+            SHORTLIST,
+            LOG,
+        ):
             (model_dir / stale).unlink(missing_ok=True)
         checkpoints = model_dir / CHECKPOINTS
         for pattern in CHECKPOINT_ENTRIES:

@@ -37,7 +37,9 @@ def _write_text_task(directory: Path, rule) -> None:
     (directory / "dev.tsv").write_text("".join(_text_rows(150, 2, rule)))
 
 
-def _config(directory: Path, model: dict, data: dict | None = None, train: dict | None = None) -> config_lib.Config:
+def _config(
+    directory: Path, model: dict, data: dict | None = None, train: dict | None = None
+) -> config_lib.Config:
     values = {
         "data": {"train": str(directory / "train.tsv"), "dev": str(directory / "dev.tsv"), **(data or {})},
         "tokenizer": {"type": "sentencepiece", "vocab_size": 20},
@@ -206,7 +208,9 @@ def test_metrics_equal_scikit_learns():
     predicted = [labels[i] for i in rng.integers(0, 3, 300)]  # "d" never predicted
     ours = label_scores(gold, predicted, labels)
     assert ours["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(gold, predicted))
-    assert ours["macro_f1"] == pytest.approx(sklearn_metrics.f1_score(gold, predicted, average="macro", zero_division=0))
+    assert ours["macro_f1"] == pytest.approx(
+        sklearn_metrics.f1_score(gold, predicted, average="macro", zero_division=0)
+    )
     precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
         gold, predicted, labels=list(labels), zero_division=0
     )
@@ -215,12 +219,16 @@ def test_metrics_equal_scikit_learns():
         assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
             (precision[i], recall[i], f1[i], support[i])
         )
-    assert ours["confusion"] == sklearn_metrics.confusion_matrix(gold, predicted, labels=list(labels)).tolist()
+    assert (
+        ours["confusion"] == sklearn_metrics.confusion_matrix(gold, predicted, labels=list(labels)).tolist()
+    )
     actual, forecast = rng.normal(5, 2, (50, 2)), rng.normal(5, 2, (50, 2))
     scores = regression_scores(actual, forecast)
     assert scores["mae"] == pytest.approx(sklearn_metrics.mean_absolute_error(actual, forecast))
     assert scores["rmse"] == pytest.approx(math.sqrt(sklearn_metrics.mean_squared_error(actual, forecast)))
-    assert scores["mape"] == pytest.approx(100 * sklearn_metrics.mean_absolute_percentage_error(actual, forecast))
+    assert scores["mape"] == pytest.approx(
+        100 * sklearn_metrics.mean_absolute_percentage_error(actual, forecast)
+    )
 
 
 def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
@@ -234,7 +242,9 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
         trainer.train(cfg, tmp_path / "m")
     assert not (tmp_path / "m").exists()  # refused before anything was written
     (tmp_path / "short.csv").write_text("x\n1\n2\n3\n4\n")
-    series = _config(tmp_path, {"head": "regression"}, {"series": str(tmp_path / "short.csv"), "column": "x", "window": 10})
+    series = _config(
+        tmp_path, {"head": "regression"}, {"series": str(tmp_path / "short.csv"), "column": "x", "window": 10}
+    )
     with pytest.raises(Exception, match=r"short.csv: 4 rows cannot hold data.window = 10"):
         trainer.train(series, tmp_path / "m2")
     with pytest.raises(config_lib.ConfigError, match="model.activation"):
@@ -253,7 +263,13 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
     assert trace["output"] == "w4" and sum(trace["pooling"]) == pytest.approx(1.0)
     assert (tmp_path / "inspect/pooling.png").is_file()
     evaluated = seqkit_here(
-        "evaluate", "--model", model_dir, "--data", first_token_model / "dev.tsv", "--plot", tmp_path / "c.png"
+        "evaluate",
+        "--model",
+        model_dir,
+        "--data",
+        first_token_model / "dev.tsv",
+        "--plot",
+        tmp_path / "c.png",
     )
     assert evaluated.returncode == 0 and (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
     curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")

@@ -382,7 +382,8 @@ def predict(
     inputs: Annotated[
         list[Path] | None,
         typer.Argument(
-            metavar="[FILE]...", help="Input files (.gz too): text, or numbers x1,x2,... per line; stdin when none."
+            metavar="[FILE]...",
+            help="Input files (.gz too): text, or numbers x1,x2,... per line; stdin when none.",
         ),
     ] = None,
     output: Annotated[
@@ -392,7 +393,8 @@ def predict(
         bool, typer.Option("--probs", help="A JSON object of label probabilities per line, likeliest first.")
     ] = False,
     top_k: Annotated[
-        int | None, typer.Option(metavar="K", help="The K likeliest labels per line (tab-separated, or in --probs).")
+        int | None,
+        typer.Option(metavar="K", help="The K likeliest labels per line (tab-separated, or in --probs)."),
     ] = None,
     batch_size: Annotated[
         int | None,
@@ -406,10 +408,14 @@ def predict(
 
     model = api.load(model_dir, device)
     model.require_task("predict")
-    encoding = model.tokenizer.encoding
+    encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
     if encoding.head == "regression" and (probs or top_k is not None):
-        raise ConfigError(f"--{'probs' if probs else 'top-k'}: {model_dir} forecasts numbers, which have no labels to rank; drop it")
+        raise ConfigError(
+            f"--{'probs' if probs else 'top-k'}: {model_dir} forecasts numbers, which have no labels to rank; drop it"
+        )
     if top_k is not None and not 1 <= top_k <= len(encoding.labels):
-        raise ConfigError(f"--top-k {top_k}: the model has {len(encoding.labels)} labels; give 1 to {len(encoding.labels)}")
+        raise ConfigError(
+            f"--top-k {top_k}: the model has {len(encoding.labels)} labels; give 1 to {len(encoding.labels)}"
+        )
     stream = model.predict_stream(_input_lines(inputs), batch_size, chunk_lines=1 if _typed(inputs) else 256)
     _write_lines((prediction_line(p, probs, top_k) for p in stream), output)

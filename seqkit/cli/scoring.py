@@ -62,7 +62,9 @@ def evaluate(
     plot: Annotated[
         Path | None,
         typer.Option(
-            "--plot", metavar="FILE", help="With --data: the confusion matrix (or predicted against actual) as PNG."
+            "--plot",
+            metavar="FILE",
+            help="With --data: the confusion matrix (or predicted against actual) as PNG.",
         ),
     ] = None,
     source: Annotated[
@@ -102,7 +104,9 @@ def evaluate(
         from seqkit.runtime import devices
 
         if modeldir.load_config(model_dir).model.type == "classifier":
-            raise DataError(f"--model {model_dir} is a classifier: give its labelled test data with --data FILE")
+            raise DataError(
+                f"--model {model_dir} is a classifier: give its labelled test data with --data FILE"
+            )
         perplexity = model_types.perplexity(model_dir, source, references[0], devices.resolve(device))
     console.print_evaluation(rows, perplexity, as_json)
 
@@ -128,7 +132,9 @@ def average(
     console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)
 
 
-def _evaluate_classifier(model_dir: Path | None, data: str | None, plot: Path | None, as_json: bool, device: str) -> None:
+def _evaluate_classifier(
+    model_dir: Path | None, data: str | None, plot: Path | None, as_json: bool, device: str
+) -> None:
     from seqkit import api, console
     from seqkit.scoring.prediction import plot_evaluation
 

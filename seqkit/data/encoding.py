@@ -64,9 +64,20 @@ class Encoding:
                 f"({', '.join(labels[:10])}); use model.head = softmax"
             )
         if len(labels) < 2:
-            raise DataError(f"the training data has one label ({labels[0]!r}); a classifier needs two or more")
+            raise DataError(
+                f"the training data has one label ({labels[0]!r}); a classifier needs two or more"
+            )
         inputs: Literal["text", "numbers"] = "text" if train.texts is not None else "numbers"
-        return cls(inputs, head, labels, features, mean, std, 1 if head == "sigmoid" else len(labels), columns=columns)  # type: ignore[arg-type]
+        return cls(
+            inputs,
+            head,  # type: ignore[arg-type]  # (checked by the config: softmax or sigmoid here)
+            labels,
+            features,
+            mean,
+            std,
+            1 if head == "sigmoid" else len(labels),
+            columns=columns,
+        )
 
     # -- the model directory
 
@@ -79,11 +90,15 @@ class Encoding:
     def read(cls, model_dir: Path) -> Encoding:
         try:
             values = json.loads((model_dir / FILE).read_text(encoding="utf-8"))
-            return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+            return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})  # type: ignore[arg-type]
         except FileNotFoundError:
-            raise ModelDirError(f"{model_dir}: no {FILE} (the classifier's labels and scaling); retrain it") from None
+            raise ModelDirError(
+                f"{model_dir}: no {FILE} (the classifier's labels and scaling); retrain it"
+            ) from None
         except (ValueError, TypeError):
-            raise ModelDirError(f"{model_dir / FILE}: damaged; retrain the model or restore the file") from None
+            raise ModelDirError(
+                f"{model_dir / FILE}: damaged; retrain the model or restore the file"
+            ) from None
 
     # -- examples to tensors
 
@@ -106,7 +121,9 @@ class Encoding:
         mean, std = np.asarray(self.input_mean), np.asarray(self.input_std)
         for values in numbers:
             if values.shape[1] != self.features:
-                raise DataError(f"a sequence of {values.shape[1]} features per step; the model reads {self.features}")
+                raise DataError(
+                    f"a sequence of {values.shape[1]} features per step; the model reads {self.features}"
+                )
         return [((values - mean) / std).astype(np.float32) for values in numbers]
 
     def scaled_targets(self, values: np.ndarray) -> np.ndarray:
@@ -156,7 +173,9 @@ def encode_inputs(encoding: Encoding, tokenizer: Tokenizer | None, examples: Exa
     """Each example's model input: token ids (text) or standardised numbers."""
     if examples.texts is not None:
         if tokenizer is None or encoding.inputs != "text":
-            raise DataError("text examples for a model that reads numbers; give numbers, as it was trained on")
+            raise DataError(
+                "text examples for a model that reads numbers; give numbers, as it was trained on"
+            )
         return tokenizer.encode_tgt(examples.texts)
     assert examples.numbers is not None
     if encoding.inputs != "numbers":

@@ -20,8 +20,8 @@ import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +145,10 @@ def _number(cell: str, where: str, what: str) -> float:
 
 def _label_values(labels: list[str], places: list[str]) -> np.ndarray:
     """The numbers a regression model learns: its labels, read as numbers."""
-    values = [_number(label, place, "the label (model.head = regression)") for label, place in zip(labels, places)]
+    values = [
+        _number(label, place, "the label (model.head = regression)")
+        for label, place in zip(labels, places, strict=True)
+    ]
     return np.asarray(values, dtype=np.float64).reshape(-1, 1)
 
 
@@ -202,11 +205,15 @@ def read_series_table(path: Path | str, option: str = "data.series") -> tuple[li
     header = [name.strip() for name in table[0]]
     for number, row in enumerate(table[1:], start=2):
         if len(row) != len(header):
-            raise DataError(f"{path}:{number}: {len(row)} cells but the header has {len(header)}; fix the row")
+            raise DataError(
+                f"{path}:{number}: {len(row)} cells but the header has {len(header)}; fix the row"
+            )
     return header, table[1:]
 
 
-def split_series(path: Path | str, cfg: DataConfig, regression: bool, option: str = "data.series") -> SeriesSplit:
+def split_series(
+    path: Path | str, cfg: DataConfig, regression: bool, option: str = "data.series"
+) -> SeriesSplit:
     """Cut a series into windows and split them by time: the last data.test_fraction of the windows are
     test, the data.dev_fraction before them dev, the rest train (no window is shuffled across)."""
     header, rows = read_series_table(path, option)
@@ -223,16 +230,24 @@ def split_series(path: Path | str, cfg: DataConfig, regression: bool, option: st
         )
     at = [header.index(name) for name in columns]
     inputs = np.asarray(
-        [[_number(row[i], f"{path}:{r + 2}", f"column {header[i]!r}") for i in at] for r, row in enumerate(rows)]
+        [
+            [_number(row[i], f"{path}:{r + 2}", f"column {header[i]!r}") for i in at]
+            for r, row in enumerate(rows)
+        ]
     )  # (rows, features)
     target_at = header.index(cfg.column)
     labels = [row[target_at].strip() for row in rows]
     target: Any = labels
     if regression:
         target = np.asarray(
-            [_number(row[target_at], f"{path}:{r + 2}", f"column {cfg.column!r}") for r, row in enumerate(rows)]
+            [
+                _number(row[target_at], f"{path}:{r + 2}", f"column {cfg.column!r}")
+                for r, row in enumerate(rows)
+            ]
         )
-    examples, last_seen, season_before = [], [], []
+    examples: list[tuple[np.ndarray, Any, str]] = []
+    last_seen: list[Any] = []
+    season_before: list[Any] = []
     for start in range(count):
         end = start + window  # the window is rows [start, end); targets follow it
         place = f"{path}:{start + 2}-{end + 1}"
@@ -250,7 +265,9 @@ def split_series(path: Path | str, cfg: DataConfig, regression: bool, option: st
     devs = max(1, round(count * cfg.dev_fraction))
     trains = count - devs - tests
     if trains < 1:
-        raise DataError(f"{path}: {count} windows leave none to train on; lower data.dev_fraction / test_fraction")
+        raise DataError(
+            f"{path}: {count} windows leave none to train on; lower data.dev_fraction / test_fraction"
+        )
 
     naive: dict[str, Any] = {"persistence": np.asarray(last_seen) if regression else last_seen}
     if cfg.season:

@@ -70,7 +70,9 @@ def predict_lines(
     kept = [i for i, line in enumerate(lines) if line.strip()]
     places = [f"input line {first_line + i}" for i in kept]
     examples = codec.examples([lines[i] for i in kept], places)
-    found = predictions(codec.encoding, head_outputs(model, codec.inputs(examples), batch_size)) if kept else []
+    found = (
+        predictions(codec.encoding, head_outputs(model, codec.inputs(examples), batch_size)) if kept else []
+    )
     result: list[Prediction | None] = [None] * len(lines)
     for i, prediction in zip(kept, found, strict=True):
         result[i] = prediction

@@ -31,10 +31,10 @@ class ModelType:
     train: Callable[[Config, Path, Reporter | None, bool, bool], EndRecord]
     # perplexity of a reference file (given its source file, for a model that needs one) -> JSON-ready dict
     perplexity: Callable[[nn.Module, Tokenizer, Config, Path | None, Path], dict]
-    inspect: Callable[[nn.Module, Tokenizer, Config, str], Inspection]  # one sentence's states
+    inspect: Callable[[Any, Any, Config, str], Inspection]  # (model, tokenizer, ...) -> one sentence's states
     # for `seqkit info`: run the model once on a (2, length) batch of token ids (output shapes are read by
     # forward hooks), the name of that length in the shapes, and which layers run once per output step
-    probe: Callable[[nn.Module, int], None]
+    probe: Callable[[Any, int], None]
     time_name: str
     per_step: Callable[[str], bool]
     describe_data: Callable[[dict[str, int]], str]  # a start record's data counts -> one line

@@ -22,7 +22,9 @@ from seqkit.training import classifier as trainer
 def build(cfg: Config, model_dir: Path) -> tuple[Codec, SequenceClassifier]:
     codec = Codec.read(model_dir)
     encoding = codec.encoding
-    return codec, SequenceClassifier.from_config(cfg.model, codec.vocab_size, encoding.features, encoding.outputs)
+    return codec, SequenceClassifier.from_config(
+        cfg.model, codec.vocab_size, encoding.features, encoding.outputs
+    )
 
 
 def no_perplexity(model, codec, cfg: Config, source: Path | None, reference: Path) -> dict:
@@ -51,7 +53,11 @@ def inspect(model: SequenceClassifier, codec: Codec, cfg: Config, text: str) -> 
         steps = codec.tokenizer.tgt_pieces(inputs[0])
     else:  # numbers: the steps by position (the values are in trace.json's text)
         steps = [f"t{t + 1}" for t in range(len(inputs[0]))]
-    output = prediction.label if prediction.label is not None else " ".join(f"{v:g}" for v in prediction.values or [])
+    output = (
+        prediction.label
+        if prediction.label is not None
+        else " ".join(f"{v:g}" for v in prediction.values or [])
+    )
     return Inspection(
         text,
         output,
@@ -65,7 +71,9 @@ def inspect(model: SequenceClassifier, codec: Codec, cfg: Config, text: str) -> 
 
 def probe(model: SequenceClassifier, length: int) -> None:
     if model.reads_numbers:
-        inputs = torch.zeros(2, length, model.encoder.embedding.in_features)  # type: ignore[union-attr]
+        linear = model.encoder.embedding
+        assert isinstance(linear, torch.nn.Linear)
+        inputs = torch.zeros(2, length, linear.in_features)
     else:
         inputs = torch.full((2, length), EOS + 1, dtype=torch.long)
     model(inputs, torch.tensor([length, length]))
@@ -78,7 +86,9 @@ def describe_data(data: dict[str, int]) -> str:
         what = f"{data['labels']} labels"
     else:
         what = f"{data['outputs']} value(s) to forecast"
-    reads = f"vocabulary {data['vocab']:,}" if data.get("vocab") else f"{data['features']} feature(s) per step"
+    reads = (
+        f"vocabulary {data['vocab']:,}" if data.get("vocab") else f"{data['features']} feature(s) per step"
+    )
     return (
         f"{data['train_examples']:,} training examples{skipped}, {data['dev_examples']:,} dev examples{held_out}; "
         f"{what}; {reads}"

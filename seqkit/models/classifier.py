@@ -44,7 +44,9 @@ class SequenceClassifier(nn.Module):
         self.head = nn.Linear(size, outputs)
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, vocab_size: int, features: int, outputs: int) -> SequenceClassifier:
+    def from_config(
+        cls, cfg: ModelConfig, vocab_size: int, features: int, outputs: int
+    ) -> SequenceClassifier:
         return cls(cfg, vocab_size, features, outputs)
 
     @property

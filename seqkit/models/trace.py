@@ -13,7 +13,9 @@ from torch import nn
 from seqkit.models.cells import GATES, cell_step, layer_weights
 
 
-def _run_direction(cell: str, weights, inputs: torch.Tensor, hidden, cell_state, reverse: bool, activation: str):
+def _run_direction(
+    cell: str, weights, inputs: torch.Tensor, hidden, cell_state, reverse: bool, activation: str
+):
     """One direction of one layer over inputs (steps, features) -> hidden (steps, hidden), gates."""
     w_ih, w_hh, b_ih, b_hh = weights
     input_gates = nn.functional.linear(inputs, w_ih, b_ih)  # (steps, gates * hidden), one product

@@ -25,7 +25,9 @@ def classification_scores(gold: np.ndarray, predicted: np.ndarray, labels: tuple
     matrix = confusion(gold, predicted, len(labels))
     true_positives = np.diag(matrix).astype(np.float64)
     predicted_counts, gold_counts = matrix.sum(0), matrix.sum(1)
-    precision = np.divide(true_positives, predicted_counts, out=np.zeros_like(true_positives), where=predicted_counts > 0)
+    precision = np.divide(
+        true_positives, predicted_counts, out=np.zeros_like(true_positives), where=predicted_counts > 0
+    )
     recall = np.divide(true_positives, gold_counts, out=np.zeros_like(true_positives), where=gold_counts > 0)
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)

@@ -29,7 +29,9 @@ def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
     if cfg.data.series:
         split = split_series(data, cfg.data, regression, option="--data")
         if not len(split.test):
-            raise DataError(f"--data {data}: data.test_fraction = 0 leaves no test windows; give a test share")
+            raise DataError(
+                f"--data {data}: data.test_fraction = 0 leaves no test windows; give a test share"
+            )
         return split.test, split.train
     test = read_examples(data, cfg.data, "--data", regression)
     if not len(test):
@@ -41,9 +43,7 @@ def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
     return test, train
 
 
-def evaluate(
-    cfg: Config, codec: Codec, model: SequenceClassifier, data: str, batch_size: int
-) -> dict:
+def evaluate(cfg: Config, codec: Codec, model: SequenceClassifier, data: str, batch_size: int) -> dict:
     """The model's scores on `data`, each baseline's beside them, and the predictions themselves."""
     test, train = read_test(cfg, data)
     if codec.encoding.head != "regression":
@@ -59,7 +59,10 @@ def evaluate(
         result = {"kind": "forecaster", "scores": regression_scores(gold, predicted)}
     else:
         predicted_labels = [p.label or "" for p in found]
-        result = {"kind": "classifier", "scores": label_scores(test.labels, predicted_labels, codec.encoding.labels)}
+        result = {
+            "kind": "classifier",
+            "scores": label_scores(test.labels, predicted_labels, codec.encoding.labels),
+        }
     rows = []
     for name, baseline in baselines.items():
         said = baseline(train, test) if not isinstance(train, str) else train

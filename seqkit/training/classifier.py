@@ -72,7 +72,9 @@ def class_weights(encoding: Encoding, targets: np.ndarray) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def dev_scores(model: SequenceClassifier, encoding: Encoding, dev: Split, batch_size: int) -> dict[str, float]:
+def dev_scores(
+    model: SequenceClassifier, encoding: Encoding, dev: Split, batch_size: int
+) -> dict[str, float]:
     """Dev loss, and accuracy with macro-F1 (classifier) or RMSE with MAE in the targets' units."""
     model.eval()  # (the loop puts it back in training mode)
     outputs = head_outputs(model, dev.inputs, batch_size)
@@ -101,7 +103,9 @@ def train(
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
     train_examples, dev_examples, columns, held_out = read_splits(cfg)
     if not len(train_examples) or not len(dev_examples):
-        raise DataError("data.train and data.dev must each hold at least one labelled example; check the files")
+        raise DataError(
+            "data.train and data.dev must each hold at least one labelled example; check the files"
+        )
     tokenizer = None
     if train_examples.texts is not None:
         tokenizer = (
@@ -136,7 +140,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         outputs = train_model(batch.inputs, batch.lengths)
         objective, loss, correct = head_loss(encoding.head, outputs, batch.targets, weights)
         # the mean over the whole batch's examples (DDP averages the processes' gradients: * world.size)
-        return StepLoss(objective * world.size / len(indices), float(objective.detach()), loss, len(share), correct)
+        return StepLoss(
+            objective * world.size / len(indices), float(objective.detach()), loss, len(share), correct
+        )
 
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),

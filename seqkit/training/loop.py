@@ -47,7 +47,14 @@ class TrainingInterrupted(Exception):
         self.signal_number, self.step = signal_number, step
 
 
-HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "ppl": False, "accuracy": True, "macro_f1": True, "rmse": False}  # train.best_metric -> its direction
+HIGHER_IS_BETTER = {
+    "bleu": True,
+    "chrf": True,
+    "ppl": False,
+    "accuracy": True,
+    "macro_f1": True,
+    "rmse": False,
+}  # train.best_metric -> its direction
 MAX_NONFINITE_STEPS = 5  # consecutive skipped updates before training gives up
 
 

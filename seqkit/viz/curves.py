@@ -54,7 +54,14 @@ PANELS = (
         False,
         (
             ("train", lambda r: 100.0 * r.accuracy if isinstance(r, TrainRecord) else None),
-            ("dev", lambda r: 100.0 * r.scores["accuracy"] if isinstance(r, ValidRecord) and "accuracy" in r.scores else None),
+            (
+                "dev",
+                lambda r: (
+                    100.0 * r.scores["accuracy"]
+                    if isinstance(r, ValidRecord) and "accuracy" in r.scores
+                    else None
+                ),
+            ),
         ),
     ),
     ("loss", False, (("train", _train("loss")), ("dev", _dev("loss")))),
