@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-copy bench-wait lint check clean
+.PHONY: install demo demo-generate demo-classify test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-copy bench-wait lint check clean
 
 install: $(STAMP)
 
@@ -45,6 +45,25 @@ demo-generate: install
 	$(BIN)/seqkit generate $(LM_DIR) "In the beginning" "Jesus said" "" --temperature 0.5 --seed 1 | cat
 	@echo "== samples at temperature 1.0 =="
 	$(BIN)/seqkit generate $(LM_DIR) "In the beginning" "Jesus said" "" --temperature 1.0 --seed 1 | cat
+
+# `make demo-classify`: the genre of a verse (ten divisions of the Bible, English, 4 minutes), then rain
+# tomorrow and tomorrow's maximum temperature in Seattle, and next year's sunspots (a minute each), each
+# against its baselines (README "Classification and forecasting").
+GENRE := corpora/bible-genre
+SERIES := corpora/series
+demo-classify: install
+	rm -rf runs/genre runs/rain runs/temperature runs/sunspots
+	$(BIN)/seqkit train --config $(GENRE)/genre.toml --output runs/genre
+	$(BIN)/seqkit evaluate --model runs/genre --data $(GENRE)/test.en.tsv.gz --plot runs/genre/confusion.png
+	$(BIN)/seqkit plot runs/genre --output runs/genre/curves.png
+	@echo "== the pooling attention over one verse =="
+	$(BIN)/seqkit inspect runs/genre --text "$$(zcat $(GENRE)/test.en.tsv.gz | sed -n 5p | cut -f2)" --output runs/genre/inspect
+	$(BIN)/seqkit train --config $(SERIES)/rain.toml --output runs/rain
+	$(BIN)/seqkit evaluate --model runs/rain --data $(SERIES)/seattle-weather.csv
+	$(BIN)/seqkit train --config $(SERIES)/temperature.toml --output runs/temperature
+	$(BIN)/seqkit evaluate --model runs/temperature --data $(SERIES)/seattle-weather.csv --plot runs/temperature/forecast.png
+	$(BIN)/seqkit train --config $(SERIES)/sunspots.toml --output runs/sunspots
+	$(BIN)/seqkit evaluate --model runs/sunspots --data $(SERIES)/sunspots.csv --plot runs/sunspots/forecast.png
 
 test: install
 	$(BIN)/python -m pytest

@@ -35,14 +35,14 @@ def test_curves_are_the_logged_numbers(reverse_model):
     assert ppl.curves[1].steps == [r.step for r in valid]
     assert ppl.curves[1].values == [r.scores["ppl"] for r in valid]
     assert ppl.curves[1].minutes == [r.elapsed_s / 60 for r in valid]
-    accuracy = _panel(run, "token accuracy (%)").curves[0]
+    accuracy = _panel(run, "accuracy (%)").curves[0]
     assert accuracy.values == pytest.approx([100 * r.accuracy for r in train])
     scores = _panel(run, "dev BLEU / chrF")
     assert [c.label for c in scores.curves] == ["BLEU", "chrF"]
     assert scores.curves[0].values == [r.scores["bleu"] for r in valid]
     assert [p.title for p in run.panels] == [
         "perplexity",
-        "token accuracy (%)",
+        "accuracy (%)",
         "dev BLEU / chrF",
         "gradient norm (before clipping)",
     ]
@@ -79,7 +79,7 @@ def test_a_resumed_run_draws_the_steps_as_they_now_stand(tmp_path):
     assert (dev.steps, dev.values) == ([50], [9.5])
     assert [p.title for p in run.panels] == [
         "perplexity",
-        "token accuracy (%)",
+        "accuracy (%)",
         "gradient norm (before clipping)",
     ]
 
@@ -105,7 +105,7 @@ def test_the_figure_draws_the_logged_numbers(reverse_model, tmp_path):
     assert list(dev.get_xdata()) == pytest.approx([r.elapsed_s / 60 for r in valid])
     assert list(dev.get_ydata()) == pytest.approx([r.scores["ppl"] for r in valid])
     assert axes["perplexity"].get_yscale() == "log"
-    accuracy = {line.get_label(): line for line in axes["token accuracy (%)"].lines}[f"{first}: train"]
+    accuracy = {line.get_label(): line for line in axes["accuracy (%)"].lines}[f"{first}: train"]
     assert list(accuracy.get_ydata()) == pytest.approx([100 * r.accuracy for r in train])
     chrf = {line.get_label(): line for line in axes["dev BLEU / chrF"].lines}[f"{second}: chrF"]
     assert list(chrf.get_ydata()) == pytest.approx([r.scores["chrf"] for r in valid])
@@ -124,7 +124,7 @@ def test_png_of_one_run_and_of_two_runs(reverse_model, char_lm):
 
 def test_text_charts_have_every_panel(reverse_model):
     text = textplots.curves_text([read_curves(reverse_model)], colour=False)
-    for title in ("perplexity", "token accuracy (%)", "dev BLEU / chrF", "gradient norm"):
+    for title in ("perplexity", "accuracy (%)", "dev BLEU / chrF", "gradient norm"):
         assert title in text
     assert "\x1b[" not in text
     assert len(text.splitlines()) >= 4 * 10
