@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate demo-classify test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-copy bench-wait lint check clean
+.PHONY: install demo demo-generate demo-classify test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-copy bench-wait bench-classify lint check clean
 
 install: $(STAMP)
 
@@ -137,6 +137,10 @@ bench-wait: install
 	$(BIN)/python bench/wait_policy.py
 
 # Style (ruff, also over bench/) and types (mypy on seqkit/, settings in pyproject.toml).
+# The classifier and forecasters against their baselines, per language (bench/results-classify/).
+bench-classify: install
+	bash bench/classify.sh
+
 lint: install
 	$(BIN)/ruff check seqkit tests corpora bench
 	$(BIN)/ruff format --check seqkit tests corpora bench

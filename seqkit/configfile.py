@@ -19,7 +19,7 @@ from seqkit.errors import ConfigError
 
 # Keys that hold file paths: relative ones in a config file are relative to the file's folder.
 PATH_KEYS = {
-    "data": ("train", "dev"),
+    "data": ("train", "dev", "series"),
     "tokenizer": ("model", "src_model", "tgt_model"),
     "train": ("init_from",),
 }

@@ -274,3 +274,29 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
     assert evaluated.returncode == 0 and (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
     curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")
     assert curves.returncode == 0, curves.stderr
+
+
+def test_balanced_class_weights_equal_scikit_learns():
+    utils = pytest.importorskip("sklearn.utils.class_weight")
+    from seqkit.data.encoding import Encoding
+
+    targets = np.asarray([0] * 70 + [1] * 20 + [2] * 10)
+    encoding = Encoding("text", "softmax", ("a", "b", "c"), 0, (), (), 3)
+    expected = utils.compute_class_weight("balanced", classes=np.arange(3), y=targets)
+    assert np.allclose(trainer.class_weights(encoding, targets).numpy(), expected)
+
+
+def test_text_and_label_files_read_as_a_tsv(tmp_path: Path):
+    from seqkit.data.labelled import read_examples
+
+    (tmp_path / "d.text").write_text("w1 w2\n\nw3\n")
+    (tmp_path / "d.label").write_text("a\nb\nc\n")
+    (tmp_path / "d.tsv").write_text("a\tw1 w2\nb\t\nc\tw3\n")
+    data = config_lib.DataConfig()
+    pairs = read_examples(str(tmp_path / "d"), data, "data.train", regression=False)
+    tsv = read_examples(str(tmp_path / "d.tsv"), data, "data.train", regression=False)
+    assert (
+        (pairs.texts, pairs.labels, pairs.skipped)
+        == (tsv.texts, tsv.labels, tsv.skipped)
+        == (["w1 w2", "w3"], ["a", "c"], 1)
+    )

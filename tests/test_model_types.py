@@ -8,13 +8,14 @@ import typing
 import pytest
 
 from seqkit import model_types, modeldir
-from seqkit.config import ModelConfig
+from seqkit.config import Config, ModelConfig
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.model_types import MODEL_TYPES
+from seqkit.models.classifier import SequenceClassifier
 from seqkit.models.lm import RNNLanguageModel
 from seqkit.models.seq2seq import Seq2Seq
 
-BUILT = {"seq2seq": Seq2Seq, "lm": RNNLanguageModel}
+BUILT = {"seq2seq": Seq2Seq, "lm": RNNLanguageModel, "classifier": SequenceClassifier}
 
 
 def test_every_model_type_choice_has_an_entry_and_every_entry_is_a_choice():
@@ -23,7 +24,7 @@ def test_every_model_type_choice_has_an_entry_and_every_entry_is_a_choice():
     assert ModelConfig().type in MODEL_TYPES
     for name, model_type in MODEL_TYPES.items():
         assert model_type.name == name
-        assert model_type.task in ("translate", "generate")
+        assert model_type.task in ("translate", "generate", "predict")
 
 
 def test_loading_builds_the_type_the_config_names(reverse_model, char_lm):
@@ -35,13 +36,16 @@ def test_loading_builds_the_type_the_config_names(reverse_model, char_lm):
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_TYPES))
-def test_each_entry_builds_its_own_model(reverse_model, name):
-    from seqkit.data.tokenizer import load_tokenizer
+def test_each_entry_builds_its_own_model(reverse_model, name, tmp_path):
+    import shutil
 
-    tokenizer = load_tokenizer(reverse_model)
-    model = MODEL_TYPES[name].build(
-        ModelConfig(type=name, embedding_size=8, decoder_hidden_size=8), tokenizer
-    )
+    from seqkit.data.encoding import Encoding
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(reverse_model, model_dir)
+    Encoding("text", "softmax", ("a", "b"), 0, (), (), 2).write(model_dir)  # what a classifier adds
+    cfg = Config(model=ModelConfig(type=name, embedding_size=8, decoder_hidden_size=8))
+    _, model = MODEL_TYPES[name].build(cfg, model_dir)
     assert type(model) is BUILT[name]
 
 

@@ -136,7 +136,7 @@ def _evaluate_classifier(
     model_dir: Path | None, data: str | None, plot: Path | None, as_json: bool, device: str
 ) -> None:
     from seqkit import api, console
-    from seqkit.scoring.prediction import plot_evaluation
+    from seqkit.viz import reports
 
     if model_dir is None or data is None:
         raise DataError("--data and --plot score a classifier: give both --model DIR and --data FILE")
@@ -144,5 +144,5 @@ def _evaluate_classifier(
     model.require_task("predict")
     result = model.evaluate(data)
     if plot is not None:
-        plot_evaluation(result, plot, str(model_dir))
+        reports.write_evaluation_plot(plot, result, str(model_dir))
     console.print_prediction_scores(result, as_json)

@@ -8,8 +8,6 @@ windows, by time) is scored.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from seqkit.config import Config
@@ -82,16 +80,3 @@ def evaluate(cfg: Config, codec: Codec, model: SequenceClassifier, data: str, ba
         "predicted": predicted.tolist() if regression else predicted_labels,
         "gold": gold.tolist() if regression else test.labels,
     }
-
-
-def plot_evaluation(result: dict, path: Path, title: str) -> None:
-    """The confusion matrix (classifier) or predicted against actual values (forecaster) as a PNG."""
-    from seqkit import outputs
-    from seqkit.viz import plots
-
-    if result["kind"] == "classifier":
-        scores = result["scores"]
-        figure = plots.confusion_figure(np.asarray(scores["confusion"]), scores["labels"], title)
-    else:
-        figure = plots.forecast_figure(np.asarray(result["gold"]), np.asarray(result["predicted"]), title)
-    outputs.write_bytes(path, plots.png(figure))

@@ -102,3 +102,16 @@ def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:
     _write(directory / "trace.json", json.dumps(numbers, ensure_ascii=False).encode("utf-8"), "--output")
     written.append(directory / "trace.json")
     return written
+
+
+def write_evaluation_plot(path: Path, result: dict, title: str) -> None:
+    """A classifier's evaluation (scoring/prediction.py) as a PNG: its confusion matrix, or a
+    forecaster's predicted against actual values."""
+    import numpy as np
+
+    if result["kind"] == "classifier":
+        scores = result["scores"]
+        figure = plots.confusion_figure(np.asarray(scores["confusion"]), scores["labels"], title)
+    else:
+        figure = plots.forecast_figure(np.asarray(result["gold"]), np.asarray(result["predicted"]), title)
+    _write(path, plots.png(figure), "--plot")
