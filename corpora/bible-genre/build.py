@@ -61,7 +61,10 @@ def main() -> None:
             verses = read(SOURCE / f"{split}.{language}.gz")
             assert len(verses) == len(labels), (split, language)
             assert not any("\t" in verse for verse in verses), "a verse with a tab"
-            write_gz(HERE / f"{split}.{language}.tsv.gz", [f"{a}\t{b}" for a, b in zip(labels, verses, strict=True)])
+            write_gz(
+                HERE / f"{split}.{language}.tsv.gz",
+                [f"{a}\t{b}" for a, b in zip(labels, verses, strict=True)],
+            )
     rows = "\n".join(
         f"| {label} | {' '.join(DIVISIONS[label].split()[:3])}{' ...' if len(DIVISIONS[label].split()) > 3 else ''} | "
         + " | ".join(f"{counts[split][label]:,}" for split in SPLITS)
