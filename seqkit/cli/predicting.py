@@ -1,0 +1,77 @@
+"""`seqkit predict`: a classifier's label (or a forecaster's values) for each input line, one line out
+per line in, in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqkit.cli import DeviceOption, _Command, app, model_default, user_errors
+from seqkit.cli.decoding import _input_lines, _typed, _write_lines
+from seqkit.errors import ConfigError
+
+
+def prediction_line(prediction, probabilities: bool, top_k: int | None) -> str:
+    """One input line's answer: the label; with `top_k`, the k likeliest labels tab-separated; with
+    `probabilities`, a JSON object of label -> probability, likeliest first (all labels, or the top k);
+    a forecaster's values space-separated. An empty input line gets an empty line."""
+    import json
+
+    if prediction is None:
+        return ""
+    if prediction.values is not None:
+        return " ".join(f"{value:.6g}" for value in prediction.values)
+    ranked = prediction.top(top_k or len(prediction.probabilities))
+    if probabilities:
+        return json.dumps({label: round(p, 6) for label, p in ranked}, ensure_ascii=False)
+    return "\t".join(label for label, _ in ranked) if top_k else prediction.label
+
+
+@app.command(cls=_Command)
+@user_errors
+def predict(
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help='Classifier directory (model.type = "classifier").')
+    ],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[FILE]...",
+            help="Input files (.gz too): text, or numbers x1,x2,... per line; stdin when none.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+    ] = None,
+    probs: Annotated[
+        bool, typer.Option("--probs", help="A JSON object of label probabilities per line, likeliest first.")
+    ] = False,
+    top_k: Annotated[
+        int | None,
+        typer.Option(metavar="K", help="The K likeliest labels per line (tab-separated, or in --probs)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Examples per batch. " + model_default("decode", "batch_size")),
+    ] = None,
+    device: DeviceOption = "auto",
+) -> None:
+    """The label (or a forecaster's values) of each input line, one line out per line in, in order; an
+    empty line in gives an empty line out."""
+    from seqkit import api
+
+    model = api.load(model_dir, device)
+    model.require_task("predict")
+    encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
+    if encoding.head == "regression" and (probs or top_k is not None):
+        raise ConfigError(
+            f"--{'probs' if probs else 'top-k'}: {model_dir} forecasts numbers, which have no labels to rank; drop it"
+        )
+    if top_k is not None and not 1 <= top_k <= len(encoding.labels):
+        raise ConfigError(
+            f"--top-k {top_k}: the model has {len(encoding.labels)} labels; give 1 to {len(encoding.labels)}"
+        )
+    stream = model.predict_stream(_input_lines(inputs), batch_size, chunk_lines=1 if _typed(inputs) else 256)
+    _write_lines((prediction_line(p, probs, top_k) for p in stream), output)
