@@ -1,7 +1,7 @@
 """Config files: TOML read (relative paths resolved against the file's folder), `--set SECTION.KEY=VALUE`
 overrides parsed (their relative paths against the current directory), the merged `load` that every
 command uses, and TOML written: plain for a model directory (`to_toml`), every key with its comment and
-default for `seqkit config` (`commented_toml`). What a config is, and its checks: config.py."""
+default for `seqkit config` (`commented_toml`). What a config is, and its checks: the config package."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def _parity_pairs(count: int, seed: int, swapped: bool) -> list[str]:
 
 
 def _copy_runs(directory: Path) -> str:
-    """(In the background process.) The same small model trained for 1,000 steps with and without copy."""
+    """(In the background process.) The same small model trained for 500 steps with and without copy."""
     data = directory / "data"
     data.mkdir(parents=True)
     for name, lines in (("train", _parity_pairs(3000, 1, False)), ("dev", _parity_pairs(60, 2, True))):
@@ -151,7 +151,7 @@ def _copy_runs(directory: Path) -> str:
             (data / f"{name}.{side}").write_text("".join(line + "\n" for line in lines))
     for copy in ("true", "false"):
         run = seqkit_here(
-            "train", "-o", str(directory / f"copy-{copy}"), "--quiet", "--max-steps", "1000",
+            "train", "-o", str(directory / f"copy-{copy}"), "--quiet", "--max-steps", "500",
             "--set", f"data.train={data}/train", "--set", f"data.dev={data}/dev", "--set", "data.src_lang=src",
             "--set", "data.tgt_lang=tgt", "--set", "tokenizer.vocab_size=24", "--set", "model.embedding_size=32",
             "--set", "model.encoder_hidden_size=32", "--set", "model.decoder_hidden_size=64",
@@ -171,8 +171,10 @@ def test_copy_writes_letters_where_training_never_had_them_and_serves(background
         outputs = [r.text for r in seqkit.load(model_dir).translate(sources, beam_size=1)]
         return sum(o == s for o, s in zip(outputs, sources, strict=True)) / len(sources)
 
-    # measured (2026-12-02): 0.58 with copy, 0.00 without: the plain model starts every output with a-h
-    assert exact(runs / "copy-true") >= 0.4
+    # measured (2026-12-03, 500 steps): 1.00 with copy (also at 300 steps, and with seed 2; 0.58 with
+    # seed 1), 0.00 without: the plain model starts every output with a-h. With a randomly initialised
+    # copy gate instead of one that starts out copying: 0.63 after 1,000 steps
+    assert exact(runs / "copy-true") >= 0.95
     assert exact(runs / "copy-false") <= 0.05
     # the gates come with the attention pictures, one per output piece and the end
     run = seqkit_here(

@@ -70,7 +70,7 @@ def _main(
 
 
 def _builtin(section: str, key: str) -> object:
-    return getattr(getattr(config_lib.Config(), section), key)  # config.py: the one place of defaults
+    return getattr(getattr(config_lib.Config(), section), key)  # seqkit/config: the one place of defaults
 
 
 def model_default(section: str, key: str) -> str:

@@ -26,7 +26,8 @@ class TokenArrays(Sequence[list[int]]):
     """Read-only sequences of token ids: `len`, `[i]` (a list of ints), slices and `lengths`."""
 
     def __init__(self, ids: np.ndarray, offsets: np.ndarray):
-        self.ids, self.offsets = ids, offsets
+        # plain ndarray views of the memory maps: a slice of an np.memmap pays for a memmap object
+        self.ids, self.offsets = ids.view(np.ndarray), offsets.view(np.ndarray)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -40,10 +40,9 @@ class Batch:
 
 
 def _pad(seqs: list[list[int]]) -> torch.Tensor:
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD, dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return out
+    width = max(len(s) for s in seqs)
+    # padded as lists and made a tensor in one call: a tensor per row costs more than the model's step
+    return torch.tensor([s + [PAD] * (width - len(s)) for s in seqs], dtype=torch.long)  # (batch, width)
 
 
 def make_batch(src: Rows, tgt: Rows | None, indices: list[int]) -> Batch:
