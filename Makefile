@@ -115,8 +115,8 @@ bench-loops: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/loops.py $(DEMO_DIR)
 
-# Copy attention and coverage on the demo recipe and on a copy-heavy task (bench/copy_task.py), about 55
-# minutes: five trainings of 6 to 8 minutes and two of 2, then bench/copy_quality.py: bench/results-copy.{json,md}
+# Copy attention and coverage on the demo recipe and on a copy-heavy task (bench/copy_task.py), about 60
+# minutes: six trainings of 6 to 8 minutes and two of 2, then bench/copy_quality.py: bench/results-copy.{json,md}
 bench-copy: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/copy_task.py bench/work/copy-task
@@ -127,6 +127,7 @@ bench-copy: install
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-then-coverage --set model.copy=true --set model.coverage=true --set train.init_from=runs/demo-copy --set train.max_minutes=2 --set train.valid_every=150 --set train.threads=2 --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-plain $(COPY_TASK) --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-copy $(COPY_TASK) --set model.copy=true --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-copy-start $(COPY_TASK) --set model.copy=true --set model.copy_gate_start=copying --overwrite
 	$(BIN)/python bench/copy_quality.py
 
 COPY_TASK = --set data.train=$(CURDIR)/bench/work/copy-task/train --set data.dev=$(CURDIR)/bench/work/copy-task/dev \

@@ -141,7 +141,9 @@ def main() -> None:
             "runs/demo-copy-then-coverage",
         ],
     )
-    parser.add_argument("--edit", nargs="*", default=["runs/edit-plain", "runs/edit-copy"])
+    parser.add_argument(
+        "--edit", nargs="*", default=["runs/edit-plain", "runs/edit-copy", "runs/edit-copy-start"]
+    )
     args = parser.parse_args()
     sources, references = _read(CORPUS / "test.es.gz"), _read(CORPUS / "test.en.gz")
     demo = [

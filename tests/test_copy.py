@@ -16,6 +16,7 @@ from seqkit.data.tokenizer import BOS, EOS
 from seqkit.decoding.search import beam_search, decode_corpus, greedy_search, max_output_lengths, source_batch
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.errors import ConfigError
+from seqkit.models import decoder
 from seqkit.models.seq2seq import Seq2Seq
 from tests.helpers import assert_one_line_error, seqkit_here
 
@@ -63,6 +64,15 @@ def test_the_copy_distribution_sums_to_one_and_equals_teacher_forcing(variant):
     torch.testing.assert_close(torch.stack(stepped, dim=1), forced)
     torch.testing.assert_close(state.coverage, torch.stack(coverage).sum(0))  # the attention, summed
     assert gates.shape == (6, 6) and bool(((gates >= 0) & (gates <= 1)).all())
+
+
+def test_a_gate_that_starts_copying_generates_with_probability_one_in_twenty():
+    from_dict({"model": {"copy": True, "copy_gate_start": "copying"}, "tokenizer": {"type": "char"}})
+    model = _model(coverage=False)
+    started = _model(coverage=False, copy_gate_start="copying").decoder.copy_gate.requires_grad_(False)
+    assert float(started.weight.abs().sum()) == 0.0 and float(started.bias) == decoder.COPY_GATE_BIAS
+    assert torch.sigmoid(started.bias).item() == pytest.approx(0.047, abs=1e-3)
+    assert float(model.decoder.copy_gate.weight.detach().abs().sum()) > 0  # the default: a random start
 
 
 def test_a_closed_gate_copies_the_attention():
@@ -123,6 +133,8 @@ def test_copy_needs_a_joint_vocabulary_no_smoothing_and_a_source():
         from_dict({"model": {"copy": True}, "train": {"label_smoothing": 0.1}})
     with pytest.raises(ConfigError, match="model.coverage needs attention"):
         from_dict({"model": {"type": "lm", "coverage": True}})
+    with pytest.raises(ConfigError, match="copy_gate_start is the copy gate's"):
+        from_dict({"model": {"copy_gate_start": "copying"}})
     from_dict({"model": {"copy": True, "coverage": True}, "tokenizer": {"type": "char"}})
 
 
@@ -157,6 +169,7 @@ def _copy_runs(directory: Path) -> str:
             "--set", "model.encoder_hidden_size=32", "--set", "model.decoder_hidden_size=64",
             "--set", "model.dropout=0.0", "--set", "train.batch_tokens=400", "--set", "train.valid_every=250",
             "--set", "train.seed=7", "--set", "train.learning_rate=0.003", "--set", f"model.copy={copy}",
+            *(["--set", "model.copy_gate_start=copying"] if copy == "true" else []),
         )  # fmt: skip
         assert run.returncode == 0, run.stderr.decode()
     return str(data)
@@ -171,9 +184,9 @@ def test_copy_writes_letters_where_training_never_had_them_and_serves(background
         outputs = [r.text for r in seqkit.load(model_dir).translate(sources, beam_size=1)]
         return sum(o == s for o, s in zip(outputs, sources, strict=True)) / len(sources)
 
-    # measured (2026-12-03, 500 steps): 1.00 with copy (also at 300 steps, and with seed 2; 0.58 with
-    # seed 1), 0.00 without: the plain model starts every output with a-h. With a randomly initialised
-    # copy gate instead of one that starts out copying: 0.63 after 1,000 steps
+    # measured (2026-12-03, 500 steps): 1.00 with copy and model.copy_gate_start = copying (also at 300
+    # steps, and with seed 2; 0.58 with seed 1), 0.00 without: the plain model starts every output with
+    # a-h. With the default random gate instead: 0.63 after 1,000 steps
     assert exact(runs / "copy-true") >= 0.95
     assert exact(runs / "copy-false") <= 0.05
     # the gates come with the attention pictures, one per output piece and the end

@@ -102,6 +102,10 @@ class ModelConfig:
     # pointer-generator (See et al. 2017): a gate mixes the output layer's distribution with the attention
     # over the source pieces, so a piece can be copied from the input (needs a joint vocabulary)
     copy: bool = False
+    # the copy gate's first weights: "random" (a linear layer's usual start; translation learns faster)
+    # or "copying" (weights 0, bias -3: it copies from the first update, for outputs that are mostly the
+    # input, such as correcting or modernising a text)
+    copy_gate_start: Literal["random", "copying"] = "random"
     # the attention sees how much each source piece has had so far (See et al.'s coverage), and training
     # adds train.coverage_loss x the attention that falls again on what was covered
     coverage: bool = False

@@ -27,6 +27,11 @@ def check(config: Config, source: str) -> None:
     if (model.copy or model.coverage) and model.type != "seq2seq":
         key = "copy" if model.copy else "coverage"
         raise ConfigError(f"{source}: model.{key} needs attention over a source: model.type = seq2seq")
+    if model.copy_gate_start != "random" and not model.copy:
+        raise ConfigError(
+            f"{source}: model.copy_gate_start is the copy gate's first weights; set model.copy = true or "
+            "drop it"
+        )
     if model.copy and config.tokenizer.type == "sentencepiece" and not config.tokenizer.joint:
         raise ConfigError(
             f"{source}: model.copy copies source pieces into the output, so both sides need one vocabulary: "

@@ -84,6 +84,7 @@ class Seq2Seq(nn.Module):
             tie_embeddings=cfg.tie_embeddings,
             copy=cfg.copy,
             coverage=cfg.coverage,
+            copy_gate_start=cfg.copy_gate_start,
         )
         self.copy = cfg.copy
 
