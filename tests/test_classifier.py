@@ -189,15 +189,42 @@ def test_predict_one_line_per_line_in_order_and_batched_equals_alone(first_token
 
 def test_resume_is_exact(tmp_path: Path):
     _write_text_task(tmp_path, _first_token)
-    whole = _config(tmp_path, {"pooling": "attention"}, train={"max_steps": 60, "valid_every": 30})
+    model = {"pooling": "attention", "word_dropout": 0.2}  # (word dropout draws from the saved RNG too)
+    whole = _config(tmp_path, model, train={"max_steps": 60, "valid_every": 30})
     trainer.train(whole, tmp_path / "whole")
-    half = _config(tmp_path, {"pooling": "attention"}, train={"max_steps": 30, "valid_every": 30})
+    half = _config(tmp_path, model, train={"max_steps": 30, "valid_every": 30})
     trainer.train(half, tmp_path / "halves")
     trainer.train(whole, tmp_path / "halves", resume=True)
     from safetensors.torch import load_file
 
     a, b = load_file(tmp_path / "whole/model.safetensors"), load_file(tmp_path / "halves/model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_word_dropout_replaces_tokens_by_unk_in_training_only():
+    from seqkit.data.tokenizer import PAD, UNK
+    from seqkit.models.classifier import SequenceClassifier
+
+    cfg = config_lib.ModelConfig(type="classifier", embedding_size=8, encoder_hidden_size=8, word_dropout=0.3)
+    torch.manual_seed(0)
+    model = SequenceClassifier(cfg, vocab_size=50, features=0, outputs=3)
+    plain = SequenceClassifier(
+        config_lib.ModelConfig(type="classifier", embedding_size=8, encoder_hidden_size=8), 50, 0, 3
+    )
+    plain.load_state_dict(model.state_dict())
+    inputs = torch.randint(4, 50, (64, 40))  # (batch, steps): no unk, no padding ...
+    inputs[:, 30:] = PAD  # ... but the last 10 steps
+    lengths = torch.full((64,), 30)
+    seen = []
+    model.encoder.embedding.register_forward_hook(lambda _module, args, _out: seen.append(args[0].clone()))
+    model.train()
+    model.pooled(inputs, lengths)
+    dropped = seen[-1] != inputs
+    assert torch.all(seen[-1][dropped] == UNK) and not dropped[:, 30:].any()  # padding stays padding
+    assert 0.25 < dropped[:, :30].float().mean() < 0.35
+    model.eval(), plain.eval()
+    assert torch.equal(model(inputs, lengths), plain(inputs, lengths))  # decoding sees every token
+    assert torch.equal(seen[-1], inputs)
 
 
 def test_metrics_equal_scikit_learns():
@@ -251,6 +278,12 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
         _config(tmp_path, {"cell": "gru", "activation": "relu"})
     with pytest.raises(config_lib.ConfigError, match="set model.type = classifier"):
         config_lib.from_dict({"model": {"pooling": "mean"}}, "test")
+    with pytest.raises(config_lib.ConfigError, match="model.word_dropout is a classifier's setting"):
+        config_lib.from_dict({"model": {"word_dropout": 0.1}}, "test")
+    (tmp_path / "numbers.csv").write_text("pos,0.1,0.2\nneg,0.3,0.4\n")
+    numbers = {"train": str(tmp_path / "numbers.csv"), "dev": str(tmp_path / "numbers.csv")}
+    with pytest.raises(config_lib.ConfigError, match="reads numbers, not tokens; drop model.word_dropout"):
+        trainer.train(_config(tmp_path, {"word_dropout": 0.1}, numbers), tmp_path / "m3")
 
 
 def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):

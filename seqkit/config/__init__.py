@@ -115,6 +115,9 @@ class ModelConfig:
     # classifier: softmax over the labels (cross-entropy), one sigmoid for two labels (binary
     # cross-entropy), or linear outputs for numbers (mean squared error on standardised values)
     head: Literal["softmax", "sigmoid", "regression"] = "softmax"
+    # classifier reading tokens: the share of each training example's tokens replaced by unk (word
+    # dropout, a regulariser against learning the training examples by heart); 0 = none
+    word_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("model", "decoder_hidden_size"): (lambda v: v > 0, "a positive integer"),
     ("model", "decoder_layers"): (lambda v: v > 0, "a positive integer"),
     ("model", "dropout"): (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    ("model", "word_dropout"): (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     ("train", "batch_tokens"): (lambda v: v > 0, "a positive integer"),
     ("train", "learning_rate"): (lambda v: v > 0, "positive"),
     ("train", "clip_norm"): (lambda v: v >= 0, "0 (off) or positive"),

@@ -67,7 +67,12 @@ def _check_classifier(config: Config, source: str) -> None:
     if model.type != "classifier":
         changed = [
             key
-            for key, default in (("pooling", "last"), ("head", "softmax"), ("activation", "tanh"))
+            for key, default in (
+                ("pooling", "last"),
+                ("head", "softmax"),
+                ("activation", "tanh"),
+                ("word_dropout", 0.0),
+            )
             if getattr(model, key) != default
         ]
         if changed or data.series or config.train.class_weights != "none":

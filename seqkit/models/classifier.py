@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from seqkit.config import ModelConfig
+from seqkit.data.tokenizer import PAD, UNK
 from seqkit.models.encoder import Encoder
 
 
@@ -41,6 +42,7 @@ class SequenceClassifier(nn.Module):
         if self.pooling == "attention":  # additive scores of each state: v . tanh(W h)
             self.attention = nn.Sequential(nn.Linear(size, size), nn.Tanh(), nn.Linear(size, 1, bias=False))
         self.dropout = nn.Dropout(cfg.dropout)
+        self.word_dropout = cfg.word_dropout
         self.head = nn.Linear(size, outputs)
 
     @classmethod
@@ -56,6 +58,9 @@ class SequenceClassifier(nn.Module):
     def pooled(self, inputs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """inputs (batch, steps[, features]), lengths (batch,) -> the pooled vector (batch, size) and, for
         attention pooling, its weights over the steps (batch, steps), zero at padding."""
+        if self.training and self.word_dropout and not self.reads_numbers:
+            dropped = torch.rand(inputs.shape, device=inputs.device) < self.word_dropout  # (batch, steps)
+            inputs = inputs.masked_fill(dropped & (inputs != PAD), UNK)
         memory, final = self.encoder(inputs, lengths)  # (batch, steps, size), (batch, size)
         if self.pooling == "last":
             return final, None

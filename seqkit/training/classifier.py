@@ -19,7 +19,7 @@ from seqkit.data.encoding import Encoding, encode_inputs, make_batch
 from seqkit.data.labelled import Examples, read_examples, split_series
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding.classify import head_outputs, predicted_ids
-from seqkit.errors import DataError, TrainingError
+from seqkit.errors import ConfigError, DataError, TrainingError
 from seqkit.models.classifier import SequenceClassifier, head_loss
 from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
@@ -112,6 +112,11 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             load_tokenizer(output_dir)
             if resume
             else build_tokenizer([], train_examples.texts, cfg.tokenizer, cfg.train.seed)
+        )
+    if tokenizer is None and cfg.model.word_dropout:
+        raise ConfigError(
+            f"model.word_dropout = {cfg.model.word_dropout:g}: this classifier reads numbers, not tokens; drop "
+            "model.word_dropout"
         )
     encoding = Encoding.read(output_dir) if resume else Encoding.fit(train_examples, cfg.model.head, columns)
     train_data = encode_split(encoding, tokenizer, train_examples)
