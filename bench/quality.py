@@ -72,8 +72,8 @@ def from_checkpoint(run: Path, step: int, output: Path) -> Path:
     """A model directory of the run's files with one checkpoint's weights as its model."""
     shutil.rmtree(output, ignore_errors=True)  # (bench/work is this script's own)
     output.mkdir(parents=True)
-    for item in run.iterdir():
-        if item.is_file() and not item.name.startswith("."):
+    for item in run.iterdir():  # (as checkpoint.average copies them, less the weights replaced below)
+        if item.is_file() and not item.name.startswith(".") and item.name != "model.safetensors":
             shutil.copy2(item, output / item.name)
     shutil.copy2(
         run / "checkpoints" / f"step-{step:08d}" / "weights.safetensors", output / "model.safetensors"

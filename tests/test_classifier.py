@@ -222,7 +222,8 @@ def test_word_dropout_replaces_tokens_by_unk_in_training_only():
     dropped = seen[-1] != inputs
     assert torch.all(seen[-1][dropped] == UNK) and not dropped[:, 30:].any()  # padding stays padding
     assert 0.25 < dropped[:, :30].float().mean() < 0.35
-    model.eval(), plain.eval()
+    model.eval()
+    plain.eval()
     assert torch.equal(model(inputs, lengths), plain(inputs, lengths))  # decoding sees every token
     assert torch.equal(seen[-1], inputs)
 
