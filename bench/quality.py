@@ -44,6 +44,9 @@ AVERAGE_LAST = 5
 # one of bench/run.py, except that seqkit builds its 8k SentencePiece model itself.
 RECIPES = {
     "demo": (CORPUS / "demo.toml", ["train.valid_every=150"]),
+    # 12-minute recipe trials on the demo's sizes (`--minutes 12 --name recipes12`): one change each
+    "demo-smooth": (CORPUS / "demo.toml", ["train.valid_every=150", "train.label_smoothing=0.1"]),
+    "demo-batch1000": (CORPUS / "demo.toml", ["train.valid_every=300", "train.batch_tokens=1000"]),
     "workload": (
         REPO / "bench" / "workload.toml",
         [f"data.train={CORPUS / 'train'}", f"data.dev={CORPUS / 'dev'}", "train.valid_every=75"],
@@ -175,7 +178,12 @@ def main() -> None:
     parser.add_argument("--early", type=float, default=12.0, help="the shorter budget, in minutes")
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--no-train", action="store_true", help="measure the runs already in bench/work")
+    parser.add_argument(
+        "--name", default="quality", help="runs in bench/work/NAME, results in bench/results-NAME.*"
+    )
     args = parser.parse_args()
+    global WORK, OUT
+    WORK, OUT = REPO / "bench" / "work" / args.name, REPO / "bench" / f"results-{args.name}"
     WORK.mkdir(parents=True, exist_ok=True)
     if args.no_train:
         runs = [WORK / recipe for recipe in args.recipes]
