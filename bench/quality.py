@@ -47,6 +47,10 @@ RECIPES = {
     # 12-minute recipe trials on the demo's sizes (`--minutes 12 --name recipes12`): one change each
     "demo-smooth": (CORPUS / "demo.toml", ["train.valid_every=150", "train.label_smoothing=0.1"]),
     "demo-batch1000": (CORPUS / "demo.toml", ["train.valid_every=300", "train.batch_tokens=1000"]),
+    "demo-smooth-linear": (
+        CORPUS / "demo.toml",
+        ["train.valid_every=150", "train.label_smoothing=0.1", "train.lr_schedule=linear"],
+    ),
     "workload": (
         REPO / "bench" / "workload.toml",
         [f"data.train={CORPUS / 'train'}", f"data.dev={CORPUS / 'dev'}", "train.valid_every=75"],

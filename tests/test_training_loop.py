@@ -12,7 +12,7 @@ from seqkit.config import TrainConfig
 from seqkit.errors import TrainingError
 from seqkit.training import log as training_log
 from seqkit.training.gradients import GradientMonitor
-from seqkit.training.log import ValidRecord, WarningRecord
+from seqkit.training.log import TrainRecord, ValidRecord, WarningRecord
 from seqkit.training.loop import fit
 from seqkit.training.progress import Limits, Progress, TrainingState
 from seqkit.training.schedules import LearningRateSchedule
@@ -30,6 +30,14 @@ def test_constant_warmup_and_inverse_sqrt():
     assert math.isclose(inverse.at(50), 0.05)
     assert math.isclose(inverse.at(100), 0.1)
     assert math.isclose(inverse.at(400), 0.05)  # sqrt(100 / 400)
+
+
+def test_linear_falls_from_the_peak_after_warmup_to_zero_at_the_end_of_the_budget():
+    linear = LearningRateSchedule(TrainConfig(learning_rate=0.1, warmup_steps=10, lr_schedule="linear"))
+    assert linear.needs_budget and not LearningRateSchedule(TrainConfig()).needs_budget
+    assert math.isclose(linear.at(5, 0.05), 0.1 * 0.5 * 0.95)  # warming up, and decaying already
+    assert math.isclose(linear.at(50, 0.5), 0.05)
+    assert linear.at(100, 1.0) == 0.0
 
 
 def _plateau(**train) -> LearningRateSchedule:
@@ -201,6 +209,21 @@ def test_early_stopping_and_best_metric(tmp_path):
     assert (by_ppl.best_metric, by_ppl.best_score, by_ppl.best_signature) == ("ppl", 1.0, "")
     best_flags = [r.best for r in training_log.of_kind(training_log.read(tmp_path / "b"), ValidRecord)]
     assert best_flags == [True] * 5
+
+
+@pytest.mark.parametrize("limit", [{"max_steps": 20}, {"max_epochs": 2}])
+def test_linear_schedule_follows_the_first_limit_in_a_run(tmp_path, limit: dict):
+    # 10 batches an epoch: 2 epochs are 20 steps; the rate of update s is 0.1 x (1 - (s - 1) / 20)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    scores = [DevScores({"ppl": 2.0})] * 10
+    cfg = _cfg(lr_schedule="linear", learning_rate=0.1, **{"max_steps": 0, **limit})
+    summary = fit(cfg, _run_dir(tmp_path / "run"), model, FakeTask(model, scores).as_task("ppl"), NullReporter())
+    assert summary.steps == 20
+    rates = {r.step: r.lr for r in training_log.of_kind(training_log.read(tmp_path / "run"), TrainRecord)}
+    assert set(rates) == {5, 10, 15, 20}
+    for step, lr in rates.items():
+        assert math.isclose(lr, 0.1 * (1 - (step - 1) / 20)), (step, lr)
 
 
 def test_non_finite_steps_are_skipped_then_training_stops(tmp_path):

@@ -128,8 +128,10 @@ class TrainConfig:
     batch_tokens: int = 3000  # padded tokens per batch (sentences x longest side); lm: streams x bptt_length
     bptt_length: int = 64  # lm: tokens per truncated-backpropagation chunk
     learning_rate: float = 1e-3  # Adam's step size (the peak, with warmup)
-    lr_schedule: Literal["constant", "plateau", "inverse_sqrt"] = "constant"  # how the rate changes
-    warmup_steps: int = 0  # linear warmup (any schedule); inverse_sqrt decays after it
+    # how the rate changes; linear: down to 0 at the end of the budget (max_steps, max_epochs or
+    # max_minutes, whichever ends first)
+    lr_schedule: Literal["constant", "plateau", "inverse_sqrt", "linear"] = "constant"
+    warmup_steps: int = 0  # linear warmup (any schedule); inverse_sqrt and linear decay after it
     lr_decay_factor: float = 0.5  # plateau: multiply the rate by this ...
     lr_patience: int = 2  # ... after this many validations without improvement
     label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary

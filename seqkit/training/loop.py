@@ -102,6 +102,13 @@ class _Trainer:
     def elapsed(self) -> float:
         return self.progress.elapsed_s + time.monotonic() - self.session_start
 
+    def budget_done(self) -> float:
+        """The share of the run's budget done, for a schedule that decays along it (else 0)."""
+        if not self.schedule.needs_budget:
+            return 0.0
+        # rank 0's clock for every process, so that their rates, and so their weights, stay equal
+        return self.world.from_main(self.limits.fraction(self.progress.step, self.elapsed()))
+
     def save_checkpoint(self) -> None:
         progress = dataclasses.replace(self.progress, elapsed_s=self.elapsed())
         state = TrainingState(
@@ -127,7 +134,7 @@ class _Trainer:
     def train_step(self, batch) -> None:
         """One update: learning rate, forward and backward, clipping, and the skip of a non-finite step."""
         progress = self.progress
-        lr = self.schedule.at(progress.step + 1)
+        lr = self.schedule.at(progress.step + 1, self.budget_done())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         step_start = time.monotonic()
@@ -247,7 +254,7 @@ class _Trainer:
         restored = Restored(
             step=progress.step,
             epoch=progress.epoch + 1,
-            learning_rate=self.schedule.at(progress.step + 1),
+            learning_rate=self.schedule.at(progress.step + 1, self.budget_done()),
             best_metric=self.metric,
             best_score=self.sign * progress.best,
         )
