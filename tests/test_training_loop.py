@@ -218,7 +218,9 @@ def test_linear_schedule_follows_the_first_limit_in_a_run(tmp_path, limit: dict)
     model = torch.nn.Linear(3, 1)
     scores = [DevScores({"ppl": 2.0})] * 10
     cfg = _cfg(lr_schedule="linear", learning_rate=0.1, **{"max_steps": 0, **limit})
-    summary = fit(cfg, _run_dir(tmp_path / "run"), model, FakeTask(model, scores).as_task("ppl"), NullReporter())
+    summary = fit(
+        cfg, _run_dir(tmp_path / "run"), model, FakeTask(model, scores).as_task("ppl"), NullReporter()
+    )
     assert summary.steps == 20
     rates = {r.step: r.lr for r in training_log.of_kind(training_log.read(tmp_path / "run"), TrainRecord)}
     assert set(rates) == {5, 10, 15, 20}
