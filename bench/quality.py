@@ -51,6 +51,7 @@ RECIPES = {
     # from the demo recipe as it was before label smoothing joined it (demo-unsmoothed)
     "demo-unsmoothed": (CORPUS / "demo.toml", ["train.valid_every=150", "train.label_smoothing=0"]),
     "demo-smooth": (CORPUS / "demo.toml", ["train.valid_every=150", "train.label_smoothing=0.1"]),
+    # the smoothed demo recipe (demo.toml since 2026-12-04) with half its batch: twice the updates
     "demo-batch1000": (CORPUS / "demo.toml", ["train.valid_every=300", "train.batch_tokens=1000"]),
     "demo-smooth-linear": (
         CORPUS / "demo.toml",
