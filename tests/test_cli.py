@@ -22,3 +22,32 @@ def test_h_is_help(command):
     assert long.returncode == short.returncode == 0
     assert short.stdout == long.stdout and b"Usage: seqkit" in long.stdout
     assert short.stderr == long.stderr == b""
+
+
+def test_every_option_whose_metavar_is_its_name_declares_its_flag():
+    """typer 0.27 (the version some machines carry, a GPU image among them) took a metavar equal to the
+    parameter's upper-cased name for the option's own name: `--DEVICE`, and `--device` was unknown. An
+    explicit flag (`typer.Option("--device", metavar="DEVICE")`) works on every typer."""
+    import ast
+    from pathlib import Path
+
+    import seqkit.cli
+
+    unnamed = []
+    for path in sorted(Path(seqkit.cli.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            targets = [(a.arg, a.annotation) for a in getattr(getattr(node, "args", None), "args", [])]
+            targets += [(t.id, node.value) for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            for name, annotation in targets:
+                for call in ast.walk(annotation) if annotation is not None else []:
+                    if not (isinstance(call, ast.Call) and ast.unparse(call.func) == "typer.Option"):
+                        continue
+                    metavar = next((k.value.value for k in call.keywords if k.arg == "metavar"), None)
+                    if (
+                        not call.args
+                        and metavar is not None
+                        and metavar.lower() == name.lower().replace("option", "")
+                    ):
+                        unnamed.append(f"{path.name}: {name}")
+    assert unnamed == []

@@ -3,6 +3,7 @@ scaling through overflows and resumes, and a clear error for a GPU that is not t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 from unittest import mock
@@ -151,3 +152,47 @@ def test_int8_quantizes_the_linear_and_recurrent_layers_and_keeps_the_logits(cel
 
     logits, int8_logits = first_step_logits(model), first_step_logits(quantized)
     assert (int8_logits - logits).abs().max() < 0.05 * logits.abs().max()
+
+
+@pytest.mark.parametrize(
+    ("cell", "attention", "precision"),
+    [
+        ("gru", "bahdanau", "bf16"),
+        ("gru", "bahdanau", "fp16"),
+        ("lstm", "bahdanau", "bf16"),
+        ("gru", "luong", "bf16"),
+    ],
+)
+def test_autocast_across_the_time_loop_as_on_a_gpu_gives_float32s_gradients(
+    monkeypatch, cell, attention, precision
+):
+    """On a GPU autocast covers the decoder's time loop too (devices.fp32_time_steps), so the attention's
+    own backward meets gradients of the lower type: emulated here on the CPU, the step runs and every
+    gradient points where float32's does. (CPU fp16 has no LSTM kernel, hence GRU for fp16.)"""
+    from seqkit import config as config_lib
+    from seqkit.models import decoder, seq2seq
+
+    torch.manual_seed(0)
+    cfg = config_lib.ModelConfig(
+        cell=cell,
+        attention=attention,
+        embedding_size=16,
+        encoder_hidden_size=16,
+        decoder_hidden_size=16,
+        dropout=0.0,
+    )
+    model = seq2seq.Seq2Seq(cfg, 20, 20)
+    src, lengths = torch.randint(4, 20, (3, 5)), torch.tensor([5, 5, 5])
+    tgt_in, tgt_out = torch.randint(4, 20, (3, 4)), torch.randint(4, 20, (3, 4))
+
+    def gradients(context) -> torch.Tensor:
+        model.zero_grad()
+        with context:
+            loss, _, _ = model(src, lengths, tgt_in, tgt_out)
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    exact = gradients(contextlib.nullcontext())
+    monkeypatch.setattr(decoder, "fp32_time_steps", lambda device: contextlib.nullcontext())
+    lowered = gradients(devices.Precision(precision, torch.device("cpu")).autocast())
+    assert torch.nn.functional.cosine_similarity(exact, lowered, dim=0) > 0.99

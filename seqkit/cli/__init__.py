@@ -96,7 +96,9 @@ OverridesOption = Annotated[
 ]
 DeviceOption = Annotated[
     str,
-    typer.Option(metavar="DEVICE", help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda."),
+    typer.Option(
+        "--device", metavar="DEVICE", help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda."
+    ),
 ]
 
 

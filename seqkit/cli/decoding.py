@@ -135,7 +135,10 @@ def translate(
     ] = None,
     device: DeviceOption = "auto",
     precision: Annotated[
-        str, typer.Option(metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products.")
+        str,
+        typer.Option(
+            "--precision", metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products."
+        ),
     ] = "fp32",
     quantize: Annotated[
         bool,

@@ -66,7 +66,9 @@ def plot(
 @user_errors
 def inspect(
     model_dir: ModelDirArgument,
-    text: Annotated[str, typer.Option(metavar="TEXT", help="The sentence to translate, or an LM's prompt.")],
+    text: Annotated[
+        str, typer.Option("--text", metavar="TEXT", help="The sentence to translate, or an LM's prompt.")
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="DIR", help="Directory for the pictures and trace.json.")
     ] = Path("inspect"),

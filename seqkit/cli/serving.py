@@ -23,9 +23,9 @@ from seqkit.errors import ConfigError
 def serve(
     model_dir: ModelDirArgument,
     host: Annotated[
-        str, typer.Option(metavar="HOST", help="Address to bind (0.0.0.0: every interface).")
+        str, typer.Option("--host", metavar="HOST", help="Address to bind (0.0.0.0: every interface).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on.")] = 8000,
     max_batch: Annotated[int, typer.Option(metavar="N", help="Lines decoded together at most.")] = 64,
     max_lines: Annotated[int, typer.Option(metavar="N", help="Lines per request at most (413).")] = 256,
     max_chars: Annotated[int, typer.Option(metavar="N", help="Characters per line at most (413).")] = 2000,

@@ -76,6 +76,7 @@ def train(
     device: Annotated[
         str | None,
         typer.Option(
+            "--device",
             metavar="DEVICE",
             help="auto, cpu or cuda: --set train.device=D. " + config_default("train", "device"),
         ),
@@ -86,6 +87,7 @@ def train(
     precision: Annotated[
         str | None,
         typer.Option(
+            "--precision",
             metavar="PRECISION",
             help="fp32, bf16 or fp16 autocast: --set train.precision=P. "
             + config_default("train", "precision"),

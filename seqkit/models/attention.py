@@ -49,6 +49,11 @@ class _AdditiveScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_scores):
         keys, query, v, coverage, coverage_weight = ctx.saved_tensors
+        # Under autocast across the time loop (on a GPU) the scores came out of a bf16 / fp16 product and
+        # their gradient has that type; the keys are float32, and backward runs without autocast, where
+        # mixed types in one product are an error: the backward pass computes in float32 (autograd casts
+        # each returned gradient to its input's type)
+        grad_scores = grad_scores.float()
         energy = _energy(keys, query, coverage, coverage_weight)  # (batch, src_len, attention)
         grad_v = torch.einsum("bs,bsa->a", grad_scores, energy)
         # d/dx tanh(x) = 1 - tanh(x)^2, computed in the energy's own memory
