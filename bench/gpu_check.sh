@@ -6,8 +6,14 @@
 #
 # The lent machine has its own python3 with a CUDA torch (2.11 when last seen) and most of seqkit's
 # dependencies, no registry access; the torch pin does not apply. seqkit runs from the tree
-# (PYTHONPATH=.). Missing pure-Python wheels (plotext, tomli-w) are carried in shared/wheels/ and added to
-# PYTHONPATH when present. Each check prints one row; the script exits non-zero if any check failed.
+# (PYTHONPATH=.). The pure-Python wheels it lacks (tomli-w, plotext) travel in an ignored .whl/ folder
+# (`pip download --no-deps --python-version 3.12 ... -d .whl tomli-w plotext`, carried by the device tool)
+# and are installed before the script (a PYTHONPATH set outside is kept):
+#
+#     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+#
+# Wheels in shared/wheels/ are added to PYTHONPATH as they are. Each check prints one row; the script exits
+# non-zero if any check failed. Run on an H200 on 2026-12-04: bench/README.md, section "GPU".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
