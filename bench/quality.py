@@ -68,6 +68,13 @@ RECIPES = {
             "train.warmup_steps=100",
         ],
     ),
+    # the smoothed demo recipe with a 1.5x learning rate
+    "demo-lr3": (CORPUS / "demo.toml", ["train.valid_every=150", "train.learning_rate=0.003"]),
+    # the smoothed demo recipe with the target embedding as the output matrix (256 wide, as the decoder)
+    "demo-tied": (
+        CORPUS / "demo.toml",
+        ["train.valid_every=150", "model.embedding_size=256", "model.tie_embeddings=true"],
+    ),
     "workload": (
         REPO / "bench" / "workload.toml",
         [f"data.train={CORPUS / 'train'}", f"data.dev={CORPUS / 'dev'}", "train.valid_every=75"],
@@ -202,6 +209,9 @@ def main() -> None:
     parser.add_argument(
         "--name", default="quality", help="runs in bench/work/NAME, results in bench/results-NAME.*"
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the other recipes' runs already in results-NAME.json"
+    )
     args = parser.parse_args()
     global WORK, OUT
     WORK, OUT = REPO / "bench" / "work" / args.name, REPO / "bench" / f"results-{args.name}"
@@ -216,6 +226,10 @@ def main() -> None:
         "early_minutes": args.early,
         "runs": [measure(recipe, run, args.early) for recipe, run in zip(args.recipes, runs, strict=True)],
     }
+    if args.keep and OUT.with_suffix(".json").exists():  # earlier recipes first, in their order
+        earlier = json.loads(OUT.with_suffix(".json").read_text())["runs"]
+        results["runs"] = [r for r in earlier if r["recipe"] not in args.recipes] + results["runs"]
+        runs = [WORK / r["recipe"] for r in results["runs"]]
     write(results)
     subprocess.run(
         [*SEQKIT, "plot", *map(str, runs), "--x", "time", "--output", str(OUT.with_suffix(".png"))],
