@@ -115,8 +115,9 @@ bench-loops: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/loops.py $(DEMO_DIR)
 
-# Copy attention and coverage on the demo recipe and on a copy-heavy task (bench/copy_task.py), about 70
-# minutes: seven trainings of 6 to 8 minutes and two of 2, then bench/copy_quality.py: bench/results-copy.{json,md}
+# Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 90
+# minutes: seven trainings of 6 to 8 minutes, two of 2 and two of 1,200 updates, then bench/copy_quality.py:
+# bench/results-copy.{json,md}
 bench-copy: install
 	$(BIN)/python bench/copy_task.py bench/work/copy-task
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-plain $(NO_SMOOTHING) --overwrite
@@ -128,6 +129,9 @@ bench-copy: install
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-plain $(COPY_TASK) --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-copy $(COPY_TASK) --set model.copy=true --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-copy-start $(COPY_TASK) --set model.copy=true --set model.copy_gate_start=copying --overwrite
+	$(BIN)/python bench/copy_task.py bench/work/copy-task-doubled --edits doubled
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-plain $(DOUBLED_TASK) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-start $(DOUBLED_TASK) --set model.copy=true --set model.copy_gate_start=copying --overwrite
 	$(BIN)/python bench/copy_quality.py --demo runs/demo-plain runs/demo-copy runs/demo-copy-coverage runs/demo-cov01 runs/demo-copy-then-copy runs/demo-copy-then-coverage
 
 # a copy model cannot smooth its labels (config error), so the copy bench trains the demo recipe without
@@ -136,6 +140,11 @@ NO_SMOOTHING = --set train.label_smoothing=0 --set train.threads=2
 
 COPY_TASK = --set data.train=$(CURDIR)/bench/work/copy-task/train --set data.dev=$(CURDIR)/bench/work/copy-task/dev \
 	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=6 --set train.valid_every=150 $(NO_SMOOTHING)
+
+# the doubled-words task (the source determines every edit): a fixed number of updates, validated often,
+# since what is compared is the update at which each model passes copying the source
+DOUBLED_TASK = --set data.train=$(CURDIR)/bench/work/copy-task-doubled/train --set data.dev=$(CURDIR)/bench/work/copy-task-doubled/dev \
+	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=0 --set train.max_steps=1200 --set train.valid_every=75 $(NO_SMOOTHING)
 
 # OpenMP's wait policy (spinning or sleeping threads) on an idle and a busy machine: bench/results-wait.*
 bench-wait: install

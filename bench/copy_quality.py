@@ -28,7 +28,6 @@ from seqkit.training import log as training_log
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpora" / "bible-es-en"
-EDIT_DATA = REPO / "bench" / "work" / "copy-task"
 NUMBER_WORDS = set(
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
@@ -111,7 +110,8 @@ def edit_curves(model_dir: str) -> dict:
     records = [r for r in training_log.read(Path(model_dir)) if r.kind == "valid"]
     model = seqkit.load(model_dir)
     sentences = records[-1].sentences if records else None
-    sources, targets = _read(EDIT_DATA / "dev.src"), _read(EDIT_DATA / "dev.tgt")
+    data = model.config.data  # the task's own dev set (bench/work/copy-task or copy-task-doubled)
+    sources, targets = _read(Path(f"{data.dev}.{data.src_lang}")), _read(Path(f"{data.dev}.{data.tgt_lang}"))
     if sentences:
         sources, targets = sources[:sentences], targets[:sentences]
     baseline = sacrebleu.corpus_bleu(sources, [targets]).score
@@ -119,6 +119,7 @@ def edit_curves(model_dir: str) -> dict:
     passed = next((point["step"] for point in curve if point["dev_bleu"] > baseline), None)
     return {
         "model": model_dir,
+        "task": Path(data.dev).parent.name,
         "copy": model.config.model.copy,
         "copying_baseline_bleu": round(baseline, 2),
         "dev_sentences": sentences,
@@ -142,7 +143,15 @@ def main() -> None:
         ],
     )
     parser.add_argument(
-        "--edit", nargs="*", default=["runs/edit-plain", "runs/edit-copy", "runs/edit-copy-start"]
+        "--edit",
+        nargs="*",
+        default=[
+            "runs/edit-plain",
+            "runs/edit-copy",
+            "runs/edit-copy-start",
+            "runs/doubled-plain",
+            "runs/doubled-copy-start",
+        ],
     )
     args = parser.parse_args()
     sources, references = _read(CORPUS / "test.es.gz"), _read(CORPUS / "test.en.gz")
@@ -176,7 +185,7 @@ def main() -> None:
     for run in edit:
         points = ", ".join(f"{p['step']}: {p['dev_bleu']:.1f}" for p in run["curve"])
         lines.append(
-            f"- {run['model']} (copy {run['copy']}): copying the source {run['copying_baseline_bleu']:.2f}; "
+            f"- {run['model']} (copy {run['copy']}, {run['task']}): copying the source {run['copying_baseline_bleu']:.2f}; "
             f"passes it at step {run['passes_baseline_at_step']}; {points}"
         )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
