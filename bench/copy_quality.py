@@ -1,14 +1,15 @@
 """Copy attention and coverage measured (issue 17): the demo recipe with and without them on the bundled
 es-en test set, and the copy-heavy task of bench/copy_task.py (dev BLEU against steps).
 
-    python bench/copy_quality.py [--demo DIR ...] [--edit DIR ...]    # `make bench-copy`
+    python bench/copy_quality.py [--demo DIR ...] [--edit DIR ...] [--out NAME]    # `make bench-copy`
 
 For each demo-recipe model, beam 5 and greedy on the 1,000 test verses: BLEU, chrF, the share of proper
 names (capitalised words not at a sentence start that appear in both the source and the reference) that
 the output writes too, the share of the reference's numbers (digits and English number words, counted
 with their multiplicity) that the output has, and the share of outputs that repeat a 4-gram of words.
 For each copy-task model, its dev BLEU at every validation, against copying the source unchanged, and the
-first step at which it passes that baseline. Writes bench/results-copy.{json,md}.
+first step at which it passes that baseline. Writes bench/results-copy.{json,md} (`--out NAME`:
+bench/NAME.{json,md}, so that the copy-task runs alone do not replace the demo's figures).
 """
 
 from __future__ import annotations
@@ -151,8 +152,11 @@ def main() -> None:
             "runs/edit-copy-start",
             "runs/doubled-plain",
             "runs/doubled-copy-start",
+            "runs/doubled-copy-clip5",
+            "runs/doubled-copy-random",
         ],
     )
+    parser.add_argument("--out", default="results-copy", help="bench/OUT.{json,md}")
     args = parser.parse_args()
     sources, references = _read(CORPUS / "test.es.gz"), _read(CORPUS / "test.en.gz")
     demo = [
@@ -163,7 +167,7 @@ def main() -> None:
     ]
     edit = [edit_curves(model_dir) for model_dir in args.edit if Path(model_dir).exists()]
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "demo": demo, "edit": edit}
-    out = REPO / "bench" / "results-copy"
+    out = REPO / "bench" / args.out
     out.with_suffix(".json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     lines = [
         f"# Copy attention and coverage ({results['date']})",
