@@ -169,9 +169,7 @@ def main() -> None:
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "demo": demo, "edit": edit}
     out = REPO / "bench" / args.out
     out.with_suffix(".json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    lines = [
-        f"# Copy attention and coverage ({results['date']})",
-        "",
+    demo_lines = [
         "The demo recipe (8 minutes of training), 1,000 test verses:",
         "",
         "| model | copy | coverage | beam | BLEU | chrF | names % | numbers % | outputs repeating a 4-gram % | sent/s |",
@@ -183,6 +181,11 @@ def main() -> None:
             for r in demo
         ),
         "",
+    ]
+    lines = [
+        f"# Copy attention and coverage ({results['date']})",
+        "",
+        *(demo_lines if demo else []),
         "The copy-heavy task (bench/copy_task.py: undo word-level edits), dev BLEU (greedy) at each validation:",
         "",
     ]
