@@ -115,8 +115,8 @@ bench-loops: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/loops.py $(DEMO_DIR)
 
-# Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 110
-# minutes: seven trainings of 6 to 8 minutes, two of 2 and four of 1,200 updates, then bench/copy_quality.py:
+# Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 120
+# minutes: seven trainings of 6 to 8 minutes, two of 2 and five of 1,200 updates, then bench/copy_quality.py:
 # bench/results-copy.{json,md}
 bench-copy: install
 	$(BIN)/python bench/copy_task.py bench/work/copy-task
@@ -134,6 +134,7 @@ bench-copy: install
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-start $(DOUBLED_TASK) --set model.copy=true --set model.copy_gate_start=copying --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-clip5 $(DOUBLED_TASK) --set model.copy=true --set model.copy_gate_start=copying --set train.clip_norm=5 --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-random $(DOUBLED_TASK) --set model.copy=true --set train.clip_norm=5 --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-coverage $(DOUBLED_TASK) --set model.copy=true --set model.copy_gate_start=copying --set train.clip_norm=5 --set model.coverage=true --overwrite
 	$(BIN)/python bench/copy_quality.py --demo runs/demo-plain runs/demo-copy runs/demo-copy-coverage runs/demo-cov01 runs/demo-copy-then-copy runs/demo-copy-then-coverage
 
 # a copy model cannot smooth its labels (config error), so the copy bench trains the demo recipe without

@@ -154,6 +154,7 @@ def main() -> None:
             "runs/doubled-copy-start",
             "runs/doubled-copy-clip5",
             "runs/doubled-copy-random",
+            "runs/doubled-copy-coverage",
         ],
     )
     parser.add_argument("--out", default="results-copy", help="bench/OUT.{json,md}")
