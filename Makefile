@@ -120,12 +120,12 @@ bench-loops: install
 # bench/results-copy.{json,md}
 bench-copy: install
 	$(BIN)/python bench/copy_task.py bench/work/copy-task
-	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-plain $(NO_SMOOTHING) --overwrite
-	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-coverage --set model.copy=true --set model.coverage=true $(NO_SMOOTHING) --overwrite
-	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy --set model.copy=true $(NO_SMOOTHING) --overwrite
-	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-cov01 --set model.copy=true --set model.coverage=true --set train.coverage_loss=0.1 $(NO_SMOOTHING) --overwrite
-	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-then-copy --set model.copy=true --set train.init_from=runs/demo-copy --set train.max_minutes=2 --set train.valid_every=150 $(NO_SMOOTHING) --overwrite
-	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-then-coverage --set model.copy=true --set model.coverage=true --set train.init_from=runs/demo-copy --set train.max_minutes=2 --set train.valid_every=150 $(NO_SMOOTHING) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-plain $(COPY_BENCH_RECIPE) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-coverage --set model.copy=true --set model.coverage=true $(COPY_BENCH_RECIPE) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy --set model.copy=true $(COPY_BENCH_RECIPE) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-cov01 --set model.copy=true --set model.coverage=true --set train.coverage_loss=0.1 $(COPY_BENCH_RECIPE) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-then-copy --set model.copy=true --set train.init_from=runs/demo-copy --set train.max_minutes=2 --set train.valid_every=150 $(COPY_BENCH_RECIPE) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-copy-then-coverage --set model.copy=true --set model.coverage=true --set train.init_from=runs/demo-copy --set train.max_minutes=2 --set train.valid_every=150 $(COPY_BENCH_RECIPE) --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-plain $(COPY_TASK) --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-copy $(COPY_TASK) --set model.copy=true --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/edit-copy-start $(COPY_TASK) --set model.copy=true --set model.copy_gate_start=copying --overwrite
@@ -137,18 +137,18 @@ bench-copy: install
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-coverage $(DOUBLED_TASK) --set model.copy=true --set model.copy_gate_start=copying --set train.clip_norm=5 --set model.coverage=true --overwrite
 	$(BIN)/python bench/copy_quality.py --demo runs/demo-plain runs/demo-copy runs/demo-copy-coverage runs/demo-cov01 runs/demo-copy-then-copy runs/demo-copy-then-coverage
 
-# a copy model cannot smooth its labels (config error), so the copy bench trains the demo recipe without
-# smoothing, its plain model (runs/demo-plain) included; and with the demo's dropout of the runs measured
-# (0.1; demo.toml has none since 2026-12-06)
-NO_SMOOTHING = --set train.label_smoothing=0 --set train.threads=2 --set model.dropout=0.1
+# what the copy bench changes in the demo recipe, for every run, its plain model (runs/demo-plain)
+# included: no label smoothing (a copy model cannot smooth its labels: config error), two threads, and the
+# dropout of 0.1 the recorded runs had (demo.toml has none since 2026-12-06)
+COPY_BENCH_RECIPE = --set train.label_smoothing=0 --set train.threads=2 --set model.dropout=0.1
 
 COPY_TASK = --set data.train=$(CURDIR)/bench/work/copy-task/train --set data.dev=$(CURDIR)/bench/work/copy-task/dev \
-	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=6 --set train.valid_every=150 $(NO_SMOOTHING)
+	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=6 --set train.valid_every=150 $(COPY_BENCH_RECIPE)
 
 # the doubled-words task (the source determines every edit): a fixed number of updates, validated often,
 # since what is compared is the update at which each model passes copying the source
 DOUBLED_TASK = --set data.train=$(CURDIR)/bench/work/copy-task-doubled/train --set data.dev=$(CURDIR)/bench/work/copy-task-doubled/dev \
-	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=0 --set train.max_steps=1200 --set train.valid_every=75 $(NO_SMOOTHING)
+	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=0 --set train.max_steps=1200 --set train.valid_every=75 $(COPY_BENCH_RECIPE)
 
 # OpenMP's wait policy (spinning or sleeping threads) on an idle and a busy machine: bench/results-wait.*
 bench-wait: install
