@@ -115,9 +115,9 @@ bench-loops: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/loops.py $(DEMO_DIR)
 
-# Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 120
-# minutes: seven trainings of 6 to 8 minutes, two of 2 and five of 1,200 updates, then bench/copy_quality.py:
-# bench/results-copy.{json,md}
+# Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 150
+# minutes: seven trainings of 6 to 8 minutes, two of 2, six of 1,200 updates and four of 600, then
+# bench/copy_quality.py: bench/results-copy.{json,md}
 bench-copy: install
 	$(BIN)/python bench/copy_task.py bench/work/copy-task
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-plain $(COPY_BENCH_RECIPE) --overwrite
@@ -135,6 +135,11 @@ bench-copy: install
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-clip5 $(DOUBLED_TASK) --set model.copy=true --set model.copy_gate_start=copying --set train.clip_norm=5 --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-random $(DOUBLED_TASK) --set model.copy=true --set train.clip_norm=5 --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-copy-coverage $(DOUBLED_TASK) --set model.copy=true --set model.copy_gate_start=copying --set train.clip_norm=5 --set model.coverage=true --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-luong-plain $(DOUBLED_TASK) --set model.attention=luong --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-luong-copy-random $(DOUBLED_LUONG_COPY) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-luong-copy-start $(DOUBLED_LUONG_COPY) --set model.copy_gate_start=copying --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-luong-copy-cov-random $(DOUBLED_LUONG_COPY) --set model.coverage=true --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-luong-copy-cov $(DOUBLED_LUONG_COPY) --set model.coverage=true --set model.copy_gate_start=copying --overwrite
 	$(BIN)/python bench/copy_quality.py --demo runs/demo-plain runs/demo-copy runs/demo-copy-coverage runs/demo-cov01 runs/demo-copy-then-copy runs/demo-copy-then-coverage
 
 # what the copy bench changes in the demo recipe, for every run, its plain model (runs/demo-plain)
@@ -149,6 +154,9 @@ COPY_TASK = --set data.train=$(CURDIR)/bench/work/copy-task/train --set data.dev
 # since what is compared is the update at which each model passes copying the source
 DOUBLED_TASK = --set data.train=$(CURDIR)/bench/work/copy-task-doubled/train --set data.dev=$(CURDIR)/bench/work/copy-task-doubled/dev \
 	--set data.src_lang=src --set data.tgt_lang=tgt --set train.max_minutes=0 --set train.max_steps=1200 --set train.valid_every=75 $(COPY_BENCH_RECIPE)
+# copy models in Luong order (attention after the decoder has read the piece it wrote last): they pass
+# copying the source within 300 updates, so 600 are enough to see it
+DOUBLED_LUONG_COPY = $(DOUBLED_TASK) --set train.max_steps=600 --set model.attention=luong --set model.copy=true --set train.clip_norm=5
 
 # OpenMP's wait policy (spinning or sleeping threads) on an idle and a busy machine: bench/results-wait.*
 bench-wait: install

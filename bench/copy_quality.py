@@ -122,6 +122,8 @@ def edit_curves(model_dir: str) -> dict:
         "model": model_dir,
         "task": Path(data.dev).parent.name,
         "copy": model.config.model.copy,
+        "coverage": model.config.model.coverage,
+        "attention": model.config.model.attention,
         "copying_baseline_bleu": round(baseline, 2),
         "dev_sentences": sentences,
         "curve": curve,
@@ -155,6 +157,11 @@ def main() -> None:
             "runs/doubled-copy-clip5",
             "runs/doubled-copy-random",
             "runs/doubled-copy-coverage",
+            "runs/doubled-luong-plain",
+            "runs/doubled-luong-copy-start",
+            "runs/doubled-luong-copy-random",
+            "runs/doubled-luong-copy-cov",
+            "runs/doubled-luong-copy-cov-random",
         ],
     )
     parser.add_argument("--out", default="results-copy", help="bench/OUT.{json,md}")
@@ -193,7 +200,7 @@ def main() -> None:
     for run in edit:
         points = ", ".join(f"{p['step']}: {p['dev_bleu']:.1f}" for p in run["curve"])
         lines.append(
-            f"- {run['model']} (copy {run['copy']}, {run['task']}): copying the source {run['copying_baseline_bleu']:.2f}; "
+            f"- {run['model']} ({run['attention']}, copy {run['copy']}, coverage {run['coverage']}, {run['task']}): copying the source {run['copying_baseline_bleu']:.2f}; "
             f"passes it at step {run['passes_baseline_at_step']}; {points}"
         )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
