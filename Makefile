@@ -115,9 +115,9 @@ bench-loops: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/loops.py $(DEMO_DIR)
 
-# Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 150
-# minutes: seven trainings of 6 to 8 minutes, two of 2, six of 1,200 updates and four of 600, then
-# bench/copy_quality.py: bench/results-copy.{json,md}
+# Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 170
+# minutes: nine trainings of 6 to 8 minutes, two of 2, six of 1,200 updates and four of 600, then
+# bench/copy_quality.py: bench/results-copy{,-luong,-luong-demo}.{json,md}
 bench-copy: install
 	$(BIN)/python bench/copy_task.py bench/work/copy-task
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-plain $(COPY_BENCH_RECIPE) --overwrite
@@ -141,6 +141,10 @@ bench-copy: install
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-luong-copy-cov-random $(DOUBLED_LUONG_COPY) --set model.coverage=true --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/doubled-luong-copy-cov $(DOUBLED_LUONG_COPY) --set model.coverage=true --set model.copy_gate_start=copying --overwrite
 	$(BIN)/python bench/copy_quality.py --demo runs/demo-plain runs/demo-copy runs/demo-copy-coverage runs/demo-cov01 runs/demo-copy-then-copy runs/demo-copy-then-coverage
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-luong-plain --set model.attention=luong $(COPY_BENCH_RECIPE) --overwrite
+	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-luong-copy --set model.attention=luong --set model.copy=true $(COPY_BENCH_RECIPE) --overwrite
+	$(BIN)/python bench/copy_quality.py --demo runs/demo-luong-plain runs/demo-luong-copy --edit --out results-copy-luong-demo
+	$(BIN)/python bench/copy_quality.py --demo --edit runs/doubled-plain runs/doubled-copy-coverage runs/doubled-luong-plain runs/doubled-luong-copy-random runs/doubled-luong-copy-start runs/doubled-luong-copy-cov-random runs/doubled-luong-copy-cov --out results-copy-luong
 
 # what the copy bench changes in the demo recipe, for every run, its plain model (runs/demo-plain)
 # included: no label smoothing (a copy model cannot smooth its labels: config error), two threads, and the
