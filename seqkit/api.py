@@ -31,6 +31,7 @@ from seqkit import config as config_lib
 from seqkit.config import Config, DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.inference import Translation
+from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.errors import ConfigError
 from seqkit.runtime import allocator
 
@@ -127,8 +128,13 @@ class Model:
         coverage_penalty: float | None = None,
         no_repeat_ngram: int | None = None,
         repetition_penalty: float | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
     ) -> list[TranslationResult]:
-        """One result per line, in order (the settings are DecodeConfig's; None: the model's own)."""
+        """One result per line, in order (the settings are DecodeConfig's; None: the model's own).
+        `temperature` > 0 samples each line's output instead of searching (`top_k`, `top_p`, `seed`)."""
         settings = self.decode_settings(
             beam_size=beam_size,
             length_penalty=length_penalty,
@@ -139,6 +145,10 @@ class Model:
             coverage_penalty=coverage_penalty,
             no_repeat_ngram=no_repeat_ngram,
             repetition_penalty=repetition_penalty,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
         )
         return list(self.translate_stream(lines, settings, nbest))
 
@@ -160,6 +170,8 @@ class Model:
             raise ConfigError(
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
+        if nbest > 1 and settings.temperature > 0:
+            raise ConfigError(SAMPLING_NBEST.format(f"nbest = {nbest}"))
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
         stream = inference.translate_nbest_stream(
             steps, self.tokenizer, lines, settings, with_attention, chunk_lines, nbest

@@ -1,7 +1,8 @@
 """`seqkit serve MODEL_DIR`: a trained model over HTTP with JSON (a FastAPI app served by uvicorn).
 
     POST /translate  {"text": ["...", ...], "beam_size": 5, "nbest": 1} (and any of length_penalty,
-                     max_length_ratio, shortlist, coverage_penalty, no_repeat_ngram, repetition_penalty)
+                     max_length_ratio, shortlist, coverage_penalty, no_repeat_ngram, repetition_penalty;
+                     temperature > 0 samples, with top_k, top_p and seed)
                      -> {"translations": [{"text", "score", "nbest": [{"text", "score", "log_prob"}]}, ...]}
     POST /generate   {"prompts": ["...", ...], "max_tokens", "temperature", "top_k", "top_p",
                       "num_samples", "seed"} -> {"texts": [...]}   (num_samples per prompt, in order)
@@ -33,6 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from seqkit.api import Model
+from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.errors import ConfigError, DataError, SeqkitError
 
 
@@ -55,6 +57,10 @@ class TranslateRequest(BaseModel):
     coverage_penalty: float | None = None
     no_repeat_ngram: int | None = None
     repetition_penalty: float | None = None
+    temperature: float | None = Field(None, description="> 0: sample each output (0: search)")
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
 
 
 class GenerateRequest(BaseModel):
@@ -249,11 +255,17 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             coverage_penalty=request.coverage_penalty,
             no_repeat_ngram=request.no_repeat_ngram,
             repetition_penalty=request.repetition_penalty,
+            temperature=request.temperature,
+            top_k=request.top_k,
+            top_p=request.top_p,
+            seed=request.seed,
         )
         if not 1 <= request.nbest <= settings.beam_size:
             raise Refused(
                 422, f"nbest = {request.nbest}: must be between 1 and the beam size ({settings.beam_size})"
             )
+        if request.nbest > 1 and settings.temperature > 0:
+            raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
 
         def run(lines: list[str]) -> list[Any]:
             return list(model.translate_stream(lines, settings, request.nbest))

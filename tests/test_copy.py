@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ def test_the_loss_learns_through_the_gate_and_the_coverage():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_beam_one_is_greedy_and_batches_change_nothing_with_copy(variant):
+def test_beam_one_is_greedy_and_batches_change_nothing_with_copy_in_search_and_sampling(variant):
     steps, sources = Seq2SeqSteps(_model(**variant)), _sources()
     src, lengths = source_batch(sources, range(len(sources)))
     limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
@@ -124,6 +125,10 @@ def test_beam_one_is_greedy_and_batches_change_nothing_with_copy(variant):
     batched = decode_corpus(steps, sources, cfg, nbest=3)
     alone = [decode_corpus(steps, [s], cfg, nbest=3)[0] for s in sources]
     assert [[h.tokens for h in hs] for hs in batched] == [[h.tokens for h in hs] for hs in alone]
+    sampling = replace(cfg, temperature=1.0)  # from the pointer-generator's distribution
+    sampled = [hs[0].tokens for hs in decode_corpus(steps, sources, sampling)]
+    assert sampled == [decode_corpus(steps, [s], sampling)[0][0].tokens for s in sources]
+    assert sum(s != g.tokens for s, g in zip(sampled, greedy, strict=True)) > len(sources) / 2
 
 
 def test_copy_needs_a_joint_vocabulary_no_smoothing_and_a_source():
@@ -207,8 +212,6 @@ def test_copy_writes_letters_where_training_never_had_them_and_serves(background
 def _coverage_starts_from_the_copy_model(model_dir: Path, data: Path, tmp_path: Path) -> None:
     """train.init_from: coverage added to a trained copy model starts out translating as that model does
     (its coverage weight starts at zero), with the same tokenizer; other sizes are a one-line error."""
-    from dataclasses import replace
-
     from seqkit.decoding.inference import translate_lines
     from seqkit.training.seq2seq import init_weights
 
@@ -243,10 +246,20 @@ def _serves_and_quantizes_as_it_translates(model_dir: Path, data: Path) -> None:
     command = seqkit_here("translate", model_dir, "--beam-size", "3", "--no-repeat-ngram", "3",
                           stdin="".join(f"{s}\n" for s in sources))  # fmt: skip
     assert command.returncode == 0, command.stderr.decode()
+    sampling = seqkit_here("translate", model_dir, "--temperature", "2", "--seed", "5",
+                           stdin="".join(f"{s}\n" for s in sources))  # fmt: skip
+    assert sampling.returncode == 0, sampling.stderr.decode()
     with _serving(model_dir) as client:
         answer = client.post("/translate", json={"text": sources, "beam_size": 3, "no_repeat_ngram": 3})
+        sampled = client.post("/translate", json={"text": sources, "temperature": 2, "seed": 5})
+        refused = client.post("/translate", json={"text": sources, "temperature": 2, "nbest": 2})
     assert answer.status_code == 200, answer.text
     assert [t["text"] for t in answer.json()["translations"]] == command.stdout.decode().splitlines()
+    # sampling: the server samples what the command line samples, and not what the search finds
+    assert sampled.status_code == 200, sampled.text
+    assert [t["text"] for t in sampled.json()["translations"]] == sampling.stdout.decode().splitlines()
+    assert sampling.stdout != command.stdout
+    assert refused.status_code == 422 and "one output per line" in refused.text
     plain = [r.text for r in seqkit.load(model_dir).translate(sources, beam_size=1)]
     quantized = [r.text for r in seqkit.load(model_dir, quantize=True).translate(sources, beam_size=1)]
     assert sum(a == b for a, b in zip(plain, quantized, strict=True)) >= 0.8 * len(sources)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, replace
@@ -257,12 +258,14 @@ def test_coverage_penalty_is_added_to_each_finished_hypothesis(random_model_and_
     assert [h[0].tokens for h in results] != [h[0].tokens for h in plain]  # it re-ranks
 
 
-def test_coverage_penalty_needs_a_beam():
+def test_coverage_penalty_needs_a_beam_not_a_sample():
     from seqkit.config import from_dict
     from seqkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="coverage_penalty re-ranks"):
         from_dict({"decode": {"beam_size": 1, "coverage_penalty": 0.2}})
+    with pytest.raises(ConfigError, match="and sampling .decode.temperature > 0. draws one"):
+        from_dict({"decode": {"temperature": 1.0, "coverage_penalty": 0.2}})
 
 
 def test_the_rules_against_loops_on_the_command_line_equal_the_api(reverse_model, reverse_data):
@@ -279,3 +282,52 @@ def test_the_rules_against_loops_on_the_command_line_equal_the_api(reverse_model
         "translate", reverse_model, "--beam-size", "1", "--coverage-penalty", "0.2", stdin="a\n"
     )
     assert greedy.returncode != 0 and "coverage_penalty re-ranks" in greedy.stderr.decode()
+
+
+# --- sampling instead of search (decode.temperature > 0) ----------------------------------------------
+
+
+def _tokens(hypotheses) -> list[list[int]]:
+    return [options[0].tokens for options in hypotheses]
+
+
+def test_sampling_from_the_top_piece_is_greedy_and_each_line_samples_alone(random_model_and_sources):
+    model, sources = random_model_and_sources
+    model = copy.deepcopy(model)
+    with torch.no_grad():  # as training leaves them: sampling never writes PAD or BOS, the argmax might
+        model.decoder.output.bias[[0, BOS]] = -30.0
+    steps = Seq2SeqSteps(model)
+    limits = {"max_length_ratio": 1.5, "max_length_offset": 3}
+    greedy = _tokens(decode_corpus(steps, sources, DecodeConfig(beam_size=1, **limits)))
+    top_one = DecodeConfig(beam_size=5, temperature=1.0, top_k=1, **limits)
+    assert _tokens(decode_corpus(steps, sources, top_one)) == greedy
+
+    sampling = DecodeConfig(temperature=1.0, batch_size=16, **limits)
+    sampled = _tokens(decode_corpus(steps, sources, sampling))
+    alone = [_tokens(decode_corpus(steps, [source], sampling))[0] for source in sources]
+    assert sampled == alone  # each line's generator is its own: batches change nothing
+    assert sum(s != g for s, g in zip(sampled, greedy, strict=True)) > len(sources) / 2
+    reseeded = _tokens(decode_corpus(steps, sources, replace(sampling, seed=2)))
+    assert sum(s != r for s, r in zip(sampled, reseeded, strict=True)) > len(sources) / 2
+    assert _tokens(decode_corpus(steps, sources, sampling)) == sampled  # the same seed, the same samples
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_sampled_pieces_follow_the_distribution_at_the_temperature(temperature):
+    from seqkit.decoding.sampling import PieceSampler
+
+    # a Zipf distribution over 40 pieces in a shuffled order, as a step's log-probabilities (1, 40)
+    probs = 1.0 / np.arange(1, 41)
+    np.random.default_rng(5).shuffle(probs)
+    log_probs = np.log(probs / probs.sum()).astype(np.float32)[None, :]
+    wanted = np.exp(log_probs[0].astype(np.float64) / temperature)
+    wanted[[0, BOS]] = 0  # PAD and BOS are never written
+    wanted /= wanted.sum()
+    draws = 4000  # 4,000 sentences of their own (their sources differ), all at the same step
+    sampler = PieceSampler(DecodeConfig(temperature=temperature), [[i] for i in range(draws)])
+    chosen = sampler(np.repeat(log_probs, draws, axis=0), np.arange(draws), None)
+    counts = np.bincount(chosen, minlength=40) / draws
+    # total variation: about 0.03 expected from 4,000 draws; the other temperature's distribution is
+    # 0.42 away, the right one shifted by a column 0.61 (at 1.0) and 0.94 (at 0.5)
+    assert 0.5 * np.abs(counts - wanted).sum() < 0.08
+    assert counts[0] == counts[BOS] == 0

@@ -18,6 +18,7 @@ from seqkit.cli import (
     model_default,
     user_errors,
 )
+from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.decoding.shortlist import FREQUENT, TRANSLATIONS
 from seqkit.errors import ConfigError, DataError
 
@@ -133,6 +134,35 @@ def translate(
             + model_default("decode", "repetition_penalty"),
         ),
     ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            metavar="T",
+            help="Sample each output at temperature T instead of searching (varied outputs, as for "
+            "back-translation); 0 = search. " + model_default("decode", "temperature"),
+        ),
+    ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K",
+            help="Sampling: from the k likeliest pieces; 0 = all. " + model_default("decode", "top_k"),
+        ),
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(
+            metavar="P",
+            help="Sampling: from the smallest set reaching p. " + model_default("decode", "top_p"),
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Sampling: same seed and line, same output. " + model_default("decode", "seed"),
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     precision: Annotated[
         str,
@@ -197,11 +227,17 @@ def translate(
         coverage_penalty=coverage_penalty,
         no_repeat_ngram=no_repeat_ngram,
         repetition_penalty=repetition_penalty,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
     )
     if nbest < 0 or nbest > decode.beam_size:
         raise ConfigError(
             f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
         )
+    if nbest > 1 and decode.temperature > 0:
+        raise ConfigError(SAMPLING_NBEST.format(f"--nbest {nbest} with --temperature {decode.temperature:g}"))
     lines = _input_lines(inputs, column)
     chunk_lines = 1 if _typed(inputs) else None
     if sharing:

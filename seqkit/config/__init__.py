@@ -180,6 +180,13 @@ class DecodeConfig:
     no_repeat_ngram: int = 0  # no n-gram of this many pieces twice in one output (fairseq's); 0 = none
     # a piece already in the output has its log-probability multiplied by this (CTRL's); 1 = none
     repetition_penalty: float = 1.0
+    # sampling instead of search (varied outputs, as fairseq's --sampling for back-translation):
+    # temperature > 0 draws each piece from the model's distribution at that temperature, restricted
+    # to the top_k pieces and the top_p nucleus (as generate's); 0 = greedy or beam search
+    temperature: float = 0.0
+    top_k: int = 0  # sampling: the k most likely pieces only; 0 = all
+    top_p: float = 1.0  # sampling: the smallest set of pieces whose probability reaches p
+    seed: int = 1  # sampling: a line's output depends on the seed and the line only, not on its batch
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,10 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("decode", "coverage_penalty"): (lambda v: v >= 0, "0 (none) or positive"),
     ("decode", "no_repeat_ngram"): (lambda v: v >= 0, "0 (none) or a positive n-gram length"),
     ("decode", "repetition_penalty"): (lambda v: 1 <= v <= 100, "between 1 (none) and 100"),
+    ("decode", "temperature"): (lambda v: 0 <= v <= 100, "0 (search) or positive, at most 100"),
+    ("decode", "top_k"): (lambda v: v >= 0, "0 (all pieces) or positive"),
+    ("decode", "top_p"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("decode", "seed"): (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1"),
     ("train", "bptt_length"): (lambda v: v >= 2, "at least 2"),
     ("train", "seed"): (lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1"),
     ("generate", "seed"): (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1"),

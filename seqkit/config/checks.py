@@ -23,6 +23,11 @@ def check(config: Config, source: str) -> None:
             f"{source}: decode.coverage_penalty re-ranks a beam's finished hypotheses, and greedy search "
             "(beam size 1) has one; raise the beam size or set the penalty to 0"
         )
+    if config.decode.coverage_penalty and config.decode.temperature:
+        raise ConfigError(
+            f"{source}: decode.coverage_penalty re-ranks a beam's finished hypotheses, and sampling "
+            "(decode.temperature > 0) draws one; set the penalty or the temperature to 0"
+        )
     model = config.model
     if (model.copy or model.coverage) and model.type != "seq2seq":
         key = "copy" if model.copy else "coverage"

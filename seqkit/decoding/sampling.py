@@ -1,28 +1,48 @@
-"""Sampling from a recurrent language model: token ids in, token ids out, in plain numpy (as the search,
-so a torch model through decoding/torch_steps.py and an ONNX export through export/runtime.py sample by
-the same rules). A language model is sampled through its steps:
+"""Sampling: token ids in, token ids out, in plain numpy (as the search, so a torch model through
+decoding/torch_steps.py and an ONNX export through export/runtime.py sample by the same rules).
+
+A language model is sampled through its steps (`sample`):
 
     start(tokens (1, length) int64) -> log_probs (1, vocab) float32, state
     step(tokens (1,) int64, state) -> log_probs (1, vocab) float32, new state
+
+A translation model is sampled by the greedy search of decoding/search.py with a `PieceSampler` choosing
+each piece instead of the argmax (decode.temperature > 0).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from seqkit.data.tokenizer import BOS, EOS, PAD, UNK
 
 NEVER_SAMPLED = (PAD, UNK, BOS)  # a language model may end a text (EOS) but not emit these
+# a translation may hold an unknown piece, as its greedy output may: sampling at a temperature near 0,
+# or from the top 1 piece, is greedy search
+NEVER_TRANSLATED = (PAD, BOS)
+# the error for an n-best list of a sampled translation, {} naming what asked for it
+SAMPLING_NBEST = (
+    "{}: a sampled translation (temperature > 0) is one output per line; ask for 1, and sample again with "
+    "another seed for another output"
+)
 
 
 def choose_token(
-    log_probs: np.ndarray, temperature: float, top_k: int, top_p: float, rng: np.random.Generator
+    log_probs: np.ndarray,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    rng: np.random.Generator,
+    never: Sequence[int] = NEVER_SAMPLED,
 ) -> int:
     """log_probs (vocab,) -> the next token: argmax at temperature 0, else a sample from the
-    temperature-scaled distribution restricted to the top k tokens and to the top-p nucleus.
-    Logits serve as well as log-probabilities (they differ by a constant, which softmax ignores)."""
+    temperature-scaled distribution restricted to the top k tokens and to the top-p nucleus; never one of
+    the columns `never`. Logits serve as well as log-probabilities (they differ by a constant, which
+    softmax ignores)."""
     scores = np.array(log_probs, dtype=np.float64)  # a copy, in float64: sums of small probabilities
-    scores[list(NEVER_SAMPLED)] = -np.inf
+    scores[list(never)] = -np.inf
     if temperature == 0:
         return int(scores.argmax())
     scores /= temperature
@@ -63,3 +83,28 @@ def sample(steps, prompt: list[int], cfg, rng: np.random.Generator, on_token=Non
             on_token(generated)
         log_probs, state = steps.step(np.array([token], dtype=np.int64), state)
     return generated
+
+
+class PieceSampler:
+    """Chooses the next piece of each row of a greedy search (decoding/search.py) by sampling, for
+    decode.temperature > 0. Each sentence has its own random generator, seeded by decode.seed and the
+    sentence's source pieces: a line's output is the same alone or in any batch, and from the command
+    line, the library and the server alike (two equal lines get equal outputs)."""
+
+    def __init__(self, cfg, src_ids: Sequence[list[int]]):
+        """`cfg` is a DecodeConfig; `src_ids`: the pieces of each sentence of the batch, in its order."""
+        self.cfg = cfg
+        self.rngs = [np.random.default_rng([cfg.seed, *ids]) for ids in src_ids]
+
+    def __call__(self, log_probs: np.ndarray, sentences: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+        """log_probs (rows, columns), the batch sentence of each row (rows,), the target id of each column
+        (None: column = id) -> the chosen column of each row (rows,)."""
+        never = NEVER_TRANSLATED if ids is None else np.flatnonzero(np.isin(ids, NEVER_TRANSLATED)).tolist()
+        cfg = self.cfg
+        return np.array(
+            [
+                choose_token(row, cfg.temperature, cfg.top_k, cfg.top_p, self.rngs[sentence], never)
+                for row, sentence in zip(log_probs, sentences.tolist(), strict=True)
+            ],
+            dtype=np.int64,
+        )

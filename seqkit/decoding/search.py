@@ -23,7 +23,7 @@ decodes to the same output alone or in any batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import overload
 
@@ -32,6 +32,7 @@ import numpy as np
 from seqkit.config import DecodeConfig
 from seqkit.data.tokenizer import BOS, EOS, PAD
 from seqkit.decoding.rules import Repeats, coverage_penalty
+from seqkit.decoding.sampling import PieceSampler
 
 
 def max_output_lengths(src_lengths: np.ndarray, cfg: DecodeConfig) -> np.ndarray:
@@ -96,9 +97,12 @@ def greedy_search(
     max_lengths: np.ndarray,
     with_attention: bool = False,
     repeats: Repeats | None = None,
+    pick: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray] | None = None,
 ) -> list[Hypothesis]:
     """src (batch, src_len) -> for each sentence the argmax token at every step, EOS removed.
     `repeats`: the rules against repetition change the log-probabilities the argmax (and the score) sees.
+    `pick(log_probs (rows, columns), sentence of each row (rows,), column ids or None) -> columns (rows,)`
+    chooses instead of the argmax (decoding/sampling.py's PieceSampler).
 
     Sentences that have ended are dropped from the batch now and then (each row's arithmetic is its own,
     so this changes no output), instead of being carried to the end of the longest sentence."""
@@ -123,7 +127,8 @@ def greedy_search(
         if repeats is not None:
             repeats.apply(log_probs, output[rows, :t], ids)
         at_limit = limits <= t  # a sentence at its own limit ends here, at no cost (as in beam search)
-        chosen = np.where(at_limit, eos, log_probs.argmax(axis=1))  # (rows,) columns
+        best = log_probs.argmax(axis=1) if pick is None else pick(log_probs, rows, ids)
+        chosen = np.where(at_limit, eos, best)  # (rows,) columns
         token_log_probs = np.take_along_axis(log_probs, chosen[:, None], axis=1)[:, 0]
         tokens = chosen if ids is None else ids[chosen]
         log_prob[rows] += np.where(at_limit | finished, np.float32(0), token_log_probs)
@@ -285,16 +290,18 @@ def inference_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
 def decode_corpus(
     steps, src_ids: Sequence[list[int]], cfg: DecodeConfig, with_attention: bool = False, nbest: int = 1
 ) -> list[list[Hypothesis]]:
-    """Hypotheses for every source, best first, in input order (one with beam size 1), batched by length:
-    the `nbest` best as the whole search finds them, and up to the beam size in all.
+    """Hypotheses for every source, best first, in input order (one with beam size 1 or sampling), batched
+    by length: the `nbest` best as the whole search finds them, and up to the beam size in all.
     `with_attention`: each hypothesis carries its attention weights (Hypothesis.attention)."""
     outputs: list[list[Hypothesis]] = [[] for _ in src_ids]
     repeats = Repeats.of(cfg)
     for indices in inference_batches([len(s) for s in src_ids], cfg.batch_size):
         src, src_lengths = source_batch(src_ids, indices)
         max_lengths = max_output_lengths(src_lengths, cfg)
-        if cfg.beam_size == 1:
-            greedy = greedy_search(steps, src, src_lengths, max_lengths, with_attention, repeats)
+        if cfg.beam_size == 1 or cfg.temperature > 0:
+            # sampling is the greedy search with a sampled choice: one output per sentence
+            pick = PieceSampler(cfg, [src_ids[i] for i in indices]) if cfg.temperature > 0 else None
+            greedy = greedy_search(steps, src, src_lengths, max_lengths, with_attention, repeats, pick)
             # ranked like a beam's hypotheses, so that n-best scores mean the same at every beam size
             penalty = [length_penalty(len(h.tokens) + 1, cfg.length_penalty) for h in greedy]
             results = [[replace(h, score=h.log_prob / p)] for h, p in zip(greedy, penalty, strict=True)]
