@@ -31,7 +31,7 @@ from seqkit import config as config_lib
 from seqkit.config import Config, DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.inference import Translation
-from seqkit.decoding.sampling import SAMPLING_NBEST
+from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.errors import ConfigError
 from seqkit.runtime import allocator
 
@@ -150,6 +150,9 @@ class Model:
             top_p=top_p,
             seed=seed,
         )
+        unused = sampling_option_unused(settings.temperature, {"top_k": top_k, "top_p": top_p, "seed": seed})
+        if unused:
+            raise ConfigError(SAMPLING_ONLY.format(unused))
         return list(self.translate_stream(lines, settings, nbest))
 
     def translate_stream(
@@ -166,12 +169,12 @@ class Model:
 
         self.require_task("translate")
         settings = settings or self.config.decode
+        if nbest > 1 and settings.temperature > 0:
+            raise ConfigError(SAMPLING_NBEST.format(f"nbest = {nbest}"))
         if not 1 <= nbest <= settings.beam_size:
             raise ConfigError(
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
-        if nbest > 1 and settings.temperature > 0:
-            raise ConfigError(SAMPLING_NBEST.format(f"nbest = {nbest}"))
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
         stream = inference.translate_nbest_stream(
             steps, self.tokenizer, lines, settings, with_attention, chunk_lines, nbest

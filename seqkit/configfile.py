@@ -96,20 +96,35 @@ def to_toml(config: Config) -> bytes:
 # What a resumed run keeps: these decide the weights' shapes, the tokens, or the data order that the
 # checkpoint's position refers to. Limits, rates, validation and decoding settings may change.
 def _field_comments(cls: type) -> dict[str, str]:
-    """The comment written after each field of a config dataclass in this file (continued on the comment
-    lines below it): what `seqkit config` prints above each key."""
+    """The comment of each field of a config dataclass: what `seqkit config` prints above each key.
+
+    A field's comment is written after it (continued on the comment lines below it, or inside its wrapped
+    value), or, for a field with none of its own, as the comment lines right above it."""
     import inspect
 
     comments: dict[str, str] = {}
     names = {f.name for f in dataclasses.fields(cls)}
-    current = None
+    current: str | None = None
+    block: list[str] = []  # the comment lines since the last field
+
+    def add_to_current(text: str) -> None:
+        if current is not None:
+            comments[current] = f"{comments[current]} {text}".strip()
+
     for line in inspect.getsource(cls).splitlines():
         code, _, comment = line.partition("#")
         name = code.strip().split(":", 1)[0]
         if name in names and ":" in code:
-            current, comments[name] = name, comment.strip()
-        elif current is not None and comment:  # a continued comment, or one inside a wrapped value
-            comments[current] = f"{comments[current]} {comment.strip()}".strip()
+            if block and comment.strip():  # the lines between continued the field before
+                add_to_current(" ".join(block))
+            elif block:  # the lines above are this field's comment
+                comment = " ".join(block)
+            current, comments[name], block = name, comment.strip(), []
+        elif comment and not code.strip():
+            block.append(comment.strip())
+        elif comment:  # a comment inside a wrapped value
+            add_to_current(comment.strip())
+    add_to_current(" ".join(block))
     return comments
 
 

@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from seqkit.api import Model
-from seqkit.decoding.sampling import SAMPLING_NBEST
+from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.errors import ConfigError, DataError, SeqkitError
 
 
@@ -260,12 +260,16 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             top_p=request.top_p,
             seed=request.seed,
         )
+        if request.nbest > 1 and settings.temperature > 0:
+            raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
         if not 1 <= request.nbest <= settings.beam_size:
             raise Refused(
                 422, f"nbest = {request.nbest}: must be between 1 and the beam size ({settings.beam_size})"
             )
-        if request.nbest > 1 and settings.temperature > 0:
-            raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
+        given = {"top_k": request.top_k, "top_p": request.top_p, "seed": request.seed}
+        unused = sampling_option_unused(settings.temperature, given)
+        if unused:
+            raise Refused(422, SAMPLING_ONLY.format(unused))
 
         def run(lines: list[str]) -> list[Any]:
             return list(model.translate_stream(lines, settings, request.nbest))

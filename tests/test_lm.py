@@ -50,7 +50,7 @@ def test_sampling_is_reproducible_and_top_k_1_is_greedy(char_lm):
     [
         (["--top-p", "0"], ["generate.top_p", "in (0, 1]"]),
         (["--top-p", "1.5"], ["generate.top_p"]),
-        (["--temperature", "-1"], ["generate.temperature", "0 (greedy) or positive"]),
+        (["--temperature", "-1"], ["generate.temperature", "0 (greedy) or between 0.01 and 100"]),
         (["--top-k", "-3"], ["generate.top_k"]),
         (["--max-tokens", "0"], ["generate.max_tokens"]),
     ],

@@ -6,6 +6,7 @@ import copy
 import json
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,3 +332,33 @@ def test_sampled_pieces_follow_the_distribution_at_the_temperature(temperature):
     # 0.42 away, the right one shifted by a column 0.61 (at 1.0) and 0.94 (at 0.5)
     assert 0.5 * np.abs(counts - wanted).sum() < 0.08
     assert counts[0] == counts[BOS] == 0
+
+
+def test_sampling_settings_stay_with_translate(reverse_model, reverse_data):
+    """A model whose config samples still validates and inspects by search, refuses a shortlist, and
+    sampling settings without a temperature are an error rather than ignored."""
+    import seqkit
+    from seqkit.config import from_dict
+    from seqkit.data.corpus import tokenize_parallel
+    from seqkit.errors import ConfigError
+    from seqkit.training.seq2seq import validate
+
+    loaded = seqkit.load(reverse_model)
+    sources = Path(reverse_data, "dev.src").read_text().splitlines()[:30]
+    targets = Path(reverse_data, "dev.tgt").read_text().splitlines()[:30]
+    dev = tokenize_parallel(loaded.tokenizer, sources, targets, None)
+    searching = loaded.config
+    sampling = replace(searching, decode=replace(searching.decode, temperature=3.0))
+    assert validate(loaded.module, loaded.tokenizer, dev, sampling) == validate(
+        loaded.module, loaded.tokenizer, dev, searching
+    )
+    assert loaded.translate(sources, temperature=3.0) != loaded.translate(sources, beam_size=1)
+    with pytest.raises(ConfigError, match="shortlist with sampling"):
+        from_dict({"decode": {"temperature": 1.0, "shortlist": True}})
+    with pytest.raises(ConfigError, match="between 0.01 and 100"):
+        from_dict({"decode": {"temperature": 1e-310}})
+    with pytest.raises(ConfigError, match="top_p is a sampling setting"):
+        loaded.translate(sources, top_p=0.5)
+    run = seqkit_here("translate", reverse_model, "--seed", "4", stdin="a b c\n")
+    assert run.returncode != 0 and "--seed is a sampling setting" in run.stderr.decode()
+    assert len(run.stderr.decode().strip().splitlines()) == 1

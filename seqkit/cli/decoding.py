@@ -18,7 +18,7 @@ from seqkit.cli import (
     model_default,
     user_errors,
 )
-from seqkit.decoding.sampling import SAMPLING_NBEST
+from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.decoding.shortlist import FREQUENT, TRANSLATIONS
 from seqkit.errors import ConfigError, DataError
 
@@ -232,12 +232,15 @@ def translate(
         top_p=top_p,
         seed=seed,
     )
+    if nbest > 1 and decode.temperature > 0:
+        raise ConfigError(SAMPLING_NBEST.format(f"--nbest {nbest} with --temperature {decode.temperature:g}"))
     if nbest < 0 or nbest > decode.beam_size:
         raise ConfigError(
             f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
         )
-    if nbest > 1 and decode.temperature > 0:
-        raise ConfigError(SAMPLING_NBEST.format(f"--nbest {nbest} with --temperature {decode.temperature:g}"))
+    unused = sampling_option_unused(decode.temperature, {"--top-k": top_k, "--top-p": top_p, "--seed": seed})
+    if unused:
+        raise ConfigError(SAMPLING_ONLY.format(unused))
     lines = _input_lines(inputs, column)
     chunk_lines = 1 if _typed(inputs) else None
     if sharing:

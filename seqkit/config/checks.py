@@ -28,6 +28,11 @@ def check(config: Config, source: str) -> None:
             f"{source}: decode.coverage_penalty re-ranks a beam's finished hypotheses, and sampling "
             "(decode.temperature > 0) draws one; set the penalty or the temperature to 0"
         )
+    if config.decode.shortlist and config.decode.temperature:
+        raise ConfigError(
+            f"{source}: decode.shortlist with sampling (decode.temperature > 0): the shortlist is the union of "
+            "a batch's likely pieces, so a line's sample would depend on its batch-mates; drop the shortlist"
+        )
     model = config.model
     if (model.copy or model.coverage) and model.type != "seq2seq":
         key = "copy" if model.copy else "coverage"

@@ -12,7 +12,7 @@ each piece instead of the argmax (decode.temperature > 0).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -27,6 +27,16 @@ SAMPLING_NBEST = (
     "{}: a sampled translation (temperature > 0) is one output per line; ask for 1, and sample again with "
     "another seed for another output"
 )
+# the error for a sampling setting given without a temperature, {0} naming it
+SAMPLING_ONLY = "{0} is a sampling setting, and the temperature is 0 (search): give a temperature above 0 too, or drop {0}"
+
+
+def sampling_option_unused(temperature: float, given: Mapping[str, object]) -> str | None:
+    """The name of the first of `given` (name -> value; None: not given) that a search would ignore: any
+    of them, at temperature 0."""
+    if temperature:
+        return None
+    return next((name for name, value in given.items() if value is not None), None)
 
 
 def choose_token(

@@ -37,7 +37,8 @@ def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> DevS
     """Dev perplexity (teacher forcing) and greedy BLEU / chrF on detokenized output."""
     total_nll, total_tokens = corpus_nll(model, dev, cfg.decode.batch_size)
     limit = cfg.train.valid_max_sentences or len(dev.src)
-    greedy = dataclasses.replace(cfg.decode, beam_size=1)  # validation stays fast
+    # greedy: validation stays fast; and a search, whatever sampling temperature translate is given
+    greedy = dataclasses.replace(cfg.decode, beam_size=1, temperature=0.0)
     with evaluating(model):
         best = [h[0].tokens for h in decode_corpus(Seq2SeqSteps(model), dev.src[:limit], greedy)]
     hypotheses = tokenizer.decode_tgt(best)
