@@ -33,8 +33,10 @@ def _decode(model_dir, beam_size: int, lines=SOURCES, batch_size: int = 64):
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_every_step_sums_to_one_over_the_real_source(reverse_model, beam_size):
     tokenizer, results = _decode(reverse_model, beam_size)
+    # a beam may stop before it has beam_size hypotheses, once none of its open ones can win (search.py)
+    assert max(len(options) for options in results) == beam_size
     for line, options in zip(SOURCES, results, strict=True):
-        assert len(options) == beam_size
+        assert 1 <= len(options) <= beam_size
         for option in options:
             attention = option.attention
             assert attention.source == tokenizer.src_pieces(line) + ["</s>"]
