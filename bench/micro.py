@@ -6,6 +6,7 @@
     python bench/micro.py compile             # torch.compile of the attention scores and of a GRU cell step
     python bench/micro.py decode MODEL_DIR BEAM  # the test set: float32, int8 linear layers, int8 + GRU/LSTM
     python bench/micro.py heap MODEL_DIR      # glibc's live and free heap (mallinfo2) over 12 training steps
+    python bench/micro.py adam                # Adam's foreach update against its fused one, the workload's weights
 
 `decode` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
 a full run (`bench/work/full/data/test.{es,en}`). Run `decode` once with `THP_MEM_ALLOC_ENABLE=0` in the
@@ -74,6 +75,25 @@ def products() -> None:
     ):
         _time_ms(function, 3)  # warm up
         print(f"{name}: {_time_ms(function, repeats) * unit:.1f}")
+
+
+def adam() -> None:
+    """One Adam update of the workload model's weights (random gradients), foreach against fused,
+    alternating twice in this process."""
+    from seqkit import configfile
+    from seqkit.models.seq2seq import Seq2Seq
+
+    cfg = configfile.load(REPO / "bench" / "workload.toml", [])
+    vocab = cfg.tokenizer.vocab_size
+    for variant in ("foreach", "fused", "foreach", "fused"):
+        torch.manual_seed(0)
+        model = Seq2Seq(cfg.model, vocab, vocab)
+        for parameter in model.parameters():
+            parameter.grad = torch.randn_like(parameter)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **{variant: True})
+        optimizer.step()  # the moments exist from here on
+        count = sum(p.numel() for p in model.parameters())
+        print(f"{variant}: {count / 1e6:.1f} M weights, {_time_ms(optimizer.step, 20):.1f} ms per update")
 
 
 def tanh() -> None:
@@ -261,6 +281,8 @@ if __name__ == "__main__":
         products()
     elif sys.argv[1:2] == ["tanh"]:
         tanh()
+    elif sys.argv[1:2] == ["adam"]:
+        adam()
     elif sys.argv[1:2] == ["compile"]:
         compile_()
     elif sys.argv[1:2] == ["decode"] and len(sys.argv) == 4:
