@@ -42,9 +42,8 @@ def inspect(model, tokenizer: Tokenizer, cfg: Config, text: str) -> Inspection:
     model.eval()
     cell = model.decoder.cell_type
     src_ids = tokenizer.encode_src([text])[0]
-    search = dataclasses.replace(
-        cfg.decode, temperature=0.0
-    )  # a configured sampling temperature is translate's
+    # a search, whatever sampling temperature the config gives translate
+    search = dataclasses.replace(cfg.decode, temperature=0.0)
     best = decode_corpus(Seq2SeqSteps(model), [src_ids], search, with_attention=True)[0][0]
     attention = attention_map(tokenizer, text, best, Seq2SeqSteps(model), src_ids)
     src = torch.tensor([src_ids + [EOS]])
