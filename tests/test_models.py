@@ -135,3 +135,92 @@ def test_bahdanau_scores_and_gradients_are_those_of_torchs_tanh():
     torch.testing.assert_close(scores, expected)
     for name, grad, expected_grad in zip(("keys", "query", "v"), grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad, msg=name)
+
+
+def _model_that_never_saw(unseen: list[int], vocab: int = 20) -> Seq2Seq:
+    """A small model whose output layer excludes the pieces `unseen`, as training excludes the pieces
+    that are no target in its data (softmax.exclude_unseen)."""
+    from seqkit.models.softmax import exclude_unseen
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(embedding_size=8, encoder_hidden_size=6, decoder_hidden_size=10, dropout=0.0)
+    model = Seq2Seq(cfg, vocab, vocab)
+    seen = torch.ones(vocab, dtype=torch.bool)
+    seen[unseen] = False
+    exclude_unseen(model.decoder.output, seen)
+    return model
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_the_loss_over_the_pieces_training_saw_is_the_whole_layers(label_smoothing):
+    """Computed over the pieces the output layer gives, the loss, likelihood, accuracy and gradients are
+    those of the whole layer, whose other pieces have probability 0 (label smoothing spreads over the
+    given pieces); the excluded rows get no gradient, so training never moves them."""
+    from seqkit.models.softmax import UNSEEN_LOGIT, given_pieces
+
+    unseen = [0, 2, 11, 12, 13, 15, 17]  # PAD, BOS and pieces no target holds
+    model = _model_that_never_saw(unseen)
+    pieces = given_pieces(model.decoder.output)
+    assert pieces is not None and sorted(set(range(20)) - set(pieces.tolist())) == unseen
+    batch = make_batch([[5, 6, 7], [8], [12, 13, 4]], [[4, 5, 6, 7], [9], [14, 10, 16, 18, 19]], [0, 1, 2])
+    real = batch.tgt_out != 0
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in)[real]  # (tokens, 20), the whole layer
+    assert bool((logits[:, unseen] == UNSEEN_LOGIT).all())
+    columns = torch.full((20,), -1, dtype=torch.long)
+    columns[pieces] = torch.arange(len(pieces))
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, pieces], columns[batch.tgt_out[real]], reduction="sum", label_smoothing=label_smoothing
+    )
+    if not label_smoothing:  # the same as over the whole layer: the excluded pieces add exp(-1e4) = 0
+        whole = torch.nn.functional.cross_entropy(logits, batch.tgt_out[real], reduction="sum")
+        torch.testing.assert_close(expected, whole)
+    expected.backward()
+    expected_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    loss, nll, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
+    loss.backward()
+    torch.testing.assert_close(loss, expected)
+    unsmoothed = torch.nn.functional.cross_entropy(logits, batch.tgt_out[real], reduction="sum")
+    torch.testing.assert_close(nll, unsmoothed.detach())
+    assert int(correct) == int((logits.argmax(-1) == batch.tgt_out[real]).sum())
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected_grads[name], msg=name)
+    output = model.decoder.output
+    assert not output.weight.grad[unseen].any() and not output.bias.grad[unseen].any()
+
+
+def test_a_target_the_layer_never_gives_is_scored_as_unknown_or_as_impossible():
+    """A dev piece that no training target held: the output layer scores it as the unknown piece, as a
+    vocabulary without it would; for a copy model (which may still copy it) its likelihood is 0."""
+    from seqkit.data.tokenizer import UNK
+    from seqkit.models.softmax import UNSEEN_LOGIT, token_cross_entropy
+
+    model = _model_that_never_saw([0, 2, 12]).eval()
+    features = torch.randn(3, 10)
+    with torch.no_grad():
+        as_given, _, _ = token_cross_entropy(features, model.decoder.output, torch.tensor([5, 12, 7]))
+        as_unknown, _, _ = token_cross_entropy(features, model.decoder.output, torch.tensor([5, UNK, 7]))
+        impossible, nll, _ = token_cross_entropy(
+            features, model.decoder.output, torch.tensor([5, 12, 7]), unseen_as_unknown=False
+        )
+    torch.testing.assert_close(as_given, as_unknown)
+    assert as_given[1] < 20  # a finite score, not 1e4
+    assert impossible[1] == -UNSEEN_LOGIT
+    torch.testing.assert_close(impossible[[0, 2]], as_given[[0, 2]])
+    torch.testing.assert_close(nll, impossible.sum())
+
+
+def test_a_model_trained_on_new_data_learns_the_pieces_it_now_sees():
+    """Training from a model whose layer excluded pieces (train.init_from on other data) gives the pieces the
+    new data holds a bias of 0 again, and excludes those it lacks; UNK and EOS are always kept."""
+    from seqkit.data.tokenizer import EOS, UNK
+    from seqkit.models.softmax import UNSEEN_LOGIT, exclude_unseen, given_pieces
+
+    model = _model_that_never_saw([0, 2, 12, 13])
+    output = model.decoder.output
+    seen = torch.ones(20, dtype=torch.bool)
+    seen[[0, 2, 5, UNK, EOS]] = False
+    exclude_unseen(output, seen)
+    assert given_pieces(output).tolist() == [1, 3, 4, *range(6, 20)]
+    assert output.bias[12] == 0 and output.bias[13] == 0 and not output.weight[[12, 13]].any()
+    assert output.bias[5] == UNSEEN_LOGIT and not output.weight[5].any()

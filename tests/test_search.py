@@ -362,3 +362,26 @@ def test_sampling_settings_stay_with_translate(reverse_model, reverse_data):
     run = seqkit_here("translate", reverse_model, "--seed", "4", stdin="a b c\n")
     assert run.returncode != 0 and "--seed is a sampling setting" in run.stderr.decode()
     assert len(run.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_decoding_over_the_pieces_training_saw_equals_the_whole_layer(random_model_and_sources, beam_size):
+    """The output layer computes only the pieces training gave it (models/softmax.py): the same outputs
+    and scores as the whole layer, whose other pieces have probability 0."""
+    from seqkit.models.softmax import exclude_unseen
+
+    model, sources = random_model_and_sources
+    model = copy.deepcopy(model)
+    seen = torch.ones(40, dtype=torch.bool)
+    seen[[0, 2, *range(10, 40, 3)]] = False
+    exclude_unseen(model.decoder.output, seen)
+    steps, whole = Seq2SeqSteps(model), Seq2SeqSteps(model)
+    whole._given, whole._given_layer = None, None  # the whole layer, as before training excluded pieces
+    assert steps.columns(None).tolist() == np.flatnonzero(seen.numpy()).tolist()
+    cfg = DecodeConfig(beam_size=beam_size, batch_size=16, max_length_ratio=1.5, max_length_offset=3)
+    restricted, full = decode_corpus(steps, sources, cfg), decode_corpus(whole, sources, cfg)
+    assert [[h.tokens for h in s] for s in restricted] == [[h.tokens for h in s] for s in full]
+    assert not any(t in range(10, 40, 3) for s in restricted for h in s for t in h.tokens)
+    for s, t in zip(restricted, full, strict=True):
+        for a, b in zip(s, t, strict=True):
+            assert math.isclose(a.score, b.score, rel_tol=1e-5, abs_tol=1e-5)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from seqkit.data.tokenizer import BOS, EOS
+from seqkit.models.softmax import given_pieces
 from seqkit.runtime import devices
 
 
@@ -53,11 +54,17 @@ class _OnDevice:
 
 
 class Seq2SeqSteps:
-    """An encoder-decoder (models/seq2seq.py) as search steps."""
+    """An encoder-decoder (models/seq2seq.py) as search steps. Its output layer computes only the pieces
+    that training gave it (models/softmax.py: the others have probability 0), and `columns` tells the
+    search which they are; a copy model's output covers every piece, as it may copy any."""
 
     def __init__(self, model: torch.nn.Module):
         self.model: Any = model  # (its encode / step are not nn.Module's)
         self.device = devices.model_device(model)
+        decoder: Any = model.decoder
+        given = None if self.model.copy else given_pieces(decoder.output)
+        self._given: np.ndarray | None = None if given is None else given.cpu().numpy()
+        self._given_layer = None if self._given is None else self.output_layer(self._given)
 
     @torch.no_grad()
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[_OnDevice, _OnDevice]:
@@ -73,6 +80,7 @@ class Seq2SeqSteps:
         output layer (a shortlist's, `output_layer` below): then the log-probabilities are (rows, its
         columns), normalised over them."""
         tokens = torch.from_numpy(np.ascontiguousarray(prev)).to(self.device)
+        output_layer = output_layer or self._given_layer
         if output_layer is None:
             logits, new_state, weights = self.model.step(tokens, state.value, encoded.value)
         else:
@@ -95,6 +103,10 @@ class Seq2SeqSteps:
             return lambda features: torch.ops.quantized.linear_dynamic(features, packed, reduce_range=True)
         weight, bias = layer.weight.index_select(0, index), layer.bias.index_select(0, index)
         return lambda features: F.linear(features, weight, bias)
+
+    def columns(self, encoded: _OnDevice) -> np.ndarray | None:
+        """The target ids of `step`'s columns: the pieces the output layer gives (None: all of them)."""
+        return self._given
 
     @torch.no_grad()
     def copy_gates(self, src_ids: list[int], tokens: list[int]) -> list[float] | None:

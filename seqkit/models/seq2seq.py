@@ -169,7 +169,11 @@ class Seq2Seq(nn.Module):
         the output layer's (the config refuses label smoothing with copy), plus the coverage loss."""
         target = tgt_out[real]
         losses, total_nll, correct = token_cross_entropy(
-            forced.pre_outputs[real], self.decoder.output, target, 0.0 if self.copy else label_smoothing
+            forced.pre_outputs[real],
+            self.decoder.output,
+            target,
+            0.0 if self.copy else label_smoothing,
+            unseen_as_unknown=not self.copy,  # a copy model may copy what its output layer never gives
         )
         if forced.copy_logits is not None:
             assert forced.weights is not None

@@ -9,14 +9,49 @@ backward pass turns into softmax - target directly. A larger batch (a larger voc
 the log-sum-exps, and the backward pass recomputes each chunk's logits: one more output-layer product,
 a sixth of a step's arithmetic (bench/README.md). Under autocast the products run in the autocast type,
 everything else in float32.
+
+A piece that never occurs as a target in the training data (with a vocabulary shared by both languages,
+half of the 8,000 pieces of bench/workload.toml) is given a zero row and the bias UNSEEN_LOGIT by
+training (`exclude_unseen`): its probability is 0 in float32 wherever the layer is used, and the
+cross-entropy here computes only the other rows, the same numbers for about half the work. A target the
+layer cannot give (a dev piece never seen in training) is scored as the unknown piece, as a vocabulary
+without it would score it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+
+from seqkit.data.tokenizer import EOS, UNK
 
 CHUNK_TOKENS = 1024
 KEEP_BYTES = 256 * 2**20  # the exponentiated logits are kept for the backward pass up to this size
+# the bias of a piece the output layer never gives: exp(-1e4 - anything a trained layer computes) is 0 in
+# float32, bf16 and float16 alike, while every sum and mean over the logits stays finite (-inf would not)
+UNSEEN_LOGIT = -1e4
+
+
+@torch.no_grad()
+def exclude_unseen(output: torch.nn.Linear, seen: torch.Tensor) -> None:
+    """Pieces not `seen` (a (vocab,) bool tensor: seen as a training target) get a zero row and the bias
+    UNSEEN_LOGIT; UNK and EOS are always kept. A kept piece whose bias is UNSEEN_LOGIT (excluded by the
+    model training starts from) starts again from a bias of 0."""
+    seen = seen.to(output.bias.device).clone()
+    seen[[UNK, EOS]] = True
+    output.weight[~seen] = 0.0
+    output.bias[~seen] = UNSEEN_LOGIT
+    output.bias[seen & (output.bias == UNSEEN_LOGIT)] = 0.0
+
+
+def given_pieces(output: torch.nn.Module) -> torch.Tensor | None:
+    """The ids (pieces,) of the pieces whose bias is not UNSEEN_LOGIT, or None where that is all of them;
+    `output` is a Linear layer or its int8 version (`translate --quantize`), whose bias is a method."""
+    bias: Any = output.bias
+    bias = bias() if callable(bias) else bias
+    given = bias.detach() != UNSEEN_LOGIT
+    return None if bool(given.all()) else given.nonzero().squeeze(1)
 
 
 def _compute_type(tensor: torch.Tensor) -> torch.dtype:
@@ -119,12 +154,33 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def token_cross_entropy(
-    features: torch.Tensor, output: torch.nn.Linear, target: torch.Tensor, label_smoothing: float = 0.0
+    features: torch.Tensor,
+    output: torch.nn.Linear,
+    target: torch.Tensor,
+    label_smoothing: float = 0.0,
+    unseen_as_unknown: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """features (tokens, hidden), target (tokens,) -> each token's cross-entropy of `output(features)`
-    against `target` (tokens,) (smoothed, if asked), the summed negative log-likelihood (never smoothed),
-    and how many tokens the output's argmax gets right."""
-    return _LinearCrossEntropy.apply(features, output.weight, output.bias, target, label_smoothing)
+    against `target` (tokens,) (smoothed, if asked, over the pieces the layer gives), the summed negative
+    log-likelihood (never smoothed), and how many tokens the output's argmax gets right. A target the
+    layer never gives is scored as UNK or, without `unseen_as_unknown`, as -UNSEEN_LOGIT (probability 0:
+    a copy model may still copy it)."""
+    pieces = given_pieces(output)
+    if pieces is None:
+        return _LinearCrossEntropy.apply(features, output.weight, output.bias, target, label_smoothing)
+    # (vocab,) the column of each piece among the given ones; a piece not given: UNK's column
+    columns = torch.full_like(output.bias, -1, dtype=torch.long)
+    columns[pieces] = torch.arange(pieces.numel(), device=pieces.device)
+    given = columns[target] >= 0  # (tokens,)
+    columns[columns < 0] = columns[UNK]
+    weight, bias = output.weight.index_select(0, pieces), output.bias.index_select(0, pieces)
+    losses, total_nll, correct = _LinearCrossEntropy.apply(
+        features, weight, bias, columns[target], label_smoothing
+    )
+    if not unseen_as_unknown and not bool(given.all()):
+        losses = torch.where(given, losses, -UNSEEN_LOGIT)
+        total_nll = losses.detach().sum()
+    return losses, total_nll, correct
 
 
 def linear_cross_entropy(

@@ -23,6 +23,7 @@ from seqkit.decoding.search import decode_corpus
 from seqkit.decoding.torch_steps import Seq2SeqSteps, evaluating
 from seqkit.errors import ConfigError, DataError, TrainingError
 from seqkit.models.seq2seq import Seq2Seq
+from seqkit.models.softmax import exclude_unseen
 from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import corpus_nll, pair_loss, perplexity
 from seqkit.scoring.metrics import corpus_score
@@ -151,6 +152,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     model = Seq2Seq.from_config(cfg.model, tokenizer)
     if starting_from is not None:
         init_weights(model, starting_from)
+    # the output layer gives only the pieces that are targets somewhere in the training data (softmax.py)
+    seen = np.bincount(np.asarray(train_data.tgt.ids, dtype=np.int64), minlength=tokenizer.tgt_vocab_size) > 0
+    exclude_unseen(model.decoder.output, torch.from_numpy(seen))
     model = model.to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     tgt_lengths = train_data.tgt.lengths
