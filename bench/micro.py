@@ -7,8 +7,10 @@
     python bench/micro.py decode MODEL_DIR BEAM  # the test set: float32, int8 linear layers, int8 + GRU/LSTM
     python bench/micro.py heap MODEL_DIR      # glibc's live and free heap (mallinfo2) over 12 training steps
     python bench/micro.py adam                # Adam's foreach update against its fused one, the workload's weights
+    python bench/micro.py pieces MODEL_DIR    # the test set decoded over the given pieces against the whole layer
+    python bench/micro.py bf16                # per-step products in float32 and bf16 (this CPU's bf16 kernels)
 
-`decode` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
+`decode`, `pieces` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
 a full run (`bench/work/full/data/test.{es,en}`). Run `decode` once with `THP_MEM_ALLOC_ENABLE=0` in the
 environment and once without to see what huge pages do to decoding.
 
@@ -232,6 +234,56 @@ def decode(model_dir: str, beam_size: int) -> None:
         print(f"{name}: {seconds:.2f} s, {pieces / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
 
 
+def pieces(model_dir: str) -> None:
+    """The test set decoded with the output layer over the pieces training gave it (models/softmax.py)
+    and over the whole layer, float32 and --quantize, greedy and beam 5: two rounds in this process."""
+    import warnings
+
+    import sacrebleu
+
+    from seqkit import config as config_lib
+    from seqkit import model_types
+    from seqkit.data.text import read_lines
+    from seqkit.decoding.search import decode_corpus
+    from seqkit.decoding.torch_steps import Seq2SeqSteps
+    from seqkit.runtime import devices
+
+    warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
+    cfg, tokenizer, model = model_types.load(model_dir)
+    data = REPO / "bench" / "work" / "full" / "data"
+    sources, references = read_lines(data / "test.es"), read_lines(data / "test.en")
+    source_ids = tokenizer.encode_src(sources)
+    variants = {"float32": model, "int8": devices.quantize_int8(model)}
+    for _round, beam, (name, variant), whole in itertools.product(
+        (1, 2), (1, 5), variants.items(), (True, False)
+    ):
+        steps = Seq2SeqSteps(variant)
+        if whole:  # as a model trained before the layer left pieces out
+            steps._given, steps._given_layer = None, None
+        decode_cfg = config_lib.with_overrides(cfg, {"decode": {"beam_size": beam}}, "micro").decode
+        start = time.perf_counter()
+        best = [h[0].tokens for h in decode_corpus(steps, source_ids, decode_cfg)]
+        seconds = time.perf_counter() - start
+        bleu = sacrebleu.corpus_bleu(tokenizer.decode_tgt(best), [references]).score
+        layer = "whole layer" if whole else "given pieces"
+        print(f"{name} beam {beam}, {layer}: {sum(map(len, best)) / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
+
+
+def bf16() -> None:
+    """One decoder step's products (the workload's sizes) in float32, in bf16, and under bf16 autocast."""
+    torch.manual_seed(0)
+    for rows, inner, outer in ((BATCH, 512, 1536), (BATCH, 768, 1536), (BATCH, 512, 512), (64, 512, 1536)):
+        inputs, weight = torch.randn(rows, inner), torch.randn(outer, inner)
+        inputs_bf16, weight_bf16 = inputs.bfloat16(), weight.bfloat16()
+        fp32 = _time_ms(lambda: F.linear(inputs, weight), 300) * 1000  # noqa: B023
+        in_bf16 = _time_ms(lambda: F.linear(inputs_bf16, weight_bf16), 300) * 1000  # noqa: B023
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the weight is cast at every call
+            autocast = _time_ms(lambda: F.linear(inputs, weight), 300) * 1000  # noqa: B023
+        print(
+            f"{rows}x{inner}x{outer}: float32 {fp32:.0f} us, bf16 {in_bf16:.0f} us, autocast {autocast:.0f} us"
+        )
+
+
 def heap(model_dir: str) -> None:
     """What glibc's heap holds (mallinfo2) after the forward and the backward pass of 12 training steps
     of batches of about 3,000 random target tokens, in shapes from 187x16 to 30x100."""
@@ -287,6 +339,10 @@ if __name__ == "__main__":
         compile_()
     elif sys.argv[1:2] == ["decode"] and len(sys.argv) == 4:
         decode(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["pieces"] and len(sys.argv) == 3:
+        pieces(sys.argv[2])
+    elif sys.argv[1:2] == ["bf16"]:
+        bf16()
     elif sys.argv[1:2] == ["heap"] and len(sys.argv) == 3:
         heap(sys.argv[2])
     elif sys.argv[1:2] == ["profile"] and len(sys.argv) == 3:

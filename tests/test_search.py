@@ -385,3 +385,24 @@ def test_decoding_over_the_pieces_training_saw_equals_the_whole_layer(random_mod
     for s, t in zip(restricted, full, strict=True):
         for a, b in zip(s, t, strict=True):
             assert math.isclose(a.score, b.score, rel_tol=1e-5, abs_tol=1e-5)
+
+
+def test_the_given_pieces_under_bf16_autocast_are_the_whole_layers(random_model_and_sources):
+    """Under autocast the given rows are cast once and computed in bf16, as the whole layer would be: the
+    same greedy outputs (bf16 rounds the same rows the same way)."""
+    from seqkit.models.softmax import exclude_unseen
+
+    model, sources = random_model_and_sources
+    model = copy.deepcopy(model)
+    seen = torch.ones(40, dtype=torch.bool)
+    seen[[0, 2, *range(10, 40, 4)]] = False
+    exclude_unseen(model.decoder.output, seen)
+    steps, whole = Seq2SeqSteps(model), Seq2SeqSteps(model)
+    whole._given, whole._given_layer = None, None
+    cfg = DecodeConfig(beam_size=1, batch_size=16, max_length_ratio=1.5, max_length_offset=3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        restricted, full = decode_corpus(steps, sources, cfg), decode_corpus(whole, sources, cfg)
+        features = torch.randn(5, 24)
+        logits = steps._given_layer(features)
+    assert logits.dtype == torch.bfloat16
+    assert [s[0].tokens for s in restricted] == [s[0].tokens for s in full]

@@ -102,7 +102,19 @@ class Seq2SeqSteps:
             # reduce_range as the layer itself computes (activations in 7 bits: fbgemm's overflow guard)
             return lambda features: torch.ops.quantized.linear_dynamic(features, packed, reduce_range=True)
         weight, bias = layer.weight.index_select(0, index), layer.bias.index_select(0, index)
-        return lambda features: F.linear(features, weight, bias)
+        cast: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def restricted(features: torch.Tensor) -> torch.Tensor:
+            device = features.device.type
+            if not torch.is_autocast_enabled(device):
+                return F.linear(features, weight, bias)
+            # cast once, as autocast caches the cast of a model's own weight (these rows are a copy)
+            dtype = torch.get_autocast_dtype(device)
+            if dtype not in cast:
+                cast[dtype] = (weight.to(dtype), bias.to(dtype))
+            return F.linear(features.to(dtype), *cast[dtype])
+
+        return restricted
 
     def columns(self, encoded: _OnDevice) -> np.ndarray | None:
         """The target ids of `step`'s columns: the pieces the output layer gives (None: all of them)."""
