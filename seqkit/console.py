@@ -296,8 +296,12 @@ def print_info(info: dict, as_json: bool) -> None:
             if vocab["joint"]
             else f"{vocab['source']:,} source / {vocab['target']:,} target"
         )
+        given = vocab.get("output_pieces", vocab["target"])
+        output = (
+            f"; the output layer gives {given:,} (the training targets)" if given < vocab["target"] else ""
+        )
         out.print(
-            f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] else ''}; "
+            f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] else ''}{output}; "
             f"first pieces: {' '.join(vocab['sample_pieces'])}"
         )
     classifier = info.get("classifier")

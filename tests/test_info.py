@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
-from seqkit import model_types
+from seqkit import model_types, modeldir
+from seqkit.data.tokenizer import EOS, UNK
 from seqkit.viz.summary import summarize
 from tests.helpers import assert_one_line_error, seqkit, seqkit_here
 
@@ -28,6 +29,9 @@ def test_seq2seq_summary(reverse_model):
     assert rows["decoder.output"]["parameters"] == 64 * vocab + vocab
     assert info["cell"] == "gru" and info["attention"] == "bahdanau"
     assert info["vocabulary"]["joint"] and len(info["vocabulary"]["sample_pieces"]) > 0
+    # the output layer gives the pieces that are training targets, and UNK and EOS
+    targets = {i for i, count in enumerate(modeldir.read_vocab_counts(reverse_model)["tgt"]) if count}
+    assert info["vocabulary"]["output_pieces"] == len(targets | {UNK, EOS}) < info["vocabulary"]["target"]
     training = info["training"]
     assert training["steps"] == 600 and training["finished"] and training["stopped_by"] == "max_steps"
     best = training["best_validation"]

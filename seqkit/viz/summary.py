@@ -18,6 +18,7 @@ from seqkit import model_types, modeldir
 from seqkit.data.tokenizer import SPECIALS, load_tokenizer
 from seqkit.model_types.base import ModelType
 from seqkit.models.attention import ATTENTIONS
+from seqkit.models.softmax import given_pieces
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, Record, ValidRecord
 
@@ -180,7 +181,7 @@ def summarize(model_dir: Path | str) -> dict:
             "trainable": sum(p.numel() for p in parameters if p.requires_grad),
             "all": sum(p.numel() for p in parameters),
         },
-        "vocabulary": _vocabulary(cfg, tokenizer),
+        "vocabulary": _vocabulary(cfg, tokenizer, model),
         "training": _training(training_log.read(model_dir)),
         "files": _file_sizes(model_dir),
     }
@@ -199,15 +200,18 @@ def summarize(model_dir: Path | str) -> dict:
     return info
 
 
-def _vocabulary(cfg, tokenizer) -> dict | None:
+def _vocabulary(cfg, tokenizer, model) -> dict | None:
     if cfg.model.type == "classifier":
         tokenizer = tokenizer.tokenizer  # the Codec's, None for numbers
         if tokenizer is None:
             return None
+    # a translation model's output layer gives only the pieces that were training targets (softmax.py)
+    given = given_pieces(model.decoder.output) if cfg.model.type == "seq2seq" else None
     return {
         "tokenizer": cfg.tokenizer.type,
         "joint": tokenizer.joint,
         "source": tokenizer.src_vocab_size,
         "target": tokenizer.tgt_vocab_size,
+        "output_pieces": tokenizer.tgt_vocab_size if given is None else int(given.numel()),
         "sample_pieces": _pieces(tokenizer, tokenizer.tgt_vocab_size),
     }
