@@ -9,8 +9,9 @@
     python bench/micro.py adam                # Adam's foreach update against its fused one, the workload's weights
     python bench/micro.py pieces MODEL_DIR    # the test set decoded over the given pieces against the whole layer
     python bench/micro.py bf16                # per-step products in float32 and bf16 (this CPU's bf16 kernels)
+    python bench/micro.py decode-profile MODEL_DIR  # torch.profiler over int8 greedy decoding of the test set
 
-`decode`, `pieces` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
+`decode`, `pieces`, `decode-profile` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
 a full run (`bench/work/full/data/test.{es,en}`). Run `decode` once with `THP_MEM_ALLOC_ENABLE=0` in the
 environment and once without to see what huge pages do to decoding.
 
@@ -269,6 +270,31 @@ def pieces(model_dir: str) -> None:
         print(f"{name} beam {beam}, {layer}: {sum(map(len, best)) / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
 
 
+def decode_profile(model_dir: str) -> None:
+    """Where `translate --quantize` greedy decoding of the test set spends its time, by operator."""
+    import warnings
+
+    from seqkit import config as config_lib
+    from seqkit import model_types
+    from seqkit.data.text import read_lines
+    from seqkit.decoding.search import decode_corpus
+    from seqkit.decoding.torch_steps import Seq2SeqSteps
+    from seqkit.runtime import devices
+
+    warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
+    cfg, tokenizer, model = model_types.load(model_dir)
+    source_ids = tokenizer.encode_src(read_lines(REPO / "bench" / "work" / "full" / "data" / "test.es"))
+    int8 = devices.quantize_int8(model)
+    decode_cfg = config_lib.with_overrides(cfg, {"decode": {"beam_size": 1}}, "micro").decode
+    steps = Seq2SeqSteps(int8)  # (built once, as translate and the server do)
+    decode_corpus(steps, source_ids[:100], decode_cfg)  # warm up
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        decode_corpus(steps, source_ids, decode_cfg)
+        print(f"wall {time.perf_counter() - start:.2f} s")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+
+
 def bf16() -> None:
     """One decoder step's products (the workload's sizes) in float32, in bf16, and under bf16 autocast."""
     torch.manual_seed(0)
@@ -341,6 +367,8 @@ if __name__ == "__main__":
         decode(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["pieces"] and len(sys.argv) == 3:
         pieces(sys.argv[2])
+    elif sys.argv[1:2] == ["decode-profile"] and len(sys.argv) == 3:
+        decode_profile(sys.argv[2])
     elif sys.argv[1:2] == ["bf16"]:
         bf16()
     elif sys.argv[1:2] == ["heap"] and len(sys.argv) == 3:
