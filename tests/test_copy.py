@@ -19,6 +19,7 @@ from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.errors import ConfigError
 from seqkit.models import decoder
 from seqkit.models.seq2seq import Seq2Seq
+from seqkit.models.softmax import given_pieces
 from tests.helpers import assert_one_line_error, seqkit_here
 
 VARIANTS = [
@@ -236,6 +237,21 @@ def _coverage_starts_from_the_copy_model(model_dir: Path, data: Path, tmp_path: 
     other = seqkit_here(*common, "-o", tmp_path / "other", "--set", "model.decoder_hidden_size=32")
     assert other.returncode != 0
     assert_one_line_error(other, "give the same model sizes")
+    # fine-tuning on three pairs, whose targets hold few of the pieces: the output layer keeps giving every
+    # piece the model it starts from gave (softmax.exclude_unseen's keep_given)
+    few = tmp_path / "few"
+    few.mkdir()
+    for name in ("train.src", "train.tgt", "dev.src", "dev.tgt"):
+        (few / name).write_text("\n".join((data / name).read_text().splitlines()[:3]) + "\n")
+    small = seqkit_here(*common[:5], f"data.train={few}/train", "--set", f"data.dev={few}/dev", *common[8:],
+                        "-o", tmp_path / "small", "--set", "model.decoder_hidden_size=64")  # fmt: skip
+    assert small.returncode == 0, small.stderr.decode()
+    few_targets = (few / "train.tgt").read_text().splitlines()
+    before = given_pieces(trained.module.decoder.output)
+    after = given_pieces(seqkit.load(tmp_path / "small", device="cpu").module.decoder.output)
+    targets = {piece for ids in trained.tokenizer.encode_tgt(few_targets) for piece in ids}
+    assert before is not None and after is not None and len(targets) + 2 < len(before)
+    assert set(before.tolist()) <= set(after.tolist())
 
 
 def _serves_and_quantizes_as_it_translates(model_dir: Path, data: Path) -> None:

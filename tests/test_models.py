@@ -212,15 +212,45 @@ def test_a_target_the_layer_never_gives_is_scored_as_unknown_or_as_impossible():
 
 def test_a_model_trained_on_new_data_learns_the_pieces_it_now_sees():
     """Training from a model whose layer excluded pieces (train.init_from on other data) gives the pieces the
-    new data holds a bias of 0 again, and excludes those it lacks; UNK and EOS are always kept."""
+    new data holds a bias of 0 again and keeps those the model already gave (fine-tuning on a smaller
+    corpus loses none); UNK and EOS are always kept. Without `keep_given` the pieces the data lack go."""
     from seqkit.data.tokenizer import EOS, UNK
     from seqkit.models.softmax import UNSEEN_LOGIT, exclude_unseen, given_pieces
 
-    model = _model_that_never_saw([0, 2, 12, 13])
-    output = model.decoder.output
     seen = torch.ones(20, dtype=torch.bool)
     seen[[0, 2, 5, UNK, EOS]] = False
+    model = _model_that_never_saw([0, 2, 12, 13])
+    output = model.decoder.output
+    trained_row = output.weight[5].clone()
+    exclude_unseen(output, seen, keep_given=True)
+    assert given_pieces(output).tolist() == [1, *range(3, 20)]
+    assert output.bias[12] == 0 and output.bias[13] == 0 and not output.weight[[12, 13]].any()
+    assert torch.equal(output.weight[5], trained_row)  # the piece the new data lack is kept as it was
+    model = _model_that_never_saw([0, 2, 12, 13])
+    output = model.decoder.output
     exclude_unseen(output, seen)
     assert given_pieces(output).tolist() == [1, 3, 4, *range(6, 20)]
-    assert output.bias[12] == 0 and output.bias[13] == 0 and not output.weight[[12, 13]].any()
     assert output.bias[5] == UNSEEN_LOGIT and not output.weight[5].any()
+
+
+def test_a_tied_layer_keeps_its_rows_the_decoder_reads():
+    """With tied embeddings a row of the output layer is also an input embedding (BOS, never a target, is
+    every sentence's first input): only the bias excludes a piece, and its probability is still 0."""
+    from seqkit.data.tokenizer import BOS
+    from seqkit.models.softmax import UNSEEN_LOGIT, exclude_unseen
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        embedding_size=10, encoder_hidden_size=6, decoder_hidden_size=10, dropout=0.0, tie_embeddings=True
+    )
+    model = Seq2Seq(cfg, 20, 20).eval()
+    bos_embedding = model.decoder.embedding.weight[BOS].clone()
+    seen = torch.ones(20, dtype=torch.bool)
+    seen[[0, BOS, 7]] = False
+    exclude_unseen(model.decoder.output, seen, zero_rows=False)
+    assert torch.equal(model.decoder.embedding.weight[BOS], bos_embedding)
+    assert model.decoder.output.bias[7] == UNSEEN_LOGIT
+    batch = make_batch([[5, 6, 7]], [[4, 5, 6]], [0])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(batch.src, batch.src_lengths, batch.tgt_in), dim=-1)
+    assert bool((log_probs[..., [0, BOS, 7]].exp() == 0).all())

@@ -11,7 +11,7 @@ a sixth of a step's arithmetic (bench/README.md). Under autocast the products ru
 everything else in float32.
 
 A piece that never occurs as a target in the training data (with a vocabulary shared by both languages,
-half of the 8,000 pieces of bench/workload.toml) is given a zero row and the bias UNSEEN_LOGIT by
+half of the 8,000 pieces of bench/workload.toml) is given the bias UNSEEN_LOGIT (and a zero row) by
 training (`exclude_unseen`): its probability is 0 in float32 wherever the layer is used, and the
 cross-entropy here computes only the other rows, the same numbers for about half the work. A target the
 layer cannot give (a dev piece never seen in training) is scored as the unknown piece, as a vocabulary
@@ -34,13 +34,20 @@ UNSEEN_LOGIT = -1e4
 
 
 @torch.no_grad()
-def exclude_unseen(output: torch.nn.Linear, seen: torch.Tensor) -> None:
-    """Pieces not `seen` (a (vocab,) bool tensor: seen as a training target) get a zero row and the bias
-    UNSEEN_LOGIT; UNK and EOS are always kept. A kept piece whose bias is UNSEEN_LOGIT (excluded by the
-    model training starts from) starts again from a bias of 0."""
+def exclude_unseen(
+    output: torch.nn.Linear, seen: torch.Tensor, keep_given: bool = False, zero_rows: bool = True
+) -> None:
+    """Pieces not `seen` (a (vocab,) bool tensor: seen as a training target) get the bias UNSEEN_LOGIT
+    and, with `zero_rows`, a zero row (not for a layer tied to the embeddings, whose row of BOS, never a
+    target, is the decoder's first input); UNK and EOS are always kept. With `keep_given` (training from
+    another model) the pieces the layer gives stay too, so fine-tuning on a smaller corpus loses none of
+    them. A kept piece whose bias is UNSEEN_LOGIT starts again from a bias of 0."""
     seen = seen.to(output.bias.device).clone()
     seen[[UNK, EOS]] = True
-    output.weight[~seen] = 0.0
+    if keep_given:
+        seen |= output.bias != UNSEEN_LOGIT
+    if zero_rows:
+        output.weight[~seen] = 0.0
     output.bias[~seen] = UNSEEN_LOGIT
     output.bias[seen & (output.bias == UNSEEN_LOGIT)] = 0.0
 

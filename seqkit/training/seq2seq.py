@@ -154,7 +154,12 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         init_weights(model, starting_from)
     # the output layer gives only the pieces that are targets somewhere in the training data (softmax.py)
     seen = np.bincount(np.asarray(train_data.tgt.ids, dtype=np.int64), minlength=tokenizer.tgt_vocab_size) > 0
-    exclude_unseen(model.decoder.output, torch.from_numpy(seen))
+    exclude_unseen(
+        model.decoder.output,
+        torch.from_numpy(seen),
+        keep_given=starting_from is not None,
+        zero_rows=not cfg.model.tie_embeddings,
+    )
     model = model.to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     tgt_lengths = train_data.tgt.lengths
