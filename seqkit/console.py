@@ -296,7 +296,7 @@ def print_info(info: dict, as_json: bool) -> None:
             if vocab["joint"]
             else f"{vocab['source']:,} source / {vocab['target']:,} target"
         )
-        given = vocab.get("output_pieces", vocab["target"])
+        given = vocab["output_pieces"]
         output = (
             f"; the output layer gives {given:,} (the training targets)" if given < vocab["target"] else ""
         )

@@ -104,18 +104,25 @@ def test_chunked_loss_equals_cross_entropy_of_the_full_logits(label_smoothing, k
     expected = torch.nn.functional.cross_entropy(
         logits[real], batch.tgt_out[real], reduction="sum", label_smoothing=label_smoothing
     )
+    nll, correct = _fused_loss_and_gradients_equal(model, batch, expected, label_smoothing)
+    unsmoothed = torch.nn.functional.cross_entropy(logits[real], batch.tgt_out[real], reduction="sum")
+    torch.testing.assert_close(nll, unsmoothed.detach())  # never smoothed
+    assert not nll.requires_grad
+    assert int(correct) == int((logits[real].argmax(-1) == batch.tgt_out[real]).sum())
+
+
+def _fused_loss_and_gradients_equal(model: Seq2Seq, batch, expected: torch.Tensor, label_smoothing: float):
+    """Asserts that the model's fused loss on `batch` equals `expected` (an autograd loss of the same
+    model), and so do its gradients; returns the fused pass's likelihood and accuracy."""
     expected.backward()
     expected_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
     loss, nll, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
     loss.backward()
     torch.testing.assert_close(loss, expected)
-    unsmoothed = torch.nn.functional.cross_entropy(logits[real], batch.tgt_out[real], reduction="sum")
-    torch.testing.assert_close(nll, unsmoothed.detach())  # never smoothed
-    assert not nll.requires_grad
-    assert int(correct) == int((logits[real].argmax(-1) == batch.tgt_out[real]).sum())
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, expected_grads[name], msg=name)
+    return nll, correct
 
 
 def test_bahdanau_scores_and_gradients_are_those_of_torchs_tanh():
@@ -174,17 +181,10 @@ def test_the_loss_over_the_pieces_training_saw_is_the_whole_layers(label_smoothi
     if not label_smoothing:  # the same as over the whole layer: the excluded pieces add exp(-1e4) = 0
         whole = torch.nn.functional.cross_entropy(logits, batch.tgt_out[real], reduction="sum")
         torch.testing.assert_close(expected, whole)
-    expected.backward()
-    expected_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    loss, nll, correct = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
-    loss.backward()
-    torch.testing.assert_close(loss, expected)
+    nll, correct = _fused_loss_and_gradients_equal(model, batch, expected, label_smoothing)
     unsmoothed = torch.nn.functional.cross_entropy(logits, batch.tgt_out[real], reduction="sum")
     torch.testing.assert_close(nll, unsmoothed.detach())
     assert int(correct) == int((logits.argmax(-1) == batch.tgt_out[real]).sum())
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(p.grad, expected_grads[name], msg=name)
     output = model.decoder.output
     assert not output.weight.grad[unseen].any() and not output.bias.grad[unseen].any()
 

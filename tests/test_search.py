@@ -364,20 +364,27 @@ def test_sampling_settings_stay_with_translate(reverse_model, reverse_data):
     assert len(run.stderr.decode().strip().splitlines()) == 1
 
 
+def _given_and_whole_steps(model: Seq2Seq, unseen: list[int]) -> tuple[Seq2SeqSteps, Seq2SeqSteps]:
+    """A copy of `model` whose output layer excludes `unseen` (as training excludes pieces that are no
+    target), as steps over its given pieces and as steps over its whole layer (as before the exclusion)."""
+    from seqkit.models.softmax import exclude_unseen
+
+    model = copy.deepcopy(model)
+    seen = torch.ones(model.decoder.output.out_features, dtype=torch.bool)
+    seen[unseen] = False
+    exclude_unseen(model.decoder.output, seen)
+    steps, whole = Seq2SeqSteps(model), Seq2SeqSteps(model)
+    whole._given, whole._given_layer = None, None
+    return steps, whole
+
+
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_decoding_over_the_pieces_training_saw_equals_the_whole_layer(random_model_and_sources, beam_size):
     """The output layer computes only the pieces training gave it (models/softmax.py): the same outputs
     and scores as the whole layer, whose other pieces have probability 0."""
-    from seqkit.models.softmax import exclude_unseen
-
     model, sources = random_model_and_sources
-    model = copy.deepcopy(model)
-    seen = torch.ones(40, dtype=torch.bool)
-    seen[[0, 2, *range(10, 40, 3)]] = False
-    exclude_unseen(model.decoder.output, seen)
-    steps, whole = Seq2SeqSteps(model), Seq2SeqSteps(model)
-    whole._given, whole._given_layer = None, None  # the whole layer, as before training excluded pieces
-    assert steps.columns(None).tolist() == np.flatnonzero(seen.numpy()).tolist()
+    steps, whole = _given_and_whole_steps(model, [0, 2, *range(10, 40, 3)])
+    assert steps.columns(None).tolist() == sorted(set(range(40)) - {0, 2, *range(10, 40, 3)})
     cfg = DecodeConfig(beam_size=beam_size, batch_size=16, max_length_ratio=1.5, max_length_offset=3)
     restricted, full = decode_corpus(steps, sources, cfg), decode_corpus(whole, sources, cfg)
     assert [[h.tokens for h in s] for s in restricted] == [[h.tokens for h in s] for s in full]
@@ -390,15 +397,8 @@ def test_decoding_over_the_pieces_training_saw_equals_the_whole_layer(random_mod
 def test_the_given_pieces_under_bf16_autocast_are_the_whole_layers(random_model_and_sources):
     """Under autocast the given rows are cast once and computed in bf16, as the whole layer would be: the
     same greedy outputs (bf16 rounds the same rows the same way)."""
-    from seqkit.models.softmax import exclude_unseen
-
     model, sources = random_model_and_sources
-    model = copy.deepcopy(model)
-    seen = torch.ones(40, dtype=torch.bool)
-    seen[[0, 2, *range(10, 40, 4)]] = False
-    exclude_unseen(model.decoder.output, seen)
-    steps, whole = Seq2SeqSteps(model), Seq2SeqSteps(model)
-    whole._given, whole._given_layer = None, None
+    steps, whole = _given_and_whole_steps(model, [0, 2, *range(10, 40, 4)])
     cfg = DecodeConfig(beam_size=1, batch_size=16, max_length_ratio=1.5, max_length_offset=3)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         restricted, full = decode_corpus(steps, sources, cfg), decode_corpus(whole, sources, cfg)
