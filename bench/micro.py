@@ -8,6 +8,7 @@
     python bench/micro.py heap MODEL_DIR      # glibc's live and free heap (mallinfo2) over 12 training steps
     python bench/micro.py adam                # Adam's foreach update against its fused one, the workload's weights
     python bench/micro.py pieces MODEL_DIR    # the test set decoded over the given pieces against the whole layer
+    python bench/micro.py loss                # the fused output layer + cross-entropy over 8,000 and 4,238 pieces
     python bench/micro.py bf16                # per-step products in float32 and bf16 (this CPU's bf16 kernels)
     python bench/micro.py decode-profile MODEL_DIR  # torch.profiler over int8 greedy decoding of the test set
 
@@ -270,6 +271,25 @@ def pieces(model_dir: str) -> None:
         print(f"{name} beam {beam}, {layer}: {sum(map(len, best)) / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
 
 
+def loss() -> None:
+    """The fused output layer and cross-entropy (models/softmax.py), forward and backward, for a batch of
+    the workload (2,850 target tokens, 512 features) over its 8,000 pieces and over the 4,238 that are
+    English training targets, alternating twice."""
+    from seqkit.models.softmax import linear_cross_entropy
+
+    torch.manual_seed(0)
+    features = torch.randn(2850, 512, requires_grad=True)
+    for pieces in (8000, 4238, 8000, 4238):
+        output = torch.nn.Linear(512, pieces)
+        target = torch.randint(0, pieces, (2850,))
+
+        def step():
+            linear_cross_entropy(features, output, target)[0].backward()  # noqa: B023
+
+        _time_ms(step, 2)  # warm up
+        print(f"{pieces:,} pieces: {_time_ms(step, 10):.0f} ms")
+
+
 def decode_profile(model_dir: str) -> None:
     """Where `translate --quantize` greedy decoding of the test set spends its time, by operator."""
     import warnings
@@ -369,6 +389,8 @@ if __name__ == "__main__":
         pieces(sys.argv[2])
     elif sys.argv[1:2] == ["decode-profile"] and len(sys.argv) == 3:
         decode_profile(sys.argv[2])
+    elif sys.argv[1:2] == ["loss"]:
+        loss()
     elif sys.argv[1:2] == ["bf16"]:
         bf16()
     elif sys.argv[1:2] == ["heap"] and len(sys.argv) == 3:
