@@ -317,7 +317,8 @@ def print_info(info: dict, as_json: bool) -> None:
             else f"{classifier['head']} over {len(classifier['labels'])} labels: {', '.join(classifier['labels'][:12])}"
         )
         activation = f", {classifier['activation']} activation" if classifier["activation"] else ""
-        out.print(f"reads {reads}; {classifier['pooling']} pooling{activation}; says {says}")
+        bag = " plus a linear model of the bag of tokens" if classifier["bag_of_tokens"] else ""
+        out.print(f"reads {reads}; {classifier['pooling']} pooling{activation}{bag}; says {says}")
     training = info["training"]
     state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
     out.print(

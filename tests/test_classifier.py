@@ -228,6 +228,72 @@ def test_word_dropout_replaces_tokens_by_unk_in_training_only():
     assert torch.equal(seen[-1], inputs)
 
 
+ANIMALS = "ant bee cat dog eel fox gnu hen owl pig rat yak".split()
+
+
+def _order_rows(count: int, seed: int) -> list[str]:
+    """label = the order of cat and dog, which stand next to each other among other words: a bag of single
+    words cannot tell the labels apart, a bag of word pairs can."""
+    rng = random.Random(seed)
+    others = [w for w in ANIMALS if w not in ("cat", "dog")]
+    rows = []
+    for _ in range(count):
+        tokens = [rng.choice(others) for _ in range(rng.randint(1, 7))]
+        label = rng.choice(["cat-dog", "dog-cat"])
+        at = rng.randint(0, len(tokens))
+        tokens[at:at] = label.split("-")
+        rows.append(f"{label}\t{' '.join(tokens)}\n")
+    return rows
+
+
+def test_bag_of_tokens_and_the_rnn_each_learn_the_rule_on_their_own_loss(tmp_path: Path):
+    """With model.bag_of_tokens the prediction is the sum of the RNN's and the bag's logits, and each part
+    is trained on its own loss (test_each_part_learns_on_its_own_loss): each alone classifies the dev
+    examples. The bag holds pairs of neighbouring tokens: the order of two words is a rule it can learn."""
+    import seqkit
+    from seqkit.data.encoding import make_batch
+    from seqkit.decoding.classify import predicted_ids
+
+    (tmp_path / "train.tsv").write_text("".join(_order_rows(1200, 1)))
+    (tmp_path / "dev.tsv").write_text("".join(_order_rows(150, 2)))
+    cfg = _config(tmp_path, {"pooling": "attention", "bag_of_tokens": True}, train={"max_steps": 300})
+    # pieces enough for each word to be one piece
+    cfg = config_lib.with_overrides(cfg, {"tokenizer": {"vocab_size": 40}}, "test")
+    trainer.train(cfg, tmp_path / "model")
+    model = seqkit.load(tmp_path / "model")
+    assert model.evaluate(tmp_path / "dev.tsv")["scores"]["accuracy"] == 1.0
+    classifier, codec = model.module, model.tokenizer
+    rows = [line.split("\t") for line in (tmp_path / "dev.tsv").read_text().splitlines()]
+    texts = [text for _, text in rows]
+    batch = make_batch(codec.inputs(codec.examples(texts, ["dev"] * len(texts))), list(range(len(rows))))
+    with torch.no_grad():
+        parts = classifier(batch.inputs, batch.lengths, parts=True)  # (2, batch, labels)
+        assert torch.allclose(parts.sum(0), classifier(batch.inputs, batch.lengths))
+    targets = np.array([codec.encoding.labels.index(label) for label, _ in rows])
+    accuracies = [(predicted_ids(codec.encoding, part.numpy()) == targets).mean() for part in parts]
+    assert min(accuracies) >= 0.98, accuracies  # the RNN's, the bag's
+    assert b"plus a linear model of the bag of tokens" in seqkit_here("info", tmp_path / "model").stdout
+
+
+@pytest.mark.parametrize("head", ["softmax", "sigmoid"])
+def test_each_part_learns_on_its_own_loss(head: str):
+    """The training objective of a classifier with a bag of tokens: the gradient that reaches the RNN's
+    logits is that of its own loss, whatever the bag's logits are (on the loss of their sum it would
+    shrink wherever the bag is already right)."""
+    from seqkit.models.classifier import head_loss, parts_loss
+
+    torch.manual_seed(0)
+    labels = 4 if head == "softmax" else 1
+    targets = torch.randint(0, max(labels, 2), (16,))
+    rnn = torch.randn(16, labels, requires_grad=True)
+    expected = torch.autograd.grad(head_loss(head, rnn, targets)[0], rnn)[0]
+    for scale in (0.0, 5.0):  # a bag that says nothing, and one that is confident
+        bag = scale * torch.randn(16, labels)
+        objective, loss, _ = parts_loss(head, torch.stack([rnn, bag]), targets)
+        assert torch.allclose(torch.autograd.grad(objective, rnn)[0], expected)
+        assert loss == pytest.approx(head_loss(head, rnn.detach() + bag, targets)[1])
+
+
 def test_metrics_equal_scikit_learns():
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
@@ -285,6 +351,13 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
     numbers = {"train": str(tmp_path / "numbers.csv"), "dev": str(tmp_path / "numbers.csv")}
     with pytest.raises(config_lib.ConfigError, match="reads numbers, not tokens; drop model.word_dropout"):
         trainer.train(_config(tmp_path, {"word_dropout": 0.1}, numbers), tmp_path / "m3")
+    with pytest.raises(config_lib.ConfigError, match="model.bag_of_tokens is a classifier's setting"):
+        config_lib.from_dict({"model": {"bag_of_tokens": True}}, "test")
+    with pytest.raises(config_lib.ConfigError, match="model.head = regression gives values, not logits"):
+        _config(tmp_path, {"bag_of_tokens": True, "head": "regression"})
+    with pytest.raises(config_lib.ConfigError, match="reads numbers, not tokens; drop model.bag_of_tokens"):
+        trainer.train(_config(tmp_path, {"bag_of_tokens": True}, numbers), tmp_path / "m4")
+    assert not (tmp_path / "m3").exists() and not (tmp_path / "m4").exists()
 
 
 def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):

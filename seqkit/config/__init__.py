@@ -118,6 +118,10 @@ class ModelConfig:
     # classifier reading tokens: the share of each training example's tokens replaced by unk (word
     # dropout, a regulariser against learning the training examples by heart); 0 = none
     word_dropout: float = 0.0
+    # classifier reading tokens (softmax or sigmoid head): a linear model of the input's tokens and pairs
+    # of neighbouring tokens beside the RNN, each trained on its own loss; the prediction is the sum of
+    # their logits (models/classifier.py's TokenBag)
+    bag_of_tokens: bool = False
 
 
 @dataclass(frozen=True)

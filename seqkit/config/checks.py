@@ -82,6 +82,7 @@ def _check_classifier(config: Config, source: str) -> None:
                 ("head", "softmax"),
                 ("activation", "tanh"),
                 ("word_dropout", 0.0),
+                ("bag_of_tokens", False),
             )
             if getattr(model, key) != default
         ]
@@ -98,6 +99,11 @@ def _check_classifier(config: Config, source: str) -> None:
         )
     if data.series and not data.column:
         raise ConfigError(f"{source}: data.series needs data.column: the column to forecast or classify")
+    if model.head == "regression" and model.bag_of_tokens:
+        raise ConfigError(
+            f"{source}: model.bag_of_tokens adds a second classifier's logits, and model.head = regression "
+            "gives values, not logits; drop model.bag_of_tokens or use a softmax or sigmoid head"
+        )
     if model.head == "regression" and config.train.class_weights != "none":
         raise ConfigError(
             f"{source}: train.class_weights weighs labels, and model.head = regression has none; drop it"

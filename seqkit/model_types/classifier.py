@@ -44,7 +44,7 @@ def inspect(model: SequenceClassifier, codec: Codec, cfg: Config, text: str) -> 
     inputs = codec.inputs(codec.examples([text], ["--text"]))
     batch = make_batch(inputs, [0])
     pooled, weights = model.pooled(batch.inputs, batch.lengths)
-    outputs = model.head(pooled).numpy()
+    outputs = model.outputs(pooled, batch.inputs).numpy()
     prediction = predictions(codec.encoding, outputs)[0]
     embedded = model.encoder.embedding(batch.inputs)[0]  # (steps, embedding)
     cell = cfg.model.cell

@@ -20,7 +20,7 @@ from seqkit.data.labelled import Examples, read_examples, split_series
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding.classify import head_outputs, predicted_ids
 from seqkit.errors import ConfigError, DataError, TrainingError
-from seqkit.models.classifier import SequenceClassifier, head_loss
+from seqkit.models.classifier import SequenceClassifier, head_loss, parts_loss
 from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
 from seqkit.training.log import EndRecord
@@ -118,6 +118,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             f"model.word_dropout = {cfg.model.word_dropout:g}: this classifier reads numbers, not tokens; drop "
             "model.word_dropout"
         )
+    if tokenizer is None and cfg.model.bag_of_tokens:
+        raise ConfigError(
+            "model.bag_of_tokens: this classifier reads numbers, not tokens; drop model.bag_of_tokens"
+        )
     encoding = Encoding.read(output_dir) if resume else Encoding.fit(train_examples, cfg.model.head, columns)
     train_data = encode_split(encoding, tokenizer, train_examples)
     dev = encode_split(encoding, tokenizer, dev_examples)
@@ -142,8 +146,8 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         share = world.shard(indices)
         batch = make_batch(train_data.inputs, share, train_data.targets).to(world.device)
         assert batch.targets is not None
-        outputs = train_model(batch.inputs, batch.lengths)
-        objective, loss, correct = head_loss(encoding.head, outputs, batch.targets, weights)
+        parts = train_model(batch.inputs, batch.lengths, parts=True)  # (parts, batch, outputs)
+        objective, loss, correct = parts_loss(encoding.head, parts, batch.targets, weights)
         # the mean over the whole batch's examples (DDP averages the processes' gradients: * world.size)
         return StepLoss(
             objective * world.size / len(indices), float(objective.detach()), loss, len(share), correct

@@ -190,6 +190,7 @@ def summarize(model_dir: Path | str) -> dict:
         info["classifier"] = {
             "head": encoding.head,
             "pooling": cfg.model.pooling,
+            "bag_of_tokens": cfg.model.bag_of_tokens,
             "activation": cfg.model.activation if cfg.model.cell == "rnn" else None,
             "inputs": encoding.inputs,
             "labels": list(encoding.labels),
