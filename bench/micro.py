@@ -8,11 +8,12 @@
     python bench/micro.py heap MODEL_DIR      # glibc's live and free heap (mallinfo2) over 12 training steps
     python bench/micro.py adam                # Adam's foreach update against its fused one, the workload's weights
     python bench/micro.py pieces MODEL_DIR    # the test set decoded over the given pieces against the whole layer
+    python bench/micro.py blocks MODEL_DIR    # the test set decoded with the attention energies whole and in blocks of rows
     python bench/micro.py loss                # the fused output layer + cross-entropy over 8,000 and 4,238 pieces
     python bench/micro.py bf16                # per-step products in float32 and bf16 (this CPU's bf16 kernels)
     python bench/micro.py decode-profile MODEL_DIR  # torch.profiler over int8 greedy decoding of the test set
 
-`decode`, `pieces`, `decode-profile` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
+`decode`, `pieces`, `blocks`, `decode-profile` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
 a full run (`bench/work/full/data/test.{es,en}`). Run `decode` once with `THP_MEM_ALLOC_ENABLE=0` in the
 environment and once without to see what huge pages do to decoding.
 
@@ -236,9 +237,9 @@ def decode(model_dir: str, beam_size: int) -> None:
         print(f"{name}: {seconds:.2f} s, {pieces / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
 
 
-def pieces(model_dir: str) -> None:
-    """The test set decoded with the output layer over the pieces training gave it (models/softmax.py)
-    and over the whole layer, float32 and --quantize, greedy and beam 5: two rounds in this process."""
+def _decode_arms(model_dir: str, arms: dict) -> None:
+    """The test set decoded float32 and --quantize, greedy and beam 5, by each arm (a name, and a function
+    that sets the arm up on a fresh Seq2SeqSteps): two rounds in this process, pieces/s and BLEU."""
     import warnings
 
     import sacrebleu
@@ -256,19 +257,44 @@ def pieces(model_dir: str) -> None:
     sources, references = read_lines(data / "test.es"), read_lines(data / "test.en")
     source_ids = tokenizer.encode_src(sources)
     variants = {"float32": model, "int8": devices.quantize_int8(model)}
-    for _round, beam, (name, variant), whole in itertools.product(
-        (1, 2), (1, 5), variants.items(), (True, False)
+    for _round, beam, (name, variant), (arm, set_up) in itertools.product(
+        (1, 2), (1, 5), variants.items(), arms.items()
     ):
         steps = Seq2SeqSteps(variant)
-        if whole:  # as a model trained before the layer left pieces out
-            steps._given, steps._given_layer = None, None
+        set_up(steps)
         decode_cfg = config_lib.with_overrides(cfg, {"decode": {"beam_size": beam}}, "micro").decode
         start = time.perf_counter()
         best = [h[0].tokens for h in decode_corpus(steps, source_ids, decode_cfg)]
         seconds = time.perf_counter() - start
         bleu = sacrebleu.corpus_bleu(tokenizer.decode_tgt(best), [references]).score
-        layer = "whole layer" if whole else "given pieces"
-        print(f"{name} beam {beam}, {layer}: {sum(map(len, best)) / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
+        print(f"{name} beam {beam}, {arm}: {sum(map(len, best)) / seconds:,.0f} pieces/s, BLEU {bleu:.2f}")
+
+
+def pieces(model_dir: str) -> None:
+    """The test set decoded with the output layer over the pieces training gave it (models/softmax.py)
+    and over the whole layer."""
+
+    def whole(steps) -> None:  # as a model trained before the layer left pieces out
+        steps._given, steps._given_layer = None, None
+
+    _decode_arms(model_dir, {"whole layer": whole, "given pieces": lambda steps: None})
+
+
+def blocks(model_dir: str) -> None:
+    """The test set decoded with the attention energies in one pass and in blocks of rows
+    (models/attention.py's ENERGY_BLOCK)."""
+    from seqkit.models import attention
+
+    def block_of(floats: int):
+        def set_up(steps) -> None:
+            attention.ENERGY_BLOCK = floats
+
+        return set_up
+
+    _decode_arms(
+        model_dir,
+        {"energies whole": block_of(1 << 62), "energies in blocks": block_of(attention.ENERGY_BLOCK)},
+    )
 
 
 def loss() -> None:
@@ -387,6 +413,8 @@ if __name__ == "__main__":
         decode(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["pieces"] and len(sys.argv) == 3:
         pieces(sys.argv[2])
+    elif sys.argv[1:2] == ["blocks"] and len(sys.argv) == 3:
+        blocks(sys.argv[2])
     elif sys.argv[1:2] == ["decode-profile"] and len(sys.argv) == 3:
         decode_profile(sys.argv[2])
     elif sys.argv[1:2] == ["loss"]:
