@@ -65,11 +65,11 @@ class _AdditiveScores(torch.autograd.Function):
         return grad_energy, grad_energy.sum(1), grad_v, grad_coverage, grad_coverage_weight
 
 
-# decoding computes the energies in blocks of rows of at most this many floats (1 MB), which stay in the
-# cache between the addition, the tanh and the product with v; the whole (rows, src_len, attention)
-# tensor of a beam search (64 sentences x 5 beams x 40 pieces x 512: 26 MB) goes to memory and back at
-# each of them. Beam 5 over the bench's test set: 3,211 / 3,179 against 2,738 / 2,693 pieces/s
-# (bench/README.md, "Energies in blocks")
+# decoding on the CPU computes the energies in blocks of rows of at most this many floats (1 MB), which
+# stay in the cache between the addition, the tanh and the product with v; the whole (rows, src_len,
+# attention) tensor of a beam search (64 sentences x 5 beams x 40 pieces x 512: 26 MB) goes to memory
+# and back at each of them. int8 beam 5 over the bench's test set: 3,086 / 3,335 against 2,606 / 2,798
+# pieces/s (bench/README.md, "Energies in blocks")
 ENERGY_BLOCK = 1 << 18
 
 
@@ -124,7 +124,7 @@ class BahdanauAttention(nn.Module):
         arguments = (keys, self.query_layer(query), self.energy_layer.weight[0], coverage, weight)
         if torch.onnx.is_in_onnx_export():
             scores = _onnx_scores(*arguments)
-        elif not torch.is_grad_enabled():
+        elif not torch.is_grad_enabled() and keys.device.type == "cpu":  # (a GPU would launch more kernels)
             scores = _blocked_scores(*arguments)
         else:
             scores = _AdditiveScores.apply(*arguments)
