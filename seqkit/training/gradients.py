@@ -21,7 +21,15 @@ class GradientMonitor:
     """Measures and clips gradients step by step; summarises them per validation interval."""
 
     def __init__(self, model: torch.nn.Module, clip_norm: float):
-        self.parameters = [(layer_of(name), p) for name, p in model.named_parameters() if p.requires_grad]
+        # a model may keep parameters out (`unclipped`: name prefixes): a part that learns on its own loss
+        # and is no recurrent network (a classifier's bag of tokens), whose gradient is not the network's
+        # to clip, to scale the network's with, or to warn about
+        apart = tuple(getattr(model, "unclipped", ()))
+        self.parameters = [
+            (layer_of(name), p)
+            for name, p in model.named_parameters()
+            if p.requires_grad and not name.startswith(apart)
+        ]
         self.clip_norm = clip_norm
         self.reset()
 
