@@ -76,13 +76,17 @@ class SequenceClassifier(nn.Module):
         # a linear model of the bag of input tokens beside the RNN: the two are trained each on its own loss
         # (`parts`) and predict together by the sum of their logits
         self.bag = TokenBag(vocab_size, outputs) if cfg.bag_of_tokens and vocab_size else None
-        self.unclipped = ("bag.",) if self.bag is not None else ()  # training/gradients.py
 
     @classmethod
     def from_config(
         cls, cfg: ModelConfig, vocab_size: int, features: int, outputs: int
     ) -> SequenceClassifier:
         return cls(cfg, vocab_size, features, outputs)
+
+    @property
+    def unclipped(self) -> tuple[str, ...]:
+        """The parameters kept out of gradient clipping (training/gradients.py): the bag's."""
+        return ("bag.",) if self.bag is not None else ()
 
     @property
     def reads_numbers(self) -> bool:
@@ -111,11 +115,10 @@ class SequenceClassifier(nn.Module):
         """-> the head's outputs (batch, outputs): logits, or standardised values for regression.
         `parts`: each part's outputs apart (parts, batch, outputs): the RNN's, then the bag's, if any."""
         pooled, _ = self.pooled(inputs, lengths)
+        if not parts:
+            return self.outputs(self.dropout(pooled), inputs)
         rnn = self.head(self.dropout(pooled))
-        if self.bag is None:
-            return rnn[None] if parts else rnn
-        both = torch.stack([rnn, self.bag(inputs)])
-        return both if parts else both.sum(0)
+        return torch.stack([rnn] if self.bag is None else [rnn, self.bag(inputs)])
 
     def outputs(self, pooled: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """pooled (batch, size), inputs (batch, steps[, features]) -> the head's outputs (batch, outputs)."""
@@ -153,6 +156,8 @@ def parts_loss(
     is the sum of each part's own loss, so that no part's gradient depends on another's outputs; the loss
     and the right answers are those of their sum, the prediction. (The bag is also clipped apart: its
     gradient stays out of the RNN's norm, `SequenceClassifier.unclipped`.)"""
+    if len(parts) == 1:  # no bag: the part's own loss is the prediction's, one pass over it
+        return head_loss(head, parts[0], targets, weights)
     objective = sum(head_loss(head, part, targets, weights)[0] for part in parts)
     _, loss, correct = head_loss(head, parts.detach().sum(0), targets)
     return objective, loss, correct  # type: ignore[return-value]
