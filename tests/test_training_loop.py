@@ -163,6 +163,20 @@ def test_gradient_monitor_clips_like_torch_and_warns():
     assert monitor.summary()[1][0].startswith("vanishing gradients")
 
 
+def test_gradients_clipped_just_above_the_clip_norm_are_no_explosion():
+    """Every step clipped, at 1.5 times the clip norm: a clip set below the usual norm, no warning; at
+    twice the clip norm the same steps warn."""
+    model = torch.nn.Linear(4, 1, bias=False)
+    for scale, warns in ((1.5, False), (2.0, True)):
+        monitor = GradientMonitor(model, clip_norm=1.0)
+        for _ in range(10):
+            model.weight.grad = torch.full((1, 4), scale / 2)  # norm: scale
+            assert monitor.clip()[1]
+        record, warnings = monitor.summary()
+        assert record["clipped_fraction"] == 1.0
+        assert [w.split(":")[0] for w in warnings] == (["exploding gradients"] if warns else [])
+
+
 class FakeTask:
     """A linear model fitted to noise, with scripted validation scores."""
 
