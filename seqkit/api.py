@@ -92,16 +92,17 @@ class Model:
         """The model.type: "seq2seq" translates, "lm" generates, "classifier" predicts."""
         return self.config.model.type
 
-    def require_task(self, task: str) -> None:
-        """A ConfigError naming the command that fits when this model cannot do `task` ("translate", ...)."""
+    def require_task(self, task: str, command: str | None = None) -> None:
+        """A ConfigError naming the command that fits when this model cannot do `task` ("translate", ...);
+        `command`: the one the user ran, where it is not `task`."""
         if self.export is not None:
             from seqkit.export import runtime
 
-            runtime.require_task(self.export, task, self.model_dir)
+            runtime.require_task(self.export, task, self.model_dir, command)
             return
         from seqkit.model_types import require_task
 
-        require_task(self.config, task, self.model_dir)
+        require_task(self.config, task, self.model_dir, command)
 
     def decode_settings(self, source: str = "options", **options: Any) -> DecodeConfig:
         """The model's decoding settings with the given ones (None: the model's own) put in and checked;
@@ -288,7 +289,7 @@ class Model:
         evaluate --model DIR --data FILE --json` prints)."""
         from seqkit.scoring.prediction import evaluate
 
-        self.require_task("predict")
+        self.require_task("predict", "evaluate --data")
         size = self.decode_settings(batch_size=batch_size).batch_size
         return {
             "model": str(self.model_dir),

@@ -297,17 +297,30 @@ def test_each_part_learns_on_its_own_loss(head: str):
 def test_the_rnn_beside_a_bag_trains_as_it_would_alone(tmp_path: Path):
     """20 steps with gradient clipping at 1.0, where the bag's gradient norm alone is above it: the RNN's
     weights come out equal to the bit to those of the same model trained without a bag (the bag learns on
-    its own loss and is clipped apart; clipped together, they differed by up to 0.19)."""
+    its own loss and is clipped apart; clipped together, they differed by up to 0.19). The training loss
+    logged is the prediction's own, unweighted, as the dev loss is: not the objective, which adds the
+    parts' losses and weighs the labels."""
     from safetensors.torch import load_file
 
+    from seqkit.training import log as training_log
+
     _write_text_task(tmp_path, _contains_w7)
-    train = {"max_steps": 20, "valid_every": 20, "clip_norm": 1.0}
+    train = {
+        "max_steps": 20,
+        "valid_every": 20,
+        "log_every": 5,
+        "clip_norm": 1.0,
+        "class_weights": "balanced",
+    }
     for bag in (False, True):
         cfg = _config(tmp_path, {"pooling": "attention", "bag_of_tokens": bag}, train=train)
         trainer.train(cfg, tmp_path / f"bag-{bag}")
     alone, beside = (load_file(tmp_path / f"bag-{bag}/model.safetensors") for bag in (False, True))
     assert set(beside) - set(alone) == {"bag.weights.weight"}
     assert all(torch.equal(alone[name], beside[name]) for name in alone)
+    logged = training_log.of_kind(training_log.read(tmp_path / "bag-True"), training_log.TrainRecord)
+    assert len(logged) == 4
+    assert all(record.loss == pytest.approx(math.log(record.ppl)) for record in logged)
 
 
 def test_metrics_equal_scikit_learns():
@@ -346,6 +359,10 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
     (tmp_path / "unknown.tsv").write_text("w1\tw1 w2\nzz\tw3 w4\n")
     result = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "unknown.tsv")
     assert_one_line_error(result, "unknown.tsv:2", "'zz'", "not one the model was trained on")
+    assert_one_line_error(  # neither -r nor --data: the option a classifier needs is named
+        seqkit_here("evaluate", "--model", model_dir),
+        "is a classifier: give its labelled test data with --data",
+    )
     (tmp_path / "bad.csv").write_text("pos,0.1,0.2\nneg,0.3,abc\n")
     cfg = _config(tmp_path, {}, {"train": str(tmp_path / "bad.csv"), "dev": str(tmp_path / "bad.csv")})
     with pytest.raises(Exception, match=r"bad.csv:2: value 2 'abc' is not a number"):

@@ -59,7 +59,12 @@ def test_bad_sampling_options_are_clear_errors(char_lm, option, fragments):
     assert_one_line_error(seqkit_here("generate", char_lm, "a", *option), *fragments)
 
 
-def test_model_types_are_not_mixed_up(char_lm, reverse_model):
+def test_model_types_are_not_mixed_up(char_lm, reverse_model, tmp_path):
+    (tmp_path / "test.tsv").write_text("a\tb\n")
+    assert_one_line_error(  # the command named is the one run, not the task it needs
+        seqkit_here("evaluate", "--model", reverse_model, "--data", tmp_path / "test.tsv"),
+        "which `seqkit evaluate --data` cannot use; use `seqkit translate`",
+    )
     assert_one_line_error(
         seqkit_here("generate", reverse_model, "a"),
         f"{reverse_model} holds an encoder-decoder (model.type = seq2seq), which `seqkit generate` cannot use; "

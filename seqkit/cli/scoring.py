@@ -86,6 +86,13 @@ def evaluate(
         raise DataError(
             f"unexpected argument {more_metrics[0]!r}: give system output with -i FILE (or on stdin)"
         )
+    if model_dir is not None:
+        from seqkit import modeldir
+
+        if modeldir.load_config(model_dir).model.type == "classifier":
+            raise DataError(
+                f"--model {model_dir} is a classifier: give its labelled test data with --data FILE"
+            )
     if not references:
         raise DataError("--ref is required: give the reference file(s) with -r")
     if column is not None and column < 1:
@@ -100,13 +107,8 @@ def evaluate(
     rows = score_systems(hypotheses, references, names or [], chosen, column) if hypotheses else []
     perplexity = None
     if model_dir is not None:
-        from seqkit import modeldir
         from seqkit.runtime import devices
 
-        if modeldir.load_config(model_dir).model.type == "classifier":
-            raise DataError(
-                f"--model {model_dir} is a classifier: give its labelled test data with --data FILE"
-            )
         perplexity = model_types.perplexity(model_dir, source, references[0], devices.resolve(device))
     console.print_evaluation(rows, perplexity, as_json)
 
@@ -141,7 +143,7 @@ def _evaluate_classifier(
     if model_dir is None or data is None:
         raise DataError("--data and --plot score a classifier: give both --model DIR and --data FILE")
     model = api.load(model_dir, device)
-    model.require_task("predict")
+    model.require_task("predict", "evaluate --data")
     result = model.evaluate(data)
     if plot is not None:
         reports.write_evaluation_plot(plot, result, str(model_dir))

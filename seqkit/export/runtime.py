@@ -218,12 +218,12 @@ def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLan
     return cfg, tokenizer, steps_class(directory, description), description
 
 
-def require_task(description: dict, task: str, directory: Path) -> None:
+def require_task(description: dict, task: str, directory: Path, command: str | None = None) -> None:
     """A ConfigError naming the command that fits, as model_types.require_task says it for a model."""
     if description["task"] != task:
         title = description["title"]
         article = "an" if title[0] in "aeiou" else "a"
         raise ConfigError(
             f"{directory} holds {article} {title} export (model.type = {description['type']}), which "
-            f"`seqkit {task}` cannot use; use `seqkit {description['task']}`"
+            f"`seqkit {command or task}` cannot use; use `seqkit {description['task']}`"
         )

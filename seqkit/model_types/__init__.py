@@ -44,15 +44,16 @@ def load(model_dir: Path | str, device: torch.device | str = "cpu") -> tuple[Con
     return cfg, tokenizer, model.to(device)
 
 
-def require_task(cfg: Config, task: str, model_dir: Path) -> None:
-    """A ConfigError naming the command that fits when the model at `model_dir` cannot do `task`."""
+def require_task(cfg: Config, task: str, model_dir: Path, command: str | None = None) -> None:
+    """A ConfigError naming the command that fits when the model at `model_dir` cannot do `task`;
+    `command`: the one the user ran, where it is not `task` (`evaluate --data` predicts)."""
     model_type = of(cfg)
     if model_type.task != task:
         wanted = [t.name for t in MODEL_TYPES.values() if t.task == task]
         article = "an" if model_type.title[0] in "aeiou" else "a"  # an encoder-decoder, a language model
         raise ConfigError(
             f"{model_dir} holds {article} {model_type.title} (model.type = {model_type.name}), "
-            f"which `seqkit {task}` cannot use; use `seqkit {model_type.task}`, "
+            f"which `seqkit {command or task}` cannot use; use `seqkit {model_type.task}`, "
             f"or a model with model.type = {' or '.join(wanted)}"
         )
 

@@ -148,10 +148,11 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         assert batch.targets is not None
         parts = train_model(batch.inputs, batch.lengths, parts=True)  # (parts, batch, outputs)
         objective, loss, correct = parts_loss(encoding.head, parts, batch.targets, weights)
-        # the mean over the whole batch's examples (DDP averages the processes' gradients: * world.size)
-        return StepLoss(
-            objective * world.size / len(indices), float(objective.detach()), loss, len(share), correct
-        )
+        # the mean over the whole batch's examples (DDP averages the processes' gradients: * world.size).
+        # The loss logged is the prediction's own, unweighted, as validation's: the objective adds each
+        # part's loss (a bag beside the RNN doubles it) and weighs labels (train.class_weights), so drawn
+        # beside the dev loss it would not compare
+        return StepLoss(objective * world.size / len(indices), loss, loss, len(share), correct)
 
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),

@@ -62,7 +62,9 @@ class StartRecord:
 class TrainRecord:
     step: int
     epoch: int  # 1-based
-    loss: float  # the training objective per target token (label-smoothed when train.label_smoothing > 0)
+    # the training objective per target token (label-smoothed when train.label_smoothing > 0); a classifier's:
+    # its prediction's loss per example, unweighted, as its dev loss (training/classifier.py)
+    loss: float
     ppl: float  # training perplexity: exp of the negative log-likelihood per target token (no smoothing)
     accuracy: float  # share of target tokens the argmax predicts
     grad_norm: float  # mean gradient norm before clipping
