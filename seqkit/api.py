@@ -266,9 +266,14 @@ class Model:
         return list(self.predict_stream(lines, batch_size))
 
     def predict_stream(
-        self, lines: Iterable[str], batch_size: int | None = None, chunk_lines: int = 256
+        self,
+        lines: Iterable[str],
+        batch_size: int | None = None,
+        chunk_lines: int = 256,
+        source: str | None = None,
     ) -> Iterator[Any]:
-        """`predict` as a stream, `chunk_lines` lines at a time (1: each line answered as it comes)."""
+        """`predict` as a stream, `chunk_lines` lines at a time (1: each line answered as it comes); an
+        error names the line as `source:N` (a file's name), or `input line N`."""
         from seqkit.decoding.classify import predict_lines
 
         self.require_task("predict")
@@ -278,11 +283,11 @@ class Model:
         for line in lines:
             chunk.append(line)
             if len(chunk) >= chunk_lines:
-                yield from predict_lines(self.tokenizer, self.module, chunk, size, first)  # type: ignore[arg-type]
+                yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source)  # type: ignore[arg-type]
                 first += len(chunk)
                 chunk = []
         if chunk:
-            yield from predict_lines(self.tokenizer, self.module, chunk, size, first)  # type: ignore[arg-type]
+            yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source)  # type: ignore[arg-type]
 
     def evaluate(self, data: str | Path, *, batch_size: int | None = None) -> dict:
         """A classifier's or forecaster's scores on labelled test data beside its baselines (what `seqkit

@@ -126,6 +126,15 @@ def test_numbers_sign_of_the_sum(tmp_path: Path):
     result = seqkit.load(tmp_path / "model").evaluate(tmp_path / "dev.csv")
     # sums near zero are decided by rounding: all but a few of them
     assert result["scores"]["accuracy"] >= 0.97
+    # predict over two files: a bad line is named by its file and its own line number, and -o is not written
+    (tmp_path / "good.csv").write_text("0.5,0.2\n-0.5,-0.1\n")
+    (tmp_path / "bad.csv").write_text("0.1,0.3\n0.2,abc\n")
+    files = [tmp_path / "good.csv", tmp_path / "bad.csv"]
+    result = seqkit_here("predict", tmp_path / "model", *files, "-o", tmp_path / "out.txt")
+    assert_one_line_error(result, "bad.csv:2", "'abc'")
+    assert not (tmp_path / "out.txt").exists()
+    result = seqkit_here("predict", tmp_path / "model", *files[:1])
+    assert result.returncode == 0 and result.stdout.decode() == "pos\nneg\n"
 
 
 def _write_sine(path: Path, rows: int = 500) -> None:

@@ -73,5 +73,13 @@ def predict(
         raise ConfigError(
             f"--top-k {top_k}: the model has {len(encoding.labels)} labels; give 1 to {len(encoding.labels)}"
         )
-    stream = model.predict_stream(_input_lines(inputs), batch_size, chunk_lines=1 if _typed(inputs) else 256)
+    chunk_lines = 1 if _typed(inputs) else 256
+    # file by file, so that an error names the file and its own line number
+    stream = (
+        prediction
+        for path in inputs or [Path("-")]
+        for prediction in model.predict_stream(
+            _input_lines([path]), batch_size, chunk_lines, None if str(path) == "-" else str(path)
+        )
+    )
     _write_lines((prediction_line(p, probs, top_k) for p in stream), output)

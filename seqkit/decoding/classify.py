@@ -63,12 +63,18 @@ def predicted_ids(encoding: Encoding, outputs: np.ndarray) -> np.ndarray:
 
 
 def predict_lines(
-    codec: Codec, model: SequenceClassifier, lines: list[str], batch_size: int, first_line: int = 1
+    codec: Codec,
+    model: SequenceClassifier,
+    lines: list[str],
+    batch_size: int,
+    first_line: int = 1,
+    source: str | None = None,
 ) -> list[Prediction | None]:
     """A prediction for each line (text, or numbers x1,x2,... as the model reads them); None for an
-    empty line, which has nothing to classify. Errors name the line (`first_line` is the first's number)."""
+    empty line, which has nothing to classify. Errors name the line (`first_line` is the first's number)
+    as `source:N`, or as `input line N` without a source (a list, stdin)."""
     kept = [i for i, line in enumerate(lines) if line.strip()]
-    places = [f"input line {first_line + i}" for i in kept]
+    places = [f"{source}:{first_line + i}" if source else f"input line {first_line + i}" for i in kept]
     examples = codec.examples([lines[i] for i in kept], places)
     found = (
         predictions(codec.encoding, head_outputs(model, codec.inputs(examples), batch_size)) if kept else []
