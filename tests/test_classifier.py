@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit.data.labelled import split_series
+from seqkit.data.labelled import parse_numbers, split_series
+from seqkit.errors import DataError
 from seqkit.scoring.classification import label_scores, regression_scores
 from seqkit.training import classifier as trainer
 from tests.helpers import assert_one_line_error, seqkit_here
@@ -132,6 +133,11 @@ def test_numbers_sign_of_the_sum(tmp_path: Path):
     files = [tmp_path / "good.csv", tmp_path / "bad.csv"]
     result = seqkit_here("predict", tmp_path / "model", *files, "-o", tmp_path / "out.txt")
     assert_one_line_error(result, "bad.csv:2", "'abc'")
+    # a line that is no numbers at all is named as such, though its count fits no whole step either
+    with pytest.raises(DataError, match=r"^in:1: value 1 'abc' is not a number"):
+        parse_numbers("abc", 4, "in:1")
+    with pytest.raises(DataError, match=r"^in:1: 3 values, not a multiple of data.features = 4"):
+        parse_numbers("1,2,3", 4, "in:1")
     assert not (tmp_path / "out.txt").exists()
     result = seqkit_here("predict", tmp_path / "model", *files[:1])
     assert result.returncode == 0 and result.stdout.decode() == "pos\nneg\n"

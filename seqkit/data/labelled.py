@@ -155,12 +155,13 @@ def _label_values(labels: list[str], places: list[str]) -> np.ndarray:
 def parse_numbers(line: str, features: int, where: str) -> np.ndarray:
     """One sequence of numbers x1,x2,... (step-major, `features` per step) -> (steps, features)."""
     cells = line.split(",")
+    # each value read first: a line that is no numbers at all ("abc") is named as such, not as a count
+    values = [_number(cell, where, f"value {i + 1}") for i, cell in enumerate(cells)]
     if len(cells) % features:
         raise DataError(
             f"{where}: {len(cells)} values, not a multiple of data.features = {features} (values per step); "
             "give whole steps"
         )
-    values = [_number(cell, where, f"value {i + 1}") for i, cell in enumerate(cells)]
     return np.asarray(values, dtype=np.float64).reshape(-1, features)
 
 
