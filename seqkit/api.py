@@ -278,16 +278,20 @@ class Model:
 
         self.require_task("predict")
         size = self.decode_settings(batch_size=batch_size).batch_size
+        data = self.config.data
+        window = (
+            data.window if data.series else None
+        )  # a model of one series reads windows of this many steps
         chunk: list[str] = []
         first = 1
         for line in lines:
             chunk.append(line)
             if len(chunk) >= chunk_lines:
-                yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source)  # type: ignore[arg-type]
+                yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source, window)  # type: ignore[arg-type]
                 first += len(chunk)
                 chunk = []
         if chunk:
-            yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source)  # type: ignore[arg-type]
+            yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source, window)  # type: ignore[arg-type]
 
     def evaluate(self, data: str | Path, *, batch_size: int | None = None) -> dict:
         """A classifier's or forecaster's scores on labelled test data beside its baselines (what `seqkit

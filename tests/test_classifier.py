@@ -133,14 +133,14 @@ def test_numbers_sign_of_the_sum(tmp_path: Path):
     files = [tmp_path / "good.csv", tmp_path / "bad.csv"]
     result = seqkit_here("predict", tmp_path / "model", *files, "-o", tmp_path / "out.txt")
     assert_one_line_error(result, "bad.csv:2", "'abc'")
+    assert not (tmp_path / "out.txt").exists()
+    result = seqkit_here("predict", tmp_path / "model", *files[:1])
+    assert result.returncode == 0 and result.stdout.decode() == "pos\nneg\n"
     # a line that is no numbers at all is named as such, though its count fits no whole step either
     with pytest.raises(DataError, match=r"^in:1: value 1 'abc' is not a number"):
         parse_numbers("abc", 4, "in:1")
     with pytest.raises(DataError, match=r"^in:1: 3 values, not a multiple of data.features = 4"):
         parse_numbers("1,2,3", 4, "in:1")
-    assert not (tmp_path / "out.txt").exists()
-    result = seqkit_here("predict", tmp_path / "model", *files[:1])
-    assert result.returncode == 0 and result.stdout.decode() == "pos\nneg\n"
 
 
 def _write_sine(path: Path, rows: int = 500) -> None:
@@ -164,6 +164,13 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
     persistence = next(row for row in result["baselines"] if row["name"] == "persistence")
     assert result["scores"]["rmse"] < 0.5 * persistence["rmse"]
     assert len(result["predicted"][0]) == 2  # values 1 and 2 steps ahead
+    # it forecasts from windows of 20 steps: a line of another length is an error naming it
+    window = ",".join(["0.5"] * 20)
+    assert len(seqkit.load(tmp_path / "model").predict([window, "", window])[0].values) == 2
+    with pytest.raises(
+        DataError, match=r"^input line 3: 19 steps, but the model reads windows of data.window = 20"
+    ):
+        seqkit.load(tmp_path / "model").predict([window, "", ",".join(["0.5"] * 19)])
 
 
 def test_series_split_is_by_time_and_the_scaler_sees_training_only(tmp_path: Path):

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from seqkit.data.encoding import Codec, Encoding, make_batch
+from seqkit.data.labelled import Examples
+from seqkit.errors import DataError
 from seqkit.models.classifier import SequenceClassifier, label_probabilities
 
 
@@ -62,6 +64,17 @@ def predicted_ids(encoding: Encoding, outputs: np.ndarray) -> np.ndarray:
     return outputs.argmax(1)
 
 
+def _require_window(examples: Examples, window: int) -> None:
+    """A model of one series reads windows of `window` steps: a line of numbers of another length is an
+    error naming it (the RNN would read it, but a forecast from 1 day or 20 is not the one it learned)."""
+    for steps, place in zip(examples.numbers or [], examples.places, strict=False):
+        if len(steps) != window:
+            raise DataError(
+                f"{place}: {len(steps)} steps, but the model reads windows of data.window = {window} steps; "
+                f"give {window} rows, step-major"
+            )
+
+
 def predict_lines(
     codec: Codec,
     model: SequenceClassifier,
@@ -69,13 +82,17 @@ def predict_lines(
     batch_size: int,
     first_line: int = 1,
     source: str | None = None,
+    window: int | None = None,
 ) -> list[Prediction | None]:
     """A prediction for each line (text, or numbers x1,x2,... as the model reads them); None for an
     empty line, which has nothing to classify. Errors name the line (`first_line` is the first's number)
-    as `source:N`, or as `input line N` without a source (a list, stdin)."""
+    as `source:N`, or as `input line N` without a source (a list, stdin). `window`: the steps a model of
+    one series (data.series) reads, which every line of numbers must hold."""
     kept = [i for i, line in enumerate(lines) if line.strip()]
     places = [f"{source}:{first_line + i}" if source else f"input line {first_line + i}" for i in kept]
     examples = codec.examples([lines[i] for i in kept], places)
+    if window:
+        _require_window(examples, window)
     found = (
         predictions(codec.encoding, head_outputs(model, codec.inputs(examples), batch_size)) if kept else []
     )
