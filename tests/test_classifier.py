@@ -381,6 +381,9 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
     (tmp_path / "unknown.tsv").write_text("w1\tw1 w2\nzz\tw3 w4\n")
     result = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "unknown.tsv")
     assert_one_line_error(result, "unknown.tsv:2", "'zz'", "not one the model was trained on")
+    (tmp_path / "no-text.tsv").write_text("w1\t\n\n")
+    result = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "no-text.tsv")
+    assert_one_line_error(result, "no-text.tsv: no labelled examples", "empty label or text (2 skipped)")
     assert_one_line_error(  # neither -r nor --data: the option a classifier needs is named
         seqkit_here("evaluate", "--model", model_dir),
         "is a classifier: give its labelled test data with --data",

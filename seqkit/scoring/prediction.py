@@ -33,7 +33,11 @@ def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
         return split.test, split.train
     test = read_examples(data, cfg.data, "--data", regression)
     if not len(test):
-        raise DataError(f"--data {data}: no labelled examples (every line is empty)")
+        # a text line is skipped when its label or its text is empty, a line of numbers when it is empty
+        lacking = "is empty or has an empty label or text" if test.texts is not None else "is empty"
+        raise DataError(
+            f"--data {data}: no labelled examples: every line {lacking} ({test.skipped:,} skipped)"
+        )
     try:
         train: Examples | str = read_examples(cfg.data.train, cfg.data, "data.train", regression)
     except SeqkitError as e:  # moved or deleted since training: the model is still scored
