@@ -16,7 +16,7 @@ try:
 except PackageNotFoundError:  # a source tree on sys.path, not installed
     __version__ = "0+unknown"
 
-__all__ = ["Model", "Scores", "TranslationResult", "__version__", "load"]
+__all__ = ["Model", "Prediction", "Scores", "TranslationResult", "__version__", "load"]
 
 
 def __getattr__(name: str):
@@ -26,4 +26,8 @@ def __getattr__(name: str):
         from seqkit import api
 
         return getattr(api, name)
+    if name == "Prediction":  # a classifier's or forecaster's answer for one line
+        from seqkit.decoding.classify import Prediction
+
+        return Prediction
     raise AttributeError(f"module 'seqkit' has no attribute {name!r}")

@@ -23,7 +23,10 @@ def test_import_is_light_and_sets_nothing():
     )
     clean = {k: v for k, v in __import__("os").environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=clean, check=True)
-    assert out.stdout.strip() == "False None ['Model', 'Scores', 'TranslationResult', '__version__', 'load']"
+    assert (
+        out.stdout.strip()
+        == "False None ['Model', 'Prediction', 'Scores', 'TranslationResult', '__version__', 'load']"
+    )
 
 
 def test_translate_equals_the_command(reverse_model, reverse_data):
