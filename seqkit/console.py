@@ -290,6 +290,7 @@ def print_info(info: dict, as_json: bool) -> None:
     totals = info["parameters"]
     out.print(f"parameters: {totals['all']:,} ({totals['trainable']:,} trainable)")
     vocab = info["vocabulary"]
+    classifier = info.get("classifier")
     if vocab is not None:  # (a classifier of numbers has none)
         sizes = (
             f"{vocab['source']:,}"
@@ -301,10 +302,11 @@ def print_info(info: dict, as_json: bool) -> None:
             f"; the output layer gives {given:,} (the training targets)" if given < vocab["target"] else ""
         )
         out.print(
-            f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] else ''}{output}; "
+            # a classifier's tokens are its inputs alone: one vocabulary, no source and target to share it
+            f"vocabulary: {vocab['tokenizer']}, {sizes}{' (joint)' if vocab['joint'] and not classifier else ''}"
+            f"{output}; "
             f"first pieces: {' '.join(vocab['sample_pieces'])}"
         )
-    classifier = info.get("classifier")
     if classifier:
         reads = (
             "text"
@@ -314,11 +316,11 @@ def print_info(info: dict, as_json: bool) -> None:
         says = (
             f"{classifier['outputs']} value(s) (regression)"
             if classifier["head"] == "regression"
-            else f"{classifier['head']} over {len(classifier['labels'])} labels: {', '.join(classifier['labels'][:12])}"
+            else f"a {classifier['head']} over {len(classifier['labels'])} labels: {', '.join(classifier['labels'][:12])}"
         )
         activation = f", {classifier['activation']} activation" if classifier["activation"] else ""
         bag = " plus a linear model of the bag of tokens" if classifier["bag_of_tokens"] else ""
-        out.print(f"reads {reads}; {classifier['pooling']} pooling{activation}{bag}; says {says}")
+        out.print(f"reads {reads}; {classifier['pooling']} pooling{activation}{bag}; outputs {says}")
     training = info["training"]
     state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
     out.print(
