@@ -99,7 +99,7 @@ class TrainingProgress:
         processes = f" x {record.processes} processes" if record.processes > 1 else ""
         self._say(
             f"{data}; {record.parameters:,} parameters; {record.steps_per_epoch:,} steps per epoch; "
-            f"{record.threads} threads{processes}"
+            f"{record.threads} thread{'s' if record.threads > 1 else ''}{processes}"
         )
         if record.restored is not None:
             restored = record.restored
