@@ -275,23 +275,27 @@ class Model:
         """`predict` as a stream, `chunk_lines` lines at a time (1: each line answered as it comes); an
         error names the line as `source:N` (a file's name), or `input line N`."""
         from seqkit.decoding.classify import predict_lines
+        from seqkit.decoding.inference import in_chunks
 
         self.require_task("predict")
-        size = self.decode_settings(batch_size=batch_size).batch_size
+        settings = self.decode_settings(batch_size=batch_size)
         data = self.config.data
-        window = (
-            data.window if data.series else None
-        )  # a model of one series reads windows of this many steps
-        chunk: list[str] = []
-        first = 1
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) >= chunk_lines:
-                yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source, window)  # type: ignore[arg-type]
-                first += len(chunk)
-                chunk = []
-        if chunk:
-            yield from predict_lines(self.tokenizer, self.module, chunk, size, first, source, window)  # type: ignore[arg-type]
+        # a model of one series reads windows of this many steps
+        window = data.window if data.series else None
+        yield from in_chunks(
+            lines,
+            settings,
+            lambda chunk, first: predict_lines(
+                self.tokenizer,  # type: ignore[arg-type]  # a classifier's is a Codec
+                self.module,
+                chunk,
+                settings.batch_size,
+                first,
+                source,
+                window,
+            ),
+            chunk_lines,
+        )
 
     def evaluate(self, data: str | Path, *, batch_size: int | None = None) -> dict:
         """A classifier's or forecaster's scores on labelled test data beside its baselines (what `seqkit
