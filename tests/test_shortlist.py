@@ -81,8 +81,11 @@ def test_a_shortlist_of_every_piece_decodes_as_the_whole_vocabulary(
             assert math.isclose(h.log_prob, g.log_prob, rel_tol=1e-5, abs_tol=1e-5)
 
 
-def test_a_smaller_shortlist_writes_only_its_columns_and_beam_one_is_greedy(random_model_and_sources):
+@pytest.mark.parametrize("quantize", [False, True])
+def test_a_smaller_shortlist_writes_only_its_columns_and_beam_one_is_greedy(random_model_and_sources, quantize):
+    """In int8 each batch packs its own columns' rows of the layer, unpacked once for every batch."""
     model, sources = random_model_and_sources
+    model = devices.quantize_int8(model) if quantize else model
     # source piece s may become s or s + 1; nothing else but the specials
     candidates = np.array([[s, s + 1] if FIRST <= s < VOCAB - 1 else [-1, -1] for s in range(VOCAB)])
     small = shortlist.Shortlist(np.zeros(0, dtype=np.int64), candidates)

@@ -64,6 +64,7 @@ class Seq2SeqSteps:
         decoder: Any = model.decoder
         given = None if self.model.copy else given_pieces(decoder.output)
         self._given: np.ndarray | None = None if given is None else given.cpu().numpy()
+        self._int8_output: tuple[torch.Tensor, torch.Tensor] | None = None  # unpacked once, see output_layer
         self._given_layer = None if self._given is None else self.output_layer(self._given)
 
     @torch.no_grad()
@@ -93,12 +94,18 @@ class Seq2SeqSteps:
     def output_layer(self, columns: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
         """The output layer restricted to its rows `columns` (n,): features (rows, hidden) -> logits
         (rows, n). A quantized layer (`--quantize`) stays int8: its rows are packed anew for the batch
-        (about 1 ms for 2,000 rows)."""
+        (about 1 ms for 2,000 rows), from its weight unpacked once: unpacking the whole layer took 27 ms,
+        a shortlist's greedy search paid it at every batch and ran slower than without the shortlist
+        (bench/README.md)."""
         layer = self.model.decoder.output
         index = torch.from_numpy(columns).to(self.device)
         if not isinstance(layer.weight, torch.Tensor):  # torch's dynamically quantized Linear
-            rows = layer.weight().index_select(0, index)
-            packed = torch.ops.quantized.linear_prepack(rows, layer.bias().index_select(0, index))
+            if self._int8_output is None:
+                self._int8_output = (layer.weight(), layer.bias())  # (each call unpacks the whole layer)
+            weight, bias = self._int8_output
+            packed = torch.ops.quantized.linear_prepack(
+                weight.index_select(0, index), bias.index_select(0, index)
+            )
             # reduce_range as the layer itself computes (activations in 7 bits: fbgemm's overflow guard)
             return lambda features: torch.ops.quantized.linear_dynamic(features, packed, reduce_range=True)
         weight, bias = layer.weight.index_select(0, index), layer.bias.index_select(0, index)
