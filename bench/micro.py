@@ -12,8 +12,9 @@
     python bench/micro.py loss                # the fused output layer + cross-entropy over 8,000 and 4,238 pieces
     python bench/micro.py bf16                # per-step products in float32 and bf16 (this CPU's bf16 kernels)
     python bench/micro.py decode-profile MODEL_DIR  # torch.profiler over int8 greedy decoding of the test set
+    python bench/micro.py budget MODEL_DIR    # int8 decoding's products against the time the issue's targets allow
 
-`decode`, `pieces`, `blocks`, `decode-profile` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
+`decode`, `pieces`, `blocks`, `decode-profile`, `budget` and `heap` want a model directory of the benchmark workload and, for `decode`, the test set of
 a full run (`bench/work/full/data/test.{es,en}`). Run `decode` once with `THP_MEM_ALLOC_ENABLE=0` in the
 environment and once without to see what huge pages do to decoding.
 
@@ -341,6 +342,75 @@ def decode_profile(model_dir: str) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
 
+def budget(model_dir: str) -> None:
+    """int8 greedy and beam 5 decoding of the test set, with and without the model's shortlist: the rows
+    the decoder's step computed (sentences x beams, summed over steps), the time cProfile gives the int8
+    GRU cell and the int8 linear layers, their multiply-adds per second, and the time for the whole test
+    set that issue 16's targets (40,000 and 8,000 output pieces/s) allow."""
+    import cProfile
+    import pstats
+    import warnings
+
+    from seqkit import config as config_lib
+    from seqkit import model_types
+    from seqkit.data.text import read_lines
+    from seqkit.decoding import shortlist
+    from seqkit.decoding.search import decode_corpus
+    from seqkit.decoding.torch_steps import Seq2SeqSteps
+    from seqkit.runtime import devices
+
+    warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
+    cfg, tokenizer, model = model_types.load(model_dir)
+    source_ids = tokenizer.encode_src(read_lines(REPO / "bench" / "work" / "full" / "data" / "test.es"))
+    int8 = devices.quantize_int8(model)
+    listed = shortlist.Shortlist.load(Path(model_dir) / shortlist.FILE)
+    m = cfg.model
+    embedding, hidden, memory = m.embedding_size, m.decoder_hidden_size, 2 * m.encoder_hidden_size
+    gru_macs = 3 * hidden * (embedding + memory + hidden)  # per row: input and recurrent products
+    # the query (hidden -> attention units, = hidden) and pre-output products per row; the output layer's
+    # columns vary with the shortlist and are counted from each step's log-probabilities
+    linear_macs = hidden * hidden + hidden * (hidden + memory + embedding)
+    for beam, target in ((1, 40_000), (5, 8_000)):
+        for with_shortlist in (False, True):
+            steps = Seq2SeqSteps(int8)
+            searched = shortlist.ShortlistSteps(steps, listed) if with_shortlist else steps
+            counts = {"rows": 0, "output_macs": 0}
+            step = steps.step
+
+            def counting(prev, state, encoded, output_layer=None, step=step, counts=counts):
+                result = step(prev, state, encoded, output_layer)
+                counts["rows"] += len(prev)
+                counts["output_macs"] += len(prev) * result[0].shape[1] * hidden
+                return result
+
+            steps.step = counting  # type: ignore[method-assign]
+            decode_cfg = config_lib.with_overrides(cfg, {"decode": {"beam_size": beam}}, "micro").decode
+            decode_corpus(searched, source_ids[:100], decode_cfg)  # warm up
+            counts.update(rows=0, output_macs=0)
+            profiler = cProfile.Profile()
+            start = time.perf_counter()
+            profiler.enable()
+            best = [h[0].tokens for h in decode_corpus(searched, source_ids, decode_cfg)]
+            profiler.disable()
+            wall = time.perf_counter() - start
+            stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+
+            def seconds(name: str, stats=stats) -> float:
+                return sum(v[2] for k, v in stats.items() if k[2] == f"<built-in method {name}>")
+
+            gru = seconds("torch._ops.aten.quantized_gru")
+            linear = seconds("torch._ops.quantized.linear_dynamic")
+            pieces = sum(map(len, best))
+            other = counts["rows"] * linear_macs + counts["output_macs"]
+            print(
+                f"beam {beam}, {'shortlist' if with_shortlist else 'given pieces'}: {pieces:,} pieces in "
+                f"{wall:.2f} s under cProfile ({pieces / wall:,.0f}/s); {counts['rows']:,} rows stepped; "
+                f"GRU cell {gru:.2f} s ({2 * gru_macs * counts['rows'] / gru / 1e9:.0f} G int8 ops/s), "
+                f"linear layers {linear:.2f} s ({2 * other / linear / 1e9:.0f} G/s): products {gru + linear:.2f} s; "
+                f"{target:,} pieces/s allows {pieces / target:.2f} s in all"
+            )
+
+
 def bf16() -> None:
     """One decoder step's products (the workload's sizes) in float32, in bf16, and under bf16 autocast."""
     torch.manual_seed(0)
@@ -417,6 +487,8 @@ if __name__ == "__main__":
         blocks(sys.argv[2])
     elif sys.argv[1:2] == ["decode-profile"] and len(sys.argv) == 3:
         decode_profile(sys.argv[2])
+    elif sys.argv[1:2] == ["budget"] and len(sys.argv) == 3:
+        budget(sys.argv[2])
     elif sys.argv[1:2] == ["loss"]:
         loss()
     elif sys.argv[1:2] == ["bf16"]:
