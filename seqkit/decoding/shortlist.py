@@ -29,7 +29,7 @@ from seqkit.outputs import atomic_write
 FILE = "shortlist.npz"
 # target pieces per source piece. Marian's examples use 50 to 100 words; with 8k subword pieces, 20 kept
 # dev BLEU within 0.15 of the whole layer on the bench and demo models (greedy and beam 5, float32 and
-# int8) and decoded 8-12% faster than 50 in int8 (bench/README.md, "Shortlist size")
+# int8) and decoded 5-12% faster than 50 in int8 (bench/README.md, "The shortlist's int8 output layer")
 TRANSLATIONS = 20
 FREQUENT = 100  # the most frequent target pieces, always in
 ITERATIONS = 5  # EM iterations of IBM Model 1
