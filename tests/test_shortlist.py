@@ -82,7 +82,9 @@ def test_a_shortlist_of_every_piece_decodes_as_the_whole_vocabulary(
 
 
 @pytest.mark.parametrize("quantize", [False, True])
-def test_a_smaller_shortlist_writes_only_its_columns_and_beam_one_is_greedy(random_model_and_sources, quantize):
+def test_a_smaller_shortlist_writes_only_its_columns_and_beam_one_is_greedy(
+    random_model_and_sources, quantize
+):
     """In int8 each batch packs its own columns' rows of the layer, unpacked once for every batch."""
     model, sources = random_model_and_sources
     model = devices.quantize_int8(model) if quantize else model
