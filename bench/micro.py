@@ -363,13 +363,14 @@ def budget(model_dir: str) -> None:
     cfg, tokenizer, model = model_types.load(model_dir)
     source_ids = tokenizer.encode_src(read_lines(REPO / "bench" / "work" / "full" / "data" / "test.es"))
     int8 = devices.quantize_int8(model)
-    listed = shortlist.Shortlist.load(Path(model_dir) / shortlist.FILE)
-    m = cfg.model
-    embedding, hidden, memory = m.embedding_size, m.decoder_hidden_size, 2 * m.encoder_hidden_size
-    gru_macs = 3 * hidden * (embedding + memory + hidden)  # per row: input and recurrent products
-    # the query (hidden -> attention units, = hidden) and pre-output products per row; the output layer's
-    # columns vary with the shortlist and are counted from each step's log-probabilities
-    linear_macs = hidden * hidden + hidden * (hidden + memory + embedding)
+    listed = shortlist.read(Path(model_dir), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+    # multiply-adds per row and step, from the float32 model's own weights: the GRU's input and recurrent
+    # products, then the query and pre-output products; the output layer's columns vary with the
+    # shortlist and are counted from each step's log-probabilities
+    decoder = model.decoder
+    gru_macs = sum(w.numel() for name, w in decoder.rnn.named_parameters() if name.startswith("weight"))
+    linear_macs = decoder.attention.query_layer.weight.numel() + decoder.pre_output.weight.numel()
+    hidden = decoder.output.in_features
     for beam, target in ((1, 40_000), (5, 8_000)):
         for with_shortlist in (False, True):
             steps = Seq2SeqSteps(int8)
