@@ -209,6 +209,28 @@ def test_predict_one_line_per_line_in_order_and_batched_equals_alone(first_token
             assert np.allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
 
 
+def test_a_line_the_tokenizer_reads_as_nothing_is_one_unknown_piece(first_token_model: Path):
+    """A zero-width space, a byte-order mark or a control character has no pieces; the encoder cannot
+    read nothing, so predict and evaluate read one unknown piece (they crashed in packing before)."""
+    import seqkit
+    from seqkit.data.encoding import make_batch
+    from seqkit.data.tokenizer import UNK
+
+    model = seqkit.load(first_token_model / "model")
+    invisible = ["\u200b", "\ufeff", "\x01"]
+    assert model.tokenizer.tokenizer.encode_tgt(invisible) == [[], [], []]
+    batch = make_batch([[UNK]], [0])
+    with torch.no_grad():
+        unknown = model.module(batch.inputs, batch.lengths)
+    expected = model.tokenizer.encoding.labels[int(unknown.argmax())]
+    assert [p.label for p in model.predict(invisible)] == [expected] * 3
+    result = seqkit_here("predict", first_token_model / "model", stdin="w3 w1\n\x01\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("\n")[:-1] == ["w3", expected]
+    (first_token_model / "invisible.tsv").write_text(f"w3\tw3 w1\n{expected}\t\u200b\n")
+    assert model.evaluate(first_token_model / "invisible.tsv")["scores"]["accuracy"] == 1.0
+
+
 def test_resume_is_exact(tmp_path: Path):
     _write_text_task(tmp_path, _first_token)
     model = {"pooling": "attention", "word_dropout": 0.2}  # (word dropout draws from the saved RNG too)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from seqkit.data.labelled import Examples, parse_numbers
-from seqkit.data.tokenizer import PAD, Tokenizer
+from seqkit.data.tokenizer import PAD, UNK, Tokenizer
 from seqkit.errors import DataError, ModelDirError
 
 FILE = "encoding.json"
@@ -176,7 +176,9 @@ def encode_inputs(encoding: Encoding, tokenizer: Tokenizer | None, examples: Exa
             raise DataError(
                 "text examples for a model that reads numbers; give numbers, as it was trained on"
             )
-        return tokenizer.encode_tgt(examples.texts)
+        # a text of characters the tokenizer drops (a zero-width space, a control character) has no
+        # pieces, and a recurrent encoder cannot read nothing: it reads one unknown piece instead
+        return [ids or [UNK] for ids in tokenizer.encode_tgt(examples.texts)]
     assert examples.numbers is not None
     if encoding.inputs != "numbers":
         raise DataError("number sequences for a model that reads text; give text, as it was trained on")
