@@ -55,6 +55,7 @@ def _temporary(path: Path) -> Iterator[BinaryIO]:
     try:
         # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+            _keep_mode(path, f.fileno())
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -63,6 +64,16 @@ def _temporary(path: Path) -> Iterator[BinaryIO]:
         raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _keep_mode(path: Path, fd: int) -> None:
+    """A file that is replaced keeps its permissions (as `sed -i` keeps them): a private file made 0600
+    must not come back readable by all."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    os.fchmod(fd, mode)
 
 
 _INHERITED = re.compile(r"/dev/(?:fd/(\d+)|std(in|out|err))|/proc/(?:self|(\d+))/fd/(\d+)")

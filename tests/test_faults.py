@@ -159,6 +159,23 @@ def test_a_link_to_a_regular_file_stays_a_link(tmp_path, reverse_model):
     assert (tmp_path / "link.txt").is_symlink() and (tmp_path / "target.txt").read_text() == "b a c\n"
 
 
+def test_a_replaced_output_keeps_its_permissions(tmp_path, reverse_model):
+    private = tmp_path / "private.txt"
+    private.write_text("old\n")
+    private.chmod(0o600)
+    result = seqkit_here("translate", reverse_model, "-o", private, "--beam-size", "1", stdin="c a b\n")
+    assert result.returncode == 0, result.stderr.decode()
+    assert private.read_text() == "b a c\n" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    outputs.atomic_write(tmp_path / "new.bin", b"x")  # a new file: the umask decides, as for any file
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @pytest.mark.parametrize("linked", ["checkpoints", "train_log.jsonl", "spm.model"])
 def test_links_in_a_run_directory_are_refused(tmp_path, reverse_model, reverse_data, linked):
     run = _copy_run(reverse_model, tmp_path / "run")
