@@ -30,7 +30,7 @@ from typing import Any
 from seqkit import config as config_lib
 from seqkit.config import Config, DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import Tokenizer
-from seqkit.decoding.inference import Translation
+from seqkit.decoding.inference import LineNumbers, Translation
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.errors import ConfigError
 from seqkit.runtime import allocator
@@ -163,9 +163,11 @@ class Model:
         nbest: int = 1,
         with_attention: bool = False,
         chunk_lines: int | None = None,
+        numbers: LineNumbers | None = None,
     ) -> Iterator[TranslationResult]:
         """`translate` as a stream, chunk by chunk (results come before the input ends), with settings
-        from `decode_settings`; `with_attention`: each Translation carries its AttentionMap."""
+        from `decode_settings`; `with_attention`: each Translation carries its AttentionMap. An error
+        names a line as `numbers` say (decoding/inference.py: `input line N` unless told a file)."""
         from seqkit.decoding import inference
 
         self.require_task("translate")
@@ -178,7 +180,14 @@ class Model:
             )
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
         stream = inference.translate_nbest_stream(
-            steps, self.tokenizer, lines, settings, with_attention, chunk_lines, nbest
+            steps,
+            self.tokenizer,
+            lines,
+            settings,
+            with_attention,
+            chunk_lines,
+            nbest,
+            numbers or LineNumbers(),
         )
         for options in self._autocast_each(stream):
             best = options[0] if options else None

@@ -450,6 +450,17 @@ def test_a_line_longer_than_the_input_limit_is_an_error_naming_it(reverse_model)
     result = seqkit_here("translate", reverse_model, "--max-input-pieces", "100", stdin=lines)
     assert result.returncode == 1
     assert result.stderr.decode().splitlines()[-1].startswith("error: input line 2 has 2,400 pieces")
+
+
+def test_a_line_over_the_limit_is_named_by_its_file_and_line(tmp_path, reverse_model):
+    (tmp_path / "first.txt").write_text("c a b\nb a\n")
+    (tmp_path / "second.txt").write_text("a b\n" + "a b " * 600 + "\n")
+    result = seqkit_here(
+        "translate", reverse_model, tmp_path / "first.txt", tmp_path / "second.txt",
+        "--max-input-pieces", "100", "-o", tmp_path / "out.txt",
+    )  # fmt: skip
+    assert_one_line_error(result, f"{tmp_path / 'second.txt'}:2 has 2,400 pieces")
+    assert not (tmp_path / "out.txt").exists()
     assert "more than decode.max_input_pieces = 100" in result.stderr.decode()
     assert result.stdout == b""  # its chunk is not translated (stdout has the chunks before it, if any)
 

@@ -32,6 +32,31 @@ def test_sharded_translation_equals_one_process_byte_for_byte(tmp_path, reverse_
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no part left
 
 
+def test_a_failing_process_names_the_input_line_and_no_part_is_left(tmp_path, reverse_model):
+    source = tmp_path / "source.txt"
+    source.write_text("c a b\n" * 4 + "a b " * 600 + "\n" + "b a\n" * 3)  # line 5 is too long
+    out = tmp_path / "sharded.txt"
+    port = free_port()
+    command = [sys.executable, "-m", "seqkit", "translate", str(reverse_model), str(source), "-o", str(out)]
+    command += ["--max-input-pieces", "100"]
+    workers = [
+        subprocess.Popen(command, env=torchrun_environment(rank, 2, rank, 2, port), stderr=subprocess.PIPE)
+        for rank in (0, 1)
+    ]
+    errors = []
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)  # neither waits for the other at a barrier
+        assert worker.returncode == 1, err.decode()
+        errors.append(err.decode().strip().splitlines()[-1])
+    # line 5 is the third line of the first process's share (lines 1, 3, 5, ...)
+    assert errors[0].startswith(f"error: {source}:5 has 2,400 pieces"), errors
+    assert (
+        errors[1]
+        == f"error: --output {out}: not written, as 1 of the 2 processes failed (the error is above)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.txt"]  # no output, no part left
+
+
 def test_sharded_translation_needs_files_and_an_output(reverse_model, monkeypatch):
     # torchrun's environment, as its second process sees it: the check comes before any process group
     for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():

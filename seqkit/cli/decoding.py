@@ -192,6 +192,7 @@ def translate(
     """Translate text, one output line per input line, in order. Under torchrun, the processes share the
     lines of the input files and write one --output in input order."""
     from seqkit import api
+    from seqkit.decoding.inference import LineNumbers
     from seqkit.export import runtime as exported
 
     sharing = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -241,16 +242,26 @@ def translate(
     unused = sampling_option_unused(decode.temperature, {"--top-k": top_k, "--top-p": top_p, "--seed": seed})
     if unused:
         raise ConfigError(SAMPLING_ONLY.format(unused))
-    lines = _input_lines(inputs, column)
-    chunk_lines = 1 if _typed(inputs) else None
+    asked = (decode, max(1, nbest), attention is not None, 1 if _typed(inputs) else None)
+    translated: Iterator[api.TranslationResult]
     if sharing:
         from seqkit.decoding import sharded
 
-        assert target is not None  # (an export refused sharing above)
+        assert target is not None and inputs  # (an export, and stdin, refused sharing above)
         world = distributed.join(target)
         torch_threads(distributed.threads_per_process())
-        lines = sharded.shard(lines, world)
-    translated = model.translate_stream(lines, decode, max(1, nbest), attention is not None, chunk_lines)
+        lines = sharded.shard(_input_lines(inputs, column), world)
+        # this process's k-th line is line rank + 1 + k x size of the input files read as one
+        numbers = LineNumbers(str(inputs[0]) if len(inputs) == 1 else None, world.rank + 1, world.size)
+        translated = model.translate_stream(lines, *asked, numbers)
+    else:  # file by file, so that an error names the file and its own line number
+        translated = (
+            result
+            for path in inputs or [Path("-")]
+            for result in model.translate_stream(
+                _input_lines([path], column), *asked, LineNumbers(None if str(path) == "-" else str(path))
+            )
+        )
     results: Iterator[str]
     if attention:
         from seqkit.viz import reports
@@ -265,11 +276,23 @@ def translate(
     assert output is not None
     together = False
     try:
-        sharded.write_part(output, world, results)
-        world.barrier()  # every part complete
+        try:
+            sharded.write_part(output, world, results)  # (removes the part if it fails)
+            failure = None
+        except Exception as e:  # told to the others, which would wait for this process at a barrier
+            failure = e
+        failed = round(world.sum([float(failure is not None)])[0])  # every part complete, or not
+        together = True
+        if failed:  # no part is left behind
+            sharded.part_path(output, world.rank).unlink(missing_ok=True)
+            if failure is not None:
+                raise failure
+            raise DataError(
+                f"--output {output}: not written, as {failed} of the {world.size} processes failed "
+                "(the error is above)"
+            )
         if world.is_main:
             sharded.merge(output, world)
-        together = True
     finally:
         distributed.leave(together)
 

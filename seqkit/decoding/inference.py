@@ -28,6 +28,21 @@ Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
+class LineNumbers:
+    """How an error names the k-th line (from 0) of a stream: `source:N` for a file, `input line N`
+    without one (a list, stdin, or several files read as one stream). N = first + k x step: a process
+    of torchrun translates every step-th line of the input from its first."""
+
+    source: str | None = None
+    first: int = 1
+    step: int = 1
+
+    def name(self, k: int) -> str:
+        number = self.first + k * self.step
+        return f"{self.source}:{number}" if self.source else f"input line {number:,}"
+
+
+@dataclass(frozen=True)
 class AttentionMap:
     """Where each output piece looked: one row per output step, one column per source piece."""
 
@@ -73,11 +88,13 @@ def translate_nbest(
     with_attention: bool = False,
     first_line: int = 1,
     nbest: int = 1,
+    numbers: LineNumbers = LineNumbers(),
 ) -> list[list[Translation]]:
     """Up to `cfg.beam_size` translations per line, best first (the `nbest` best at least, when the
     search found that many); none for an empty line.
     `with_attention`: each translation carries its AttentionMap. A line of more than
-    `cfg.max_input_pieces` pieces is a DataError naming it (`first_line`: the number of lines[0])."""
+    `cfg.max_input_pieces` pieces is a DataError naming it as `numbers` name line `first_line` - 1 + i
+    of the stream (`first_line`: the place of lines[0] in the stream, from 1)."""
     todo = [i for i, line in enumerate(lines) if line.strip()]
     results: list[list[Translation]] = [[] for _ in lines]
     if todo:
@@ -85,7 +102,7 @@ def translate_nbest(
         for i, row in zip(todo, ids, strict=True):
             if len(row) > cfg.max_input_pieces:
                 raise DataError(
-                    f"input line {first_line + i:,} has {len(row):,} pieces, more than decode.max_input_pieces "
+                    f"{numbers.name(first_line - 1 + i)} has {len(row):,} pieces, more than decode.max_input_pieces "
                     f"= {cfg.max_input_pieces:,}; split the line (at its sentence ends, say), or raise the "
                     "limit (seqkit translate --max-input-pieces N)"
                 )
@@ -144,12 +161,16 @@ def translate_nbest_stream(
     with_attention: bool = False,
     chunk_lines: int | None = None,
     nbest: int = 1,
+    numbers: LineNumbers = LineNumbers(),
 ) -> Iterator[list[Translation]]:
-    """`translate_nbest` as a stream: each input line's translations, in input order, chunk by chunk."""
+    """`translate_nbest` as a stream: each input line's translations, in input order, chunk by chunk;
+    an error names a line as `numbers` say."""
     return in_chunks(
         lines,
         cfg,
-        lambda chunk, first: translate_nbest(steps, tokenizer, chunk, cfg, with_attention, first, nbest),
+        lambda chunk, first: translate_nbest(
+            steps, tokenizer, chunk, cfg, with_attention, first, nbest, numbers
+        ),
         chunk_lines,
     )
 
