@@ -76,6 +76,23 @@ def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_d
     )
 
 
+def test_a_model_that_decodes_with_a_shortlist_exports_one_that_translates(
+    reverse_model, reverse_data, tmp_path
+):
+    """An export computes its whole output layer: decode.shortlist = true in the model's config would
+    make it refuse every translation that did not turn the shortlist off."""
+    model_dir = tmp_path / "shortlisted"
+    shutil.copytree(reverse_model, model_dir)
+    cfg = configfile.load(model_dir / modeldir.CONFIG, ["decode.shortlist=true"])
+    (model_dir / modeldir.CONFIG).write_bytes(configfile.to_toml(cfg))
+    exported = _export(model_dir, tmp_path / "onnx")
+    assert configfile.load(exported / modeldir.CONFIG).decode.shortlist is False
+    stdin = "".join(f"{x}\n" for x in _lines(reverse_data, 8))
+    onnx_out = seqkit_here("translate", exported, stdin=stdin)
+    assert onnx_out.returncode == 0, onnx_out.stderr.decode()
+    assert onnx_out.stdout == seqkit_here("translate", reverse_model, stdin=stdin).stdout
+
+
 ARCHITECTURES = {
     "lstm-luong": {"cell": "lstm", "attention": "luong"},
     "rnn-bahdanau-unidirectional": {"cell": "rnn", "attention": "bahdanau", "bidirectional": False},

@@ -18,7 +18,7 @@ import os
 import sys
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqkit import modeldir, outputs
+from seqkit import configfile, modeldir, outputs
 from seqkit.data.tokenizer import EOS, PAD, TOKENIZER_FILES
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import layout, runtime
@@ -381,7 +381,10 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
             (output_dir / name).unlink(missing_ok=True)  # an earlier export's, of another model
         for name, data in {**files, **tokenizer.files()}.items():
             outputs.atomic_write(output_dir / name, data)
-        outputs.atomic_write(output_dir / modeldir.CONFIG, (model_dir / modeldir.CONFIG).read_bytes())
+        # an export computes its whole output layer: a model trained with decode.shortlist = true would
+        # otherwise refuse every translation that does not turn the shortlist off
+        no_shortlist = replace(cfg, decode=replace(cfg.decode, shortlist=False))
+        outputs.atomic_write(output_dir / modeldir.CONFIG, configfile.to_toml(no_shortlist))
         outputs.atomic_write(
             output_dir / layout.DESCRIPTION, (json.dumps(description, indent=2) + "\n").encode()
         )
