@@ -202,8 +202,18 @@ def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
             raise Refused(422, f"{what} {number} holds a line break; send one line per list item")
 
 
+ENDPOINTS = {"seq2seq": "/translate", "lm": "/generate"}  # model.type -> the endpoint that runs it
+
+
 def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
-    """The app for `model` (uvicorn runs it; so can any ASGI server or test client)."""
+    """The app for `model` (uvicorn runs it; so can any ASGI server or test client). A model with no
+    endpoint here (a classifier or forecaster) is a ConfigError, before anything listens."""
+    if model.type not in ENDPOINTS:
+        raise ConfigError(
+            f"{model.model_dir} holds a model of model.type = {model.type}, which `seqkit serve` has no "
+            f"endpoint for (it serves {', '.join(f'{t} at POST {e}' for t, e in ENDPOINTS.items())}); "
+            "use `seqkit predict`"
+        )
     limits = limits or Limits()
     worker = Worker(limits)
 
@@ -244,7 +254,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
     @app.post("/translate")
     async def translate(request: TranslateRequest) -> dict:
         if model.type != "seq2seq":
-            raise Refused(422, f"{model.model_dir} is a language model: use POST /generate")
+            raise Refused(422, f"{model.model_dir} is a language model: use POST {ENDPOINTS['lm']}")
         _check_lines(request.text, limits, "line")
         settings = model.decode_settings(
             "request",
@@ -289,7 +299,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
     @app.post("/generate")
     async def generate(request: GenerateRequest) -> dict:
         if model.type != "lm":
-            raise Refused(422, f"{model.model_dir} translates: use POST /translate")
+            raise Refused(422, f"{model.model_dir} translates: use POST {ENDPOINTS['seq2seq']}")
         _check_lines(request.prompts, limits, "prompt")
         settings = model.generate_settings(
             "request", max_tokens=request.max_tokens, temperature=request.temperature, top_k=request.top_k,

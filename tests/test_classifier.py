@@ -231,6 +231,14 @@ def test_a_line_the_tokenizer_reads_as_nothing_is_one_unknown_piece(first_token_
     assert model.evaluate(first_token_model / "invisible.tsv")["scores"]["accuracy"] == 1.0
 
 
+def test_serve_refuses_a_classifier_before_it_listens(first_token_model: Path):
+    # it has no endpoint for one; each endpoint's error sent the client to the other
+    result = seqkit_here("serve", first_token_model / "model", "--port", "0")
+    assert_one_line_error(
+        result, "model.type = classifier", "which `seqkit serve` has no endpoint for", "predict"
+    )
+
+
 def test_resume_is_exact(tmp_path: Path):
     _write_text_task(tmp_path, _first_token)
     model = {"pooling": "attention", "word_dropout": 0.2}  # (word dropout draws from the saved RNG too)
