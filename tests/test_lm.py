@@ -120,6 +120,14 @@ def test_sentencepiece_lstm_and_tied_embeddings(background_model, cell):
     assert model.output.weight is model.embedding.weight  # still tied after loading
     (text,) = _generate(background_model.model_dir, "a stitch", "--temperature", "0")
     assert text == LINES[1]
+    # SentencePiece drops a prompt's trailing space, which the continuation brings back: not twice
+    import seqkit
+
+    loaded = seqkit.load(background_model.model_dir)
+    assert loaded.generate(["a stitch "], temperature=0) == [LINES[1]]
+    streamed: list[str] = []
+    list(loaded.generate_stream(["a stitch "], loaded.generate_settings(temperature=0), streamed.append))
+    assert "".join(streamed) == LINES[1]
 
 
 def test_choose_token_top_k_and_top_p():

@@ -208,9 +208,19 @@ def generate(
     rng = np.random.default_rng(cfg.seed)
     for prompt in prompts:
         prompt_ids = tokenizer.encode_tgt([prompt])[0] if prompt else []
+        shown = _shown_prompt(tokenizer, prompt, prompt_ids)
         for _ in range(cfg.num_samples):
             if on_text:
-                on_text(prompt)
+                on_text(shown)
             streamer = _Streamer(tokenizer, prompt_ids, on_text) if on_text else None
             generated = sample(steps, prompt_ids, cfg, rng, streamer)
-            yield prompt + _continuation(tokenizer, prompt_ids, generated)
+            yield shown + _continuation(tokenizer, prompt_ids, generated)
+
+
+def _shown_prompt(tokenizer, prompt: str, prompt_ids: list[int]) -> str:
+    """The prompt as the output starts with it: as typed, less trailing whitespace that the tokenizer
+    dropped (SentencePiece's "God is " is "God is"), which the model never saw; the continuation brings its
+    own space ("God is" + " love"), and the typed one would double it."""
+    if prompt[-1:].isspace() and not tokenizer.decode_tgt([prompt_ids])[0][-1:].isspace():
+        return prompt.rstrip()
+    return prompt
