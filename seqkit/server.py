@@ -270,6 +270,11 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             top_p=request.top_p,
             seed=request.seed,
         )
+        if settings.beam_size > limits.max_batch:  # a beam's hypotheses are rows decoded together
+            raise Refused(
+                422, f"beam_size {settings.beam_size}: more than --max-batch {limits.max_batch}, the rows "
+                "this server decodes together",
+            )  # fmt: skip
         if request.nbest > 1 and settings.temperature > 0:
             raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
         if not 1 <= request.nbest <= settings.beam_size:
@@ -305,6 +310,17 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             "request", max_tokens=request.max_tokens, temperature=request.temperature, top_k=request.top_k,
             top_p=request.top_p, num_samples=request.num_samples, seed=request.seed,
         )  # fmt: skip
+        texts = len(request.prompts) * settings.num_samples
+        if texts > limits.max_lines:  # the lines of the answer, as the lines of a request
+            raise Refused(
+                413, f"{len(request.prompts)} prompts x num_samples {settings.num_samples} = {texts} texts, "
+                f"more than --max-lines {limits.max_lines}",
+            )  # fmt: skip
+        if settings.max_tokens > limits.max_chars:  # a piece has a character at least
+            raise Refused(
+                422, f"max_tokens {settings.max_tokens}: more than --max-chars {limits.max_chars}, the "
+                "longest line this server handles",
+            )  # fmt: skip
 
         def run(prompts: list[str]) -> list[Any]:
             return list(model.generate_stream(prompts, settings))

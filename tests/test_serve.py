@@ -111,6 +111,8 @@ def test_bad_requests_and_limits(reverse_model):
         assert not_json.status_code == 422
         bad_beam = client.post("/translate", json={"text": ["a"], "beam_size": 0})
         assert bad_beam.status_code == 422 and "decode.beam_size = 0" in bad_beam.json()["error"]
+        huge_beam = client.post("/translate", json={"text": ["a"], "beam_size": 100_000})
+        assert huge_beam.status_code == 422 and "more than --max-batch 64" in huge_beam.json()["error"]
         bad_nbest = client.post("/translate", json={"text": ["a"], "beam_size": 2, "nbest": 3})
         assert bad_nbest.status_code == 422 and "nbest = 3" in bad_nbest.json()["error"]
         wrong_model = client.post("/generate", json={"prompts": ["a"]})
@@ -177,6 +179,11 @@ def test_generate_equals_the_command(char_lm):
             "generate", char_lm, "--max-tokens", 20, "--num-samples", 2, "--seed", 5, stdin="the\na st\n"
         )
         assert answer.json()["texts"] == command.stdout.decode().splitlines()
+    with _serving(char_lm, max_lines=3, max_chars=50) as client:
+        many = client.post("/generate", json={"prompts": ["the", "a"], "num_samples": 2})
+        assert many.status_code == 413 and "= 4 texts, more than --max-lines 3" in many.json()["error"]
+        long = client.post("/generate", json={"prompts": ["the"], "max_tokens": 51})
+        assert long.status_code == 422 and "max_tokens 51: more than --max-chars 50" in long.json()["error"]
 
 
 def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):
