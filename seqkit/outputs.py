@@ -126,6 +126,20 @@ def write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
 
 
+def check_writable(path: Path) -> None:
+    """An OSError naming `path` when an output file could not be written there (a missing or read-only
+    directory, a directory in its place): for a command to fail before hours of work, not after."""
+    if os.path.isdir(path):
+        raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not is_replaceable(path):
+        return  # a device, FIFO or descriptor: opened when written
+    target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
+        raise OSError(errno.ENOENT, "no such directory", str(path))
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+
 @contextlib.contextmanager
 def writing(path: Path) -> Iterator[BinaryIO]:
     """A stream onto the output file `path`, for outputs too long to hold in memory: a temporary file

@@ -452,6 +452,19 @@ def test_a_line_longer_than_the_input_limit_is_an_error_naming_it(reverse_model)
     assert result.stderr.decode().splitlines()[-1].startswith("error: input line 2 has 2,400 pieces")
 
 
+@pytest.mark.parametrize("where", ["missing/out.txt", "."])
+def test_an_output_that_cannot_be_written_fails_before_any_translation(tmp_path, reverse_model, where):
+    # the first line alone would fail the translation: the --output error comes first, not after the work
+    stdin = "a b " * 600 + "\n"
+    result = seqkit_here(
+        "translate", reverse_model, "--max-input-pieces", "100", "-o", tmp_path / where, stdin=stdin
+    )
+    assert_one_line_error(
+        result, f"--output {tmp_path / where}", "check the path" if "/" in where else "give a file"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_line_over_the_limit_is_named_by_its_file_and_line(tmp_path, reverse_model):
     (tmp_path / "first.txt").write_text("c a b\nb a\n")
     (tmp_path / "second.txt").write_text("a b\n" + "a b " * 600 + "\n")

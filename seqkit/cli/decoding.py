@@ -39,6 +39,18 @@ def _typed(inputs: list[Path] | None) -> bool:
     return not inputs and sys.stdin.isatty()
 
 
+def _check_output(output: Path | None) -> None:
+    """Before any work: an --output that cannot be written is an error now, not after the last line."""
+    if output is None:
+        return
+    from seqkit import outputs
+
+    try:
+        outputs.check_writable(output)
+    except OSError as e:
+        raise DataError(f"--output {outputs.describe(e)}") from None
+
+
 def _write_lines(lines, output: Path | None) -> None:
     """To stdout line by line (flushed, for pipes), or to `output` through a temp file and a rename."""
     if output is None:
@@ -201,6 +213,7 @@ def translate(
             "under torchrun, translate shares out the lines of input files into one --output FILE: give "
             "both (and no --attention)"
         )
+    _check_output(output)
     if exported.is_export(model_dir):  # onnxruntime, without torch
         if sharing:
             raise ConfigError(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from seqkit.cli import DeviceOption, _Command, app, model_default, user_errors
-from seqkit.cli.decoding import _input_lines, _typed, _write_lines
+from seqkit.cli.decoding import _check_output, _input_lines, _typed, _write_lines
 from seqkit.errors import ConfigError
 
 
@@ -62,6 +62,7 @@ def predict(
     empty line in gives an empty line out."""
     from seqkit import api
 
+    _check_output(output)
     model = api.load(model_dir, device)
     model.require_task("predict")
     encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
