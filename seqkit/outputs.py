@@ -51,7 +51,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 def _temporary(path: Path) -> Iterator[BinaryIO]:
     """A temporary file beside `path`, renamed onto it when the block ends without an error and removed
     when it does not."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    # (the name cut short: a file name near the system's 255 bytes would leave no room for the suffix)
+    tmp = path.with_name(f".{path.name[:100]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
