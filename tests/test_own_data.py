@@ -242,6 +242,16 @@ def test_tokenizer_combinations_that_cannot_hold_are_errors(tokenizer, fragment)
         config_lib.from_dict({"tokenizer": tokenizer}, "run.toml")
 
 
+def test_a_vocabulary_smaller_than_the_datas_characters_is_one_line(tmp_path):
+    from seqkit.data.tokenizer import train_sentencepiece
+
+    lines = ["".join(chr(ord("a") + (i * 7 + j) % 26) for j in range(30)) for i in range(200)]
+    cfg = config_lib.from_dict({"tokenizer": {"vocab_size": 10}}, "test").tokenizer
+    message = r"tokenizer.vocab_size = 10: smaller than the 3\d pieces SentencePiece needs for the characters"
+    with pytest.raises(ConfigError, match=message):
+        train_sentencepiece(lines, cfg, seed=1)
+
+
 def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):
     result = seqkit_here("info", reverse_model, "--vocab", "--json")
     vocab = json.loads(result.stdout)

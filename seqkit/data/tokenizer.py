@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +20,7 @@ import sentencepiece as spm
 
 from seqkit.config import TokenizerConfig
 from seqkit.data.text import CONTROLS
-from seqkit.errors import DataError, ModelDirError
+from seqkit.errors import ConfigError, DataError, ModelDirError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
@@ -37,10 +38,27 @@ def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int, v
         raise DataError("no non-empty training lines to train SentencePiece on; check data.train")
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
+    size = vocab_size or cfg.vocab_size
+    try:
+        _train(itertools.chain([first], stream), model, size, cfg)
+    except RuntimeError as e:
+        # "Vocabulary size is smaller than required_chars. 10 vs 82. ...": the data's characters need more
+        required = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
+        if required is None:
+            raise ConfigError(f"tokenizer: SentencePiece could not train on data.train ({e})") from None
+        raise ConfigError(
+            f"tokenizer.vocab_size = {size}: smaller than the {required.group(2)} pieces SentencePiece "
+            f"needs for the characters of data.train (and its special pieces); raise it above "
+            f"{required.group(2)} or lower tokenizer.character_coverage"
+        ) from None
+    return model.getvalue()
+
+
+def _train(sentences: Iterator[str], model: io.BytesIO, vocab_size: int, cfg: TokenizerConfig) -> None:
     spm.SentencePieceTrainer.train(
-        sentence_iterator=itertools.chain([first], stream),
+        sentence_iterator=sentences,
         model_writer=model,
-        vocab_size=vocab_size or cfg.vocab_size,
+        vocab_size=vocab_size,
         model_type=cfg.model_type,
         character_coverage=cfg.character_coverage,
         input_sentence_size=cfg.max_sentences,
@@ -53,7 +71,6 @@ def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int, v
         num_threads=1,  # deterministic, and the corpus is small enough
         minloglevel=2,
     )
-    return model.getvalue()
 
 
 def _processor(model_bytes: bytes, name: str) -> spm.SentencePieceProcessor:
