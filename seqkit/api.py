@@ -32,7 +32,7 @@ from seqkit.config import Config, DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.inference import LineNumbers, Translation
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
-from seqkit.errors import ConfigError
+from seqkit.errors import ConfigError, DataError
 from seqkit.runtime import allocator
 
 
@@ -182,7 +182,7 @@ class Model:
         stream = inference.translate_nbest_stream(
             steps,
             self.tokenizer,
-            lines,
+            _texts(lines, "lines"),
             settings,
             with_attention,
             chunk_lines,
@@ -265,7 +265,7 @@ class Model:
 
         self.require_task("generate")
         stream = inference.generate(
-            self.steps, self.tokenizer, prompts, settings or self.config.generate, on_text
+            self.steps, self.tokenizer, _texts(prompts, "prompts"), settings or self.config.generate, on_text
         )
         yield from self._autocast_each(stream)
 
@@ -292,7 +292,7 @@ class Model:
         # a model of one series reads windows of this many steps
         window = data.window if data.series else None
         yield from in_chunks(
-            lines,
+            _texts(lines, "lines"),
             settings,
             lambda chunk, first: predict_lines(
                 self.tokenizer,  # type: ignore[arg-type]  # a classifier's is a Codec
@@ -343,6 +343,21 @@ class Model:
         from seqkit.runtime import devices
 
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
+
+
+def _texts(lines: Iterable[str], argument: str) -> Iterator[str]:
+    """`lines` as given, checked: one string is a mistake for a list of them (it would be read as one
+    line per character), and an item that is not a string is named, not an AttributeError from within."""
+    if isinstance(lines, str | bytes):
+        raise ConfigError(f"{argument}: one string; give a list of them ({argument}=[...]), one per line")
+    return _each_a_string(lines, argument)
+
+
+def _each_a_string(lines: Iterable[str], argument: str) -> Iterator[str]:
+    for number, line in enumerate(lines, start=1):
+        if not isinstance(line, str):
+            raise DataError(f"{argument}: item {number} is a {type(line).__name__}, not a string")
+        yield line
 
 
 def load(

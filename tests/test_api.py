@@ -12,7 +12,7 @@ import pytest
 
 import seqkit
 from seqkit.data.text import read_lines
-from seqkit.errors import ConfigError
+from seqkit.errors import ConfigError, DataError
 from tests.helpers import seqkit_here
 
 
@@ -90,3 +90,14 @@ def test_options_are_checked_as_the_commands_are(reverse_model):
         model.translate(["c a b"], max_length_ratio=math.inf)
     with pytest.raises(ConfigError, match="use `seqkit translate`"):
         model.generate(["x"])
+
+
+def test_one_string_or_an_item_that_is_no_string_is_an_error(reverse_model, char_lm):
+    # a string is iterable: it was translated as one line per character
+    model, lm = seqkit.load(reverse_model, device="cpu"), seqkit.load(char_lm, device="cpu")
+    with pytest.raises(ConfigError, match=r"lines: one string; give a list of them \(lines=\[...\]\)"):
+        model.translate("c a b")
+    with pytest.raises(ConfigError, match="prompts: one string"):
+        lm.generate("the")
+    with pytest.raises(DataError, match="lines: item 2 is a NoneType, not a string"):
+        model.translate(["c a b", None])  # type: ignore[list-item]
