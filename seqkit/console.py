@@ -56,6 +56,10 @@ def error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
+def _best(score: float | None, spec: str) -> str:
+    return "(no validation yet)" if score is None else format(score, spec)
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -105,7 +109,7 @@ class TrainingProgress:
             restored = record.restored
             self._say(
                 f"restored step {restored.step:,}, epoch {restored.epoch}, learning rate "
-                f"{restored.learning_rate:g}, dev_{restored.best_metric} {restored.best_score:.3f}"
+                f"{restored.learning_rate:g}, dev_{restored.best_metric} {_best(restored.best_score, '.3f')}"
             )
         if not (self.plain or self.quiet):
             self.progress.start()
@@ -158,7 +162,7 @@ class TrainingProgress:
             self.bar = False
         stderr.print(
             f"stopped by {record.reason} after {record.steps:,} steps in {_clock(record.elapsed_s)}; "
-            f"best {METRIC_LABELS[record.best_metric]} {record.best_score:.2f}",
+            f"best {METRIC_LABELS[record.best_metric]} {_best(record.best_score, '.2f')}",
             highlight=False,
         )
 

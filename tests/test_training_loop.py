@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from seqkit.config import TrainConfig
 from seqkit.errors import TrainingError
 from seqkit.training import log as training_log
 from seqkit.training.gradients import GradientMonitor
-from seqkit.training.log import TrainRecord, ValidRecord, WarningRecord
+from seqkit.training.log import EndRecord, TrainRecord, ValidRecord, WarningRecord
 from seqkit.training.loop import fit
 from seqkit.training.progress import Limits, Progress, TrainingState
 from seqkit.training.schedules import LearningRateSchedule
@@ -223,6 +224,34 @@ def test_early_stopping_and_best_metric(tmp_path):
     assert (by_ppl.best_metric, by_ppl.best_score, by_ppl.best_signature) == ("ppl", 1.0, "")
     best_flags = [r.best for r in training_log.of_kind(training_log.read(tmp_path / "b"), ValidRecord)]
     assert best_flags == [True] * 5
+
+
+def test_a_run_ended_before_its_first_validation_logs_no_infinity(tmp_path):
+    # JSON has no -Infinity: strict parsers (JavaScript's, Go's) refused the log; the console said "-inf"
+    import os
+    import signal
+
+    from seqkit.training.loop import TrainingInterrupted
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    task = FakeTask(model, [])
+    interrupting = task.as_task("bleu")
+
+    def step(batch) -> StepLoss:
+        if task.steps == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in step 2: the run stops after it, unvalidated
+        return task.step(batch)
+
+    run = _run_dir(tmp_path / "a")
+    with pytest.raises(TrainingInterrupted):
+        fit(_cfg(max_steps=30), run, model, dataclasses.replace(interrupting, step=step), NullReporter())
+    text = (run / "train_log.jsonl").read_text()
+    assert "Infinity" not in text and '"best_score": null' in text
+    assert training_log.of_kind(training_log.read(run), EndRecord)[-1].best_score is None
+    old = text.replace('"best_score": null', '"best_score": -Infinity')  # as earlier versions wrote it
+    (run / "train_log.jsonl").write_text(old)
+    assert training_log.of_kind(training_log.read(run), EndRecord)[-1].best_score is None
 
 
 @pytest.mark.parametrize("limit", [{"max_steps": 20}, {"max_epochs": 2}])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ class Restored:
     epoch: int  # 1-based, as the console shows it
     learning_rate: float
     best_metric: str  # bleu, chrf or ppl
-    best_score: float
+    best_score: float | None  # None: no validation yet
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class EndRecord:
     steps: int
     epochs: int
     best_metric: str  # bleu, chrf or ppl
-    best_score: float
+    best_score: float | None  # None: no validation yet (JSON has no infinity)
     best_signature: str = ""
     elapsed_s: float = 0.0
     target_tokens: int = 0
@@ -162,7 +163,8 @@ def _start(values: dict[str, Any]) -> StartRecord:
     restored = None
     if values["kind"] == "resume":
         if isinstance(values.get("restored"), dict):
-            restored = Restored(**values["restored"])
+            given = values["restored"]
+            restored = Restored(**{**given, "best_score": finite_or_none(given.get("best_score"))})
         else:
             metric, score = _best(values)
             restored = Restored(values["step"], values["epoch"], values["learning_rate"], metric, score)
@@ -180,14 +182,20 @@ def _start(values: dict[str, Any]) -> StartRecord:
     )
 
 
-def _best(values: dict[str, Any]) -> tuple[str, float]:
-    """(best_metric, best_score) of an end or resume record, also from seqkit 0.1's `best_dev_{metric}`."""
+def _best(values: dict[str, Any]) -> tuple[str, float | None]:
+    """(best_metric, best_score) of an end or resume record, also from seqkit 0.1's `best_dev_{metric}`;
+    a score of no validation (written as -Infinity or Infinity by earlier versions) is None."""
     if "best_metric" in values:
-        return values["best_metric"], values["best_score"]
+        return values["best_metric"], finite_or_none(values["best_score"])
     for metric, key in METRIC_KEYS.items():
         if f"best_{key}" in values:
-            return metric, values[f"best_{key}"]
+            return metric, finite_or_none(values[f"best_{key}"])
     raise KeyError("best_metric")
+
+
+def finite_or_none(score: float | None) -> float | None:
+    """A best score as the log keeps it: None before the first validation (the start value is ±inf)."""
+    return score if score is not None and math.isfinite(score) else None
 
 
 def _valid(values: dict[str, Any]) -> ValidRecord:

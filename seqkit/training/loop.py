@@ -33,6 +33,7 @@ from seqkit.training.log import (
     StartRecord,
     ValidRecord,
     WarningRecord,
+    finite_or_none,
 )
 from seqkit.training.progress import Limits, StopSignals, TrainingState, Window
 from seqkit.training.schedules import LearningRateSchedule
@@ -241,7 +242,7 @@ class _Trainer:
             steps=self.progress.step,
             epochs=self.progress.epoch,
             best_metric=self.metric,
-            best_score=self.sign * self.progress.best,
+            best_score=finite_or_none(self.sign * self.progress.best),
             best_signature=self.progress.best_signature,
             elapsed_s=self.elapsed(),
             target_tokens=self.progress.target_tokens,
@@ -259,7 +260,7 @@ class _Trainer:
             epoch=progress.epoch + 1,
             learning_rate=self.schedule.at(progress.step + 1, self.budget_done()),
             best_metric=self.metric,
-            best_score=self.sign * progress.best,
+            best_score=finite_or_none(self.sign * progress.best),
         )
         return StartRecord(
             kind="resume" if resume else "start",
