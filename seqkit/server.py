@@ -354,6 +354,9 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     for formatter in logging["formatters"].values():
         formatter["use_colors"] = sys.stderr.isatty()
     # uvicorn raises a captured signal again once it has shut down; SIGTERM, the way a service manager
-    # stops a server, then finds this handler, and the process exits 0 after draining (Ctrl-C stays 130)
+    # stops a server, then finds this handler, and the process exits 0 after draining. Ctrl-C's
+    # KeyboardInterrupt reaches the command, which exits 130: through uvicorn.run, which swallows it,
+    # the process exited 0
     signal.signal(signal.SIGTERM, lambda number, frame: None)
-    uvicorn.run(create_app(model, limits), host=host, port=port, log_config=logging, access_log=True)
+    app = create_app(model, limits)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=logging, access_log=True)).run()

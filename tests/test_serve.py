@@ -186,32 +186,51 @@ def test_generate_equals_the_command(char_lm):
         assert long.status_code == 422 and "max_tokens 51: more than --max-chars 50" in long.json()["error"]
 
 
-def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):
-    port = free_port()
+def _serve_command(model_dir, client: httpx.Client) -> subprocess.Popen:
+    """`seqkit serve` in its own process, once it answers /health on the client's port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "seqkit", "serve", str(reverse_model), "--port", str(port), "--device", "cpu"],
+        [sys.executable, "-m", "seqkit", "serve", str(model_dir), "--port", str(client.base_url.port),
+         "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if client.get("/health").status_code == 200:
+                return process
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise AssertionError("the server did not start")
+        time.sleep(0.1)
+
+
+def test_ctrl_c_exits_130(reverse_model):
+    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=120) as client:
+        process = _serve_command(reverse_model, client)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get("/health").status_code == 200:
-                        break
-                assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
-                time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr.decode()
+
+
+def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):
+    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=120) as client:
+        process = _serve_command(reverse_model, client)
+        try:
             sources = read_lines(f"{reverse_data}/dev.src") * 4
             with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
                 pending = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 5})
                 time.sleep(0.5)  # accepted and being decoded
                 process.send_signal(signal.SIGTERM)
                 answer = pending.result()
-        assert answer.status_code == 200 and len(answer.json()["translations"]) == len(sources)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+            assert answer.status_code == 200 and len(answer.json()["translations"]) == len(sources)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 0, stderr.decode()
     assert stdout == b""
     access = [line for line in stderr.decode().splitlines() if '"POST /translate HTTP/1.1" 200' in line]
