@@ -119,6 +119,18 @@ def test_a_failed_new_run_leaves_no_directory_and_an_existing_output_file_is_ref
     (tmp_path / "file").write_text("mine\n")
     assert_one_line_error(_train(reverse_data, tmp_path / "file"), "exists and is not a directory")
     assert (tmp_path / "file").read_text() == "mine\n"
+    (tmp_path / "empty").mkdir()  # a user's empty directory stays empty
+    result = _train(reverse_data, tmp_path / "empty", "--set", "data.train=/nonexistent/train")
+    assert_one_line_error(result, "/nonexistent/train")
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_a_model_to_start_from_that_does_not_fit_leaves_no_directory(tmp_path, reverse_data, reverse_model):
+    # found when its weights are loaded, which now comes before the run writes its config and tokenizer
+    result = _train(reverse_data, tmp_path / "new", "--set", f"train.init_from={reverse_model}",
+                    "--set", "model.cell=lstm")  # fmt: skip
+    assert_one_line_error(result, "train.init_from")
+    assert not (tmp_path / "new").exists()
 
 
 # --- 2. special files and links ---------------------------------------------------------------------------

@@ -72,16 +72,21 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
         created = True
     except FileExistsError:
         created = False
+    # an empty directory of the user's is adopted: whatever is in it afterwards, the run wrote
+    adopted_empty = not created and output_dir.is_dir() and not any(output_dir.iterdir())
     outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
     with outputs.locked(output_dir):
         try:
             modeldir.open_run(output_dir, resume, overwrite)
             yield
         except BaseException:
-            if created and not (output_dir / modeldir.CONFIG).exists():
+            if (created or adopted_empty) and not (output_dir / modeldir.CONFIG).exists():
                 # refused before the run wrote a file of its own (a bad corpus, say): no directory left
-                # behind (only the process that created it, holding its lock, removes it)
-                shutil.rmtree(output_dir, ignore_errors=True)
+                # behind (only the process that created it, holding its lock, removes it), and an empty
+                # directory given is left empty
+                for entry in list(output_dir.iterdir()) if adopted_empty else [output_dir]:
+                    with contextlib.suppress(OSError):  # the run's own error is the one to report
+                        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
             raise
 
 

@@ -140,6 +140,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             f"empty, longer than data.max_length = {cfg.data.max_length} or otherwise cleaned); check the files"
         )
     assert isinstance(train_data.src, TokenArrays) and isinstance(train_data.tgt, TokenArrays)
+    model = Seq2Seq.from_config(cfg.model, tokenizer)
+    if starting_from is not None:  # before the run writes its files: a model that does not fit leaves none
+        init_weights(model, starting_from)
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
         vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
@@ -149,9 +152,6 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         if not (resume and (output_dir / shortlist.FILE).is_file()):
             # from the data alone, so written before training: a stopped run has it too
             shortlist.write(output_dir, shortlist_of(train_data.src, train_data.tgt, vocab_sizes, cfg))
-    model = Seq2Seq.from_config(cfg.model, tokenizer)
-    if starting_from is not None:
-        init_weights(model, starting_from)
     # the output layer gives only the pieces that are targets somewhere in the training data (softmax.py)
     seen = np.bincount(np.asarray(train_data.tgt.ids, dtype=np.int64), minlength=tokenizer.tgt_vocab_size) > 0
     exclude_unseen(
