@@ -435,3 +435,33 @@ def test_a_changed_corpus_or_tokenizer_is_never_served_from_a_stale_cache(tmp_pa
     assert not corpus.prepare_pairs(changed, run, other, lambda s, t: other)[1].from_cache
     assert len(list((run / corpus.CACHE).iterdir())) == 1  # the stale arrays were removed
     time.sleep(0)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("meta.json", lambda path: path.write_text("garbage")),
+        ("src.offsets.npy", lambda path: path.write_bytes(b"junk")),
+        ("src.ids.bin", lambda path: os.truncate(path, 100)),
+        ("tgt.ids.bin", lambda path: path.write_bytes(b"\xff" * path.stat().st_size)),  # ids out of range
+    ],
+    ids=["meta", "offsets", "cut-short", "overwritten"],
+)
+def test_a_damaged_cache_is_built_again(tmp_path, reverse_data, damage):
+    # the cache is seqkit's own: damaged, it gave a traceback or (cut short) trained on wrong arrays
+    cfg = toy_config(reverse_data)
+    tokenizer = build_tokenizer(
+        *read_pairs(cfg.data.train, cfg.data, "data.train"), cfg.tokenizer, cfg.train.seed
+    )
+    run = tmp_path / "run"
+    first = corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1]
+    pairs = list(first.train.src), list(first.train.tgt)  # (read before a file under its mapping is cut)
+    del first.train.src.ids, first.train.tgt.ids
+    name, spoil = damage
+    (folder,) = (run / corpus.CACHE).iterdir()
+    spoil(folder / name)
+    again = corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1]
+    assert not again.from_cache
+    assert (list(again.train.src), list(again.train.tgt)) == pairs
+    assert again.cleaning == first.cleaning
+    assert corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1].from_cache

@@ -45,6 +45,16 @@ class TokenArrays(Sequence[list[int]]):
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def whole(self, vocab_size: int) -> bool:
+        """Whether the arrays are as a writer left them: offsets from 0, rising, ending at the last id, and
+        every id in the vocabulary (a cache file cut short or overwritten is not)."""
+        offsets = self.offsets
+        if offsets.ndim != 1 or offsets.dtype != np.int64 or not len(offsets) or offsets[0] != 0:
+            return False
+        if offsets[-1] != len(self.ids) or (np.diff(offsets) < 0).any():
+            return False
+        return not len(self.ids) or (int(self.ids.min()) >= 0 and int(self.ids.max()) < vocab_size)
+
     @property
     def nbytes(self) -> int:
         return self.ids.nbytes + self.offsets.nbytes

@@ -195,15 +195,23 @@ def prepare_pairs(
 def _open_cache(
     folder: Path, tokenizer: Tokenizer
 ) -> tuple[tuple[TokenArrays, TokenArrays] | None, Cleaning]:
+    """The cached arrays and their cleaning counts; (None, ...) when there are none, or when they are
+    damaged (a file cut short, overwritten or edited): the cache is seqkit's own, and is built again."""
     meta_path = folder / "meta.json"  # written last: its presence means the arrays are complete
     if not meta_path.is_file():
         return None, Cleaning()
-    meta = json.loads(meta_path.read_text())
-    src = TokenArrays.open(folder / "src", id_dtype(tokenizer.src_vocab_size))
-    tgt = TokenArrays.open(folder / "tgt", id_dtype(tokenizer.tgt_vocab_size))
-    cleaning = Cleaning(
-        Counter(meta["fixes"]), *(meta[k] for k in ("duplicates", "empty", "too_long", "ratio"))
-    )
+    try:
+        meta = json.loads(meta_path.read_text())
+        cleaning = Cleaning(
+            Counter(meta["fixes"]), *(int(meta[k]) for k in ("duplicates", "empty", "too_long", "ratio"))
+        )
+        src = TokenArrays.open(folder / "src", id_dtype(tokenizer.src_vocab_size))
+        tgt = TokenArrays.open(folder / "tgt", id_dtype(tokenizer.tgt_vocab_size))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, Cleaning()
+    sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+    if not all(a.whole(size) for a, size in zip((src, tgt), sizes, strict=True)) or len(src) != len(tgt):
+        return None, Cleaning()
     return (src, tgt), cleaning
 
 
