@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import queue
 import signal
 import threading
@@ -31,7 +32,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from seqkit.api import Model
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
@@ -48,6 +49,8 @@ class Limits:
 
 
 class TranslateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not the default
+
     text: list[str]
     beam_size: int | None = Field(None, description="the model's decode.beam_size when not given")
     nbest: int = 1
@@ -64,6 +67,8 @@ class TranslateRequest(BaseModel):
 
 
 class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     prompts: list[str] = [""]
     max_tokens: int | None = None
     temperature: float | None = None
@@ -346,7 +351,8 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
             probe.bind((host, port))
         except OSError as e:  # uvicorn would log it in several lines and exit 1
             raise ConfigError(
-                f"--host {host} --port {port}: cannot listen there ({e.strerror}); choose another --port"
+                f"--host {host} --port {port}: cannot listen there ({e.strerror}); "
+                + ("choose another --port" if e.errno == errno.EADDRINUSE else "check --host and --port")
             ) from None
 
     logging = copy.deepcopy(LOGGING_CONFIG)

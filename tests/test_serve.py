@@ -111,6 +111,8 @@ def test_bad_requests_and_limits(reverse_model):
         assert not_json.status_code == 422
         bad_beam = client.post("/translate", json={"text": ["a"], "beam_size": 0})
         assert bad_beam.status_code == 422 and "decode.beam_size = 0" in bad_beam.json()["error"]
+        misspelt = client.post("/translate", json={"text": ["a"], "beam_szie": 1})
+        assert misspelt.status_code == 422 and misspelt.json()["detail"][0]["loc"] == ["body", "beam_szie"]
         huge_beam = client.post("/translate", json={"text": ["a"], "beam_size": 100_000})
         assert huge_beam.status_code == 422 and "more than --max-batch 64" in huge_beam.json()["error"]
         bad_nbest = client.post("/translate", json={"text": ["a"], "beam_size": 2, "nbest": 3})
@@ -167,6 +169,8 @@ def test_a_port_in_use_is_a_one_line_error(reverse_model):
         port = taken.getsockname()[1]
         result = seqkit_here("serve", reverse_model, "--port", port, "--device", "cpu")
     assert_one_line_error(result, f"--port {port}: cannot listen there", "choose another --port")
+    no_host = seqkit_here("serve", reverse_model, "--host", "999.1.1.1", "--port", port, "--device", "cpu")
+    assert_one_line_error(no_host, "--host 999.1.1.1", "check --host and --port")
 
 
 def test_generate_equals_the_command(char_lm):
