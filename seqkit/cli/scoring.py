@@ -80,6 +80,15 @@ def evaluate(
     from seqkit.scoring.evaluation import score_systems
 
     if data is not None or plot is not None:
+        given = {"--hyp": hypotheses, "--ref": references, "--name": names, "--metrics": metrics or more_metrics,
+                 "--column": column, "--source": source}  # fmt: skip
+        unused = [option for option, value in given.items() if value]
+        if unused:  # an error, not ignored
+            raise ConfigError(
+                f"{', '.join(unused)} with --data: --data scores a classifier on labelled examples, "
+                f"{'these options' if len(unused) > 1 else 'this option'} text against references "
+                "(BLEU / chrF / TER, perplexity); give one or the other"
+            )
         _evaluate_classifier(model_dir, data, plot, as_json, device)
         return
     if more_metrics and not metrics:
