@@ -483,6 +483,18 @@ def test_an_output_that_cannot_be_written_fails_before_any_translation(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_an_output_that_is_also_an_input_is_refused(tmp_path, reverse_model):
+    source = tmp_path / "in.txt"
+    source.write_text("c a b\n")
+    (tmp_path / "link.txt").symlink_to("in.txt")
+    for output in (source, tmp_path / "link.txt"):
+        result = seqkit_here("translate", reverse_model, source, "-o", output)
+        assert_one_line_error(
+            result, f"--output {output} is also an input file", "write the results elsewhere"
+        )
+    assert source.read_text() == "c a b\n"
+
+
 def test_a_line_over_the_limit_is_named_by_its_file_and_line(tmp_path, reverse_model):
     (tmp_path / "first.txt").write_text("c a b\nb a\n")
     (tmp_path / "second.txt").write_text("a b\n" + "a b " * 600 + "\n")

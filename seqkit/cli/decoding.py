@@ -39,8 +39,9 @@ def _typed(inputs: list[Path] | None) -> bool:
     return not inputs and sys.stdin.isatty()
 
 
-def _check_output(output: Path | None) -> None:
-    """Before any work: an --output that cannot be written is an error now, not after the last line."""
+def _check_output(output: Path | None, inputs: list[Path] | None) -> None:
+    """Before any work: an --output that cannot be written is an error now, not after the last line; and
+    one that is also an input file would replace the user's input by its results."""
     if output is None:
         return
     from seqkit import outputs
@@ -49,6 +50,9 @@ def _check_output(output: Path | None) -> None:
         outputs.check_writable(output)
     except OSError as e:
         raise DataError(f"--output {outputs.describe(e)}") from None
+    for path in inputs or []:
+        if outputs.is_replaceable(output) and output.exists() and path.exists() and path.samefile(output):
+            raise ConfigError(f"--output {output} is also an input file ({path}); write the results elsewhere")
 
 
 def _write_lines(lines, output: Path | None) -> None:
@@ -213,7 +217,7 @@ def translate(
             "under torchrun, translate shares out the lines of input files into one --output FILE: give "
             "both (and no --attention)"
         )
-    _check_output(output)
+    _check_output(output, inputs)
     if exported.is_export(model_dir):  # onnxruntime, without torch
         if sharing:
             raise ConfigError(

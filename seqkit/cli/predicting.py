@@ -62,7 +62,7 @@ def predict(
     empty line in gives an empty line out."""
     from seqkit import api
 
-    _check_output(output)
+    _check_output(output, inputs)
     model = api.load(model_dir, device)
     model.require_task("predict")
     encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
