@@ -52,7 +52,9 @@ def _check_output(output: Path | None, inputs: list[Path] | None) -> None:
         raise DataError(f"--output {outputs.describe(e)}") from None
     for path in inputs or []:
         if outputs.is_replaceable(output) and output.exists() and path.exists() and path.samefile(output):
-            raise ConfigError(f"--output {output} is also an input file ({path}); write the results elsewhere")
+            raise ConfigError(
+                f"--output {output} is also an input file ({path}); write the results elsewhere"
+            )
 
 
 def _write_lines(lines, output: Path | None) -> None:
