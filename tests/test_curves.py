@@ -146,3 +146,7 @@ def test_plot_command(reverse_model, tmp_path):
     assert_one_line_error(
         seqkit_here("plot", tmp_path / "nothing", "--terminal"), "nothing", "no such model directory"
     )
+    (tmp_path / "not-a-run").mkdir()  # it said "not-a-run/train_log.jsonl: no ... records yet; train longer"
+    assert_one_line_error(
+        seqkit_here("plot", tmp_path / "not-a-run", "--terminal"), "not-a-run: no train_log.jsonl"
+    )

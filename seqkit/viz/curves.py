@@ -82,6 +82,11 @@ def read_curves(model_dir: Path) -> RunCurves:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; give one written by `seqkit train`")
+    if not (model_dir / training_log.LOG).is_file():  # an export, or a directory that is no run
+        raise ModelDirError(
+            f"{model_dir}: no {training_log.LOG}, so no training to draw; give a directory that `seqkit "
+            "train` wrote"
+        )
     records = training_log.read(model_dir)
     stepped = _by_step(records, TrainRecord) + _by_step(records, ValidRecord)
     classifier = any(isinstance(r, StartRecord) and r.model_type == "classifier" for r in records)
