@@ -85,6 +85,7 @@ def test_a_resumed_run_draws_the_steps_as_they_now_stand(tmp_path):
 
 
 def test_a_log_without_records_is_a_clear_error(tmp_path):
+    (tmp_path / "train_log.jsonl").write_text('{"kind": "start"}\n')  # a run killed at its start
     with pytest.raises(ModelDirError, match="no training or validation records"):
         read_curves(tmp_path)
 
