@@ -367,6 +367,10 @@ def test_config_and_tokenizer_paths_that_are_directories(tmp_path, reverse_data)
                           "Is a directory")  # fmt: skip
     result = _train(reverse_data, tmp_path / "r", "--set", f"tokenizer.model={tmp_path}")
     assert_one_line_error(result, "tokenizer.model", "Is a directory")
+    for side in ("src", "tgt"):
+        (tmp_path / f"d.{side}").mkdir()
+    result = _train(reverse_data, tmp_path / "r", "--set", f"data.train={tmp_path / 'd'}")
+    assert_one_line_error(result, "data.train", f"{tmp_path / 'd.src'} is not a file")  # not "neither exists"
 
 
 def test_a_corpus_with_cr_line_endings_is_refused_with_the_fix(tmp_path, reverse_data):

@@ -98,4 +98,7 @@ def corpus_file(prefix: str, lang: str, option: str) -> Path:
     for candidate in (plain, Path(f"{plain}.gz")):
         if candidate.is_file():
             return candidate
+    for candidate in (plain, Path(f"{plain}.gz")):
+        if candidate.exists():  # a directory, say
+            raise DataError(f"{option} = {prefix!r}: {candidate} is not a file; give the prefix of two files")
     raise DataError(f"{option} = {prefix!r}: neither {plain} nor {plain}.gz exists; check the path prefix")
