@@ -171,6 +171,8 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
         DataError, match=r"^input line 3: 19 steps, but the model reads windows of data.window = 20"
     ):
         seqkit.load(tmp_path / "model").predict([window, "", ",".join(["0.5"] * 19)])
+    short = seqkit_here("inspect", tmp_path / "model", "--text", "0.5,0.5,0.5", "-o", tmp_path / "inspect")
+    assert_one_line_error(short, "--text: 3 steps, but the model reads windows of data.window = 20")
 
 
 def test_series_split_is_by_time_and_the_scaler_sees_training_only(tmp_path: Path):

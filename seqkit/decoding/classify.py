@@ -64,7 +64,7 @@ def predicted_ids(encoding: Encoding, outputs: np.ndarray) -> np.ndarray:
     return outputs.argmax(1)
 
 
-def _require_window(examples: Examples, window: int) -> None:
+def require_window(examples: Examples, window: int) -> None:
     """A model of one series reads windows of `window` steps: a line of numbers of another length is an
     error naming it (the RNN would read it, but a forecast from 1 day or 20 is not the one it learned)."""
     for steps, place in zip(examples.numbers or [], examples.places, strict=False):
@@ -92,7 +92,7 @@ def predict_lines(
     places = [f"{source}:{first_line + i}" if source else f"input line {first_line + i}" for i in kept]
     examples = codec.examples([lines[i] for i in kept], places)
     if window:
-        _require_window(examples, window)
+        require_window(examples, window)
     found = (
         predictions(codec.encoding, head_outputs(model, codec.inputs(examples), batch_size)) if kept else []
     )

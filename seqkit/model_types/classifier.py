@@ -10,7 +10,7 @@ import torch
 from seqkit.config import Config
 from seqkit.data.encoding import Codec, make_batch
 from seqkit.data.tokenizer import EOS
-from seqkit.decoding.classify import predictions
+from seqkit.decoding.classify import predictions, require_window
 from seqkit.errors import ConfigError
 from seqkit.model_types.base import ModelType
 from seqkit.model_types.inspection import Inspection, named_traces
@@ -41,7 +41,10 @@ def inspect(model: SequenceClassifier, codec: Codec, cfg: Config, text: str) -> 
     if not text:
         raise ConfigError("--text: empty; give a sentence (or a line of numbers) to classify")
     model.eval()
-    inputs = codec.inputs(codec.examples([text], ["--text"]))
+    examples = codec.examples([text], ["--text"])
+    if cfg.data.series:  # as predict: a forecast from another number of steps is not the one it learned
+        require_window(examples, cfg.data.window)
+    inputs = codec.inputs(examples)
     batch = make_batch(inputs, [0])
     pooled, weights = model.pooled(batch.inputs, batch.lengths)
     outputs = model.outputs(pooled, batch.inputs).numpy()
