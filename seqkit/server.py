@@ -132,6 +132,7 @@ class Worker:
             return await asyncio.wait_for(asyncio.shield(job.future), self.limits.timeout)
         except TimeoutError:
             job.cancelled.set()  # if the worker has not started it, it never will
+            job.future.cancel()  # done: a late answer or error is dropped, not left unretrieved (logged)
             raise Refused(504, f"no answer within the timeout of {self.limits.timeout:g} s") from None
 
     def _take(self) -> list[_Job] | None:
