@@ -10,6 +10,7 @@ order, or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -60,12 +61,11 @@ def _interleaved(parts: list) -> Iterator[bytes]:
 def merge(output: Path, world: World) -> None:
     """On the first process: the parts interleaved into `output`, in input order; the parts removed."""
     paths = [part_path(output, rank) for rank in range(world.size)]
-    parts = [open(path, "rb") for path in paths]
     try:
-        with outputs.writing(output) as f:  # temp-and-rename, or a device or FIFO written through
-            f.writelines(_interleaved(parts))
+        with contextlib.ExitStack() as opened:  # (a part that cannot be opened closes the others)
+            parts = [opened.enter_context(open(path, "rb")) for path in paths]
+            with outputs.writing(output) as f:  # temp-and-rename, or a device or FIFO written through
+                f.writelines(_interleaved(parts))
     finally:
-        for part in parts:
-            part.close()
         for path in paths:
             path.unlink(missing_ok=True)
