@@ -273,6 +273,7 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
         json.dumps({**good, "type": "lm"}),
         json.dumps({**good, "state": {"hidden": {"axis": 5, "output": "new_hidden"}}}),
         json.dumps({**good, "graphs": {"encoder": good["graphs"]["encoder"]}}),
+        json.dumps({**good, "graphs": {**good["graphs"], "select": {}}}),
     ]
     for text in damaged:
         (unfinished / layout.DESCRIPTION).write_text(text)

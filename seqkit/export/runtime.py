@@ -172,6 +172,8 @@ def _problem(description: dict) -> str | None:
         not isinstance(graphs.get(g), dict) or "file" not in graphs[g] for g in wanted
     ):
         return f"graphs must name {' and '.join(wanted)}"
+    if "select" in graphs and (not isinstance(graphs["select"], dict) or "file" not in graphs["select"]):
+        return "graphs: select names no file"
     state = description.get("state")
     if not isinstance(state, dict) or not state:
         return "no state"
