@@ -508,6 +508,15 @@ def test_a_line_over_the_limit_is_named_by_its_file_and_line(tmp_path, reverse_m
     )  # fmt: skip
     assert_one_line_error(result, f"{tmp_path / 'second.txt'}:2 has 2,400 pieces")
     assert not (tmp_path / "out.txt").exists()
+    # the first file's lines were written (streamed) before the failure: the user's file stays as it was
+    (tmp_path / "out.txt").write_text("mine\n")
+    result = seqkit_here(
+        "translate", reverse_model, tmp_path / "first.txt", tmp_path / "second.txt",
+        "--max-input-pieces", "100", "--batch-size", "1", "-o", tmp_path / "out.txt",
+    )  # fmt: skip
+    assert_one_line_error(result, "second.txt:2")
+    assert (tmp_path / "out.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.txt", "out.txt", "second.txt"]
     assert "more than decode.max_input_pieces = 100" in result.stderr.decode()
     assert result.stdout == b""  # its chunk is not translated (stdout has the chunks before it, if any)
 

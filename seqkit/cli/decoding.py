@@ -58,7 +58,9 @@ def _check_output(output: Path | None, inputs: list[Path] | None) -> None:
 
 
 def _write_lines(lines, output: Path | None) -> None:
-    """To stdout line by line (flushed, for pipes), or to `output` through a temp file and a rename."""
+    """To stdout line by line (flushed, for pipes), or to `output` through a temp file renamed into place
+    when every line is written: a failure leaves no partial file, and no corpus is held in memory. (An
+    input's errors are DataErrors, so an OSError here is the output's.)"""
     if output is None:
         for line in lines:
             sys.stdout.write(line + "\n")
@@ -66,9 +68,10 @@ def _write_lines(lines, output: Path | None) -> None:
         return
     from seqkit import outputs
 
-    text = "".join(line + "\n" for line in lines)  # everything first: a failure leaves no partial file
     try:
-        outputs.write_bytes(output, text.encode("utf-8"))  # a device or FIFO is written through
+        with outputs.writing(output) as f:  # a device or FIFO is written through
+            for line in lines:
+                f.write(line.encode("utf-8") + b"\n")
     except OSError as e:
         raise DataError(f"--output {outputs.describe(OSError(e.errno, e.strerror, str(output)))}") from None
 
