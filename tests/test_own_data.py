@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -247,9 +248,25 @@ def test_a_vocabulary_smaller_than_the_datas_characters_is_one_line(tmp_path):
 
     lines = ["".join(chr(ord("a") + (i * 7 + j) % 26) for j in range(30)) for i in range(200)]
     cfg = config_lib.from_dict({"tokenizer": {"vocab_size": 10}}, "test").tokenizer
-    message = r"tokenizer.vocab_size = 10: smaller than the 3\d pieces SentencePiece needs for the characters"
-    with pytest.raises(ConfigError, match=message):
+    message = (
+        r"tokenizer.vocab_size = 10: smaller than the (3\d) pieces SentencePiece needs for the characters"
+    )
+    with pytest.raises(ConfigError, match=message) as raised:
         train_sentencepiece(lines, cfg, seed=1)
+    enough = int(re.search(message, str(raised.value)).group(1))  # "to at least": that many train
+    assert train_sentencepiece(
+        lines, config_lib.from_dict({"tokenizer": {"vocab_size": enough}}, "t").tokenizer, 1
+    )
+    separate = config_lib.from_dict({"tokenizer": {"joint": False, "src_vocab_size": 10}}, "test").tokenizer
+    with pytest.raises(ConfigError, match="tokenizer.src_vocab_size = 10: smaller"):
+        build_tokenizer(lines, lines, separate, 1)
+
+    def interrupted():
+        yield from lines[:50]
+        raise KeyboardInterrupt  # Ctrl-C while SentencePiece reads: stays Ctrl-C (exit 130), not an error
+
+    with pytest.raises(KeyboardInterrupt):
+        train_sentencepiece(interrupted(), cfg, seed=1)
 
 
 def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):

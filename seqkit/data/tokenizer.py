@@ -28,28 +28,42 @@ SPM_JOINT, SPM_SRC, SPM_TGT, CHARS = "spm.model", "spm.src.model", "spm.tgt.mode
 TOKENIZER_FILES = (SPM_JOINT, SPM_SRC, SPM_TGT, CHARS)
 
 
-def train_sentencepiece(lines: Iterable[str], cfg: TokenizerConfig, seed: int, vocab_size: int = 0) -> bytes:
+def train_sentencepiece(
+    lines: Iterable[str], cfg: TokenizerConfig, seed: int, vocab_size: int = 0, option: str = "vocab_size"
+) -> bytes:
     """Train a SentencePiece model of `vocab_size` pieces (0: cfg.vocab_size) on `lines` (read once, as
     they come: SentencePiece itself keeps a shuffled sample of max_sentences); returns the serialized
-    model."""
+    model. `option`: the key of tokenizer.* that set the size, named in an error."""
     stream = (line for line in lines if line.strip())
     first = next(stream, None)
     if first is None:
         raise DataError("no non-empty training lines to train SentencePiece on; check data.train")
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
-    size = vocab_size or cfg.vocab_size
+    size, option = (vocab_size, option) if vocab_size else (cfg.vocab_size, "vocab_size")
+    reading: list[BaseException] = []  # what reading the lines raised (SentencePiece wraps it)
+
+    def sentences() -> Iterator[str]:
+        try:
+            yield first
+            yield from stream
+        except BaseException as e:  # a DataError of a line, Ctrl-C
+            reading.append(e)
+            raise
+
     try:
-        _train(itertools.chain([first], stream), model, size, cfg)
+        _train(sentences(), model, size, cfg)
     except RuntimeError as e:
+        if reading:
+            raise reading[0] from None
         # "Vocabulary size is smaller than required_chars. 10 vs 82. ...": the data's characters need more
         required = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
         if required is None:
-            raise ConfigError(f"tokenizer: SentencePiece could not train on data.train ({e})") from None
+            raise
         raise ConfigError(
-            f"tokenizer.vocab_size = {size}: smaller than the {required.group(2)} pieces SentencePiece "
-            f"needs for the characters of data.train (and its special pieces); raise it above "
-            f"{required.group(2)} or lower tokenizer.character_coverage"
+            f"tokenizer.{option} = {size}: smaller than the {required.group(2)} pieces SentencePiece needs "
+            f"for the characters of the training data (and its special pieces); raise it to at least "
+            f"{required.group(2)}, or lower tokenizer.character_coverage"
         ) from None
     return model.getvalue()
 
@@ -298,6 +312,6 @@ def build_tokenizer(
     if cfg.joint:
         return SentencePieceTokenizer(train_sentencepiece(itertools.chain(src_lines, tgt_lines), cfg, seed))
     return SentencePieceTokenizer(
-        train_sentencepiece(src_lines, cfg, seed, cfg.src_vocab_size),
-        train_sentencepiece(tgt_lines, cfg, seed, cfg.tgt_vocab_size),
+        train_sentencepiece(src_lines, cfg, seed, cfg.src_vocab_size, "src_vocab_size"),
+        train_sentencepiece(tgt_lines, cfg, seed, cfg.tgt_vocab_size, "tgt_vocab_size"),
     )
