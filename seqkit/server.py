@@ -276,10 +276,12 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             top_p=request.top_p,
             seed=request.seed,
         )
-        if settings.beam_size > limits.max_batch:  # a beam's hypotheses are rows decoded together
+        # a client's beam is bounded as a batch of lines is, or by the model's own (the operator's choice)
+        beam_limit = max(limits.max_batch, model.config.decode.beam_size)
+        if request.beam_size is not None and request.beam_size > beam_limit:
             raise Refused(
-                422, f"beam_size {settings.beam_size}: more than --max-batch {limits.max_batch}, the rows "
-                "this server decodes together",
+                422, f"beam_size {request.beam_size}: more than {beam_limit}, the most lines (--max-batch) "
+                "or hypotheses of a line this server decodes together",
             )  # fmt: skip
         if request.nbest > 1 and settings.temperature > 0:
             raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
@@ -322,10 +324,12 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
                 413, f"{len(request.prompts)} prompts x num_samples {settings.num_samples} = {texts} texts, "
                 f"more than --max-lines {limits.max_lines}",
             )  # fmt: skip
-        if settings.max_tokens > limits.max_chars:  # a piece has a character at least
+        # a piece has a character at least (the model's own max_tokens is the operator's choice)
+        token_limit = max(limits.max_chars, model.config.generate.max_tokens)
+        if request.max_tokens is not None and request.max_tokens > token_limit:
             raise Refused(
-                422, f"max_tokens {settings.max_tokens}: more than --max-chars {limits.max_chars}, the "
-                "longest line this server handles",
+                422, f"max_tokens {request.max_tokens}: more than {token_limit}, the longest line "
+                "(--max-chars) this server handles",
             )  # fmt: skip
 
         def run(prompts: list[str]) -> list[Any]:

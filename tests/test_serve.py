@@ -114,7 +114,10 @@ def test_bad_requests_and_limits(reverse_model):
         misspelt = client.post("/translate", json={"text": ["a"], "beam_szie": 1})
         assert misspelt.status_code == 422 and misspelt.json()["detail"][0]["loc"] == ["body", "beam_szie"]
         huge_beam = client.post("/translate", json={"text": ["a"], "beam_size": 100_000})
-        assert huge_beam.status_code == 422 and "more than --max-batch 64" in huge_beam.json()["error"]
+        assert (
+            huge_beam.status_code == 422
+            and "more than 64, the most lines (--max-batch)" in huge_beam.json()["error"]
+        )
         bad_nbest = client.post("/translate", json={"text": ["a"], "beam_size": 2, "nbest": 3})
         assert bad_nbest.status_code == 422 and "nbest = 3" in bad_nbest.json()["error"]
         wrong_model = client.post("/generate", json={"prompts": ["a"]})
@@ -169,6 +172,9 @@ def test_a_port_in_use_is_a_one_line_error(reverse_model):
         port = taken.getsockname()[1]
         result = seqkit_here("serve", reverse_model, "--port", port, "--device", "cpu")
     assert_one_line_error(result, f"--port {port}: cannot listen there", "choose another --port")
+    with _serving(reverse_model, max_batch=1) as client:  # the model's own beam (5) is not a client's
+        assert client.post("/translate", json={"text": ["a"]}).status_code == 200
+        assert client.post("/translate", json={"text": ["a"], "beam_size": 6}).status_code == 422
     no_host = seqkit_here("serve", reverse_model, "--host", "999.1.1.1", "--port", port, "--device", "cpu")
     assert_one_line_error(no_host, "--host 999.1.1.1", "check --host and --port")
 
@@ -186,8 +192,13 @@ def test_generate_equals_the_command(char_lm):
     with _serving(char_lm, max_lines=3, max_chars=50) as client:
         many = client.post("/generate", json={"prompts": ["the", "a"], "num_samples": 2})
         assert many.status_code == 413 and "= 4 texts, more than --max-lines 3" in many.json()["error"]
-        long = client.post("/generate", json={"prompts": ["the"], "max_tokens": 51})
-        assert long.status_code == 422 and "max_tokens 51: more than --max-chars 50" in long.json()["error"]
+        # the model's own max_tokens (200) is allowed under a smaller --max-chars, as its own beam is
+        assert client.post("/generate", json={"prompts": ["the"]}).status_code == 200
+        long = client.post("/generate", json={"prompts": ["the"], "max_tokens": 201})
+        assert (
+            long.status_code == 422
+            and "max_tokens 201: more than 200, the longest line" in long.json()["error"]
+        )
 
 
 def _serve_command(model_dir, client: httpx.Client) -> subprocess.Popen:
