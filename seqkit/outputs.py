@@ -51,8 +51,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 def _temporary(path: Path) -> Iterator[BinaryIO]:
     """A temporary file beside `path`, renamed onto it when the block ends without an error and removed
     when it does not."""
-    # (the name cut short: a file name near the system's 255 bytes would leave no room for the suffix)
-    tmp = path.with_name(f".{path.name[:100]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{short_name(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
@@ -64,7 +63,14 @@ def _temporary(path: Path) -> Iterator[BinaryIO]:
     except OSError as e:  # write, flush and fsync errors name no file, os.open's the temporary one
         raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the write's own error is the one to report
+            tmp.unlink(missing_ok=True)
+
+
+def short_name(path: Path) -> str:
+    """The first 100 bytes of `path`'s name, for the names of temporary files beside it: a name near
+    the system's 255 bytes leaves no room for a suffix (bytes, not characters: 語 is three)."""
+    return os.fsdecode(os.fsencode(path.name)[:100])
 
 
 def _keep_mode(path: Path, fd: int) -> None:
@@ -74,7 +80,8 @@ def _keep_mode(path: Path, fd: int) -> None:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         return
-    os.fchmod(fd, mode)
+    with contextlib.suppress(OSError):  # a file system without modes (vfat, some network mounts)
+        os.fchmod(fd, mode)
 
 
 _INHERITED = re.compile(r"/dev/(?:fd/(\d+)|std(in|out|err))|/proc/(?:self|(\d+))/fd/(\d+)")
@@ -137,8 +144,12 @@ def check_writable(path: Path) -> None:
     target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise OSError(errno.ENOENT, "no such directory", str(path))
-    if not os.access(target.parent, os.W_OK | os.X_OK):
-        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    probe = target.with_name(f".{short_name(target)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.check")
+    try:  # as the output's temporary file will be: the system's own answer (read-only, permissions)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    probe.unlink()
 
 
 @contextlib.contextmanager

@@ -459,10 +459,11 @@ def test_a_changed_corpus_or_tokenizer_is_never_served_from_a_stale_cache(tmp_pa
     [
         ("meta.json", lambda path: path.write_text("garbage")),
         ("src.offsets.npy", lambda path: path.write_bytes(b"junk")),
+        ("tgt.offsets.npy", lambda path: path.write_bytes(b"")),
         ("src.ids.bin", lambda path: os.truncate(path, 100)),
         ("tgt.ids.bin", lambda path: path.write_bytes(b"\xff" * path.stat().st_size)),  # ids out of range
     ],
-    ids=["meta", "offsets", "cut-short", "overwritten"],
+    ids=["meta", "offsets", "empty-offsets", "cut-short", "overwritten"],
 )
 def test_a_damaged_cache_is_built_again(tmp_path, reverse_data, damage):
     # the cache is seqkit's own: damaged, it gave a traceback or (cut short) trained on wrong arrays

@@ -207,7 +207,7 @@ def _open_cache(
         )
         src = TokenArrays.open(folder / "src", id_dtype(tokenizer.src_vocab_size))
         tgt = TokenArrays.open(folder / "tgt", id_dtype(tokenizer.tgt_vocab_size))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
         return None, Cleaning()
     sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
     if not all(a.whole(size) for a, size in zip((src, tgt), sizes, strict=True)) or len(src) != len(tgt):

@@ -30,9 +30,9 @@ def part_path(output: Path, rank: int) -> Path:
     """Beside OUT (on the shared file system of a multi-node run); for an OUT that is a device or a FIFO
     (/dev/null, a shell's >(cmd)), in the temporary directory: never files among the devices."""
     if outputs.is_replaceable(output):
-        return output.with_name(f".{output.name}.part-{rank}.tmp")
+        return output.with_name(f".{outputs.short_name(output)}.part-{rank}.tmp")
     run = os.environ.get("TORCHELASTIC_RUN_ID", "none")  # the same in every process torchrun starts
-    return Path(tempfile.gettempdir()) / f".seqkit-{run}-{output.name}.part-{rank}.tmp"
+    return Path(tempfile.gettempdir()) / f".seqkit-{run}-{outputs.short_name(output)}.part-{rank}.tmp"
 
 
 def write_part(output: Path, world: World, results: Iterable[str]) -> None:
