@@ -211,15 +211,20 @@ def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
 ENDPOINTS = {"seq2seq": "/translate", "lm": "/generate"}  # model.type -> the endpoint that runs it
 
 
-def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
-    """The app for `model` (uvicorn runs it; so can any ASGI server or test client). A model with no
-    endpoint here (a classifier or forecaster) is a ConfigError, before anything listens."""
+def require_endpoint(model: Model) -> None:
+    """A ConfigError for a model that no endpoint serves (a classifier or forecaster)."""
     if model.type not in ENDPOINTS:
         raise ConfigError(
             f"{model.model_dir} holds a model of model.type = {model.type}, which `seqkit serve` has no "
             f"endpoint for (it serves {', '.join(f'{t} at POST {e}' for t, e in ENDPOINTS.items())}); "
             "use `seqkit predict`"
         )
+
+
+def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
+    """The app for `model` (uvicorn runs it; so can any ASGI server or test client). A model with no
+    endpoint here (a classifier or forecaster) is a ConfigError, before anything listens."""
+    require_endpoint(model)
     limits = limits or Limits()
     worker = Worker(limits)
 
@@ -350,6 +355,7 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    require_endpoint(model)  # before the address: the model is the first thing wrong
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
@@ -370,4 +376,7 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     # the process exited 0
     signal.signal(signal.SIGTERM, lambda number, frame: None)
     app = create_app(model, limits)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=logging, access_log=True)).run()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=logging, access_log=True))
+    server.run()
+    if not server.started:  # (uvicorn.run's own rule: a start that failed, logged above, exits 3)
+        raise SystemExit(3)
