@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,7 @@ class Model:
             )
         from seqkit.scoring.likelihood import pair_log_probs
 
+        sources, targets = list(_texts(sources, "sources")), list(_texts(targets, "targets"))
         if len(sources) != len(targets):
             raise ConfigError(
                 f"{len(sources)} sources but {len(targets)} targets: give one target per source"
@@ -397,4 +398,7 @@ def _load_export(model_dir: Path, device: str, precision: str, quantize: bool) -
             "CPU: leave out --device, --precision and --quantize (in seqkit.load: device, precision, quantize)"
         )
     cfg, tokenizer, steps, description = runtime.load(model_dir)
+    # an export computes its whole output layer; one exported before its config said so may still ask
+    # for the model's shortlist
+    cfg = replace(cfg, decode=replace(cfg.decode, shortlist=False))
     return Model(model_dir, cfg, tokenizer, None, "fp32", steps, description)

@@ -99,5 +99,7 @@ def test_one_string_or_an_item_that_is_no_string_is_an_error(reverse_model, char
         model.translate("c a b")
     with pytest.raises(ConfigError, match="prompts: one string"):
         lm.generate("the")
+    with pytest.raises(ConfigError, match="sources: one string"):
+        model.score("c a b", "b a c")
     with pytest.raises(DataError, match="lines: item 2 is a NoneType, not a string"):
         model.translate(["c a b", None])  # type: ignore[list-item]

@@ -424,6 +424,8 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
         "evaluate", "--model", model_dir, "--data", tmp_path / "unknown.tsv", "-r", "x", "-m", "bleu"
     )
     assert_one_line_error(mixed, "--ref, --metrics with --data", "give one or the other")  # not ignored
+    zero = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "unknown.tsv", "--column", "0")
+    assert_one_line_error(zero, "--column with --data")
     (tmp_path / "bad.csv").write_text("pos,0.1,0.2\nneg,0.3,abc\n")
     cfg = _config(tmp_path, {}, {"train": str(tmp_path / "bad.csv"), "dev": str(tmp_path / "bad.csv")})
     with pytest.raises(Exception, match=r"bad.csv:2: value 2 'abc' is not a number"):

@@ -151,3 +151,7 @@ def test_plot_command(reverse_model, tmp_path):
     assert_one_line_error(
         seqkit_here("plot", tmp_path / "not-a-run", "--terminal"), "not-a-run: no train_log.jsonl"
     )
+    (tmp_path / "not-a-run" / ".seqkit").write_text('{"kind": "run"}')  # a run still reading its data
+    assert_one_line_error(
+        seqkit_here("plot", tmp_path / "not-a-run", "--terminal"), "no training or validation records yet"
+    )

@@ -82,7 +82,7 @@ def evaluate(
     if data is not None or plot is not None:
         given = {"--hyp": hypotheses, "--ref": references, "--name": names, "--metrics": metrics or more_metrics,
                  "--column": column, "--source": source}  # fmt: skip
-        unused = [option for option, value in given.items() if value]
+        unused = [option for option, value in given.items() if value is not None and value != []]
         if unused:  # an error, not ignored
             raise ConfigError(
                 f"{', '.join(unused)} with --data: --data scores a classifier on labelled examples, "

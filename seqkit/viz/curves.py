@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqkit import outputs
 from seqkit.errors import ModelDirError
 from seqkit.training import log as training_log
 from seqkit.training.log import Record, StartRecord, TrainRecord, ValidRecord
@@ -82,7 +83,8 @@ def read_curves(model_dir: Path) -> RunCurves:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; give one written by `seqkit train`")
-    if not (model_dir / training_log.LOG).is_file():  # an export, or a directory that is no run
+    if not (model_dir / training_log.LOG).is_file() and outputs.marker_kind(model_dir) != "run":
+        # an export, or a directory that is no run (a run still reading its data has no log yet)
         raise ModelDirError(
             f"{model_dir}: no {training_log.LOG}, so no training to draw; give a directory that `seqkit "
             "train` wrote"
