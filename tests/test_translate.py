@@ -73,3 +73,35 @@ def test_bad_precision_is_a_one_line_error(reverse_model):
     assert_one_line_error(
         seqkit_here("translate", reverse_model, "--precision", "fp8", stdin="a\n"), "--precision fp8", "bf16"
     )
+
+
+def test_an_output_file_is_written_as_results_come_not_held_to_the_end(tmp_path, reverse_model):
+    """A corpus's translations are streamed into -o's temporary file (renamed into place at the end),
+    not held in memory: its first chunks are on disk while the input is still open."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out.txt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seqkit", "translate", str(reverse_model), "-o", str(out), "--beam-size", "1"],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None
+    try:
+        process.stdin.write(b"c a b\n" * 6000)  # beyond a chunk and the file's buffer
+        process.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size for p in tmp_path.glob(".out.txt.*.tmp")):
+            assert time.monotonic() < deadline and process.poll() is None, (
+                "nothing written while input is open"
+            )
+            time.sleep(0.05)
+        assert not out.exists()  # renamed into place only when every line is written
+        _, stderr = process.communicate(timeout=120)  # (closes the input)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr.decode()
+    assert out.read_text().splitlines() == ["b a c"] * 6000
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
