@@ -52,7 +52,7 @@ def test_a_failing_process_names_the_input_line_and_no_part_is_left(tmp_path, re
     assert errors[0].startswith(f"error: {source}:5 has 2,400 pieces"), errors
     assert (
         errors[1]
-        == f"error: --output {out}: not written, as 1 of the 2 processes failed (the error is above)"
+        == f"error: --output {out}: not written, as 1 of the 2 processes failed (its error is on stderr too)"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.txt"]  # no output, no part left
 

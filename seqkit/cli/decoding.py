@@ -311,7 +311,7 @@ def translate(
                 raise failure
             raise DataError(
                 f"--output {output}: not written, as {failed} of the {world.size} processes failed "
-                "(the error is above)"
+                "(its error is on stderr too)"
             )
         if world.is_main:
             sharded.merge(output, world)
