@@ -236,7 +236,7 @@ def _coverage_starts_from_the_copy_model(model_dir: Path, data: Path, tmp_path: 
     assert (tmp_path / "then" / "spm.model").read_bytes() == (model_dir / "spm.model").read_bytes()
     other = seqkit_here(*common, "-o", tmp_path / "other", "--set", "model.decoder_hidden_size=32")
     assert other.returncode != 0
-    assert_one_line_error(other, "give the same model sizes")
+    assert_one_line_error(other, "model.decoder_hidden_size is 64 there and 32 here")
     # fine-tuning on three pairs, whose targets hold few of the pieces: the output layer keeps giving every
     # piece the model it starts from gave (softmax.exclude_unseen's keep_given)
     few = tmp_path / "few"

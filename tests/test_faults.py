@@ -20,8 +20,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from seqkit import model_types, outputs
-from seqkit.errors import ModelDirError
+from seqkit import config as config_lib
+from seqkit import model_types, modeldir, outputs
+from seqkit.errors import ConfigError, ModelDirError
 from seqkit.training import checkpoint
 from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here
 
@@ -129,8 +130,16 @@ def test_a_model_to_start_from_that_does_not_fit_leaves_no_directory(tmp_path, r
     # found when its weights are loaded, which now comes before the run writes its config and tokenizer
     result = _train(reverse_data, tmp_path / "new", "--set", f"train.init_from={reverse_model}",
                     "--set", "model.cell=lstm")  # fmt: skip
-    assert_one_line_error(result, "train.init_from")
+    assert_one_line_error(result, "train.init_from", "model.cell is 'gru' there and 'lstm' here")
     assert not (tmp_path / "new").exists()
+    # the tokenizer it keeps: a config that says another would be stored beside the one used
+    from seqkit.training.seq2seq import _init_tokenizer
+
+    own = modeldir.load_config(reverse_model)
+    assert _init_tokenizer(own, reverse_model) is not None
+    other = config_lib.with_overrides(own, {"tokenizer": {"type": "char"}}, "test")
+    with pytest.raises(ConfigError, match="tokenizer.type is 'sentencepiece' there and 'char' here"):
+        _init_tokenizer(other, reverse_model)
 
 
 # --- 2. special files and links ---------------------------------------------------------------------------

@@ -80,7 +80,18 @@ def shortlist_of(
 NEW_PARTS = ("decoder.copy_gate.", "decoder.attention.coverage_weight")
 
 
-def _init_tokenizer(model_dir: Path | None) -> Tokenizer | None:
+# the settings that shape the weights, and the kind of tokenizer a model started from keeps: each must be
+# as the model started from has it (copy, coverage, dropout and the rest may differ; the tokenizer's sizes
+# are the model's whatever the config says, as it is that model's tokenizer that is used)
+SHAPING = ("cell", "embedding_size", "encoder_hidden_size", "encoder_layers", "bidirectional",
+           "decoder_hidden_size", "decoder_layers", "attention", "tie_embeddings")  # fmt: skip
+KEPT_TOKENIZER = ("type", "joint")
+
+
+def _init_tokenizer(cfg: Config, model_dir: Path | None) -> Tokenizer | None:
+    """The tokenizer of the model `cfg` starts from; a ConfigError naming the first setting of `cfg` that
+    is not as that model has it (a weight would not fit, or the stored config would not say which
+    tokenizer the run used)."""
     if model_dir is None:
         return None
     if not (model_dir / modeldir.WEIGHTS).is_file():
@@ -88,6 +99,15 @@ def _init_tokenizer(model_dir: Path | None) -> Tokenizer | None:
             f"train.init_from = {str(model_dir)!r}: no trained model there ({modeldir.WEIGHTS} missing); give a "
             "model directory that seqkit train wrote"
         )
+    theirs = modeldir.load_config(model_dir)
+    for section, keys in (("model", SHAPING), ("tokenizer", KEPT_TOKENIZER)):
+        for key in keys:
+            there, here = getattr(getattr(theirs, section), key), getattr(getattr(cfg, section), key)
+            if there != here:
+                raise ConfigError(
+                    f"train.init_from = {str(model_dir)!r}: {section}.{key} is {there!r} there and {here!r} "
+                    f"here; set {section}.{key} = {there!r}, as the model you start from has it"
+                )
     return load_tokenizer(model_dir)
 
 
@@ -126,7 +146,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     tokenizer, prepared = prepare_pairs(
         cfg,
         output_dir,
-        load_tokenizer(output_dir) if resume else _init_tokenizer(starting_from),
+        load_tokenizer(output_dir) if resume else _init_tokenizer(cfg, starting_from),
         lambda src, tgt: build_tokenizer(src, tgt, cfg.tokenizer, cfg.train.seed),
         threads=torch.get_num_threads(),
         on_progress=reporter.tokenizing if world.is_main else None,
