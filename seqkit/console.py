@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -22,10 +23,25 @@ if TYPE_CHECKING:  # training's modules import torch, which an exported model's 
 
 class Console(RichConsole):
     """rich's console, but a closed pipe (`seqkit info DIR | head -1`) is left to the CLI, which exits 0
-    as for every command; rich's own way out is exit 1."""
+    as for every command; rich's own way out is exit 1. A training outlives its log's reader instead
+    (`outlive_stderr`)."""
 
     def on_broken_pipe(self) -> None:
+        if self.stderr and _OUTLIVE_STDERR:
+            # `seqkit train ... 2>&1 | head`: the run goes on, its lines go nowhere (train_log.jsonl
+            # keeps them); stopping a run of hours with exit 0 and no weights looked like a success
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+            return
         raise BrokenPipeError
+
+
+_OUTLIVE_STDERR = False
+
+
+def outlive_stderr() -> None:
+    """From now on, a reader of stderr that goes away does not end this process (a training)."""
+    global _OUTLIVE_STDERR
+    _OUTLIVE_STDERR = True
 
 
 stderr = Console(stderr=True, soft_wrap=True)

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import pickle
+import shlex
 import shutil
 import signal
 import stat
@@ -24,6 +25,8 @@ from seqkit import config as config_lib
 from seqkit import model_types, modeldir, outputs
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.training import checkpoint
+from seqkit.training import log as training_log
+from seqkit.training.log import EndRecord
 from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here
 
 
@@ -371,6 +374,23 @@ def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model):
                              "exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
     assert closed.returncode == 0, closed.stderr.decode()
     assert closed.stderr == b"" and len(closed.stdout.splitlines()) == 1
+
+
+def test_a_training_outlives_the_reader_of_its_log(tmp_path, reverse_data):
+    # `seqkit train ... 2>&1 | head -1`: it stopped at its next line, with exit 0 and no weights
+    args = [
+        *data_parallel_train_args(reverse_data, tmp_path / "run", 30, valid_every=30),
+        "--set",
+        "train.log_every=1",
+    ]
+    command = " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "seqkit", *args])
+    closed = subprocess.run(
+        ["bash", "-c", f"{command} 2>&1 | head -1; exit ${{PIPESTATUS[0]}}"], capture_output=True
+    )
+    assert closed.returncode == 0, closed.stdout.decode()
+    assert len(closed.stdout.splitlines()) == 1
+    end = training_log.of_kind(training_log.read(tmp_path / "run"), EndRecord)
+    assert end and end[-1].steps == 30 and (tmp_path / "run" / "model.safetensors").is_file()
 
 
 def test_config_and_tokenizer_paths_that_are_directories(tmp_path, reverse_data):

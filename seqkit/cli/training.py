@@ -137,6 +137,7 @@ def train(
                 highlight=False,
             )
     together = False  # whether every process ends the same way (see distributed.leave)
+    console.outlive_stderr()
     try:
         model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(quiet), resuming, overwrite)
         together = True
