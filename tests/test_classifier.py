@@ -503,3 +503,19 @@ def test_text_and_label_files_read_as_a_tsv(tmp_path: Path):
         == (tsv.texts, tsv.labels, tsv.skipped)
         == (["w1 w2", "w3"], ["a", "c"], 1)
     )
+
+
+def test_a_text_longer_than_data_max_length_is_skipped_and_counted(tmp_path: Path):
+    # one line of 50,000 words made a step of many minutes that no signal could stop
+    _write_text_task(tmp_path, _first_token)
+    with open(tmp_path / "train.tsv", "a") as f:
+        f.write("w1\t" + "w1 " * 5000 + "\n")
+    cfg = _config(tmp_path, {}, {"max_length": 50}, {"max_steps": 2, "valid_every": 2})
+    trainer.train(cfg, tmp_path / "model")
+    from seqkit.model_types.classifier import describe_data
+    from seqkit.training import log as training_log
+    from seqkit.training.log import StartRecord
+
+    (start,) = training_log.of_kind(training_log.read(tmp_path / "model"), StartRecord)
+    assert start.data["too_long"] == 1 and start.data["train_examples"] == 1200
+    assert "1,200 training examples (1 longer than data.max_length skipped)" in describe_data(start.data)

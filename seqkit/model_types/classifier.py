@@ -83,7 +83,12 @@ def probe(model: SequenceClassifier, length: int) -> None:
 
 
 def describe_data(data: dict[str, int]) -> str:
-    skipped = f" ({data['skipped']:,} empty skipped)" if data.get("skipped") else ""
+    skipped = ", ".join(
+        f"{data[key]:,} {what} skipped"
+        for key, what in (("skipped", "empty"), ("too_long", "longer than data.max_length"))
+        if data.get(key)
+    )
+    skipped = f" ({skipped})" if skipped else ""
     held_out = " held out of data.train" if data.get("dev_held_out") else ""
     if data.get("labels"):
         what = f"{data['labels']} labels"

@@ -124,6 +124,19 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         )
     encoding = Encoding.read(output_dir) if resume else Encoding.fit(train_examples, cfg.model.head, columns)
     train_data = encode_split(encoding, tokenizer, train_examples)
+    # as for translation pairs: a text of thousands of pieces would make one step of many minutes
+    kept = [
+        i for i, row in enumerate(train_data.inputs) if tokenizer is None or len(row) <= cfg.data.max_length
+    ]
+    too_long = len(train_data.inputs) - len(kept)
+    if too_long:
+        train_data = Split(
+            train_data.examples.take(kept), [train_data.inputs[i] for i in kept], train_data.targets[kept]
+        )
+    if not kept:
+        raise DataError(
+            f"every training example is longer than data.max_length = {cfg.data.max_length} pieces; raise it"
+        )
     dev = encode_split(encoding, tokenizer, dev_examples)
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
@@ -160,10 +173,11 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         validate=lambda: DevScores(dev_scores(model, encoding, dev, cfg.decode.batch_size)),
         default_metric="rmse" if encoding.head == "regression" else "accuracy",
         data={
-            "train_examples": len(train_examples),
+            "train_examples": len(train_data.inputs),
             "dev_examples": len(dev_examples),
             "dev_held_out": int(held_out),
             "skipped": train_examples.skipped,
+            "too_long": too_long,
             "labels": len(encoding.labels),
             "outputs": encoding.outputs,
             "features": encoding.features,
