@@ -171,6 +171,8 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
         DataError, match=r"^input line 3: 19 steps, but the model reads windows of data.window = 20"
     ):
         seqkit.load(tmp_path / "model").predict([window, "", ",".join(["0.5"] * 19)])
+    no_vocab = seqkit_here("info", tmp_path / "model", "--vocab")  # it said "no spm.model ...; retrain it"
+    assert_one_line_error(no_vocab, "reads numbers, and has no vocabulary; leave out --vocab")
     short = seqkit_here("inspect", tmp_path / "model", "--text", "0.5,0.5,0.5", "-o", tmp_path / "inspect")
     assert_one_line_error(short, "--text: 3 steps, but the model reads windows of data.window = 20")
 
@@ -477,6 +479,9 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
     assert evaluated.returncode == 0 and (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
     curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")
     assert curves.returncode == 0, curves.stderr
+    vocab = json.loads(seqkit_here("info", model_dir, "--vocab", "--json").stdout)["vocabulary"]["target"]
+    counts = {row["piece"]: row["count"] for row in vocab}  # counted in the training texts (they were "-")
+    assert counts["▁w"] > 1000 and counts["7"] > 0 and counts["<pad>"] == 0
 
 
 def test_balanced_class_weights_equal_scikit_learns():

@@ -107,6 +107,12 @@ def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_d
     averaged_weights = (averaged / "model.safetensors").read_bytes()
     assert_one_line_error(_train(reverse_data, averaged), "holds a trained model", "--overwrite")
     assert (averaged / "model.safetensors").read_bytes() == averaged_weights
+    # --resume of it: the fix is a new run from its weights (it said "start a run with --output" it)
+    assert_one_line_error(
+        seqkit_here("train", "--resume", averaged),
+        "no checkpoint to resume",
+        f"--set train.init_from={averaged}",
+    )
     # --overwrite starts over, replacing seqkit's files and no others
     again = _train(reverse_data, run, "--overwrite", "--set", "train.seed=5")
     assert again.returncode == 0, again.stderr.decode()

@@ -22,6 +22,17 @@ from seqkit.cli import (
 from seqkit.errors import ConfigError, ModelDirError
 
 
+def _without_checkpoint(directory: Path) -> str:
+    """What to do with a directory --resume finds no checkpoint in: the fix depends on what it holds."""
+    from seqkit import modeldir, outputs
+
+    if (directory / modeldir.WEIGHTS).is_file():  # an averaged model, or a run whose checkpoints are gone
+        return f"start a new run from its weights with --set train.init_from={directory} --output NEW_DIR"
+    if directory.is_dir() and any(directory.iterdir()) and not outputs.owns(directory):
+        return "it holds files that are not seqkit's: start a run with --output NEW_DIR"
+    return f"start a run with --output {directory}"
+
+
 @app.command(cls=_Command)
 @user_errors
 def train(
@@ -116,7 +127,7 @@ def train(
     outputs.check_claimable(run_dir, "--resume" if resume else "--output", adopt=resume is not None)
     resuming = not overwrite and checkpoint.latest(run_dir) is not None
     if resume is not None and not resuming:
-        raise ModelDirError(f"{resume}: no checkpoint to resume; start a run with --output {resume}")
+        raise ModelDirError(f"{resume}: no checkpoint to resume; {_without_checkpoint(resume)}")
     stored = modeldir.load_config(run_dir) if resuming else None
     shorthands = {
         "max_steps": max_steps,

@@ -142,6 +142,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         modeldir.start(output_dir, cfg, tokenizer, resume)
         if not resume:
             encoding.write(output_dir)
+        if tokenizer is not None:  # for `info --vocab`, as the other model types have them
+            ids = np.fromiter((i for row in train_data.inputs for i in row), dtype=np.int64)
+            both = (tokenizer.tgt_vocab_size, tokenizer.tgt_vocab_size)
+            modeldir.write_vocab_counts(output_dir, None, ids, both)
     vocab_size = tokenizer.tgt_vocab_size if tokenizer is not None else 0
     model = SequenceClassifier.from_config(cfg.model, vocab_size, encoding.features, encoding.outputs)
     model = model.to(world.device)

@@ -15,7 +15,9 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from seqkit import model_types, modeldir
-from seqkit.data.tokenizer import SPECIALS, load_tokenizer
+from seqkit.data import encoding
+from seqkit.data.tokenizer import SPECIALS, TOKENIZER_FILES, load_tokenizer
+from seqkit.errors import ConfigError
 from seqkit.model_types.base import ModelType
 from seqkit.models.attention import ATTENTIONS
 from seqkit.models.softmax import given_pieces
@@ -145,6 +147,11 @@ def vocabulary(model_dir: Path | str) -> dict:
     the training data (None for a model trained before seqkit counted)."""
     model_dir = Path(model_dir)
     modeldir.require_directory(model_dir)
+    if (
+        not any((model_dir / name).is_file() for name in TOKENIZER_FILES)
+        and (model_dir / encoding.FILE).is_file()
+    ):
+        raise ConfigError(f"--vocab: {model_dir} reads numbers, and has no vocabulary; leave out --vocab")
     tokenizer = load_tokenizer(model_dir)
     counts = modeldir.read_vocab_counts(model_dir)
     sides = {"target": ("tgt", tokenizer.tgt_vocab_size, tokenizer.tgt_pieces)}
