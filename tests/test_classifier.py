@@ -511,10 +511,13 @@ def test_text_and_label_files_read_as_a_tsv(tmp_path: Path):
 
 
 def test_a_text_longer_than_data_max_length_is_skipped_and_counted(tmp_path: Path):
-    # one line of 50,000 words made a step of many minutes that no signal could stop
+    # one line of 50,000 words made a step of many minutes that no signal could stop; and the lines
+    # reading mended (a byte order mark, carriage returns) are counted, as a translation's are
     _write_text_task(tmp_path, _first_token)
     with open(tmp_path / "train.tsv", "a") as f:
         f.write("w1\t" + "w1 " * 5000 + "\n")
+    text = (tmp_path / "train.tsv").read_text()
+    (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
     cfg = _config(tmp_path, {}, {"max_length": 50}, {"max_steps": 2, "valid_every": 2})
     trainer.train(cfg, tmp_path / "model")
     from seqkit.model_types.classifier import describe_data
@@ -523,4 +526,8 @@ def test_a_text_longer_than_data_max_length_is_skipped_and_counted(tmp_path: Pat
 
     (start,) = training_log.of_kind(training_log.read(tmp_path / "model"), StartRecord)
     assert start.data["too_long"] == 1 and start.data["train_examples"] == 1200
-    assert "1,200 training examples (1 longer than data.max_length skipped)" in describe_data(start.data)
+    assert start.data["bom_lines"] == 1 and start.data["cr_lines"] == 1201
+    assert (
+        "1,200 training examples (1 longer than data.max_length skipped) (removed 1 byte order marks, "
+        "1,201 carriage returns)" in describe_data(start.data)
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,16 +79,20 @@ def kind_of(spec: str, cfg: DataConfig) -> str:
     return "labels"
 
 
-def read_examples(spec: str, cfg: DataConfig, option: str, regression: bool) -> Examples:
-    """The examples of data.train / data.dev / an evaluation file `spec` (named `option` in errors)."""
+def read_examples(
+    spec: str, cfg: DataConfig, option: str, regression: bool, fixes: Counter | None = None
+) -> Examples:
+    """The examples of data.train / data.dev / an evaluation file `spec` (named `option` in errors);
+    `fixes` counts the lines whose byte order mark, carriage return or control characters were removed
+    (data/text.py)."""
     kind = kind_of(spec, cfg)
     if kind == "csv":
-        return _read_numbers(_existing(spec, option), cfg.features, regression)
+        return _read_numbers(_existing(spec, option), cfg.features, regression, fixes)
     if kind == "tsv":
-        rows = _tsv_rows(_existing(spec, option), cfg.label_column, cfg.text_column)
+        rows = _tsv_rows(_existing(spec, option), cfg.label_column, cfg.text_column, fixes)
     else:
         text_file, label_file = corpus_file(spec, "text", option), corpus_file(spec, "label", option)
-        rows = _aligned_rows(text_file, label_file)
+        rows = _aligned_rows(text_file, label_file, fixes)
     texts, labels, places, skipped = [], [], [], 0
     for place, label, text in rows:
         if not text.strip() or not label.strip():
@@ -107,9 +112,11 @@ def _existing(spec: str, option: str) -> Path:
     return path
 
 
-def _tsv_rows(path: Path, label_column: int, text_column: int) -> Iterator[tuple[str, str, str]]:
+def _tsv_rows(
+    path: Path, label_column: int, text_column: int, fixes: Counter | None
+) -> Iterator[tuple[str, str, str]]:
     needed = max(label_column, text_column)
-    for number, line in enumerate(iter_lines(path), start=1):
+    for number, line in enumerate(iter_lines(path, fixes), start=1):
         if not line.strip():
             yield f"{path}:{number}", "", ""
             continue
@@ -122,8 +129,8 @@ def _tsv_rows(path: Path, label_column: int, text_column: int) -> Iterator[tuple
         yield f"{path}:{number}", cells[label_column - 1], cells[text_column - 1]
 
 
-def _aligned_rows(text_file: Path, label_file: Path) -> Iterator[tuple[str, str, str]]:
-    texts, labels = list(iter_lines(text_file)), list(iter_lines(label_file))
+def _aligned_rows(text_file: Path, label_file: Path, fixes: Counter | None) -> Iterator[tuple[str, str, str]]:
+    texts, labels = list(iter_lines(text_file, fixes)), list(iter_lines(label_file, fixes))
     if len(texts) != len(labels):
         raise DataError(
             f"{text_file} has {len(texts)} lines but {label_file} has {len(labels)}; the label of line i is "
@@ -165,9 +172,9 @@ def parse_numbers(line: str, features: int, where: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1, features)
 
 
-def _read_numbers(path: Path, features: int, regression: bool) -> Examples:
+def _read_numbers(path: Path, features: int, regression: bool, fixes: Counter | None) -> Examples:
     numbers, labels, places, skipped = [], [], [], 0
-    for number, line in enumerate(iter_lines(path), start=1):
+    for number, line in enumerate(iter_lines(path, fixes), start=1):
         if not line.strip():
             skipped += 1
             continue

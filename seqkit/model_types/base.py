@@ -54,3 +54,16 @@ def tokenizer_and_model(
         return tokenizer, model_class(cfg.model, tokenizer)
 
     return build
+
+
+# what reading text mended (data/text.py), as a training's start record counts it
+FIXES = (
+    ("bom_lines", "byte order marks"),
+    ("cr_lines", "carriage returns"),
+    ("control_lines", "lines' control characters (NUL, CR, BOM inside a line)"),
+)
+
+
+def described_fixes(data: dict[str, int]) -> str:
+    """ "2 byte order marks, 600 carriage returns" of a start record's data ("" when nothing was mended)."""
+    return ", ".join(f"{data[key]:,} {label}" for key, label in FIXES if data.get(key))

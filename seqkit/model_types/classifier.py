@@ -12,7 +12,7 @@ from seqkit.data.encoding import Codec, make_batch
 from seqkit.data.tokenizer import EOS
 from seqkit.decoding.classify import predictions, require_window
 from seqkit.errors import ConfigError
-from seqkit.model_types.base import ModelType
+from seqkit.model_types.base import ModelType, described_fixes
 from seqkit.model_types.inspection import Inspection, named_traces
 from seqkit.models.classifier import SequenceClassifier
 from seqkit.models.trace import trace_rnn
@@ -89,6 +89,8 @@ def describe_data(data: dict[str, int]) -> str:
         if data.get(key)
     )
     skipped = f" ({skipped})" if skipped else ""
+    fixed = described_fixes(data)
+    skipped += f" (removed {fixed})" if fixed else ""
     held_out = " held out of data.train" if data.get("dev_held_out") else ""
     if data.get("labels"):
         what = f"{data['labels']} labels"

@@ -15,7 +15,7 @@ from seqkit.decoding.inference import attention_map
 from seqkit.decoding.search import decode_corpus
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.errors import ConfigError, DataError
-from seqkit.model_types.base import ModelType, tokenizer_and_model
+from seqkit.model_types.base import ModelType, described_fixes, tokenizer_and_model
 from seqkit.model_types.inspection import Inspection, named_traces
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.models.trace import trace_rnn
@@ -87,17 +87,12 @@ CLEANING = (
     ("ratio_pairs", "outside data.max_length_ratio"),
     ("duplicate_pairs", "duplicates"),
 )
-FIXES = (
-    ("bom_lines", "byte order marks"),
-    ("cr_lines", "carriage returns"),
-    ("control_lines", "lines' control characters (NUL, CR, BOM inside a line)"),
-)
 
 
 def describe_data(data: dict[str, int]) -> str:
     if "empty_pairs" in data:
         skipped = ", ".join(f"{data[key]:,} {label}" for key, label in CLEANING if data.get(key))
-        fixed = ", ".join(f"{data[key]:,} {label}" for key, label in FIXES if data.get(key))
+        fixed = described_fixes(data)
         cleaning = f"skipped {data['skipped_pairs']:,}{': ' + skipped if skipped else ''}"
         cleaning += f"; removed {fixed}" if fixed else ""
     else:  # a log of seqkit 0.1

@@ -5,6 +5,7 @@ for regression) are kept. The loop itself is `loop.fit`.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +39,18 @@ class Split:
     targets: np.ndarray  # label ids (examples,), or scaled values (examples, outputs) float32
 
 
-def read_splits(cfg: Config) -> tuple[Examples, Examples, tuple[str, ...], bool]:
+def read_splits(
+    cfg: Config, fixes: Counter | None = None
+) -> tuple[Examples, Examples, tuple[str, ...], bool]:
     """The training and dev examples as configured, the input columns of a series, and whether the dev
-    set was held out of data.train."""
+    set was held out of data.train; `fixes` counts the training lines that text reading mended."""
     regression = cfg.model.head == "regression"
     if cfg.data.series:
         split = split_series(cfg.data.series, cfg.data, regression)
         return split.train, split.dev, tuple(split.columns), False
     if not cfg.data.train:
         raise DataError("data.train is not set; give it in the config file or with --set data.train=PATH")
-    train = read_examples(cfg.data.train, cfg.data, "data.train", regression)
+    train = read_examples(cfg.data.train, cfg.data, "data.train", regression, fixes)
     if cfg.data.dev:
         return train, read_examples(cfg.data.dev, cfg.data, "data.dev", regression), (), False
     chosen = set(hold_out(len(train), cfg.data.dev_size, cfg.train.seed))
@@ -101,7 +104,8 @@ def train(
 
 
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
-    train_examples, dev_examples, columns, held_out = read_splits(cfg)
+    fixes: Counter = Counter()
+    train_examples, dev_examples, columns, held_out = read_splits(cfg, fixes)
     if not len(train_examples) or not len(dev_examples):
         raise DataError(
             "data.train and data.dev must each hold at least one labelled example; check the files"
@@ -182,6 +186,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             "dev_held_out": int(held_out),
             "skipped": train_examples.skipped,
             "too_long": too_long,
+            # named as a translation's start record names them (model_types/base.py FIXES)
+            "bom_lines": fixes["bom"],
+            "cr_lines": fixes["cr"],
+            "control_lines": fixes["controls"],
             "labels": len(encoding.labels),
             "outputs": encoding.outputs,
             "features": encoding.features,
