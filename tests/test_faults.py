@@ -644,3 +644,19 @@ def test_a_resume_of_somebody_elses_directory_leaves_no_marker(tmp_path, reverse
     with pytest.raises(ModelDirError, match="no checkpoint to resume"):
         train_seq2seq.train(toy_config(reverse_data), theirs, resume=True)
     assert sorted(p.name for p in theirs.iterdir()) == ["config.toml"]
+
+
+def test_a_resume_over_changed_training_files_warns(tmp_path, reverse_data):
+    # the same names, other contents: the run went on over other pairs without a word
+    data = tmp_path / "data"
+    shutil.copytree(reverse_data, data)
+    run = tmp_path / "run"
+    assert _train(str(data), run).returncode == 0
+    same = seqkit_here("train", "--resume", run, "--max-steps", "3")
+    assert same.returncode == 0 and b"warning" not in same.stderr, same.stderr.decode()
+    for side in ("src", "tgt"):
+        lines = (data / f"train.{side}").read_text().splitlines()
+        (data / f"train.{side}").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    changed = seqkit_here("train", "--resume", run, "--max-steps", "4")
+    assert changed.returncode == 0, changed.stderr.decode()
+    assert "warning: data.train's files changed since the run started" in changed.stderr.decode()

@@ -113,6 +113,9 @@ class PreparedPairs:
     held_out: bool  # dev was held out of data.train (no data.dev)
     cleaning: Cleaning
     from_cache: bool  # the arrays were already there: nothing was tokenized
+    # arrays of other training data (or another tokenizer or data.* keys) were in the cache: on a resume,
+    # data.train's files changed under their names since the run started
+    replaced_other: bool = False
 
 
 def _train_pairs(cfg: Config, held: set[int], fixes: Counter | None, cleaning: Cleaning | None):
@@ -186,10 +189,11 @@ def prepare_pairs(
     folder = run_dir / CACHE / f"train-{key}"
     arrays, cleaning = _open_cache(folder, tokenizer)
     from_cache = arrays is not None
+    other = folder.parent.is_dir() and any(p.name != folder.name for p in folder.parent.glob("train-*"))
     if arrays is None:
         arrays, cleaning = _build_cache(folder, cfg, tokenizer, held, threads, on_progress)
     train = ParallelIds(arrays[0], arrays[1], [])
-    return tokenizer, PreparedPairs(train, dev, dev_src, not cfg.data.dev, cleaning, from_cache)
+    return tokenizer, PreparedPairs(train, dev, dev_src, not cfg.data.dev, cleaning, from_cache, other)
 
 
 def _open_cache(

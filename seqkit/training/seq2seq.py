@@ -153,6 +153,11 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     )
     if world.is_main:
         world.barrier()
+        if resume and prepared.replaced_other:
+            reporter.warning(
+                "data.train's files changed since the run started (their arrays were made again): the "
+                "epoch goes on in the checkpoint's order over other pairs; start a new run for a new corpus"
+            )
     train_data, dev = prepared.train, prepared.dev
     if not len(train_data.src) or not dev.src:
         raise DataError(
