@@ -72,6 +72,15 @@ def test_every_format_reads_the_same_pairs(tmp_path, name):
     assert list(zip(src, tgt, strict=True)) == PAIRS
 
 
+def test_a_blank_line_is_an_empty_pair_in_a_tsv_and_in_json_lines(tmp_path):
+    # training skips and counts it; JSON lines dropped it without a count
+    (tmp_path / "c.tsv").write_text("a b\tb a\n\nc\td\n")
+    (tmp_path / "c.jsonl").write_text('{"src": "a b", "tgt": "b a"}\n\n{"src": "c", "tgt": "d"}\n')
+    for name in ("c.tsv", "c.jsonl"):
+        src, tgt = read_pairs(str(tmp_path / name), _data(src_column=1, tgt_column=2), "data.train")
+        assert list(zip(src, tgt, strict=True)) == [("a b", "b a"), ("", ""), ("c", "d")], name
+
+
 @pytest.mark.parametrize(
     ("name", "content", "cfg", "fragments"),
     [

@@ -55,6 +55,7 @@ def _jsonl_rows(path: Path, keys: tuple[str, ...], fixes: Counter | None) -> Ite
     """The given fields of each JSON object of a JSON-lines file."""
     for number, line in enumerate(iter_lines(path, fixes), start=1):
         if not line.strip():
+            yield [""] * len(keys)  # an empty pair, which training skips and counts (as a TSV's)
             continue
         try:
             record = json.loads(line)
