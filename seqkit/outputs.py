@@ -70,7 +70,7 @@ def _temporary(path: Path) -> Iterator[BinaryIO]:
 def short_name(path: Path) -> str:
     """The first 100 bytes of `path`'s name, for the names of temporary files beside it: a name near
     the system's 255 bytes leaves no room for a suffix (bytes, not characters: 語 is three)."""
-    return os.fsdecode(os.fsencode(path.name)[:100])
+    return os.fsencode(path.name)[:100].decode("utf-8", "ignore")  # (a character cut in two is dropped)
 
 
 def _keep_mode(path: Path, fd: int) -> None:

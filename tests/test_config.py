@@ -39,11 +39,6 @@ def test_round_trip_through_toml(tmp_path):
         (["train.batch_tokens=0"], ["train.batch_tokens", "positive"]),
         (["cell=gru"], ["expected section.key=value"]),
         (["train.seed=-1"], ["train.seed = -1", "between 0 and 2**32 - 1"]),
-        # it was read by the encoder-decoder's trainer only: the others trained from scratch, silently
-        (
-            ["model.type=lm", "train.init_from=runs/lm"],
-            ["train.init_from", "model.type = lm trains from scratch"],
-        ),
     ],
 )
 def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):

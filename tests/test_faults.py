@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from seqkit import config as config_lib
-from seqkit import model_types, modeldir, outputs
+from seqkit import configfile, model_types, modeldir, outputs
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
@@ -133,6 +133,20 @@ def test_a_failed_new_run_leaves_no_directory_and_an_existing_output_file_is_ref
     result = _train(reverse_data, tmp_path / "empty", "--set", "data.train=/nonexistent/train")
     assert_one_line_error(result, "/nonexistent/train")
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_init_from_is_an_error_for_a_new_run_of_another_type_and_kept_in_a_stored_one(tmp_path):
+    # it was read by the encoder-decoder's trainer only: the others trained from scratch, silently
+    from seqkit.training.run import run_training
+
+    lm = config_lib.from_dict({"model": {"type": "lm"}, "train": {"init_from": "runs/lm"}}, "test")
+    with pytest.raises(ConfigError, match="model.type = lm trains from scratch: drop train.init_from"):
+        run_training(lambda *args: None, lm, tmp_path / "run", None, False, False)  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()
+    # a run of such a config, stored while the key was ignored, still loads
+    (tmp_path / "stored").mkdir()
+    (tmp_path / "stored" / "config.toml").write_bytes(configfile.to_toml(lm))
+    assert modeldir.load_config(tmp_path / "stored").train.init_from == "runs/lm"
 
 
 def test_a_model_to_start_from_that_does_not_fit_leaves_no_directory(tmp_path, reverse_data, reverse_model):
@@ -659,4 +673,7 @@ def test_a_resume_over_changed_training_files_warns(tmp_path, reverse_data):
         (data / f"train.{side}").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
     changed = seqkit_here("train", "--resume", run, "--max-steps", "4")
     assert changed.returncode == 0, changed.stderr.decode()
-    assert "warning: data.train's files changed since the run started" in changed.stderr.decode()
+    assert (
+        "warning: the training pairs' arrays were made again (data.train's files changed"
+        in changed.stderr.decode()
+    )

@@ -276,6 +276,11 @@ def test_a_vocabulary_smaller_than_the_datas_characters_is_one_line(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train_sentencepiece(interrupted(), cfg, seed=1)
+    # any other failure of SentencePiece's is one line too (lines over its 4,192 bytes leave it nothing)
+    with pytest.raises(
+        ConfigError, match=r"^tokenizer: SentencePiece could not train on the training data \("
+    ):
+        train_sentencepiece(["ab " * 2000] * 40, cfg, seed=1)
 
 
 def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):

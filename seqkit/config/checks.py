@@ -34,11 +34,6 @@ def check(config: Config, source: str) -> None:
             "a batch's likely pieces, so a line's sample would depend on its batch-mates; drop the shortlist"
         )
     model = config.model
-    if config.train.init_from and model.type != "seq2seq":
-        raise ConfigError(
-            f"{source}: train.init_from starts an encoder-decoder (model.type = seq2seq) from a trained "
-            f"one; a model of model.type = {model.type} trains from scratch: drop train.init_from"
-        )
     if (model.copy or model.coverage) and model.type != "seq2seq":
         key = "copy" if model.copy else "coverage"
         raise ConfigError(f"{source}: model.{key} needs attention over a source: model.type = seq2seq")

@@ -43,9 +43,11 @@ def train_sentencepiece(
     size, option = (vocab_size, option) if vocab_size else (cfg.vocab_size, "vocab_size")
     reading: list[BaseException] = []  # what reading the lines raised (SentencePiece wraps it)
 
+    opening: str = first
+
     def sentences() -> Iterator[str]:
         try:
-            yield first
+            yield opening
             yield from stream
         except BaseException as e:  # a DataError of a line, Ctrl-C
             reading.append(e)
@@ -59,7 +61,10 @@ def train_sentencepiece(
         # "Vocabulary size is smaller than required_chars. 10 vs 82. ...": the data's characters need more
         required = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
         if required is None:
-            raise
+            said = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(
+                f"tokenizer: SentencePiece could not train on the training data ({said})"
+            ) from None
         raise ConfigError(
             f"tokenizer.{option} = {size}: smaller than the {required.group(2)} pieces SentencePiece needs "
             f"for the characters of the training data (and its special pieces); raise it to at least "

@@ -51,6 +51,12 @@ def run_training(
 ) -> EndRecord:
     """What every trainer's `train` does around its own `body`: the checks, seeds and process group of
     `start_run`, then the run's directory (`run_directory`) for as long as the body trains."""
+    if cfg.train.init_from and cfg.model.type != "seq2seq" and not resume:
+        # (a new run's check, not the config's: runs of the other types stored it while it was ignored)
+        raise ConfigError(
+            f"train.init_from starts an encoder-decoder (model.type = seq2seq) from a trained one; a model of "
+            f"model.type = {cfg.model.type} trains from scratch: drop train.init_from"
+        )
     world = start_run(cfg)
     with run_directory(Path(output_dir), world, resume, overwrite):
         return body(cfg, Path(output_dir), world, reporter or NullReporter(), resume)

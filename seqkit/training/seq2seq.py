@@ -155,8 +155,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         world.barrier()
         if resume and prepared.replaced_other:
             reporter.warning(
-                "data.train's files changed since the run started (their arrays were made again): the "
-                "epoch goes on in the checkpoint's order over other pairs; start a new run for a new corpus"
+                "the training pairs' arrays were made again (data.train's files changed since the run started, "
+                "or seqkit's cache format did): if the corpus changed, the epoch goes on in the checkpoint's "
+                "order over other pairs; start a new run for a new corpus"
             )
     train_data, dev = prepared.train, prepared.dev
     if not len(train_data.src) or not dev.src:
