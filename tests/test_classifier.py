@@ -510,7 +510,7 @@ def test_text_and_label_files_read_as_a_tsv(tmp_path: Path):
     )
 
 
-def test_a_text_longer_than_data_max_length_is_skipped_and_counted(tmp_path: Path):
+def test_a_text_longer_than_the_model_reads_is_skipped_and_counted(tmp_path: Path):
     # one line of 50,000 words made a step of many minutes that no signal could stop; and the lines
     # reading mended (a byte order mark, carriage returns) are counted, as a translation's are
     _write_text_task(tmp_path, _first_token)
@@ -518,7 +518,8 @@ def test_a_text_longer_than_data_max_length_is_skipped_and_counted(tmp_path: Pat
         f.write("w1\t" + "w1 " * 5000 + "\n")
     text = (tmp_path / "train.tsv").read_text()
     (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
-    cfg = _config(tmp_path, {}, {"max_length": 50}, {"max_steps": 2, "valid_every": 2})
+    cfg = _config(tmp_path, {}, None, {"max_steps": 2, "valid_every": 2})
+    cfg = config_lib.with_overrides(cfg, {"decode": {"max_input_pieces": 50}}, "test")
     trainer.train(cfg, tmp_path / "model")
     from seqkit.model_types.classifier import describe_data
     from seqkit.training import log as training_log
@@ -528,6 +529,6 @@ def test_a_text_longer_than_data_max_length_is_skipped_and_counted(tmp_path: Pat
     assert start.data["too_long"] == 1 and start.data["train_examples"] == 1200
     assert start.data["bom_lines"] == 1 and start.data["cr_lines"] == 1201
     assert (
-        "1,200 training examples (1 longer than data.max_length skipped) (removed 1 byte order marks, "
+        "1,200 training examples (1 longer than decode.max_input_pieces skipped) (removed 1 byte order marks, "
         "1,201 carriage returns)" in describe_data(start.data)
     )

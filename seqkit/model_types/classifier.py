@@ -85,7 +85,7 @@ def probe(model: SequenceClassifier, length: int) -> None:
 def describe_data(data: dict[str, int]) -> str:
     skipped = ", ".join(
         f"{data[key]:,} {what} skipped"
-        for key, what in (("skipped", "empty"), ("too_long", "longer than data.max_length"))
+        for key, what in (("skipped", "empty"), ("too_long", "longer than decode.max_input_pieces"))
         if data.get(key)
     )
     skipped = f" ({skipped})" if skipped else ""

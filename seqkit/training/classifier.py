@@ -128,10 +128,11 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         )
     encoding = Encoding.read(output_dir) if resume else Encoding.fit(train_examples, cfg.model.head, columns)
     train_data = encode_split(encoding, tokenizer, train_examples)
-    # as for translation pairs: a text of thousands of pieces would make one step of many minutes
-    kept = [
-        i for i, row in enumerate(train_data.inputs) if tokenizer is None or len(row) <= cfg.data.max_length
-    ]
+    # a text of tens of thousands of pieces made one step of many minutes: the training skips the texts
+    # longer than the model reads at all (decode.max_input_pieces; data.max_length is the sentence
+    # pairs', and 100 pieces would cut a document classifier's data)
+    limit = cfg.decode.max_input_pieces
+    kept = [i for i, row in enumerate(train_data.inputs) if tokenizer is None or len(row) <= limit]
     too_long = len(train_data.inputs) - len(kept)
     if too_long:
         train_data = Split(
@@ -139,7 +140,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         )
     if not kept:
         raise DataError(
-            f"every training example is longer than data.max_length = {cfg.data.max_length} pieces; raise it"
+            f"every training example is longer than decode.max_input_pieces = {limit} pieces; raise it"
         )
     dev = encode_split(encoding, tokenizer, dev_examples)
     if world.is_main:
