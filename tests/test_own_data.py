@@ -497,3 +497,18 @@ def test_a_damaged_cache_is_built_again(tmp_path, reverse_data, damage):
     assert (list(again.train.src), list(again.train.tgt)) == pairs
     assert again.cleaning == first.cleaning
     assert corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1].from_cache
+
+
+def test_the_held_out_dev_files_pair_line_for_line_when_a_held_pair_is_empty(tmp_path):
+    # an empty pair held out was dropped from the target file only: the files no longer paired up
+    rows = [json.dumps({"src": f"a{i} b", "tgt": f"b a{i}"}) if i % 3 else "" for i in range(60)]
+    (tmp_path / "c.jsonl").write_text("\n".join(rows) + "\n")
+    cfg = toy_config(str(tmp_path), data={"train": str(tmp_path / "c.jsonl"), "dev": "", "dev_size": 6})
+    tokenizer = build_tokenizer(
+        [r for r in rows if r], [r for r in rows if r], config_lib.TokenizerConfig(type="char"), 1
+    )
+    prepared = corpus.prepare_pairs(cfg, tmp_path / "run", tokenizer, lambda s, t: tokenizer)[1]
+    held = corpus.hold_out(60, 6, cfg.train.seed)
+    assert any(i % 3 == 0 for i in held)  # (the seed holds out an empty pair)
+    pairs = list(zip(prepared.dev_src_text, prepared.dev.tgt_text, strict=True))
+    assert pairs == [(f"a{i} b", f"b a{i}") for i in held if i % 3]

@@ -93,13 +93,28 @@ def tokenize_parallel(
 ) -> ParallelIds:
     """Token ids of the pairs whose sides are both non-empty and (given `max_length`) no longer than it
     and (given `max_length_ratio`) not more than that many times longer than each other."""
+    return _tokenized(tokenizer, src, tgt, max_length, max_length_ratio, cleaning)[0]
+
+
+def _tokenized(
+    tokenizer: Tokenizer,
+    src: list[str],
+    tgt: list[str],
+    max_length: int | None,
+    max_length_ratio: float = 0.0,
+    cleaning: Cleaning | None = None,
+) -> tuple[ParallelIds, list[int]]:
+    """`tokenize_parallel`, and the indices of the pairs it kept."""
     src_ids, tgt_ids = tokenizer.encode_src(src), tokenizer.encode_tgt(tgt)
     keep = _keep(src_ids, tgt_ids, max_length, max_length_ratio, cleaning or Cleaning())
-    return ParallelIds([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], [tgt[i] for i in keep])
+    ids = ParallelIds([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], [tgt[i] for i in keep])
+    return ids, keep
 
 
 CACHE = "cache"  # the folder of a run directory that holds its training corpus as token arrays
-CACHE_VERSION = 1  # raise when the arrays' layout or the cleaning changes
+# raise when the arrays' layout or the cleaning changes (2: a blank JSON line is an empty pair, which
+# moves the pairs held out of data.train)
+CACHE_VERSION = 2
 CHUNK_PAIRS = 50_000  # pairs tokenized at a time (sentencepiece's threads share a chunk)
 
 
@@ -184,7 +199,8 @@ def prepare_pairs(
             (s for s, _ in _train_pairs(cfg, held, None, None)),
             (t for _, t in _train_pairs(cfg, held, None, None)),
         )
-    dev = tokenize_parallel(tokenizer, dev_src, dev_tgt, None)
+    dev, kept = _tokenized(tokenizer, dev_src, dev_tgt, None)
+    dev_src = [dev_src[i] for i in kept]  # line i of the held-out files is one pair (an empty one is not)
     key = _cache_key(cfg, tokenizer)
     folder = run_dir / CACHE / f"train-{key}"
     arrays, cleaning = _open_cache(folder, tokenizer)
