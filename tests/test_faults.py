@@ -111,7 +111,7 @@ def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_d
     assert_one_line_error(
         seqkit_here("train", "--resume", averaged),
         "no checkpoint to resume",
-        f"--set train.init_from={averaged}",
+        f"seqkit train --config {averaged / 'config.toml'} --set train.init_from={averaged} --output NEW_DIR",
     )
     # --overwrite starts over, replacing seqkit's files and no others
     again = _train(reverse_data, run, "--overwrite", "--set", "train.seed=5")

@@ -27,7 +27,13 @@ def _without_checkpoint(directory: Path) -> str:
     from seqkit import modeldir, outputs
 
     if (directory / modeldir.WEIGHTS).is_file():  # an averaged model, or a run whose checkpoints are gone
-        return f"start a new run from its weights with --set train.init_from={directory} --output NEW_DIR"
+        config = directory / modeldir.CONFIG
+        if config.is_file() and modeldir.load_config(directory).model.type == "seq2seq":
+            return (
+                f"start a new run from its weights: seqkit train --config {config} --set "
+                f"train.init_from={directory} --output NEW_DIR"
+            )
+        return "it holds a trained model without checkpoints; train a new one with --output NEW_DIR"
     if directory.is_dir() and any(directory.iterdir()) and not outputs.owns(directory):
         return "it holds files that are not seqkit's: start a run with --output NEW_DIR"
     return f"start a run with --output {directory}"
@@ -114,6 +120,7 @@ def train(
     from seqkit.training import checkpoint
     from seqkit.training.loop import TrainingInterrupted
 
+    console.outlive_stderr()  # from its first line: a reader gone before it must not stop the run either
     if output is not None and resume is not None and output != resume:
         raise ConfigError(f"--output {output} and --resume {resume} differ; give one directory")
     if overwrite and resume is not None:
@@ -148,7 +155,6 @@ def train(
                 highlight=False,
             )
     together = False  # whether every process ends the same way (see distributed.leave)
-    console.outlive_stderr()
     try:
         model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(quiet), resuming, overwrite)
         together = True

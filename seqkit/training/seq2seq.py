@@ -100,8 +100,15 @@ def _init_tokenizer(cfg: Config, model_dir: Path | None) -> Tokenizer | None:
             "model directory that seqkit train wrote"
         )
     theirs = modeldir.load_config(model_dir)
+    if theirs.model.type != "seq2seq":
+        raise ConfigError(
+            f"train.init_from = {str(model_dir)!r}: a model of model.type = {theirs.model.type}; start from an "
+            "encoder-decoder (model.type = seq2seq)"
+        )
     for section, keys in (("model", SHAPING), ("tokenizer", KEPT_TOKENIZER)):
         for key in keys:
+            if (section, key) == ("tokenizer", "joint") and cfg.tokenizer.type == "char":
+                continue  # characters are one vocabulary whatever tokenizer.joint says
             there, here = getattr(getattr(theirs, section), key), getattr(getattr(cfg, section), key)
             if there != here:
                 raise ConfigError(
