@@ -190,6 +190,12 @@ def test_series_split_is_by_time_and_the_scaler_sees_training_only(tmp_path: Pat
     encoding = Encoding.fit(split.train, "regression")
     assert encoding.input_mean[0] < 50  # the training part is the series' beginning
     assert split.test.naive["persistence"][0, 0] == split.test.values[0, 0] - 1
+    # blank lines at the end are nothing; one inside was skipped, joining the steps around it
+    path.write_text("x\n" + "".join(f"{t}\n" for t in range(100)) + "\n\n")
+    assert len(split_series(path, data, regression=True).train) == len(split.train)
+    path.write_text("x\n1\n2\n\n" + "".join(f"{t}\n" for t in range(100)))
+    with pytest.raises(DataError, match=r"s.csv:4: an empty row inside the series"):
+        split_series(path, data, regression=True)
 
 
 def test_predict_one_line_per_line_in_order_and_batched_equals_alone(first_token_model: Path):

@@ -207,7 +207,15 @@ def input_columns(cfg: DataConfig) -> list[str]:
 def read_series_table(path: Path | str, option: str = "data.series") -> tuple[list[str], list[list[str]]]:
     """The header and the rows of a CSV file with a header line (the rows' cells as strings)."""
     lines = list(iter_lines(_existing(str(path), option)))
-    table = list(csv.reader(line for line in lines if line.strip()))
+    while lines and not lines[-1].strip():  # blank lines at the end: nothing
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():  # a row is a time step: skipped, it would join the steps around it
+            raise DataError(
+                f"{path}:{number}: an empty row inside the series; each row is one time step: fill in its "
+                "values or remove the row"
+            )
+    table = list(csv.reader(lines))
     if len(table) < 2:
         raise DataError(f"{path}: a series needs a header line and at least one row")
     header = [name.strip() for name in table[0]]
