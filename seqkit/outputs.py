@@ -242,8 +242,12 @@ def locked(
             f"{directory} is being {doing} by another process (pid {pid}); wait for it to end, or {fix}"
         ) from None
     mine = f"{os.getpid()}\n".encode("ascii")
-    os.pwrite(fd, mine, 0)  # then cut to its length: a reader never sees an empty file
-    os.ftruncate(fd, len(mine))
+    try:
+        os.pwrite(fd, mine, 0)  # then cut to its length: a reader never sees an empty file
+        os.ftruncate(fd, len(mine))
+    except OSError:  # a full disk, say: the lock is not held, and its descriptor not left open
+        os.close(fd)
+        raise
     _HELD[key] = fd
     try:
         yield
