@@ -208,6 +208,14 @@ def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
             raise Refused(422, f"{what} {number} holds a line break; send one line per list item")
 
 
+def _at_most(setting: str, asked: int | None, limit: int, own: int, what: str) -> None:
+    """A request's `setting` over the server's `limit` is 422, unless the model's `own` value allows it
+    (the operator's choice: a request may always ask for what the model does by itself)."""
+    bound = max(limit, own)
+    if asked is not None and asked > bound:
+        raise Refused(422, f"{setting} {asked}: more than {bound}, {what}")
+
+
 ENDPOINTS = {"seq2seq": "/translate", "lm": "/generate"}  # model.type -> the endpoint that runs it
 
 
@@ -281,13 +289,9 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             top_p=request.top_p,
             seed=request.seed,
         )
-        # a client's beam is bounded as a batch of lines is, or by the model's own (the operator's choice)
-        beam_limit = max(limits.max_batch, model.config.decode.beam_size)
-        if request.beam_size is not None and request.beam_size > beam_limit:
-            raise Refused(
-                422, f"beam_size {request.beam_size}: more than {beam_limit}, the most lines (--max-batch) "
-                "or hypotheses of a line this server decodes together",
-            )  # fmt: skip
+        # a beam's hypotheses are rows decoded together, as a batch's lines are
+        _at_most("beam_size", request.beam_size, limits.max_batch, model.config.decode.beam_size,
+                 "the most lines (--max-batch) or hypotheses of a line this server decodes together")  # fmt: skip
         if request.nbest > 1 and settings.temperature > 0:
             raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
         if not 1 <= request.nbest <= settings.beam_size:
@@ -329,13 +333,9 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
                 413, f"{len(request.prompts)} prompts x num_samples {settings.num_samples} = {texts} texts, "
                 f"more than --max-lines {limits.max_lines}",
             )  # fmt: skip
-        # a piece has a character at least (the model's own max_tokens is the operator's choice)
-        token_limit = max(limits.max_chars, model.config.generate.max_tokens)
-        if request.max_tokens is not None and request.max_tokens > token_limit:
-            raise Refused(
-                422, f"max_tokens {request.max_tokens}: more than {token_limit}, the longest line "
-                "(--max-chars) this server handles",
-            )  # fmt: skip
+        # a piece has a character at least
+        _at_most("max_tokens", request.max_tokens, limits.max_chars, model.config.generate.max_tokens,
+                 "the longest line (--max-chars) this server handles")  # fmt: skip
 
         def run(prompts: list[str]) -> list[Any]:
             return list(model.generate_stream(prompts, settings))
