@@ -38,6 +38,7 @@ class ParallelIds:
     src: Sequence[list[int]]  # TokenArrays for a training corpus, lists otherwise
     tgt: Sequence[list[int]]
     tgt_text: list[str]  # empty for a training corpus: its text is not kept
+    kept: list[int] = field(default_factory=list)  # tokenize_parallel: which of the pairs given these are
 
 
 @dataclass
@@ -93,22 +94,9 @@ def tokenize_parallel(
 ) -> ParallelIds:
     """Token ids of the pairs whose sides are both non-empty and (given `max_length`) no longer than it
     and (given `max_length_ratio`) not more than that many times longer than each other."""
-    return _tokenized(tokenizer, src, tgt, max_length, max_length_ratio, cleaning)[0]
-
-
-def _tokenized(
-    tokenizer: Tokenizer,
-    src: list[str],
-    tgt: list[str],
-    max_length: int | None,
-    max_length_ratio: float = 0.0,
-    cleaning: Cleaning | None = None,
-) -> tuple[ParallelIds, list[int]]:
-    """`tokenize_parallel`, and the indices of the pairs it kept."""
     src_ids, tgt_ids = tokenizer.encode_src(src), tokenizer.encode_tgt(tgt)
     keep = _keep(src_ids, tgt_ids, max_length, max_length_ratio, cleaning or Cleaning())
-    ids = ParallelIds([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], [tgt[i] for i in keep])
-    return ids, keep
+    return ParallelIds([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], [tgt[i] for i in keep], keep)
 
 
 CACHE = "cache"  # the folder of a run directory that holds its training corpus as token arrays
@@ -199,8 +187,8 @@ def prepare_pairs(
             (s for s, _ in _train_pairs(cfg, held, None, None)),
             (t for _, t in _train_pairs(cfg, held, None, None)),
         )
-    dev, kept = _tokenized(tokenizer, dev_src, dev_tgt, None)
-    dev_src = [dev_src[i] for i in kept]  # line i of the held-out files is one pair (an empty one is not)
+    dev = tokenize_parallel(tokenizer, dev_src, dev_tgt, None)
+    dev_src = [dev_src[i] for i in dev.kept]  # line i of the held-out files is one pair (an empty one is not)
     key = _cache_key(cfg, tokenizer)
     folder = run_dir / CACHE / f"train-{key}"
     arrays, cleaning = _open_cache(folder, tokenizer)
