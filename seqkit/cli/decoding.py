@@ -15,65 +15,13 @@ from seqkit.cli import (
     ModelDirArgument,
     _Command,
     app,
+    line_io,
     model_default,
     user_errors,
 )
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.decoding.shortlist import FREQUENT, TRANSLATIONS
 from seqkit.errors import ConfigError, DataError
-
-
-def _input_lines(inputs: list[Path] | None, column: int | None = None):
-    """Lines of every input file in turn, or of stdin; with `column`, that column of tab-separated lines."""
-    from seqkit.data.formats import iter_column
-    from seqkit.data.text import iter_lines
-
-    if column is not None and column < 1:
-        raise ConfigError(f"--column {column}: columns count from 1")
-    for path in inputs or [Path("-")]:
-        yield from (iter_column(path, column) if column else iter_lines(path))
-
-
-def _typed(inputs: list[Path] | None) -> bool:
-    """Whether a person types the input (stdin on a terminal): then each line is answered at once."""
-    return not inputs and sys.stdin.isatty()
-
-
-def _check_output(output: Path | None, inputs: list[Path] | None) -> None:
-    """Before any work: an --output that cannot be written is an error now, not after the last line; and
-    one that is also an input file would replace the user's input by its results."""
-    if output is None:
-        return
-    from seqkit import outputs
-
-    try:
-        outputs.check_writable(output)
-    except OSError as e:
-        raise DataError(f"--output {outputs.describe(e)}") from None
-    for path in inputs or []:
-        if outputs.is_replaceable(output) and output.exists() and path.exists() and path.samefile(output):
-            raise ConfigError(
-                f"--output {output} is also an input file ({path}); write the results elsewhere"
-            )
-
-
-def _write_lines(lines, output: Path | None) -> None:
-    """To stdout line by line (flushed, for pipes), or to `output` through a temp file renamed into place
-    when every line is written: a failure leaves no partial file, and no corpus is held in memory. (An
-    input's errors are DataErrors, so an OSError here is the output's.)"""
-    if output is None:
-        for line in lines:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-        return
-    from seqkit import outputs
-
-    try:
-        with outputs.writing(output) as f:  # a device or FIFO is written through
-            for line in lines:
-                f.write(line.encode("utf-8") + b"\n")
-    except OSError as e:
-        raise DataError(f"--output {outputs.describe(OSError(e.errno, e.strerror, str(output)))}") from None
 
 
 @app.command(cls=_Command)
@@ -222,7 +170,7 @@ def translate(
             "under torchrun, translate shares out the lines of input files into one --output FILE: give "
             "both (and no --attention)"
         )
-    _check_output(output, inputs)
+    line_io.check_output(output, inputs)
     if exported.is_export(model_dir):  # onnxruntime, without torch
         if sharing:
             raise ConfigError(
@@ -264,7 +212,7 @@ def translate(
     unused = sampling_option_unused(decode.temperature, {"--top-k": top_k, "--top-p": top_p, "--seed": seed})
     if unused:
         raise ConfigError(SAMPLING_ONLY.format(unused))
-    asked = (decode, max(1, nbest), attention is not None, 1 if _typed(inputs) else None)
+    asked = (decode, max(1, nbest), attention is not None, 1 if line_io.typed(inputs) else None)
     translated: Iterator[api.TranslationResult]
     if sharing:
         from seqkit.decoding import sharded
@@ -272,7 +220,7 @@ def translate(
         assert target is not None and inputs  # (an export, and stdin, refused sharing above)
         world = distributed.join(target)
         torch_threads(distributed.threads_per_process())
-        lines = sharded.shard(_input_lines(inputs, column), world)
+        lines = sharded.shard(line_io.input_lines(inputs, column), world)
         # this process's k-th line is line rank + 1 + k x size of the input files read as one
         numbers = LineNumbers(str(inputs[0]) if len(inputs) == 1 else None, world.rank + 1, world.size)
         translated = model.translate_stream(lines, *asked, numbers)
@@ -281,7 +229,9 @@ def translate(
             result
             for path in inputs or [Path("-")]
             for result in model.translate_stream(
-                _input_lines([path], column), *asked, LineNumbers(None if str(path) == "-" else str(path))
+                line_io.input_lines([path], column),
+                *asked,
+                LineNumbers(None if str(path) == "-" else str(path)),
             )
         )
     results: Iterator[str]
@@ -293,7 +243,7 @@ def translate(
     else:
         results = (nbest_json(r.nbest) if nbest else r.text for r in translated)
     if not sharing:
-        _write_lines(results, output)
+        line_io.write_lines(results, output)
         return
     assert output is not None
     together = False
@@ -431,7 +381,7 @@ def generate(
     elif sys.stdin.isatty():
         lines = iter([""])  # nothing piped in: one text from nothing
     else:
-        lines = _input_lines(None)
+        lines = line_io.input_lines(None)
     if sys.stdout.isatty():  # a person is watching: show the text as it comes
 
         def show(piece: str) -> None:
@@ -441,4 +391,4 @@ def generate(
         for _ in model.generate_stream(lines, settings, on_text=show):
             sys.stdout.write("\n")
     else:
-        _write_lines(model.generate_stream(lines, settings), None)
+        line_io.write_lines(model.generate_stream(lines, settings), None)

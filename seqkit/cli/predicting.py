@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seqkit.cli import DeviceOption, _Command, app, model_default, user_errors
-from seqkit.cli.decoding import _check_output, _input_lines, _typed, _write_lines
+from seqkit.cli import DeviceOption, _Command, app, line_io, model_default, user_errors
 from seqkit.errors import ConfigError
 
 
@@ -62,7 +61,7 @@ def predict(
     empty line in gives an empty line out."""
     from seqkit import api
 
-    _check_output(output, inputs)
+    line_io.check_output(output, inputs)
     model = api.load(model_dir, device)
     model.require_task("predict")
     encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
@@ -74,13 +73,13 @@ def predict(
         raise ConfigError(
             f"--top-k {top_k}: the model has {len(encoding.labels)} labels; give 1 to {len(encoding.labels)}"
         )
-    chunk_lines = 1 if _typed(inputs) else 256
+    chunk_lines = 1 if line_io.typed(inputs) else 256
     # file by file, so that an error names the file and its own line number
     stream = (
         prediction
         for path in inputs or [Path("-")]
         for prediction in model.predict_stream(
-            _input_lines([path]), batch_size, chunk_lines, None if str(path) == "-" else str(path)
+            line_io.input_lines([path]), batch_size, chunk_lines, None if str(path) == "-" else str(path)
         )
     )
-    _write_lines((prediction_line(p, probs, top_k) for p in stream), output)
+    line_io.write_lines((prediction_line(p, probs, top_k) for p in stream), output)

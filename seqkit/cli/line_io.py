@@ -1,0 +1,62 @@
+"""The lines of the commands that answer line by line (translate, generate, predict): their input, from
+files or stdin, and their output, to stdout or to a file written whole or not at all."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from seqkit.errors import ConfigError, DataError
+
+
+def input_lines(inputs: list[Path] | None, column: int | None = None):
+    """Lines of every input file in turn, or of stdin; with `column`, that column of tab-separated lines."""
+    from seqkit.data.formats import iter_column
+    from seqkit.data.text import iter_lines
+
+    if column is not None and column < 1:
+        raise ConfigError(f"--column {column}: columns count from 1")
+    for path in inputs or [Path("-")]:
+        yield from (iter_column(path, column) if column else iter_lines(path))
+
+
+def typed(inputs: list[Path] | None) -> bool:
+    """Whether a person types the input (stdin on a terminal): then each line is answered at once."""
+    return not inputs and sys.stdin.isatty()
+
+
+def check_output(output: Path | None, inputs: list[Path] | None) -> None:
+    """Before any work: an --output that cannot be written is an error now, not after the last line; and
+    one that is also an input file would replace the user's input by its results."""
+    if output is None:
+        return
+    from seqkit import outputs
+
+    try:
+        outputs.check_writable(output)
+    except OSError as e:
+        raise DataError(f"--output {outputs.describe(e)}") from None
+    for path in inputs or []:
+        if outputs.is_replaceable(output) and output.exists() and path.exists() and path.samefile(output):
+            raise ConfigError(
+                f"--output {output} is also an input file ({path}); write the results elsewhere"
+            )
+
+
+def write_lines(lines, output: Path | None) -> None:
+    """To stdout line by line (flushed, for pipes), or to `output` through a temp file renamed into place
+    when every line is written: a failure leaves no partial file, and no corpus is held in memory. (An
+    input's errors are DataErrors, so an OSError here is the output's.)"""
+    if output is None:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        return
+    from seqkit import outputs
+
+    try:
+        with outputs.writing(output) as f:  # a device or FIFO is written through
+            for line in lines:
+                f.write(line.encode("utf-8") + b"\n")
+    except OSError as e:
+        raise DataError(f"--output {outputs.describe(OSError(e.errno, e.strerror, str(output)))}") from None
