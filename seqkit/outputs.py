@@ -51,7 +51,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 def _temporary(path: Path) -> Iterator[BinaryIO]:
     """A temporary file beside `path`, renamed onto it when the block ends without an error and removed
     when it does not."""
-    tmp = path.with_name(f".{short_name(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _hidden_beside(path, "tmp")
     try:
         # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
@@ -65,6 +65,11 @@ def _temporary(path: Path) -> Iterator[BinaryIO]:
     finally:
         with contextlib.suppress(OSError):  # the write's own error is the one to report
             tmp.unlink(missing_ok=True)
+
+
+def _hidden_beside(path: Path, kind: str) -> Path:
+    """A new hidden file's name beside `path`, this process's and unique: `.NAME.PID.RANDOM.KIND`."""
+    return path.with_name(f".{short_name(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}")
 
 
 def short_name(path: Path) -> str:
@@ -144,7 +149,7 @@ def check_writable(path: Path) -> None:
     target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise OSError(errno.ENOENT, "no such directory", str(path))
-    probe = target.with_name(f".{short_name(target)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.check")
+    probe = _hidden_beside(target, "check")
     try:  # as the output's temporary file will be: the system's own answer (read-only, permissions)
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as e:
