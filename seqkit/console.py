@@ -30,7 +30,9 @@ class Console(RichConsole):
         if self.stderr and _OUTLIVE_STDERR:
             # `seqkit train ... 2>&1 | head`: the run goes on, its lines go nowhere (train_log.jsonl
             # keeps them); stopping a run of hours with exit 0 and no weights looked like a success
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stderr.fileno())
+            os.close(devnull)
             return
         raise BrokenPipeError
 
