@@ -43,12 +43,11 @@ def train_sentencepiece(
     size, option = (vocab_size, option) if vocab_size else (cfg.vocab_size, "vocab_size")
     reading: list[BaseException] = []  # what reading the lines raised (SentencePiece wraps it)
 
-    opening: str = first
+    lines_read = itertools.chain([first], stream)
 
     def sentences() -> Iterator[str]:
         try:
-            yield opening
-            yield from stream
+            yield from lines_read
         except BaseException as e:  # a DataError of a line, Ctrl-C
             reading.append(e)
             raise
