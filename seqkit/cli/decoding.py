@@ -231,7 +231,7 @@ def translate(
             for result in model.translate_stream(
                 line_io.input_lines([path], column),
                 *asked,
-                LineNumbers(None if str(path) == "-" else str(path)),
+                LineNumbers(line_io.source_name(path)),
             )
         )
     results: Iterator[str]

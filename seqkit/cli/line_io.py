@@ -20,6 +20,11 @@ def input_lines(inputs: list[Path] | None, column: int | None = None):
         yield from (iter_column(path, column) if column else iter_lines(path))
 
 
+def source_name(path: Path) -> str | None:
+    """How errors name an input file's lines (`FILE:N`); None for stdin, whose lines are `input line N`."""
+    return None if str(path) == "-" else str(path)
+
+
 def typed(inputs: list[Path] | None) -> bool:
     """Whether a person types the input (stdin on a terminal): then each line is answered at once."""
     return not inputs and sys.stdin.isatty()

@@ -79,7 +79,7 @@ def predict(
         prediction
         for path in inputs or [Path("-")]
         for prediction in model.predict_stream(
-            line_io.input_lines([path]), batch_size, chunk_lines, None if str(path) == "-" else str(path)
+            line_io.input_lines([path]), batch_size, chunk_lines, line_io.source_name(path)
         )
     )
     line_io.write_lines((prediction_line(p, probs, top_k) for p in stream), output)
