@@ -213,3 +213,28 @@ def test_latest_falls_back_when_the_named_checkpoint_was_deleted(tmp_path, rever
     assert checkpoint.latest(tmp_path / "run").name == "step-00000010"
     longer = toy_config(reverse_data, train={"max_steps": 25, "valid_every": 10})
     assert train_seq2seq.train(longer, tmp_path / "run", resume=True).steps == 25
+
+
+def test_a_checkpoint_of_the_same_step_is_replaced_by_the_newer_state(tmp_path, reverse_data):
+    """Interrupted at step 12 before any validation, then finished at step 12: the validation that the
+    second session runs must reach the checkpoint, or the next resume forgets the best score and takes
+    any later (worse) weights for the best."""
+    import os
+
+    from seqkit.training.loop import TrainingInterrupted
+    from seqkit.training.task import NullReporter
+
+    class InterruptAt12(NullReporter):
+        def step(self, report):
+            if report.step == 12:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    train = {"max_steps": 100, "valid_every": 1000, "best_metric": "ppl"}
+    with pytest.raises(TrainingInterrupted):
+        train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "run", InterruptAt12())
+    train_seq2seq.train(toy_config(reverse_data, train={**train, "max_steps": 12}), tmp_path / "run", resume=True)
+    saved = torch.load(checkpoint.latest(tmp_path / "run") / checkpoint.STATE, weights_only=True)
+    progress = saved["state"]["progress"]
+    assert checkpoint.latest(tmp_path / "run").name == "step-00000012"
+    assert progress["validated_step"] == 12 and progress["best_step"] == 12
+    assert not list((tmp_path / "run" / checkpoint.ROOT).glob(".*"))  # the replaced folder is gone

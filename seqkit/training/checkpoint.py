@@ -75,23 +75,28 @@ def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
     root.mkdir(exist_ok=True)
     name = f"step-{state['progress']['step']:08d}"
     final = root / name
-    if not _complete(final):  # the same step saved twice (validation, then the end) is the same state
-        if final.is_dir() and not final.is_symlink():  # an incomplete one of that step (a user's deletion)
-            shutil.rmtree(final)
-        for stale in root.glob(".step-*.tmp"):  # left by a killed process
-            if not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-        tmp = root / f".{name}.{os.getpid()}.tmp"
-        tmp.mkdir()
-        try:
-            atomic_write(tmp / WEIGHTS, weights_bytes(model))
-            buffer = io.BytesIO()
-            torch.save({"optimizer": optimizer.state_dict(), "state": state}, buffer)
-            atomic_write(tmp / STATE, buffer.getvalue())
-            os.rename(tmp, final)
-        except BaseException:  # e.g. no space left: no half checkpoint stays behind
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    for stale in root.glob(".step-*.tmp"):  # left by a killed process
+        if not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".{name}.{os.getpid()}.tmp"
+    tmp.mkdir()
+    try:
+        atomic_write(tmp / WEIGHTS, weights_bytes(model))
+        buffer = io.BytesIO()
+        torch.save({"optimizer": optimizer.state_dict(), "state": state}, buffer)
+        atomic_write(tmp / STATE, buffer.getvalue())
+        # A folder of the same step is replaced, never kept: its state can differ from this one (saved
+        # at an interruption before the step's validation, or by an earlier session that a resume
+        # with other settings has retrained since, and a kill kept out of `latest`). A kill between the
+        # two renames leaves no folder of this step, and `latest` falls back to the newest one left.
+        replaced = root / f".{name}.{os.getpid()}.old.tmp"
+        if final.is_dir() and not final.is_symlink():
+            os.rename(final, replaced)
+        os.rename(tmp, final)
+        shutil.rmtree(replaced, ignore_errors=True)
+    except BaseException:  # e.g. no space left: no half checkpoint stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     atomic_write(root / LATEST, name.encode())
     for old in [p for p in _steps(root) if _complete(p)][:-keep]:
         if old != final:
