@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import random
 import re
 import select
 import subprocess
@@ -26,7 +27,7 @@ from seqkit import configfile, model_types
 from seqkit.data import corpus
 from seqkit.data.batches import training_batches
 from seqkit.data.formats import iter_column, read_pairs
-from seqkit.data.tokenizer import SentencePieceTokenizer, build_tokenizer
+from seqkit.data.tokenizer import UNK, SentencePieceTokenizer, build_tokenizer
 from seqkit.data.toy import make_pairs
 from seqkit.decoding.inference import AttentionMap, translate_lines
 from seqkit.decoding.torch_steps import steps_of
@@ -276,11 +277,39 @@ def test_a_vocabulary_smaller_than_the_datas_characters_is_one_line(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train_sentencepiece(interrupted(), cfg, seed=1)
-    # any other failure of SentencePiece's is one line too (lines over its 4,192 bytes leave it nothing)
-    with pytest.raises(
-        ConfigError, match=r"^tokenizer: SentencePiece could not train on the training data \("
-    ):
-        train_sentencepiece(["ab " * 2000] * 40, cfg, seed=1)
+
+
+def test_any_other_sentencepiece_failure_is_one_line(monkeypatch):
+    from seqkit.data import tokenizer
+
+    def failing(*args):
+        raise RuntimeError("Internal: src/trainer_interface.cc(1) [!sentences_.empty()]\nmore")
+
+    monkeypatch.setattr(tokenizer, "_train", failing)
+    cfg = config_lib.from_dict({"tokenizer": {"vocab_size": 10}}, "test").tokenizer
+    with pytest.raises(ConfigError) as raised:
+        tokenizer.train_sentencepiece(["a b c"], cfg, seed=1)
+    assert str(raised.value) == (
+        "tokenizer: SentencePiece could not train on the training data "
+        "(Internal: src/trainer_interface.cc(1) [!sentences_.empty()])"
+    )
+
+
+def test_a_vocabulary_is_learned_from_lines_longer_than_sentencepieces_default_limit():
+    """SentencePiece's default drops lines over 4,192 bytes unsaid: documents of 5 KB left it the
+    short lines alone to learn from (or nothing), and the documents read as unknown pieces."""
+    from seqkit.data.tokenizer import TRAINING_CHARS, SentencePieceSide, train_sentencepiece
+
+    rng = random.Random(3)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6)) for _ in range(60)]
+    documents = [" ".join(rng.choice(words) for _ in range(800)) for _ in range(30)]  # 5.6 KB each
+    assert min(map(len, documents)) > 4192
+    cfg = config_lib.from_dict({"tokenizer": {"vocab_size": 80}}, "test").tokenizer
+    side = SentencePieceSide(train_sentencepiece([*documents, "xy", "zz"], cfg, seed=1), "test")
+    assert side.vocab_size == 80  # not the dozen pieces of the two short lines
+    assert UNK not in side.encode(documents[:1])[0]
+    huge = train_sentencepiece([documents[0] * (2 * TRAINING_CHARS // len(documents[0]))], cfg, 1)
+    assert huge  # a line past TRAINING_CHARS trains from its first characters
 
 
 def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):

@@ -26,6 +26,11 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
 SPM_JOINT, SPM_SRC, SPM_TGT, CHARS = "spm.model", "spm.src.model", "spm.tgt.model", "chars.json"
 TOKENIZER_FILES = (SPM_JOINT, SPM_SRC, SPM_TGT, CHARS)
+# SentencePiece drops, unsaid, every training line longer than its max_sentence_length (4,192 bytes by
+# default): a corpus of documents (a classifier's, a paragraph-per-line language model's) would learn its
+# vocabulary from its few short lines, or fail to train. Each line's first TRAINING_CHARS characters are
+# what it learns from instead: plenty for a piece's statistics, and a bound on the memory of one line.
+TRAINING_CHARS = 65536
 
 
 def train_sentencepiece(
@@ -34,7 +39,7 @@ def train_sentencepiece(
     """Train a SentencePiece model of `vocab_size` pieces (0: cfg.vocab_size) on `lines` (read once, as
     they come: SentencePiece itself keeps a shuffled sample of max_sentences); returns the serialized
     model. `option`: the key of tokenizer.* that set the size, named in an error."""
-    stream = (line for line in lines if line.strip())
+    stream = (line[:TRAINING_CHARS] for line in lines if line.strip())
     first = next(stream, None)
     if first is None:
         raise DataError("no non-empty training lines to train SentencePiece on; check data.train")
@@ -80,6 +85,7 @@ def _train(sentences: Iterator[str], model: io.BytesIO, vocab_size: int, cfg: To
         model_type=cfg.model_type,
         character_coverage=cfg.character_coverage,
         input_sentence_size=cfg.max_sentences,
+        max_sentence_length=4 * TRAINING_CHARS,  # bytes: a UTF-8 character takes at most 4
         shuffle_input_sentence=True,
         hard_vocab_limit=False,  # tiny corpora (tests, toy tasks) may not support the full size
         pad_id=PAD,
