@@ -232,7 +232,9 @@ def test_a_checkpoint_of_the_same_step_is_replaced_by_the_newer_state(tmp_path, 
     train = {"max_steps": 100, "valid_every": 1000, "best_metric": "ppl"}
     with pytest.raises(TrainingInterrupted):
         train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "run", InterruptAt12())
-    train_seq2seq.train(toy_config(reverse_data, train={**train, "max_steps": 12}), tmp_path / "run", resume=True)
+    train_seq2seq.train(
+        toy_config(reverse_data, train={**train, "max_steps": 12}), tmp_path / "run", resume=True
+    )
     saved = torch.load(checkpoint.latest(tmp_path / "run") / checkpoint.STATE, weights_only=True)
     progress = saved["state"]["progress"]
     assert checkpoint.latest(tmp_path / "run").name == "step-00000012"
