@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from seqkit.training import lm as train_lm
 from seqkit.training import log as training_log
 from seqkit.training import seq2seq as train_seq2seq
 from seqkit.training.log import EndRecord, TrainRecord
+from seqkit.training.loop import TrainingInterrupted
+from seqkit.training.task import NullReporter
 from tests.helpers import lm_config, seqkit_here, toy_config, write_toy
 
 
@@ -215,23 +218,24 @@ def test_latest_falls_back_when_the_named_checkpoint_was_deleted(tmp_path, rever
     assert train_seq2seq.train(longer, tmp_path / "run", resume=True).steps == 25
 
 
+class _InterruptAt(NullReporter):
+    """A reporter that sends this process SIGINT after step `step`, as Ctrl-C would."""
+
+    def __init__(self, step: int):
+        self.at = step
+
+    def step(self, report):
+        if report.step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_a_checkpoint_of_the_same_step_is_replaced_by_the_newer_state(tmp_path, reverse_data):
     """Interrupted at step 12 before any validation, then finished at step 12: the validation that the
     second session runs must reach the checkpoint, or the next resume forgets the best score and takes
     any later (worse) weights for the best."""
-    import os
-
-    from seqkit.training.loop import TrainingInterrupted
-    from seqkit.training.task import NullReporter
-
-    class InterruptAt12(NullReporter):
-        def step(self, report):
-            if report.step == 12:
-                os.kill(os.getpid(), signal.SIGINT)
-
     train = {"max_steps": 100, "valid_every": 1000, "best_metric": "ppl"}
     with pytest.raises(TrainingInterrupted):
-        train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "run", InterruptAt12())
+        train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "run", _InterruptAt(12))
     train_seq2seq.train(
         toy_config(reverse_data, train={**train, "max_steps": 12}), tmp_path / "run", resume=True
     )
@@ -240,3 +244,32 @@ def test_a_checkpoint_of_the_same_step_is_replaced_by_the_newer_state(tmp_path, 
     assert checkpoint.latest(tmp_path / "run").name == "step-00000012"
     assert progress["validated_step"] == 12 and progress["best_step"] == 12
     assert not list((tmp_path / "run" / checkpoint.ROOT).glob(".*"))  # the replaced folder is gone
+
+
+def test_a_schedule_along_max_epochs_resumes_bit_identical_in_a_later_epoch(
+    tmp_path, reverse_data, monkeypatch
+):
+    """Each epoch's bucketing makes its own number of batches (457, then 456 on a larger corpus than the
+    toy): a session resumed in the second epoch counted the budget of max_epochs in that epoch's batches,
+    and its linear decay took another line than the uninterrupted run's. Here every epoch is made one
+    batch shorter than the one before."""
+    real_task = train_seq2seq.TrainingTask
+
+    def uneven_epochs(*args, **kwargs):
+        task = real_task(*args, **kwargs)
+        batches = task.batches
+        task.batches = lambda epoch: list(batches(epoch))[: len(batches(epoch)) - epoch]
+        return task
+
+    monkeypatch.setattr(train_seq2seq, "TrainingTask", uneven_epochs)
+    train = {"max_steps": 0, "max_epochs": 2, "lr_schedule": "linear", "valid_every": 1000}
+    model = {"embedding_size": 8, "encoder_hidden_size": 8, "decoder_hidden_size": 16}
+    cfg = toy_config(reverse_data, train=train, model=model)
+    train_seq2seq.train(cfg, tmp_path / "whole")
+    first_epoch = training_log.read_all(tmp_path / "whole")[0].steps_per_epoch
+    with pytest.raises(TrainingInterrupted):
+        train_seq2seq.train(cfg, tmp_path / "split", _InterruptAt(first_epoch + 3))
+    train_seq2seq.train(cfg, tmp_path / "split", resume=True)
+    resumed = [r for r in training_log.read_all(tmp_path / "split") if r.kind == "resume"][0]
+    assert resumed.steps_per_epoch == first_epoch - 1  # the case: the second epoch has another count
+    _assert_identical(_last_weights(tmp_path / "whole"), _last_weights(tmp_path / "split"))

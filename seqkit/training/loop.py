@@ -98,7 +98,9 @@ class _Trainer:
         self.progress = state.progress
         self.schedule = LearningRateSchedule(cfg.train, state.plateau_scale)
         self.batches = task.batches(self.progress.epoch)
-        self.limits = Limits(cfg.train, len(self.batches))
+        if not self.progress.steps_per_epoch:  # a new run (or a checkpoint of a seqkit that did not keep it)
+            self.progress.steps_per_epoch = len(self.batches)
+        self.limits = Limits(cfg.train, self.progress.steps_per_epoch)
         self.nonfinite_steps = 0
         self.session_start = time.monotonic()
         self.window = Window()

@@ -32,6 +32,10 @@ class Progress:
     elapsed_s: float = 0.0  # training time of earlier sessions of this run
     target_tokens: int = 0  # target tokens (EOS included, padding not) trained on, over all sessions
     step_s: float = 0.0  # time spent in training steps over all sessions (validation and set-up excluded)
+    # batches of the run's first epoch: the length of an epoch that a budget of max_epochs counts in. Each
+    # epoch's bucketing makes its own count (457, then 456), so a session that resumed in another epoch
+    # would otherwise decay a schedule along another line than the uninterrupted run (0: not known yet)
+    steps_per_epoch: int = 0
 
     def record_validation(self, score: float, tiebreak: float = -math.inf) -> bool:
         """Count a validation whose sign-adjusted score is `score`; True when it is a new best. A tie (dev
