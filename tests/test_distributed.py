@@ -15,7 +15,14 @@ from safetensors.torch import load_file
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import StartRecord, ValidRecord
-from tests.helpers import data_parallel_train_args, free_port, seqkit_here, torchrun_environment, write_toy
+from tests.helpers import (
+    data_parallel_train_args,
+    free_port,
+    seqkit_here,
+    torchrun_environment,
+    write_text,
+    write_toy,
+)
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
@@ -63,6 +70,35 @@ def _data_parallel_runs(directory: Path) -> None:
     ]
     resumed = subprocess.run(longer, capture_output=True, timeout=300)
     keep("resumed", resumed.returncode, resumed.stderr)
+    # a language model trained in one process, resumed under torchrun: each process holds half the
+    # streams, so the carried hidden state of all of them starts afresh
+    text = write_text(directory / "lm-data")
+    lm = [
+        "train", "--output", str(directory / "lm"), "--set", f"data.train={text}/train",
+        "--set", f"data.dev={text}/dev", "--set", "data.tgt_lang=txt", "--set", "tokenizer.type=char",
+        "--set", "model.type=lm", "--set", "model.embedding_size=8", "--set", "model.decoder_hidden_size=16",
+        "--set", "train.batch_tokens=64", "--set", "train.bptt_length=16", "--set", "train.threads=1",
+    ]  # fmt: skip
+    first = seqkit_here(*lm, "--max-steps", "3")
+    keep("lm", first.returncode, first.stderr)
+    lm_resumed = subprocess.run(
+        [
+            *TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "seqkit",
+            *lm,
+            "--resume",
+            str(directory / "lm"),
+            "--max-steps",
+            "6",
+        ],
+        capture_output=True,
+        timeout=300,
+    )
+    keep("lm-resumed", lm_resumed.returncode, lm_resumed.stderr)
 
 
 def _ran(directory: Path, name: str) -> str:
@@ -92,3 +128,6 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(b
     # a distributed run resumes too, under torchrun, from rank 0's checkpoint
     assert _ran(runs, "resumed").count("restored step 12") == 1  # reported once, by rank 0
     assert checkpoint.latest(two).name == "step-00000018"
+    for name in ("lm", "lm-resumed"):
+        _ran(runs, name)
+    assert checkpoint.latest(runs / "lm").name == "step-00000006"

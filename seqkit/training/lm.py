@@ -87,8 +87,17 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         return DevScores({"loss": scores["nll_per_token"], "ppl": scores["ppl"], "bpc": scores["bpc"]})
 
     def load_state(saved: dict) -> None:
+        """The hidden state saved with the checkpoint, on this process's device; restarted (None) where it
+        was not kept (a distributed run) or is not of this process's streams (a one-process run resumed
+        under torchrun, whose processes each hold a share of them)."""
         nonlocal state
-        state = saved["hidden"]
+        hidden = saved.get("hidden")
+        tensors = hidden if isinstance(hidden, tuple | list) else (hidden,)
+        if hidden is None or any(t.size(1) != rows.size(0) for t in tensors):  # (layers, streams, hidden)
+            state = None
+            return
+        moved = tuple(t.to(world.device) for t in tensors)
+        state = moved if isinstance(hidden, tuple | list) else moved[0]
 
     task = TrainingTask(
         batches=lambda epoch: chunk_starts(data, cfg.train.bptt_length),
