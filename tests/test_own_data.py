@@ -541,3 +541,17 @@ def test_the_held_out_dev_files_pair_line_for_line_when_a_held_pair_is_empty(tmp
     assert any(i % 3 == 0 for i in held)  # (the seed holds out an empty pair)
     pairs = list(zip(prepared.dev_src_text, prepared.dev.tgt_text, strict=True))
     assert pairs == [(f"a{i} b", f"b a{i}") for i in held if i % 3]
+
+
+def test_a_json_fields_line_breaks_read_as_spaces_and_are_counted(tmp_path):
+    # a held-out dev file is a line per sentence: a field's "\n" split its sentence over two lines and
+    # the source and target files of the held-out pairs paired the wrong lines from there on
+    rows = [{"src": f"a{i}\nb" if i % 2 else f"a{i} b", "tgt": f"b\r\na{i}"} for i in range(4)]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fixes: Counter = Counter()
+    src, tgt = read_pairs(str(tmp_path / "c.jsonl"), _data(), "data.train", fixes)
+    assert src == [f"a{i} b" for i in range(4)] and tgt == [f"b a{i}" for i in range(4)]
+    assert fixes["breaks"] == 4
+    assert (
+        model_types.base.described_fixes({"break_lines": 4}) == "4 JSON fields' line breaks (read as spaces)"
+    )

@@ -66,6 +66,7 @@ class Cleaning:
             "bom_lines": self.fixes["bom"],
             "cr_lines": self.fixes["cr"],
             "control_lines": self.fixes["controls"],
+            "break_lines": self.fixes["breaks"],
         }
 
 

@@ -61,6 +61,7 @@ FIXES = (
     ("bom_lines", "byte order marks"),
     ("cr_lines", "carriage returns"),
     ("control_lines", "lines' control characters (NUL, CR, BOM inside a line)"),
+    ("break_lines", "JSON fields' line breaks (read as spaces)"),
 )
 
 

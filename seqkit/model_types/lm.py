@@ -52,6 +52,8 @@ def probe(model, length: int) -> None:
 def describe_data(data: dict[str, int]) -> str:
     controls = data.get("control_lines", 0)  # (0.1's logs have no count)
     dropped = f"; control characters removed from {controls:,} lines" if controls else ""
+    if data.get("break_lines"):
+        dropped += f"; line breaks read as spaces in {data['break_lines']:,} JSON fields"
     return (
         f"{data['train_lines']:,} training lines ({data['train_tokens']:,} tokens in {data['streams']} "
         f"streams), {data['dev_lines']:,} dev lines; vocabulary {data['vocab']:,}{dropped}"

@@ -111,6 +111,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             "dev_lines": len(dev_lines),
             "vocab": tokenizer.tgt_vocab_size,
             "control_lines": fixes["controls"],  # the tokenizer drops their control characters
+            "break_lines": fixes["breaks"],  # a JSON field's line breaks, read as spaces
         },
         # the hidden state carried into the next chunk (a distributed run restarts it on resume: each
         # process holds only its own streams' state)
