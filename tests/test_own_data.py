@@ -253,6 +253,14 @@ def test_tokenizer_combinations_that_cannot_hold_are_errors(tokenizer, fragment)
         config_lib.from_dict({"tokenizer": tokenizer}, "run.toml")
 
 
+@pytest.mark.parametrize("model_type", ["lm", "classifier"])
+def test_separate_vocabularies_for_a_model_of_one_text_are_a_config_error(model_type):
+    # it trained a source model on no lines and blamed data.train
+    with pytest.raises(ConfigError, match=r"^run.toml: tokenizer.joint = false: a .* reads one text"):
+        config_lib.from_dict({"model": {"type": model_type}, "tokenizer": {"joint": False}}, "run.toml")
+    config_lib.from_dict({"model": {"type": model_type}, "tokenizer": {"type": "char", "joint": False}}, "r")
+
+
 def test_a_vocabulary_smaller_than_the_datas_characters_is_one_line(tmp_path):
     from seqkit.data.tokenizer import train_sentencepiece
 
