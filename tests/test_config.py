@@ -119,6 +119,17 @@ def test_a_resume_may_change_limits_rates_and_decoding(tmp_path):
     assert config_lib.resume_changes(stored, stored, tmp_path) == []
 
 
+def test_a_classifier_resume_keeps_the_longest_text_it_trains_on(tmp_path):
+    # decode.max_input_pieces picks a classifier's training texts: another value is another training set
+    # (a translation model reads it only when translating, and may change it)
+    override = ["decode.max_input_pieces=20"]
+    seq2seq = _stored()
+    assert config_lib.resume_changes(seq2seq, configfile.load(None, override, base=seq2seq), tmp_path)
+    classifier = config_lib.from_dict({"model": {"type": "classifier"}}, "run.toml")
+    with pytest.raises(ConfigError, match=r"\(decode\.max_input_pieces: 1024 -> 20\)"):
+        config_lib.resume_changes(classifier, configfile.load(None, override, base=classifier), tmp_path)
+
+
 def test_every_refused_change_is_named_at_once(tmp_path):
     stored = _stored()
     changed = configfile.load(None, ["model.cell=rnn", "train.seed=5", "train.max_steps=7"], base=stored)

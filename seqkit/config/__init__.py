@@ -381,7 +381,10 @@ def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
     """The changes a resume of the run in `run_dir` makes to its stored config (`section.key: old -> new`),
     or a ConfigError when one of them is a key a resumed run keeps."""
     changes = differences(stored, new)
-    fixed = [change for change in changes if change.startswith(RESUME_KEEPS)]
+    # a classifier's training texts are those of at most decode.max_input_pieces pieces: another limit
+    # is another training set, which the saved epoch order would index wrongly
+    keeps = (*RESUME_KEEPS, "decode.max_input_pieces:") if stored.model.type == "classifier" else RESUME_KEEPS
+    fixed = [change for change in changes if change.startswith(keeps)]
     if fixed:
         raise ConfigError(
             f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches and seed ({'; '.join(fixed)}); "
