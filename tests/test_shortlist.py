@@ -18,7 +18,7 @@ from seqkit.decoding.search import decode_corpus
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.runtime import devices
-from tests.helpers import assert_one_line_error, seqkit_here
+from tests.helpers import assert_one_line_error, seqkit_here, write_toy
 
 VOCAB = 40
 FIRST = len(SPECIALS)
@@ -134,3 +134,18 @@ def test_a_shortlist_of_other_vocabularies_is_refused(reverse_model, tmp_path):
     assert_one_line_error(result, "shortlist.npz: made for other vocabularies", "seqkit shortlist")
     wrong_type = seqkit_here("shortlist", model_dir, "--translations", 0)
     assert_one_line_error(wrong_type, "--translations 0")
+
+
+def test_a_shortlist_of_other_data_leaves_the_runs_cache_alone(reverse_model, tmp_path):
+    # the arrays of the other data replaced the run's own, and the next resume tokenized its corpus again
+    from seqkit.training.seq2seq import build_shortlist
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(reverse_model, model_dir)
+    cache = sorted(p.name for p in (model_dir / "cache").iterdir())
+    assert cache and all(name.startswith("train-") for name in cache)
+    other = write_toy(tmp_path / "other", "reverse", train_count=300)
+    built = build_shortlist(model_dir, train=f"{other}/train")
+    assert shortlist.Shortlist.load(model_dir / shortlist.FILE).translations.shape == built.translations.shape
+    assert sorted(p.name for p in (model_dir / "cache").iterdir()) == cache
+    assert not [p for p in model_dir.iterdir() if p.name.startswith(".shortlist-")]

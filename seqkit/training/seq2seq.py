@@ -7,12 +7,13 @@ BLEU are kept. The loop itself is `loop.fit`.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from seqkit import modeldir
+from seqkit import modeldir, outputs
 from seqkit.config import Config
 from seqkit.data.arrays import TokenArrays
 from seqkit.data.batches import make_batch, training_batches
@@ -260,12 +261,18 @@ def build_shortlist(
     def never(_src, _tgt) -> Tokenizer:  # the model's tokenizer is given
         raise AssertionError("the model's tokenizer is loaded")
 
-    _, prepared = prepare_pairs(cfg, model_dir, tokenizer, never, threads=torch.get_num_threads())
-    src, tgt = prepared.train.src, prepared.train.tgt
-    assert isinstance(src, TokenArrays) and isinstance(tgt, TokenArrays)
-    sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
-    built = shortlist.build(
-        src.ids, src.offsets, tgt.ids, tgt.offsets, *sizes, translations, frequent, cfg.train.seed
-    )
-    shortlist.write(model_dir, built)
+    # under the run's lock: a training of the directory (which reads and rebuilds the same cache) is not
+    # raced; the arrays of other data than the run's go to a scratch folder, not the run's cache, whose
+    # arrays a resume would otherwise have to tokenize again
+    with outputs.locked(model_dir, "trained", "build the shortlist of a copy of it"):
+        with tempfile.TemporaryDirectory(prefix=".shortlist-", dir=model_dir) as scratch:
+            arrays_dir = model_dir if train is None else Path(scratch)
+            _, prepared = prepare_pairs(cfg, arrays_dir, tokenizer, never, threads=torch.get_num_threads())
+            src, tgt = prepared.train.src, prepared.train.tgt
+            assert isinstance(src, TokenArrays) and isinstance(tgt, TokenArrays)
+            sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+            built = shortlist.build(
+                src.ids, src.offsets, tgt.ids, tgt.offsets, *sizes, translations, frequent, cfg.train.seed
+            )
+        shortlist.write(model_dir, built)
     return built
