@@ -538,3 +538,15 @@ def test_a_text_longer_than_the_model_reads_is_skipped_and_counted(tmp_path: Pat
         "1,200 training examples (1 longer than decode.max_input_pieces skipped) (removed 1 byte order marks, "
         "1,201 carriage returns)" in describe_data(start.data)
     )
+
+
+def test_empty_lines_are_counted_when_the_dev_examples_are_held_out(tmp_path: Path):
+    # the training part of a held-out split lost the count: the start record said 0 skipped
+    lines = [f"{'ab'[i % 2]}\tw{i} x" if i % 10 else "" for i in range(100)]
+    (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
+    cfg = config_lib.from_dict(
+        {"model": {"type": "classifier"}, "data": {"train": str(tmp_path / "d.tsv"), "dev_size": 9}}, "t"
+    )
+    train, dev, _, held_out = trainer.read_splits(cfg)
+    assert held_out and (len(train), len(dev)) == (81, 9)
+    assert train.skipped == 10

@@ -5,6 +5,8 @@ for regression) are kept. The loop itself is `loop.fit`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +57,8 @@ def read_splits(
         return train, read_examples(cfg.data.dev, cfg.data, "data.dev", regression), (), False
     chosen = set(hold_out(len(train), cfg.data.dev_size, cfg.train.seed))
     kept = [i for i in range(len(train)) if i not in chosen]
-    return train.take(kept), train.take(sorted(chosen)), (), True
+    # data.train's empty lines, skipped before the dev examples were held out, are counted with training
+    return dataclasses.replace(train.take(kept), skipped=train.skipped), train.take(sorted(chosen)), (), True
 
 
 def encode_split(encoding: Encoding, tokenizer: Tokenizer | None, examples: Examples) -> Split:
