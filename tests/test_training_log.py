@@ -201,8 +201,26 @@ def test_a_trained_run_writes_the_layout_readers_expect(reverse_model):
     assert start["model_type"] == "seq2seq"
     assert set(start["data"]) == {
         "train_pairs", "skipped_pairs", "empty_pairs", "long_pairs", "ratio_pairs", "duplicate_pairs",
-        "bom_lines", "cr_lines", "control_lines", "dev_pairs", "dev_held_out", "cached", "src_vocab", "tgt_vocab",
+        "bom_lines", "cr_lines", "control_lines", "break_lines", "dev_pairs", "dev_held_out", "cached", "src_vocab",
+        "tgt_vocab",
     }  # fmt: skip
     (end,) = by_kind["end"]
     assert end["best_metric"] == "bleu" and end["best_score"] == max(r["dev_bleu"] for r in by_kind["valid"])
     assert [training_log.to_json(r) for r in training_log.read_all(reverse_model)] == lines
+
+
+def test_a_validation_counts_the_dev_sentences_it_decoded(reverse_model, reverse_data):
+    # train.valid_max_sentences above the dev set's size was logged as the count
+    from seqkit import config as config_lib
+    from seqkit import model_types
+    from seqkit.data.corpus import tokenize_parallel
+    from seqkit.data.text import read_lines
+    from seqkit.training.seq2seq import validate
+
+    cfg, tokenizer, model = model_types.load(reverse_model)
+    src, tgt = (read_lines(f"{reverse_data}/dev.{side}")[:7] for side in ("src", "tgt"))
+    dev = tokenize_parallel(tokenizer, src, tgt, None)
+    many = config_lib.with_overrides(cfg, {"train": {"valid_max_sentences": 300}}, "test")
+    assert validate(model, tokenizer, dev, many).sentences == 7
+    few = config_lib.with_overrides(cfg, {"train": {"valid_max_sentences": 3}}, "test")
+    assert validate(model, tokenizer, dev, few).sentences == 3

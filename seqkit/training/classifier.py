@@ -6,7 +6,6 @@ for regression) are kept. The loop itself is `loop.fit`.
 from __future__ import annotations
 
 import dataclasses
-
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path

@@ -38,7 +38,7 @@ from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 def validate(model, tokenizer: Tokenizer, dev: ParallelIds, cfg: Config) -> DevScores:
     """Dev perplexity (teacher forcing) and greedy BLEU / chrF on detokenized output."""
     total_nll, total_tokens = corpus_nll(model, dev, cfg.decode.batch_size)
-    limit = cfg.train.valid_max_sentences or len(dev.src)
+    limit = min(cfg.train.valid_max_sentences or len(dev.src), len(dev.src))
     # greedy: validation stays fast; and a search, whatever sampling temperature translate is given
     greedy = dataclasses.replace(cfg.decode, beam_size=1, temperature=0.0)
     with evaluating(model):
