@@ -71,6 +71,19 @@ RUN_FOLDERS = (CHECKPOINTS, CACHE)
 CHECKPOINT_ENTRIES = ("step-*", ".step-*.tmp", "latest")
 
 
+def owns(model_dir: Path, path: Path) -> bool:
+    """Whether `path` is one of the model directory's own files (its weights, config, tokenizer, log,
+    an export's graphs, anything in its checkpoints or cache): what a command reading the model must not
+    write its results over. Other files there (`make demo`'s test.hyp.en) are the user's outputs."""
+    try:
+        home, target = model_dir.resolve(), path.resolve()
+    except OSError:
+        return False
+    if target.parent == home:
+        return target.name in RUN_FILES or target.name == EXPORT_DESCRIPTION or target.suffix == ".onnx"
+    return any(target.is_relative_to(home / folder) for folder in RUN_FOLDERS)
+
+
 def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:
     """Before a training writes into `model_dir`, which the trainer has made seqkit's
     (`outputs.claim_directory`) and locked: none of the run's own files or folders is a link, and a new

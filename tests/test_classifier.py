@@ -483,6 +483,18 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
         tmp_path / "c.png",
     )
     assert evaluated.returncode == 0 and (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    # a --plot onto the test data, or onto a file of the model, destroyed it and exited 0
+    data = tmp_path / "dev.tsv"
+    data.write_bytes((first_token_model / "dev.tsv").read_bytes())
+    weights = (model_dir / "model.safetensors").read_bytes()
+    for plot, said in (
+        (data, "is also an input file"),
+        (model_dir / "model.safetensors", "is a file of the model"),
+    ):
+        refused = seqkit_here("evaluate", "--model", model_dir, "--data", data, "--plot", plot)
+        assert_one_line_error(refused, f"--plot {plot} {said}", "write the results elsewhere")
+    assert data.read_bytes() == (first_token_model / "dev.tsv").read_bytes()
+    assert (model_dir / "model.safetensors").read_bytes() == weights
     curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")
     assert curves.returncode == 0, curves.stderr
     vocab = json.loads(seqkit_here("info", model_dir, "--vocab", "--json").stdout)["vocabulary"]["target"]

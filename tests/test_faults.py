@@ -550,6 +550,16 @@ def test_an_output_that_is_also_an_input_is_refused(tmp_path, reverse_model):
             result, f"--output {output} is also an input file", "write the results elsewhere"
         )
     assert source.read_text() == "c a b\n"
+    # nor a file of the model read: the weights were replaced by the translations
+    model_dir = tmp_path / "model"
+    shutil.copytree(reverse_model, model_dir)
+    for name in ("model.safetensors", "config.toml", "checkpoints/latest"):
+        result = seqkit_here("translate", model_dir, source, "-o", model_dir / name)
+        assert_one_line_error(result, f"--output {model_dir / name} is a file of the model directory")
+    assert seqkit_here("translate", model_dir, source, "-o", model_dir / "test.hyp").returncode == 0
+    assert (model_dir / "model.safetensors").read_bytes() == (
+        reverse_model / "model.safetensors"
+    ).read_bytes()
 
 
 def test_a_line_over_the_limit_is_named_by_its_file_and_line(tmp_path, reverse_model):

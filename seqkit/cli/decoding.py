@@ -170,7 +170,7 @@ def translate(
             "under torchrun, translate shares out the lines of input files into one --output FILE: give "
             "both (and no --attention)"
         )
-    line_io.check_output(output, inputs)
+    line_io.check_output(output, inputs, model_dir)
     if exported.is_export(model_dir):  # onnxruntime, without torch
         if sharing:
             raise ConfigError(

@@ -30,22 +30,28 @@ def typed(inputs: list[Path] | None) -> bool:
     return not inputs and sys.stdin.isatty()
 
 
-def check_output(output: Path | None, inputs: list[Path] | None) -> None:
-    """Before any work: an --output that cannot be written is an error now, not after the last line; and
-    one that is also an input file would replace the user's input by its results."""
+def check_output(
+    output: Path | None, inputs: list[Path] | None, model_dir: Path | None = None, option: str = "--output"
+) -> None:
+    """Before any work: an output that cannot be written is an error now, not after the last line; and
+    one that is also an input file, or a file of the model read, would destroy it with the results."""
     if output is None:
         return
-    from seqkit import outputs
+    from seqkit import modeldir, outputs
 
     try:
         outputs.check_writable(output)
     except OSError as e:
-        raise DataError(f"--output {outputs.describe(e)}") from None
+        raise DataError(f"{option} {outputs.describe(e)}") from None
+    if not outputs.is_replaceable(output):  # a device or FIFO is written through, never replaced
+        return
     for path in inputs or []:
-        if outputs.is_replaceable(output) and output.exists() and path.exists() and path.samefile(output):
-            raise ConfigError(
-                f"--output {output} is also an input file ({path}); write the results elsewhere"
-            )
+        if output.exists() and path.exists() and path.samefile(output):
+            raise ConfigError(f"{option} {output} is also an input file ({path}); write the results elsewhere")
+    if model_dir is not None and modeldir.owns(model_dir, output):
+        raise ConfigError(
+            f"{option} {output} is a file of the model directory {model_dir}; write the results elsewhere"
+        )
 
 
 def write_lines(lines, output: Path | None) -> None:

@@ -61,7 +61,7 @@ def predict(
     empty line in gives an empty line out."""
     from seqkit import api
 
-    line_io.check_output(output, inputs)
+    line_io.check_output(output, inputs, model_dir)
     model = api.load(model_dir, device)
     model.require_task("predict")
     encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec

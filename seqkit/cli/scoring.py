@@ -12,6 +12,7 @@ from seqkit.cli import (
     DeviceOption,
     _Command,
     app,
+    line_io,
     user_errors,
 )
 from seqkit.errors import ConfigError, DataError
@@ -151,6 +152,9 @@ def _evaluate_classifier(
 
     if model_dir is None or data is None:
         raise DataError("--data and --plot score a classifier: give both --model DIR and --data FILE")
+    # the files --data names: a TSV or CSV, or {prefix}.text and {prefix}.label
+    read = [Path(data), Path(f"{data}.text"), Path(f"{data}.label")]
+    line_io.check_output(plot, read, model_dir, "--plot")
     model = api.load(model_dir, device)
     result = model.evaluate(data)  # (a model that does not predict is refused first, naming evaluate --data)
     if plot is not None:
