@@ -562,3 +562,39 @@ def test_empty_lines_are_counted_when_the_dev_examples_are_held_out(tmp_path: Pa
     train, dev, _, held_out = trainer.read_splits(cfg)
     assert held_out and (len(train), len(dev)) == (81, 9)
     assert train.skipped == 10
+
+
+def test_seasonal_persistence_reads_only_what_the_window_has_seen(tmp_path: Path):
+    # with data.horizon past data.season it read rows after the window: season 1 beat persistence
+    path = tmp_path / "s.csv"
+    path.write_text("x\n" + "".join(f"{t * t}\n" for t in range(60)))
+    for season, horizon in ((1, 3), (2, 3), (5, 3), (3, 1)):
+        data = config_lib.DataConfig(series=str(path), column="x", window=5, horizon=horizon, season=season)
+        split = split_series(path, data, regression=True)
+        seasonal, persistence = split.test.naive["seasonal"], split.test.naive["persistence"]
+        for row, place in enumerate(split.test.places):
+            end = int(place.split(":")[1].split("-")[1]) - 1  # rows [end - 5, end) of the series: t^2
+            for h in range(horizon):  # the latest value of the target's season at or before end - 1
+                seen = end + h - season * math.ceil((h + 1) / season)
+                assert seen <= end - 1 and seasonal[row, h] == seen * seen
+        if season == 1:
+            assert np.array_equal(seasonal, persistence)
+
+
+def test_a_series_of_three_windows_keeps_one_to_test(tmp_path: Path):
+    # training took 3 windows as enough for train, dev and test; the test share rounded to 0 and evaluate
+    # said data.test_fraction = 0
+    path = tmp_path / "s.csv"
+    path.write_text("x\n1\n2\n3\n4\n5\n")
+    parts = split_series(path, config_lib.DataConfig(column="x", window=2, horizon=1), regression=True)
+    assert (len(parts.train), len(parts.dev), len(parts.test)) == (1, 1, 1)
+
+
+def test_the_bag_of_words_baseline_says_why_it_cannot_run_on_text_without_words():
+    pytest.importorskip("sklearn")
+    from seqkit.data.labelled import Examples
+    from seqkit.scoring.baselines import bag_of_words
+
+    texts = ["很好很好", "不好看", "非常好吃", "太难吃了"]  # no word occurs twice (no spaces)
+    train = Examples(texts, None, ["pos", "neg", "pos", "neg"], None, ["t:1", "t:2", "t:3", "t:4"])
+    assert bag_of_words(train, train) == "no word or word pair occurs in two training texts"

@@ -227,6 +227,15 @@ def read_series_table(path: Path | str, option: str = "data.series") -> tuple[li
     return header, table[1:]
 
 
+def _season_seen(target: int, end: int, season: int) -> int:
+    """The row seasonal persistence reads for the target in row `target` of a window ending before row
+    `end`: the latest row of the same season that the window has seen (`season` rows back, or a multiple
+    of it when the horizon reaches past one season); negative where the series starts later."""
+    if not season:
+        return -1
+    return target - season * math.ceil((target - end + 1) / season)
+
+
 def split_series(
     path: Path | str, cfg: DataConfig, regression: bool, option: str = "data.series"
 ) -> SeriesSplit:
@@ -271,13 +280,15 @@ def split_series(
         if regression:
             examples.append((inputs[start:end], target[end : end + horizon], place))
             last_seen.append([target[end - 1]] * horizon)
-            season_before.append([target[t - cfg.season] if t >= cfg.season else np.nan for t in targets])
+            before = [_season_seen(t, end, cfg.season) for t in targets]
+            season_before.append([target[i] if i >= 0 else np.nan for i in before])
         else:
             examples.append((inputs[start:end], labels[end + horizon - 1], place))
             last_seen.append(labels[end - 1])
-            t = targets[0]
-            season_before.append(labels[t - cfg.season] if t >= cfg.season else "")
-    tests = round(count * cfg.test_fraction)
+            i = _season_seen(targets[0], end, cfg.season)
+            season_before.append(labels[i] if i >= 0 else "")
+    # a test share of at least one window (3 windows are enough for train, dev and test, as said above)
+    tests = max(1, round(count * cfg.test_fraction)) if cfg.test_fraction else 0
     devs = max(1, round(count * cfg.dev_fraction))
     trains = count - devs - tests
     if trains < 1:

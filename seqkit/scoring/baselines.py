@@ -6,7 +6,9 @@
                                       `pip install 'seqkit[baselines]'`)
     training mean                     a forecaster of numbers (not a series): the training targets' mean
     persistence                       a series: the next value (or label) is the last one seen
-    seasonal persistence              a series with data.season = S: the value S steps before the target
+    seasonal persistence              a series with data.season = S: the latest value of the target's
+                                      season that the window has seen (S steps before the target, or a
+                                      multiple of S when the horizon reaches past one season)
 
 Each baseline is a function of the training examples and the test examples -> predictions (label
 strings, or values (examples, outputs)), a string saying why it cannot run, or None where it does not
@@ -44,7 +46,12 @@ def bag_of_words(train: Examples, test: Examples) -> Predicted | str | None:
         CountVectorizer(ngram_range=(1, 2), min_df=2, lowercase=True, token_pattern=r"(?u)\b\w+\b"),
         LogisticRegression(max_iter=2000, C=1.0),
     )
-    pipeline.fit(train.texts, train.labels)
+    if len(set(train.labels)) < 2:
+        return "the training data has one label"
+    try:
+        pipeline.fit(train.texts, train.labels)
+    except ValueError:  # "After pruning, no terms remain": text without spaces (Chinese, say) has no words
+        return "no word or word pair occurs in two training texts"
     return [str(label) for label in pipeline.predict(test.texts)]
 
 
@@ -70,6 +77,7 @@ CLASSIFIER_BASELINES = {
     "majority": majority,
     "bag-of-words logistic regression": bag_of_words,
     "persistence": persistence,
+    "seasonal persistence": seasonal,
 }
 FORECASTER_BASELINES = {
     "training mean": training_mean,
