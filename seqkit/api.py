@@ -21,6 +21,7 @@ allocated anything in this process; importing seqkit changes no setting.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -113,7 +114,14 @@ class Model:
     def generate_settings(self, source: str = "options", **options: Any) -> GenerateConfig:
         """The model's sampling settings with the given ones put in and checked (as `decode_settings`)."""
         given = {key: value for key, value in options.items() if value is not None}
-        return config_lib.with_overrides(self.config, {"generate": given}, source).generate
+        settings = config_lib.with_overrides(self.config, {"generate": given}, source).generate
+        # as translate: a sampling setting at temperature 0 (greedy) would be ignored
+        named = (lambda key: "--" + key.replace("_", "-")) if source == "command-line options" else str
+        sampling = {named(key): options.get(key) for key in ("top_k", "top_p", "seed")}
+        unused = sampling_option_unused(settings.temperature, sampling)
+        if unused:
+            raise ConfigError(SAMPLING_ONLY.format(unused))
+        return settings
 
     def translate(
         self,
@@ -346,6 +354,9 @@ class Model:
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _texts(lines: Iterable[str], argument: str) -> Iterator[str]:
     """`lines` as given, checked: one string is a mistake for a list of them (it would be read as one
     line per character), and an item that is not a string is named, not an AttributeError from within."""
@@ -355,9 +366,19 @@ def _texts(lines: Iterable[str], argument: str) -> Iterator[str]:
 
 
 def _each_a_string(lines: Iterable[str], argument: str) -> Iterator[str]:
+    """Each item a line as the CLI reads one from a file: its own line ending left out (an open file's
+    lines keep theirs), no line break inside, and text (a lone surrogate, which JSON's \\ud800 escape
+    makes, cannot be encoded, and the tokenizer raised a bare TypeError)."""
     for number, line in enumerate(lines, start=1):
         if not isinstance(line, str):
             raise DataError(f"{argument}: item {number} is a {type(line).__name__}, not a string")
+        line = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
+        if "\n" in line:
+            raise DataError(f"{argument}: item {number} holds a line break; give one line per item")
+        if SURROGATE.search(line):
+            raise DataError(
+                f"{argument}: item {number} holds a lone surrogate (U+D800-U+DFFF), which is not text"
+            )
         yield line
 
 

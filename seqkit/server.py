@@ -34,7 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from seqkit.api import Model
+from seqkit.api import SURROGATE, Model
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.errors import ConfigError, DataError, SeqkitError
 
@@ -49,7 +49,9 @@ class Limits:
 
 
 class TranslateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not the default
+    # a misspelt setting is an error, not the default; and a value of another JSON type ("5", true for a
+    # number, "yes" for true) is an error, not converted: true was a beam size of 1
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: list[str]
     beam_size: int | None = Field(None, description="the model's decode.beam_size when not given")
@@ -67,7 +69,7 @@ class TranslateRequest(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompts: list[str] = [""]
     max_tokens: int | None = None
@@ -197,15 +199,20 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
 
 
 def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
+    """Each request's own lines, before they join a batch with other requests' (whose lines an error
+    of this one's would fail too). A lone CR is no line break: translate reads it as a control
+    character, which the tokenizers drop."""
     if len(lines) > limits.max_lines:
-        raise Refused(413, f"{len(lines)} {what} in one request, more than --max-lines {limits.max_lines}")
+        raise Refused(413, f"{len(lines)} {what}s in one request, more than --max-lines {limits.max_lines}")
     for number, line in enumerate(lines, start=1):
         if len(line) > limits.max_chars:
             raise Refused(
                 413, f"{what} {number} has {len(line)} characters, more than --max-chars {limits.max_chars}"
             )
-        if "\n" in line or "\r" in line:
+        if "\n" in line:
             raise Refused(422, f"{what} {number} holds a line break; send one line per list item")
+        if SURROGATE.search(line):
+            raise Refused(422, f"{what} {number} holds a lone surrogate (U+D800-U+DFFF), which is not text")
 
 
 def _at_most(setting: str, asked: int | None, limit: int, own: int, what: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 import seqkit
 from seqkit.data.text import read_lines
 from seqkit.errors import ConfigError, DataError
-from tests.helpers import seqkit_here
+from tests.helpers import assert_one_line_error, seqkit_here
 
 
 def test_import_is_light_and_sets_nothing():
@@ -103,3 +103,21 @@ def test_one_string_or_an_item_that_is_no_string_is_an_error(reverse_model, char
         model.score("c a b", "b a c")
     with pytest.raises(DataError, match="lines: item 2 is a NoneType, not a string"):
         model.translate(["c a b", None])  # type: ignore[list-item]
+
+
+def test_a_line_is_read_as_the_command_reads_a_files_line(reverse_model, char_lm, tmp_path):
+    model, lm = seqkit.load(reverse_model, device="cpu"), seqkit.load(char_lm, device="cpu")
+    # an open file's lines keep their line ending: it was part of the text (a character model's input)
+    (tmp_path / "in.txt").write_text("c a b\nb a\r\n")
+    with open(tmp_path / "in.txt", newline="") as lines:
+        from_file = [r.text for r in model.translate(lines, beam_size=1)]
+    assert from_file == [r.text for r in model.translate(["c a b", "b a"], beam_size=1)]
+    with pytest.raises(DataError, match="lines: item 1 holds a line break; give one line per item"):
+        model.translate(["c a\nb"])
+    # a lone surrogate (a JSON \ud800 escape) raised the tokenizer's bare TypeError
+    with pytest.raises(DataError, match=r"prompts: item 2 holds a lone surrogate \(U\+D800-U\+DFFF\)"):
+        lm.generate(["the", "a\ud800"])
+    with pytest.raises(ConfigError, match="top_k is a sampling setting, and the temperature is 0"):
+        lm.generate(["the"], temperature=0, top_k=3)
+    command = seqkit_here("generate", char_lm, "the", "--temperature", 0, "--top-k", 3)
+    assert_one_line_error(command, "--top-k is a sampling setting, and the temperature is 0")

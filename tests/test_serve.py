@@ -122,6 +122,21 @@ def test_bad_requests_and_limits(reverse_model):
         assert bad_nbest.status_code == 422 and "nbest = 3" in bad_nbest.json()["error"]
         wrong_model = client.post("/generate", json={"prompts": ["a"]})
         assert wrong_model.status_code == 422 and "POST /translate" in wrong_model.json()["error"]
+        # a value of another JSON type is refused, not converted (true was a beam size of 1)
+        for setting in ({"beam_size": "5"}, {"beam_size": True}, {"shortlist": "yes"}):
+            converted = client.post("/translate", json={"text": ["a"], **setting})
+            assert converted.status_code == 422, setting
+            assert converted.json()["detail"][0]["loc"] == ["body", *setting]
+        assert client.post("/translate", json={"text": ["a"], "length_penalty": 1}).status_code == 200
+        # a lone surrogate (JSON's \ud800) was a 500 and a traceback; a lone CR is what translate reads
+        surrogate = client.post(
+            "/translate", content=b'{"text": ["a", "\\ud800"]}', headers={"content-type": "application/json"}
+        )
+        assert surrogate.status_code == 422 and "line 2 holds a lone surrogate" in surrogate.json()["error"]
+        carriage = client.post("/translate", json={"text": ["c a\rb"], "beam_size": 1})
+        command = seqkit_here("translate", reverse_model, "--beam-size", 1, stdin="c a\rb\n")
+        assert [t["text"] for t in carriage.json()["translations"]] == command.stdout.decode().splitlines()
+        assert "4 lines in one request" in client.post("/translate", json={"text": ["a"] * 4}).json()["error"]
         assert client.get("/info").json() == json.loads(seqkit_here("info", reverse_model, "--json").stdout)
         assert client.get("/openapi.json").status_code == 200
 
@@ -194,6 +209,9 @@ def test_generate_equals_the_command(char_lm):
         assert many.status_code == 413 and "= 4 texts, more than --max-lines 3" in many.json()["error"]
         # the model's own max_tokens (200) is allowed under a smaller --max-chars, as its own beam is
         assert client.post("/generate", json={"prompts": ["the"]}).status_code == 200
+        # top_k at temperature 0 (greedy) is refused, as translate refuses it, not ignored
+        greedy = client.post("/generate", json={"prompts": ["the"], "top_k": 3, "temperature": 0})
+        assert greedy.status_code == 422 and "top_k is a sampling setting" in greedy.json()["error"]
         long = client.post("/generate", json={"prompts": ["the"], "max_tokens": 201})
         assert (
             long.status_code == 422

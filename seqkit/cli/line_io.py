@@ -47,7 +47,9 @@ def check_output(
         return
     for path in inputs or []:
         if output.exists() and path.exists() and path.samefile(output):
-            raise ConfigError(f"{option} {output} is also an input file ({path}); write the results elsewhere")
+            raise ConfigError(
+                f"{option} {output} is also an input file ({path}); write the results elsewhere"
+            )
     if model_dir is not None and modeldir.owns(model_dir, output):
         raise ConfigError(
             f"{option} {output} is a file of the model directory {model_dir}; write the results elsewhere"
