@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -216,11 +217,23 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
         )
 
 
+def _null_for_nan(value):
+    """`value` with every NaN or infinite float as None: JSON has no NaN (strict parsers refuse the file),
+    and a score that is not defined (MAPE over targets that are all 0) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _null_for_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_null_for_nan(item) for item in value]
+    return value
+
+
 def print_prediction_scores(result: dict, as_json: bool) -> None:
     """A classifier's or forecaster's evaluation on stdout: the model and its baselines side by side, then
     (a classifier) each label's precision / recall / F1 and the confusion matrix; or the whole as JSON."""
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(_null_for_nan(result), indent=1, ensure_ascii=False) + "\n")
         return
     out = Console(soft_wrap=True)
     scores = result["scores"]

@@ -171,6 +171,20 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
         DataError, match=r"^input line 3: 19 steps, but the model reads windows of data.window = 20"
     ):
         seqkit.load(tmp_path / "model").predict([window, "", ",".join(["0.5"] * 19)])
+    # a value beyond float32 once standardised gave a NaN forecast (and NaN probabilities), exit 0
+    with pytest.raises(DataError, match=r"^input line 2: value 1e\+40 is too far from the training data"):
+        seqkit.load(tmp_path / "model").predict([window, ",".join(["0.5"] * 19 + ["1e40"])])
+    # MAPE over targets that are all 0 is not defined: null in the JSON, which had NaN (not JSON)
+    (tmp_path / "zeros.csv").write_text("value\n" + "0\n" * 120)
+    scored = seqkit_here(
+        "evaluate", "--model", tmp_path / "model", "--data", tmp_path / "zeros.csv", "--json"
+    )
+    assert scored.returncode == 0, scored.stderr
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert json.loads(scored.stdout, parse_constant=refuse)["scores"]["mape"] is None
     no_vocab = seqkit_here("info", tmp_path / "model", "--vocab")  # it said "no spm.model ...; retrain it"
     assert_one_line_error(no_vocab, "reads numbers, and has no vocabulary; leave out --vocab")
     short = seqkit_here("inspect", tmp_path / "model", "--text", "0.5,0.5,0.5", "-o", tmp_path / "inspect")

@@ -116,15 +116,28 @@ class Encoding:
             ids.append(index[label])
         return np.asarray(ids, dtype=np.int64)
 
-    def scaled_inputs(self, numbers: list[np.ndarray]) -> list[np.ndarray]:
-        """Numbers standardised with the training statistics, as float32."""
+    def scaled_inputs(self, numbers: list[np.ndarray], places: list[str] | None = None) -> list[np.ndarray]:
+        """Numbers standardised with the training statistics, as float32; a value too far from the
+        training data for float32 once standardised (1e40) is an error naming its place, not a NaN
+        prediction (an inf input gives NaN gates)."""
         mean, std = np.asarray(self.input_mean), np.asarray(self.input_std)
-        for values in numbers:
+        scaled = []
+        for number, values in enumerate(numbers):
             if values.shape[1] != self.features:
                 raise DataError(
                     f"a sequence of {values.shape[1]} features per step; the model reads {self.features}"
                 )
-        return [((values - mean) / std).astype(np.float32) for values in numbers]
+            with np.errstate(over="ignore"):
+                standard = ((values - mean) / std).astype(np.float32)
+            if not np.isfinite(standard).all():
+                place = places[number] if places else f"sequence {number + 1}"
+                value = values[~np.isfinite(standard)][0]
+                raise DataError(
+                    f"{place}: value {value:g} is too far from the training data's range (beyond float32 "
+                    "once standardised); fix the value"
+                )
+            scaled.append(standard)
+        return scaled
 
     def scaled_targets(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.target_mean) / self.target_std).astype(np.float32)
@@ -182,7 +195,7 @@ def encode_inputs(encoding: Encoding, tokenizer: Tokenizer | None, examples: Exa
     assert examples.numbers is not None
     if encoding.inputs != "numbers":
         raise DataError("number sequences for a model that reads text; give text, as it was trained on")
-    return encoding.scaled_inputs(examples.numbers)
+    return encoding.scaled_inputs(examples.numbers, examples.places)
 
 
 @dataclass(frozen=True)
