@@ -612,3 +612,13 @@ def test_the_bag_of_words_baseline_says_why_it_cannot_run_on_text_without_words(
     texts = ["很好很好", "不好看", "非常好吃", "太难吃了"]  # no word occurs twice (no spaces)
     train = Examples(texts, None, ["pos", "neg", "pos", "neg"], None, ["t:1", "t:2", "t:3", "t:4"])
     assert bag_of_words(train, train) == "no word or word pair occurs in two training texts"
+
+
+def test_an_empty_label_in_a_series_is_an_error_naming_its_row(tmp_path: Path):
+    # it became a label of its own, "" (an empty output line, as an empty input gets)
+    rows = [f"{t},{'hot' if t % 3 else 'cold'}" for t in range(30)]
+    rows[11] = "11,"
+    (tmp_path / "s.csv").write_text("x,state\n" + "\n".join(rows) + "\n")
+    data = config_lib.DataConfig(series=str(tmp_path / "s.csv"), column="state", window=4, horizon=1)
+    with pytest.raises(DataError, match=r"s.csv:13: column 'state' is empty, and a classifier needs a label"):
+        split_series(tmp_path / "s.csv", data, regression=False)

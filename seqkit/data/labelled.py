@@ -262,6 +262,11 @@ def split_series(
     )  # (rows, features)
     target_at = header.index(cfg.column)
     labels = [row[target_at].strip() for row in rows]
+    if not regression and "" in labels:  # it became a label of its own, "", as an empty output line reads
+        raise DataError(
+            f"{path}:{labels.index('') + 2}: column {cfg.column!r} is empty, and a classifier needs a label "
+            "at every row; fill it in or drop the row"
+        )
     target: Any = labels
     if regression:
         target = np.asarray(
