@@ -619,6 +619,8 @@ def test_an_empty_label_in_a_series_is_an_error_naming_its_row(tmp_path: Path):
     rows = [f"{t},{'hot' if t % 3 else 'cold'}" for t in range(30)]
     rows[11] = "11,"
     (tmp_path / "s.csv").write_text("x,state\n" + "\n".join(rows) + "\n")
-    data = config_lib.DataConfig(series=str(tmp_path / "s.csv"), column="state", window=4, horizon=1)
+    data = config_lib.DataConfig(
+        series=str(tmp_path / "s.csv"), column="state", inputs="x", window=4, horizon=1
+    )
     with pytest.raises(DataError, match=r"s.csv:13: column 'state' is empty, and a classifier needs a label"):
         split_series(tmp_path / "s.csv", data, regression=False)
