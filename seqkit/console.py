@@ -245,10 +245,12 @@ def print_prediction_scores(result: dict, as_json: bool) -> None:
         "rmse": "RMSE",
         "mape": "MAPE %",
     }
+    left_out = result.get("skipped_lines", 0)
+    skipped = f"; {left_out:,} empty or unlabelled lines skipped" if left_out else ""
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,
-        title=f"{result['model']} on {result['data']} ({scores['examples']:,} examples)",
+        title=f"{result['model']} on {result['data']} ({scores['examples']:,} examples{skipped})",
     )
     table.add_column("system")
     for name in names:

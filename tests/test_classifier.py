@@ -509,6 +509,13 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
         assert_one_line_error(refused, f"--plot {plot} {said}", "write the results elsewhere")
     assert data.read_bytes() == (first_token_model / "dev.tsv").read_bytes()
     assert (model_dir / "model.safetensors").read_bytes() == weights
+    # lines left out of the scores are counted, in the table's title and the JSON
+    holes = tmp_path / "holes.tsv"
+    holes.write_bytes(data.read_bytes() + b"w1\t\n\tw2 w3\n")
+    table = seqkit_here("evaluate", "--model", model_dir, "--data", holes)
+    assert "2 empty or unlabelled lines skipped)" in table.stdout.decode()
+    as_json = seqkit_here("evaluate", "--model", model_dir, "--data", holes, "--json")
+    assert json.loads(as_json.stdout)["skipped_lines"] == 2
     curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")
     assert curves.returncode == 0, curves.stderr
     vocab = json.loads(seqkit_here("info", model_dir, "--vocab", "--json").stdout)["vocabulary"]["target"]

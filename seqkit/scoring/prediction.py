@@ -79,6 +79,8 @@ def evaluate(cfg: Config, codec: Codec, model: SequenceClassifier, data: str, ba
             rows.append({"name": name, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]})
     return {
         "data": str(data),
+        # lines left out of the scores: an empty label or text, an empty line of numbers
+        "skipped_lines": test.skipped,
         **result,
         "baselines": rows,
         "predicted": predicted.tolist() if regression else predicted_labels,
