@@ -167,6 +167,8 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
     # it forecasts from windows of 20 steps: a line of another length is an error naming it
     window = ",".join(["0.5"] * 20)
     assert len(seqkit.load(tmp_path / "model").predict([window, "", window])[0].values) == 2
+    with pytest.raises(config_lib.ConfigError, match="a forecaster's prediction is numbers"):
+        seqkit.load(tmp_path / "model").predict([window])[0].top(2)  # (a bare AssertionError)
     with pytest.raises(
         DataError, match=r"^input line 3: 19 steps, but the model reads windows of data.window = 20"
     ):
@@ -516,6 +518,9 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
     assert "2 empty or unlabelled lines skipped)" in table.stdout.decode()
     as_json = seqkit_here("evaluate", "--model", model_dir, "--data", holes, "--json")
     assert json.loads(as_json.stdout)["skipped_lines"] == 2
+    (tmp_path / "folder.tsv").mkdir()  # it said "no such file"
+    folder = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "folder.tsv")
+    assert_one_line_error(folder, "folder.tsv': a directory, not a file; give the data file")
     curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")
     assert curves.returncode == 0, curves.stderr
     vocab = json.loads(seqkit_here("info", model_dir, "--vocab", "--json").stdout)["vocabulary"]["target"]

@@ -107,6 +107,8 @@ def read_examples(
 
 def _existing(spec: str, option: str) -> Path:
     path = Path(spec)
+    if path.is_dir():
+        raise DataError(f"{option} = {spec!r}: a directory, not a file; give the data file")
     if not path.is_file():
         raise DataError(f"{option} = {spec!r}: no such file; check the path")
     return path

@@ -10,7 +10,7 @@ import torch
 
 from seqkit.data.encoding import Codec, Encoding, make_batch
 from seqkit.data.labelled import Examples
-from seqkit.errors import DataError
+from seqkit.errors import ConfigError, DataError
 from seqkit.models.classifier import SequenceClassifier, label_probabilities
 
 
@@ -38,7 +38,9 @@ class Prediction:
     values: list[float] | None  # regression: in the targets' own units
 
     def top(self, k: int) -> list[tuple[str, float]]:
-        assert self.probabilities is not None
+        """The k likeliest labels with their probabilities, likeliest first."""
+        if self.probabilities is None:
+            raise ConfigError("top: a forecaster's prediction is numbers (.values), with no labels to rank")
         return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
 
 
