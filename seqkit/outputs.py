@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import gzip
 import json
 import os
 import re
@@ -155,6 +156,14 @@ def check_writable(path: Path) -> None:
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from None
     probe.unlink()
+
+
+def lines_into(f: BinaryIO, path: Path):
+    """A context holding the stream that `path`'s lines are written to through `f`: gzip for a .gz name,
+    as a .gz input is read (mtime 0: the same lines give the same bytes), else `f` itself."""
+    if path.suffix == ".gz":
+        return gzip.GzipFile(fileobj=f, mode="wb", mtime=0)
+    return contextlib.nullcontext(f)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ directory is refused, every OSError is one line, and nonsense is refused rather 
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import pickle
@@ -687,3 +688,15 @@ def test_a_resume_over_changed_training_files_warns(tmp_path, reverse_data):
         "warning: the training pairs' arrays were made again (data.train's files changed"
         in changed.stderr.decode()
     )
+
+
+def test_an_output_named_gz_is_written_gzipped_as_a_gz_input_is_read(tmp_path, reverse_model):
+    # it was plain text under a .gz name, which seqkit's own readers then could not read
+    source = tmp_path / "in.txt"
+    source.write_text("c a b\nb a\n")
+    plain = seqkit_here("translate", reverse_model, source)
+    result = seqkit_here("translate", reverse_model, source, "-o", tmp_path / "out.txt.gz")
+    assert result.returncode == 0, result.stderr
+    assert gzip.decompress((tmp_path / "out.txt.gz").read_bytes()) == plain.stdout
+    again = seqkit_here("translate", reverse_model, tmp_path / "out.txt.gz", "-o", tmp_path / "back.txt")
+    assert again.returncode == 0, again.stderr

@@ -58,8 +58,8 @@ def check_output(
 
 def write_lines(lines, output: Path | None) -> None:
     """To stdout line by line (flushed, for pipes), or to `output` through a temp file renamed into place
-    when every line is written: a failure leaves no partial file, and no corpus is held in memory. (An
-    input's errors are DataErrors, so an OSError here is the output's.)"""
+    when every line is written (gzipped when its name ends in .gz): a failure leaves no partial file, and
+    no corpus is held in memory. (An input's errors are DataErrors, so an OSError here is the output's.)"""
     if output is None:
         for line in lines:
             sys.stdout.write(line + "\n")
@@ -69,7 +69,8 @@ def write_lines(lines, output: Path | None) -> None:
 
     try:
         with outputs.writing(output) as f:  # a device or FIFO is written through
-            for line in lines:
-                f.write(line.encode("utf-8") + b"\n")
+            with outputs.lines_into(f, output) as stream:
+                for line in lines:
+                    stream.write(line.encode("utf-8") + b"\n")
     except OSError as e:
         raise DataError(f"--output {outputs.describe(OSError(e.errno, e.strerror, str(output)))}") from None

@@ -65,7 +65,8 @@ def merge(output: Path, world: World) -> None:
         with contextlib.ExitStack() as opened:  # (a part that cannot be opened closes the others)
             parts = [opened.enter_context(open(path, "rb")) for path in paths]
             with outputs.writing(output) as f:  # temp-and-rename, or a device or FIFO written through
-                f.writelines(_interleaved(parts))
+                with outputs.lines_into(f, output) as stream:
+                    stream.writelines(_interleaved(parts))
     finally:
         for path in paths:
             path.unlink(missing_ok=True)
