@@ -244,6 +244,10 @@ def damaged_weights(path: Path, error: Exception) -> ModelDirError:
 
 def require_directory(model_dir: Path) -> None:
     """A ModelDirError unless `model_dir` is a directory that may hold a trained model (not an export)."""
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ModelDirError(
+            f"{model_dir}: a file, not a model directory; give the directory `seqkit train --output` wrote"
+        )
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
     if (model_dir / EXPORT_DESCRIPTION).is_file():

@@ -108,6 +108,12 @@ def test_translate_bad_model_directories(reverse_model, tmp_path):
     assert_one_line_error(
         seqkit_here("translate", tmp_path / "nope", stdin="a\n"), "nope: no such model directory"
     )
+    (tmp_path / "keep.en").write_text("a\n")  # an input file given first, say: it exists
+    for command in (("translate",), ("info",), ("plot", "--terminal")):
+        assert_one_line_error(
+            seqkit_here(command[0], tmp_path / "keep.en", *command[1:], stdin="a\n"),
+            "keep.en: a file, not a model directory",
+        )
     damaged = tmp_path / "damaged"
     shutil.copytree(reverse_model, damaged)
     weights = damaged / "model.safetensors"

@@ -319,7 +319,10 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
         )
     cfg, tokenizer, model = model_types.load(model_dir, "cpu")
     if cfg.model.type not in layout.TASKS:
-        raise ConfigError(f"export: model.type = {cfg.model.type} has no ONNX export yet")
+        raise ConfigError(
+            f"export: model.type = {cfg.model.type} has no ONNX export yet (translation models and language "
+            "models have one); run it with torch: `seqkit predict`, or seqkit.load(...).predict"
+        )
     build = _seq2seq_graphs if cfg.model.type == "seq2seq" else _lm_graph
     with torch.no_grad():
         graphs, examples, state_description = build(model, cfg)

@@ -82,7 +82,8 @@ def read_curves(model_dir: Path) -> RunCurves:
     """The curves of one run, or a ModelDirError when its log has nothing to draw."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise ModelDirError(f"{model_dir}: no such model directory; give one written by `seqkit train`")
+        what = "a file, not a model directory" if model_dir.exists() else "no such model directory"
+        raise ModelDirError(f"{model_dir}: {what}; give one written by `seqkit train`")
     if not (model_dir / training_log.LOG).is_file() and outputs.marker_kind(model_dir) != "run":
         # an export, or a directory that is no run (a run still reading its data has no log yet)
         raise ModelDirError(
