@@ -180,7 +180,7 @@ import sys
 class NoTorch:
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is not installed here")
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)  # as a missing package
 
 sys.meta_path.insert(0, NoTorch())
 sys.argv = ["seqkit", *sys.argv[1:]]
@@ -211,6 +211,22 @@ def test_an_export_runs_where_torch_cannot_be_imported(
     result = _without_torch("generate", lm_export, "--temperature", "0", stdin="a st\n")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == seqkit_here("generate", char_lm, "--temperature", "0", stdin="a st\n").stdout
+
+
+def test_scoring_text_runs_without_torch_and_a_torch_model_says_what_it_needs(reverse_model, tmp_path):
+    # `seqkit translate EXPORT < in | seqkit evaluate -r ref` is the deployment's pipeline: evaluate imported
+    # torch for nothing; and a trained model directory without torch was a traceback
+    (tmp_path / "hyp.txt").write_text("b a c\nd\n")
+    (tmp_path / "ref.txt").write_text("b a c\nd e\n")
+    scored = _without_torch("evaluate", "-r", tmp_path / "ref.txt", "--json", stdin="b a c\nd\n")
+    assert scored.returncode == 0, scored.stderr.decode()
+    expected = seqkit_here("evaluate", "-i", tmp_path / "hyp.txt", "-r", tmp_path / "ref.txt", "--json")
+    assert (
+        json.loads(scored.stdout)["systems"][0]["scores"]
+        == json.loads(expected.stdout)["systems"][0]["scores"]
+    )
+    needs = _without_torch("translate", reverse_model, stdin="a b\n")
+    assert_one_line_error(needs, "translate needs torch here, which is not installed", "seqkit export")
 
 
 def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):

@@ -125,6 +125,14 @@ def user_errors(command):
         except BrokenPipeError:  # e.g. `seqkit translate ... | head`: the reader has all it wants
             _silence_stdout()
             raise typer.Exit(0) from None
+        except ModuleNotFoundError as e:
+            # a package a deployment left out (seqkit installed without its dependencies to run an export,
+            # README "Without torch"): named in one line, with the install; seqkit's own modules stay bugs
+            package = (e.name or "").split(".")[0]
+            if not package or package == "seqkit":
+                raise
+            console.error(_missing_package(package, command.__name__))
+            raise typer.Exit(1) from None
         except OSError as e:
             if e.filename is None:  # stdout's own: what is still buffered would fail again at exit
                 _silence_stdout()
@@ -132,6 +140,16 @@ def user_errors(command):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _missing_package(package: str, command: str) -> str:
+    """The one line for a command that needs `package`, which is not installed."""
+    if package == "torch":
+        return (
+            f"{command} needs torch here, which is not installed: a trained model directory runs with torch "
+            '(pip install torch); without it, run an export (`seqkit export`, README "Without torch")'
+        )
+    return f"{command} needs the Python package {package}, which is not installed: pip install {package}"
 
 
 def _silence_stdout() -> None:

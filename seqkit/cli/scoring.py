@@ -77,7 +77,7 @@ def evaluate(
     """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref.
     Without -i or --model, the hypotheses are read from stdin: `seqkit translate M < src | seqkit evaluate
     -r ref`."""
-    from seqkit import console, model_types
+    from seqkit import console
     from seqkit.scoring.evaluation import score_systems
 
     if data is not None or plot is not None:
@@ -117,6 +117,7 @@ def evaluate(
     rows = score_systems(hypotheses, references, names or [], chosen, column) if hypotheses else []
     perplexity = None
     if model_dir is not None:
+        from seqkit import model_types
         from seqkit.runtime import devices
 
         perplexity = model_types.perplexity(model_dir, source, references[0], devices.resolve(device))
