@@ -7,8 +7,10 @@ the share of the budget still to come for `linear`, and plateau is multiplied by
 whenever `lr_patience` validations in a row bring no improvement (`plateau`).
 
 `linear` is the schedule for a fixed budget (Li, Yumer and Ramanan 2020, "Budgeted training"): the rate
-falls in a straight line from its peak, after warmup, to 0 when the first limit of max_steps, max_epochs
-and max_minutes is reached. Under max_minutes the share of the budget is the share of its time, so the
+falls in a straight line from learning_rate at the start to 0 when the first limit of max_steps, max_epochs
+and max_minutes is reached; a warmup multiplies it, so after warmup the rate is already on that line
+(below learning_rate by the warmup's share of the budget), not at learning_rate: under max_minutes the
+share of the budget that warmup takes is not known in advance. Under max_minutes the share of the budget is the share of its time, so the
 rate depends on how fast the machine runs, and a run that is resumed goes on along the same line.
 
 The schedule does not track scores: the loop's `Progress` owns the best score and the count of
