@@ -552,6 +552,9 @@ def test_text_and_label_files_read_as_a_tsv(tmp_path: Path):
         == (tsv.texts, tsv.labels, tsv.skipped)
         == (["w1 w2", "w3"], ["a", "c"], 1)
     )
+    (tmp_path / "d.label").write_text("1.5\nb\nx\n")  # an error about a label names the .label file
+    with pytest.raises(DataError, match=r"d.label:3: "):
+        read_examples(str(tmp_path / "d"), data, "data.train", regression=True)
 
 
 def test_a_text_longer_than_the_model_reads_is_skipped_and_counted(tmp_path: Path):
@@ -636,3 +639,28 @@ def test_an_empty_label_in_a_series_is_an_error_naming_its_row(tmp_path: Path):
     )
     with pytest.raises(DataError, match=r"s.csv:13: column 'state' is empty, and a classifier needs a label"):
         split_series(tmp_path / "s.csv", data, regression=False)
+
+
+def test_a_header_row_in_the_training_data_is_warned_about(tmp_path: Path):
+    # "label<TAB>text" was learnt as a class of one example, then scored (F1 0) at every evaluation
+    from seqkit.training.task import NullReporter
+
+    class Warnings(NullReporter):
+        said: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.said.append(message)
+
+    rows = [f"{'ab'[i % 2]}\tw{i % 7} x{i % 3}" for i in range(60)]
+    (tmp_path / "train.tsv").write_text("label\ttext\n" + "\n".join(rows) + "\n")
+    (tmp_path / "dev.tsv").write_text("\n".join(rows[:6]) + "\n")
+    reporter = Warnings()
+    trainer.train(_config(tmp_path, {}, train={"max_steps": 2}), tmp_path / "m", reporter)
+    assert reporter.said == [
+        f"{tmp_path / 'train.tsv'}:1: label 'label' is on this line alone: a header row? The model learns it "
+        "as a class of one example; remove the line if it is one"
+    ]
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
+    reporter.said.clear()
+    trainer.train(_config(tmp_path, {}, train={"max_steps": 2}), tmp_path / "n", reporter)
+    assert reporter.said == []

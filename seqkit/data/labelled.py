@@ -138,8 +138,10 @@ def _aligned_rows(text_file: Path, label_file: Path, fixes: Counter | None) -> I
             f"{text_file} has {len(texts)} lines but {label_file} has {len(labels)}; the label of line i is "
             "line i of the .label file"
         )
+    # a line is named by its .label file: what an error of an example read from these files is about (a
+    # label the model does not know, a value that is no number); the texts are only skipped when empty
     for number, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
-        yield f"{text_file}:{number}", label, text
+        yield f"{label_file}:{number}", label, text
 
 
 def _number(cell: str, where: str, what: str) -> float:

@@ -105,6 +105,20 @@ def train(
     return run_training(_train, cfg, output_dir, reporter, resume, overwrite)
 
 
+def _header_like(*parts: Examples) -> str | None:
+    """A warning when the first line of a file has a label no other example has: a header row (`label<TAB>
+    text`) that the classifier would learn as a class of one example, then score at every evaluation."""
+    labels = Counter(label for part in parts for label in part.labels)
+    for part in parts:
+        for place, label in zip(part.places, part.labels, strict=False):
+            if place.endswith(":1") and labels[label] == 1 and len(labels) > 1:
+                return (
+                    f"{place}: label {label!r} is on this line alone: a header row? The model learns it as a "
+                    "class of one example; remove the line if it is one"
+                )
+    return None
+
+
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
     fixes: Counter = Counter()
     train_examples, dev_examples, columns, held_out = read_splits(cfg, fixes)
@@ -112,6 +126,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         raise DataError(
             "data.train and data.dev must each hold at least one labelled example; check the files"
         )
+    header = None if resume else _header_like(train_examples, dev_examples)
+    if header and world.is_main:
+        reporter.warning(header)
     tokenizer = None
     if train_examples.texts is not None:
         tokenizer = (
