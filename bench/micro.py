@@ -11,6 +11,7 @@
     python bench/micro.py blocks MODEL_DIR    # the test set decoded with the attention energies whole and in blocks of rows
     python bench/micro.py loss                # the fused output layer + cross-entropy over 8,000 and 4,238 pieces
     python bench/micro.py bf16                # per-step products in float32 and bf16 (this CPU's bf16 kernels)
+    python bench/micro.py int8                # torch's dynamic int8 Linear against torch._int_mm with per-row scales
     python bench/micro.py decode-profile MODEL_DIR  # torch.profiler over int8 greedy decoding of the test set
     python bench/micro.py budget MODEL_DIR    # int8 decoding's products against the time the issue's targets allow
 
@@ -427,6 +428,38 @@ def bf16() -> None:
         )
 
 
+def int8() -> None:
+    """An int8 linear layer three ways, at a decoding step's rows (64 greedy, 320 beam 5) and the workload's
+    shapes: torch's dynamic int8 Linear (what --quantize runs: one scale per batch), torch._int_mm alone,
+    and torch._int_mm with a scale per row and per output, quantized and dequantized by torch operators
+    (an output that no longer depends on its batch-mates)."""
+    import warnings
+
+    warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao
+    torch.manual_seed(0)
+    for rows, inner, outer in itertools.product((64, 320), (1280, 512), (1536,)):
+        inputs, weight = torch.randn(rows, inner), torch.randn(outer, inner)
+        dynamic = torch.ao.nn.quantized.dynamic.Linear(inner, outer)
+        dynamic.set_weight_bias(torch.quantize_per_tensor(weight, 0.05, 0, torch.qint8), torch.zeros(outer))
+        column_scale = weight.abs().amax(dim=1) / 127  # (outer,)
+        weight_int8 = torch.round(weight / column_scale[:, None]).to(torch.int8).t().contiguous()  # (in, out)
+        bias = torch.zeros(outer)
+
+        def per_row(x, weight_int8=weight_int8, column_scale=column_scale, bias=bias):
+            scale = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30).mul_(1 / 127)  # (rows, 1)
+            product = torch._int_mm(x.div(scale).round_().to(torch.int8), weight_int8)
+            return product.float().mul_(scale).mul_(column_scale).add_(bias)
+
+        inputs_int8 = torch.randint(-127, 128, (rows, inner), dtype=torch.int8)
+        times = [
+            _time_ms(lambda: dynamic(inputs), 300) * 1000,  # noqa: B023
+            _time_ms(lambda: torch._int_mm(inputs_int8, weight_int8), 300) * 1000,  # noqa: B023
+            _time_ms(lambda: per_row(inputs), 300) * 1000,  # noqa: B023
+        ]
+        print(f"{rows}x{inner}x{outer}: dynamic Linear {times[0]:.0f} us, _int_mm alone {times[1]:.0f} us, "
+              f"_int_mm with per-row scales {times[2]:.0f} us")  # fmt: skip
+
+
 def heap(model_dir: str) -> None:
     """What glibc's heap holds (mallinfo2) after the forward and the backward pass of 12 training steps
     of batches of about 3,000 random target tokens, in shapes from 187x16 to 30x100."""
@@ -494,6 +527,8 @@ if __name__ == "__main__":
         loss()
     elif sys.argv[1:2] == ["bf16"]:
         bf16()
+    elif sys.argv[1:2] == ["int8"]:
+        int8()
     elif sys.argv[1:2] == ["heap"] and len(sys.argv) == 3:
         heap(sys.argv[2])
     elif sys.argv[1:2] == ["profile"] and len(sys.argv) == 3:
