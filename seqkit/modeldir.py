@@ -41,7 +41,7 @@ from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
 from seqkit.errors import ConfigError, ModelDirError
-from seqkit.outputs import LOCK, MARKER, atomic_write
+from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
@@ -73,15 +73,9 @@ CHECKPOINT_ENTRIES = ("step-*", ".step-*.tmp", "latest")
 
 def owns(model_dir: Path, path: Path) -> bool:
     """Whether `path` is one of the model directory's own files (its weights, config, tokenizer, log,
-    an export's graphs, anything in its checkpoints or cache): what a command reading the model must not
-    write its results over. Other files there (`make demo`'s test.hyp.en) are the user's outputs."""
-    try:
-        home, target = model_dir.resolve(), path.resolve()
-    except OSError:
-        return False
-    if target.parent == home:
-        return target.name in RUN_FILES or target.name == EXPORT_DESCRIPTION or target.suffix == ".onnx"
-    return any(target.is_relative_to(home / folder) for folder in RUN_FOLDERS)
+    anything in its checkpoints or cache); other files there (`make demo`'s test.hyp.en) are the user's
+    outputs. An export's own files: export/runtime.py's `owns`, which needs no torch."""
+    return is_file_of(model_dir, path, RUN_FILES, RUN_FOLDERS)
 
 
 def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -250,8 +244,6 @@ def require_directory(model_dir: Path) -> None:
         )
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
-    if (model_dir / EXPORT_DESCRIPTION).is_file():
-        raise ModelDirError(
-            f"{model_dir} is an ONNX export, which translate, generate, serve, info and seqkit.load run; this "
-            "needs the trained model directory it was exported from (export.json names it: source)"
-        )
+    from seqkit.export import runtime
+
+    runtime.refuse(model_dir)

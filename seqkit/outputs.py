@@ -182,6 +182,19 @@ def writing(path: Path) -> Iterator[BinaryIO]:
 # --- directories ------------------------------------------------------------------------------------------
 
 
+def is_file_of(directory: Path, path: Path, names, folders=()) -> bool:
+    """Whether `path` (through any links) is the file `names` name directly in `directory`, or lies
+    inside one of its `folders`: a model directory's own files, which a command reading the model must
+    not write its results over."""
+    try:
+        home, target = directory.resolve(), path.resolve()
+    except OSError:
+        return False
+    if target.parent == home and target.name in names:
+        return True
+    return any(target.is_relative_to(home / folder) for folder in folders)
+
+
 def owns(directory: Path) -> bool:
     """Whether seqkit created (or adopted) `directory` for an output of its own."""
     return (directory / MARKER).is_file() and not (directory / MARKER).is_symlink()

@@ -503,14 +503,18 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
     data = tmp_path / "dev.tsv"
     data.write_bytes((first_token_model / "dev.tsv").read_bytes())
     weights = (model_dir / "model.safetensors").read_bytes()
+    trained_on = first_token_model / "train.tsv"  # (the baselines read it: it was destroyed too)
+    training_text = trained_on.read_bytes()
     for plot, said in (
         (data, "is also an input file"),
+        (trained_on, "is also an input file"),
         (model_dir / "model.safetensors", "is a file of the model"),
     ):
         refused = seqkit_here("evaluate", "--model", model_dir, "--data", data, "--plot", plot)
         assert_one_line_error(refused, f"--plot {plot} {said}", "write the results elsewhere")
     assert data.read_bytes() == (first_token_model / "dev.tsv").read_bytes()
     assert (model_dir / "model.safetensors").read_bytes() == weights
+    assert trained_on.read_bytes() == training_text
     # lines left out of the scores are counted, in the table's title and the JSON
     holes = tmp_path / "holes.tsv"
     holes.write_bytes(data.read_bytes() + b"w1\t\n\tw2 w3\n")

@@ -209,6 +209,17 @@ def test_an_export_runs_where_torch_cannot_be_imported(
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == seqkit_here("translate", reverse_model, "--beam-size", "4", stdin=stdin).stdout
     assert {"line-000001.png", "line-000006.json"} <= {p.name for p in (tmp_path / "pictures").iterdir()}
+    # -o too: its check of the model's own files imported torch (3 s, and a failure here)
+    written = _without_torch(
+        "translate", reverse_export, "--beam-size", "4", "-o", tmp_path / "o.txt", stdin=stdin
+    )
+    assert written.returncode == 0, written.stderr.decode()
+    assert (tmp_path / "o.txt").read_bytes() == result.stdout
+    onto = _without_torch("translate", reverse_export, "-o", reverse_export / "decoder.onnx", stdin=stdin)
+    assert_one_line_error(onto, "decoder.onnx is a file of the model directory")
+    # an export does not score: said as with torch, not "needs torch ... run an export"
+    scoring = _without_torch("evaluate", "--model", reverse_export, "-r", tmp_path / "o.txt", stdin="")
+    assert_one_line_error(scoring, "is an ONNX export", "needs the trained model directory")
     result = _without_torch("generate", lm_export, "--temperature", "0", stdin="a st\n")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == seqkit_here("generate", char_lm, "--temperature", "0", stdin="a st\n").stdout

@@ -37,7 +37,7 @@ def check_output(
     one that is also an input file, or a file of the model read, would destroy it with the results."""
     if output is None:
         return
-    from seqkit import modeldir, outputs
+    from seqkit import outputs
 
     try:
         outputs.check_writable(output)
@@ -50,10 +50,22 @@ def check_output(
             raise ConfigError(
                 f"{option} {output} is also an input file ({path}); write the results elsewhere"
             )
-    if model_dir is not None and modeldir.owns(model_dir, output):
+    if model_dir is not None and _owns(model_dir, output):
         raise ConfigError(
             f"{option} {output} is a file of the model directory {model_dir}; write the results elsewhere"
         )
+
+
+def _owns(model_dir: Path, path: Path) -> bool:
+    """Whether `path` is a file of the model directory or export read (an export's rule imports no torch:
+    a deployment without it writes with -o too)."""
+    from seqkit.export import runtime
+
+    if runtime.is_export(model_dir):
+        return runtime.owns(model_dir, path)
+    from seqkit import modeldir
+
+    return modeldir.owns(model_dir, path)
 
 
 def write_lines(lines, output: Path | None) -> None:

@@ -97,6 +97,9 @@ def evaluate(
             f"unexpected argument {more_metrics[0]!r}: give system output with -i FILE (or on stdin)"
         )
     if model_dir is not None:
+        from seqkit.export import runtime
+
+        runtime.refuse(model_dir)  # (an export does not score: said before torch is imported)
         from seqkit import modeldir
 
         if modeldir.load_config(model_dir).model.type == "classifier":
@@ -153,8 +156,17 @@ def _evaluate_classifier(
 
     if model_dir is None or data is None:
         raise DataError("--data and --plot score a classifier: give both --model DIR and --data FILE")
-    # the files --data names: a TSV or CSV, or {prefix}.text and {prefix}.label
-    read = [Path(data), Path(f"{data}.text"), Path(f"{data}.label")]
+    from seqkit import modeldir
+
+    # the files read: --data (a TSV or CSV, or {prefix}.text and {prefix}.label) and the model's training
+    # data (or series), which the baselines learn from
+    trained_on = modeldir.load_config(model_dir).data
+    read = [
+        Path(spec + suffix)
+        for spec in (data, trained_on.train, trained_on.series)
+        if spec
+        for suffix in ("", ".text", ".label")
+    ]
     line_io.check_output(plot, read, model_dir, "--plot")
     model = api.load(model_dir, device)
     result = model.evaluate(data)  # (a model that does not predict is refused first, naming evaluate --data)

@@ -52,28 +52,10 @@ def check(config: Config, source: str) -> None:
             f"{source}: train.label_smoothing with model.copy: the smoothing would spread the output layer's "
             "share only, not the copied one; set train.label_smoothing = 0 for a copy model"
         )
-    if model.type in ("lm", "classifier") and config.tokenizer.type == "sentencepiece":
-        _check_one_side(config.tokenizer, model.type, source)
     if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
         raise ConfigError(
             f"{source}: model.tie_embeddings needs model.embedding_size == model.decoder_hidden_size "
             f"(got {model.embedding_size} and {model.decoder_hidden_size}); make them equal or untie"
-        )
-
-
-def _check_one_side(cfg: TokenizerConfig, model_type: str, source: str) -> None:
-    """A language model or a classifier reads one text: the keys of separate source and target
-    vocabularies have nothing to split (a run trained a source model on no lines, and said data.train
-    had none)."""
-    kind = "a language model" if model_type == "lm" else "a classifier"
-    separate = [
-        key for key in ("src_vocab_size", "tgt_vocab_size", "src_model", "tgt_model") if getattr(cfg, key)
-    ]
-    if not cfg.joint or separate:
-        named = "tokenizer.joint = false" if not cfg.joint else f"tokenizer.{separate[0]}"
-        raise ConfigError(
-            f"{source}: {named}: {kind} reads one text, with one vocabulary; set tokenizer.joint = true "
-            "and use tokenizer.vocab_size (or tokenizer.model for your own SentencePiece model)"
         )
 
 

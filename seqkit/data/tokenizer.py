@@ -307,6 +307,19 @@ def _read_model(path: str, key: str) -> SentencePieceSide:
         ) from None
 
 
+def build_text_tokenizer(lines: Iterable[str], cfg: TokenizerConfig, seed: int, kind: str) -> Tokenizer:
+    """`build_tokenizer` for a model of one text (`kind`: "a language model", "a classifier"), whose text
+    is the target side. Separate vocabularies to train are an error naming the key: the source one had
+    no lines, and the error said data.train had none. (Checked here, at a training's start, not in the
+    config: a stored config that trained, a series classifier's say, never reads its tokenizer keys.)"""
+    if cfg.type == "sentencepiece" and not cfg.joint and not cfg.src_model:
+        raise ConfigError(
+            f"tokenizer.joint = false: {kind} reads one text, with one vocabulary; set tokenizer.joint = "
+            "true and use tokenizer.vocab_size (or tokenizer.model for your own SentencePiece model)"
+        )
+    return build_tokenizer([], lines, cfg, seed)
+
+
 def build_tokenizer(
     src_lines: Iterable[str], tgt_lines: Iterable[str], cfg: TokenizerConfig, seed: int
 ) -> Tokenizer:

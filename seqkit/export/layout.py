@@ -17,6 +17,7 @@ an unfinished export, and loading it says so.
 from __future__ import annotations
 
 DESCRIPTION = "export.json"
+CONFIG = "config.toml"  # (as a model directory's: modeldir.CONFIG)
 FORMAT = "onnx"
 VERSION = 1
 SELECTION = "select.onnx"

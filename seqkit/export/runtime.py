@@ -22,6 +22,24 @@ from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import layout
 
 
+def owns(export_dir: Path, path: Path) -> bool:
+    """Whether `path` is one of the export's own files (its graphs, description, config, tokenizer)."""
+    from seqkit.outputs import LOCK, MARKER, is_file_of
+
+    names = (layout.DESCRIPTION, *layout.GRAPH_FILES, layout.CONFIG, *TOKENIZER_FILES, MARKER, LOCK)
+    return is_file_of(export_dir, path, names)
+
+
+def refuse(model_dir: Path) -> None:
+    """A ModelDirError when `model_dir` is an export, for a command that needs the trained model (before
+    anything imports torch: a deployment without it gets this, not a missing torch)."""
+    if is_export(model_dir):
+        raise ModelDirError(
+            f"{model_dir} is an ONNX export, which translate, generate, serve, info and seqkit.load run; this "
+            "needs the trained model directory it was exported from (export.json names it: source)"
+        )
+
+
 def is_export(path: Path) -> bool:
     """Whether `path` is an exported model directory (or an unfinished one)."""
     return (Path(path) / layout.DESCRIPTION).is_file() or any(
@@ -196,7 +214,7 @@ def _problem(description: dict) -> str | None:
 def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLanguageModelSteps, dict]:
     """Config, tokenizer, steps and description of an exported model directory."""
     description = read_description(directory)
-    config_path = directory / "config.toml"
+    config_path = directory / layout.CONFIG
     for path, what in (
         (config_path, "the model's config"),
         (

@@ -61,7 +61,7 @@ FIXES = (
     ("bom_lines", "byte order marks"),
     ("cr_lines", "carriage returns"),
     ("control_lines", "lines' control characters (NUL, CR, BOM inside a line)"),
-    ("break_lines", "JSON fields' line breaks (read as spaces)"),
+    ("break_lines", "JSON lines with a line break in a field (read as a space)"),
 )
 
 

@@ -53,7 +53,7 @@ def describe_data(data: dict[str, int]) -> str:
     controls = data.get("control_lines", 0)  # (0.1's logs have no count)
     dropped = f"; control characters removed from {controls:,} lines" if controls else ""
     if data.get("break_lines"):
-        dropped += f"; line breaks read as spaces in {data['break_lines']:,} JSON fields"
+        dropped += f"; line breaks in a field read as spaces in {data['break_lines']:,} JSON lines"
     return (
         f"{data['train_lines']:,} training lines ({data['train_tokens']:,} tokens in {data['streams']} "
         f"streams), {data['dev_lines']:,} dev lines; vocabulary {data['vocab']:,}{dropped}"

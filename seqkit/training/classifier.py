@@ -19,7 +19,7 @@ from seqkit.data.batches import training_batches
 from seqkit.data.corpus import hold_out
 from seqkit.data.encoding import Encoding, encode_inputs, make_batch
 from seqkit.data.labelled import Examples, read_examples, split_series
-from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
+from seqkit.data.tokenizer import Tokenizer, build_text_tokenizer, load_tokenizer
 from seqkit.decoding.classify import head_outputs, predicted_ids
 from seqkit.errors import ConfigError, DataError, TrainingError
 from seqkit.models.classifier import SequenceClassifier, head_loss, parts_loss
@@ -134,7 +134,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         tokenizer = (
             load_tokenizer(output_dir)
             if resume
-            else build_tokenizer([], train_examples.texts, cfg.tokenizer, cfg.train.seed)
+            else build_text_tokenizer(train_examples.texts, cfg.tokenizer, cfg.train.seed, "a classifier")
         )
     if tokenizer is None and cfg.model.word_dropout:
         raise ConfigError(

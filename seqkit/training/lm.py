@@ -14,7 +14,7 @@ from pathlib import Path
 from seqkit import modeldir
 from seqkit.config import Config
 from seqkit.data.corpus import chunk, chunk_starts, hold_out, read_text, stream_rows, token_stream
-from seqkit.data.tokenizer import build_tokenizer, load_tokenizer
+from seqkit.data.tokenizer import build_text_tokenizer, load_tokenizer
 from seqkit.errors import DataError
 from seqkit.models.lm import RNNLanguageModel, detach_state
 from seqkit.runtime.distributed import World
@@ -54,7 +54,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     if resume:
         tokenizer = load_tokenizer(output_dir)
     else:
-        tokenizer = build_tokenizer([], train_lines, cfg.tokenizer, cfg.train.seed)
+        tokenizer = build_text_tokenizer(train_lines, cfg.tokenizer, cfg.train.seed, "a language model")
     streams = max(1, cfg.train.batch_tokens // cfg.train.bptt_length)
     data = stream_rows(token_stream(tokenizer, train_lines), streams)
     if data.size(0) < world.size:
