@@ -139,6 +139,12 @@ def test_plot_command(reverse_model, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b""
     assert_picture(out.read_bytes(), plots.curves_size(4))
+    # a picture onto a run's own file (its weights, the log it draws) replaced it and exited 0
+    log = (other / "train_log.jsonl").read_bytes()
+    for name in ("model.safetensors", "train_log.jsonl"):
+        onto = seqkit_here("plot", reverse_model, other, "-o", other / name)
+        assert_one_line_error(onto, f"--output {other / name} is a file of the model directory {other}")
+    assert (other / "train_log.jsonl").read_bytes() == log
     text = seqkit_here("plot", reverse_model, "--terminal")
     assert text.returncode == 0 and b"perplexity" in text.stdout
     # a pipe, no --output: nothing to draw on

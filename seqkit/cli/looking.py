@@ -16,6 +16,7 @@ from seqkit.cli import (
     model_default,
     user_errors,
 )
+from seqkit.cli import line_io
 from seqkit.errors import ConfigError
 
 
@@ -50,6 +51,8 @@ def plot(
         raise ConfigError(
             f"{reason}: nothing to draw on; give --output FILE.png, or --terminal for text charts"
         )
+    for model_dir in model_dirs:  # before any work: the picture must not replace a run's own file
+        line_io.check_output(output, [], model_dir)
     runs = [curves.read_curves(model_dir) for model_dir in model_dirs]
     if output is not None:
         from seqkit.viz import reports
