@@ -47,7 +47,8 @@ def outlive_stderr() -> None:
     _OUTLIVE_STDERR = True
 
 
-stderr = Console(stderr=True, soft_wrap=True)
+# no markup unless a call asks for it: paths and names (a file called "g[/b].tsv") print as they are
+stderr = Console(stderr=True, soft_wrap=True, markup=False)
 # dev score name, label, decimals: in this order when present
 VALIDATION_SCORES = (
     ("ppl", "dev ppl", 2),
@@ -186,6 +187,14 @@ class TrainingProgress:
         )
 
 
+def _table_out(*texts: str) -> Console:
+    """stdout for a table: no markup (a system, a label or a path prints as it is: "[b]" was eaten, "[/b]"
+    a traceback), and in a pipe wide enough for the longest of `texts` (rich cuts a table to 80 columns,
+    which lost the end of a system's name)."""
+    width = None if sys.stdout.isatty() else max(200, max(map(len, texts), default=0) + 120)
+    return Console(soft_wrap=True, highlight=False, markup=False, width=width)
+
+
 def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | None, as_json: bool) -> None:
     """Scores of each named system and/or a model's perplexity, on stdout: a table, or one JSON object
     `{"systems": [{"system": name, "scores": [...]}, ...], "perplexity": {...}}` (keys only when computed)."""
@@ -206,7 +215,7 @@ def print_evaluation(rows: list[tuple[str, list[Score]]], perplexity: dict | Non
             table.add_column(METRIC_NAMES[score.metric], justify="right")
         for name, scores in rows:
             table.add_row(name, *(f"{s.score:.2f}" for s in scores))
-        Console(soft_wrap=True).print(table)
+        _table_out(*(name for name, _ in rows)).print(table)
         for score in rows[0][1]:
             sys.stdout.write(f"{score.metric} signature: {score.signature}\n")
     if perplexity:
@@ -235,8 +244,12 @@ def print_prediction_scores(result: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(_null_for_nan(result), indent=1, ensure_ascii=False) + "\n")
         return
-    out = Console(soft_wrap=True)
     scores = result["scores"]
+    out = _table_out(
+        f"{result['model']} on {result['data']}",
+        *(row["name"] for row in result["baselines"]),
+        *scores.get("labels", []),
+    )
     names = ("accuracy", "macro_f1") if result["kind"] == "classifier" else ("mae", "rmse", "mape")
     headings = {
         "accuracy": "accuracy",

@@ -136,3 +136,16 @@ def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
         ).stdout
     )
     assert bad["perplexity"]["perplexity"] > 5 * good["perplexity"]
+
+
+def test_names_print_as_they_are_and_whole_in_a_pipe(hyp_ref, tmp_path):
+    # rich read them as markup ("[b]" eaten, "[/b]" a traceback) and cut a pipe's table at 80 columns
+    hyp, ref = hyp_ref
+    long = tmp_path / ("experiments-" + "x" * 90) / "test[b]hyp.en"
+    long.parent.mkdir()
+    long.write_bytes(Path(hyp).read_bytes())
+    result = seqkit_here("evaluate", "-i", long, "-i", hyp, "-r", ref, "--name", "sys [/b]", "--name", "ok")
+    assert result.returncode == 0, result.stderr
+    assert "sys [/b]" in result.stdout.decode() and " ok " in result.stdout.decode()
+    unnamed = seqkit_here("evaluate", "-i", long, "-r", ref)
+    assert str(long) in unnamed.stdout.decode()

@@ -13,10 +13,10 @@ from seqkit.cli import (
     ModelDirArgument,
     _Command,
     app,
+    line_io,
     model_default,
     user_errors,
 )
-from seqkit.cli import line_io
 from seqkit.errors import ConfigError
 
 
