@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -700,3 +701,22 @@ def test_an_output_named_gz_is_written_gzipped_as_a_gz_input_is_read(tmp_path, r
     assert gzip.decompress((tmp_path / "out.txt.gz").read_bytes()) == plain.stdout
     again = seqkit_here("translate", reverse_model, tmp_path / "out.txt.gz", "-o", tmp_path / "back.txt")
     assert again.returncode == 0, again.stderr
+
+
+def test_sigterm_removes_the_output_being_written(tmp_path, reverse_model):
+    # the default action ended the process on the spot and left the hidden temporary file beside OUT
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seqkit", "translate", str(reverse_model), "-o", str(tmp_path / "out.txt")],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    process.stdin.write(b"c a b\n")
+    process.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.txt*.tmp")):  # writing has begun
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    assert list(tmp_path.iterdir()) == []
