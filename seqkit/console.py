@@ -380,7 +380,13 @@ def print_info(info: dict, as_json: bool) -> None:
     best = training.get("best_validation")
     if best:
         scores = _scores({key.removeprefix("dev_"): value for key, value in best.items()})
-        out.print(f"best validation (step {best['step']:,}, the saved weights): {scores}")
+        if info.get("averaged"):
+            out.print(
+                "weights: the mean of checkpoints (seqkit average), not validated; the run's best "
+                f"validation (step {best['step']:,}): {scores}"
+            )
+        else:
+            out.print(f"best validation (step {best['step']:,}, the saved weights): {scores}")
         for key, value in best.items():
             if key.endswith("_signature"):
                 out.print(f"  {key.removesuffix('_signature')} signature: {value}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -191,6 +192,11 @@ def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
     b = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000030" / checkpoint.WEIGHTS)
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, (a[name] + b[name]) / 2)
+    # info credited the mean with one checkpoint's dev score ("the saved weights")
+    info = seqkit_here("info", tmp_path / "avg").stdout.decode()
+    assert "weights: the mean of checkpoints (seqkit average), not validated" in info
+    assert "the saved weights" not in info
+    assert json.loads(seqkit_here("info", tmp_path / "avg", "--json").stdout)["averaged"] is True
 
 
 def test_a_fresh_start_clears_a_checkpoint_left_unnamed_by_a_kill(tmp_path, reverse_data):

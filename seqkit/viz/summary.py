@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seqkit import model_types, modeldir
+from seqkit import model_types, modeldir, outputs
 from seqkit.data import encoding
 from seqkit.data.tokenizer import SPECIALS, TOKENIZER_FILES, load_tokenizer
 from seqkit.errors import ConfigError
@@ -190,6 +190,9 @@ def summarize(model_dir: Path | str) -> dict:
         },
         "vocabulary": _vocabulary(cfg, tokenizer, model),
         "training": _training(training_log.read(model_dir)),
+        # `seqkit average` wrote the weights (the mean of checkpoints): the log's best validation is the
+        # run's, not theirs
+        "averaged": outputs.marker_kind(model_dir) == "average",
         "files": _file_sizes(model_dir),
     }
     if cfg.model.type == "classifier":  # what it reads and says: a classifier's tokenizer is a Codec
