@@ -279,3 +279,20 @@ def test_a_schedule_along_max_epochs_resumes_bit_identical_in_a_later_epoch(
     resumed = [r for r in training_log.read_all(tmp_path / "split") if r.kind == "resume"][0]
     assert resumed.steps_per_epoch == first_epoch - 1  # the case: the second epoch has another count
     _assert_identical(_last_weights(tmp_path / "whole"), _last_weights(tmp_path / "split"))
+
+
+def test_an_average_that_cannot_be_written_names_its_output_and_leaves_nothing(
+    tmp_path, reverse_model, monkeypatch
+):
+    # a full disk was said as the source model's file ("demo/curves.png: No space left on device")
+    import errno
+    import shutil
+
+    def full(source, target, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(source))
+
+    monkeypatch.setattr(shutil, "copy2", full)
+    with pytest.raises(OSError) as raised:
+        checkpoint.average(reverse_model, tmp_path / "avg", 2)
+    assert raised.value.filename == str(tmp_path / "avg") and raised.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
