@@ -78,9 +78,9 @@ def test_tiny_training_run_succeeds_and_prints_nothing_on_stdout(toy, tmp_path):
     ids=["unknown-key", "bad-choice", "unknown-section", "missing-corpus", "missing-config"],
 )
 def test_train_refuses_bad_config_and_writes_nothing(toy, tmp_path, extra, fragments):
-    out = tmp_path / "model"
+    out = tmp_path / "new" / "runs" / "model"  # the folders it made above the run went too (they stayed)
     assert_one_line_error(_train(toy, out, *extra), *fragments)
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()
 
 
 def test_train_refuses_mismatched_and_non_utf8_corpora(toy, tmp_path):

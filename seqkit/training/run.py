@@ -73,6 +73,8 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
         # adopting a directory without the marker (a 0.1 run) needs a checkpoint to continue: a failed
         # resume must not leave a marker in somebody else's directory
         raise ModelDirError(f"{output_dir}: no checkpoint to resume; start a run with --output {output_dir}")
+    # the folders above it that this run creates too (-o new/a/run): removed with it when it fails
+    made_parents = [parent for parent in output_dir.absolute().parents if not parent.exists()]
     try:
         output_dir.mkdir(parents=True)  # atomically: of two processes, only one creates the directory
         created = True
@@ -93,6 +95,9 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
                 for entry in list(output_dir.iterdir()) if adopted_empty else [output_dir]:
                     with contextlib.suppress(OSError):  # the run's own error is the one to report
                         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                for parent in made_parents if created else []:  # deepest first; rmdir: only if empty
+                    with contextlib.suppress(OSError):
+                        parent.rmdir()
             raise
 
 
