@@ -131,7 +131,7 @@ def _assert_trace_json(path, inspection) -> None:
         assert sorted(written["gates"]) == sorted(layer.gates)
 
 
-def test_inspect_command_seq2seq(reverse_model, tmp_path):
+def test_inspect_command_seq2seq(reverse_model, char_lm, tmp_path):
     out = tmp_path / "look"
     result = seqkit_here("inspect", reverse_model, "--text", "c a d b e", "--output", out, "--beam-size", "1")
     assert result.returncode == 0, result.stderr.decode()
@@ -157,6 +157,13 @@ def test_inspect_command_seq2seq(reverse_model, tmp_path):
     _assert_trace_json(out / "trace.json", inspection)
     trace = json.loads((out / "trace.json").read_text())
     assert trace["output"] == "e b d a c" and trace["cell"] == "gru"
+    # the same folder for a model without attention: the earlier attention.png went (it stayed beside
+    # a trace whose attention is null)
+    (out / "notes.txt").write_text("mine")
+    assert seqkit_here("inspect", char_lm, "--text", "a st", "--output", out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".seqkit", "gates.png", "hidden_states.png", "notes.txt", "trace.json", "trajectory.png",
+    ]  # fmt: skip
     steps = len(trace["attention"]["source"])  # the pieces and </s>, as many out as in when reversing
     assert [len(layer["hidden"]) for layer in trace["layers"]] == [steps, steps, steps]
     assert_one_line_error(seqkit_here("inspect", reverse_model, "--text", ""), "--text")

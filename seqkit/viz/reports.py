@@ -65,6 +65,9 @@ def with_attention_files(
     return passing()
 
 
+INSPECTION_PICTURES = ("hidden_states.png", "trajectory.png", "gates.png", "attention.png", "pooling.png")
+
+
 def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:
     """The pictures of one inspected sentence, and its numbers as JSON; returns the paths written."""
     pictures = {"hidden_states.png": plots.hidden_states_figure, "trajectory.png": plots.trajectory_figure}
@@ -101,6 +104,12 @@ def write_inspection(directory: Path, inspection: Inspection) -> list[Path]:
     }
     _write(directory / "trace.json", json.dumps(numbers, ensure_ascii=False).encode("utf-8"), "--output")
     written.append(directory / "trace.json")
+    # a picture an earlier inspection left here (a translation model's attention.png beside a
+    # classifier's trace) would be taken for this sentence's: the folder is seqkit's, its names too
+    for name in INSPECTION_PICTURES:
+        stale = directory / name
+        if stale not in written and stale.is_file() and not stale.is_symlink():
+            stale.unlink()
     return written
 
 
