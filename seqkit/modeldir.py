@@ -40,7 +40,7 @@ from seqkit.data.corpus import CACHE
 from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
-from seqkit.errors import ConfigError, ModelDirError
+from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
 from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of
 
 CONFIG = "config.toml"
@@ -244,6 +244,5 @@ def require_directory(model_dir: Path) -> None:
         )
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
-    from seqkit.export import runtime
-
-    runtime.refuse(model_dir)
+    if (model_dir / EXPORT_DESCRIPTION).is_file():
+        raise an_export_where_a_trained_model_is_needed(model_dir)

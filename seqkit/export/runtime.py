@@ -18,7 +18,7 @@ from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
 from seqkit.data.tokenizer import PAD, TOKENIZER_FILES, Tokenizer, load_tokenizer
-from seqkit.errors import ConfigError, ModelDirError
+from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
 from seqkit.export import layout
 
 
@@ -34,10 +34,7 @@ def refuse(model_dir: Path) -> None:
     """A ModelDirError when `model_dir` is an export, for a command that needs the trained model (before
     anything imports torch: a deployment without it gets this, not a missing torch)."""
     if is_export(model_dir):
-        raise ModelDirError(
-            f"{model_dir} is an ONNX export, which translate, generate, serve, info and seqkit.load run; this "
-            "needs the trained model directory it was exported from (export.json names it: source)"
-        )
+        raise an_export_where_a_trained_model_is_needed(model_dir)
 
 
 def is_export(path: Path) -> bool:
