@@ -149,3 +149,21 @@ def test_names_print_as_they_are_and_whole_in_a_pipe(hyp_ref, tmp_path):
     assert "sys [/b]" in result.stdout.decode() and " ok " in result.stdout.decode()
     unnamed = seqkit_here("evaluate", "-i", long, "-r", ref)
     assert str(long) in unnamed.stdout.decode()
+
+
+def test_a_models_perplexity_scores_every_pair_as_model_score_does(reverse_model, tmp_path):
+    # a pair with an empty side was left out, unsaid: its end of sentence is still the model's to give
+    import math
+
+    import seqkit
+
+    sources, references = ["c a b", "b a", "", "d e"], ["b a c", "", "a", "e d"]
+    source = _write(tmp_path / "s.txt", "".join(f"{line}\n" for line in sources).encode())
+    reference = _write(tmp_path / "r.txt", "".join(f"{line}\n" for line in references).encode())
+    result = seqkit_here("evaluate", "--model", reverse_model, "-s", source, "-r", reference, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    scored = seqkit.load(reverse_model, device="cpu").score(sources, references)
+    said = json.loads(result.stdout)["perplexity"]
+    assert said["tokens"] == sum(scored.tokens)
+    assert said["perplexity"] == pytest.approx(scored.perplexity, rel=1e-5)
+    assert math.isnan(seqkit.load(reverse_model, device="cpu").score([], []).perplexity)  # (it said 1.0)

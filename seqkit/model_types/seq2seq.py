@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from seqkit.config import Config
-from seqkit.data.corpus import tokenize_parallel
+from seqkit.data.corpus import ParallelIds
 from seqkit.data.text import read_parallel
 from seqkit.data.tokenizer import BOS, EOS, Tokenizer
 from seqkit.decoding.inference import attention_map
@@ -27,9 +27,13 @@ def score_perplexity(model, tokenizer: Tokenizer, cfg: Config, source: Path | No
     """Perplexity of `reference` given `source`, line by line (teacher forcing)."""
     if source is None:
         raise DataError("--model with a seq2seq model needs --source: the source side of the --ref file")
-    data = tokenize_parallel(tokenizer, *read_parallel(source, reference), max_length=None)
-    if not data.src:
-        raise DataError(f"{source}: no non-empty sentence pairs to score")
+    # every pair, an empty one too: an empty reference is still an end of sentence the model must give
+    # (Model.score scores it; leaving such pairs out, unsaid, made the two disagree)
+    sources, references = read_parallel(source, reference)
+    if not sources:
+        raise DataError(f"{source}: no sentence pairs to score")
+    src_ids, tgt_ids = tokenizer.encode_src(sources), tokenizer.encode_tgt(references)
+    data = ParallelIds(src_ids, tgt_ids, references, list(range(len(sources))))
     nll, tokens = corpus_nll(model, data, cfg.decode.batch_size)
     return {"perplexity": perplexity(nll, tokens), "nll_per_token": nll / tokens, "tokens": tokens}
 

@@ -22,8 +22,11 @@ EVAL_ROWS = 8  # rows a language model's dev / test stream is cut into for scori
 
 
 def perplexity(total_nll: float, num_tokens: int) -> float:
-    """exp of the mean negative log-likelihood per token (nats)."""
-    mean = total_nll / max(1, num_tokens)
+    """exp of the mean negative log-likelihood per token (nats); NaN over no tokens (it said 1.0, a
+    perfect model, for nothing scored)."""
+    if not num_tokens:
+        return math.nan
+    mean = total_nll / num_tokens
     return math.exp(mean) if mean < 700 else math.inf  # a diverged model: no OverflowError
 
 
