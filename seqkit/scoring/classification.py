@@ -51,14 +51,17 @@ def classification_scores(gold: np.ndarray, predicted: np.ndarray, labels: tuple
 
 def regression_scores(gold: np.ndarray, predicted: np.ndarray) -> dict:
     """MAE, RMSE and MAPE (in %, over the targets that are not zero, as a percentage of the true value)
-    of `predicted` against `gold`, both (examples, outputs)."""
+    of `predicted` against `gold`, both (examples, outputs); over several outputs, each metric is the mean
+    of the outputs' own."""
     errors = predicted - gold
     nonzero = gold != 0
     mape = float(np.mean(np.abs(errors[nonzero] / gold[nonzero])) * 100) if nonzero.any() else math.nan
     return {
         "examples": int(gold.shape[0]),
         "mae": float(np.mean(np.abs(errors))),
-        "rmse": float(np.sqrt(np.mean(errors**2))),
+        # each output's RMSE, averaged over the outputs (data.horizon > 1), as scikit-learn's
+        # root_mean_squared_error; one RMSE over every output pooled is larger
+        "rmse": float(np.mean(np.sqrt(np.mean(errors**2, axis=0)))),
         "mape": mape,
         "mape_targets": int(nonzero.sum()),  # the targets MAPE is over (a zero target has no percentage)
     }
