@@ -167,3 +167,16 @@ def test_a_models_perplexity_scores_every_pair_as_model_score_does(reverse_model
     assert said["tokens"] == sum(scored.tokens)
     assert said["perplexity"] == pytest.approx(scored.perplexity, rel=1e-5)
     assert math.isnan(seqkit.load(reverse_model, device="cpu").score([], []).perplexity)  # (it said 1.0)
+
+
+def test_options_a_models_perplexity_would_not_read_are_errors(reverse_model, char_lm, tmp_path):
+    # they were ignored, exit 0: a TSV's whole lines were scored as references (--column), a second -r
+    source = _write(tmp_path / "s.txt", b"c a b\n")
+    reference = _write(tmp_path / "r.txt", b"b a c\n")
+    for args, said in (
+        (("--model", reverse_model, "-s", source, "-r", reference, "--column", "1"), "--column with --model"),
+        (("--model", reverse_model, "-s", source, "-r", reference, "-r", reference), "2 -r were given"),
+        (("--model", char_lm, "-s", source, "-r", reference), "is a language model"),
+        (("-i", reference, "-r", reference, "-s", source), "--source is the source side"),
+    ):
+        assert_one_line_error(seqkit_here("evaluate", *args), said)

@@ -105,3 +105,16 @@ def test_an_output_file_is_written_as_results_come_not_held_to_the_end(tmp_path,
     assert process.returncode == 0, stderr.decode()
     assert out.read_text().splitlines() == ["b a c"] * 6000
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_a_line_of_no_pieces_and_a_blank_tsv_line_give_empty_lines(reverse_model, tmp_path):
+    # a line of characters the tokenizer drops got a made-up translation; a blank line of a TSV was an
+    # error under --column ("1 tab-separated column(s)")
+    result = seqkit_here("translate", reverse_model, "--beam-size", 2, stdin="c a b\n\x1b\n\x01\x02\nb a\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[1:3] == ["", ""] and lines[0] and lines[3]
+    (tmp_path / "pairs.tsv").write_text("x\tc a b\n\ny\tb a\n")
+    column = seqkit_here("translate", reverse_model, tmp_path / "pairs.tsv", "--column", 2, "--beam-size", 2)
+    assert column.returncode == 0, column.stderr
+    assert column.stdout.decode().splitlines() == [lines[0], "", lines[3]]

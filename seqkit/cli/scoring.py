@@ -102,10 +102,27 @@ def evaluate(
         runtime.refuse(model_dir)  # (an export does not score: said before torch is imported)
         from seqkit import modeldir
 
-        if modeldir.load_config(model_dir).model.type == "classifier":
+        model_type = modeldir.load_config(model_dir).model.type
+        if model_type == "classifier":
             raise DataError(
                 f"--model {model_dir} is a classifier: give its labelled test data with --data FILE"
             )
+        # options the perplexity would not read: errors, not ignored (a TSV's whole lines were scored)
+        if column is not None:
+            raise ConfigError(
+                "--column with --model: a model's perplexity reads -r (and -s) as plain line files; cut the "
+                "column out first (cut -f N FILE), or score text alone without --model"
+            )
+        if len(references) > 1:
+            raise ConfigError(
+                f"--model scores one reference file, and {len(references)} -r were given; give one"
+            )
+        if model_type == "lm" and source is not None:
+            raise ConfigError(
+                f"--source: {model_dir} is a language model, whose perplexity reads -r alone; drop it"
+            )
+    elif source is not None:
+        raise ConfigError("--source is the source side of a model's perplexity: give --model too, or drop it")
     if not references:
         raise DataError("--ref is required: give the reference file(s) with -r")
     if column is not None and column < 1:

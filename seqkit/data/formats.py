@@ -163,6 +163,9 @@ def read_target_side(spec: str, cfg: DataConfig, option: str, fixes: Counter | N
 def iter_column(path: Path | str, column: int) -> Iterator[str]:
     """Column `column` (from 1) of each line of a TSV file, or of stdin as `-`: `--column N`."""
     for number, line in enumerate(iter_lines(path), start=1):
+        if not line.strip():  # an empty line is an empty line in any column (as training reads a TSV's)
+            yield ""
+            continue
         cells = line.split("\t")
         if len(cells) < column:
             name = "<stdin>" if str(path) == "-" else str(path)

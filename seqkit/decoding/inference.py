@@ -91,14 +91,17 @@ def translate_nbest(
     numbers: LineNumbers = LineNumbers(),
 ) -> list[list[Translation]]:
     """Up to `cfg.beam_size` translations per line, best first (the `nbest` best at least, when the
-    search found that many); none for an empty line.
+    search found that many); none for an empty line, or one of no pieces.
     `with_attention`: each translation carries its AttentionMap. A line of more than
     `cfg.max_input_pieces` pieces is a DataError naming it as `numbers` name line `first_line` - 1 + i
     of the stream (`first_line`: the place of lines[0] in the stream, from 1)."""
     todo = [i for i, line in enumerate(lines) if line.strip()]
     results: list[list[Translation]] = [[] for _ in lines]
     if todo:
-        ids = tokenizer.encode_src([lines[i] for i in todo])
+        encoded = tokenizer.encode_src([lines[i] for i in todo])
+        # a line of characters the tokenizer drops (a zero-width space, a control character) has no pieces:
+        # an empty line, as training reads it (it was given a translation of nothing, made up)
+        todo, ids = [i for i, row in zip(todo, encoded, strict=True) if row], [row for row in encoded if row]
         for i, row in zip(todo, ids, strict=True):
             if len(row) > cfg.max_input_pieces:
                 raise DataError(
@@ -106,7 +109,7 @@ def translate_nbest(
                     f"= {cfg.max_input_pieces:,}; split the line (at its sentence ends, say), or raise the "
                     "limit (seqkit translate --max-input-pieces N)"
                 )
-        hypotheses = decode_corpus(steps, ids, cfg, with_attention, nbest)
+        hypotheses = decode_corpus(steps, ids, cfg, with_attention, nbest) if ids else []
         for i, src_ids, options in zip(todo, ids, hypotheses, strict=True):
             texts = tokenizer.decode_tgt([h.tokens for h in options])
             results[i] = [
