@@ -291,6 +291,22 @@ def test_a_second_training_of_a_directory_is_refused_until_the_first_ends(
         result = seqkit_here("train", "--resume", run, "--max-steps", "700", "--quiet")
         assert_one_line_error(result, f"{run} is being trained by another process (pid {holder.pid})")
         assert _snapshot(run) == before
+        # a run in its first steps has no checkpoint yet: its training is what --resume says, not "no
+        # checkpoint to resume; start a run with --output"
+        young = tmp_path / "young"
+        outputs.claim_directory(young, "run", "--output")
+        young_holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_THE_LOCK, str(young)], stdout=subprocess.PIPE
+        )
+        try:
+            assert young_holder.stdout.readline() == b"held\n"
+            early = seqkit_here("train", "--resume", young, "--max-steps", "7", "--quiet")
+            assert_one_line_error(
+                early, f"{young} is being trained by another process (pid {young_holder.pid})"
+            )
+        finally:
+            young_holder.send_signal(signal.SIGKILL)
+            young_holder.wait()
         # reading a directory being trained goes on
         assert seqkit_here("translate", run, stdin="c a b\n").returncode == 0
         assert seqkit_here("info", run).returncode == 0

@@ -134,6 +134,10 @@ def train(
     outputs.check_claimable(run_dir, "--resume" if resume else "--output", adopt=resume is not None)
     resuming = not overwrite and checkpoint.latest(run_dir) is not None
     if resume is not None and not resuming:
+        if resume.is_dir() and outputs.owns(resume):
+            # a run still in its first steps has no checkpoint yet: that it is training is what to say
+            with outputs.locked(resume):
+                pass
         raise ModelDirError(f"{resume}: no checkpoint to resume; {_without_checkpoint(resume)}")
     stored = modeldir.load_config(run_dir) if resuming else None
     shorthands = {
