@@ -172,7 +172,7 @@ def test_config_paths_are_relative_to_the_config_file_and_set_paths_to_the_cwd(t
 def test_cleaning_is_counted_at_the_start(tmp_path):
     pairs = list(dict.fromkeys(make_pairs("reverse", 400, seed=1)))[:300]  # no two alike
     pairs += pairs[:7]  # 7 duplicates
-    pairs += [("", "a b"), ("a b", "")]  # 2 empty
+    pairs += [("", "a b"), ("a b", ""), ("", ""), ("", "")]  # 4 empty (blank lines, counted as duplicates)
     pairs += [("a " * 30, "b")]  # a ratio of 30
     (tmp_path / "t.src").write_text("".join(s + "\n" for s, _ in pairs))
     (tmp_path / "t.tgt").write_text("".join(t + "\n" for _, t in pairs))
@@ -183,13 +183,13 @@ def test_cleaning_is_counted_at_the_start(tmp_path):
                      "max_length_ratio": 5.0}, train={"max_steps": 5, "valid_every": 5})  # fmt: skip
     train_seq2seq.train(cfg, tmp_path / "m")
     data = training_log.of_kind(training_log.read(tmp_path / "m"), StartRecord)[0].data
-    assert (data["duplicate_pairs"], data["empty_pairs"], data["ratio_pairs"]) == (7, 2, 1)
-    assert data["train_pairs"] == 300 and data["skipped_pairs"] == 10
+    assert (data["duplicate_pairs"], data["empty_pairs"], data["ratio_pairs"]) == (7, 4, 1)
+    assert data["train_pairs"] == 300 and data["skipped_pairs"] == 12
     line = seqkit_here("train", "--set", f"data.train={tmp_path / 't'}", "--set", f"data.dev={tmp_path / 'd'}",
                   "--set", "data.src_lang=src", "--set", "data.tgt_lang=tgt", "--set", "data.dedupe=true",
                   "--set", "tokenizer.vocab_size=16", "--set", "train.threads=1", "--max-steps", "1",
                   "-o", tmp_path / "cli")  # fmt: skip
-    assert "skipped 9: 2 empty, 7 duplicates" in line.stderr.decode()
+    assert "skipped 11: 4 empty, 7 duplicates" in line.stderr.decode()
 
 
 def _sentencepiece(lines: list[str], **ids) -> bytes:

@@ -129,7 +129,7 @@ def _train_pairs(cfg: Config, held: set[int], fixes: Counter | None, cleaning: C
     for index, pair in enumerate(iter_pairs(cfg.data.train, cfg.data, "data.train", fixes)):
         if index in held:
             continue
-        if cfg.data.dedupe:
+        if cfg.data.dedupe and all(side.strip() for side in pair):  # (an empty pair is counted as empty)
             key = hashlib.blake2b("\t".join(pair).encode(), digest_size=8).digest()
             if key in seen:
                 if cleaning is not None:
