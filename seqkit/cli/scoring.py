@@ -113,7 +113,7 @@ def evaluate(
                 "--column with --model: a model's perplexity reads -r (and -s) as plain line files; cut the "
                 "column out first (cut -f N FILE), or score text alone without --model"
             )
-        if len(references) > 1:
+        if references and len(references) > 1:
             raise ConfigError(
                 f"--model scores one reference file, and {len(references)} -r were given; give one"
             )
