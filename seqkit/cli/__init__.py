@@ -11,6 +11,7 @@ import functools
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -176,7 +177,8 @@ def main() -> None:
     from seqkit.runtime import allocator
 
     allocator.configure()  # before torch builds its first product: it reads these settings once
-    signal.signal(signal.SIGTERM, _terminated)
+    if threading.current_thread() is threading.main_thread():  # (signals are the main thread's only)
+        signal.signal(signal.SIGTERM, _terminated)
     app()
 
 
