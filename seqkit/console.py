@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console as RichConsole
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
@@ -191,7 +192,8 @@ def _table_out(*texts: str) -> Console:
     """stdout for a table: no markup (a system, a label or a path prints as it is: "[b]" was eaten, "[/b]"
     a traceback), and in a pipe wide enough for the longest of `texts` (rich cuts a table to 80 columns,
     which lost the end of a system's name)."""
-    width = None if sys.stdout.isatty() else max(200, max(map(len, texts), default=0) + 120)
+    # (columns, not characters: a CJK character takes two)
+    width = None if sys.stdout.isatty() else max(200, max(map(cell_len, texts), default=0) + 120)
     return Console(soft_wrap=True, highlight=False, markup=False, width=width)
 
 

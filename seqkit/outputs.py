@@ -25,7 +25,9 @@ import gzip
 import json
 import os
 import re
+import signal
 import stat
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,24 +50,49 @@ def atomic_write(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def _sigterm(number, frame) -> None:
+    raise SystemExit(128 + number)
+
+
+@contextlib.contextmanager
+def terminable() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`, a batch scheduler) inside the block as an exception, SystemExit 143, as
+    Ctrl-C is one: the block's temporary files are removed on the way out, where the default action
+    ended the process on the spot and left them. Only while such files exist: elsewhere SIGTERM keeps its
+    default action, which a long native call (SentencePiece's training) would otherwise delay; a handler
+    of a training's or a server's own stays theirs."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def _temporary(path: Path) -> Iterator[BinaryIO]:
     """A temporary file beside `path`, renamed onto it when the block ends without an error and removed
-    when it does not."""
+    when it does not (SIGTERM included)."""
     tmp = _hidden_beside(path, "tmp")
-    try:
-        # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-            _keep_mode(path, f.fileno())
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:  # write, flush and fsync errors name no file, os.open's the temporary one
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    finally:
-        with contextlib.suppress(OSError):  # the write's own error is the one to report
-            tmp.unlink(missing_ok=True)
+    with terminable():
+        try:
+            # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+                _keep_mode(path, f.fileno())
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:  # write, flush and fsync errors name no file, os.open's the temporary one
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        finally:
+            with contextlib.suppress(OSError):  # the write's own error is the one to report
+                tmp.unlink(missing_ok=True)
 
 
 def _hidden_beside(path: Path, kind: str) -> Path:

@@ -141,8 +141,8 @@ def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
 def test_names_print_as_they_are_and_whole_in_a_pipe(hyp_ref, tmp_path):
     # rich read them as markup ("[b]" eaten, "[/b]" a traceback) and cut a pipe's table at 80 columns
     hyp, ref = hyp_ref
-    long = tmp_path / ("experiments-" + "x" * 90) / "test[b]hyp.en"
-    long.parent.mkdir()
+    long = tmp_path / ("実験" * 40) / ("翻訳" * 40) / "test[b]hyp.en"  # (a CJK character: two columns)
+    long.parent.mkdir(parents=True)
     long.write_bytes(Path(hyp).read_bytes())
     result = seqkit_here("evaluate", "-i", long, "-i", hyp, "-r", ref, "--name", "sys [/b]", "--name", "ok")
     assert result.returncode == 0, result.stderr

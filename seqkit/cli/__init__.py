@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -165,20 +163,10 @@ def _silence_stdout() -> None:
         pass
 
 
-def _terminated(number, frame) -> None:
-    """SIGTERM (`kill`, `timeout`, a batch scheduler) as an exception, as Ctrl-C is one: the temporary
-    files of an output being written (`-o`, `average`) are removed on the way out, where the default
-    action ended the process on the spot and left them. A training and a server take SIGTERM their own
-    way (a checkpoint; the queued requests answered) and set their own handlers."""
-    raise SystemExit(128 + number)
-
-
 def main() -> None:
     from seqkit.runtime import allocator
 
     allocator.configure()  # before torch builds its first product: it reads these settings once
-    if threading.current_thread() is threading.main_thread():  # (signals are the main thread's only)
-        signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

@@ -38,15 +38,16 @@ def part_path(output: Path, rank: int) -> Path:
 def write_part(output: Path, world: World, results: Iterable[str]) -> None:
     """This process's translations, one per line, into its part file."""
     path = part_path(output, world.rank)
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            for line in results:
-                f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    with outputs.terminable():  # (torchrun stops the others with SIGTERM when one fails)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                for line in results:
+                    f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
 
 
 def _interleaved(parts: list) -> Iterator[bytes]:

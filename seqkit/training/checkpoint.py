@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from seqkit import outputs
 from seqkit.errors import ModelDirError
 from seqkit.modeldir import CHECKPOINTS, damaged_weights, load_weights_into, require_directory, weights_bytes
 from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
@@ -158,18 +159,19 @@ def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
         for name, tensor in tensors.items():
             total[name] = total.get(name, 0) + tensor.double()
     tmp = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.tmp")
-    try:
-        tmp.mkdir(parents=True)
-        atomic_write(tmp / MARKER, marker_bytes("average"))
-        for item in model_dir.iterdir():  # the run's files, not its links or hidden files
-            if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
-                shutil.copy2(item, tmp / item.name)
-        averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
-        atomic_write(tmp / MODEL_WEIGHTS, save_safetensors(averaged))
-        os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
-    except BaseException as e:  # e.g. no space left: no half directory stays behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):  # named as the output (copy2 names its source; the temp name is ours)
-            raise OSError(e.errno, e.strerror, str(output_dir)) from None
-        raise
+    with outputs.terminable():  # SIGTERM too leaves no half directory
+        try:
+            tmp.mkdir(parents=True)
+            atomic_write(tmp / MARKER, marker_bytes("average"))
+            for item in model_dir.iterdir():  # the run's files, not its links or hidden files
+                if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
+                    shutil.copy2(item, tmp / item.name)
+            averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
+            atomic_write(tmp / MODEL_WEIGHTS, save_safetensors(averaged))
+            os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
+        except BaseException as e:  # e.g. no space left: no half directory stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError):  # named as the output (copy2 names its source; the temp name is ours)
+                raise OSError(e.errno, e.strerror, str(output_dir)) from None
+            raise
     return [path.name for path in chosen]
