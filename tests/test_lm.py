@@ -170,3 +170,26 @@ def test_terminal_output_streams_the_same_text(char_lm):
     assert process.wait(timeout=120) == 0
     os.close(leader)
     assert b"".join(chunks).decode().replace("\r\n", "\n") == f"{LINES[1]}\n{LINES[3]}\n"
+
+
+def test_perplexity_scores_every_token_once_with_the_text_before_it(char_lm):
+    # cut into 8 rows of whole tokens, each row's first token was context only and the remainder dropped:
+    # "Hello\nworld" scored 6 of its 12 tokens, each after one character of context
+    import torch
+    import torch.nn.functional as F
+
+    from seqkit.data.corpus import token_stream
+    from seqkit.scoring.likelihood import ROW_TOKENS, score_text
+
+    _, tokenizer, model = model_types.load(char_lm)
+    model.eval()
+    for lines in (["a st"], LINES[:3], LINES * 40):
+        stream = token_stream(tokenizer, lines)
+        scored = score_text(model, tokenizer, lines, 32)
+        assert scored["tokens"] == len(stream) - 1
+        if len(stream) - 1 < 2 * ROW_TOKENS:  # one row: the whole text before each token, as one pass
+            with torch.no_grad():
+                logits, _ = model(stream[:-1].unsqueeze(0), None)
+                nll = float(F.cross_entropy(logits[0], stream[1:], reduction="sum"))
+            assert scored["nll_per_token"] == pytest.approx(nll / (len(stream) - 1), rel=1e-5)
+    assert len(token_stream(tokenizer, LINES * 40)) > 2 * ROW_TOKENS  # (the rows' case ran too)
