@@ -226,6 +226,11 @@ class Model:
 
     def score(self, sources: list[str], targets: list[str]) -> Scores:
         """Log-probability of each target line given its source line (an encoder-decoder)."""
+        if self.type == "lm":  # (require_task would name `seqkit translate`, which is not what was asked)
+            raise ConfigError(
+                f"score: {self.model_dir} is a language model, and score rates a translation given its source; "
+                "a language model's perplexity is `seqkit evaluate --model DIR -r FILE`"
+            )
         self.require_task("translate")
         if self.module is None:
             raise ConfigError(

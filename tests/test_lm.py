@@ -193,3 +193,22 @@ def test_perplexity_scores_every_token_once_with_the_text_before_it(char_lm):
                 nll = float(F.cross_entropy(logits[0], stream[1:], reduction="sum"))
             assert scored["nll_per_token"] == pytest.approx(nll / (len(stream) - 1), rel=1e-5)
     assert len(token_stream(tokenizer, LINES * 40)) > 2 * ROW_TOKENS  # (the rows' case ran too)
+
+
+def test_small_misuses_of_a_language_model_are_one_line_each(char_lm, tmp_path):
+    import seqkit
+    from seqkit.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="score: .* is a language model, .*seqkit evaluate --model DIR -r FILE"
+    ):
+        seqkit.load(char_lm, device="cpu").score(["a"], ["b"])  # (it named `seqkit translate`)
+    assert_one_line_error(
+        seqkit_here("inspect", char_lm, "--text", "a\nb", "-o", tmp_path / "look"),
+        "--text holds a line break",
+    )
+    # a picture under another suffix held PNG bytes, unsaid
+    assert_one_line_error(
+        seqkit_here("plot", char_lm, "-o", tmp_path / "c.pdf"), "give a name ending in .png"
+    )
+    assert not (tmp_path / "c.pdf").exists()

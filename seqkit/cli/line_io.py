@@ -56,6 +56,15 @@ def check_output(
         )
 
 
+def check_png(output: Path | None, option: str) -> None:
+    """A picture is written as PNG: another file name's suffix (curves.pdf) would hold PNG bytes, unsaid."""
+    if output is not None and output.suffix and output.suffix.lower() != ".png":
+        from seqkit import outputs
+
+        if outputs.is_replaceable(output):  # (a device or FIFO is written through, whatever its name)
+            raise ConfigError(f"{option} {output}: seqkit draws PNG pictures; give a name ending in .png")
+
+
 def _owns(model_dir: Path, path: Path) -> bool:
     """Whether `path` is a file of the model directory or export read (an export's rule imports no torch:
     a deployment without it writes with -o too)."""

@@ -53,6 +53,7 @@ def plot(
         )
     for model_dir in model_dirs:  # before any work: the picture must not replace a run's own file
         line_io.check_output(output, [], model_dir)
+    line_io.check_png(output, "--output")
     runs = [curves.read_curves(model_dir) for model_dir in model_dirs]
     if output is not None:
         from seqkit.viz import reports
@@ -89,6 +90,8 @@ def inspect(
 
     if not text.strip() and text != "":
         raise ConfigError("--text: only whitespace; give a sentence")
+    if "\n" in text:  # (it was read as an unknown piece) as generate and translate refuse it
+        raise ConfigError("--text holds a line break; give one line")
     cfg, tokenizer, model = model_types.load(model_dir)
     model_type = model_types.of(cfg)
     if beam_size is not None and model_type.task != "translate":

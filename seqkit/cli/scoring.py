@@ -185,6 +185,7 @@ def _evaluate_classifier(
         for suffix in ("", ".text", ".label")
     ]
     line_io.check_output(plot, read, model_dir, "--plot")
+    line_io.check_png(plot, "--plot")
     model = api.load(model_dir, device)
     result = model.evaluate(data)  # (a model that does not predict is refused first, naming evaluate --data)
     if plot is not None:
