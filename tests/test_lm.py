@@ -212,3 +212,21 @@ def test_small_misuses_of_a_language_model_are_one_line_each(char_lm, tmp_path):
         seqkit_here("plot", char_lm, "-o", tmp_path / "c.pdf"), "give a name ending in .png"
     )
     assert not (tmp_path / "c.pdf").exists()
+
+
+def test_a_corpus_without_enough_lines_is_named(tmp_path):
+    # it said "data.train and data.dev must each have at least one non-empty line", naming neither file
+    (tmp_path / "few.txt").write_text("a b\n\n")
+    (tmp_path / "blank.txt").write_text("\n")
+    base = ["--set", "model.type=lm", "--set", "tokenizer.type=char", "--set", "data.tgt_lang=txt"]
+    for data, said in (
+        (
+            [f"data.train={tmp_path / 'few'}"],
+            "data.train = '" + str(tmp_path / "few") + "': 1 non-empty lines, too few",
+        ),
+        ([f"data.train={tmp_path / 'blank'}"], "': no non-empty line; give text to learn from"),
+        ([f"data.train={tmp_path / 'few'}", f"data.dev={tmp_path / 'blank'}"], "data.dev = '"),
+    ):
+        sets = [arg for item in data for arg in ("--set", item)]
+        result = seqkit_here("train", *base, *sets, "-o", tmp_path / "run", "--max-steps", 2)
+        assert_one_line_error(result, said)

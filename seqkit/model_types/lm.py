@@ -23,7 +23,7 @@ def score_perplexity(model, tokenizer: Tokenizer, cfg: Config, source: Path | No
     """Perplexity per token and bits per character of the non-empty lines of `reference`."""
     lines = [line for line in read_lines(reference) if line.strip()]
     if not lines:
-        raise DataError(f"{reference}: no non-empty lines to score")
+        raise DataError(f"{reference}: no non-empty lines to score; give the text of a test set with -r")
     scores = score_text(model, tokenizer, lines, cfg.train.bptt_length)
     return {
         "perplexity": scores["ppl"],

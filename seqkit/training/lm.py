@@ -47,10 +47,15 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         dev_lines = [line for i, line in enumerate(train_lines) if i in chosen]
         train_lines = [line for i, line in enumerate(train_lines) if i not in chosen]
     if not train_lines or not dev_lines:
+        empty = "data.train" if not train_lines or not cfg.data.dev else "data.dev"
+        spec = cfg.data.train if empty == "data.train" else cfg.data.dev
         raise DataError(
-            "data.train and data.dev must each have at least one non-empty line (without data.dev, "
-            "data.train needs at least 10 lines to hold a dev set out of)"
-        )
+            f"{empty} = {spec!r}: "
+            + (f"no non-empty line; give text {'to validate on' if empty == 'data.dev' else 'to learn from'}"
+               if empty == "data.dev" or not train_lines
+               else f"{len(train_lines)} non-empty lines, too few to hold a dev set out of (at least 10); "
+               "give more, or data.dev")
+        )  # fmt: skip
     if resume:
         tokenizer = load_tokenizer(output_dir)
     else:
