@@ -23,6 +23,7 @@ LAYERS = (
     ("export",),
     ("api",),
     ("console",),
+    ("results",),
     ("server",),
     ("cli",),
     ("__main__",),

@@ -120,7 +120,7 @@ def info(
     ] = False,
 ) -> None:
     """Layers with output shapes and parameter counts, vocabulary, training summary and file sizes."""
-    from seqkit import console
+    from seqkit import results
     from seqkit.export import runtime
 
     if runtime.is_export(model_dir):  # without torch
@@ -129,11 +129,11 @@ def info(
                 f"--vocab: {model_dir} is an ONNX export, which keeps no vocabulary counts; ask the model "
                 "directory it was exported from (export.json names it: source)"
             )
-        console.print_export(runtime.read_description(model_dir), as_json)
+        results.print_export(runtime.read_description(model_dir), as_json)
         return
     from seqkit.viz import summary
 
     if vocab:
-        console.print_vocabulary(summary.vocabulary(model_dir), as_json)
+        results.print_vocabulary(summary.vocabulary(model_dir), as_json)
         return
-    console.print_info(summary.summarize(model_dir), as_json)
+    results.print_info(summary.summarize(model_dir), as_json)

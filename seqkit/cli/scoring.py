@@ -77,7 +77,7 @@ def evaluate(
     """Score hypotheses against references (BLEU, chrF, TER), and/or a model's perplexity on --ref.
     Without -i or --model, the hypotheses are read from stdin: `seqkit translate M < src | seqkit evaluate
     -r ref`."""
-    from seqkit import console
+    from seqkit import results
     from seqkit.scoring.evaluation import score_systems
 
     if data is not None or plot is not None:
@@ -141,7 +141,7 @@ def evaluate(
         from seqkit.runtime import devices
 
         perplexity = model_types.perplexity(model_dir, source, references[0], devices.resolve(device))
-    console.print_evaluation(rows, perplexity, as_json)
+    results.print_evaluation(rows, perplexity, as_json)
 
 
 @app.command(cls=_Command)
@@ -168,7 +168,7 @@ def average(
 def _evaluate_classifier(
     model_dir: Path | None, data: str | None, plot: Path | None, as_json: bool, device: str
 ) -> None:
-    from seqkit import api, console
+    from seqkit import api, results
     from seqkit.viz import reports
 
     if model_dir is None or data is None:
@@ -190,4 +190,4 @@ def _evaluate_classifier(
     result = model.evaluate(data)  # (a model that does not predict is refused first, naming evaluate --data)
     if plot is not None:
         reports.write_evaluation_plot(plot, result, str(model_dir))
-    console.print_prediction_scores(result, as_json)
+    results.print_prediction_scores(result, as_json)
