@@ -25,8 +25,13 @@ PATH_KEYS = {
 }
 
 
-def _absolute(value: str, folder: Path) -> str:
-    path = Path(value).expanduser()
+def _absolute(value: str, folder: Path, key: str) -> str:
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # ~name of no user on this machine
+        raise ConfigError(
+            f"{key} = {value!r}: no home directory for {value.split('/')[0]}; give the path"
+        ) from None
     return str(path if path.is_absolute() else Path(os.path.abspath(folder / path)))
 
 
@@ -38,14 +43,14 @@ def _resolve_paths(values: dict[str, Any], folder: Path) -> dict[str, Any]:
         if isinstance(body, dict):
             for key in keys:
                 if isinstance(body.get(key), str) and body[key]:
-                    body[key] = _absolute(body[key], folder)
+                    body[key] = _absolute(body[key], folder, f"{section}.{key}")
     return resolved
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        # utf-8-sig: a BOM, which some Windows editors write, was "Invalid statement (line 1, column 1)"
+        return tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check the --config path") from None
     except OSError as e:  # a directory, no permission
@@ -57,7 +62,9 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
-    """`section.key=value` -> (section, key, value); the value is read as TOML, else as a string."""
+    """`section.key=value` -> (section, key, value); the value is read as TOML, else as a string, and
+    always as the text itself for a key that holds text (a CSV column named 2020, a corpus prefix 2024,
+    a column 1979-05-27, which TOML reads as a number or a date)."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set model.cell=lstm")
     dotted, raw = text.split("=", 1)
@@ -66,7 +73,17 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # bare words like `lstm` need no quotes
+    if not isinstance(value, str) and _holds_text(section, key):
+        value = raw.strip()
     return section, key, value
+
+
+def _holds_text(section: str, key: str) -> bool:
+    """Whether config key `section.key` is typed `str` (an unknown key: no; from_dict names it)."""
+    sections = typing.get_type_hints(Config)
+    if section not in sections:
+        return False
+    return typing.get_type_hints(sections[section]).get(key) is str
 
 
 def load(path: Path | None, overrides: typing.Iterable[str] = (), base: Config | None = None) -> Config:
@@ -75,12 +92,17 @@ def load(path: Path | None, overrides: typing.Iterable[str] = (), base: Config |
     those of --set against the current directory."""
     values = base.to_dict() if base is not None else {}
     if path is not None:
-        for name, body in _resolve_paths(read_toml(path), Path(path).parent).items():
+        values_of_file = read_toml(path)
+        try:
+            resolved = _resolve_paths(values_of_file, Path(path).parent)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        for name, body in resolved.items():
             values[name] = {**values.get(name, {}), **body} if isinstance(body, dict) else body
     parsed = []
     for section, key, value in map(parse_override, overrides):
         if key in PATH_KEYS.get(section, ()) and isinstance(value, str) and value:
-            value = _absolute(value, Path.cwd())  # --set paths: relative to where the command runs
+            value = _absolute(value, Path.cwd(), f"--set {section}.{key}")  # relative to where it runs
         parsed.append((section, key, value))
     source = f"{path}" if path is not None else "config"
     if parsed:

@@ -210,7 +210,8 @@ def load_config(model_dir: Path) -> Config:
     try:
         return config_lib.from_dict(configfile.read_toml(path), str(path))
     except ConfigError as e:
-        raise ModelDirError(f"{e} (the model directory is damaged; retrain it)") from None
+        # a hand edit, or a file of another seqkit version: the key it names is the fix, not a new training
+        raise ModelDirError(f"{e} (in the model directory's config; fix that key, or retrain)") from None
 
 
 def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:

@@ -113,10 +113,11 @@ def seqkit_here(*args, stdin: str | bytes | None = None) -> subprocess.Completed
     return subprocess.CompletedProcess(arguments, result.exit_code, result.stdout_bytes, result.stderr_bytes)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Non-zero exit, nothing on stdout, one `error:` line on stderr that names each fragment."""
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, exit_code: int = 1) -> str:
+    """Exit code 1 (README "Errors and exit codes": every user error), nothing on stdout, one `error:` line
+    on stderr that names each fragment."""
     err = result.stderr.decode()
-    assert result.returncode != 0, err
+    assert result.returncode == exit_code, (result.returncode, err)
     assert result.stdout == b""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err

@@ -18,7 +18,7 @@ from seqkit.data.labelled import parse_numbers, split_series
 from seqkit.errors import DataError
 from seqkit.scoring.classification import label_scores, regression_scores
 from seqkit.training import classifier as trainer
-from tests.helpers import assert_one_line_error, seqkit_here
+from tests.helpers import assert_one_line_error, distinct_colours, png_pixels, seqkit_here
 
 WORDS = [f"w{i}" for i in range(12)]
 
@@ -489,7 +489,7 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
     assert shown.returncode == 0, shown.stderr
     trace = json.loads((tmp_path / "inspect/trace.json").read_text())
     assert trace["output"] == "w4" and sum(trace["pooling"]) == pytest.approx(1.0)
-    assert (tmp_path / "inspect/pooling.png").is_file()
+    assert distinct_colours(png_pixels((tmp_path / "inspect/pooling.png").read_bytes())) > 10  # drawn
     evaluated = seqkit_here(
         "evaluate",
         "--model",
@@ -528,6 +528,7 @@ def test_info_inspect_and_plot(first_token_model: Path, tmp_path: Path):
     assert_one_line_error(folder, "folder.tsv': a directory, not a file; give the data file")
     curves = seqkit_here("plot", model_dir, "-o", tmp_path / "curves.png")
     assert curves.returncode == 0, curves.stderr
+    assert distinct_colours(png_pixels((tmp_path / "curves.png").read_bytes())) > 10
     vocab = json.loads(seqkit_here("info", model_dir, "--vocab", "--json").stdout)["vocabulary"]["target"]
     counts = {row["piece"]: row["count"] for row in vocab}  # counted in the training texts (they were "-")
     assert counts["▁w"] > 1000 and counts["7"] > 0 and counts["<pad>"] == 0

@@ -24,6 +24,21 @@ def test_h_is_help(command):
     assert short.stderr == long.stderr == b""
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["translate", "--no-such-flag"], b"No such option: --no-such-flag"),
+        (["translate"], b"Missing argument 'MODEL_DIR'"),
+        (["train", "--max-steps"], b"Option '--max-steps' requires an argument"),
+    ],
+)
+def test_usage_mistakes_exit_2_with_the_usage_on_stderr(args, said):
+    """README "Errors and exit codes": a missing argument or an unknown flag is Typer's usage message."""
+    result = seqkit_here(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == b"" and said in result.stderr
+
+
 def test_every_option_whose_metavar_is_its_name_declares_its_flag():
     """typer 0.27 (the version some machines carry, a GPU image among them) took a metavar equal to the
     parameter's upper-cased name for the option's own name: `--DEVICE`, and `--device` was unknown. An

@@ -100,8 +100,16 @@ def test_rerunning_a_finished_run_continues_it_instead_of_overwriting(toy, tmp_p
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
     assert_one_line_error(
         _train(toy, tmp_path / "model", "--set", "model.decoder_hidden_size=12", "--max-steps", "4"),
-        "a resumed run keeps its data, tokenizer, model, batches and seed (model.decoder_hidden_size: 8 -> 12)",
+        "a resumed run keeps its data, tokenizer, model, batches, seed, starting weights and best_metric "
+        "(model.decoder_hidden_size: 8 -> 12)",
     )
+    # the metric of its saved best score, and the weights it started from (read at the start only)
+    for setting, change in (
+        ("train.best_metric=ppl", "train.best_metric: 'auto' -> 'ppl'"),
+        (f"train.init_from={tmp_path / 'model'}", f"train.init_from: '' -> '{tmp_path / 'model'}'"),
+    ):
+        assert_one_line_error(_train(toy, tmp_path / "model", "--set", setting, "--max-steps", "4"), change)
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
 
 
 def test_translate_bad_model_directories(reverse_model, tmp_path):

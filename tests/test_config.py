@@ -34,7 +34,9 @@ def test_round_trip_through_toml(tmp_path):
         (["modle.cell=gru"], ["unknown section [modle]", "did you mean model?"]),
         (["model.cell=transformer"], ["model.cell", "bad choice 'transformer'", "valid: rnn, gru, lstm"]),
         (["model.attention=dot"], ["valid: bahdanau, luong"]),
-        (["model.embedding_size=big"], ["model.embedding_size", "expected int"]),
+        (["model.embedding_size=big"], ["model.embedding_size", "expected int", "write a whole number"]),
+        (["model.bidirectional=True"], ["expected bool, got 'True'; write true or false"]),
+        (["train.max_minutes=.5"], ["expected float, got '.5'; write a number such as 0.5"]),
         (["model.dropout=1.5"], ["model.dropout = 1.5", "in [0, 1)"]),
         (["train.batch_tokens=0"], ["train.batch_tokens", "positive"]),
         (["cell=gru"], ["expected section.key=value"]),
@@ -46,6 +48,35 @@ def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):
         configfile.load(None, overrides)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_a_key_that_holds_text_takes_the_text_as_given():
+    """TOML would read these as a number or a date: a CSV column named 2020, a corpus prefix 2024."""
+    cfg = configfile.load(None, ["data.column=2020", "data.train=1979-05-27", "data.src_lang=nan"])
+    assert (cfg.data.column, cfg.data.src_lang) == ("2020", "nan")
+    assert cfg.data.train.endswith("/1979-05-27")  # a path, made absolute
+    assert configfile.load(None, ['data.column="2020"']).data.column == "2020"
+    assert configfile.load(None, ["model.dropout=0.25"]).model.dropout == 0.25  # numbers stay numbers
+
+
+def test_a_path_of_an_unknown_users_home_and_a_section_that_is_no_table(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--set data.train = '~nosuchuser-x/c': no home directory"):
+        configfile.load(None, ["data.train=~nosuchuser-x/c"])
+    in_file = tmp_path / "home.toml"
+    in_file.write_text('[data]\ntrain = "~nosuchuser-x/c"\n')
+    with pytest.raises(ConfigError, match=rf"^{in_file}: data.train = '~nosuchuser-x/c': no home"):
+        configfile.load(in_file)
+    flat = tmp_path / "flat.toml"
+    flat.write_text('model = "lstm"\n')
+    for overrides in ([], ["model.cell=lstm"]):  # it was a TypeError with the override
+        with pytest.raises(ConfigError, match=r"\[model\] must be a table of keys"):
+            configfile.load(flat, overrides)
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes('[model]\ncell = "lstm"\n'.encode("utf-8-sig"))
+    assert configfile.load(path).model.cell == "lstm"
 
 
 def test_bad_files(tmp_path):

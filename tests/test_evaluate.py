@@ -36,10 +36,10 @@ def hyp_ref(tmp_path_factory) -> tuple[Path, Path]:
     return directory / "hyp.txt", directory / "ref.txt"
 
 
-def _sacrebleu_cli(hyp: Path, ref: Path) -> dict[str, dict]:
+def _sacrebleu_cli(hyp: Path, *refs: Path) -> dict[str, dict]:
     """The sacrebleu command line's JSON, scores printed to 4 decimals."""
     binary = Path(sys.executable).parent / "sacrebleu"
-    command = [binary, str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "ter", "-w", "4"]
+    command = [binary, *map(str, refs), "-i", str(hyp), "-m", "bleu", "chrf", "ter", "-w", "4"]
     results = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
     return dict(zip(["bleu", "chrf", "ter"], results, strict=True))
 
@@ -54,6 +54,23 @@ def test_scores_equal_the_sacrebleu_command_line(hyp_ref):
     for metric, theirs in expected.items():
         assert round(ours[metric]["score"], 4) == theirs["score"]
         assert ours[metric]["signature"] == theirs["signature"]
+
+
+def test_several_references_equal_the_sacrebleu_command_line(hyp_ref, tmp_path):
+    """README: several -r are multiple references, as `sacrebleu REF1 REF2 -i HYP`."""
+    hyp, ref = hyp_ref
+    other = tmp_path / "ref2.txt"  # a second reference: each verse with its words' order changed
+    other.write_text(
+        "".join(" ".join(reversed(line.split())) + "\n" for line in ref.read_text().splitlines())
+    )
+    result = seqkit_here("evaluate", "-i", hyp, "-r", ref, "-r", other, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    ours = {s["metric"]: s for s in json.loads(result.stdout)["systems"][0]["scores"]}
+    expected = _sacrebleu_cli(hyp, ref, other)
+    assert expected["bleu"]["score"] != _sacrebleu_cli(hyp, ref)["bleu"]["score"]  # the second one counts
+    for metric, theirs in expected.items():
+        assert round(ours[metric]["score"], 4) == theirs["score"]
+        assert ours[metric]["signature"] == theirs["signature"] and "nrefs:2|" in theirs["signature"]
 
 
 def test_table_lists_each_system_and_signatures(hyp_ref):

@@ -89,6 +89,8 @@ def test_pictures_refuse_a_users_directory(tmp_path, reverse_model):
         seqkit_here("translate", reverse_model, "--attention", tmp_path / "att", stdin="b a\n").returncode
         == 0
     )
+    rewritten = json.loads((tmp_path / "att" / "line-000001.json").read_text())
+    assert "".join(rewritten["source"][:-1]).replace("\u2581", " ").split() == ["b", "a"]
 
 
 def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_data, reverse_model):
@@ -307,9 +309,13 @@ def test_a_second_training_of_a_directory_is_refused_until_the_first_ends(
         finally:
             young_holder.send_signal(signal.SIGKILL)
             young_holder.wait()
-        # reading a directory being trained goes on
-        assert seqkit_here("translate", run, stdin="c a b\n").returncode == 0
+        # reading a directory being trained goes on, and reads what an unlocked copy of it reads
+        unlocked = tmp_path / "unlocked"
+        shutil.copytree(run, unlocked, ignore=shutil.ignore_patterns(outputs.LOCK))
+        while_held, copied = (seqkit_here("translate", d, stdin="c a b\nb a\n") for d in (run, unlocked))
+        assert while_held.returncode == 0 and while_held.stdout == copied.stdout != b""
         assert seqkit_here("info", run).returncode == 0
+        assert seqkit_here("plot", run, "--terminal").returncode == 0
     finally:
         holder.send_signal(signal.SIGKILL)  # no handler runs: the kernel releases the lock
         holder.wait()
@@ -408,10 +414,21 @@ def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model):
     assert full.stderr.decode().splitlines() == [
         "error: standard output: No space left on device; free space and run the same command again"
     ]
-    closed = subprocess.run(["bash", "-c", f"{sys.executable} -m seqkit info {reverse_model} | head -1; "
-                             "exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
-    assert closed.returncode == 0, closed.stderr.decode()
-    assert closed.stderr == b"" and len(closed.stdout.splitlines()) == 1
+    # a reader that has gone (`... | head -1` once head has its line): the pipe's read end is closed
+    # before seqkit writes, so its first write fails whatever the pipe's buffer holds
+    for args, stdin in (
+        (["info", str(reverse_model)], b""),
+        (["translate", str(reverse_model)], b"a b c\n" * 50),
+    ):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            closed = subprocess.run([sys.executable, "-m", "seqkit", *args], input=stdin, stdout=write_end,
+                                    stderr=subprocess.PIPE)  # fmt: skip
+        finally:
+            os.close(write_end)
+        assert closed.returncode == 0, (args[0], closed.stderr.decode())
+        assert closed.stderr == b"", args[0]
 
 
 def test_a_training_outlives_the_reader_of_its_log(tmp_path, reverse_data):
@@ -719,8 +736,11 @@ def test_an_output_named_gz_is_written_gzipped_as_a_gz_input_is_read(tmp_path, r
     assert again.returncode == 0, again.stderr
 
 
-def test_sigterm_removes_the_output_being_written(tmp_path, reverse_model):
-    # the default action ended the process on the spot and left the hidden temporary file beside OUT
+@pytest.mark.parametrize(("signal_number", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_remove_the_output_being_written(
+    tmp_path, reverse_model, signal_number, exit_code
+):
+    # SIGTERM's default action ended the process on the spot and left the hidden temporary file beside OUT
     process = subprocess.Popen(
         [sys.executable, "-m", "seqkit", "translate", str(reverse_model), "-o", str(tmp_path / "out.txt")],
         stdin=subprocess.PIPE,
@@ -733,6 +753,6 @@ def test_sigterm_removes_the_output_being_written(tmp_path, reverse_model):
     while not list(tmp_path.glob(".out.txt*.tmp")):  # writing has begun
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 143
+    process.send_signal(signal_number)
+    assert process.wait(timeout=60) == exit_code
     assert list(tmp_path.iterdir()) == []

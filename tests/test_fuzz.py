@@ -55,6 +55,9 @@ def test_translate_gives_one_line_per_line_in_order(reverse_model):
             out = list(translate_stream(steps_of(model), tokenizer, lines, decode, chunk_lines=5))
             assert len(out) == len(lines)
             assert all("\n" not in line for line in out)
+            # each line's own translation, in its place: decoded alone (a batch changes no output)
+            one_by_one = replace(decode, batch_size=1)
+            assert out == [next(translate_stream(steps_of(model), tokenizer, [x], one_by_one)) for x in lines]
             for i, line in enumerate(lines):
                 if line == KNOWN:
                     assert out[i] == alone[name]

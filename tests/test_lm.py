@@ -128,6 +128,7 @@ def test_sentencepiece_lstm_and_tied_embeddings(background_model, cell):
     streamed: list[str] = []
     list(loaded.generate_stream(["a stitch "], loaded.generate_settings(temperature=0), streamed.append))
     assert "".join(streamed) == LINES[1]
+    assert len(streamed) > 1 and all(len(piece) < len(LINES[1]) for piece in streamed)  # as it goes
 
 
 def test_choose_token_top_k_and_top_p():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from seqkit import model_types, modeldir
@@ -9,6 +10,7 @@ from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import translate_lines
 from seqkit.decoding.torch_steps import steps_of
+from seqkit.errors import ModelDirError
 from seqkit.training import log as training_log
 from seqkit.training.log import Restored, StartRecord, TrainRecord
 
@@ -57,3 +59,13 @@ def test_reading_the_log_skips_a_torn_last_line(tmp_path):
     assert training_log.read_all(tmp_path) == [first, resume]
     lines = (tmp_path / modeldir.LOG).read_text().splitlines()
     assert lines[1] == '{"kind": "tra' and len(lines) == 3
+
+
+def test_a_config_edited_wrongly_names_the_key_to_fix(tmp_path):
+    (tmp_path / modeldir.CONFIG).write_text('[model]\ncel = "gru"\n')
+    with pytest.raises(ModelDirError) as error:
+        modeldir.load_config(tmp_path)
+    message = str(error.value)
+    assert "unknown key model.cel (did you mean cell?)" in message and message.endswith(
+        "fix that key, or retrain)"
+    )

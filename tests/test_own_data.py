@@ -91,6 +91,9 @@ def test_a_blank_line_is_an_empty_pair_in_a_tsv_and_in_json_lines(tmp_path):
         ("bad.jsonl", '{"src": "a", "tgt": "b"}\n{"src": \n', {}, ["bad.jsonl:2:", "not valid JSON"]),
         ("list.jsonl", "[1, 2]\n", {}, ["list.jsonl:1:", "not an object"]),
         ("number.jsonl", '{"src": 1, "tgt": "b"}\n', {}, ["number.jsonl:1:", "'src' is not a string"]),
+        # a classifier's formats, which the JSON-lines reader took the file for ("p.csv:1: not valid JSON")
+        ("p.csv", "hola,hello\n", {"format": "csv"}, ["data.format = 'csv' is a classifier's format", "tsv or jsonl"]),
+        ("p.tsv", "hola\thello\n", {"format": "labels"}, ["data.format = 'labels' is a classifier's format"]),
     ],
 )  # fmt: skip
 def test_bad_lines_are_one_line_errors_naming_file_and_line(tmp_path, name, content, cfg, fragments):
@@ -149,7 +152,7 @@ def test_a_tsv_without_dev_holds_out_pairs_with_the_seed(tmp_path):
     assert start.data["train_pairs"] == 1150
 
 
-def test_config_paths_are_relative_to_the_config_file_and_set_paths_to_the_cwd(tmp_path):
+def test_config_paths_are_relative_to_the_config_file_and_set_paths_to_the_cwd(tmp_path, monkeypatch):
     exp = tmp_path / "exp"
     exp.mkdir()
     _tsv_corpus(exp)
@@ -159,11 +162,9 @@ def test_config_paths_are_relative_to_the_config_file_and_set_paths_to_the_cwd(t
     loaded = configfile.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"], base=None)
     assert loaded.data.train == str(exp / "corpus.tsv")
     # --set paths are relative to where the command runs
-    os.chdir(elsewhere)
-    try:
+    with monkeypatch.context() as patch:  # the working directory comes back to what it was
+        patch.chdir(elsewhere)
         loaded = configfile.load(exp / "run.toml", ["data.dev=../exp/corpus.tsv"])
-    finally:
-        os.chdir(Path(__file__).parent)
     assert loaded.data.dev == str(exp / "corpus.tsv")
     result = seqkit("config", "-c", exp / "run.toml", cwd=elsewhere)
     assert f'train = "{exp / "corpus.tsv"}"' in result.stdout.decode()
@@ -211,7 +212,11 @@ def test_any_sentencepiece_model_maps_onto_seqkits_special_ids(ids):
     assert all(i >= 4 for row in encoded for i in row)  # the specials 0-3 stay seqkit's
     assert tokenizer.decode_tgt(encoded) == lines[:20]
     assert tokenizer.decode_tgt([[2, *encoded[0], 3, 0]]) == [lines[0]]  # bos, eos, pad: dropped
-    assert len(set(range(tokenizer.src_vocab_size))) == tokenizer.src_vocab_size
+    # every seqkit id is one piece of its own: the model's pieces and seqkit's specials, none twice
+    pieces = tokenizer.src_id_pieces(list(range(tokenizer.src_vocab_size)))
+    assert len(set(pieces)) == len(pieces) and pieces[:4] == ["<pad>", "<unk>", "<s>", "</s>"]
+    if "user_defined_symbols" in ids:
+        assert "<sep>" in pieces
 
 
 def test_a_default_ids_model_and_separate_side_models_train_translate_and_reload(tmp_path, reverse_data):

@@ -311,6 +311,8 @@ def test_sampling_from_the_top_piece_is_greedy_and_each_line_samples_alone(rando
     reseeded = _tokens(decode_corpus(steps, sources, replace(sampling, seed=2)))
     assert sum(s != r for s, r in zip(sampled, reseeded, strict=True)) > len(sources) / 2
     assert _tokens(decode_corpus(steps, sources, sampling)) == sampled  # the same seed, the same samples
+    twice = _tokens(decode_corpus(steps, [sources[0], sources[1], sources[0]], sampling))
+    assert twice[0] == twice[2] == sampled[0]  # two equal lines, the same sample
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.5])

@@ -164,7 +164,7 @@ def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_da
     with _serving(reverse_model, max_chars=5000) as client:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 1})
-            time.sleep(0.3)  # the worker is busy: what follows waits, and is batched together
+            _until(client, lambda health: health["requests"] == 1)  # the worker is busy: what follows waits
             good = [
                 pool.submit(client.post, "/translate", json={"text": ["c a b"], "beam_size": 1})
                 for _ in range(3)
@@ -174,8 +174,10 @@ def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_da
                 pool.submit(client.post, "/translate", json={"text": ["b a"], "beam_size": 1})
                 for _ in range(3)
             ]
+            _until(client, lambda health: health["queued"] == 7 and not slow.done())
             assert slow.result().status_code == 200
             assert bad.result().status_code == 413 and "max_input_pieces" in bad.result().json()["error"]
+            assert client.get("/health").json()["batches"] == 2  # the slow one's, then the seven together
             assert [f.result().status_code for f in good + more] == [200] * 6
             assert {f.result().json()["translations"][0]["text"] for f in good} == {"b a c"}
 
@@ -254,12 +256,19 @@ def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse
         process = _serve_command(reverse_model, client)
         try:
             sources = read_lines(f"{reverse_data}/dev.src") * 4
-            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-                pending = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 5})
-                time.sleep(0.5)  # accepted and being decoded
+            with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+                slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 5})
+                _until(client, lambda health: health["requests"] == 1)  # taken by the worker: decoding
+                # other settings than the slow one's: each waits in the queue for its own batch
+                queued = [
+                    pool.submit(client.post, "/translate", json={"text": sources[:3], "beam_size": beam})
+                    for beam in (1, 2)
+                ]
+                _until(client, lambda health: health["queued"] == 2 and not slow.done())
                 process.send_signal(signal.SIGTERM)
-                answer = pending.result()
-            assert answer.status_code == 200 and len(answer.json()["translations"]) == len(sources)
+                answers = [slow.result(), *(q.result() for q in queued)]
+            for answer, lines in zip(answers, (sources, sources[:3], sources[:3]), strict=True):
+                assert answer.status_code == 200 and len(answer.json()["translations"]) == len(lines)
             stdout, stderr = process.communicate(timeout=60)
         finally:
             if process.poll() is None:
@@ -267,4 +276,12 @@ def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse
     assert process.returncode == 0, stderr.decode()
     assert stdout == b""
     access = [line for line in stderr.decode().splitlines() if '"POST /translate HTTP/1.1" 200' in line]
-    assert len(access) == 1  # one access-log line per request, on stderr
+    assert len(access) == 3  # one access-log line per request, on stderr
+
+
+def _until(client: httpx.Client, condition, seconds: float = 60) -> None:
+    """Poll GET /health until `condition(its JSON)` holds."""
+    deadline = time.monotonic() + seconds
+    while not condition(client.get("/health").json()):
+        assert time.monotonic() < deadline, "the condition on /health never held"
+        time.sleep(0.01)

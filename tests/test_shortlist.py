@@ -14,7 +14,13 @@ import seqkit
 from seqkit.config import DecodeConfig, ModelConfig
 from seqkit.data.tokenizer import SPECIALS
 from seqkit.decoding import shortlist
-from seqkit.decoding.search import decode_corpus
+from seqkit.decoding.search import (
+    beam_search,
+    decode_corpus,
+    greedy_search,
+    max_output_lengths,
+    source_batch,
+)
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.runtime import devices
@@ -97,11 +103,16 @@ def test_a_smaller_shortlist_writes_only_its_columns_and_beam_one_is_greedy(
         assert set(best.tokens) <= {*source, *(s + 1 for s in source)} | set(range(FIRST))
     plain = _decode(Seq2SeqSteps(model), sources, 1, batch_size=1)
     assert [g[0].tokens for g in greedy] != [p[0].tokens for p in plain]  # the restriction did something
-    beam_one = _decode(steps, sources, 1, batch_size=1)
-    assert [b[0].tokens for b in beam_one] == [g[0].tokens for g in greedy]
+    for source in sources:  # beam search itself (decode_corpus would send a beam of 1 to greedy search)
+        src, lengths = source_batch([source], [0])
+        limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
+        (beam_one,) = beam_search(steps, src, lengths, limits, beam_size=1, alpha=0.0)
+        (greedy_one,) = greedy_search(steps, src, lengths, limits)
+        assert beam_one[0].tokens == greedy_one.tokens
     beam = _decode(steps, sources, 4, batch_size=1)
-    for (best,) in [b[:1] for b in beam]:
+    for source, (best, *_) in zip(sources, beam, strict=True):
         assert math.isfinite(best.score)
+        assert set(best.tokens) <= {*source, *(s + 1 for s in source)} | set(range(FIRST))
 
 
 def test_training_writes_it_the_command_rebuilds_it_and_translate_uses_it(reverse_model, tmp_path):

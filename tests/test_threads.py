@@ -47,6 +47,11 @@ def test_what_decides(two_busy_cores, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert threads.training_threads(0, 2) == (None, "torchrun")
+    # a system without sched_getaffinity (macOS) counts the machine's cores
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.9, 1.9, 1.9))
+    monkeypatch.delattr(threads.os, "sched_getaffinity")
+    assert threads.training_threads(0, 2) == (1, "load average 1.9 on 2 cores")
 
 
 def test_a_training_on_busy_cores_takes_one_thread(two_busy_cores, tmp_path):

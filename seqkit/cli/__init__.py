@@ -2,7 +2,7 @@
 
 This module holds the app, the options several commands share and the one way out of every command
 (`user_errors`); the commands are in the modules beside it, one per kind of work: `training` (train,
-config), `decoding` (translate, generate), `predicting` (predict), `scoring` (evaluate, average), `looking` (plot, inspect, info),
+config), `decoding` (translate, generate, shortlist), `predicting` (predict), `scoring` (evaluate, average), `looking` (plot, inspect, info),
 `serving` (serve, export). Importing them registers them with the app."""
 
 from __future__ import annotations

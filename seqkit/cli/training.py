@@ -111,7 +111,8 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Train an encoder-decoder with attention on a parallel corpus, or a language model (model.type = "lm").
+    """Train an encoder-decoder with attention on a parallel corpus, a language model (model.type = "lm"),
+    or a classifier or forecaster (model.type = "classifier").
 
     Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""

@@ -156,7 +156,7 @@ class TrainConfig:
     # a trained model directory this run starts from: its tokenizer and weights (what the model has that
     # it lacks, such as model.coverage added to a copy model, starts new); "" = from scratch
     init_from: str = ""
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    threads: int = 0  # torch intra-op threads; 0 = the cores other processes leave free, at least 1
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when torch sees a GPU, else the CPU
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward pass (fp16: loss scaling)
 
@@ -313,8 +313,12 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}{_SPELLING.get(kind, '')}")
     return value
+
+
+# how TOML (and --set) writes a value of each type: `True` and `.5` are text to it
+_SPELLING = {bool: "; write true or false", int: "; write a whole number", float: "; write a number such as 0.5"}
 
 
 def _section(cls: type, values: dict[str, Any], name: str, source: str) -> Any:
@@ -353,7 +357,9 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
 def merge(base: dict[str, Any], overrides: typing.Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
     merged = {name: dict(body) if isinstance(body, dict) else body for name, body in base.items()}
     for section, key, value in overrides:
-        merged.setdefault(section, {})[key] = value
+        body = merged.setdefault(section, {})
+        if isinstance(body, dict):  # (a section that is no table: from_dict says so)
+            body[key] = value
     return merged
 
 
@@ -374,7 +380,19 @@ def with_overrides(config: Config, overrides: dict[str, dict[str, Any]], source:
     return from_dict(merge(config.to_dict(), changes), source)
 
 
-RESUME_KEEPS = ("model.", "tokenizer.", "data.", "train.batch_tokens:", "train.bptt_length:", "train.seed:")
+# what a resumed run keeps: its data, model and batches; the weights it started from (train.init_from is
+# read at the start only); and the metric its saved best score was measured in, which a new one would
+# be compared with (a best BLEU of 20 against -ppl: no later model would ever be the best)
+RESUME_KEEPS = (
+    "model.",
+    "tokenizer.",
+    "data.",
+    "train.batch_tokens:",
+    "train.bptt_length:",
+    "train.seed:",
+    "train.init_from:",
+    "train.best_metric:",
+)
 
 
 def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
@@ -387,7 +405,7 @@ def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
     fixed = [change for change in changes if change.startswith(keeps)]
     if fixed:
         raise ConfigError(
-            f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches and seed ({'; '.join(fixed)}); "
-            "train a new model with another --output"
+            f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches, seed, starting weights and "
+            f"best_metric ({'; '.join(fixed)}); train a new model with another --output"
         )
     return changes

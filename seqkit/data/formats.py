@@ -26,6 +26,11 @@ FORMAT_SUFFIXES = {"tsv": (".tsv", ".tsv.gz"), "jsonl": (".jsonl", ".jsonl.gz")}
 
 def detect(spec: str, cfg: DataConfig) -> str:
     """The format of `spec` (a path prefix or a file): data.format unless auto, else by the file name."""
+    if cfg.format in ("labels", "csv"):  # (the reader below would take the file for JSON lines)
+        raise DataError(
+            f"data.format = {cfg.format!r} is a classifier's format; a translation corpus or a language "
+            "model's text is auto, parallel ({prefix}.{lang}), tsv or jsonl"
+        )
     if cfg.format != "auto":
         return cfg.format
     for name, suffixes in FORMAT_SUFFIXES.items():

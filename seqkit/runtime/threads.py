@@ -36,7 +36,8 @@ def training_threads(configured: int, current: int) -> tuple[int | None, str]:
         load = os.getloadavg()[0]
     except OSError:  # no load average on this system
         return None, "default"
-    cores = len(os.sched_getaffinity(0))
+    # the cores this process may run on (Linux); elsewhere (macOS) all of the machine's
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     free = free_cores(cores, load, os.cpu_count() or cores)
     if free < current:
         return free, f"load average {load:.1f} on {cores} cores"
