@@ -318,7 +318,11 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
 
 
 # how TOML (and --set) writes a value of each type: `True` and `.5` are text to it
-_SPELLING = {bool: "; write true or false", int: "; write a whole number", float: "; write a number such as 0.5"}
+_SPELLING = {
+    bool: "; write true or false",
+    int: "; write a whole number",
+    float: "; write a number such as 0.5",
+}
 
 
 def _section(cls: type, values: dict[str, Any], name: str, source: str) -> Any:
