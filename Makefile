@@ -117,7 +117,7 @@ bench-loops: install
 
 # Copy attention and coverage on the demo recipe and on two copy-heavy tasks (bench/copy_task.py), about 170
 # minutes: nine trainings of 6 to 8 minutes, two of 2, six of 1,200 updates and four of 600, then
-# bench/copy_quality.py: bench/results-copy{,-luong,-luong-demo}.{json,md}
+# bench/copy_quality.py: bench/results-copy{,-doubled,-luong,-luong-demo}.{json,md}
 bench-copy: install
 	$(BIN)/python bench/copy_task.py bench/work/copy-task
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-plain $(COPY_BENCH_RECIPE) --overwrite
@@ -144,6 +144,7 @@ bench-copy: install
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-luong-plain --set model.attention=luong $(COPY_BENCH_RECIPE) --overwrite
 	$(BIN)/seqkit train --config $(DEMO_CONFIG) -o runs/demo-luong-copy --set model.attention=luong --set model.copy=true $(COPY_BENCH_RECIPE) --overwrite
 	$(BIN)/python bench/copy_quality.py --demo runs/demo-luong-plain runs/demo-luong-copy --edit --out results-copy-luong-demo
+	$(BIN)/python bench/copy_quality.py --demo --edit runs/doubled-plain runs/doubled-copy-start runs/doubled-copy-clip5 runs/doubled-copy-random runs/doubled-copy-coverage --out results-copy-doubled
 	$(BIN)/python bench/copy_quality.py --demo --edit runs/doubled-plain runs/doubled-copy-coverage runs/doubled-luong-plain runs/doubled-luong-copy-random runs/doubled-luong-copy-start runs/doubled-luong-copy-cov-random runs/doubled-luong-copy-cov --out results-copy-luong
 
 # what the copy bench changes in the demo recipe, for every run, its plain model (runs/demo-plain)

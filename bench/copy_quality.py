@@ -137,7 +137,7 @@ def main() -> None:
         "--demo",
         nargs="*",
         default=[
-            "runs/demo",
+            "runs/demo-plain",  # the copy bench's plain model (Makefile bench-copy)
             "runs/demo-copy",
             "runs/demo-copy-coverage",
             "runs/demo-cov01",

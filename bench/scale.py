@@ -10,7 +10,8 @@ workload.toml, a fixed 8k SentencePiece model, 50 steps) measures:
     tokens_per_s     target tokens per second of training steps 11-50 (the log's intervals 20-50)
 
 and a second run on the same directory with more steps measures `cached_first_step_s`: the resumed run
-opens the token arrays instead of tokenizing. Results: bench/results-scale.{json,md}.
+opens the token arrays instead of tokenizing. Results: bench/results-scale.{json,md} (`--name NAME`:
+bench/results-NAME.*).
 
     python bench/scale.py [--sizes 30000 300000 1000000 3000000]
 """
@@ -100,7 +101,9 @@ def train(prefix: Path, spm: Path, run_dir: Path, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--name", default="scale", help="results in bench/results-NAME.{json,md}")
     args = parser.parse_args()
+    out = REPO / "bench" / f"results-{args.name}"
     WORK.mkdir(parents=True, exist_ok=True)
     spm = sentencepiece_model()
     results = []
@@ -116,7 +119,7 @@ def main() -> None:
     base = results[0]["tokens_per_s"]
     for row in results:
         row["tokens_per_s_vs_first"] = round(row["tokens_per_s"] / base, 3)
-    (REPO / "bench" / "results-scale.json").write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "| pairs | first step (s) | first step, cached (s) | peak RSS (MB) | target tokens/s, steps 11-50 | vs first |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -126,7 +129,7 @@ def main() -> None:
             f"| {row['pairs']:,} | {row['first_step_s']} | {row['cached_first_step_s']} | {row['peak_rss_mb']:,} "
             f"| {row['tokens_per_s']:,} | {row['tokens_per_s_vs_first']} |"
         )
-    (REPO / "bench" / "results-scale.md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -6,6 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 mode=$1; extra=()
+[ -f runs/demo/spm.model ] || { echo "shared_cores.sh: runs/demo/spm.model not found: run make demo first" >&2; exit 2; }
 [ "$mode" = forced ] && extra=(--set train.threads=2)
 rm -rf /tmp/e2e-$mode-1 /tmp/e2e-$mode-2
 common=(--config corpora/bible-es-en/demo.toml --set tokenizer.model=runs/demo/spm.model --set train.log_every=10 --set train.valid_every=100000 "${extra[@]}")

@@ -8,6 +8,7 @@ and PASSIVE (they sleep), unset (libgomp's default: spin a while, then sleep) an
 seqkit commands sharing a laptop's cores do; the figure is the measured process's.
 
     python bench/wait_policy.py        # prints a table, writes bench/results-wait.{json,md}
+    python bench/wait_policy.py unset  # only the settings whose names hold "unset": bench/results-wait-unset.*
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def main() -> None:
         return
     results = {}
     only = [a for a in sys.argv[1:] if not a.startswith("--")]  # names to measure (default: all)
+    # a run of some settings writes bench/results-wait-SETTINGS.*, not over the whole table
+    out = REPO / "bench" / ("results-wait" + "".join(f"-{o}" for o in only))
     for busy in (False, True):
         for name, setting in SETTINGS.items():
             if only and not any(o in name for o in only):
@@ -98,12 +101,12 @@ def main() -> None:
             key = f"{name}, {'busy' if busy else 'idle'}"
             results[key] = measure(setting, busy)
             print(key, results[key], file=sys.stderr)
-    (REPO / "bench" / "results-wait.json").write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     rows = ["| setting, machine | median step s | min | max |", "| --- | ---: | ---: | ---: |"]
     rows += [
         f"| {k} | {v['median_step_s']} | {v['min_step_s']} | {v['max_step_s']} |" for k, v in results.items()
     ]
-    (REPO / "bench" / "results-wait.md").write_text("\n".join(rows) + "\n")
+    out.with_suffix(".md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
 
 
