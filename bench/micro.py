@@ -23,12 +23,21 @@ environment and once without to see what huge pages do to decoding.
 `make bench`, or a short `seqkit train --config bench/workload.toml ...`); it trains the loaded model
 for 15 steps on batches of about 3,000 target tokens from the first 4,000 training pairs and profiles
 the last 12. Nothing else should run on the machine meanwhile.
+
+Each command prints its measurements and records what it printed, with the date, the CPU and torch's
+version, in bench/results-micro-COMMAND.json (figures quoted in bench/README.md before 2026-12-07 were
+taken from the printed output, which was not kept).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import itertools
+import json
+import os
+import platform
 import random
 import sys
 import time
@@ -503,35 +512,73 @@ def heap(model_dir: str) -> None:
         optimizer.zero_grad(set_to_none=True)
 
 
+# command -> (function, how many arguments it takes)
+COMMANDS = {
+    "products": (products, 0),
+    "tanh": (tanh, 0),
+    "adam": (adam, 0),
+    "compile": (compile_, 0),
+    "decode": (lambda model_dir, beam: decode(model_dir, int(beam)), 2),
+    "pieces": (pieces, 1),
+    "blocks": (blocks, 1),
+    "decode-profile": (decode_profile, 1),
+    "budget": (budget, 1),
+    "loss": (loss, 0),
+    "bf16": (bf16, 0),
+    "int8": (int8, 0),
+    "heap": (heap, 1),
+    "profile": (profile, 1),
+}
+
+
+class _Tee(io.TextIOBase):
+    """stdout as it was, and a copy of the text."""
+
+    def __init__(self, stream):
+        self.stream, self.text = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.text.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _record(arguments: list[str], printed: str) -> Path:
+    """What a measurement printed, with when and where it ran: bench/results-micro-COMMAND.json."""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in open("/proc/cpuinfo")
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    record = {
+        "command": ["python", "bench/micro.py", *arguments],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": THREADS,
+        "torch": torch.__version__,
+        "printed": printed.splitlines(),
+    }
+    path = REPO / "bench" / f"results-micro-{arguments[0]}.json"
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
 if __name__ == "__main__":
     torch.set_num_threads(THREADS)
-    if sys.argv[1:2] == ["products"]:
-        products()
-    elif sys.argv[1:2] == ["tanh"]:
-        tanh()
-    elif sys.argv[1:2] == ["adam"]:
-        adam()
-    elif sys.argv[1:2] == ["compile"]:
-        compile_()
-    elif sys.argv[1:2] == ["decode"] and len(sys.argv) == 4:
-        decode(sys.argv[2], int(sys.argv[3]))
-    elif sys.argv[1:2] == ["pieces"] and len(sys.argv) == 3:
-        pieces(sys.argv[2])
-    elif sys.argv[1:2] == ["blocks"] and len(sys.argv) == 3:
-        blocks(sys.argv[2])
-    elif sys.argv[1:2] == ["decode-profile"] and len(sys.argv) == 3:
-        decode_profile(sys.argv[2])
-    elif sys.argv[1:2] == ["budget"] and len(sys.argv) == 3:
-        budget(sys.argv[2])
-    elif sys.argv[1:2] == ["loss"]:
-        loss()
-    elif sys.argv[1:2] == ["bf16"]:
-        bf16()
-    elif sys.argv[1:2] == ["int8"]:
-        int8()
-    elif sys.argv[1:2] == ["heap"] and len(sys.argv) == 3:
-        heap(sys.argv[2])
-    elif sys.argv[1:2] == ["profile"] and len(sys.argv) == 3:
-        profile(sys.argv[2])
-    else:
+    name, arguments = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    if name not in COMMANDS or len(arguments) != COMMANDS[name][1]:
         sys.exit(__doc__)
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        COMMANDS[name][0](*arguments)
+    print(f"recorded in {_record(sys.argv[1:], tee.text.getvalue())}", file=sys.stderr)
