@@ -73,9 +73,16 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # bare words like `lstm` need no quotes
-    if not isinstance(value, str) and _holds_text(section, key):
-        value = raw.strip()
+    # a single word that TOML took for a number, a boolean or a date (lists, tables and text with a
+    # comment keep their type, and the key's type error)
+    word = raw.strip()
+    if not isinstance(value, str | list | dict) and _holds_text(section, key) and _is_word(word):
+        value = word
     return section, key, value
+
+
+def _is_word(text: str) -> bool:
+    return bool(text) and "#" not in text and not any(c.isspace() for c in text)
 
 
 def _holds_text(section: str, key: str) -> bool:

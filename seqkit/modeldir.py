@@ -208,7 +208,11 @@ def _require(path: Path, what: str, fix: str) -> Path:
 def load_config(model_dir: Path) -> Config:
     path = _require(model_dir / CONFIG, "the run's config", "is this a seqkit model directory?")
     try:
-        return config_lib.from_dict(configfile.read_toml(path), str(path))
+        values = configfile.read_toml(path)
+    except ConfigError as e:  # (its message names the file and how to fix it)
+        raise ModelDirError(f"{e}, or retrain the model") from None
+    try:
+        return config_lib.from_dict(values, str(path))
     except ConfigError as e:
         # a hand edit, or a file of another seqkit version: the key it names is the fix, not a new training
         raise ModelDirError(f"{e} (in the model directory's config; fix that key, or retrain)") from None

@@ -110,6 +110,9 @@ def test_rerunning_a_finished_run_continues_it_instead_of_overwriting(toy, tmp_p
     ):
         assert_one_line_error(_train(toy, tmp_path / "model", "--set", setting, "--max-steps", "4"), change)
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
+    # naming the metric "auto" already meant is no change
+    same = _train(toy, tmp_path / "model", "--set", "train.best_metric=bleu", "--max-steps", "4")
+    assert same.returncode == 0, same.stderr.decode()
 
 
 def test_translate_bad_model_directories(reverse_model, tmp_path):

@@ -57,6 +57,9 @@ def test_a_key_that_holds_text_takes_the_text_as_given():
     assert cfg.data.train.endswith("/1979-05-27")  # a path, made absolute
     assert configfile.load(None, ['data.column="2020"']).data.column == "2020"
     assert configfile.load(None, ["model.dropout=0.25"]).model.dropout == 0.25  # numbers stay numbers
+    for override in ('data.inputs=["rain", "temp"]', "data.column=2020 # the year"):  # not one word
+        with pytest.raises(ConfigError, match="expected str"):
+            configfile.load(None, [override])
 
 
 def test_a_path_of_an_unknown_users_home_and_a_section_that_is_no_table(tmp_path):

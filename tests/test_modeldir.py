@@ -69,3 +69,6 @@ def test_a_config_edited_wrongly_names_the_key_to_fix(tmp_path):
     assert "unknown key model.cel (did you mean cell?)" in message and message.endswith(
         "fix that key, or retrain)"
     )
+    (tmp_path / modeldir.CONFIG).write_text("[model\n")
+    with pytest.raises(ModelDirError, match=r"not valid TOML .*; fix the file, or retrain the model$"):
+        modeldir.load_config(tmp_path)

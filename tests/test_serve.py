@@ -25,10 +25,12 @@ from tests.helpers import assert_one_line_error, free_port, seqkit_here
 
 
 @contextlib.contextmanager
-def _serving(model_dir, **limits):
-    """A server for `model_dir` in a thread of this process, stopped when the block ends."""
+def _serving(model_dir, model=None, **limits):
+    """A server for `model_dir` (or the loaded `model`) in a thread of this process, stopped when the
+    block ends."""
     port = free_port()
-    app = server.create_app(seqkit.load(model_dir, device="cpu"), server.Limits(**limits))
+    model = model if model is not None else seqkit.load(model_dir, device="cpu")
+    app = server.create_app(model, server.Limits(**limits))
     running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
@@ -161,7 +163,8 @@ def test_a_full_queue_is_503_and_a_long_wait_504(reverse_model, reverse_data):
 def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_data):
     """Requests decoded in one batch: a line over decode.max_input_pieces is that request's 413 alone."""
     sources = read_lines(f"{reverse_data}/dev.src") * 4
-    with _serving(reverse_model, max_chars=5000) as client:
+    model, release = _held_first_batch(reverse_model)
+    with _serving(reverse_model, model, max_chars=5000) as client:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 1})
             _until(client, lambda health: health["requests"] == 1)  # the worker is busy: what follows waits
@@ -174,12 +177,30 @@ def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_da
                 pool.submit(client.post, "/translate", json={"text": ["b a"], "beam_size": 1})
                 for _ in range(3)
             ]
-            _until(client, lambda health: health["queued"] == 7 and not slow.done())
+            _until(client, lambda health: health["queued"] == 7)
+            release.set()
             assert slow.result().status_code == 200
             assert bad.result().status_code == 413 and "max_input_pieces" in bad.result().json()["error"]
             assert client.get("/health").json()["batches"] == 2  # the slow one's, then the seven together
             assert [f.result().status_code for f in good + more] == [200] * 6
             assert {f.result().json()["translations"][0]["text"] for f in good} == {"b a c"}
+
+
+def _held_first_batch(model_dir):
+    """A model whose first translation batch waits for the returned event: the requests sent meanwhile
+    are queued, whatever the machine's speed."""
+    model = seqkit.load(model_dir, device="cpu")
+    release, decode = threading.Event(), model.translate_stream
+    calls = []
+
+    def held(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            assert release.wait(60), "the test never released the first batch"
+        return decode(*args, **kwargs)
+
+    model.translate_stream = held
+    return model, release
 
 
 def test_a_port_in_use_is_a_one_line_error(reverse_model):
@@ -255,16 +276,19 @@ def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse
     with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=120) as client:
         process = _serve_command(reverse_model, client)
         try:
-            sources = read_lines(f"{reverse_data}/dev.src") * 4
+            dev = read_lines(f"{reverse_data}/dev.src")
+            # long lines with a wide beam: the first request decodes for far longer than the two small
+            # ones take to be queued behind it (a server in another process cannot be held)
+            sources = [" ".join(dev[i : i + 4]) for i in range(len(dev))] * 4
             with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-                slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 5})
+                slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 8})
                 _until(client, lambda health: health["requests"] == 1)  # taken by the worker: decoding
                 # other settings than the slow one's: each waits in the queue for its own batch
                 queued = [
                     pool.submit(client.post, "/translate", json={"text": sources[:3], "beam_size": beam})
                     for beam in (1, 2)
                 ]
-                _until(client, lambda health: health["queued"] == 2 and not slow.done())
+                _until(client, lambda health: health["queued"] == 2, unless=slow.done)
                 process.send_signal(signal.SIGTERM)
                 answers = [slow.result(), *(q.result() for q in queued)]
             for answer, lines in zip(answers, (sources, sources[:3], sources[:3]), strict=True):
@@ -279,9 +303,11 @@ def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse
     assert len(access) == 3  # one access-log line per request, on stderr
 
 
-def _until(client: httpx.Client, condition, seconds: float = 60) -> None:
-    """Poll GET /health until `condition(its JSON)` holds."""
+def _until(client: httpx.Client, condition, seconds: float = 60, unless=lambda: False) -> None:
+    """Poll GET /health until `condition(its JSON)` holds; fail at once when `unless()` does (the
+    condition can no longer come)."""
     deadline = time.monotonic() + seconds
     while not condition(client.get("/health").json()):
+        assert not unless(), "what the test waits for can no longer happen"
         assert time.monotonic() < deadline, "the condition on /health never held"
         time.sleep(0.01)

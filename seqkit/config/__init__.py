@@ -407,6 +407,8 @@ def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
     # is another training set, which the saved epoch order would index wrongly
     keeps = (*RESUME_KEEPS, "decode.max_input_pieces:") if stored.model.type == "classifier" else RESUME_KEEPS
     fixed = [change for change in changes if change.startswith(keeps)]
+    if checks.best_metric(stored) == checks.best_metric(new):  # "auto" -> "bleu" on a translation model
+        fixed = [change for change in fixed if not change.startswith("train.best_metric:")]
     if fixed:
         raise ConfigError(
             f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches, seed, starting weights and "

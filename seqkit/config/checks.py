@@ -59,8 +59,18 @@ def check(config: Config, source: str) -> None:
         )
 
 
-# the dev scores each kind of model has, which train.best_metric may name
+# the dev scores each kind of model has, which train.best_metric may name; the first is what "auto" means
+# (the trainers' `default_metric`)
 _METRICS = {"seq2seq": ("bleu", "chrf", "ppl"), "lm": ("ppl",), "classifier": ("accuracy", "macro_f1")}
+
+
+def best_metric(config: Config) -> str:
+    """train.best_metric with "auto" resolved: the dev score the run ranks its checkpoints by."""
+    if config.train.best_metric != "auto":
+        return config.train.best_metric
+    if config.model.type == "classifier" and config.model.head == "regression":
+        return "rmse"
+    return _METRICS[config.model.type][0]
 
 
 def _check_classifier(config: Config, source: str) -> None:
