@@ -406,7 +406,7 @@ def test_disk_full_on_a_small_tmpfs(tmp_path, reverse_model):
         subprocess.run(["umount", str(disk)], check=False)
 
 
-def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model):
+def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model, tmp_path):
     """The real process: stdout's errors meet the CLI's handlers, not the interpreter's exit."""
     full = subprocess.run(f"{sys.executable} -m seqkit config > /dev/full", shell=True,
                           capture_output=True)  # fmt: skip
@@ -429,6 +429,14 @@ def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model):
             os.close(write_end)
         assert closed.returncode == 0, (args[0], closed.stderr.decode())
         assert closed.stderr == b"", args[0]
+    # and as a pipeline meets it: `head -1` leaves after its line, while 110 KB more are to come (more
+    # than a pipe's buffer holds, so a later write fails)
+    many = tmp_path / "many-lines.txt"
+    many.write_text("c a b d e f g\n" * 8000)
+    head = subprocess.run(["bash", "-c", f"{sys.executable} -m seqkit translate {reverse_model} {many} | head -1; "
+                           "exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
+    assert head.returncode == 0 and head.stderr == b"", head.stderr.decode()
+    assert head.stdout == b"g f e d b a c\n"
 
 
 def test_a_training_outlives_the_reader_of_its_log(tmp_path, reverse_data):
