@@ -1,4 +1,5 @@
-"""Running one benchmark command: wall time and the peak resident memory of that process tree alone.
+"""Running one benchmark command: wall time and the peak resident memory of that process tree alone;
+and the name of the CPU it ran on.
 
 `os.wait4` returns the rusage of the one child waited for (its own peak RSS, which on Linux covers the
 largest of it and its waited-for descendants), so runs measured one after the other never mix figures.
@@ -7,6 +8,7 @@ largest of it and its waited-for descendants), so runs measured one after the ot
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -14,6 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module says."""
+    if Path("/proc/cpuinfo").exists():
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 @dataclass

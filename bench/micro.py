@@ -37,7 +37,6 @@ import io
 import itertools
 import json
 import os
-import platform
 import random
 import sys
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from measure import cpu_name  # bench/ is this script's folder, first on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 THREADS = 2
@@ -547,22 +547,10 @@ class _Tee(io.TextIOBase):
 
 def _record(arguments: list[str], printed: str) -> Path:
     """What a measurement printed, with when and where it ran: bench/results-micro-COMMAND.json."""
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in open("/proc/cpuinfo")
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
     record = {
         "command": ["python", "bench/micro.py", *arguments],
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": THREADS,
         "torch": torch.__version__,

@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import joey  # noqa: E402
 import opennmt  # noqa: E402
+from measure import cpu_name  # noqa: E402
 from measure import run as measure_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,13 +95,9 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 3.0) ->
 
 
 def machine() -> dict:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
     flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": THREADS,
         "torch": torch.__version__,
