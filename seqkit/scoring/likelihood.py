@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from seqkit.data.batches import Batch, make_batch
-from seqkit.data.corpus import ParallelIds, token_stream
+from seqkit.data.corpus import ParallelIds, chunk, chunk_starts, token_stream
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.search import inference_batches
 from seqkit.runtime import devices
@@ -115,10 +115,10 @@ def score_text(model, tokenizer: Tokenizer, lines: list[str], bptt_length: int) 
     total_nll, tokens = 0.0, 0
     for rows in parts:  # (rows, row length + 1): inputs are [:, :-1], targets [:, 1:]
         rows, state = rows.to(device), None
-        for start in range(0, rows.size(1) - 1, bptt_length):
-            end = min(start + bptt_length, rows.size(1) - 1)
-            _, nll, _, state = chunk_loss(model, rows[:, start:end], rows[:, start + 1 : end + 1], state)
-            total_nll, tokens = total_nll + nll, tokens + rows.size(0) * (end - start)
+        for start in chunk_starts(rows, bptt_length):
+            inputs, targets = chunk(rows, start, bptt_length)
+            _, nll, _, state = chunk_loss(model, inputs, targets, state)
+            total_nll, tokens = total_nll + nll, tokens + targets.numel()
     model.train(was_training)
     characters = sum(len(line) + 1 for line in lines)  # (every token scored: exact for characters)
     return {
