@@ -46,16 +46,15 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         chosen = set(hold_out(len(train_lines), cfg.data.dev_size, cfg.train.seed))
         dev_lines = [line for i, line in enumerate(train_lines) if i in chosen]
         train_lines = [line for i, line in enumerate(train_lines) if i not in chosen]
-    if not train_lines or not dev_lines:
-        empty = "data.train" if not train_lines or not cfg.data.dev else "data.dev"
-        spec = cfg.data.train if empty == "data.train" else cfg.data.dev
+    if not train_lines:
+        raise DataError(f"data.train = {cfg.data.train!r}: no non-empty line; give text to learn from")
+    if not dev_lines and cfg.data.dev:
+        raise DataError(f"data.dev = {cfg.data.dev!r}: no non-empty line; give text to validate on")
+    if not dev_lines:
         raise DataError(
-            f"{empty} = {spec!r}: "
-            + (f"no non-empty line; give text {'to validate on' if empty == 'data.dev' else 'to learn from'}"
-               if empty == "data.dev" or not train_lines
-               else f"{len(train_lines)} non-empty lines, too few to hold a dev set out of (at least 10); "
-               "give more, or data.dev")
-        )  # fmt: skip
+            f"data.train = {cfg.data.train!r}: {len(train_lines)} non-empty lines, too few to hold a dev set "
+            "out of (at least 10); give more, or data.dev"
+        )
     if resume:
         tokenizer = load_tokenizer(output_dir)
     else:
