@@ -116,9 +116,9 @@ def score_text(model, tokenizer: Tokenizer, lines: list[str], bptt_length: int) 
     for rows in parts:  # (rows, row length + 1): inputs are [:, :-1], targets [:, 1:]
         rows, state = rows.to(device), None
         for start in chunk_starts(rows, bptt_length):
-            inputs, targets = chunk(rows, start, bptt_length)
-            _, nll, _, state = chunk_loss(model, inputs, targets, state)
-            total_nll, tokens = total_nll + nll, tokens + targets.numel()
+            inputs, next_tokens = chunk(rows, start, bptt_length)
+            _, nll, _, state = chunk_loss(model, inputs, next_tokens, state)
+            total_nll, tokens = total_nll + nll, tokens + next_tokens.numel()
     model.train(was_training)
     characters = sum(len(line) + 1 for line in lines)  # (every token scored: exact for characters)
     return {
