@@ -402,9 +402,7 @@ def test_a_tie_of_bleu_goes_to_the_lower_dev_perplexity(tmp_path):
 
     cfg = config_lib.from_dict({"train": {"max_steps": 25, "valid_every": 5, "log_every": 5}}, "test")
     (tmp_path / "run").mkdir()
-    task = TrainingTask(
-        batches=lambda epoch: list(range(10)), step=step, validate=validate, default_metric="bleu"
-    )
+    task = TrainingTask(batches=lambda epoch: list(range(10)), step=step, validate=validate)
     end = fit(cfg, tmp_path / "run", model, task, NullReporter())
     valid = training_log.of_kind(training_log.read(tmp_path / "run"), training_log.ValidRecord)
     assert [r.best for r in valid] == [True, True, False, True, True]

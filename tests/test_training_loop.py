@@ -194,9 +194,8 @@ class FakeTask:
     def validate(self) -> DevScores:
         return self.scores.pop(0)
 
-    def as_task(self, metric: str) -> TrainingTask:
-        return TrainingTask(batches=lambda epoch: list(range(10)), step=self.step, validate=self.validate,
-                            default_metric=metric)  # fmt: skip
+    def as_task(self) -> TrainingTask:
+        return TrainingTask(batches=lambda epoch: list(range(10)), step=self.step, validate=self.validate)
 
 
 def _run_dir(path):
@@ -215,12 +214,12 @@ def test_early_stopping_and_best_metric(tmp_path):
     model = torch.nn.Linear(3, 1)
     scores = [DevScores({"bleu": b, "chrf": c, "ppl": p}, {"bleu": "sig"}) for b, c, p in
               [(1, 9, 5.0), (3, 8, 4.0), (2, 7, 3.0), (2, 6, 2.0), (1, 5, 1.0)] * 4]  # fmt: skip
-    summary = fit(_cfg(patience=2), _run_dir(tmp_path / "a"), model, FakeTask(model, list(scores)).as_task("bleu"),
+    summary = fit(_cfg(patience=2), _run_dir(tmp_path / "a"), model, FakeTask(model, list(scores)).as_task(),
                   NullReporter())  # fmt: skip
     assert summary.reason == "early_stopping" and summary.steps == 20  # best at 10, no better at 15, 20
     assert (summary.best_metric, summary.best_score, summary.best_signature) == ("bleu", 3, "sig")
     by_ppl = fit(_cfg(best_metric="ppl", max_steps=25), _run_dir(tmp_path / "b"), model,
-                 FakeTask(model, list(scores)).as_task("bleu"), NullReporter())  # fmt: skip
+                 FakeTask(model, list(scores)).as_task(), NullReporter())  # fmt: skip
     assert (by_ppl.best_metric, by_ppl.best_score, by_ppl.best_signature) == ("ppl", 1.0, "")
     best_flags = [r.best for r in training_log.of_kind(training_log.read(tmp_path / "b"), ValidRecord)]
     assert best_flags == [True] * 5
@@ -236,7 +235,7 @@ def test_a_run_ended_before_its_first_validation_logs_no_infinity(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     task = FakeTask(model, [])
-    interrupting = task.as_task("bleu")
+    interrupting = task.as_task()
 
     def step(batch) -> StepLoss:
         if task.steps == 1:
@@ -260,10 +259,8 @@ def test_linear_schedule_follows_the_first_limit_in_a_run(tmp_path, limit: dict)
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     scores = [DevScores({"ppl": 2.0})] * 10
-    cfg = _cfg(lr_schedule="linear", learning_rate=0.1, **{"max_steps": 0, **limit})
-    summary = fit(
-        cfg, _run_dir(tmp_path / "run"), model, FakeTask(model, scores).as_task("ppl"), NullReporter()
-    )
+    cfg = _cfg(lr_schedule="linear", learning_rate=0.1, best_metric="ppl", **{"max_steps": 0, **limit})
+    summary = fit(cfg, _run_dir(tmp_path / "run"), model, FakeTask(model, scores).as_task(), NullReporter())
     assert summary.steps == 20
     rates = {r.step: r.lr for r in training_log.of_kind(training_log.read(tmp_path / "run"), TrainRecord)}
     assert set(rates) == {5, 10, 15, 20}
@@ -277,16 +274,16 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path):
     scores = [DevScores({"ppl": 2.0})] * 10
     with pytest.raises(TrainingError, match="non-finite for 5 steps in a row") as stopped:
         fit(
-            _cfg(),
+            _cfg(best_metric="ppl"),
             _run_dir(tmp_path / "run"),
             model,
-            FakeTask(model, scores, nan_from=8).as_task("ppl"),
+            FakeTask(model, scores, nan_from=8).as_task(),
             NullReporter(),
         )
     assert "then resume from the checkpoint of step 10" in str(stopped.value)  # the last validation
     # a run with no checkpoint yet is not told to resume from one
     with pytest.raises(TrainingError, match="start the run again \\(it has no checkpoint yet\\)"):
-        fit(_cfg(), _run_dir(tmp_path / "early"), model, FakeTask(model, scores, nan_from=1).as_task("ppl"),
+        fit(_cfg(best_metric="ppl"), _run_dir(tmp_path / "early"), model, FakeTask(model, scores, nan_from=1).as_task(),
             NullReporter())  # fmt: skip
     records = training_log.of_kind(training_log.read(tmp_path / "run"), WarningRecord)
     skipped = [r.step for r in records if r.message.startswith("non-finite")]

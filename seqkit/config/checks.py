@@ -60,7 +60,6 @@ def check(config: Config, source: str) -> None:
 
 
 # the dev scores each kind of model has, which train.best_metric may name; the first is what "auto" means
-# (the trainers' `default_metric`)
 _METRICS = {"seq2seq": ("bleu", "chrf", "ppl"), "lm": ("ppl",), "classifier": ("accuracy", "macro_f1")}
 
 

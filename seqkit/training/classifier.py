@@ -199,7 +199,6 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),
         step=step,
         validate=lambda: DevScores(dev_scores(model, encoding, dev, cfg.decode.batch_size)),
-        default_metric="rmse" if encoding.head == "regression" else "accuracy",
         data={
             "train_examples": len(train_data.inputs),
             "dev_examples": len(dev_examples),

@@ -107,7 +107,6 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         batches=lambda epoch: chunk_starts(data, cfg.train.bptt_length),
         step=step,
         validate=validate,
-        default_metric="ppl",
         data={
             "train_lines": len(train_lines),
             "train_tokens": data.numel(),

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from seqkit import modeldir
-from seqkit.config import Config
+from seqkit.config import Config, checks
 from seqkit.errors import ModelDirError, TrainingError
 from seqkit.runtime import devices
 from seqkit.runtime.distributed import SINGLE, World
@@ -74,7 +74,7 @@ class _Trainer:
     ):
         self.cfg, self.output_dir, self.model, self.task, self.world = cfg, output_dir, model, task, world
         self.reporter = reporter if world.is_main else NullReporter()  # one process speaks for all
-        self.metric = cfg.train.best_metric if cfg.train.best_metric != "auto" else task.default_metric
+        self.metric = checks.best_metric(cfg)
         self.sign = 1 if HIGHER_IS_BETTER[self.metric] else -1  # scores compared sign-adjusted: higher wins
         model.train()
         # fused: the whole update in one pass over each tensor, where the default (foreach) makes several;

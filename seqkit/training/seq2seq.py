@@ -218,7 +218,6 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),
         step=step,
         validate=lambda: validate(model, tokenizer, dev, cfg),
-        default_metric="bleu",
         data={
             "train_pairs": len(train_data.src),
             **prepared.cleaning.counts(),

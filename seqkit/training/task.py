@@ -87,7 +87,6 @@ class TrainingTask:
     batches: Callable[[int], Sequence[Any]]  # epoch (0-based) -> that epoch's batches, in order
     step: Callable[[Any], StepLoss]  # the forward pass on one batch
     validate: Callable[[], DevScores]
-    default_metric: str  # what train.best_metric = "auto" means for this task: bleu or ppl
     data: dict[str, int] = field(default_factory=dict)  # what the task counted in its data, for the log
     # state the task carries between batches (a language model's hidden state), for checkpoints
     state_dict: Callable[[], dict] = dict
