@@ -7,6 +7,7 @@ import pytest
 from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
+from seqkit.config import resume as config_resume
 from seqkit.errors import ConfigError
 
 
@@ -134,7 +135,7 @@ def test_a_resume_refuses_a_change_of_what_the_checkpoint_depends_on(tmp_path, o
     changed = configfile.load(None, [override], base=stored)
     key = override.split("=")[0]
     with pytest.raises(ConfigError) as info:
-        config_lib.resume_changes(stored, changed, tmp_path / "run")
+        config_resume.changes(stored, changed, tmp_path / "run")
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'run'}: a resumed run keeps its data, tokenizer, model")
     assert f"{key}: " in message and "train a new model with another --output" in message
@@ -145,12 +146,12 @@ def test_a_resume_may_change_limits_rates_and_decoding(tmp_path):
     changed = configfile.load(
         None, ["train.max_steps=250", "train.learning_rate=0.0005", "decode.beam_size=3"], base=stored
     )
-    assert config_lib.resume_changes(stored, changed, tmp_path) == [
+    assert config_resume.changes(stored, changed, tmp_path) == [
         "train.learning_rate: 0.001 -> 0.0005",
         "train.max_steps: 100 -> 250",
         "decode.beam_size: 5 -> 3",
     ]
-    assert config_lib.resume_changes(stored, stored, tmp_path) == []
+    assert config_resume.changes(stored, stored, tmp_path) == []
 
 
 def test_a_classifier_resume_keeps_the_longest_text_it_trains_on(tmp_path):
@@ -158,14 +159,14 @@ def test_a_classifier_resume_keeps_the_longest_text_it_trains_on(tmp_path):
     # (a translation model reads it only when translating, and may change it)
     override = ["decode.max_input_pieces=20"]
     seq2seq = _stored()
-    assert config_lib.resume_changes(seq2seq, configfile.load(None, override, base=seq2seq), tmp_path)
+    assert config_resume.changes(seq2seq, configfile.load(None, override, base=seq2seq), tmp_path)
     classifier = config_lib.from_dict({"model": {"type": "classifier"}}, "run.toml")
     with pytest.raises(ConfigError, match=r"\(decode\.max_input_pieces: 1024 -> 20\)"):
-        config_lib.resume_changes(classifier, configfile.load(None, override, base=classifier), tmp_path)
+        config_resume.changes(classifier, configfile.load(None, override, base=classifier), tmp_path)
 
 
 def test_every_refused_change_is_named_at_once(tmp_path):
     stored = _stored()
     changed = configfile.load(None, ["model.cell=rnn", "train.seed=5", "train.max_steps=7"], base=stored)
     with pytest.raises(ConfigError, match=r"\(model\.cell: 'gru' -> 'rnn'; train\.seed: 1 -> 5\)"):
-        config_lib.resume_changes(stored, changed, tmp_path)
+        config_resume.changes(stored, changed, tmp_path)

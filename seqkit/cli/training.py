@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.cli import (
     ConfigOption,
@@ -19,6 +18,7 @@ from seqkit.cli import (
     config_default,
     user_errors,
 )
+from seqkit.config import resume as config_resume
 from seqkit.errors import ConfigError, ModelDirError
 
 
@@ -153,7 +153,7 @@ def train(
     cfg = configfile.load(config, [*(overrides or []), *extra], base=stored)
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
     if stored is not None:
-        changes = config_lib.resume_changes(stored, cfg, run_dir)
+        changes = config_resume.changes(stored, cfg, run_dir)
         if speaks and not quiet:
             console.stderr.print(
                 f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",

@@ -11,7 +11,6 @@ import difflib
 import math
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from seqkit.config import checks
@@ -382,36 +381,3 @@ def with_overrides(config: Config, overrides: dict[str, dict[str, Any]], source:
     """`config` with some keys replaced (None values are ignored), checked like a config file."""
     changes = [(name, key, v) for name, body in overrides.items() for key, v in body.items() if v is not None]
     return from_dict(merge(config.to_dict(), changes), source)
-
-
-# what a resumed run keeps: its data, model and batches; the weights it started from (train.init_from is
-# read at the start only); and the metric its saved best score was measured in, which a new one would
-# be compared with (a best BLEU of 20 against -ppl: no later model would ever be the best)
-RESUME_KEEPS = (
-    "model.",
-    "tokenizer.",
-    "data.",
-    "train.batch_tokens:",
-    "train.bptt_length:",
-    "train.seed:",
-    "train.init_from:",
-    "train.best_metric:",
-)
-
-
-def resume_changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
-    """The changes a resume of the run in `run_dir` makes to its stored config (`section.key: old -> new`),
-    or a ConfigError when one of them is a key a resumed run keeps."""
-    changes = differences(stored, new)
-    # a classifier's training texts are those of at most decode.max_input_pieces pieces: another limit
-    # is another training set, which the saved epoch order would index wrongly
-    keeps = (*RESUME_KEEPS, "decode.max_input_pieces:") if stored.model.type == "classifier" else RESUME_KEEPS
-    fixed = [change for change in changes if change.startswith(keeps)]
-    if checks.best_metric(stored) == checks.best_metric(new):  # "auto" -> "bleu" on a translation model
-        fixed = [change for change in fixed if not change.startswith("train.best_metric:")]
-    if fixed:
-        raise ConfigError(
-            f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches, seed, starting weights and "
-            f"best_metric ({'; '.join(fixed)}); train a new model with another --output"
-        )
-    return changes
