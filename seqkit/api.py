@@ -21,7 +21,6 @@ allocated anything in this process; importing seqkit changes no setting.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from typing import Any
 
 from seqkit import config as config_lib
 from seqkit.config import Config, DecodeConfig, GenerateConfig
+from seqkit.data.text import line_fault
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.inference import LineNumbers, Translation
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
@@ -359,9 +359,6 @@ class Model:
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
 
 
-SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _texts(lines: Iterable[str], argument: str) -> Iterator[str]:
     """`lines` as given, checked: one string is a mistake for a list of them (it would be read as one
     line per character), and an item that is not a string is named, not an AttributeError from within."""
@@ -378,12 +375,9 @@ def _each_a_string(lines: Iterable[str], argument: str) -> Iterator[str]:
         if not isinstance(line, str):
             raise DataError(f"{argument}: item {number} is a {type(line).__name__}, not a string")
         line = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
-        if "\n" in line:
-            raise DataError(f"{argument}: item {number} holds a line break; give one line per item")
-        if SURROGATE.search(line):
-            raise DataError(
-                f"{argument}: item {number} holds a lone surrogate (U+D800-U+DFFF), which is not text"
-            )
+        fault = line_fault(line)
+        if fault:
+            raise DataError(f"{argument}: item {number} {fault}")
         yield line
 
 

@@ -34,7 +34,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from seqkit.api import SURROGATE, Model
+from seqkit.api import Model
+from seqkit.data.text import line_fault
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.errors import ConfigError, DataError, SeqkitError
 
@@ -200,8 +201,7 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
 
 def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
     """Each request's own lines, before they join a batch with other requests' (whose lines an error
-    of this one's would fail too). A lone CR is no line break: translate reads it as a control
-    character, which the tokenizers drop."""
+    of this one's would fail too)."""
     if len(lines) > limits.max_lines:
         raise Refused(413, f"{len(lines)} {what}s in one request, more than --max-lines {limits.max_lines}")
     for number, line in enumerate(lines, start=1):
@@ -209,10 +209,9 @@ def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
             raise Refused(
                 413, f"{what} {number} has {len(line)} characters, more than --max-chars {limits.max_chars}"
             )
-        if "\n" in line:
-            raise Refused(422, f"{what} {number} holds a line break; send one line per list item")
-        if SURROGATE.search(line):
-            raise Refused(422, f"{what} {number} holds a lone surrogate (U+D800-U+DFFF), which is not text")
+        fault = line_fault(line)
+        if fault:
+            raise Refused(422, f"{what} {number} {fault}")
 
 
 def _at_most(setting: str, asked: int | None, limit: int, own: int, what: str) -> None:

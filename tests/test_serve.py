@@ -135,6 +135,8 @@ def test_bad_requests_and_limits(reverse_model):
             "/translate", content=b'{"text": ["a", "\\ud800"]}', headers={"content-type": "application/json"}
         )
         assert surrogate.status_code == 422 and "line 2 holds a lone surrogate" in surrogate.json()["error"]
+        broken = client.post("/translate", json={"text": ["a", "b", "c\nd"]})
+        assert broken.status_code == 422 and "line 3 holds a line break" in broken.json()["error"]
         carriage = client.post("/translate", json={"text": ["c a\rb"], "beam_size": 1})
         command = seqkit_here("translate", reverse_model, "--beam-size", 1, stdin="c a\rb\n")
         assert [t["text"] for t in carriage.json()["translations"]] == command.stdout.decode().splitlines()

@@ -17,6 +17,19 @@ from seqkit.errors import DataError
 # Characters no tokenizer keeps: C0 controls but tab and newline, DEL, and a byte order mark inside a line
 # (SentencePiece's normalisation drops them; the character tokenizer removes them the same way)
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufeff]")
+# A lone surrogate (what JSON's \ud800 escape makes) is no text: UTF-8 cannot encode it
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def line_fault(line: str) -> str | None:
+    """What keeps a string given as one line (a Python list's item, a server request's line) from being
+    one, or None: a line break inside, or a lone surrogate. A lone CR is no line break: translate reads
+    it as a control character, which the tokenizers drop."""
+    if "\n" in line:
+        return "holds a line break; give one line per item"
+    if SURROGATE.search(line):
+        return "holds a lone surrogate (U+D800-U+DFFF), which is not text"
+    return None
 
 
 def _open_binary(path: Path | str):
