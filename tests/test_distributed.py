@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from seqkit.data.formats import read_pairs
+from seqkit.data.tokenizer import build_tokenizer
+from seqkit.runtime.distributed import World
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import StartRecord, ValidRecord
+from seqkit.training.run import receive_tokenizer, send_tokenizer
 from tests.helpers import (
     data_parallel_train_args,
     free_port,
     seqkit_here,
     torchrun_environment,
+    toy_config,
     write_text,
     write_toy,
 )
@@ -131,3 +138,32 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(b
     for name in ("lm", "lm-resumed"):
         _ran(runs, name)
     assert checkpoint.latest(runs / "lm").name == "step-00000006"
+
+
+@dataclass(frozen=True)
+class _Relay(World):
+    """Two processes' worlds in one: what the first broadcasts (`from_main`), the other receives."""
+
+    sent: list = field(default_factory=list)
+
+    def from_main(self, value: Any) -> Any:
+        if self.is_main:
+            self.sent.append(value)
+            return value
+        return self.sent.pop(0)
+
+
+@pytest.mark.parametrize(
+    "tokenizer", [{"type": "char"}, {"vocab_size": 16}, {"joint": False, "vocab_size": 16}], ids=str
+)
+def test_the_other_processes_receive_the_first_process_tokenizer(tmp_path, reverse_data, tokenizer: dict):
+    # (each process trained its own SentencePiece model before; the first now sends its model's files)
+    cfg = toy_config(reverse_data, tokenizer=tokenizer)
+    src, tgt = read_pairs(cfg.data.train, cfg.data, "data.train")
+    trained = build_tokenizer(src, tgt, cfg.tokenizer, cfg.train.seed)
+    sent: list = []
+    send_tokenizer(_Relay(rank=0, size=2, sent=sent), trained)
+    received = receive_tokenizer(_Relay(rank=1, size=2, sent=sent), tmp_path)
+    assert type(received) is type(trained) and received.files() == trained.files()
+    assert received.encode_src(src) == trained.encode_src(src)
+    assert received.encode_tgt(tgt) == trained.encode_tgt(tgt)

@@ -269,25 +269,29 @@ class CharTokenizer:
 
 def load_tokenizer(directory: Path) -> Tokenizer:
     """The tokenizer saved in a model directory by `files()`."""
-    if (directory / CHARS).is_file():
+    one_file = next((kind for kind in ((CHARS,), (SPM_JOINT,)) if (directory / kind[0]).is_file()), None)
+    names = one_file or (SPM_SRC, SPM_TGT)
+    for name in names:
+        if not (directory / name).is_file():
+            raise ModelDirError(f"{directory}: no {SPM_JOINT}, {name} or {CHARS} (the tokenizer); retrain it")
+    return tokenizer_from_files({name: (directory / name).read_bytes() for name in names}, directory)
+
+
+def tokenizer_from_files(files: dict[str, bytes], directory: Path) -> Tokenizer:
+    """The tokenizer whose `files()` these are, as saved in (or meant for) the model directory `directory`,
+    which its errors name."""
+    if CHARS in files:
         try:
-            chars = json.loads((directory / CHARS).read_text(encoding="utf-8"))
+            return CharTokenizer(json.loads(files[CHARS].decode("utf-8")))
         except (ValueError, UnicodeDecodeError):
             raise ModelDirError(
                 f"{directory / CHARS}: damaged character list; retrain or restore it"
             ) from None
-        return CharTokenizer(chars)
-    if (directory / SPM_JOINT).is_file():
-        return SentencePieceTokenizer(
-            (directory / SPM_JOINT).read_bytes(), names=(str(directory / SPM_JOINT),) * 2
-        )
-    src, tgt = directory / SPM_SRC, directory / SPM_TGT
-    for path in (src, tgt):
-        if not path.is_file():
-            raise ModelDirError(
-                f"{directory}: no {SPM_JOINT}, {path.name} or {CHARS} (the tokenizer); retrain it"
-            )
-    return SentencePieceTokenizer(src.read_bytes(), tgt.read_bytes(), names=(str(src), str(tgt)))
+    if SPM_JOINT in files:
+        return SentencePieceTokenizer(files[SPM_JOINT], names=(str(directory / SPM_JOINT),) * 2)
+    return SentencePieceTokenizer(
+        files[SPM_SRC], files[SPM_TGT], names=(str(directory / SPM_SRC), str(directory / SPM_TGT))
+    )
 
 
 def _read_model(path: str, key: str) -> SentencePieceSide:

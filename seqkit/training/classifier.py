@@ -27,7 +27,7 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import run_training, seeded_rng
+from seqkit.training.run import receive_tokenizer, run_training, seeded_rng, send_tokenizer
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -130,12 +130,15 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     if header and world.is_main:
         reporter.warning(header)
     tokenizer = None
-    if train_examples.texts is not None:
+    if train_examples.texts is not None and world.is_main:
         tokenizer = (
             load_tokenizer(output_dir)
             if resume
             else build_text_tokenizer(train_examples.texts, cfg.tokenizer, cfg.train.seed, "a classifier")
         )
+        send_tokenizer(world, tokenizer)
+    elif train_examples.texts is not None:
+        tokenizer = receive_tokenizer(world, output_dir)
     if tokenizer is None and cfg.model.word_dropout:
         raise ConfigError(
             f"model.word_dropout = {cfg.model.word_dropout:g}: this classifier reads numbers, not tokens; drop "

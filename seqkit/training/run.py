@@ -1,6 +1,7 @@
 """Before and around a training run: the checks, seeds, threads and process group that come before
 anything is written (`start_run`), and the run directory, made seqkit's and locked for as long as the run
-trains (`run_directory`); `run_training` is both around a trainer's body."""
+trains (`run_directory`); `run_training` is both around a trainer's body. Under torchrun, the first
+process trains the tokenizer and sends it to the others (`send_tokenizer`, `receive_tokenizer`)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,25 @@ import torch
 
 from seqkit import modeldir, outputs
 from seqkit.config import Config
+from seqkit.data.tokenizer import Tokenizer, tokenizer_from_files
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.runtime import devices, distributed, threads
 from seqkit.runtime.distributed import World
 from seqkit.training import checkpoint
 from seqkit.training.log import EndRecord
 from seqkit.training.task import NullReporter, Reporter
+
+
+def send_tokenizer(world: World, tokenizer: Tokenizer) -> None:
+    """(The first process.) The run's tokenizer, to the others' `receive_tokenizer`. Trained once and sent:
+    each process trained its own before (SentencePiece gives the same model each time, in the time of one
+    more training), and the others' run directory may be on another machine's disk."""
+    world.from_main(tokenizer.files())
+
+
+def receive_tokenizer(world: World, output_dir: Path) -> Tokenizer:
+    """(The other processes.) The first process's tokenizer, once it has sent it."""
+    return tokenizer_from_files(world.from_main(None), output_dir)
 
 
 def seed_everything(seed: int) -> None:

@@ -17,7 +17,7 @@ from seqkit import modeldir, outputs
 from seqkit.config import Config
 from seqkit.data.arrays import TokenArrays
 from seqkit.data.batches import make_batch, training_batches
-from seqkit.data.corpus import ParallelIds, prepare_pairs
+from seqkit.data.corpus import ParallelIds, PreparedPairs, prepare_pairs
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding import shortlist
 from seqkit.decoding.search import decode_corpus
@@ -30,7 +30,7 @@ from seqkit.scoring.likelihood import corpus_nll, pair_loss, perplexity
 from seqkit.scoring.metrics import corpus_score
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import run_training, seeded_rng
+from seqkit.training.run import receive_tokenizer, run_training, seeded_rng, send_tokenizer
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -148,25 +148,34 @@ def init_weights(model: Seq2Seq, model_dir: Path) -> None:
 
 
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
-    if not world.is_main:
-        world.barrier()  # the first process tokenizes the corpus; the others then open its arrays
     starting_from = Path(cfg.train.init_from) if cfg.train.init_from and not resume else None
-    tokenizer, prepared = prepare_pairs(
-        cfg,
-        output_dir,
-        load_tokenizer(output_dir) if resume else _init_tokenizer(cfg, starting_from),
-        lambda src, tgt: build_tokenizer(src, tgt, cfg.tokenizer, cfg.train.seed),
-        threads=torch.get_num_threads(),
-        on_progress=reporter.tokenizing if world.is_main else None,
-    )
+
+    def prepare(given: Tokenizer | None) -> tuple[Tokenizer, PreparedPairs]:
+        """The tokenizer (`given`, or trained) and the corpus tokenized with it into the run's arrays."""
+        return prepare_pairs(
+            cfg,
+            output_dir,
+            given,
+            lambda src, tgt: build_tokenizer(src, tgt, cfg.tokenizer, cfg.train.seed),
+            threads=torch.get_num_threads(),
+            on_progress=reporter.tokenizing if world.is_main else None,
+        )
+
     if world.is_main:
-        world.barrier()
+        tokenizer, prepared = prepare(
+            load_tokenizer(output_dir) if resume else _init_tokenizer(cfg, starting_from)
+        )
+        send_tokenizer(world, tokenizer)
         if resume and prepared.replaced_other:
             reporter.warning(
                 "the training pairs' arrays were made again (data.train's files changed since the run started, "
                 "or seqkit's cache format did): if the corpus changed, the epoch goes on in the checkpoint's "
                 "order over other pairs; start a new run for a new corpus"
             )
+    else:
+        # once the first process has trained the tokenizer and tokenized the corpus: its tokenizer, and its
+        # arrays where the run's directory is on a shared disk (on another machine, this one makes its own)
+        tokenizer, prepared = prepare(receive_tokenizer(world, output_dir))
     train_data, dev = prepared.train, prepared.dev
     if not len(train_data.src) or not dev.src:
         raise DataError(
