@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from seqkit import model_types, modeldir
+from seqkit.errors import ConfigError
 from seqkit.runtime import devices
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
@@ -122,6 +123,16 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, reverse_data, reverse_
     assert not out.exists()  # refused before anything was written
     result = seqkit_here("translate", reverse_model, "--device", "cuda", stdin="a b c\n")
     assert_one_line_error(result, "--device cuda", "use cpu or auto")
+
+
+def test_a_gpu_without_bf16_is_an_error_naming_the_setting_given(monkeypatch):
+    # a training run's setting is train.precision; a command's and the Python API's, --precision / precision
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    gpu = torch.device("cuda")
+    with pytest.raises(ConfigError, match=r"^--precision bf16: this GPU has no bfloat16 support; use fp16"):
+        devices.Precision("bf16", gpu)
+    with pytest.raises(ConfigError, match=r"^train.precision = bf16: this GPU has no bfloat16 support"):
+        devices.Precision("bf16", gpu, "train.precision =")
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

@@ -42,11 +42,12 @@ def model_device(model: torch.nn.Module) -> torch.device:
 class Precision:
     """Autocast for the forward pass, and for fp16 the loss scaler that backward and the update go through."""
 
-    def __init__(self, name: str, device: torch.device):
+    def __init__(self, name: str, device: torch.device, option: str = "--precision"):
+        """`option`: how the errors name the setting (`train.precision =` in a training run)."""
         if name not in PRECISIONS:
-            raise ConfigError(f"--precision {name}: unknown precision; valid: {', '.join(PRECISIONS)}")
+            raise ConfigError(f"{option} {name}: unknown precision; valid: {', '.join(PRECISIONS)}")
         if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("train.precision = bf16: this GPU has no bfloat16 support; use fp16 or fp32")
+            raise ConfigError(f"{option} bf16: this GPU has no bfloat16 support; use fp16 or fp32")
         self.name, self.device_type, self.dtype = name, device.type, PRECISIONS[name]
         self.scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")
 

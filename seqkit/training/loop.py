@@ -82,7 +82,7 @@ class _Trainer:
         fused = world.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.learning_rate, fused=fused or None)
         self.gradients = GradientMonitor(model, cfg.train.clip_norm)
-        self.precision = devices.Precision(cfg.train.precision, world.device)
+        self.precision = devices.Precision(cfg.train.precision, world.device, "train.precision =")
         state = TrainingState()
         if resume:
             latest = checkpoint.latest(output_dir)

@@ -47,7 +47,8 @@ def start_run(cfg: Config) -> World:
     if not (cfg.train.max_steps or cfg.train.max_epochs or cfg.train.max_minutes):
         raise ConfigError("no stopping limit: set train.max_steps, train.max_epochs or train.max_minutes")
     device = devices.resolve(cfg.train.device, distributed.local_rank(), option="train.device =")
-    devices.Precision(cfg.train.precision, device)  # an unsupported precision fails here, not after set-up
+    # an unsupported precision fails here, not after set-up
+    devices.Precision(cfg.train.precision, device, "train.precision =")
     seed_everything(cfg.train.seed)
     count, _ = threads.training_threads(cfg.train.threads, torch.get_num_threads())
     if count:
