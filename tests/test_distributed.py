@@ -16,11 +16,12 @@ from safetensors.torch import load_file
 
 from seqkit.data.formats import read_pairs
 from seqkit.data.tokenizer import build_tokenizer
+from seqkit.errors import ConfigError, TrainingError
 from seqkit.runtime.distributed import World
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import StartRecord, ValidRecord
-from seqkit.training.run import receive_tokenizer, send_tokenizer
+from seqkit.training.run import receive_tokenizer, send_tokenizer, telling_the_others
 from tests.helpers import (
     data_parallel_train_args,
     free_port,
@@ -167,3 +168,43 @@ def test_the_other_processes_receive_the_first_process_tokenizer(tmp_path, rever
     assert type(received) is type(trained) and received.files() == trained.files()
     assert received.encode_src(src) == trained.encode_src(src)
     assert received.encode_tgt(tgt) == trained.encode_tgt(tgt)
+
+
+def test_an_error_of_the_first_process_making_the_tokenizer_reaches_the_others(tmp_path):
+    sent: list = []
+    first, other = _Relay(rank=0, size=2, sent=sent), _Relay(rank=1, size=2, sent=sent)
+    with pytest.raises(ConfigError), telling_the_others(first):
+        raise ConfigError("tokenizer.vocab_size = 9: too small")
+    with pytest.raises(ConfigError, match=r"^tokenizer.vocab_size = 9: too small$"):
+        receive_tokenizer(other, tmp_path)
+    with pytest.raises(ZeroDivisionError), telling_the_others(first):
+        print(1 / 0)
+    with pytest.raises(
+        TrainingError, match=r"the first process stopped making the tokenizer \(ZeroDivisionError\)"
+    ):
+        receive_tokenizer(other, tmp_path)
+
+
+@pytest.mark.parametrize("model_type", ["seq2seq", "lm"])
+def test_a_bad_tokenizer_setting_is_each_process_one_line_error_not_a_wait(tmp_path, model_type: str):
+    # only the first process reads tokenizer.model: the second waited for a tokenizer that never came
+    data = write_toy(tmp_path / "data", "reverse")
+    missing = tmp_path / "missing.model"
+    command = [
+        sys.executable, "-m", "seqkit", "train", "--output", str(tmp_path / "run"), "--max-steps", "2",
+        "--set", f"data.train={data}/train", "--set", f"data.dev={data}/dev", "--set", "data.src_lang=src",
+        "--set", "data.tgt_lang=tgt" if model_type == "seq2seq" else "data.tgt_lang=src",
+        "--set", f"model.type={model_type}", "--set", f"tokenizer.model={missing}", "--set", "train.threads=1",
+    ]  # fmt: skip
+    port = free_port()
+    workers = [
+        subprocess.Popen(command, env=torchrun_environment(rank, 2, rank, 2, port), stderr=subprocess.PIPE)
+        for rank in (0, 1)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 1, err.decode()
+        last = err.decode().strip().splitlines()[-1]
+        assert last == f"error: tokenizer.model = {str(missing)!r}: no such file; check the path", (
+            err.decode()
+        )

@@ -27,7 +27,13 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import receive_tokenizer, run_training, seeded_rng, send_tokenizer
+from seqkit.training.run import (
+    receive_tokenizer,
+    run_training,
+    seeded_rng,
+    send_tokenizer,
+    telling_the_others,
+)
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -131,11 +137,12 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         reporter.warning(header)
     tokenizer = None
     if train_examples.texts is not None and world.is_main:
-        tokenizer = (
-            load_tokenizer(output_dir)
-            if resume
-            else build_text_tokenizer(train_examples.texts, cfg.tokenizer, cfg.train.seed, "a classifier")
-        )
+        with telling_the_others(world):
+            tokenizer = (
+                load_tokenizer(output_dir)
+                if resume
+                else build_text_tokenizer(train_examples.texts, cfg.tokenizer, cfg.train.seed, "a classifier")
+            )
         send_tokenizer(world, tokenizer)
     elif train_examples.texts is not None:
         tokenizer = receive_tokenizer(world, output_dir)

@@ -21,7 +21,7 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import chunk_loss, score_text
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import receive_tokenizer, run_training, send_tokenizer
+from seqkit.training.run import receive_tokenizer, run_training, send_tokenizer, telling_the_others
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -56,11 +56,12 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             "out of (at least 10); give more, or data.dev"
         )
     if world.is_main:
-        tokenizer = (
-            load_tokenizer(output_dir)
-            if resume
-            else build_text_tokenizer(train_lines, cfg.tokenizer, cfg.train.seed, "a language model")
-        )
+        with telling_the_others(world):
+            tokenizer = (
+                load_tokenizer(output_dir)
+                if resume
+                else build_text_tokenizer(train_lines, cfg.tokenizer, cfg.train.seed, "a language model")
+            )
         send_tokenizer(world, tokenizer)
     else:
         tokenizer = receive_tokenizer(world, output_dir)

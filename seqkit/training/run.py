@@ -1,7 +1,8 @@
 """Before and around a training run: the checks, seeds, threads and process group that come before
 anything is written (`start_run`), and the run directory, made seqkit's and locked for as long as the run
 trains (`run_directory`); `run_training` is both around a trainer's body. Under torchrun, the first
-process trains the tokenizer and sends it to the others (`send_tokenizer`, `receive_tokenizer`)."""
+process makes the tokenizer and sends it, or its error, to the others (`telling_the_others`,
+`send_tokenizer`, `receive_tokenizer`)."""
 
 from __future__ import annotations
 
@@ -16,24 +17,46 @@ import torch
 from seqkit import modeldir, outputs
 from seqkit.config import Config
 from seqkit.data.tokenizer import Tokenizer, tokenizer_from_files
-from seqkit.errors import ConfigError, ModelDirError
+from seqkit.errors import ConfigError, ModelDirError, SeqkitError, TrainingError
 from seqkit.runtime import devices, distributed, threads
 from seqkit.runtime.distributed import World
 from seqkit.training import checkpoint
 from seqkit.training.log import EndRecord
 from seqkit.training.task import NullReporter, Reporter
 
+# Under torchrun the first process makes the run's tokenizer (trains it, or reads it) inside
+# `telling_the_others`, then sends its files (`send_tokenizer`) to the others' `receive_tokenizer`. Trained
+# once and sent: each process trained its own before (SentencePiece gives the same model each time, in the
+# time of one more training), and the others' run directory may be on another machine's disk.
+
+
+@contextlib.contextmanager
+def telling_the_others(world: World) -> Iterator[None]:
+    """(The first process.) An error in the block, sent to the others' `receive_tokenizer` before it is
+    raised here: they raise it too, where they waited for a tokenizer that never came."""
+    try:
+        yield
+    except SeqkitError as error:
+        world.from_main(error)
+        raise
+    except BaseException as error:  # (a bug, or an interrupt: the others need not unpickle it)
+        world.from_main(
+            TrainingError(f"the first process stopped making the tokenizer ({type(error).__name__})")
+        )
+        raise
+
 
 def send_tokenizer(world: World, tokenizer: Tokenizer) -> None:
-    """(The first process.) The run's tokenizer, to the others' `receive_tokenizer`. Trained once and sent:
-    each process trained its own before (SentencePiece gives the same model each time, in the time of one
-    more training), and the others' run directory may be on another machine's disk."""
+    """(The first process.) The run's tokenizer, to the others' `receive_tokenizer`."""
     world.from_main(tokenizer.files())
 
 
 def receive_tokenizer(world: World, output_dir: Path) -> Tokenizer:
-    """(The other processes.) The first process's tokenizer, once it has sent it."""
-    return tokenizer_from_files(world.from_main(None), output_dir)
+    """(The other processes.) The first process's tokenizer once it has sent it, or its error raised."""
+    received = world.from_main(None)
+    if isinstance(received, SeqkitError):
+        raise received
+    return tokenizer_from_files(received, output_dir)
 
 
 def seed_everything(seed: int) -> None:

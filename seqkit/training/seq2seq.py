@@ -30,7 +30,13 @@ from seqkit.scoring.likelihood import corpus_nll, pair_loss, perplexity
 from seqkit.scoring.metrics import corpus_score
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import receive_tokenizer, run_training, seeded_rng, send_tokenizer
+from seqkit.training.run import (
+    receive_tokenizer,
+    run_training,
+    seeded_rng,
+    send_tokenizer,
+    telling_the_others,
+)
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -162,9 +168,9 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         )
 
     if world.is_main:
-        tokenizer, prepared = prepare(
-            load_tokenizer(output_dir) if resume else _init_tokenizer(cfg, starting_from)
-        )
+        with telling_the_others(world):
+            given = load_tokenizer(output_dir) if resume else _init_tokenizer(cfg, starting_from)
+            tokenizer, prepared = prepare(given)
         send_tokenizer(world, tokenizer)
         if resume and prepared.replaced_other:
             reporter.warning(
