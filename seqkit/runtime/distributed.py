@@ -2,13 +2,15 @@
 on one machine or several.
 
 Training: every process holds the whole model and data and trains on its share of every batch; the
-gradients are averaged by DistributedDataParallel. Only the first process (rank 0) writes files, reports
-and validates; its decisions (stop, validation results) are broadcast so that every process takes the
-same steps. Translation: each process translates its share of the lines (decoding/sharded.py).
+gradients are averaged by DistributedDataParallel. Only the first process (rank 0) makes the tokenizer,
+writes files, reports and validates; its tokenizer and decisions (stop, validation results) are broadcast
+so that every process takes the same steps. Translation: each process translates its share of the lines
+(decoding/sharded.py).
 """
 
 from __future__ import annotations
 
+import datetime
 import gc
 import os
 from dataclasses import dataclass
@@ -40,10 +42,6 @@ class World:
         dist.all_reduce(totals)
         return totals.tolist()
 
-    def barrier(self) -> None:
-        if self.size > 1:
-            dist.barrier()
-
     def from_main(self, value: Any) -> Any:
         """Rank 0's `value`, on every process."""
         if self.size == 1:
@@ -62,6 +60,7 @@ class World:
 
 
 SINGLE = World()
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
 
 
 def local_rank() -> int:
@@ -75,7 +74,11 @@ def join(device: torch.device) -> World:
     if size == 1:
         return World(device=device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # the others wait in a collective while the first process trains the tokenizer on a large corpus
+        # and tokenizes it, or validates: longer than nccl's default of 10 minutes
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT
+        )
     return World(dist.get_rank(), dist.get_world_size(), device)
 
 
