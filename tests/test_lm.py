@@ -148,6 +148,19 @@ def test_choose_token_top_k_and_top_p():
     assert choose_token(log_probs, 0.0, 0, 1.0, rng) == 4
 
 
+def test_a_draw_at_the_top_of_the_range_never_picks_a_token_ruled_out():
+    # the draw was scaled by probs.sum(), which rounds above the cumulative sum's last value now and then;
+    # such a draw fell past every token and was clamped to the last id, ruled out or not
+    class Highest:
+        def random(self) -> float:
+            return float(np.nextafter(1.0, 0.0))
+
+    distributions = np.random.default_rng(1).random((300, 40))
+    for weights in distributions:
+        log_probs = np.log(np.append(weights, 0.0) + 1e-30).astype(np.float32)
+        assert choose_token(log_probs, 1.0, 40, 1.0, Highest()) != 40  # top_k 40 rules the last one out
+
+
 def test_terminal_output_streams_the_same_text(char_lm):
     """On a terminal the text is written piece by piece; it must add up to what a pipe gets."""
     import os

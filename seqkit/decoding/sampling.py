@@ -67,9 +67,10 @@ def choose_token(
         scores[order[outside]] = -np.inf
     probs = _softmax(scores)
     # inverse transform sampling: one uniform number per token, the same on every machine and backend
-    return int(
-        min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), len(probs) - 1)
-    )
+    cumulative = np.cumsum(probs)
+    chosen = np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")
+    # a draw rounded up to the total is the last token that can be drawn, not one ruled out after it
+    return int(min(chosen, np.flatnonzero(probs)[-1]))
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
