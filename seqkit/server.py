@@ -36,8 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from seqkit.api import Model
 from seqkit.data.text import line_fault
+from seqkit.decoding.inference import TooManyPieces
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
-from seqkit.errors import ConfigError, DataError, SeqkitError
+from seqkit.errors import ConfigError, ModelDirError, SeqkitError
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,11 @@ class Worker:
         except TimeoutError:
             job.cancelled.set()  # if the worker has not started it, it never will
             job.future.cancel()  # done: a late answer or error is dropped, not left unretrieved (logged)
-            raise Refused(504, f"no answer within the timeout of {self.limits.timeout:g} s") from None
+            raise Refused(
+                504,
+                f"no answer within the server's --timeout of {self.limits.timeout:g} s; retry, or send fewer "
+                "lines or a smaller beam_size",
+            ) from None
 
     def _take(self) -> list[_Job] | None:
         """The next batch: the oldest job, and the queued ones with its settings, up to max_batch lines;
@@ -214,14 +219,15 @@ def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
             raise Refused(422, f"{what} {number} {fault}")
 
 
-def _at_most(setting: str, asked: int | None, limit: int, own: int, what: str) -> None:
+def _at_most(setting: str, asked: float | None, limit: float, own: float, what: str) -> None:
     """A request's `setting` over the server's `limit` is 422, unless the model's `own` value allows it
     (the operator's choice: a request may always ask for what the model does by itself)."""
     bound = max(limit, own)
     if asked is not None and asked > bound:
-        raise Refused(422, f"{setting} {asked}: more than {bound}, {what}")
+        raise Refused(422, f"{setting} {asked:g}: more than {bound:g}, {what}")
 
 
+MAX_LENGTH_RATIO = 4.0  # what a request may ask for as max_length_ratio, or the model's own if more
 ENDPOINTS = {"seq2seq": "/translate", "lm": "/generate"}  # model.type -> the endpoint that runs it
 
 
@@ -256,8 +262,14 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
 
     @app.exception_handler(SeqkitError)
     async def user_error(request: Request, error: SeqkitError) -> JSONResponse:
-        # a line over decode.max_input_pieces is a limit (413); a bad setting, a bad request (422)
-        status = 413 if isinstance(error, DataError) and "max_input_pieces" in str(error) else 422
+        if isinstance(error, TooManyPieces):  # a limit (413), which the client meets by splitting the line
+            message = (
+                f"{error.where} has {error.pieces:,} pieces, more than this model's decode.max_input_pieces = "
+                f"{error.limit:,}; split the line (at its sentence ends, say)"
+            )
+            return JSONResponse({"error": message}, status_code=413)
+        # the model directory (a damaged shortlist.npz, say) is the server's fault; a bad setting, the request's
+        status = 500 if isinstance(error, ModelDirError) else 422
         return JSONResponse({"error": str(error)}, status_code=status)
 
     @app.get("/health")
@@ -298,6 +310,11 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         # a beam's hypotheses are rows decoded together, as a batch's lines are
         _at_most("beam_size", request.beam_size, limits.max_batch, model.config.decode.beam_size,
                  "the most lines (--max-batch) or hypotheses of a line this server decodes together")  # fmt: skip
+        # a model that loops runs to the length limit: at 100 x 1,024 pieces, a search of minutes that a
+        # 504 does not stop
+        _at_most("max_length_ratio", request.max_length_ratio, MAX_LENGTH_RATIO,
+                 model.config.decode.max_length_ratio, "the longest outputs (x source pieces) this server "
+                 "searches for")  # fmt: skip
         if request.nbest > 1 and settings.temperature > 0:
             raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
         if not 1 <= request.nbest <= settings.beam_size:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,6 +121,11 @@ def test_bad_requests_and_limits(reverse_model):
             huge_beam.status_code == 422
             and "more than 64, the most lines (--max-batch)" in huge_beam.json()["error"]
         )
+        endless = client.post("/translate", json={"text": ["a"], "max_length_ratio": 50.0})
+        assert endless.status_code == 422 and endless.json()["error"] == (
+            "max_length_ratio 50: more than 4, the longest outputs (x source pieces) this server searches for"
+        )
+        assert client.post("/translate", json={"text": ["a"], "max_length_ratio": 4.0}).status_code == 200
         bad_nbest = client.post("/translate", json={"text": ["a"], "beam_size": 2, "nbest": 3})
         assert bad_nbest.status_code == 422 and "nbest = 3" in bad_nbest.json()["error"]
         wrong_model = client.post("/generate", json={"prompts": ["a"]})
@@ -159,7 +165,17 @@ def test_a_full_queue_is_503_and_a_long_wait_504(reverse_model, reverse_data):
         assert refused.headers["retry-after"] == "1" and "queue is full" in refused.json()["error"]
     with _serving(reverse_model, timeout=0.05) as client:
         late = client.post("/translate", json={"text": sources, "beam_size": 5})
-        assert late.status_code == 504 and "timeout" in late.json()["error"]
+        assert late.status_code == 504 and "--timeout of 0.05 s; retry, or send fewer" in late.json()["error"]
+
+
+def test_a_damaged_shortlist_is_the_servers_fault_not_the_requests(tmp_path, reverse_model):
+    model_dir = tmp_path / "model"
+    shutil.copytree(reverse_model, model_dir)
+    (model_dir / "shortlist.npz").write_bytes(b"not a shortlist")
+    with _serving(model_dir) as client:
+        shortlisted = client.post("/translate", json={"text": ["c a b"], "shortlist": True})
+        assert shortlisted.status_code == 500 and "shortlist.npz: unreadable" in shortlisted.json()["error"]
+        assert client.post("/translate", json={"text": ["c a b"], "beam_size": 1}).json()["translations"]
 
 
 def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_data):
@@ -182,7 +198,12 @@ def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_da
             _until(client, lambda health: health["queued"] == 7)
             release.set()
             assert slow.result().status_code == 200
-            assert bad.result().status_code == 413 and "max_input_pieces" in bad.result().json()["error"]
+            assert bad.result().status_code == 413
+            # its own words: a client has no --max-input-pieces to raise
+            assert bad.result().json()["error"] == (
+                "input line 1 has 2,000 pieces, more than this model's decode.max_input_pieces = 1,024; split "
+                "the line (at its sentence ends, say)"
+            )
             assert client.get("/health").json()["batches"] == 2  # the slow one's, then the seven together
             assert [f.result().status_code for f in good + more] == [200] * 6
             assert {f.result().json()["translations"][0]["text"] for f in good} == {"b a c"}

@@ -42,6 +42,18 @@ class LineNumbers:
         return f"{self.source}:{number}" if self.source else f"input line {number:,}"
 
 
+class TooManyPieces(DataError):
+    """A line of more pieces than decode.max_input_pieces (the server answers it with 413, in words of its
+    own: its clients have no --max-input-pieces)."""
+
+    def __init__(self, where: str, pieces: int, limit: int):
+        super().__init__(
+            f"{where} has {pieces:,} pieces, more than decode.max_input_pieces = {limit:,}; split the line (at "
+            "its sentence ends, say), or raise the limit (seqkit translate --max-input-pieces N)"
+        )
+        self.where, self.pieces, self.limit = where, pieces, limit
+
+
 @dataclass(frozen=True)
 class AttentionMap:
     """Where each output piece looked: one row per output step, one column per source piece."""
@@ -62,7 +74,7 @@ class AttentionMap:
 class Translation:
     text: str
     score: float  # what the search ranked by: log-probability / length penalty
-    log_prob: float  # total log-probability of the pieces and EOS
+    log_prob: float  # total log-probability of the pieces and EOS, as the search saw them (Hypothesis)
     attention: AttentionMap | None = None  # when asked for
 
 
@@ -104,11 +116,7 @@ def translate_nbest(
         todo, ids = [i for i, row in zip(todo, encoded, strict=True) if row], [row for row in encoded if row]
         for i, row in zip(todo, ids, strict=True):
             if len(row) > cfg.max_input_pieces:
-                raise DataError(
-                    f"{numbers.name(first_line - 1 + i)} has {len(row):,} pieces, more than decode.max_input_pieces "
-                    f"= {cfg.max_input_pieces:,}; split the line (at its sentence ends, say), or raise the "
-                    "limit (seqkit translate --max-input-pieces N)"
-                )
+                raise TooManyPieces(numbers.name(first_line - 1 + i), len(row), cfg.max_input_pieces)
         hypotheses = decode_corpus(steps, ids, cfg, with_attention, nbest) if ids else []
         for i, src_ids, options in zip(todo, ids, hypotheses, strict=True):
             texts = tokenizer.decode_tgt([h.tokens for h in options])

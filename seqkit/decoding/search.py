@@ -63,7 +63,9 @@ def _strip(tokens: list[int]) -> list[int]:
 class Hypothesis:
     tokens: list[int]  # without EOS
     score: float  # log-probability divided by the length penalty: what the beam ranks by
-    log_prob: float  # sum of token log-probabilities, EOS included
+    # sum of token log-probabilities, EOS included, as the search saw them: after the repetition penalty,
+    # and an EOS forced at the length limit at no cost
+    log_prob: float
     # (output steps, source length with EOS): the attention of each step that made a token or the EOS;
     # only when the search was asked for it
     attention: np.ndarray | None = None
