@@ -4,6 +4,7 @@ the same total batch; the run resumes under torchrun, two processes on one node.
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -107,6 +108,59 @@ def _data_parallel_runs(directory: Path) -> None:
         timeout=300,
     )
     keep("lm-resumed", lm_resumed.returncode, lm_resumed.stderr)
+    # classifiers of text (whose tokenizer the first process trains and sends) and of numbers (no
+    # tokenizer: nothing is sent), in one process and as two "nodes"
+    for inputs in ("text", "numbers"):
+        data_file = _write_classification(directory / f"{inputs}-data", inputs)
+        arguments = _classifier_arguments(data_file, inputs)
+        one = seqkit_here(*arguments(directory / f"{inputs}-one"))
+        keep(f"{inputs}-one", one.returncode, one.stderr)
+        port = free_port()
+        nodes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "seqkit", *arguments(directory / f"{inputs}-node{rank}")],
+                env=torchrun_environment(rank, 2, 0, 1, port),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for rank in (0, 1)
+        ]
+        for rank, node in enumerate(nodes):
+            _, err = node.communicate(timeout=300)
+            keep(f"{inputs}-node{rank}", node.returncode, err)
+
+
+def _write_classification(directory: Path, inputs: str) -> Path:
+    """{directory}/{train,dev}.tsv: a label and a text (the label: its first word); or .csv: a label and
+    numbers (the label: the sign of their sum)."""
+    directory.mkdir(parents=True)
+    rng = random.Random(5)
+    for name, count in (("train", 400), ("dev", 40)):
+        rows = []
+        for _ in range(count):
+            if inputs == "text":
+                words = [rng.choice(["w1", "w2", "w3", "w4"]) for _ in range(rng.randint(2, 6))]
+                rows.append(f"{words[0]}\t{' '.join(words)}\n")
+            else:
+                values = [rng.uniform(-1, 1) for _ in range(rng.randint(2, 6))]
+                rows.append(f"{'pos' if sum(values) > 0 else 'neg'},{','.join(f'{v:.3f}' for v in values)}\n")
+        (directory / f"{name}.{'tsv' if inputs == 'text' else 'csv'}").write_text("".join(rows))
+    return directory
+
+
+def _classifier_arguments(data_dir: Path, inputs: str):
+    suffix = "tsv" if inputs == "text" else "csv"
+
+    def arguments(out: Path) -> list[str]:
+        return [
+            "train", "--output", str(out), "--max-steps", "8", "--set", f"data.train={data_dir}/train.{suffix}",
+            "--set", f"data.dev={data_dir}/dev.{suffix}", "--set", "model.type=classifier",
+            "--set", "tokenizer.vocab_size=12", "--set", "model.embedding_size=8",
+            "--set", "model.encoder_hidden_size=8", "--set", "model.dropout=0.0", "--set", "train.batch_tokens=300",
+            "--set", "train.valid_every=4", "--set", "train.threads=1",
+        ]  # fmt: skip
+
+    return arguments
 
 
 def _ran(directory: Path, name: str) -> str:
@@ -139,6 +193,15 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(b
     for name in ("lm", "lm-resumed"):
         _ran(runs, name)
     assert checkpoint.latest(runs / "lm").name == "step-00000006"
+    # classifiers: of text, with the first process's tokenizer; of numbers, with none
+    for inputs in ("text", "numbers"):
+        for name in ("one", "node0", "node1"):
+            _ran(runs, f"{inputs}-{name}")
+        a = load_file(checkpoint.latest(runs / f"{inputs}-one") / checkpoint.WEIGHTS)
+        b = load_file(checkpoint.latest(runs / f"{inputs}-node0") / checkpoint.WEIGHTS)
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
 
 
 @dataclass(frozen=True)

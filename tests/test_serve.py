@@ -201,7 +201,7 @@ def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_da
             assert bad.result().status_code == 413
             # its own words: a client has no --max-input-pieces to raise
             assert bad.result().json()["error"] == (
-                "input line 1 has 2,000 pieces, more than this model's decode.max_input_pieces = 1,024; split "
+                "input line 1 has 4,000 pieces, more than this model's decode.max_input_pieces = 1,024; split "
                 "the line (at its sentence ends, say)"
             )
             assert client.get("/health").json()["batches"] == 2  # the slow one's, then the seven together
