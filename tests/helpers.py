@@ -189,3 +189,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def torchrun_workers(arguments: list[list[str]], nodes: bool = False) -> list[tuple[int, bytes]]:
+    """The workers torchrun starts, each `python -m seqkit` with its own arguments (rank order) and
+    torchrun's environment, without the launcher: processes of one machine, or (`nodes`) one process on
+    each of as many "machines", all on 127.0.0.1 -> each worker's exit code and stderr, in rank order."""
+    port, count = free_port(), len(arguments)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "seqkit", *map(str, args)],
+            env=torchrun_environment(rank, count, 0 if nodes else rank, 1 if nodes else count, port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for rank, args in enumerate(arguments)
+    ]
+    ended = []
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        ended.append((worker.returncode, err))
+    return ended

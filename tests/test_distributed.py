@@ -25,9 +25,8 @@ from seqkit.training.log import StartRecord, ValidRecord
 from seqkit.training.run import receive_tokenizer, send_tokenizer, telling_the_others
 from tests.helpers import (
     data_parallel_train_args,
-    free_port,
     seqkit_here,
-    torchrun_environment,
+    torchrun_workers,
     toy_config,
     write_text,
     write_toy,
@@ -55,19 +54,9 @@ def _data_parallel_runs(directory: Path) -> None:
 
     one = seqkit_here(*_arguments(data, directory / "one"))
     keep("one", one.returncode, one.stderr)
-    port = free_port()
-    nodes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "seqkit", *_arguments(data, directory / f"node{rank}")],
-            env=torchrun_environment(rank, 2, 0, 1, port),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for rank in (0, 1)
-    ]
-    for rank, node in enumerate(nodes):
-        _, err = node.communicate(timeout=300)
-        keep(f"node{rank}", node.returncode, err)
+    nodes = torchrun_workers([_arguments(data, directory / f"node{rank}") for rank in (0, 1)], nodes=True)
+    for rank, (code, err) in enumerate(nodes):
+        keep(f"node{rank}", code, err)
     longer = [
         *TORCHRUN,
         "--standalone",
@@ -115,19 +104,11 @@ def _data_parallel_runs(directory: Path) -> None:
         arguments = _classifier_arguments(data_file, inputs)
         one = seqkit_here(*arguments(directory / f"{inputs}-one"))
         keep(f"{inputs}-one", one.returncode, one.stderr)
-        port = free_port()
-        nodes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "seqkit", *arguments(directory / f"{inputs}-node{rank}")],
-                env=torchrun_environment(rank, 2, 0, 1, port),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            for rank in (0, 1)
-        ]
-        for rank, node in enumerate(nodes):
-            _, err = node.communicate(timeout=300)
-            keep(f"{inputs}-node{rank}", node.returncode, err)
+        nodes = torchrun_workers(
+            [arguments(directory / f"{inputs}-node{rank}") for rank in (0, 1)], nodes=True
+        )
+        for rank, (code, err) in enumerate(nodes):
+            keep(f"{inputs}-node{rank}", code, err)
 
 
 def _write_classification(directory: Path, inputs: str) -> Path:
@@ -253,20 +234,14 @@ def test_a_bad_tokenizer_setting_is_each_process_one_line_error_not_a_wait(tmp_p
     # only the first process reads tokenizer.model: the second waited for a tokenizer that never came
     data = write_toy(tmp_path / "data", "reverse")
     missing = tmp_path / "missing.model"
-    command = [
-        sys.executable, "-m", "seqkit", "train", "--output", str(tmp_path / "run"), "--max-steps", "2",
+    arguments = [
+        "train", "--output", str(tmp_path / "run"), "--max-steps", "2",
         "--set", f"data.train={data}/train", "--set", f"data.dev={data}/dev", "--set", "data.src_lang=src",
         "--set", "data.tgt_lang=tgt" if model_type == "seq2seq" else "data.tgt_lang=src",
         "--set", f"model.type={model_type}", "--set", f"tokenizer.model={missing}", "--set", "train.threads=1",
     ]  # fmt: skip
-    port = free_port()
-    workers = [
-        subprocess.Popen(command, env=torchrun_environment(rank, 2, rank, 2, port), stderr=subprocess.PIPE)
-        for rank in (0, 1)
-    ]
-    for worker in workers:
-        _, err = worker.communicate(timeout=300)
-        assert worker.returncode == 1, err.decode()
+    for code, err in torchrun_workers([arguments, arguments]):
+        assert code == 1, err.decode()
         last = err.decode().strip().splitlines()[-1]
         assert last == f"error: tokenizer.model = {str(missing)!r}: no such file; check the path", (
             err.decode()

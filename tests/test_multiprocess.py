@@ -3,10 +3,7 @@ translated by one, byte for byte. (torchrun itself: test_distributed.py.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.helpers import assert_one_line_error, free_port, seqkit_here, torchrun_environment
+from tests.helpers import assert_one_line_error, seqkit_here, torchrun_workers
 
 
 def test_sharded_translation_equals_one_process_byte_for_byte(tmp_path, reverse_model, reverse_data):
@@ -18,15 +15,9 @@ def test_sharded_translation_equals_one_process_byte_for_byte(tmp_path, reverse_
     out = tmp_path / "sharded.txt"
     # the two workers of `torchrun --standalone --nproc-per-node 2 -m seqkit translate ...`, with their
     # environment
-    port = free_port()
-    command = [sys.executable, "-m", "seqkit", "translate", str(reverse_model), str(source), "-o", str(out)]
-    workers = [
-        subprocess.Popen(command, env=torchrun_environment(rank, 2, rank, 2, port), stderr=subprocess.PIPE)
-        for rank in (0, 1)
-    ]
-    for worker in workers:
-        _, err = worker.communicate(timeout=300)
-        assert worker.returncode == 0, err.decode()
+    arguments = ["translate", reverse_model, source, "-o", out]
+    for code, err in torchrun_workers([arguments, arguments]):
+        assert code == 0, err.decode()
     assert out.read_bytes() == (tmp_path / "one.txt").read_bytes()
     assert len(out.read_text().splitlines()) == 41
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no part left
@@ -36,17 +27,10 @@ def test_a_failing_process_names_the_input_line_and_no_part_is_left(tmp_path, re
     source = tmp_path / "source.txt"
     source.write_text("c a b\n" * 4 + "a b " * 600 + "\n" + "b a\n" * 3)  # line 5 is too long
     out = tmp_path / "sharded.txt"
-    port = free_port()
-    command = [sys.executable, "-m", "seqkit", "translate", str(reverse_model), str(source), "-o", str(out)]
-    command += ["--max-input-pieces", "100"]
-    workers = [
-        subprocess.Popen(command, env=torchrun_environment(rank, 2, rank, 2, port), stderr=subprocess.PIPE)
-        for rank in (0, 1)
-    ]
+    arguments = ["translate", reverse_model, source, "-o", out, "--max-input-pieces", "100"]
     errors = []
-    for worker in workers:
-        _, err = worker.communicate(timeout=300)  # neither waits for the other at a barrier
-        assert worker.returncode == 1, err.decode()
+    for code, err in torchrun_workers([arguments, arguments]):  # neither waits for the other at a barrier
+        assert code == 1, err.decode()
         errors.append(err.decode().strip().splitlines()[-1])
     # line 5 is the third line of the first process's share (lines 1, 3, 5, ...)
     assert errors[0].startswith(f"error: {source}:5 has 2,400 pieces"), errors
