@@ -49,6 +49,51 @@ class Limits:
     max_queue: int = 64  # requests waiting at most
     timeout: float = 60.0  # seconds a request may wait for its answer
 
+    @property
+    def max_body(self) -> int:
+        """The largest request body, in bytes, that can hold max_lines lines of max_chars characters: 12
+        bytes a character (a JSON-escaped surrogate pair, "\\ud83d\\ude00"), quotes and a comma a line,
+        and 64 KiB for the settings."""
+        return self.max_lines * (self.max_chars * 12 + 3) + 65536
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is 413 before it is parsed. The line limits
+    are checked on the parsed request, and FastAPI reads and parses a body of any size."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:  # the body, read here, up to the limit (a declared Content-Length or not)
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                error = (
+                    f"a request body of more than {self.limit:,} bytes, more than --max-lines lines of "
+                    "--max-chars characters can take; send fewer lines"
+                )
+                await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
+                return
+        body = b"".join(chunks)
+
+        async def replay() -> dict:
+            nonlocal body
+            if body is None:
+                return await receive()  # (a disconnect, once the body is read)
+            message, body = {"type": "http.request", "body": body, "more_body": False}, None
+            return message
+
+        await self.app(scope, replay, send)
+
 
 class TranslateRequest(BaseModel):
     # a misspelt setting is an error, not the default; and a value of another JSON type ("5", true for a
@@ -255,6 +300,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         await asyncio.to_thread(worker.stop)  # after uvicorn has answered the requests in flight
 
     app = FastAPI(title="seqkit", summary=f"{model.model_dir}: {model.type}", lifespan=lifespan)
+    app.add_middleware(_BodyLimit, limit=limits.max_body)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:

@@ -106,6 +106,17 @@ def test_bad_requests_and_limits(reverse_model):
         assert too_many.status_code == 413 and "--max-lines 3" in too_many.json()["error"]
         too_long = client.post("/translate", json={"text": ["a", "b " * 11]})
         assert too_long.status_code == 413 and "line 2 has 22 characters" in too_long.json()["error"]
+        # a body larger than any request within the limits is refused before it is parsed, with a declared
+        # length or sent in chunks; a request within them, each character escaped to 12 bytes, is read
+        assert server.Limits(max_lines=3, max_chars=20).max_body == 3 * (20 * 12 + 3) + 65536
+        as_json = {"content-type": "application/json"}
+        huge = b'{"text": ["' + b"a" * 70_000 + b'"]}'
+        for body in (huge, iter([huge[:40_000], huge[40_000:]])):
+            refused = client.post("/translate", content=body, headers=as_json)
+            assert refused.status_code == 413
+            assert "a request body of more than 66,265 bytes" in refused.json()["error"]
+        escaped = json.dumps({"text": ["\U0001f600" * 20] * 3, "beam_size": 1}).encode()
+        assert client.post("/translate", content=escaped, headers=as_json).status_code == 200
         wrong_type = client.post("/translate", json={"text": "a b"})
         assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["loc"] == ["body", "text"]
         not_json = client.post(
