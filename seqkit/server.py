@@ -83,7 +83,7 @@ class _BodyLimit:
                 )
                 await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
                 return
-        body = b"".join(chunks)
+        body: bytes | None = b"".join(chunks)
 
         async def replay() -> dict:
             nonlocal body
