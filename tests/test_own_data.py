@@ -27,7 +27,7 @@ from seqkit import configfile, model_types
 from seqkit.data import corpus
 from seqkit.data.batches import training_batches
 from seqkit.data.formats import iter_column, read_pairs
-from seqkit.data.tokenizer import UNK, SentencePieceTokenizer, build_tokenizer
+from seqkit.data.tokenizer import UNK, SentencePieceTokenizer, build_tokenizer, tokenizer_from_files
 from seqkit.data.toy import make_pairs
 from seqkit.decoding.inference import AttentionMap, translate_lines
 from seqkit.decoding.torch_steps import steps_of
@@ -482,6 +482,40 @@ def test_the_cached_arrays_give_the_batches_of_the_in_memory_path(tmp_path, reve
     assert first.train.src.ids.dtype.itemsize == 2  # a small vocabulary: 2 bytes a token
 
 
+def _prepare_at_the_barrier(values: dict, run_dir: str, files: dict, barrier, counts) -> None:
+    """(In a process of its own.) The run's arrays, prepared once every process has reached `barrier`."""
+    tokenizer = tokenizer_from_files(files, Path(run_dir))
+    barrier.wait(timeout=60)
+    prepared = corpus.prepare_pairs(
+        config_lib.from_dict(values, "test"), Path(run_dir), tokenizer, lambda s, t: tokenizer
+    )[1]
+    counts.put((len(prepared.train.src), prepared.from_cache))
+
+
+def test_processes_sharing_a_run_directory_build_its_arrays_once(tmp_path, reverse_data):
+    # torchrun's processes on a machine without the first one each made the arrays in the same folder at
+    # once, and each removed the others' unfinished ones (FileNotFoundError)
+    import multiprocessing
+
+    cfg = toy_config(reverse_data)
+    tokenizer = build_tokenizer(*read_pairs(cfg.data.train, cfg.data, "data.train"), cfg.tokenizer, 1)
+    spawn = multiprocessing.get_context("spawn")
+    barrier, counts = spawn.Barrier(3), spawn.Queue()
+    arguments = (cfg.to_dict(), str(tmp_path / "run"), tokenizer.files(), barrier, counts)
+    workers = [spawn.Process(target=_prepare_at_the_barrier, args=arguments) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    results = sorted(counts.get(timeout=5) for _ in workers)
+    assert len({count for count, _ in results}) == 1 and [cached for _, cached in results] == [
+        False,
+        True,
+        True,
+    ]
+
+
 def test_a_changed_corpus_or_tokenizer_is_never_served_from_a_stale_cache(tmp_path, reverse_data):
     data = tmp_path / "data"
     data.mkdir()
@@ -510,7 +544,7 @@ def test_a_changed_corpus_or_tokenizer_is_never_served_from_a_stale_cache(tmp_pa
     )
     changed = config_lib.from_dict({**cfg.to_dict(), "data": {**cfg.to_dict()["data"], "max_length": 3}}, "t")
     assert not corpus.prepare_pairs(changed, run, other, lambda s, t: other)[1].from_cache
-    assert len(list((run / corpus.CACHE).iterdir())) == 1  # the stale arrays were removed
+    assert len(list((run / corpus.CACHE).glob("train-*"))) == 1  # the stale arrays were removed
     time.sleep(0)
 
 
@@ -536,7 +570,7 @@ def test_a_damaged_cache_is_built_again(tmp_path, reverse_data, damage):
     pairs = list(first.train.src), list(first.train.tgt)  # (read before a file under its mapping is cut)
     del first.train.src.ids, first.train.tgt.ids
     name, spoil = damage
-    (folder,) = (run / corpus.CACHE).iterdir()
+    (folder,) = (run / corpus.CACHE).glob("train-*")
     spoil(folder / name)
     again = corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1]
     assert not again.from_cache

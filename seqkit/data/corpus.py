@@ -9,14 +9,16 @@ data.max_length_ratio.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import random
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -192,13 +194,29 @@ def prepare_pairs(
     dev_src = [dev_src[i] for i in dev.kept]  # line i of the held-out files is one pair (an empty one is not)
     key = _cache_key(cfg, tokenizer)
     folder = run_dir / CACHE / f"train-{key}"
-    arrays, cleaning = _open_cache(folder, tokenizer)
-    from_cache = arrays is not None
-    other = folder.parent.is_dir() and any(p.name != folder.name for p in folder.parent.glob("train-*"))
-    if arrays is None:
-        arrays, cleaning = _build_cache(folder, cfg, tokenizer, held, threads, on_progress)
+    with _cache_lock(folder.parent):
+        arrays, cleaning = _open_cache(folder, tokenizer)
+        from_cache = arrays is not None
+        other = any(p.name != folder.name for p in folder.parent.glob("train-*"))
+        if arrays is None:
+            arrays, cleaning = _build_cache(folder, cfg, tokenizer, held, threads, on_progress)
     train = ParallelIds(arrays[0], arrays[1], [])
     return tokenizer, PreparedPairs(train, dev, dev_src, not cfg.data.dev, cleaning, from_cache, other)
+
+
+@contextlib.contextmanager
+def _cache_lock(root: Path) -> Iterator[None]:
+    """The cache folder `root` to this process alone for the block: of the processes that share a run
+    directory (torchrun's on a machine where the first process is not, each with its own copy of the
+    tokenizer), one builds the arrays and the others then open them. Each built them at once, and
+    removed the others' unfinished arrays."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # (released when the file is closed)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _open_cache(

@@ -180,7 +180,8 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             )
     else:
         # once the first process has trained the tokenizer and tokenized the corpus: its tokenizer, and its
-        # arrays where the run's directory is on a shared disk (on another machine, this one makes its own)
+        # arrays where the run's directory is on a shared disk (on another machine, the first of that
+        # machine's processes to take the cache's lock makes them, and the others open them)
         tokenizer, prepared = prepare(receive_tokenizer(world, output_dir))
     train_data, dev = prepared.train, prepared.dev
     if not len(train_data.src) or not dev.src:
