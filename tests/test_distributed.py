@@ -4,6 +4,7 @@ the same total batch; the run resumes under torchrun, two processes on one node.
 
 from __future__ import annotations
 
+import pickle
 import random
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from safetensors.torch import load_file
 
 from seqkit.data.formats import read_pairs
 from seqkit.data.tokenizer import build_tokenizer
-from seqkit.errors import ConfigError, TrainingError
+from seqkit.decoding.inference import TooManyPieces
+from seqkit.errors import ConfigError, DataError, TrainingError
 from seqkit.runtime.distributed import World
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
@@ -193,9 +195,9 @@ class _Relay(World):
 
     def from_main(self, value: Any) -> Any:
         if self.is_main:
-            self.sent.append(value)
+            self.sent.append(pickle.dumps(value))  # (as broadcast_object_list sends it)
             return value
-        return self.sent.pop(0)
+        return pickle.loads(self.sent.pop(0))
 
 
 @pytest.mark.parametrize(
@@ -214,6 +216,14 @@ def test_the_other_processes_receive_the_first_process_tokenizer(tmp_path, rever
     assert received.encode_tgt(tgt) == trained.encode_tgt(tgt)
 
 
+@dataclass(frozen=True)
+class _Gone(World):
+    """A world whose other processes have gone: every broadcast fails, as gloo's does."""
+
+    def from_main(self, value: Any) -> Any:
+        raise RuntimeError("Connection closed by peer")
+
+
 def test_an_error_of_the_first_process_making_the_tokenizer_reaches_the_others(tmp_path):
     sent: list = []
     first, other = _Relay(rank=0, size=2, sent=sent), _Relay(rank=1, size=2, sent=sent)
@@ -221,8 +231,15 @@ def test_an_error_of_the_first_process_making_the_tokenizer_reaches_the_others(t
         raise ConfigError("tokenizer.vocab_size = 9: too small")
     with pytest.raises(ConfigError, match=r"^tokenizer.vocab_size = 9: too small$"):
         receive_tokenizer(other, tmp_path)
+    with pytest.raises(TooManyPieces), telling_the_others(first):  # an error class that does not unpickle
+        raise TooManyPieces("input line 3", 2000, 1024)
+    with pytest.raises(DataError, match=r"^input line 3 has 2,000 pieces, more than decode.max_input_pieces"):
+        receive_tokenizer(other, tmp_path)
     with pytest.raises(ZeroDivisionError), telling_the_others(first):
         print(1 / 0)
+    # the others gone too (the broadcast fails): this process's own error is the one raised
+    with pytest.raises(ConfigError, match="too small"), telling_the_others(_Gone(rank=0, size=2)):
+        raise ConfigError("tokenizer.vocab_size = 9: too small")
     with pytest.raises(
         TrainingError, match=r"the first process stopped making the tokenizer \(ZeroDivisionError\)"
     ):

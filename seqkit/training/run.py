@@ -17,7 +17,7 @@ import torch
 from seqkit import modeldir, outputs
 from seqkit.config import Config
 from seqkit.data.tokenizer import Tokenizer, tokenizer_from_files
-from seqkit.errors import ConfigError, ModelDirError, SeqkitError, TrainingError
+from seqkit.errors import ConfigError, DataError, ModelDirError, SeqkitError, TrainingError
 from seqkit.runtime import devices, distributed, threads
 from seqkit.runtime.distributed import World
 from seqkit.training import checkpoint
@@ -30,19 +30,30 @@ from seqkit.training.task import NullReporter, Reporter
 # time of one more training), and the others' run directory may be on another machine's disk.
 
 
+# the kinds of error the first process sends by name and message (an error class with arguments of its
+# own, such as decoding's TooManyPieces, does not unpickle), nearest first
+_SENT_ERRORS = {kind.__name__: kind for kind in (ConfigError, DataError, ModelDirError, TrainingError)}
+
+
 @contextlib.contextmanager
 def telling_the_others(world: World) -> Iterator[None]:
     """(The first process.) An error in the block, sent to the others' `receive_tokenizer` before it is
     raised here: they raise it too, where they waited for a tokenizer that never came."""
     try:
         yield
-    except SeqkitError as error:
-        world.from_main(error)
-        raise
-    except BaseException as error:  # (a bug, or an interrupt: the others need not unpickle it)
-        world.from_main(
-            TrainingError(f"the first process stopped making the tokenizer ({type(error).__name__})")
-        )
+    except BaseException as error:
+        if isinstance(error, SeqkitError):
+            kind = next(
+                (k.__name__ for k in type(error).__mro__ if k.__name__ in _SENT_ERRORS), "TrainingError"
+            )
+            sent = (kind, str(error))
+        else:  # a bug, or an interrupt
+            sent = (
+                "TrainingError",
+                f"the first process stopped making the tokenizer ({type(error).__name__})",
+            )
+        with contextlib.suppress(Exception):  # (the others gone too: this process's error is the one to see)
+            world.from_main(sent)
         raise
 
 
@@ -54,8 +65,9 @@ def send_tokenizer(world: World, tokenizer: Tokenizer) -> None:
 def receive_tokenizer(world: World, output_dir: Path) -> Tokenizer:
     """(The other processes.) The first process's tokenizer once it has sent it, or its error raised."""
     received = world.from_main(None)
-    if isinstance(received, SeqkitError):
-        raise received
+    if isinstance(received, tuple):
+        kind, message = received
+        raise _SENT_ERRORS[kind](message)
     return tokenizer_from_files(received, output_dir)
 
 
