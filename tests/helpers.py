@@ -206,7 +206,11 @@ def torchrun_workers(arguments: list[list[str]], nodes: bool = False) -> list[tu
         for rank, args in enumerate(arguments)
     ]
     ended = []
-    for worker in workers:
-        _, err = worker.communicate(timeout=300)
-        ended.append((worker.returncode, err))
+    try:
+        for worker in workers:
+            _, err = worker.communicate(timeout=300)
+            ended.append((worker.returncode, err))
+    finally:  # (one timed out: the others do not outlive the test)
+        for worker in workers:
+            worker.kill() if worker.poll() is None else None
     return ended

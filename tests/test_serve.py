@@ -4,6 +4,7 @@ batches), every limit has its status, and SIGTERM drains the queue before the pr
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import json
@@ -98,6 +99,36 @@ def test_concurrent_requests_get_their_own_lines_in_order_from_shared_batches(tr
     after = translator.get("/health").json()
     assert after["requests"] - before["requests"] == 21
     assert after["batches"] - before["batches"] < 21  # requests that waited were decoded together
+
+
+def test_the_body_limit_counts_every_chunk_and_replays_a_body_within_it():
+    def through(chunks: list[bytes], limit: int) -> tuple[list[dict], list[dict]]:
+        """What the app receives, and what is sent back, for a body sent in `chunks`."""
+        incoming = [
+            {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+            for i, chunk in enumerate(chunks)
+        ] + [{"type": "http.disconnect"}]
+        received, sent = [], []
+
+        async def receive() -> dict:
+            return incoming.pop(0)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def app(scope, app_receive, app_send) -> None:
+            received.extend([await app_receive(), await app_receive()])  # the body, then the disconnect
+
+        asyncio.run(server._BodyLimit(app, limit)({"type": "http"}, receive, send))
+        return received, sent
+
+    received, sent = through([b"a" * 40_000, b"b" * 30_000], limit=69_999)
+    assert received == [] and sent[0]["status"] == 413 and b"more than 69,999 bytes" in sent[1]["body"]
+    received, sent = through([b"a" * 40_000, b"b" * 30_000], limit=70_000)  # exactly the limit: read
+    assert sent == [] and received == [
+        {"type": "http.request", "body": b"a" * 40_000 + b"b" * 30_000, "more_body": False},
+        {"type": "http.disconnect"},
+    ]
 
 
 def test_bad_requests_and_limits(reverse_model):
