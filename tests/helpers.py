@@ -212,5 +212,6 @@ def torchrun_workers(arguments: list[list[str]], nodes: bool = False) -> list[tu
             ended.append((worker.returncode, err))
     finally:  # (one timed out: the others do not outlive the test)
         for worker in workers:
-            worker.kill() if worker.poll() is None else None
+            if worker.poll() is None:
+                worker.kill()
     return ended
