@@ -4,6 +4,8 @@ the same total batch; the run resumes under torchrun, two processes on one node.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 import random
 import subprocess
@@ -16,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seqkit import outputs
 from seqkit.data.formats import read_pairs
 from seqkit.data.tokenizer import build_tokenizer
 from seqkit.decoding.inference import TooManyPieces
@@ -241,25 +244,42 @@ def test_an_error_of_the_first_process_making_the_tokenizer_reaches_the_others(t
     with pytest.raises(ConfigError, match="too small"), telling_the_others(_Gone(rank=0, size=2)):
         raise ConfigError("tokenizer.vocab_size = 9: too small")
     with pytest.raises(
-        TrainingError, match=r"the first process stopped making the tokenizer \(ZeroDivisionError\)"
+        TrainingError, match=r"^the first process stopped \(ZeroDivisionError\); its error is on its stderr$"
     ):
         receive_tokenizer(other, tmp_path)
 
 
-@pytest.mark.parametrize("model_type", ["seq2seq", "lm"])
-def test_a_bad_tokenizer_setting_is_each_process_one_line_error_not_a_wait(tmp_path, model_type: str):
-    # only the first process reads tokenizer.model: the second waited for a tokenizer that never came
+@pytest.mark.parametrize("fault", ["a missing tokenizer.model", "a run another training holds"])
+def test_an_error_only_the_first_process_meets_is_each_process_one_line_error_not_a_wait(
+    tmp_path, fault: str
+):
+    # only the first process locks the run directory and reads tokenizer.model: the second waited for
+    # what never came, and died of the broken connection (a gloo traceback)
     data = write_toy(tmp_path / "data", "reverse")
-    missing = tmp_path / "missing.model"
+    output, missing = tmp_path / "run", tmp_path / "missing.model"
+    model = ["--set", "model.type=seq2seq", "--set", "data.tgt_lang=tgt", "--set", "tokenizer.type=char"]
+    held = contextlib.nullcontext()
+    if fault == "a missing tokenizer.model":  # (of a language model's tokenizer)
+        model = [
+            "--set",
+            "model.type=lm",
+            "--set",
+            "data.tgt_lang=src",
+            "--set",
+            f"tokenizer.model={missing}",
+        ]
+        expected = f"error: tokenizer.model = {str(missing)!r}: no such file; check the path"
+    else:  # this process holds the run's lock, as a training of it would
+        output.mkdir()
+        outputs.claim_directory(output, "run", "--output")
+        held = outputs.locked(output)
+        expected = f"error: {output} is being trained by another process (pid {os.getpid()})"
     arguments = [
-        "train", "--output", str(tmp_path / "run"), "--max-steps", "2",
-        "--set", f"data.train={data}/train", "--set", f"data.dev={data}/dev", "--set", "data.src_lang=src",
-        "--set", "data.tgt_lang=tgt" if model_type == "seq2seq" else "data.tgt_lang=src",
-        "--set", f"model.type={model_type}", "--set", f"tokenizer.model={missing}", "--set", "train.threads=1",
+        "train", "--output", str(output), "--max-steps", "2", "--set", f"data.train={data}/train",
+        "--set", f"data.dev={data}/dev", "--set", "data.src_lang=src", *model, "--set", "train.threads=1",
     ]  # fmt: skip
-    for code, err in torchrun_workers([arguments, arguments]):
-        assert code == 1, err.decode()
-        last = err.decode().strip().splitlines()[-1]
-        assert last == f"error: tokenizer.model = {str(missing)!r}: no such file; check the path", (
-            err.decode()
-        )
+    with held:
+        ended = torchrun_workers([arguments, arguments])
+    last = [err.decode().strip().splitlines()[-1] for _, err in ended]
+    assert [code for code, _ in ended] == [1, 1], last
+    assert last[0] == last[1] and last[0].startswith(expected), last

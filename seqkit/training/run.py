@@ -11,6 +11,7 @@ import random
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,10 +25,12 @@ from seqkit.training import checkpoint
 from seqkit.training.log import EndRecord
 from seqkit.training.task import NullReporter, Reporter
 
-# Under torchrun the first process makes the run's tokenizer (trains it, or reads it) inside
-# `telling_the_others`, then sends its files (`send_tokenizer`) to the others' `receive_tokenizer`. Trained
-# once and sent: each process trained its own before (SentencePiece gives the same model each time, in the
-# time of one more training), and the others' run directory may be on another machine's disk.
+# Under torchrun the first process checks the run directory (`run_directory`) and makes the run's tokenizer
+# (trains it, or reads it) inside `telling_the_others`: an error there reaches the other processes, which
+# wait for the go-ahead and the tokenizer, and raise it too. It then sends the tokenizer's files
+# (`send_tokenizer`) to the others' `receive_tokenizer`. Trained once and sent: each process trained its
+# own before (SentencePiece gives the same model each time, in the time of one more training), and the
+# others' run directory may be on another machine's disk.
 
 
 # the kinds of error the first process sends by name and message (an error class with arguments of its
@@ -37,8 +40,8 @@ _SENT_ERRORS = {kind.__name__: kind for kind in (ConfigError, DataError, ModelDi
 
 @contextlib.contextmanager
 def telling_the_others(world: World) -> Iterator[None]:
-    """(The first process.) An error in the block, sent to the others' `receive_tokenizer` before it is
-    raised here: they raise it too, where they waited for a tokenizer that never came."""
+    """(The first process.) An error in the block, sent to the others before it is raised here: they
+    raise it too, where they waited for what never came."""
     try:
         yield
     except BaseException as error:
@@ -50,7 +53,7 @@ def telling_the_others(world: World) -> Iterator[None]:
         else:  # a bug, or an interrupt
             sent = (
                 "TrainingError",
-                f"the first process stopped making the tokenizer ({type(error).__name__})",
+                f"the first process stopped ({type(error).__name__}); its error is on its stderr",
             )
         with contextlib.suppress(Exception):  # (the others gone too: this process's error is the one to see)
             world.from_main(sent)
@@ -64,11 +67,17 @@ def send_tokenizer(world: World, tokenizer: Tokenizer) -> None:
 
 def receive_tokenizer(world: World, output_dir: Path) -> Tokenizer:
     """(The other processes.) The first process's tokenizer once it has sent it, or its error raised."""
+    return tokenizer_from_files(_from_the_first_process(world), output_dir)
+
+
+def _from_the_first_process(world: World) -> Any:
+    """(The other processes.) What the first process sends next, or the error it sent
+    (`telling_the_others`) raised here too."""
     received = world.from_main(None)
     if isinstance(received, tuple):
         kind, message = received
         raise _SENT_ERRORS[kind](message)
-    return tokenizer_from_files(received, output_dir)
+    return received
 
 
 def seed_everything(seed: int) -> None:
@@ -117,25 +126,33 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
     """The run's directory for the block. On the first process (the one that writes the run): made seqkit's
     and locked against a second training (outputs.py), checked by `modeldir.open_run` under the lock."""
     if not world.is_main:
+        _from_the_first_process(world)  # its checks passed, or their error is raised here too
         yield
         return
-    if resume and not outputs.owns(output_dir) and checkpoint.latest(output_dir) is None:
-        # adopting a directory without the marker (a 0.1 run) needs a checkpoint to continue: a failed
-        # resume must not leave a marker in somebody else's directory
-        raise ModelDirError(f"{output_dir}: no checkpoint to resume; start a run with --output {output_dir}")
-    # the folders above it that this run creates too (-o new/a/run): removed with it when it fails
-    made_parents = [parent for parent in output_dir.absolute().parents if not parent.exists()]
-    try:
-        output_dir.mkdir(parents=True)  # atomically: of two processes, only one creates the directory
-        created = True
-    except FileExistsError:
-        created = False
-    # an empty directory of the user's is adopted: whatever is in it afterwards, the run wrote
-    adopted_empty = not created and output_dir.is_dir() and not any(output_dir.iterdir())
-    outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
-    with outputs.locked(output_dir):
+    with contextlib.ExitStack() as held, telling_the_others(world):
+        if resume and not outputs.owns(output_dir) and checkpoint.latest(output_dir) is None:
+            # adopting a directory without the marker (a 0.1 run) needs a checkpoint to continue: a failed
+            # resume must not leave a marker in somebody else's directory
+            raise ModelDirError(
+                f"{output_dir}: no checkpoint to resume; start a run with --output {output_dir}"
+            )
+        # the folders above it that this run creates too (-o new/a/run): removed with it when it fails
+        made_parents = [parent for parent in output_dir.absolute().parents if not parent.exists()]
         try:
-            modeldir.open_run(output_dir, resume, overwrite)
+            output_dir.mkdir(parents=True)  # atomically: of two processes, only one creates the directory
+            created = True
+        except FileExistsError:
+            created = False
+        # an empty directory of the user's is adopted: whatever is in it afterwards, the run wrote
+        adopted_empty = not created and output_dir.is_dir() and not any(output_dir.iterdir())
+        outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
+        held.enter_context(outputs.locked(output_dir))
+        held = held.pop_all()  # (the lock outlives this block: released at the end of the run's)
+    with held:
+        try:
+            with telling_the_others(world):
+                modeldir.open_run(output_dir, resume, overwrite)
+            world.from_main(None)  # the others go ahead
             yield
         except BaseException:
             if (created or adopted_empty) and not (output_dir / modeldir.CONFIG).exists():
