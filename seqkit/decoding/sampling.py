@@ -68,9 +68,12 @@ def choose_token(
     probs = _softmax(scores)
     # inverse transform sampling: one uniform number per token, the same on every machine and backend
     cumulative = np.cumsum(probs)
-    chosen = np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")
-    # a draw rounded up to the total is the last token that can be drawn, not one ruled out after it
-    return int(min(chosen, np.flatnonzero(probs)[-1]))
+    chosen = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    if chosen == len(
+        probs
+    ):  # a draw rounded up to the total: the last token that can be drawn, not one after it
+        chosen = int(np.flatnonzero(probs)[-1])
+    return chosen
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:

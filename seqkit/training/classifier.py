@@ -27,13 +27,7 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import (
-    receive_tokenizer,
-    run_training,
-    seeded_rng,
-    send_tokenizer,
-    telling_the_others,
-)
+from seqkit.training.run import run_training, seeded_rng, tokenizer_of_the_first_process
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -136,16 +130,17 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     if header and world.is_main:
         reporter.warning(header)
     tokenizer = None
-    if train_examples.texts is not None and world.is_main:
-        with telling_the_others(world):
-            tokenizer = (
+    texts = train_examples.texts
+    if texts is not None:
+        tokenizer = tokenizer_of_the_first_process(
+            world,
+            output_dir,
+            lambda: (
                 load_tokenizer(output_dir)
                 if resume
-                else build_text_tokenizer(train_examples.texts, cfg.tokenizer, cfg.train.seed, "a classifier")
-            )
-        send_tokenizer(world, tokenizer)
-    elif train_examples.texts is not None:
-        tokenizer = receive_tokenizer(world, output_dir)
+                else build_text_tokenizer(texts, cfg.tokenizer, cfg.train.seed, "a classifier")
+            ),
+        )
     if tokenizer is None and cfg.model.word_dropout:
         raise ConfigError(
             f"model.word_dropout = {cfg.model.word_dropout:g}: this classifier reads numbers, not tokens; drop "

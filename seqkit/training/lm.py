@@ -21,7 +21,7 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import chunk_loss, score_text
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import receive_tokenizer, run_training, send_tokenizer, telling_the_others
+from seqkit.training.run import run_training, tokenizer_of_the_first_process
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -55,16 +55,15 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             f"data.train = {cfg.data.train!r}: {len(train_lines)} non-empty lines, too few to hold a dev set "
             "out of (at least 10); give more, or data.dev"
         )
-    if world.is_main:
-        with telling_the_others(world):
-            tokenizer = (
-                load_tokenizer(output_dir)
-                if resume
-                else build_text_tokenizer(train_lines, cfg.tokenizer, cfg.train.seed, "a language model")
-            )
-        send_tokenizer(world, tokenizer)
-    else:
-        tokenizer = receive_tokenizer(world, output_dir)
+    tokenizer = tokenizer_of_the_first_process(
+        world,
+        output_dir,
+        lambda: (
+            load_tokenizer(output_dir)
+            if resume
+            else build_text_tokenizer(train_lines, cfg.tokenizer, cfg.train.seed, "a language model")
+        ),
+    )
     streams = max(1, cfg.train.batch_tokens // cfg.train.bptt_length)
     data = stream_rows(token_stream(tokenizer, train_lines), streams)
     if data.size(0) < world.size:

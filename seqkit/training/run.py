@@ -28,7 +28,8 @@ from seqkit.training.task import NullReporter, Reporter
 # Under torchrun the first process checks the run directory (`run_directory`) and makes the run's tokenizer
 # (trains it, or reads it) inside `telling_the_others`: an error there reaches the other processes, which
 # wait for the go-ahead and the tokenizer, and raise it too. It then sends the tokenizer's files
-# (`send_tokenizer`) to the others' `receive_tokenizer`. Trained once and sent: each process trained its
+# (`send_tokenizer`) to the others' `receive_tokenizer` (both in `tokenizer_of_the_first_process`, but for
+# seq2seq's, made with the corpus's arrays). Trained once and sent: each process trained its
 # own before (SentencePiece gives the same model each time, in the time of one more training), and the
 # others' run directory may be on another machine's disk.
 
@@ -58,6 +59,19 @@ def telling_the_others(world: World) -> Iterator[None]:
         with contextlib.suppress(Exception):  # (the others gone too: this process's error is the one to see)
             world.from_main(sent)
         raise
+
+
+def tokenizer_of_the_first_process(
+    world: World, output_dir: Path, make: Callable[[], Tokenizer]
+) -> Tokenizer:
+    """The run's tokenizer on every process: `make` on the first (an error reaches the others), its
+    files sent to the others."""
+    if not world.is_main:
+        return receive_tokenizer(world, output_dir)
+    with telling_the_others(world):
+        tokenizer = make()
+    send_tokenizer(world, tokenizer)
+    return tokenizer
 
 
 def send_tokenizer(world: World, tokenizer: Tokenizer) -> None:
@@ -129,7 +143,8 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
         _from_the_first_process(world)  # its checks passed, or their error is raised here too
         yield
         return
-    with contextlib.ExitStack() as held, telling_the_others(world):
+    held = contextlib.ExitStack()  # the lock, from the end of the checks to the end of the run
+    with telling_the_others(world):
         if resume and not outputs.owns(output_dir) and checkpoint.latest(output_dir) is None:
             # adopting a directory without the marker (a 0.1 run) needs a checkpoint to continue: a failed
             # resume must not leave a marker in somebody else's directory
@@ -146,8 +161,7 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
         # an empty directory of the user's is adopted: whatever is in it afterwards, the run wrote
         adopted_empty = not created and output_dir.is_dir() and not any(output_dir.iterdir())
         outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
-        held.enter_context(outputs.locked(output_dir))
-        held = held.pop_all()  # (the lock outlives this block: released at the end of the run's)
+        held.enter_context(outputs.locked(output_dir))  # (the last check: an error leaves it unheld)
     with held:
         try:
             with telling_the_others(world):
