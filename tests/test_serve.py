@@ -23,6 +23,7 @@ import uvicorn
 import seqkit
 from seqkit import server
 from seqkit.data.text import read_lines
+from seqkit.server.body import BodyLimit
 from tests.helpers import assert_one_line_error, free_port, seqkit_here
 
 
@@ -119,7 +120,7 @@ def test_the_body_limit_counts_every_chunk_and_replays_a_body_within_it():
         async def app(scope, app_receive, app_send) -> None:
             received.extend([await app_receive(), await app_receive()])  # the body, then the disconnect
 
-        asyncio.run(server._BodyLimit(app, limit)({"type": "http"}, receive, send))
+        asyncio.run(BodyLimit(app, limit)({"type": "http"}, receive, send))
         return received, sent
 
     received, sent = through([b"a" * 40_000, b"b" * 30_000], limit=69_999)

@@ -1,4 +1,4 @@
-"""`seqkit serve` (a model over HTTP, seqkit/server.py) and `seqkit export` (a model as ONNX graphs that run
+"""`seqkit serve` (a model over HTTP, seqkit/server/) and `seqkit export` (a model as ONNX graphs that run
 without torch, seqkit/export/): a trained model for other programs."""
 
 from __future__ import annotations
