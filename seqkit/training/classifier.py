@@ -19,7 +19,7 @@ from seqkit.data.batches import training_batches
 from seqkit.data.corpus import hold_out
 from seqkit.data.encoding import Encoding, encode_inputs, make_batch
 from seqkit.data.labelled import Examples, read_examples, split_series
-from seqkit.data.tokenizer import Tokenizer, build_text_tokenizer, load_tokenizer
+from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.classify import head_outputs, predicted_ids
 from seqkit.errors import ConfigError, DataError, TrainingError
 from seqkit.models.classifier import SequenceClassifier, head_loss, parts_loss
@@ -27,7 +27,7 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import run_training, seeded_rng, tokenizer_of_the_first_process
+from seqkit.training.run import run_training, seeded_rng, text_tokenizer
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -130,17 +130,8 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     if header and world.is_main:
         reporter.warning(header)
     tokenizer = None
-    texts = train_examples.texts
-    if texts is not None:
-        tokenizer = tokenizer_of_the_first_process(
-            world,
-            output_dir,
-            lambda: (
-                load_tokenizer(output_dir)
-                if resume
-                else build_text_tokenizer(texts, cfg.tokenizer, cfg.train.seed, "a classifier")
-            ),
-        )
+    if train_examples.texts is not None:
+        tokenizer = text_tokenizer(world, output_dir, resume, train_examples.texts, cfg, "a classifier")
     if tokenizer is None and cfg.model.word_dropout:
         raise ConfigError(
             f"model.word_dropout = {cfg.model.word_dropout:g}: this classifier reads numbers, not tokens; drop "

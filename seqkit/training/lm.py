@@ -14,14 +14,13 @@ from pathlib import Path
 from seqkit import modeldir
 from seqkit.config import Config
 from seqkit.data.corpus import chunk, chunk_starts, hold_out, read_text, stream_rows, token_stream
-from seqkit.data.tokenizer import build_text_tokenizer, load_tokenizer
 from seqkit.errors import DataError
 from seqkit.models.lm import RNNLanguageModel, detach_state
 from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import chunk_loss, score_text
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import run_training, tokenizer_of_the_first_process
+from seqkit.training.run import run_training, text_tokenizer
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -55,15 +54,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             f"data.train = {cfg.data.train!r}: {len(train_lines)} non-empty lines, too few to hold a dev set "
             "out of (at least 10); give more, or data.dev"
         )
-    tokenizer = tokenizer_of_the_first_process(
-        world,
-        output_dir,
-        lambda: (
-            load_tokenizer(output_dir)
-            if resume
-            else build_text_tokenizer(train_lines, cfg.tokenizer, cfg.train.seed, "a language model")
-        ),
-    )
+    tokenizer = text_tokenizer(world, output_dir, resume, train_lines, cfg, "a language model")
     streams = max(1, cfg.train.batch_tokens // cfg.train.bptt_length)
     data = stream_rows(token_stream(tokenizer, train_lines), streams)
     if data.size(0) < world.size:

@@ -17,7 +17,7 @@ import torch
 
 from seqkit import modeldir, outputs
 from seqkit.config import Config
-from seqkit.data.tokenizer import Tokenizer, tokenizer_from_files
+from seqkit.data.tokenizer import Tokenizer, build_text_tokenizer, load_tokenizer, tokenizer_from_files
 from seqkit.errors import ConfigError, DataError, ModelDirError, SeqkitError, TrainingError
 from seqkit.runtime import devices, distributed, threads
 from seqkit.runtime.distributed import World
@@ -72,6 +72,22 @@ def tokenizer_of_the_first_process(
         tokenizer = make()
     send_tokenizer(world, tokenizer)
     return tokenizer
+
+
+def text_tokenizer(
+    world: World, output_dir: Path, resume: bool, lines: list[str], cfg: Config, what: str
+) -> Tokenizer:
+    """The tokenizer of a language model or a classifier (`what`) on every process: the run's own when it
+    resumes, else trained on `lines`, by the first process."""
+    return tokenizer_of_the_first_process(
+        world,
+        output_dir,
+        lambda: (
+            load_tokenizer(output_dir)
+            if resume
+            else build_text_tokenizer(lines, cfg.tokenizer, cfg.train.seed, what)
+        ),
+    )
 
 
 def send_tokenizer(world: World, tokenizer: Tokenizer) -> None:
