@@ -59,9 +59,14 @@ def test_scores_equal_the_sacrebleu_command_line(hyp_ref):
 def test_several_references_equal_the_sacrebleu_command_line(hyp_ref, tmp_path):
     """README: several -r are multiple references, as `sacrebleu REF1 REF2 -i HYP`."""
     hyp, ref = hyp_ref
-    other = tmp_path / "ref2.txt"  # a second reference: each verse with its words' order changed
+    # A second reference: each verse without every third word. (Not the words reversed: TER's search for
+    # shifts made that one test take a minute.)
+    other = tmp_path / "ref2.txt"
     other.write_text(
-        "".join(" ".join(reversed(line.split())) + "\n" for line in ref.read_text().splitlines())
+        "".join(
+            " ".join(w for i, w in enumerate(line.split()) if i % 3 != 2) + "\n"
+            for line in ref.read_text().splitlines()
+        )
     )
     result = seqkit_here("evaluate", "-i", hyp, "-r", ref, "-r", other, "--json")
     assert result.returncode == 0, result.stderr.decode()
