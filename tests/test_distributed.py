@@ -136,13 +136,16 @@ def _write_classification(directory: Path, inputs: str) -> Path:
 
 def _classifier_arguments(data_dir: Path, inputs: str):
     suffix = "tsv" if inputs == "text" else "csv"
+    # numbers: rows of 2 to 6 values in batches of at most 6, so that most batches hold a single row
+    # (World.shard: the second process borrows it, weighted 0) and some two or three
+    batch_tokens = 300 if inputs == "text" else 6
 
     def arguments(out: Path) -> list[str]:
         return [
             "train", "--output", str(out), "--max-steps", "8", "--set", f"data.train={data_dir}/train.{suffix}",
             "--set", f"data.dev={data_dir}/dev.{suffix}", "--set", "model.type=classifier",
             "--set", "tokenizer.vocab_size=12", "--set", "model.embedding_size=8",
-            "--set", "model.encoder_hidden_size=8", "--set", "model.dropout=0.0", "--set", "train.batch_tokens=300",
+            "--set", "model.encoder_hidden_size=8", "--set", "model.dropout=0.0", "--set", f"train.batch_tokens={batch_tokens}",
             "--set", "train.valid_every=4", "--set", "train.threads=1",
         ]  # fmt: skip
 
@@ -179,7 +182,8 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(b
     for name in ("lm", "lm-resumed"):
         _ran(runs, name)
     assert checkpoint.latest(runs / "lm").name == "step-00000006"
-    # classifiers: of text, with the first process's tokenizer; of numbers, with none
+    # classifiers: of text, with the first process's tokenizer; of numbers, with none, in batches most of
+    # which hold one row, fewer than the processes: the same weights all the same
     for inputs in ("text", "numbers"):
         for name in ("one", "node0", "node1"):
             _ran(runs, f"{inputs}-{name}")
@@ -188,6 +192,13 @@ def test_two_nodes_train_like_one_process_with_the_same_total_batch_and_resume(b
         assert a.keys() == b.keys()
         for name in a:
             torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_process_without_a_share_of_a_batch_borrows_an_item_weighted_0():
+    """(The weights of a run whose batches hold one item are those of one process: the test above.)"""
+    assert World(rank=1, size=3).shard(list("abcde")) == (["b", "e"], 1.0)
+    assert World(rank=0, size=2).shard(["a"]) == (["a"], 1.0)
+    assert World(rank=1, size=2).shard(["a"]) == (["a"], 0.0)
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,14 @@ class World:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, items: list) -> list:
-        """This process's share of a batch: every size-th item from its rank on."""
-        return items[self.rank :: self.size]
+    def shard(self, items: list) -> tuple[list, float]:
+        """This process's share of a batch (every size-th item from its rank on) and the weight of its loss:
+        1, or 0 where the batch has fewer items than there are processes (a pool's last batch of long
+        sentences may hold one). Then this process runs its forward pass on the batch's first item, borrowed
+        and weighted 0, so that it still joins DDP's averaging of the gradients, which stay the real
+        items' alone."""
+        share = items[self.rank :: self.size]
+        return (share, 1.0) if share else (items[:1], 0.0)
 
     def sum(self, values: list[float]) -> list[float]:
         if self.size == 1:

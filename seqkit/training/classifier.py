@@ -21,7 +21,7 @@ from seqkit.data.encoding import Encoding, encode_inputs, make_batch
 from seqkit.data.labelled import Examples, read_examples, split_series
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.classify import head_outputs, predicted_ids
-from seqkit.errors import ConfigError, DataError, TrainingError
+from seqkit.errors import ConfigError, DataError
 from seqkit.models.classifier import SequenceClassifier, head_loss, parts_loss
 from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
@@ -176,11 +176,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     sizes = [len(row) for row in train_data.inputs]
 
     def step(indices: list[int]) -> StepLoss:
-        if len(indices) < world.size:
-            raise TrainingError(
-                f"a batch of {len(indices)} examples cannot feed {world.size} processes; raise train.batch_tokens"
-            )
-        share = world.shard(indices)
+        share, weight = world.shard(indices)
         batch = make_batch(train_data.inputs, share, train_data.targets).to(world.device)
         assert batch.targets is not None
         parts = train_model(batch.inputs, batch.lengths, parts=True)  # (parts, batch, outputs)
@@ -189,7 +185,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         # The loss logged is the prediction's own, unweighted, as validation's: the objective adds each
         # part's loss (a bag beside the RNN doubles it) and weighs labels (train.class_weights), so drawn
         # beside the dev loss it would not compare
-        return StepLoss(objective * world.size / len(indices), loss, loss, len(share), correct)
+        objective = objective * (weight * world.size / len(indices))
+        if not weight:  # a borrowed example (World.shard): none of its figures are this batch's
+            return StepLoss(objective, 0.0, 0.0, 0, 0)
+        return StepLoss(objective, loss, loss, len(share), correct)
 
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),

@@ -22,7 +22,7 @@ from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 from seqkit.decoding import shortlist
 from seqkit.decoding.search import decode_corpus
 from seqkit.decoding.torch_steps import Seq2SeqSteps, evaluating
-from seqkit.errors import ConfigError, DataError, TrainingError
+from seqkit.errors import ConfigError, DataError
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.models.softmax import exclude_unseen
 from seqkit.runtime.distributed import World
@@ -216,11 +216,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     sizes = (np.maximum(train_data.src.lengths, tgt_lengths) + 1).tolist()
 
     def step(indices: list[int]) -> StepLoss:
-        if len(indices) < world.size:  # the same decision on every process, before any collective
-            raise TrainingError(
-                f"a batch of {len(indices)} sentences cannot feed {world.size} processes; raise train.batch_tokens"
-            )
-        share = world.shard(indices)
+        share, weight = world.shard(indices)
         batch = make_batch(train_data.src, train_data.tgt, share).to(world.device)
         loss, nll, tokens, correct = pair_loss(
             train_model, batch, cfg.train.label_smoothing, cfg.train.coverage_loss
@@ -228,7 +224,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         # The mean over the whole batch's target tokens, so the step size does not depend on the batch size
         # or on how many processes share it (DDP averages the processes' gradients: hence * world.size).
         batch_tokens = int(tgt_lengths[indices].sum()) + len(indices)
-        return StepLoss(loss * world.size / batch_tokens, float(loss.detach()), nll, tokens, correct)
+        objective = loss * (weight * world.size / batch_tokens)
+        if not weight:  # a borrowed sentence (World.shard): none of its figures are this batch's
+            return StepLoss(objective, 0.0, 0.0, 0, 0)
+        return StepLoss(objective, float(loss.detach()), nll, tokens, correct)
 
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),
