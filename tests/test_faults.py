@@ -629,8 +629,10 @@ def test_the_character_tokenizer_drops_control_characters_and_counts_them(tmp_pa
     from seqkit.data.tokenizer import CharTokenizer
 
     tokenizer = CharTokenizer.train(["a\x00b", "\ufeffab", "a\rb", "ab\t"])
-    assert tokenizer.chars == ["\t", "a", "b"]
+    assert tokenizer.chars == ["\t", " ", "a", "b"]
     assert tokenizer.encode_src(["a\x00b"]) == tokenizer.encode_src(["ab"])
+    # a CR or a form feed inside a line separates words, as SentencePiece reads it (they were joined)
+    assert tokenizer.decode_tgt(tokenizer.encode_src(["ab\rba\x0cb"])) == ["ab ba b"]
     (tmp_path / "train.txt").write_text("".join(f"line {i}\x00 with a NUL\n" for i in range(30)))
     (tmp_path / "dev.txt").write_text("line\n")
     result = seqkit_here("train", "-o", tmp_path / "lm", "--max-steps", "1", "--set", "model.type=lm",

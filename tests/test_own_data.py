@@ -25,8 +25,10 @@ import torch
 from seqkit import config as config_lib
 from seqkit import configfile, model_types
 from seqkit.data import corpus
+from seqkit.data.arrays import TokenArrays
 from seqkit.data.batches import training_batches
 from seqkit.data.formats import iter_column, read_pairs
+from seqkit.data.text import read_lines
 from seqkit.data.tokenizer import UNK, SentencePieceTokenizer, build_tokenizer, tokenizer_from_files
 from seqkit.data.toy import make_pairs
 from seqkit.decoding.inference import AttentionMap, translate_lines
@@ -75,8 +77,8 @@ def test_every_format_reads_the_same_pairs(tmp_path, name):
 
 def test_a_blank_line_is_an_empty_pair_in_a_tsv_and_in_json_lines(tmp_path):
     # training skips and counts it; JSON lines dropped it without a count
-    (tmp_path / "c.tsv").write_text("a b\tb a\n\nc\td\n")
-    (tmp_path / "c.jsonl").write_text('{"src": "a b", "tgt": "b a"}\n\n{"src": "c", "tgt": "d"}\n')
+    (tmp_path / "c.tsv").write_text("a b\tb a\n \nc\td\n")  # (a line of a space was an error)
+    (tmp_path / "c.jsonl").write_text('{"src": "a b", "tgt": "b a"}\n \n{"src": "c", "tgt": "d"}\n')
     for name in ("c.tsv", "c.jsonl"):
         src, tgt = read_pairs(str(tmp_path / name), _data(src_column=1, tgt_column=2), "data.train")
         assert list(zip(src, tgt, strict=True)) == [("a b", "b a"), ("", ""), ("c", "d")], name
@@ -91,6 +93,8 @@ def test_a_blank_line_is_an_empty_pair_in_a_tsv_and_in_json_lines(tmp_path):
         ("bad.jsonl", '{"src": "a", "tgt": "b"}\n{"src": \n', {}, ["bad.jsonl:2:", "not valid JSON"]),
         ("list.jsonl", "[1, 2]\n", {}, ["list.jsonl:1:", "not an object"]),
         ("number.jsonl", '{"src": 1, "tgt": "b"}\n', {}, ["number.jsonl:1:", "'src' is not a string"]),
+        # JSON's escape of half a surrogate pair: a UnicodeEncodeError's traceback at the first encode
+        ("half.jsonl", '{"src": "a", "tgt": "b"}\n{"src": "x \\ud800", "tgt": "y"}\n', {}, ["half.jsonl:2:", "field 'src'", "lone surrogate"]),
         # a classifier's formats, which the JSON-lines reader took the file for ("p.csv:1: not valid JSON")
         ("p.csv", "hola,hello\n", {"format": "csv"}, ["data.format = 'csv' is a classifier's format", "tsv or jsonl"]),
         ("p.tsv", "hola\thello\n", {"format": "labels"}, ["data.format = 'labels' is a classifier's format"]),
@@ -104,6 +108,50 @@ def test_bad_lines_are_one_line_errors_naming_file_and_line(tmp_path, name, cont
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message, (fragment, message)
+
+
+def test_a_damaged_gzip_file_is_a_one_line_error(tmp_path):
+    # a corrupt deflate stream raised zlib.error, which no handler took: a traceback
+    good = gzip.compress("".join(f"line {i} of a corpus\n" for i in range(2000)).encode(), mtime=0)
+    damaged = good[:200] + bytes(b ^ 0xFF for b in good[200:260]) + good[260:]
+    (tmp_path / "c.src.gz").write_bytes(damaged)
+    with pytest.raises(DataError, match=r"c\.src\.gz: cannot be read .*check that the file is complete"):
+        read_lines(tmp_path / "c.src.gz")
+
+
+def test_deduplication_and_the_cache_tell_where_one_side_ends(tmp_path):
+    """A tab inside a side, or a file's last line without its newline, shifted between the two sides:
+    other pairs, not duplicates of the first and not the first's cached arrays."""
+    (tmp_path / "c.tsv").write_text('"a\tb"\tc\n' * 20)  # (the quotes are text: the pair is 'a' and 'b')
+    (tmp_path / "c.jsonl").write_text(
+        "".join(json.dumps({"src": s, "tgt": t}) + "\n" for s, t in [("a\tb", "c"), ("a", "b\tc")] * 20)
+    )
+    cfg = toy_config(str(tmp_path), data={"train": str(tmp_path / "c.jsonl"), "dev": str(tmp_path / "c.tsv"),
+                     "format": "auto", "dedupe": True})  # fmt: skip
+    tokenizer = build_tokenizer(["a\tb c"], ["a\tb c"], config_lib.TokenizerConfig(type="char"), 1)
+    prepared = corpus.prepare_pairs(cfg, tmp_path / "run", tokenizer, lambda s, t: tokenizer)[1]
+    assert len(prepared.train.src) == 2 and prepared.cleaning.duplicates == 38
+    sides = {"src": b"ab\nc", "tgt": b"x\ny\n"}, {"src": b"ab\ncx", "tgt": b"\ny\n"}  # the same bytes joined
+    train = []
+    for files in sides:
+        for lang, content in files.items():
+            (tmp_path / f"t.{lang}").write_bytes(content)
+        cfg = toy_config(str(tmp_path), data={"train": str(tmp_path / "t"), "dev": str(tmp_path / "t")})
+        prepared = corpus.prepare_pairs(cfg, tmp_path / "run", tokenizer, lambda s, t: tokenizer)[1]
+        assert not prepared.from_cache
+        train.append(
+            [tokenizer.decode_tgt(list(arrays)) for arrays in (prepared.train.src, prepared.train.tgt)]
+        )
+    assert train[0] != train[1]
+
+
+def test_token_arrays_index_from_the_end_as_a_list():
+    rows = [[5, 6], [7], [8, 9, 10]]
+    arrays = TokenArrays.from_rows(rows, vocab_size=16)
+    assert [arrays[i] for i in range(-3, 3)] == rows[-3:] + rows
+    for outside in (3, -4):
+        with pytest.raises(IndexError):
+            arrays[outside]
 
 
 def test_bom_and_crlf_are_removed_and_counted(tmp_path):

@@ -39,6 +39,10 @@ class TokenArrays(Sequence[list[int]]):
     def __getitem__(self, index: int | slice) -> list[int] | list[list[int]]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:  # from the end, as a list's (offsets[-1 + 1] would be the first row's start)
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"row {index} of {len(self)}")
         return self.ids[self.offsets[index] : self.offsets[index + 1]].tolist()
 
     @property

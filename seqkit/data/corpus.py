@@ -132,7 +132,8 @@ def _train_pairs(cfg: Config, held: set[int], fixes: Counter | None, cleaning: C
         if index in held:
             continue
         if cfg.data.dedupe and all(side.strip() for side in pair):  # (an empty pair is counted as empty)
-            key = hashlib.blake2b("\t".join(pair).encode(), digest_size=8).digest()
+            # (0xff, which UTF-8 never holds, between the sides: not a tab, which a side may hold)
+            key = hashlib.blake2b(b"\xff".join(side.encode() for side in pair), digest_size=8).digest()
             if key in seen:
                 if cleaning is not None:
                     cleaning.duplicates += 1
@@ -149,9 +150,12 @@ def _cache_key(cfg: Config, tokenizer: Tokenizer) -> str:
     for name, data in sorted(tokenizer.files().items()):
         digest.update(name.encode() + b"\0" + data)
     for path in corpus_files(cfg.data.train, cfg.data, "data.train"):
+        size = 0
         with open(path, "rb") as f:
             while block := f.read(1 << 20):
                 digest.update(block)
+                size += len(block)
+        digest.update(b"\0%d\0" % size)  # where one file ends: two sides' bytes may shift between them
     return digest.hexdigest()
 
 

@@ -18,7 +18,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from seqkit.config import DataConfig
-from seqkit.data.text import corpus_file, iter_lines, read_parallel
+from seqkit.data.text import SURROGATE, corpus_file, iter_lines, read_parallel
 from seqkit.errors import DataError
 
 FORMAT_SUFFIXES = {"tsv": (".tsv", ".tsv.gz"), "jsonl": (".jsonl", ".jsonl.gz")}
@@ -45,7 +45,7 @@ def _tsv_rows(
     """The given 1-based columns of each line of a TSV file; a line with too few is an error."""
     needed = max(columns)
     for number, line in enumerate(iter_lines(path, fixes), start=1):
-        if not line:
+        if not line.strip():
             yield [""] * len(columns)  # an empty pair, which training skips and counts
             continue
         cells = line.split("\t")
@@ -81,6 +81,11 @@ def _jsonl_rows(path: Path, keys: tuple[str, ...], fixes: Counter | None) -> Ite
                 )
             if not isinstance(record[key], str):
                 raise DataError(f"{path}:{number}: field {key!r} is not a string; give the text as a string")
+            if SURROGATE.search(record[key]):  # (a JSON escape such as \ud800 without its pair)
+                raise DataError(
+                    f"{path}:{number}: field {key!r} holds a lone surrogate (U+D800-U+DFFF), which is not text; "
+                    "fix the line"
+                )
             row.append(record[key])
         if any("\n" in field for field in row):
             # a sentence is a line everywhere else (translate's input, the held-out dev files, which

@@ -8,15 +8,18 @@ from __future__ import annotations
 import gzip
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 from seqkit.errors import DataError
 
-# Characters no tokenizer keeps: C0 controls but tab and newline, DEL, and a byte order mark inside a line
-# (SentencePiece's normalisation drops them; the character tokenizer removes them the same way)
+# Characters no tokenizer keeps as themselves: C0 controls but tab and newline, DEL, and a byte order
+# mark inside a line. SentencePiece's normalisation drops most and reads a CR or a form feed as a space;
+# the character tokenizer does the same (CharTokenizer.clean), so that neither joins two words
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufeff]")
+SPACING_CONTROLS = re.compile("[\r\x0c]")
 # A lone surrogate (what JSON's \ud800 escape makes) is no text: UTF-8 cannot encode it
 SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -81,7 +84,7 @@ def iter_lines(path: Path | str, fixes: Counter | None = None) -> Iterator[str]:
             if fixes is not None and CONTROLS.search(line):
                 fixes["controls"] += 1
             yield line
-    except (OSError, EOFError) as e:  # e.g. a truncated or fake .gz file
+    except (OSError, EOFError, zlib.error) as e:  # a truncated, damaged or fake .gz file
         raise DataError(f"{name}: cannot be read ({e}); check that the file is complete") from None
     finally:
         if stream is not sys.stdin.buffer:

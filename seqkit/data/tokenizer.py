@@ -19,7 +19,7 @@ from typing import Protocol
 import sentencepiece as spm
 
 from seqkit.config import TokenizerConfig
-from seqkit.data.text import CONTROLS
+from seqkit.data.text import CONTROLS, SPACING_CONTROLS
 from seqkit.errors import ConfigError, DataError, ModelDirError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -220,8 +220,13 @@ class SentencePieceTokenizer:
 class CharTokenizer:
     """Every character is a token; characters unseen in training map to unk. Always joint. Control
     characters (text.CONTROLS: NUL, a CR or a byte order mark inside a line, ...) are removed from every
-    line, in training and after, as SentencePiece's normalisation removes them: they are never learnt as
-    characters. Training counts the lines that had them (the start line's "removed ...")."""
+    line, in training and after, as SentencePiece's normalisation removes them, a CR or a form feed read
+    as a space as it reads them: they are never learnt as characters. Training counts the lines that had
+    them (the start line's "removed ...")."""
+
+    @staticmethod
+    def clean(line: str) -> str:
+        return CONTROLS.sub("", SPACING_CONTROLS.sub(" ", line))
 
     def __init__(self, chars: Sequence[str]):
         self.chars = list(chars)  # id 4 + i is chars[i]
@@ -229,7 +234,7 @@ class CharTokenizer:
 
     @classmethod
     def train(cls, lines: Iterable[str]) -> CharTokenizer:
-        return cls(sorted(set(CONTROLS.sub("", "".join(lines)))))
+        return cls(sorted(set(cls.clean("".join(lines)))))
 
     @property
     def joint(self) -> bool:
@@ -244,7 +249,7 @@ class CharTokenizer:
         return self.src_vocab_size
 
     def encode_src(self, lines: list[str], threads: int = 1) -> list[list[int]]:
-        return [[self.ids.get(c, UNK) for c in CONTROLS.sub("", line)] for line in lines]
+        return [[self.ids.get(c, UNK) for c in self.clean(line)] for line in lines]
 
     def encode_tgt(self, lines: list[str], threads: int = 1) -> list[list[int]]:
         return self.encode_src(lines)
@@ -254,7 +259,7 @@ class CharTokenizer:
         return ["".join(self.chars[i - first] if i >= first else "" for i in row) for row in ids]
 
     def src_pieces(self, line: str) -> list[str]:
-        return list(CONTROLS.sub("", line))
+        return list(self.clean(line))
 
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         first = len(SPECIALS)
