@@ -219,7 +219,15 @@ def read_series_table(path: Path | str, option: str = "data.series") -> tuple[li
                 f"{path}:{number}: an empty row inside the series; each row is one time step: fill in its "
                 "values or remove the row"
             )
-    table = list(csv.reader(lines))
+    table = []
+    for number, line in enumerate(lines, start=1):  # a row per line: a quoted cell may not run on
+        try:
+            table.append(next(csv.reader([line], strict=True)))
+        except csv.Error as e:
+            raise DataError(
+                f"{path}:{number}: not a row of comma-separated cells ({e}); each row is one time step, "
+                "on one line"
+            ) from None
     if len(table) < 2:
         raise DataError(f"{path}: a series needs a header line and at least one row")
     header = [name.strip() for name in table[0]]
