@@ -215,7 +215,7 @@ def test_series_split_is_by_time_and_the_scaler_sees_training_only(tmp_path: Pat
     # a row is a line: a CR inside one was a csv.Error's traceback; a quoted cell running on to the next
     # line joined two steps' values ("1\n2" read as 12) and shifted the row numbers of later errors
     for row in ("1\r2", '"1'):
-        path.write_text(f"x\n0\n1\n{row}\n2\"\n" + "3\n" * 100)
+        path.write_text(f'x\n0\n1\n{row}\n2"\n' + "3\n" * 100)
         with pytest.raises(DataError, match=r"s.csv:4: not a row of comma-separated cells"):
             split_series(path, data, regression=True)
 
