@@ -642,6 +642,21 @@ def test_the_held_out_dev_files_pair_line_for_line_when_a_held_pair_is_empty(tmp
     assert pairs == [(f"a{i} b", f"b a{i}") for i in held if i % 3]
 
 
+def test_with_dedupe_no_copy_of_a_held_out_pair_stays_in_training(tmp_path):
+    # the dev pairs were held out before deduplication: their copies trained the model they then scored
+    rows = [{"src": f"a{i % 20} b", "tgt": f"b a{i % 20}"} for i in range(100)]  # each pair 5 times
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = toy_config(str(tmp_path), data={"train": str(tmp_path / "c.jsonl"), "dev": "", "dev_size": 4,
+                     "dedupe": True})  # fmt: skip
+    tokenizer = build_tokenizer(["a0123456789 b"], [], config_lib.TokenizerConfig(type="char"), 1)
+    prepared = corpus.prepare_pairs(cfg, tmp_path / "run", tokenizer, lambda s, t: tokenizer)[1]
+    dev = set(zip(prepared.dev_src_text, prepared.dev.tgt_text, strict=True))
+    sides = (prepared.train.src, prepared.train.tgt)
+    train = set(zip(*(tokenizer.decode_tgt(list(side)) for side in sides), strict=True))
+    assert len(dev) == 4 and not dev & train and len(train) == 20 - len(dev)
+    assert prepared.cleaning.duplicates == 100 - 4 - len(train)
+
+
 def test_a_json_fields_line_breaks_read_as_spaces_and_are_counted(tmp_path):
     # a held-out dev file is a line per sentence: a field's "\n" split its sentence over two lines and
     # the source and target files of the held-out pairs paired the wrong lines from there on

@@ -124,16 +124,23 @@ class PreparedPairs:
     replaced_other: bool = False
 
 
-def _train_pairs(cfg: Config, held: set[int], fixes: Counter | None, cleaning: Cleaning | None):
-    """The training pairs as they are read: held-out dev pairs left out, duplicates too with data.dedupe
-    (counted into `cleaning` when given)."""
-    seen: set[bytes] = set()
+def _pair_key(pair: tuple[str, str]) -> bytes:
+    # (0xff, which UTF-8 never holds, between the sides: not a tab, which a side may hold)
+    return hashlib.blake2b(b"\xff".join(side.encode() for side in pair), digest_size=8).digest()
+
+
+def _train_pairs(
+    cfg: Config, held: dict[int, tuple[str, str]], fixes: Counter | None, cleaning: Cleaning | None
+):
+    """The training pairs as they are read: the held-out dev pairs (by line index) left out; with
+    data.dedupe, duplicates too, and the copies of a held-out pair, which would leak the dev set into
+    training (counted as duplicates into `cleaning` when given)."""
+    seen: set[bytes] = {_pair_key(pair) for pair in held.values()} if cfg.data.dedupe else set()
     for index, pair in enumerate(iter_pairs(cfg.data.train, cfg.data, "data.train", fixes)):
         if index in held:
             continue
         if cfg.data.dedupe and all(side.strip() for side in pair):  # (an empty pair is counted as empty)
-            # (0xff, which UTF-8 never holds, between the sides: not a tab, which a side may hold)
-            key = hashlib.blake2b(b"\xff".join(side.encode() for side in pair), digest_size=8).digest()
+            key = _pair_key(pair)
             if key in seen:
                 if cleaning is not None:
                     cleaning.duplicates += 1
@@ -170,7 +177,7 @@ def prepare_pairs(
     """The tokenizer (given, or `build` on the training text) and the run's corpus: the training pairs
     tokenized once into token arrays under `run_dir`/cache (reused while their key holds), cleaned and
     counted; the dev pairs from data.dev, or held out of data.train with the seed."""
-    held: set[int] = set()
+    held: dict[int, tuple[str, str]] = {}  # the pairs held out of data.train, by line index
     if cfg.data.dev:
         dev_src, dev_tgt = read_pairs(cfg.data.dev, cfg.data, "data.dev")
     else:
@@ -181,12 +188,11 @@ def prepare_pairs(
                 f"data.dev is not set and data.train has {count} pairs, too few to hold out a dev set "
                 "(a tenth at most); give data.dev"
             )
-        held = set(chosen)
-        dev_src, dev_tgt = [], []
-        for index, (source, target) in enumerate(iter_pairs(cfg.data.train, cfg.data, "data.train")):
-            if index in held:
-                dev_src.append(source)
-                dev_tgt.append(target)
+        wanted = set(chosen)
+        for index, pair in enumerate(iter_pairs(cfg.data.train, cfg.data, "data.train")):
+            if index in wanted:
+                held[index] = pair
+        dev_src, dev_tgt = [s for s, _ in held.values()], [t for _, t in held.values()]
     if tokenizer is None:
         if cfg.data.dev:  # a pass that checks the files before SentencePiece reads them (it hides errors)
             sum(1 for _ in iter_pairs(_required(cfg, "train"), cfg.data, "data.train"))
@@ -250,7 +256,7 @@ def _build_cache(
     folder: Path,
     cfg: Config,
     tokenizer: Tokenizer,
-    held: set[int],
+    held: dict[int, tuple[str, str]],
     threads: int,
     on_progress: Callable[[int], None] | None,
 ) -> tuple[tuple[TokenArrays, TokenArrays], Cleaning]:
