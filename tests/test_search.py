@@ -41,6 +41,16 @@ def random_model_and_sources():
     return model, sources
 
 
+def test_the_length_limit_is_the_ratio_times_the_source_pieces_plus_the_offset():
+    # (2.3 x 100 is 229.99999999999997 in floating point: the limit was one piece short)
+    limits = max_output_lengths(
+        np.array([101, 11, 1]), DecodeConfig(max_length_ratio=2.3, max_length_offset=10)
+    )
+    assert limits.tolist() == [230 + 10, 23 + 10, 0 + 10]
+    rounded_down = max_output_lengths(np.array([4]), DecodeConfig(max_length_ratio=0.7, max_length_offset=0))
+    assert rounded_down.tolist() == [2]  # 0.7 x 3 = 2.1: at most 2
+
+
 def test_beam_size_one_is_greedy(random_model_and_sources):
     model, sources = random_model_and_sources
     src, lengths = source_batch(sources, range(len(sources)))

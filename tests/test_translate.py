@@ -110,10 +110,15 @@ def test_an_output_file_is_written_as_results_come_not_held_to_the_end(tmp_path,
 def test_a_line_of_no_pieces_and_a_blank_tsv_line_give_empty_lines(reverse_model, tmp_path):
     # a line of characters the tokenizer drops got a made-up translation; a blank line of a TSV was an
     # error under --column ("1 tab-separated column(s)")
-    result = seqkit_here("translate", reverse_model, "--beam-size", 2, stdin="c a b\n\x1b\n\x01\x02\nb a\n")
+    # (a NUL or a C1 control too: SentencePiece gives them an unknown piece, and its model ignored them)
+    stdin = "c a b\n\x1b\n\x01\x02\nb a\n\x00\n\x80\x9c\nc\x00 a\x85b\n"
+    result = seqkit_here("translate", reverse_model, "--beam-size", 2, stdin=stdin)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.decode().splitlines()
     assert lines[1:3] == ["", ""] and lines[0] and lines[3]
+    assert lines[4:6] == ["", ""] and lines[6] == lines[0]  # (U+0085, a next line, reads as a space)
+    _, tokenizer, _ = model_types.load(reverse_model)
+    assert tokenizer.src_pieces("c\x00 a\x85b") == tokenizer.src_pieces("c a b")  # (the pieces shown)
     (tmp_path / "pairs.tsv").write_text("x\tc a b\n\ny\tb a\n")
     column = seqkit_here("translate", reverse_model, tmp_path / "pairs.tsv", "--column", 2, "--beam-size", 2)
     assert column.returncode == 0, column.stderr

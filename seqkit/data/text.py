@@ -15,13 +15,21 @@ from pathlib import Path
 
 from seqkit.errors import DataError
 
-# Characters no tokenizer keeps as themselves: C0 controls but tab and newline, DEL, and a byte order
-# mark inside a line. SentencePiece's normalisation drops most and reads a CR or a form feed as a space;
-# the character tokenizer does the same (CharTokenizer.clean), so that neither joins two words
-CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufeff]")
-SPACING_CONTROLS = re.compile("[\r\x0c]")
+# Characters no tokenizer keeps as themselves: C0 and C1 controls but tab and newline, DEL, and a byte
+# order mark inside a line. Both tokenizers see a line through `without_controls`: a CR, a form feed or
+# a next-line (U+0085) inside it as a space, so that no two words are joined, the others removed.
+# (SentencePiece's own normalisation drops most of them, but gives NUL and most C1 controls an unknown
+# piece, which a line of nothing else was translated from.)
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
+SPACING_CONTROLS = re.compile("[\r\x0c\x85]")
 # A lone surrogate (what JSON's \ud800 escape makes) is no text: UTF-8 cannot encode it
 SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_controls(line: str) -> str:
+    """The line a tokenizer reads: CONTROLS removed, those that separate words (SPACING_CONTROLS) read
+    as a space."""
+    return CONTROLS.sub("", SPACING_CONTROLS.sub(" ", line))
 
 
 def line_fault(line: str) -> str | None:

@@ -19,7 +19,7 @@ from typing import Protocol
 import sentencepiece as spm
 
 from seqkit.config import TokenizerConfig
-from seqkit.data.text import CONTROLS, SPACING_CONTROLS
+from seqkit.data.text import without_controls
 from seqkit.errors import ConfigError, DataError, ModelDirError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -39,7 +39,7 @@ def train_sentencepiece(
     """Train a SentencePiece model of `vocab_size` pieces (0: cfg.vocab_size) on `lines` (read once, as
     they come: SentencePiece itself keeps a shuffled sample of max_sentences); returns the serialized
     model. `option`: the key of tokenizer.* that set the size, named in an error."""
-    stream = (line[:TRAINING_CHARS] for line in lines if line.strip())
+    stream = (line[:TRAINING_CHARS] for line in map(without_controls, lines) if line.strip())
     first = next(stream, None)
     if first is None:
         raise DataError("no non-empty training lines to train SentencePiece on; check data.train")
@@ -130,6 +130,7 @@ class SentencePieceSide:
         self.vocab_size = len(self.to_spm)
 
     def encode(self, lines: list[str], threads: int = 1) -> list[list[int]]:
+        lines = [without_controls(line) for line in lines]  # (as the character tokenizer reads them)
         ids = self.processor.encode(lines, out_type=int, num_threads=threads)
         if self.identity:
             return ids
@@ -203,7 +204,7 @@ class SentencePieceTokenizer:
         return self.tgt.decode(ids)
 
     def src_pieces(self, line: str) -> list[str]:
-        return self.src.processor.encode(line, out_type=str)
+        return self.src.processor.encode(without_controls(line), out_type=str)
 
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         return self.tgt.pieces(ids)
@@ -220,13 +221,9 @@ class SentencePieceTokenizer:
 class CharTokenizer:
     """Every character is a token; characters unseen in training map to unk. Always joint. Control
     characters (text.CONTROLS: NUL, a CR or a byte order mark inside a line, ...) are removed from every
-    line, in training and after, as SentencePiece's normalisation removes them, a CR or a form feed read
-    as a space as it reads them: they are never learnt as characters. Training counts the lines that had
-    them (the start line's "removed ...")."""
-
-    @staticmethod
-    def clean(line: str) -> str:
-        return CONTROLS.sub("", SPACING_CONTROLS.sub(" ", line))
+    line, in training and after (a CR inside a line read as a space: text.without_controls), as for a
+    SentencePiece model: they are never learnt as characters. Training counts the lines that had them
+    (the start line's "removed ...")."""
 
     def __init__(self, chars: Sequence[str]):
         self.chars = list(chars)  # id 4 + i is chars[i]
@@ -234,7 +231,7 @@ class CharTokenizer:
 
     @classmethod
     def train(cls, lines: Iterable[str]) -> CharTokenizer:
-        return cls(sorted(set(cls.clean("".join(lines)))))
+        return cls(sorted(set(without_controls("".join(lines)))))
 
     @property
     def joint(self) -> bool:
@@ -249,7 +246,7 @@ class CharTokenizer:
         return self.src_vocab_size
 
     def encode_src(self, lines: list[str], threads: int = 1) -> list[list[int]]:
-        return [[self.ids.get(c, UNK) for c in self.clean(line)] for line in lines]
+        return [[self.ids.get(c, UNK) for c in without_controls(line)] for line in lines]
 
     def encode_tgt(self, lines: list[str], threads: int = 1) -> list[list[int]]:
         return self.encode_src(lines)
@@ -259,7 +256,7 @@ class CharTokenizer:
         return ["".join(self.chars[i - first] if i >= first else "" for i in row) for row in ids]
 
     def src_pieces(self, line: str) -> list[str]:
-        return list(self.clean(line))
+        return list(without_controls(line))
 
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         first = len(SPECIALS)
