@@ -104,8 +104,9 @@ def tokenize_parallel(
 
 CACHE = "cache"  # the folder of a run directory that holds its training corpus as token arrays
 # raise when the arrays' layout or the cleaning changes (2: a blank JSON line is an empty pair, which
-# moves the pairs held out of data.train)
-CACHE_VERSION = 2
+# moves the pairs held out of data.train; 3: control characters leave a line before SentencePiece reads
+# it, a TSV line of spaces is an empty pair, data.dedupe drops the copies of a held-out pair)
+CACHE_VERSION = 3
 CHUNK_PAIRS = 50_000  # pairs tokenized at a time (sentencepiece's threads share a chunk)
 
 
