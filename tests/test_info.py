@@ -7,7 +7,8 @@ import shutil
 
 from seqkit import model_types, modeldir
 from seqkit.data.tokenizer import EOS, UNK
-from seqkit.viz.summary import summarize
+from seqkit.training.log import EndRecord, TrainRecord
+from seqkit.viz.summary import _training, summarize
 from tests.helpers import assert_one_line_error, seqkit, seqkit_here
 
 
@@ -73,3 +74,10 @@ def test_info_prints_paths_as_they_are_and_the_whole_table_in_a_pipe(reverse_mod
     names = [row["name"] for row in summarize(reverse_model)["layers"]]
     for name in names:  # no name cut short or wrapped at 80 columns
         assert any(line.split()[:1] == [name] for line in lines), name
+
+
+def test_the_steps_of_a_run_stopped_between_two_logged_steps_are_its_last():
+    logged = TrainRecord(30, 1, 2.0, 7.4, 0.5, 1.0, 1e-3, 1000.0, 500, 3.0)
+    stopped = EndRecord("interrupted", "SIGTERM", 34, 0, "bleu", None, elapsed_s=3.5)
+    assert _training([logged, stopped])["steps"] == 34  # (it said 30: the last logged step)
+    assert _training([logged])["steps"] == 30

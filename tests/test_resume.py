@@ -24,6 +24,7 @@ from seqkit.training import seq2seq as train_seq2seq
 from seqkit.training.log import EndRecord, TrainRecord
 from seqkit.training.loop import TrainingInterrupted
 from seqkit.training.task import NullReporter
+from seqkit.viz.summary import summarize
 from tests.helpers import lm_config, seqkit_here, toy_config, write_toy
 
 
@@ -117,6 +118,8 @@ def test_signals_save_a_checkpoint_and_the_same_command_continues(tmp_path, reve
         assert stopped.kind == "interrupted" and stopped.reason == sent.name
         assert stopped.steps >= stopped_at + 20
         assert checkpoint.latest(out).name == f"step-{stopped.steps:08d}"
+        # info's steps are the checkpoint's (they were the last logged step's, up to log_every behind)
+        assert summarize(out)["training"]["steps"] == stopped.steps
         stopped_at = stopped.steps
     # the same command with a nearer limit continues from there and says what changed
     again = seqkit_here(*command[3:-1], str(stopped_at + 7))  # in this process: no signal to catch

@@ -90,7 +90,8 @@ def _training(records: list[Record]) -> dict:
     stepped = [r for r in records if isinstance(r, training_log.TrainRecord | ValidRecord)]
     ends = training_log.of_kind(records, EndRecord)
     summary: dict = {
-        "steps": max((r.step for r in stepped), default=0),
+        # (an end record's: the log's step records come every log_every steps, a signal any time)
+        "steps": max([r.step for r in stepped] + [end.steps for end in ends], default=0),
         "elapsed_s": max((getattr(r, "elapsed_s", 0.0) for r in records), default=0.0),
         "finished": bool(ends) and ends[-1].finished,
     }
