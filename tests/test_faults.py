@@ -480,6 +480,15 @@ def test_evaluate_of_empty_files(tmp_path):
     (tmp_path / "ref").write_text("")
     result = seqkit_here("evaluate", "-i", tmp_path / "hyp", "-r", tmp_path / "ref")
     assert_one_line_error(result, f"{tmp_path / 'ref'} has no lines", "nothing to score")
+    # the hypotheses of an empty pipe, and an old Mac file there: named as the standard input (not "-"),
+    # the fix not as "tr < <stdin>"
+    (tmp_path / "ref").write_text("a\n")
+    result = seqkit_here("evaluate", "-r", tmp_path / "ref", stdin="")
+    assert_one_line_error(result, "the standard input has 0 lines but")
+    result = seqkit_here("evaluate", "-r", tmp_path / "ref", stdin="a\rb\rc")
+    assert_one_line_error(
+        result, "<stdin>: lines end in a carriage return alone", "tr '\\r' '\\n' < FILE > NEW"
+    )
 
 
 class _WritesAMarker:

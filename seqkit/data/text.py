@@ -76,9 +76,10 @@ def iter_lines(path: Path | str, fixes: Counter | None = None) -> Iterator[str]:
                     "convert the file to UTF-8, e.g. with iconv"
                 ) from None
             if number == 1 and "\r" in line.rstrip("\r\n") and not line.endswith("\n"):
+                given = "FILE" if name == "<stdin>" else name
                 raise DataError(
                     f"{name}: lines end in a carriage return alone (an old Mac file), which seqkit reads as "
-                    f"one line; convert it first, e.g. tr '\\r' '\\n' < {name} > NEW"
+                    f"one line; convert it first, e.g. tr '\\r' '\\n' < {given} > NEW"
                 )
             line = line.rstrip("\n")
             if line.endswith("\r"):

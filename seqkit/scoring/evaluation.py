@@ -53,8 +53,9 @@ def score_systems(
     for i, path in enumerate(hypotheses):
         lines = read_lines(path)
         if len(lines) != expected:
+            said = "the standard input" if str(path) == "-" else path
             raise DataError(
-                f"{path} has {len(lines)} lines but {references[0]} has {expected}; "
+                f"{said} has {len(lines)} lines but {references[0]} has {expected}; "
                 "hypotheses and references must have one line per segment"
             )
         name = names[i] if names else "stdin" if str(path) == "-" else str(path)
