@@ -187,15 +187,16 @@ class Model:
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
+        numbers = numbers or LineNumbers()
         stream = inference.translate_nbest_stream(
             steps,
             self.tokenizer,
-            _texts(lines, "lines"),
+            _texts(lines, "lines", numbers),
             settings,
             with_attention,
             chunk_lines,
             nbest,
-            numbers or LineNumbers(),
+            numbers,
         )
         for options in self._autocast_each(stream):
             best = options[0] if options else None
@@ -306,7 +307,7 @@ class Model:
         # a model of one series reads windows of this many steps
         window = data.window if data.series else None
         yield from in_chunks(
-            _texts(lines, "lines"),
+            _texts(lines, "lines", LineNumbers(source)),
             settings,
             lambda chunk, first: predict_lines(
                 self.tokenizer,  # type: ignore[arg-type]  # a classifier's is a Codec
@@ -359,25 +360,27 @@ class Model:
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
 
 
-def _texts(lines: Iterable[str], argument: str) -> Iterator[str]:
+def _texts(lines: Iterable[str], argument: str, numbers: LineNumbers | None = None) -> Iterator[str]:
     """`lines` as given, checked: one string is a mistake for a list of them (it would be read as one
-    line per character), and an item that is not a string is named, not an AttributeError from within."""
+    line per character), and an item that is not a string is named, not an AttributeError from within.
+    An error names the item as `numbers` name a file's line (`source:N`), when they name a file."""
     if isinstance(lines, str | bytes):
         raise ConfigError(f"{argument}: one string; give a list of them ({argument}=[...]), one per line")
-    return _each_a_string(lines, argument)
+    return _each_a_string(lines, argument, numbers if numbers and numbers.source else None)
 
 
-def _each_a_string(lines: Iterable[str], argument: str) -> Iterator[str]:
+def _each_a_string(lines: Iterable[str], argument: str, numbers: LineNumbers | None) -> Iterator[str]:
     """Each item a line as the CLI reads one from a file: its own line ending left out (an open file's
     lines keep theirs), no line break inside, and text (a lone surrogate, which JSON's \\ud800 escape
     makes, cannot be encoded, and the tokenizer raised a bare TypeError)."""
     for number, line in enumerate(lines, start=1):
+        where = numbers.name(number - 1) if numbers else f"{argument}: item {number}"
         if not isinstance(line, str):
-            raise DataError(f"{argument}: item {number} is a {type(line).__name__}, not a string")
+            raise DataError(f"{where} is a {type(line).__name__}, not a string")
         line = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
         fault = line_fault(line)
         if fault:
-            raise DataError(f"{argument}: item {number} {fault}")
+            raise DataError(f"{where} {fault}")
         yield line
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import seqkit
 from seqkit.data.text import read_lines
+from seqkit.decoding.inference import LineNumbers
 from seqkit.errors import ConfigError, DataError
 from tests.helpers import assert_one_line_error, seqkit_here
 
@@ -114,6 +115,12 @@ def test_a_line_is_read_as_the_command_reads_a_files_line(reverse_model, char_lm
     assert from_file == [r.text for r in model.translate(["c a b", "b a"], beam_size=1)]
     with pytest.raises(DataError, match="lines: item 1 holds a line break; give one line per item"):
         model.translate(["c a\nb"])
+    # a stream told its file names the file's line, as its other errors do (it said "lines: item 2")
+    numbers = LineNumbers("mine.txt")
+    with pytest.raises(DataError, match="mine.txt:2 holds a line break"):
+        list(model.translate_stream(["c a b", "c a\nb"], numbers=numbers))
+    with pytest.raises(DataError, match="mine.txt:1 is a NoneType, not a string"):
+        list(model.translate_stream([None], numbers=numbers))  # type: ignore[list-item]
     # a lone surrogate (a JSON \ud800 escape) raised the tokenizer's bare TypeError
     with pytest.raises(DataError, match=r"prompts: item 2 holds a lone surrogate \(U\+D800-U\+DFFF\)"):
         lm.generate(["the", "a\ud800"])

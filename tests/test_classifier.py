@@ -259,6 +259,8 @@ def test_a_line_the_tokenizer_reads_as_nothing_is_one_unknown_piece(first_token_
     result = seqkit_here("predict", first_token_model / "model", stdin="w3 w1\n\x01\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split("\n")[:-1] == ["w3", expected]
+    with pytest.raises(DataError, match="mine.txt:2 holds a line break"):  # (it said "lines: item 2")
+        list(model.predict_stream(["w3 w1", "w3\nw1"], source="mine.txt"))
     (first_token_model / "invisible.tsv").write_text(f"w3\tw3 w1\n{expected}\t\u200b\n")
     assert model.evaluate(first_token_model / "invisible.tsv")["scores"]["accuracy"] == 1.0
 
