@@ -287,7 +287,15 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
     run = tmp_path / "run"
     shutil.copytree(reverse_model, run)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    assert_one_line_error(seqkit_here("export", reverse_model, "-o", run), "not an export", "--output")
+    assert_one_line_error(
+        seqkit_here("export", reverse_model, "-o", run),
+        "holds seqkit's files of a training run, not an export",
+    )
+    pictures = tmp_path / "pictures"
+    assert seqkit_here("inspect", reverse_model, "--text", "c a b", "-o", pictures).returncode == 0
+    assert_one_line_error(  # (it said "seqkit's pictures files (a training run, say)")
+        seqkit_here("export", reverse_model, "-o", pictures), "files of the pictures of plot or inspect"
+    )
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     # an export whose description is missing (a killed export) or damaged
     unfinished = tmp_path / "unfinished"

@@ -313,9 +313,11 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
         raise ConfigError(f"--output {output_dir}: is the model directory itself; choose a new directory")
     outputs.check_claimable(output_dir, "--output")
     if outputs.owns(output_dir) and (kind := outputs.marker_kind(output_dir)) != "export":
+        held = {"run": "a training run", "pictures": "the pictures of plot or inspect"}.get(
+            kind or "", "another command"
+        )
         raise ModelDirError(
-            f"--output {output_dir}: holds seqkit's {kind or 'output'} files (a training run, say), not an "
-            "export; choose a new or empty --output"
+            f"--output {output_dir}: holds seqkit's files of {held}, not an export; choose a new or empty --output"
         )
     cfg, tokenizer, model = model_types.load(model_dir, "cpu")
     if cfg.model.type not in layout.TASKS:
