@@ -459,6 +459,10 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
     assert_one_line_error(mixed, "--ref, --metrics with --data", "give one or the other")  # not ignored
     zero = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "unknown.tsv", "--column", "0")
     assert_one_line_error(zero, "--column with --data")
+    # numbers for a model of text: said so (it was "value 1 'w1' is not a number")
+    (tmp_path / "numbers.csv").write_text("w1,0.5\n")
+    numbers = seqkit_here("evaluate", "--model", model_dir, "--data", tmp_path / "numbers.csv")
+    assert_one_line_error(numbers, "numbers.csv: a .csv file of numbers, but the model reads text", ".tsv")
     (tmp_path / "bad.csv").write_text("pos,0.1,0.2\nneg,0.3,abc\n")
     cfg = _config(tmp_path, {}, {"train": str(tmp_path / "bad.csv"), "dev": str(tmp_path / "bad.csv")})
     with pytest.raises(Exception, match=r"bad.csv:2: value 2 'abc' is not a number"):

@@ -12,7 +12,7 @@ import numpy as np
 
 from seqkit.config import Config
 from seqkit.data.encoding import Codec
-from seqkit.data.labelled import Examples, read_examples, split_series
+from seqkit.data.labelled import Examples, kind_of, read_examples, split_series
 from seqkit.decoding.classify import head_outputs, predictions
 from seqkit.errors import DataError, SeqkitError
 from seqkit.models.classifier import SequenceClassifier
@@ -31,6 +31,17 @@ def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
                 f"--data {data}: data.test_fraction = 0 leaves no test windows; give a test share"
             )
         return split.test, split.train
+    reads_numbers = kind_of(cfg.data.train, cfg.data) == "csv"
+    if (kind_of(data, cfg.data) == "csv") != reads_numbers:  # (its lines would fail to parse one by one)
+        raise DataError(
+            f"--data {data}: "
+            + (
+                "a file of text (not .csv), but the model reads numbers; give its test data as a .csv file"
+                if reads_numbers
+                else "a .csv file of numbers, but the model reads text; give its test data as a .tsv file "
+                "(label, tab, text) or as {prefix}.text + {prefix}.label"
+            )
+        )
     test = read_examples(data, cfg.data, "--data", regression)
     if not len(test):
         # a text line is skipped when its label or its text is empty, a line of numbers when it is empty
