@@ -273,6 +273,26 @@ def test_serve_refuses_a_classifier_before_it_listens(first_token_model: Path):
     )
 
 
+def test_a_label_only_the_dev_data_has_is_a_class_never_learned_not_a_failed_start(tmp_path: Path):
+    # a rare label whose every example a held-out dev set drew stopped the training at its start ("label
+    # 'rare' is not one the model was trained on"), or not, by the seed's draw
+    rows = [f"{'a' if i % 2 else 'b'}\tw{i % 2} w{i % 5}\n" for i in range(200)]
+    (tmp_path / "train.tsv").write_text("".join(rows))
+    (tmp_path / "dev.tsv").write_text("".join(rows[:20]) + "rare\tw1 w2\n")
+    arguments = ["train", "--max-steps", "2", "--set", f"data.train={tmp_path / 'train.tsv'}",
+                 "--set", f"data.dev={tmp_path / 'dev.tsv'}", "--set", "model.type=classifier",
+                 "--set", "tokenizer.type=char", "--set", "model.encoder_hidden_size=8",
+                 "--set", "model.embedding_size=8", "--set", "train.valid_every=2"]  # fmt: skip
+    result = seqkit_here(*arguments, "-o", tmp_path / "model")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "label 'rare' is in the dev data only" in result.stderr.decode()
+    assert json.loads((tmp_path / "model" / "encoding.json").read_text())["labels"] == ["a", "b", "rare"]
+    sigmoid = seqkit_here(*arguments, "--set", "model.head=sigmoid", "-o", tmp_path / "sigmoid")
+    assert_one_line_error(
+        sigmoid, "model.head = sigmoid is for two labels, and the dev data has another ('rare'"
+    )
+
+
 def test_resume_is_exact(tmp_path: Path):
     _write_text_task(tmp_path, _first_token)
     model = {"pooling": "attention", "word_dropout": 0.2}  # (word dropout draws from the saved RNG too)

@@ -6,6 +6,7 @@ model directory as encoding.json, beside the tokenizer of a text model.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,8 +35,12 @@ class Encoding:
     columns: tuple[str, ...] = ()  # a series: the input column of each feature
 
     @classmethod
-    def fit(cls, train: Examples, head: str, columns: tuple[str, ...] = ()) -> Encoding:
-        """The encoding of a training set: its labels and the mean and deviation of its numbers."""
+    def fit(
+        cls, train: Examples, head: str, columns: tuple[str, ...] = (), dev_labels: Sequence[str] = ()
+    ) -> Encoding:
+        """The encoding of a training set: its labels and the mean and deviation of its numbers. A label
+        of `dev_labels` that the training set lacks (a rare one, all of whose examples a held-out dev
+        set drew) is a label too: a class the model never learns, whose dev examples count as wrong."""
         mean: tuple[float, ...] = ()
         std: tuple[float, ...] = ()
         features = 0
@@ -67,6 +72,13 @@ class Encoding:
             raise DataError(
                 f"the training data has one label ({labels[0]!r}); a classifier needs two or more"
             )
+        dev_only = sorted(set(dev_labels) - set(labels))
+        if head == "sigmoid" and dev_only:
+            raise DataError(
+                f"model.head = sigmoid is for two labels, and the dev data has another ({dev_only[0]!r}, not in "
+                f"the training data: {', '.join(labels)}); use model.head = softmax, or fix the dev labels"
+            )
+        labels = tuple(sorted(set(labels) | set(dev_only)))
         inputs: Literal["text", "numbers"] = "text" if train.texts is not None else "numbers"
         return cls(
             inputs,

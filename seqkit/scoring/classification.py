@@ -68,8 +68,8 @@ def regression_scores(gold: np.ndarray, predicted: np.ndarray) -> dict:
 
 
 def label_scores(gold: list[str], predicted: list[str], labels: tuple[str, ...]) -> dict:
-    """`classification_scores` of label strings; a label outside `labels` (one the model never saw, in
-    the test data or a baseline's output) is added after them."""
+    """`classification_scores` of label strings; a label outside `labels` (one the model never saw, in a
+    baseline's output: `evaluate --data` refuses test data with one, naming its line) is added after them."""
     extra = sorted((set(gold) | set(predicted)) - set(labels))
     every = (*labels, *extra)
     index = {label: i for i, label in enumerate(every)}

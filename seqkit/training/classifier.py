@@ -141,7 +141,17 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         raise ConfigError(
             "model.bag_of_tokens: this classifier reads numbers, not tokens; drop model.bag_of_tokens"
         )
-    encoding = Encoding.read(output_dir) if resume else Encoding.fit(train_examples, cfg.model.head, columns)
+    if resume:
+        encoding = Encoding.read(output_dir)
+    else:
+        encoding = Encoding.fit(train_examples, cfg.model.head, columns, dev_examples.labels)
+        dev_only = sorted(set(encoding.labels) - set(train_examples.labels))
+        if dev_only and world.is_main:
+            reporter.warning(
+                f"label {dev_only[0]!r}{f' (and {len(dev_only) - 1} more)' if len(dev_only) > 1 else ''} is in "
+                "the dev data only: the model has it as a class it never learns, and dev scores count its "
+                "examples wrong; give training examples of it"
+            )
     train_data = encode_split(encoding, tokenizer, train_examples)
     # a text of tens of thousands of pieces made one step of many minutes: the training skips the texts
     # longer than the model reads at all (decode.max_input_pieces; data.max_length is the sentence
