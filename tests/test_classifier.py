@@ -648,6 +648,23 @@ def test_seasonal_persistence_reads_only_what_the_window_has_seen(tmp_path: Path
             assert np.array_equal(seasonal, persistence)
 
 
+def test_no_value_of_a_series_is_both_a_training_and_a_dev_or_test_target(tmp_path: Path):
+    # a forecaster's last training windows had targets (horizon rows on) that dev's and test's were too
+    path = tmp_path / "s.csv"
+    path.write_text("x\n" + "".join(f"{t}\n" for t in range(40)))
+    for dev_fraction, horizon in ((0.03, 4), (0.15, 3), (0.15, 1)):
+        data = config_lib.DataConfig(
+            column="x", window=5, horizon=horizon, dev_fraction=dev_fraction, test_fraction=0.2
+        )
+        parts = split_series(path, data, regression=True)
+        train, dev, test = (
+            set(part.values.flatten().tolist()) for part in (parts.train, parts.dev, parts.test)
+        )
+        assert max(train) < min(dev) and max(dev) < min(test), (dev_fraction, horizon)
+        assert len(parts.train) + len(parts.dev) + len(parts.test) == 40 - 5 - horizon + 1 - 2 * (horizon - 1)
+        assert len(parts.dev) == max(1, round(len(range(40 - 5 - horizon + 1)) * dev_fraction))
+
+
 def test_a_series_of_three_windows_keeps_one_to_test(tmp_path: Path):
     # training took 3 windows as enough for train, dev and test; the test share rounded to 0 and evaluate
     # said data.test_fraction = 0

@@ -307,11 +307,19 @@ def split_series(
     # a test share of at least one window (3 windows are enough for train, dev and test, as said above)
     tests = max(1, round(count * cfg.test_fraction)) if cfg.test_fraction else 0
     devs = max(1, round(count * cfg.dev_fraction))
-    trains = count - devs - tests
+    # A forecaster's targets are `horizon` rows: those of the last horizon - 1 windows before dev (and
+    # before test) are also the next part's targets. Those windows are left out, so that no value is
+    # both learned and scored (a classifier's target is one row: nothing overlaps)
+    gap = horizon - 1 if regression else 0
+    trains = count - devs - tests - gap * (2 if tests else 1)
     if trains < 1:
         raise DataError(
-            f"{path}: {count} windows leave none to train on; lower data.dev_fraction / test_fraction"
+            f"{path}: {count} windows leave none to train on"
+            + (f" ({gap} left out before each later part, data.horizon - 1)" if gap else "")
+            + "; lower data.dev_fraction / test_fraction"
         )
+    dev_start = trains + gap
+    test_start = dev_start + devs + (gap if tests else 0)
 
     naive: dict[str, Any] = {"persistence": np.asarray(last_seen) if regression else last_seen}
     if cfg.season:
@@ -325,8 +333,8 @@ def split_series(
         every = Examples(None, numbers, [label for _, label, _ in examples], None, places, naive=naive)
     return SeriesSplit(
         every.take(list(range(trains))),
-        every.take(list(range(trains, trains + devs))),
-        every.take(list(range(trains + devs, count))),
+        every.take(list(range(dev_start, dev_start + devs))),
+        every.take(list(range(test_start, count))),
         columns,
         len(rows),
     )
