@@ -459,6 +459,10 @@ def test_metrics_equal_scikit_learns():
     assert scores["mape"] == pytest.approx(
         100 * sklearn_metrics.mean_absolute_percentage_error(actual, forecast)
     )
+    # zero targets (no percentage) in one output only: still the mean of each output's own MAPE, over
+    # its targets that are not zero (it pooled them: 33.33 here)
+    gold, predicted = np.array([[1.0, 0.0], [1.0, 2.0]]), np.array([[2.0, 1.0], [1.0, 2.0]])
+    assert regression_scores(gold, predicted)["mape"] == pytest.approx((50 + 0) / 2)
 
 
 def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):

@@ -55,7 +55,14 @@ def regression_scores(gold: np.ndarray, predicted: np.ndarray) -> dict:
     of the outputs' own."""
     errors = predicted - gold
     nonzero = gold != 0
-    mape = float(np.mean(np.abs(errors[nonzero] / gold[nonzero])) * 100) if nonzero.any() else math.nan
+    # each output's MAPE over its own targets that are not zero, averaged over the outputs that have any
+    # (pooled, an output with fewer zero targets weighed more)
+    per_output = [
+        np.mean(np.abs(errors[nonzero[:, j], j] / gold[nonzero[:, j], j]))
+        for j in range(gold.shape[1])
+        if nonzero[:, j].any()
+    ]
+    mape = float(np.mean(per_output) * 100) if per_output else math.nan
     return {
         "examples": int(gold.shape[0]),
         "mae": float(np.mean(np.abs(errors))),
