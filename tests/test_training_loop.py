@@ -31,6 +31,9 @@ def test_constant_warmup_and_inverse_sqrt():
     assert math.isclose(inverse.at(50), 0.05)
     assert math.isclose(inverse.at(100), 0.1)
     assert math.isclose(inverse.at(400), 0.05)  # sqrt(100 / 400)
+    # a plateau run resumed with another schedule: the decays were applied to it too
+    resumed = LearningRateSchedule(TrainConfig(learning_rate=0.1), plateau_scale=0.25)
+    assert resumed.at(100) == 0.1
 
 
 def test_linear_falls_from_the_peak_after_warmup_to_zero_at_the_end_of_the_budget():

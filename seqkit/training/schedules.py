@@ -43,7 +43,9 @@ class LearningRateSchedule:
             factor *= math.sqrt(max(warmup, 1) / max(step, warmup, 1))
         elif self.cfg.lr_schedule == "linear":
             factor *= max(0.0, 1.0 - budget_done)
-        return self.cfg.learning_rate * factor * self.plateau_scale
+        # (the plateau decays of a run resumed with another schedule are kept for a return to plateau)
+        plateau = self.plateau_scale if self.cfg.lr_schedule == "plateau" else 1.0
+        return self.cfg.learning_rate * factor * plateau
 
     def after_validation(self, bad_validations: int) -> None:
         """`bad_validations`: validations in a row without improvement, this one included (0: it improved).
