@@ -512,6 +512,8 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
         config_lib.from_dict({"model": {"bag_of_tokens": True}}, "test")
     with pytest.raises(config_lib.ConfigError, match="model.head = regression gives values, not logits"):
         _config(tmp_path, {"bag_of_tokens": True, "head": "regression"})
+    with pytest.raises(config_lib.ConfigError, match="a classifier's loss has no smoothing: drop it"):
+        _config(tmp_path, {}, train={"label_smoothing": 0.1})  # (it was ignored)
     with pytest.raises(config_lib.ConfigError, match="reads numbers, not tokens; drop model.bag_of_tokens"):
         trainer.train(_config(tmp_path, {"bag_of_tokens": True}, numbers), tmp_path / "m4")
     assert not (tmp_path / "m3").exists() and not (tmp_path / "m4").exists()
