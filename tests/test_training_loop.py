@@ -256,6 +256,17 @@ def test_a_run_ended_before_its_first_validation_logs_no_infinity(tmp_path):
     assert training_log.of_kind(training_log.read(run), EndRecord)[-1].best_score is None
 
 
+def test_the_validation_of_a_runs_last_step_at_an_epochs_end_is_that_epochs(tmp_path):
+    # (it was the next epoch's: 3 of 2)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    cfg = _cfg(max_steps=0, max_epochs=2, valid_every=7, best_metric="ppl")  # 10 steps an epoch
+    fit(cfg, _run_dir(tmp_path / "run"), model, FakeTask(model, [DevScores({"ppl": 2.0})] * 3).as_task(),
+        NullReporter())  # fmt: skip
+    records = training_log.of_kind(training_log.read(tmp_path / "run"), ValidRecord)
+    assert [(r.step, r.epoch) for r in records] == [(7, 1), (14, 2), (20, 2)]
+
+
 @pytest.mark.parametrize("limit", [{"max_steps": 20}, {"max_epochs": 2}])
 def test_linear_schedule_follows_the_first_limit_in_a_run(tmp_path, limit: dict):
     # 10 batches an epoch: 2 epochs are 20 steps; the rate of update s is 0.1 x (1 - (s - 1) / 20)

@@ -212,7 +212,8 @@ class _Trainer:
             dev = self.task.validate()
             record = ValidRecord(
                 step=progress.step,
-                epoch=progress.epoch + 1,
+                # (1-based; the run's last validation may come after its last epoch was counted done)
+                epoch=progress.epoch + (1 if progress.position else 0),
                 scores=dev.scores,
                 signatures=dev.signatures,
                 sentences=dev.sentences,
