@@ -25,7 +25,7 @@ from seqkit.decoding.search import (
 )
 from seqkit.decoding.torch_steps import Seq2SeqSteps
 from seqkit.models.seq2seq import Seq2Seq
-from tests.helpers import seqkit_here
+from tests.helpers import assert_one_line_error, seqkit_here
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +189,10 @@ def test_greedy_flag_and_bad_decoding_options(reverse_model):
     assert result.returncode == 1 and b"--nbest 6" in result.stderr and b"beam size (5)" in result.stderr
     result = seqkit_here("translate", reverse_model, "--length-penalty", "-1", stdin="a\n")
     assert result.returncode == 1 and b"decode.length_penalty" in result.stderr
+    # ((5 + length) / 6) ** alpha overflowed: an OverflowError's traceback (the server's 500 in plain text)
+    for option in ("--length-penalty", "--coverage-penalty"):
+        result = seqkit_here("translate", reverse_model, option, "1e308", stdin="a b c\n")
+        assert_one_line_error(result, f"decode.{option[2:].replace('-', '_')}", "0 (none) to 10")
 
 
 def test_top_k_is_torch_topk():

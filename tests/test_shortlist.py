@@ -4,6 +4,7 @@ a smaller one decodes within its columns, and training, `seqkit shortlist` and `
 from __future__ import annotations
 
 import math
+import os
 import shutil
 
 import numpy as np
@@ -145,6 +146,11 @@ def test_a_shortlist_of_other_vocabularies_is_refused(reverse_model, tmp_path):
     assert_one_line_error(result, "shortlist.npz: made for other vocabularies", "seqkit shortlist")
     wrong_type = seqkit_here("shortlist", model_dir, "--translations", 0)
     assert_one_line_error(wrong_type, "--translations 0")
+    # one cut short (zipfile.BadZipFile: a traceback, and the server's 500 in plain text)
+    shutil.copy(reverse_model / shortlist.FILE, model_dir / shortlist.FILE)
+    os.truncate(model_dir / shortlist.FILE, 100)
+    result = seqkit_here("translate", model_dir, "--shortlist", stdin="a b\n")
+    assert_one_line_error(result, "shortlist.npz: unreadable", "seqkit shortlist")
 
 
 def test_a_shortlist_of_other_data_leaves_the_runs_cache_alone(reverse_model, tmp_path):

@@ -16,6 +16,7 @@ training or by `seqkit shortlist MODEL_DIR`.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -70,7 +71,7 @@ def read(model_dir: Path, src_vocab: int, tgt_vocab: int) -> Shortlist:
         )
     try:
         shortlist = Shortlist.load(path)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # (BadZipFile: a file cut short)
         raise ModelDirError(
             f"{path}: unreadable ({e}); build it again with `seqkit shortlist {model_dir}`"
         ) from None
