@@ -473,10 +473,12 @@ def test_evaluate_reads_hypotheses_from_a_pipe_and_takes_metrics_as_sacrebleu_do
     )
 
 
-def test_a_typed_line_is_translated_at_once(reverse_model, reverse_data):
-    """On a terminal each line is answered when entered, before the input ends."""
+@pytest.mark.parametrize("inputs", [[], ["-"]], ids=["stdin", "dash"])
+def test_a_typed_line_is_translated_at_once(reverse_model, reverse_data, inputs):
+    """On a terminal each line is answered when entered, before the input ends (also with `-` named: it
+    waited for the end of the input)."""
     primary, secondary = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "seqkit", "translate", str(reverse_model), "--beam-size", "1"],
+    process = subprocess.Popen([sys.executable, "-m", "seqkit", "translate", str(reverse_model), *inputs, "--beam-size", "1"],
                                stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
     os.close(secondary)
     try:

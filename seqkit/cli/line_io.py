@@ -26,8 +26,9 @@ def source_name(path: Path) -> str | None:
 
 
 def typed(inputs: list[Path] | None) -> bool:
-    """Whether a person types the input (stdin on a terminal): then each line is answered at once."""
-    return not inputs and sys.stdin.isatty()
+    """Whether a person types the input (stdin, or `-` among the inputs, on a terminal): then each line is
+    answered at once."""
+    return (not inputs or any(str(path) == "-" for path in inputs)) and sys.stdin.isatty()
 
 
 def check_output(
