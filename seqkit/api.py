@@ -180,6 +180,8 @@ class Model:
 
         self.require_task("translate")
         settings = settings or self.config.decode
+        if isinstance(nbest, bool) or not isinstance(nbest, int):  # (2.0 failed as a list index)
+            raise ConfigError(f"nbest = {nbest!r}: not a whole number; give how many outputs a line gets")
         if nbest > 1 and settings.temperature > 0:
             raise ConfigError(SAMPLING_NBEST.format(f"nbest = {nbest}"))
         if not 1 <= nbest <= settings.beam_size:

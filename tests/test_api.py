@@ -104,6 +104,9 @@ def test_one_string_or_an_item_that_is_no_string_is_an_error(reverse_model, char
         model.score("c a b", "b a c")
     with pytest.raises(DataError, match="lines: item 2 is a NoneType, not a string"):
         model.translate(["c a b", None])  # type: ignore[list-item]
+    for nbest in (2.0, True):  # (2.0: a TypeError from within; True was taken for 1)
+        with pytest.raises(ConfigError, match=f"nbest = {nbest}: not a whole number"):
+            model.translate(["c a b"], beam_size=2, nbest=nbest)  # type: ignore[arg-type]
 
 
 def test_a_line_is_read_as_the_command_reads_a_files_line(reverse_model, char_lm, tmp_path):
