@@ -56,22 +56,23 @@ def _sigterm(number, frame) -> None:
 
 @contextlib.contextmanager
 def terminable() -> Iterator[None]:
-    """SIGTERM (`kill`, `timeout`, a batch scheduler) inside the block as an exception, SystemExit 143, as
-    Ctrl-C is one: the block's temporary files are removed on the way out, where the default action
-    ended the process on the spot and left them. Only while such files exist: elsewhere SIGTERM keeps its
-    default action, which a long native call (SentencePiece's training) would otherwise delay; a handler
-    of a training's or a server's own stays theirs."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_DFL,
-        None,
-    ):
+    """SIGTERM (`kill`, `timeout`, a batch scheduler) and SIGHUP (a closed terminal or ssh session) inside
+    the block as an exception, SystemExit 143 or 129, as Ctrl-C is one: the block's temporary files are
+    removed on the way out, where the default action ended the process on the spot and left them. Only
+    while such files exist: elsewhere they keep their default action, which a long native call
+    (SentencePiece's training) would otherwise delay; a handler of a training's or a server's own stays
+    theirs, and so does `nohup`'s ignoring of SIGHUP."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.signal(signal.SIGTERM, _sigterm)
+    taken = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) in (signal.SIG_DFL, None)]
+    for number in taken:
+        signal.signal(number, _sigterm)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for number in taken:
+            signal.signal(number, signal.SIG_DFL)
 
 
 @contextlib.contextmanager

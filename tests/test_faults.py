@@ -755,7 +755,9 @@ def test_an_output_named_gz_is_written_gzipped_as_a_gz_input_is_read(tmp_path, r
     assert again.returncode == 0, again.stderr
 
 
-@pytest.mark.parametrize(("signal_number", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signal_number", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)  # (SIGHUP: a closed terminal or ssh session, whose default action left the file too)
 def test_sigterm_and_ctrl_c_remove_the_output_being_written(
     tmp_path, reverse_model, signal_number, exit_code
 ):
