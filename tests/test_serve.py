@@ -377,3 +377,39 @@ def _until(client: httpx.Client, condition, seconds: float = 60, unless=lambda: 
         assert not unless(), "what the test waits for can no longer happen"
         assert time.monotonic() < deadline, "the condition on /health never held"
         time.sleep(0.01)
+
+
+def _queued_job(key, lines: int = 1, timed_out: bool = False):
+    from seqkit.server.worker import _Job
+
+    loop = asyncio.new_event_loop()
+    job = _Job(["a"] * lines, key, lambda lines: lines, loop, loop.create_future())
+    if timed_out:
+        job.cancelled.set()
+    return job
+
+
+def test_queued_requests_with_the_same_settings_are_batched_wherever_they_wait():
+    # only neighbours were: settings A, B, A, B, ... waiting were decoded one request a batch
+    from seqkit.server.worker import Worker
+
+    worker = Worker(server.Limits(max_batch=4))
+    jobs = [_queued_job(key) for key in "ABABAB"] + [_queued_job("A", lines=2), _queued_job(None)]
+    worker.waiting.extend([*jobs, None])
+    batches = []
+    while (batch := worker._take()) is not None:
+        batches.append([jobs.index(job) for job in batch])
+    assert batches == [[0, 2, 4], [1, 3, 5], [6], [7]]  # (6: two lines would make A's batch 5 > 4)
+
+
+def test_requests_that_timed_out_waiting_hold_no_place_in_the_queue():
+    # every new request was 503 "the queue is full" until the worker reached the dead ones
+    from seqkit.server.worker import Worker
+
+    worker = Worker(server.Limits(max_queue=2, timeout=0.05))  # (its thread is not started)
+    worker.waiting.extend(_queued_job("A", timed_out=True) for _ in range(2))
+    assert worker.queued == 0
+    with pytest.raises(server.worker.Refused) as refused:
+        asyncio.run(worker.submit(["a"], "A", lambda lines: lines))
+    assert refused.value.status == 504  # waited for an answer, not refused a place
+    assert worker.queued == 0

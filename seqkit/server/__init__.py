@@ -146,7 +146,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
     async def health() -> dict:
         return {
             "status": "ok",
-            "queued": worker.jobs.qsize(),
+            "queued": worker.queued,
             "requests": worker.requests,
             "batches": worker.batches,
         }

@@ -5,8 +5,8 @@ batching); a full queue is 503, a request unanswered after `timeout` seconds 504
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,10 +53,9 @@ class Worker:
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=limits.max_queue)
+        self.waiting: deque[_Job | None] = deque()  # oldest first; None, queued last, stops the thread
+        self.changed = threading.Condition()  # guards `waiting`
         self.thread = threading.Thread(target=self._run, name="seqkit-model", daemon=True)
-        self.pending: _Job | None = None  # taken from the queue, but not batchable with the last batch
-        self.stopping = False
         self.requests = self.batches = 0  # answered so far (GET /health): batching at work when fewer batches
 
     def start(self) -> None:
@@ -64,20 +63,36 @@ class Worker:
 
     def stop(self) -> None:
         """Answer what is queued, then end the thread."""
-        self.jobs.put(None)
+        with self.changed:
+            self.waiting.append(None)
+            self.changed.notify()
         self.thread.join()
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the worker (those that timed out waiting are not)."""
+        with self.changed:
+            self._forget_timed_out()
+            return sum(job is not None for job in self.waiting)
+
+    def _forget_timed_out(self) -> None:
+        """(Under `changed`.) Drop the jobs whose requests timed out waiting: they hold no place."""
+        if any(job is not None and job.cancelled.is_set() for job in self.waiting):
+            self.waiting = deque(job for job in self.waiting if job is None or not job.cancelled.is_set())
 
     async def submit(self, lines: list[str], key: Any, call: Callable[[list[str]], list[Any]]) -> list[Any]:
         loop = asyncio.get_running_loop()
         job = _Job(lines, key, call, loop, loop.create_future())
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
-            raise Refused(
-                503,
-                f"the queue is full ({self.limits.max_queue} requests); retry shortly",
-                {"Retry-After": "1"},
-            ) from None
+        with self.changed:
+            self._forget_timed_out()
+            if len(self.waiting) >= self.limits.max_queue:
+                raise Refused(
+                    503,
+                    f"the queue is full ({self.limits.max_queue} requests); retry shortly",
+                    {"Retry-After": "1"},
+                )
+            self.waiting.append(job)
+            self.changed.notify()
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), self.limits.timeout)
         except TimeoutError:
@@ -90,29 +105,31 @@ class Worker:
             ) from None
 
     def _take(self) -> list[_Job] | None:
-        """The next batch: the oldest job, and the queued ones with its settings, up to max_batch lines;
-        None once the stop (queued last, after uvicorn has answered every request) is reached."""
-        if self.stopping:
-            return None
-        first = self.pending if self.pending is not None else self.jobs.get()
-        self.pending = None
-        if first is None:
-            return None
-        batch, lines = [first], len(first.lines)
-        while first.key is not None and lines < self.limits.max_batch:
-            try:
-                job = self.jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None and job.cancelled.is_set():  # timed out while waiting: takes no room
-                continue
-            if job is not None and job.key == first.key and lines + len(job.lines) <= self.limits.max_batch:
-                batch.append(job)
-                lines += len(job.lines)
-                continue
-            self.pending, self.stopping = job, job is None  # the next batch starts with it
-            break
-        return batch
+        """The next batch: the oldest job, and every queued one with its settings (not only those next to
+        it), up to max_batch lines; the others keep their order. None once the stop (queued last, after
+        uvicorn has answered every request) is reached."""
+        with self.changed:
+            self._forget_timed_out()
+            while not self.waiting:
+                self.changed.wait()
+                self._forget_timed_out()
+            first = self.waiting.popleft()
+            if first is None:
+                return None
+            batch, lines, others = [first], len(first.lines), deque[_Job | None]()
+            for job in self.waiting:
+                if (
+                    job is not None
+                    and first.key is not None
+                    and job.key == first.key
+                    and lines + len(job.lines) <= self.limits.max_batch
+                ):
+                    batch.append(job)
+                    lines += len(job.lines)
+                else:
+                    others.append(job)
+            self.waiting = others
+            return batch
 
     def _run(self) -> None:
         while (batch := self._take()) is not None:
