@@ -338,6 +338,29 @@ def test_ctrl_c_exits_130(reverse_model):
     assert process.returncode == 130, stderr.decode()
 
 
+def test_a_second_ctrl_c_during_a_search_exits_130_at_once(reverse_model, reverse_data):
+    # the interpreter's exit around the model's thread, still inside torch, aborted: SIGABRT (-6)
+    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=120) as client:
+        process = _serve_command(reverse_model, client)
+        try:
+            dev = read_lines(f"{reverse_data}/dev.src")
+            sources = [" ".join(dev[i : i + 4]) for i in range(len(dev))] * 4
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 16})
+                _until(client, lambda health: health["requests"] == 1)  # taken by the worker: decoding
+                process.send_signal(signal.SIGINT)
+                time.sleep(0.3)
+                assert not slow.done()  # (still searching when the second comes)
+                process.send_signal(signal.SIGINT)
+                _, stderr = process.communicate(timeout=60)
+                with contextlib.suppress(httpx.HTTPError):
+                    slow.result()
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130, stderr.decode()
+
+
 def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):
     with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=120) as client:
         process = _serve_command(reverse_model, client)

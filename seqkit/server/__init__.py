@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import signal
 from typing import Any
 
@@ -270,6 +271,14 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     signal.signal(signal.SIGTERM, lambda number, frame: None)
     app = create_app(model, limits)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=logging, access_log=True))
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        if server.force_exit:
+            # a second Ctrl-C, while the model's thread may be inside a search: the interpreter's exit
+            # around it aborted the process (SIGABRT, "terminate called without an active exception")
+            sys.stderr.flush()
+            os._exit(130)
+        raise
     if not server.started:  # (uvicorn.run's own rule: a start that failed, logged above, exits 3)
         raise SystemExit(3)
