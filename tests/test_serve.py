@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import shutil
 import signal
@@ -338,55 +339,64 @@ def test_ctrl_c_exits_130(reverse_model):
     assert process.returncode == 130, stderr.decode()
 
 
-def test_a_second_ctrl_c_during_a_search_exits_130_at_once(reverse_model, reverse_data):
-    # the interpreter's exit around the model's thread, still inside torch, aborted: SIGABRT (-6)
+@dataclasses.dataclass
+class _Decoding:
+    """A `seqkit serve` process decoding a slow request (`slow`: its future), and the client and pool."""
+
+    process: subprocess.Popen
+    client: httpx.Client
+    pool: concurrent.futures.ThreadPoolExecutor
+    slow: concurrent.futures.Future
+    sources: list[str]
+
+
+@contextlib.contextmanager
+def _decoding_a_slow_request(model_dir, data_dir, beam_size: int, workers: int = 1):
+    """The server once its worker has taken a request of long lines (four dev sentences each, four times
+    over) with a wide beam: it decodes for far longer than a test's next steps take (a server in another
+    process cannot be held). The process is killed if still running when the block ends."""
+    dev = read_lines(f"{data_dir}/dev.src")
+    sources = [" ".join(dev[i : i + 4]) for i in range(len(dev))] * 4
     with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=120) as client:
-        process = _serve_command(reverse_model, client)
+        process = _serve_command(model_dir, client)
         try:
-            dev = read_lines(f"{reverse_data}/dev.src")
-            sources = [" ".join(dev[i : i + 4]) for i in range(len(dev))] * 4
-            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-                slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 16})
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": beam_size})
                 _until(client, lambda health: health["requests"] == 1)  # taken by the worker: decoding
-                process.send_signal(signal.SIGINT)
-                time.sleep(0.3)
-                assert not slow.done()  # (still searching when the second comes)
-                process.send_signal(signal.SIGINT)
-                _, stderr = process.communicate(timeout=60)
-                with contextlib.suppress(httpx.HTTPError):
-                    slow.result()
+                yield _Decoding(process, client, pool, slow, sources)
         finally:
             if process.poll() is None:
                 process.kill()
-    assert process.returncode == 130, stderr.decode()
+
+
+def test_a_second_ctrl_c_during_a_search_exits_130_at_once(reverse_model, reverse_data):
+    # the interpreter's exit around the model's thread, still inside torch, aborted: SIGABRT (-6)
+    with _decoding_a_slow_request(reverse_model, reverse_data, beam_size=16) as server_run:
+        server_run.process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert not server_run.slow.done()  # (still searching when the second comes)
+        server_run.process.send_signal(signal.SIGINT)
+        _, stderr = server_run.process.communicate(timeout=60)
+        with contextlib.suppress(httpx.HTTPError):
+            server_run.slow.result()
+    assert server_run.process.returncode == 130, stderr.decode()
 
 
 def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):
-    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=120) as client:
-        process = _serve_command(reverse_model, client)
-        try:
-            dev = read_lines(f"{reverse_data}/dev.src")
-            # long lines with a wide beam: the first request decodes for far longer than the two small
-            # ones take to be queued behind it (a server in another process cannot be held)
-            sources = [" ".join(dev[i : i + 4]) for i in range(len(dev))] * 4
-            with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-                slow = pool.submit(client.post, "/translate", json={"text": sources, "beam_size": 8})
-                _until(client, lambda health: health["requests"] == 1)  # taken by the worker: decoding
-                # other settings than the slow one's: each waits in the queue for its own batch
-                queued = [
-                    pool.submit(client.post, "/translate", json={"text": sources[:3], "beam_size": beam})
-                    for beam in (1, 2)
-                ]
-                _until(client, lambda health: health["queued"] == 2, unless=slow.done)
-                process.send_signal(signal.SIGTERM)
-                answers = [slow.result(), *(q.result() for q in queued)]
-            for answer, lines in zip(answers, (sources, sources[:3], sources[:3]), strict=True):
-                assert answer.status_code == 200 and len(answer.json()["translations"]) == len(lines)
-            stdout, stderr = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    assert process.returncode == 0, stderr.decode()
+    with _decoding_a_slow_request(reverse_model, reverse_data, beam_size=8, workers=3) as server_run:
+        client, sources, slow = server_run.client, server_run.sources, server_run.slow
+        # other settings than the slow one's: each waits in the queue for its own batch
+        queued = [
+            server_run.pool.submit(client.post, "/translate", json={"text": sources[:3], "beam_size": beam})
+            for beam in (1, 2)
+        ]
+        _until(client, lambda health: health["queued"] == 2, unless=slow.done)
+        server_run.process.send_signal(signal.SIGTERM)
+        answers = [slow.result(), *(q.result() for q in queued)]
+        for answer, lines in zip(answers, (sources, sources[:3], sources[:3]), strict=True):
+            assert answer.status_code == 200 and len(answer.json()["translations"]) == len(lines)
+        stdout, stderr = server_run.process.communicate(timeout=60)
+    assert server_run.process.returncode == 0, stderr.decode()
     assert stdout == b""
     access = [line for line in stderr.decode().splitlines() if '"POST /translate HTTP/1.1" 200' in line]
     assert len(access) == 3  # one access-log line per request, on stderr
