@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from seqkit.data.batches import Batch, make_batch
 from seqkit.data.corpus import ParallelIds, chunk, chunk_starts, token_stream
+from seqkit.data.text import without_controls
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.search import inference_batches
 from seqkit.runtime import devices
@@ -120,7 +121,9 @@ def score_text(model, tokenizer: Tokenizer, lines: list[str], bptt_length: int) 
             _, nll, _, state = chunk_loss(model, inputs, next_tokens, state)
             total_nll, tokens = total_nll + nll, tokens + next_tokens.numel()
     model.train(was_training)
-    characters = sum(len(line) + 1 for line in lines)  # (every token scored: exact for characters)
+    # the characters the tokenizer reads (control characters left out, as for a character model's
+    # tokens: its bits per character are then exactly log2 of its perplexity), and a line end each
+    characters = sum(len(without_controls(line)) + 1 for line in lines)
     return {
         "ppl": perplexity(total_nll, tokens),
         "nll_per_token": total_nll / max(1, tokens),
