@@ -130,6 +130,9 @@ def test_sentencepiece_lstm_and_tied_embeddings(background_model, cell):
     list(loaded.generate_stream(["a stitch "], loaded.generate_settings(temperature=0), streamed.append))
     assert "".join(streamed) == LINES[1]
     assert len(streamed) > 1 and all(len(piece) < len(LINES[1]) for piece in streamed)  # as it goes
+    # unknown characters before the space (decoded " ⁇ ", which ends in one): not kept either
+    unknown, spaced = loaded.generate(["ZZZ", "ZZZ "], temperature=0, max_tokens=6)
+    assert spaced == unknown
 
 
 def test_choose_token_top_k_and_top_p():

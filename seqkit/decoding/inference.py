@@ -232,6 +232,8 @@ def _shown_prompt(tokenizer, prompt: str, prompt_ids: list[int]) -> str:
     """The prompt as the output starts with it: as typed, less trailing whitespace that the tokenizer
     dropped (SentencePiece's "God is " is "God is"), which the model never saw; the continuation brings its
     own space ("God is" + " love"), and the typed one would double it."""
-    if prompt[-1:].isspace() and not tokenizer.decode_tgt([prompt_ids])[0][-1:].isspace():
+    # (the prompt's pieces without it are the same; decoding them back would not say: an unknown piece
+    # decodes as " ⁇ ", which ends in a space)
+    if prompt[-1:].isspace() and tokenizer.encode_tgt([prompt.rstrip()])[0] == prompt_ids:
         return prompt.rstrip()
     return prompt
