@@ -153,8 +153,8 @@ class LanguageModelSteps:
 
     @torch.no_grad()
     def start(self, tokens: np.ndarray) -> tuple[np.ndarray, _OnDevice]:
-        logits, state = self.model(torch.from_numpy(tokens).to(self.device))  # (1, length, vocab)
-        return _numpy(torch.log_softmax(logits[:, -1].float(), dim=-1)), _OnDevice(state, self.device)
+        logits, state = self.model.prompt(torch.from_numpy(tokens).to(self.device))  # (1, vocab)
+        return _numpy(torch.log_softmax(logits.float(), dim=-1)), _OnDevice(state, self.device)
 
     @torch.no_grad()
     def step(self, tokens: np.ndarray, state: _OnDevice) -> tuple[np.ndarray, _OnDevice]:
