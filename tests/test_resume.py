@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from seqkit import model_types, modeldir, outputs
 from seqkit.errors import ModelDirError
@@ -25,7 +26,7 @@ from seqkit.training.log import EndRecord, TrainRecord
 from seqkit.training.loop import TrainingInterrupted
 from seqkit.training.task import NullReporter
 from seqkit.viz.summary import summarize
-from tests.helpers import lm_config, seqkit_here, toy_config, write_toy
+from tests.helpers import assert_one_line_error, lm_config, seqkit_here, toy_config, write_toy
 
 
 def _last_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -200,6 +201,20 @@ def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
     assert "weights: the mean of checkpoints (seqkit average), not validated" in info
     assert "the saved weights" not in info
     assert json.loads(seqkit_here("info", tmp_path / "avg", "--json").stdout)["averaged"] is True
+    # only the run's own files come along: a user's output beside them was copied into the new directory
+    (tmp_path / "run" / "test.hyp").write_text("a translation\n")
+    assert seqkit_here("average", tmp_path / "run", "-o", tmp_path / "avg2").returncode == 0
+    assert not (tmp_path / "avg2" / "test.hyp").exists() and (tmp_path / "avg2" / "config.toml").is_file()
+    # another model's checkpoint among the last: refused in one line (a traceback of tensor sizes, or,
+    # with other tensor names, a mean of each name over the checkpoints that had it, divided by all)
+    other = tmp_path / "run" / checkpoint.ROOT / "step-00000040"
+    shutil.copytree(tmp_path / "run" / checkpoint.ROOT / "step-00000030", other)
+    tensors = load_file(other / checkpoint.WEIGHTS)
+    tensors.pop(sorted(tensors)[0])
+    save_file(tensors, other / checkpoint.WEIGHTS)
+    refused = seqkit_here("average", tmp_path / "run", "-o", tmp_path / "avg3")
+    assert_one_line_error(refused, "step-00000040: its tensors are not those of step-00000030")
+    assert not (tmp_path / "avg3").exists()
 
 
 def test_a_fresh_start_clears_a_checkpoint_left_unnamed_by_a_kill(tmp_path, reverse_data):

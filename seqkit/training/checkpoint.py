@@ -27,7 +27,15 @@ from safetensors.torch import save as save_safetensors
 
 from seqkit import outputs
 from seqkit.errors import ModelDirError
-from seqkit.modeldir import CHECKPOINTS, damaged_weights, load_weights_into, require_directory, weights_bytes
+from seqkit.modeldir import (
+    CHECKPOINTS,
+    LOCK,
+    RUN_FILES,
+    damaged_weights,
+    load_weights_into,
+    require_directory,
+    weights_bytes,
+)
 from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
 from seqkit.outputs import MARKER, atomic_write, marker_bytes
 
@@ -143,7 +151,8 @@ def restore(path: Path, model, optimizer) -> dict:
 
 def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
     """Write a model directory whose weights are the mean of the newest `last` checkpoints' weights
-    (config, tokenizer and log copied); returns the names of the checkpoints averaged."""
+    (the run's own files copied: config, tokenizer, log, ...; not the user's outputs beside them); returns
+    the names of the checkpoints averaged. Checkpoints of another model (other tensors) are refused."""
     require_directory(model_dir)  # (an export, say, is refused by name)
     chosen = [p for p in _steps(model_dir / ROOT) if _complete(p)][-last:]
     if not chosen:
@@ -151,11 +160,19 @@ def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
     if output_dir.exists() or output_dir.is_symlink():
         raise ModelDirError(f"{output_dir} already exists; choose a new --output for the averaged model")
     total: dict[str, torch.Tensor] = {}
+    first: dict[str, tuple[int, ...]] = {}  # the first checkpoint's tensors' shapes, which the others share
     for path in chosen:
         try:
             tensors = load_safetensors((path / WEIGHTS).read_bytes())
         except SafetensorError as e:
             raise damaged_weights(path / WEIGHTS, e) from None
+        shapes = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+        first = first or shapes
+        if shapes != first:  # (another run's checkpoint copied in: a traceback, or a wrong mean of names)
+            raise ModelDirError(
+                f"{path}: its tensors are not those of {chosen[0].name} (another model's checkpoint?); move "
+                f"it out of {model_dir / ROOT} or average fewer with --last"
+            )
         for name, tensor in tensors.items():
             total[name] = total.get(name, 0) + tensor.double()
     tmp = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.tmp")
@@ -163,9 +180,10 @@ def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
         try:
             tmp.mkdir(parents=True)
             atomic_write(tmp / MARKER, marker_bytes("average"))
-            for item in model_dir.iterdir():  # the run's files, not its links or hidden files
-                if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
-                    shutil.copy2(item, tmp / item.name)
+            for name in RUN_FILES:  # the run's own files: not its links, nor the user's outputs beside them
+                item = model_dir / name
+                if name not in (MARKER, LOCK) and item.is_file() and not item.is_symlink():
+                    shutil.copy2(item, tmp / name)
             averaged = {name: (t / len(chosen)).float() for name, t in total.items()}
             atomic_write(tmp / MODEL_WEIGHTS, save_safetensors(averaged))
             os.rename(tmp, output_dir)  # the averaged directory appears whole or not at all
