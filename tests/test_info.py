@@ -81,3 +81,17 @@ def test_the_steps_of_a_run_stopped_between_two_logged_steps_are_its_last():
     stopped = EndRecord("interrupted", "SIGTERM", 34, 0, "bleu", None, elapsed_s=3.5)
     assert _training([logged, stopped])["steps"] == 34  # (it said 30: the last logged step)
     assert _training([logged])["steps"] == 30
+
+
+def test_a_layer_size_equal_to_the_probes_length_is_not_taken_for_time():
+    # 11 labels (the probe's length) were shown as "(batch, steps)"
+    from seqkit import config as config_lib
+    from seqkit.models.classifier import SequenceClassifier
+    from seqkit.viz.summary import SAMPLE_LENGTHS, layer_table
+
+    cfg = config_lib.ModelConfig(type="classifier", embedding_size=SAMPLE_LENGTHS[1], encoder_hidden_size=8)
+    for labels in SAMPLE_LENGTHS:
+        model = SequenceClassifier.from_config(cfg, vocab_size=20, features=0, outputs=labels)
+        rows = {row["name"]: row for row in layer_table(model, model_types.MODEL_TYPES["classifier"])}
+        assert rows["head"]["output_shape"] == f"(batch, {labels})"
+        assert rows["encoder.embedding"]["output_shape"] == f"(batch, steps, {SAMPLE_LENGTHS[1]})"

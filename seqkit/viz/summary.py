@@ -24,40 +24,50 @@ from seqkit.models.softmax import given_pieces
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, Record, ValidRecord
 
-SAMPLE_LENGTH = 11  # time steps of the probe batch: a length no layer size is likely to equal
+# Time steps of the probe batches: a size that equals one of them is a layer's (11 labels) where the other
+# probe's shape says so, and only the time axis has both
+SAMPLE_LENGTHS = (11, 13)
 SAMPLE_PIECES = 12
 
 
-def _shape(value, time_name: str) -> str:
+def _shape(value, time_name: str, length: int) -> str:
     """A module output -> "(batch, src_len, 512)"; a tuple of tensors (attention) -> each of them."""
     if isinstance(value, PackedSequence):  # the encoder RNN: (sum of lengths, features)
-        return f"(batch, {time_name}, {value.data.size(-1)})"
+        return f"(batch, {time_name}, {value.data.size(-1)})"  # (a packed sequence's time is time)
     if isinstance(value, tuple):
         if isinstance(value[0], PackedSequence | torch.Tensor) and isinstance(value[1], tuple | torch.Tensor):
             if isinstance(value[1], torch.Tensor) and value[1].dim() == 2:  # attention: (context, weights)
-                return ", ".join(_shape(v, time_name) for v in value)
-            return _shape(value[0], time_name)  # an RNN's (output, state): the output
-    dims = ["batch"] + [time_name if size == SAMPLE_LENGTH else str(size) for size in value.shape[1:]]
+                return ", ".join(_shape(v, time_name, length) for v in value)
+            return _shape(value[0], time_name, length)  # an RNN's (output, state): the output
+    dims = ["batch"] + [time_name if size == length else str(size) for size in value.shape[1:]]
     return f"({', '.join(dims)})"
 
 
 def layer_table(model: nn.Module, model_type: ModelType) -> list[dict]:
     """Every module that holds parameters (and each attention module), in definition order:
     name, type, output shape (None if the module is never called as a module), own parameters."""
-    shapes: dict[str, str] = {}
     time_name = model_type.time_name
     names = {module: name for name, module in model.named_modules()}
+    probed: list[dict[str, str]] = []
+    for length in SAMPLE_LENGTHS:
+        shapes: dict[str, str] = {}
 
-    def record_shape(module: nn.Module, args, output) -> None:  # returning None keeps the output
-        shapes.setdefault(names[module], _shape(output, time_name))
+        def record_shape(module: nn.Module, args, output, shapes=shapes, length=length) -> None:
+            shapes.setdefault(names[module], _shape(output, time_name, length))  # (None keeps the output)
 
-    hooks = [module.register_forward_hook(record_shape) for module in names]
-    try:
-        with torch.no_grad():
-            model_type.probe(model, SAMPLE_LENGTH)
-    finally:
-        for hook in hooks:
-            hook.remove()
+        hooks = [module.register_forward_hook(record_shape) for module in names]
+        try:
+            with torch.no_grad():
+                model_type.probe(model, length)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        probed.append(shapes)
+    # where the probes differ, a size equalled one probe's length: the shape naming time less often is right
+    shapes = {
+        name: min((each[name] for each in probed), key=lambda shape: shape.count(time_name))
+        for name in probed[0]
+    }
     seen: dict[int, str] = {}
     rows = []
     for name, module in model.named_modules():
