@@ -161,3 +161,15 @@ def test_plot_command(reverse_model, tmp_path):
     assert_one_line_error(
         seqkit_here("plot", tmp_path / "not-a-run", "--terminal"), "no training or validation records yet"
     )
+
+
+def test_a_curve_of_one_point_is_drawn(reverse_model, tmp_path):
+    # a run whose log holds its first logged step alone: the train curves were lines of one point, drawn
+    # as nothing (the panels empty but for their legends)
+    run = tmp_path / "run"
+    shutil.copytree(reverse_model, run)
+    lines = (run / "train_log.jsonl").read_text().splitlines()
+    first_train = next(i for i, line in enumerate(lines) if '"kind": "train"' in line)
+    (run / "train_log.jsonl").write_text("\n".join(lines[: first_train + 1]) + "\n")
+    drawn = [line for ax in plots.curves_figure([read_curves(run)]).axes for line in ax.get_lines()]
+    assert drawn and all(len(line.get_xdata()) == 1 and line.get_marker() == "o" for line in drawn)

@@ -73,7 +73,8 @@ def curves_figure(runs: list[RunCurves], x: str = "step"):
                         curve.values,
                         style,
                         color=colour,
-                        marker="o" if dev else None,
+                        # (a line of one point draws nothing: a run's first logged step alone)
+                        marker="o" if dev or len(xs) == 1 else None,
                         markersize=3,
                         label=label,
                         alpha=1.0 if number == 0 else 0.7,
