@@ -29,7 +29,6 @@ from seqkit import outputs
 from seqkit.errors import ModelDirError
 from seqkit.modeldir import (
     CHECKPOINTS,
-    LOCK,
     RUN_FILES,
     damaged_weights,
     load_weights_into,
@@ -37,7 +36,7 @@ from seqkit.modeldir import (
     weights_bytes,
 )
 from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
-from seqkit.outputs import MARKER, atomic_write, marker_bytes
+from seqkit.outputs import LOCK, MARKER, atomic_write, marker_bytes
 
 ROOT, LATEST, WEIGHTS, STATE = CHECKPOINTS, "latest", "weights.safetensors", "state.pt"
 
