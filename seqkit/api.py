@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,9 @@ class Model:
 
         self.require_task("translate")
         settings = settings or self.config.decode
-        if isinstance(nbest, bool) or not isinstance(nbest, int):  # (2.0 failed as a list index)
+        if isinstance(nbest, bool) or not isinstance(nbest, Integral):  # (2.0 failed as a list index)
             raise ConfigError(f"nbest = {nbest!r}: not a whole number; give how many outputs a line gets")
+        nbest = int(nbest)
         if nbest > 1 and settings.temperature > 0:
             raise ConfigError(SAMPLING_NBEST.format(f"nbest = {nbest}"))
         if not 1 <= nbest <= settings.beam_size:

@@ -512,8 +512,13 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
         config_lib.from_dict({"model": {"bag_of_tokens": True}}, "test")
     with pytest.raises(config_lib.ConfigError, match="model.head = regression gives values, not logits"):
         _config(tmp_path, {"bag_of_tokens": True, "head": "regression"})
+    # train.label_smoothing was ignored: refused when a training starts, not when a model loads (a model
+    # trained with it before opens as it did)
+    smoothed = _config(tmp_path, {}, numbers, train={"label_smoothing": 0.1})
     with pytest.raises(config_lib.ConfigError, match="a classifier's loss has no smoothing: drop it"):
-        _config(tmp_path, {}, train={"label_smoothing": 0.1})  # (it was ignored)
+        trainer.train(smoothed, tmp_path / "m5")
+    assert not (tmp_path / "m5").exists()
+    assert config_lib.from_dict({"model": {"type": "classifier"}, "train": {"label_smoothing": 0.1}}, "saved")
     with pytest.raises(config_lib.ConfigError, match="reads numbers, not tokens; drop model.bag_of_tokens"):
         trainer.train(_config(tmp_path, {"bag_of_tokens": True}, numbers), tmp_path / "m4")
     assert not (tmp_path / "m3").exists() and not (tmp_path / "m4").exists()
@@ -669,6 +674,13 @@ def test_no_value_of_a_series_is_both_a_training_and_a_dev_or_test_target(tmp_pa
         assert max(train) < min(dev) and max(dev) < min(test), (dev_fraction, horizon)
         assert len(parts.train) + len(parts.dev) + len(parts.test) == 40 - 5 - horizon + 1 - 2 * (horizon - 1)
         assert len(parts.dev) == max(1, round(len(range(40 - 5 - horizon + 1)) * dev_fraction))
+    # too short for the windows left out: said at once, with what helps (not "lower data.dev_fraction")
+    path.write_text("x\n" + "".join(f"{t}\n" for t in range(12)))
+    short = config_lib.DataConfig(column="x", window=5, horizon=3, dev_fraction=0.01, test_fraction=0.15)
+    with pytest.raises(
+        DataError, match=r"12 rows cannot hold .* \(2 windows left out before each later part"
+    ):
+        split_series(path, short, regression=True)
 
 
 def test_a_series_of_three_windows_keeps_one_to_test(tmp_path: Path):

@@ -192,7 +192,7 @@ def test_greedy_flag_and_bad_decoding_options(reverse_model):
     # ((5 + length) / 6) ** alpha overflowed: an OverflowError's traceback (the server's 500 in plain text)
     for option in ("--length-penalty", "--coverage-penalty"):
         result = seqkit_here("translate", reverse_model, option, "1e308", stdin="a b c\n")
-        assert_one_line_error(result, f"decode.{option[2:].replace('-', '_')}", "0 (none) to 10")
+        assert_one_line_error(result, f"decode.{option[2:].replace('-', '_')}", "0 (none) to 50")
 
 
 def test_top_k_is_torch_topk():

@@ -263,13 +263,14 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
     ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
-    # (GNMT's alpha is 0 to 2 or so; ((5 + length) / 6) ** alpha overflows from a few hundred on)
-    ("decode", "length_penalty"): (lambda v: 0 <= v <= 10, "0 (none) to 10"),
+    # (GNMT's alpha is 0 to 2 or so; ((5 + length) / 6) ** alpha overflowed from a few hundred on, and
+    # at the longest output allowed (100 x 1,024 + 1,000 pieces) 50 gives about 1e212)
+    ("decode", "length_penalty"): (lambda v: 0 <= v <= 50, "0 (none) to 50"),
     # an output limit beyond 100 x the source (+ 1,000) is never a translation, only a long wait
     ("decode", "max_length_ratio"): (lambda v: 0 < v <= 100, "positive, at most 100"),
     ("decode", "max_length_offset"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
     ("decode", "max_input_pieces"): (lambda v: v > 0, "a positive integer"),
-    ("decode", "coverage_penalty"): (lambda v: 0 <= v <= 10, "0 (none) to 10"),
+    ("decode", "coverage_penalty"): (lambda v: 0 <= v <= 50, "0 (none) to 50"),
     ("decode", "no_repeat_ngram"): (lambda v: v >= 0, "0 (none) or a positive n-gram length"),
     ("decode", "repetition_penalty"): (lambda v: 1 <= v <= 100, "between 1 (none) and 100"),
     # below 0.01 the scaled scores overflow (to NaN at 1e-310): 0 is the argmax such a temperature means

@@ -108,11 +108,6 @@ def _check_classifier(config: Config, source: str) -> None:
         )
     if data.series and not data.column:
         raise ConfigError(f"{source}: data.series needs data.column: the column to forecast or classify")
-    if config.train.label_smoothing:  # (it was read by nothing: the weights came out the same)
-        raise ConfigError(
-            f"{source}: train.label_smoothing smooths the targets of a translation or a language model; a "
-            "classifier's loss has no smoothing: drop it"
-        )
     if model.head == "regression" and model.bag_of_tokens:
         raise ConfigError(
             f"{source}: model.bag_of_tokens adds a second classifier's logits, and model.head = regression "

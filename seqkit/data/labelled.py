@@ -260,10 +260,17 @@ def split_series(
             raise DataError(f"{key} = {name!r}: no such column in {path} (columns: {', '.join(header)})")
     window, horizon = cfg.window, cfg.horizon
     count = len(rows) - window - horizon + 1
-    if count < 3:
+    # A forecaster's targets are `horizon` rows: those of the last horizon - 1 windows before dev (and
+    # before test) are also the next part's targets. Those windows are left out, so that no value is
+    # both learned and scored (a classifier's target is one row: nothing overlaps)
+    gap = horizon - 1 if regression else 0
+    parts = 3 if cfg.test_fraction else 2
+    if count < parts + gap * (parts - 1):  # a window for each part, and the gaps between them
         raise DataError(
             f"{path}: {len(rows)} rows cannot hold data.window = {window} steps and data.horizon = {horizon} "
-            "more for train, dev and test windows; lower data.window or data.horizon, or give a longer series"
+            f"more for train, dev{' and test' if cfg.test_fraction else ''} windows"
+            + (f" ({gap} windows left out before each later part, data.horizon - 1)" if gap else "")
+            + "; lower data.window or data.horizon, or give a longer series"
         )
     at = [header.index(name) for name in columns]
     inputs = np.asarray(
@@ -304,13 +311,9 @@ def split_series(
             last_seen.append(labels[end - 1])
             i = _season_seen(targets[0], end, cfg.season)
             season_before.append(labels[i] if i >= 0 else "")
-    # a test share of at least one window (3 windows are enough for train, dev and test, as said above)
+    # a test share of at least one window (the windows checked above are enough for each part)
     tests = max(1, round(count * cfg.test_fraction)) if cfg.test_fraction else 0
     devs = max(1, round(count * cfg.dev_fraction))
-    # A forecaster's targets are `horizon` rows: those of the last horizon - 1 windows before dev (and
-    # before test) are also the next part's targets. Those windows are left out, so that no value is
-    # both learned and scored (a classifier's target is one row: nothing overlaps)
-    gap = horizon - 1 if regression else 0
     trains = count - devs - tests - gap * (2 if tests else 1)
     if trains < 1:
         raise DataError(

@@ -35,7 +35,7 @@ def without_controls(line: str) -> str:
 def line_fault(line: str) -> str | None:
     """What keeps a string given as one line (a Python list's item, a server request's line) from being
     one, or None: a line break inside, or a lone surrogate. A lone CR is no line break: translate reads
-    it as a control character, which the tokenizers drop."""
+    it as a control character, which the tokenizers read as a space (`without_controls`)."""
     if "\n" in line:
         return "holds a line break; give one line per item"
     if SURROGATE.search(line):
