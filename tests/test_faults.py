@@ -766,6 +766,8 @@ def test_sigterm_and_ctrl_c_remove_the_output_being_written(
         [sys.executable, "-m", "seqkit", "translate", str(reverse_model), "-o", str(tmp_path / "out.txt")],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # the signal's default action, whatever this process was given (under nohup, SIGHUP is ignored)
+        preexec_fn=lambda: signal.signal(signal_number, signal.SIG_DFL),
     )
     assert process.stdin is not None
     process.stdin.write(b"c a b\n")
