@@ -204,10 +204,8 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         # The loss logged is the prediction's own, unweighted, as validation's: the objective adds each
         # part's loss (a bag beside the RNN doubles it) and weighs labels (train.class_weights), so drawn
         # beside the dev loss it would not compare
-        objective = objective * (weight * world.size / len(indices))
-        if not weight:  # a borrowed example (World.shard): none of its figures are this batch's
-            return StepLoss(objective, 0.0, 0.0, 0, 0)
-        return StepLoss(objective, loss, loss, len(share), correct)
+        share_loss = StepLoss(objective * world.size / len(indices), loss, loss, len(share), correct)
+        return share_loss.weighted(weight)
 
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),

@@ -224,10 +224,8 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         # The mean over the whole batch's target tokens, so the step size does not depend on the batch size
         # or on how many processes share it (DDP averages the processes' gradients: hence * world.size).
         batch_tokens = int(tgt_lengths[indices].sum()) + len(indices)
-        objective = loss * (weight * world.size / batch_tokens)
-        if not weight:  # a borrowed sentence (World.shard): none of its figures are this batch's
-            return StepLoss(objective, 0.0, 0.0, 0, 0)
-        return StepLoss(objective, float(loss.detach()), nll, tokens, correct)
+        share_loss = StepLoss(loss * world.size / batch_tokens, float(loss.detach()), nll, tokens, correct)
+        return share_loss.weighted(weight)
 
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),

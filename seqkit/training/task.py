@@ -70,6 +70,12 @@ class StepLoss:
     tokens: int  # target tokens of this process's share
     correct: int  # of them, predicted by the argmax
 
+    def weighted(self, weight: float) -> StepLoss:
+        """This pass as a share of weight `weight` (`World.shard`): 1, itself; 0, an item borrowed only to
+        join DDP's averaging of the gradients, whose objective counts nothing and whose figures are none
+        of the batch's."""
+        return self if weight else StepLoss(self.objective * 0.0, 0.0, 0.0, 0, 0)
+
 
 @dataclass(frozen=True)
 class DevScores:
