@@ -265,12 +265,13 @@ def split_series(
     # both learned and scored (a classifier's target is one row: nothing overlaps)
     gap = horizon - 1 if regression else 0
     parts = 3 if cfg.test_fraction else 2
-    if count < parts + gap * (parts - 1):  # a window for each part, and the gaps between them
+    gaps = gap * (parts - 1)  # the windows left out, before dev (and test)
+    left_out = f" ({gap} windows left out before each later part, data.horizon - 1)" if gap else ""
+    if count < parts + gaps:  # a window for each part, and the gaps between them
         raise DataError(
             f"{path}: {len(rows)} rows cannot hold data.window = {window} steps and data.horizon = {horizon} "
-            f"more for train, dev{' and test' if cfg.test_fraction else ''} windows"
-            + (f" ({gap} windows left out before each later part, data.horizon - 1)" if gap else "")
-            + "; lower data.window or data.horizon, or give a longer series"
+            f"more for train, dev{' and test' if cfg.test_fraction else ''} windows{left_out}; lower "
+            "data.window or data.horizon, or give a longer series"
         )
     at = [header.index(name) for name in columns]
     inputs = np.asarray(
@@ -314,12 +315,10 @@ def split_series(
     # a test share of at least one window (the windows checked above are enough for each part)
     tests = max(1, round(count * cfg.test_fraction)) if cfg.test_fraction else 0
     devs = max(1, round(count * cfg.dev_fraction))
-    trains = count - devs - tests - gap * (2 if tests else 1)
+    trains = count - devs - tests - gaps
     if trains < 1:
         raise DataError(
-            f"{path}: {count} windows leave none to train on"
-            + (f" ({gap} left out before each later part, data.horizon - 1)" if gap else "")
-            + "; lower data.dev_fraction / test_fraction"
+            f"{path}: {count} windows leave none to train on{left_out}; lower data.dev_fraction / test_fraction"
         )
     dev_start = trains + gap
     test_start = dev_start + devs + (gap if tests else 0)

@@ -69,11 +69,8 @@ def choose_token(
     # inverse transform sampling: one uniform number per token, the same on every machine and backend
     cumulative = np.cumsum(probs)
     chosen = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    if chosen == len(
-        probs
-    ):  # a draw rounded up to the total: the last token that can be drawn, not one after it
-        chosen = int(np.flatnonzero(probs)[-1])
-    return chosen
+    # a draw rounded up to the total: the last token that can be drawn, not one after it
+    return chosen if chosen < len(probs) else int(np.flatnonzero(probs)[-1])
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:

@@ -122,13 +122,14 @@ def _header_like(*parts: Examples) -> str | None:
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
     # (nothing read it: the weights came out the same. Checked here, not with the config's other checks,
     # so that a model trained with it before still loads; its resume is told, not refused)
-    if cfg.train.label_smoothing and not resume:
-        raise ConfigError(
-            "train.label_smoothing smooths the targets of a translation or a language model; a classifier's "
-            "loss has no smoothing: drop it"
-        )
-    if cfg.train.label_smoothing and world.is_main:
-        reporter.warning("train.label_smoothing does nothing for a classifier; drop it from the config")
+    if cfg.train.label_smoothing:
+        if not resume:
+            raise ConfigError(
+                "train.label_smoothing smooths the targets of a translation or a language model; a "
+                "classifier's loss has no smoothing: drop it"
+            )
+        if world.is_main:
+            reporter.warning("train.label_smoothing does nothing for a classifier; drop it from the config")
     fixes: Counter = Counter()
     train_examples, dev_examples, columns, held_out = read_splits(cfg, fixes)
     if not len(train_examples) or not len(dev_examples):
