@@ -191,6 +191,7 @@ def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
     assert kept == ["step-00000010", "step-00000020", "step-00000030"]
     result = seqkit_here("average", tmp_path / "run", "-o", tmp_path / "avg")
     assert result.returncode == 0, result.stderr.decode()
+    assert b"warning" not in result.stderr
     _, _, model = model_types.load(tmp_path / "avg")
     a = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000020" / checkpoint.WEIGHTS)
     b = load_file(tmp_path / "run" / checkpoint.ROOT / "step-00000030" / checkpoint.WEIGHTS)
@@ -203,7 +204,10 @@ def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
     assert json.loads(seqkit_here("info", tmp_path / "avg", "--json").stdout)["averaged"] is True
     # only the run's own files come along: a user's output beside them was copied into the new directory
     (tmp_path / "run" / "test.hyp").write_text("a translation\n")
-    assert seqkit_here("average", tmp_path / "run", "-o", tmp_path / "avg2").returncode == 0
+    # (and more asked than the run kept: all three averaged, and said so)
+    result = seqkit_here("average", tmp_path / "run", "-o", tmp_path / "avg2", "--last", "5")
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"--last 5, but" in result.stderr and b"holds 3 complete checkpoint(s)" in result.stderr
     assert not (tmp_path / "avg2" / "test.hyp").exists() and (tmp_path / "avg2" / "config.toml").is_file()
     # another model's checkpoint among the last: refused in one line (a traceback of tensor sizes, or,
     # with other tensor names, a mean of each name over the checkpoints that had it, divided by all)

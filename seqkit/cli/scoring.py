@@ -163,6 +163,12 @@ def average(
         raise ConfigError(f"--last {last}: must be at least 1")
     names = checkpoint.average(model_dir, output, last)
     console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)
+    if len(names) < last:  # (said, not refused: the mean of what the run kept is still a model)
+        console.stderr.print(
+            f"warning: --last {last}, but {model_dir} holds {len(names)} complete checkpoint(s); "
+            "train.keep_checkpoints sets how many a run keeps",
+            highlight=False,
+        )
 
 
 def _evaluate_classifier(
