@@ -191,6 +191,11 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
     assert_one_line_error(no_vocab, "reads numbers, and has no vocabulary; leave out --vocab")
     short = seqkit_here("inspect", tmp_path / "model", "--text", "0.5,0.5,0.5", "-o", tmp_path / "inspect")
     assert_one_line_error(short, "--text: 3 steps, but the model reads windows of data.window = 20")
+    # a forecaster without attention pooling printed nothing on stdout: now its forecast, as predict gives it
+    shown = seqkit_here("inspect", tmp_path / "model", "--text", window, "-o", tmp_path / "inspect")
+    assert shown.returncode == 0, shown.stderr
+    forecast = seqkit.load(tmp_path / "model").predict([window])[0].values
+    assert shown.stdout.decode() == "output: " + " ".join(f"{v:g}" for v in forecast) + "\n"
 
 
 def test_series_split_is_by_time_and_the_scaler_sees_training_only(tmp_path: Path):

@@ -102,7 +102,7 @@ def inspect(
     written = reports.write_inspection(output, inspection)
     if inspection.attention is not None:
         sys.stdout.write(f"output: {inspection.output}\n{textplots.attention_text(inspection.attention)}\n")
-    elif inspection.probabilities is not None or inspection.pooling is not None:
+    elif inspection.output is not None:  # a classifier's label, or a forecaster's values
         sys.stdout.write(textplots.classification_text(inspection) + "\n")
     console.stderr.print(f"wrote {', '.join(str(path) for path in written)}", highlight=False)
 
