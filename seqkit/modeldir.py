@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -68,7 +69,17 @@ RUN_FILES = (
     LOCK,
 )
 RUN_FOLDERS = (CHECKPOINTS, CACHE)
-CHECKPOINT_ENTRIES = ("step-*", ".step-*.tmp", "latest")
+# the names a run writes in checkpoints/: a checkpoint, one being written or replaced, the pointer. Only
+# these are deleted or swept: a copy of yours beside them (step-00000400-keep) stays.
+CHECKPOINT_NAME = re.compile(r"step-\d{8}")
+CHECKPOINT_TEMPORARY = re.compile(r"\.step-\d{8}\.\d+(\.old)?\.tmp")
+CHECKPOINT_POINTER = "latest"
+
+
+def is_checkpoint_entry(name: str) -> bool:
+    return bool(
+        CHECKPOINT_NAME.fullmatch(name) or CHECKPOINT_TEMPORARY.fullmatch(name) or name == CHECKPOINT_POINTER
+    )
 
 
 def owns(model_dir: Path, path: Path) -> bool:
@@ -139,8 +150,8 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | None, resume: boo
         ):
             (model_dir / stale).unlink(missing_ok=True)
         checkpoints = model_dir / CHECKPOINTS
-        for pattern in CHECKPOINT_ENTRIES:
-            for entry in checkpoints.glob(pattern):
+        for entry in checkpoints.iterdir() if checkpoints.is_dir() else ():
+            if is_checkpoint_entry(entry.name):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         for name, data in (tokenizer.files() if tokenizer is not None else {}).items():  # none: numbers
             atomic_write(model_dir / name, data)
@@ -211,6 +222,9 @@ def load_config(model_dir: Path) -> Config:
         values = configfile.read_toml(path)
     except ConfigError as e:  # (its message names the file and how to fix it)
         raise ModelDirError(f"{e}, or retrain the model") from None
+    if "model" not in values:  # seqkit writes every table: an emptied file loaded as the defaults, and
+        # the weights were blamed for not fitting them
+        raise ModelDirError(f"{path}: has no [model] table (emptied or cut short?); restore it, or retrain")
     try:
         return config_lib.from_dict(values, str(path))
     except ConfigError as e:

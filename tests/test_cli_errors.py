@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+import seqkit
+from seqkit.errors import ModelDirError
 from tests.helpers import assert_one_line_error, seqkit_here, write_toy
 
 
@@ -127,6 +130,17 @@ def test_translate_bad_model_directories(reverse_model, tmp_path):
         )
     damaged = tmp_path / "damaged"
     shutil.copytree(reverse_model, damaged)
+    # emptied files: sentencepiece took no bytes for a model and failed at the first line (a traceback in
+    # a training, the weights blamed when loading), and an empty config loaded as the defaults
+    for name, said in (
+        ("spm.model", "empty, not a SentencePiece model"),
+        ("config.toml", "has no [model] table"),
+    ):
+        kept = (damaged / name).read_bytes()
+        (damaged / name).write_bytes(b"")
+        with pytest.raises(ModelDirError, match=f"{name}: {re.escape(said)}"):
+            seqkit.load(damaged)
+        (damaged / name).write_bytes(kept)
     weights = damaged / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     assert_one_line_error(

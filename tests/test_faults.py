@@ -98,6 +98,11 @@ def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_d
     assert _train(reverse_data, run).returncode == 0
     (run / "notes.txt").write_text("the user's notes\n")
     (run / "checkpoints" / "mine.txt").write_text("mine\n")
+    # a copy kept aside from pruning, named like the checkpoints (a new run deleted it), and a killed
+    # save's leftover, which is seqkit's
+    shutil.copytree(run / "checkpoints" / "step-00000002", run / "checkpoints" / "step-00000002-keep")
+    (run / "checkpoints" / "step-notes.txt").write_text("mine\n")
+    (run / "checkpoints" / ".step-00000009.4242.tmp").mkdir()
     shutil.rmtree(run / "checkpoints" / "step-00000002")
     (run / "checkpoints" / "latest").unlink()  # the user removed the checkpoints: still a trained model
     weights = (run / "model.safetensors").read_bytes()
@@ -123,6 +128,9 @@ def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_d
     assert (run / "model.safetensors").read_bytes() != weights
     assert (run / "notes.txt").read_text() == "the user's notes\n"
     assert (run / "checkpoints" / "mine.txt").read_text() == "mine\n"
+    assert (run / "checkpoints" / "step-notes.txt").read_text() == "mine\n"
+    assert (run / "checkpoints" / "step-00000002-keep" / checkpoint.WEIGHTS).is_file()
+    assert not (run / "checkpoints" / ".step-00000009.4242.tmp").exists()
     assert checkpoint.latest(run).name == "step-00000002"
 
 

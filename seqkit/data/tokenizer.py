@@ -98,6 +98,8 @@ def _train(sentences: Iterator[str], model: io.BytesIO, vocab_size: int, cfg: To
 
 
 def _processor(model_bytes: bytes, name: str) -> spm.SentencePieceProcessor:
+    if not model_bytes:  # (sentencepiece takes no bytes for a model, then fails at the first line)
+        raise ModelDirError(f"{name}: empty, not a SentencePiece model; retrain or restore the file")
     try:
         return spm.SentencePieceProcessor(model_proto=model_bytes)
     except (RuntimeError, OSError) as e:
@@ -231,7 +233,10 @@ class CharTokenizer:
 
     @classmethod
     def train(cls, lines: Iterable[str]) -> CharTokenizer:
-        return cls(sorted(set(without_controls("".join(lines)))))
+        chars: set[str] = set()
+        for line in lines:  # line by line: a corpus of millions of pairs is never one string
+            chars.update(without_controls(line))
+        return cls(sorted(chars))
 
     @property
     def joint(self) -> bool:

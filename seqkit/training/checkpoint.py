@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import re
 import shutil
 import warnings
 from pathlib import Path
@@ -28,6 +27,9 @@ from safetensors.torch import save as save_safetensors
 from seqkit import outputs
 from seqkit.errors import ModelDirError
 from seqkit.modeldir import (
+    CHECKPOINT_NAME,
+    CHECKPOINT_POINTER,
+    CHECKPOINT_TEMPORARY,
     CHECKPOINTS,
     RUN_FILES,
     damaged_weights,
@@ -38,7 +40,7 @@ from seqkit.modeldir import (
 from seqkit.modeldir import WEIGHTS as MODEL_WEIGHTS
 from seqkit.outputs import LOCK, MARKER, atomic_write, marker_bytes
 
-ROOT, LATEST, WEIGHTS, STATE = CHECKPOINTS, "latest", "weights.safetensors", "state.pt"
+ROOT, LATEST, WEIGHTS, STATE = CHECKPOINTS, CHECKPOINT_POINTER, "weights.safetensors", "state.pt"
 
 
 def _complete(path: Path) -> bool:
@@ -47,10 +49,9 @@ def _complete(path: Path) -> bool:
 
 def _steps(root: Path) -> list[Path]:
     """The checkpoint folders, oldest first (a link in their place is not one of the run's)."""
-    return [p for p in sorted(root.glob("step-*")) if _NAME.fullmatch(p.name) and not p.is_symlink()]
-
-
-_NAME = re.compile(r"step-\d{8}")
+    return [
+        p for p in sorted(root.glob("step-*")) if CHECKPOINT_NAME.fullmatch(p.name) and not p.is_symlink()
+    ]
 
 
 def latest(model_dir: Path) -> Path | None:
@@ -61,7 +62,7 @@ def latest(model_dir: Path) -> Path | None:
     pointer = root / LATEST
     if pointer.is_file() and not pointer.is_symlink():
         name = pointer.read_bytes().decode("utf-8", "replace").strip()
-        if not _NAME.fullmatch(name):
+        if not CHECKPOINT_NAME.fullmatch(name):
             raise ModelDirError(
                 f"{pointer}: names {name[:80]!r}, not a checkpoint of this run (step-NNNNNNNN); delete the "
                 "file to continue from the newest checkpoint left"
@@ -83,8 +84,8 @@ def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
     root.mkdir(exist_ok=True)
     name = f"step-{state['progress']['step']:08d}"
     final = root / name
-    for stale in root.glob(".step-*.tmp"):  # left by a killed process
-        if not stale.is_symlink():
+    for stale in root.iterdir():  # left by a killed process
+        if CHECKPOINT_TEMPORARY.fullmatch(stale.name) and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".{name}.{os.getpid()}.tmp"
     tmp.mkdir()
