@@ -26,6 +26,10 @@ def __getattr__(name: str):
         from seqkit import api
 
         return getattr(api, name)
+    if name == "errors":  # `except seqkit.errors.DataError` after a bare `import seqkit` (no torch)
+        import importlib  # (`from seqkit import errors` would ask this function again, endlessly)
+
+        return importlib.import_module("seqkit.errors")
     if name == "Prediction":  # a classifier's or forecaster's answer for one line
         from seqkit.decoding.classify import Prediction
 

@@ -110,18 +110,17 @@ class Model:
         """The model's decoding settings with the given ones (None: the model's own) put in and checked;
         `source` names them in errors."""
         given = {key: value for key, value in options.items() if value is not None}
-        return config_lib.with_overrides(self.config, {"decode": given}, source).decode
+        settings = config_lib.with_overrides(self.config, {"decode": given}, source).decode
+        _refuse_unused_sampling(settings.temperature, options, source)
+        return settings
 
     def generate_settings(self, source: str = "options", **options: Any) -> GenerateConfig:
         """The model's sampling settings with the given ones put in and checked (as `decode_settings`)."""
         given = {key: value for key, value in options.items() if value is not None}
         settings = config_lib.with_overrides(self.config, {"generate": given}, source).generate
-        # as translate: a sampling setting at temperature 0 (greedy) would be ignored
-        named = (lambda key: "--" + key.replace("_", "-")) if source == "command-line options" else str
-        sampling = {named(key): options.get(key) for key in ("top_k", "top_p", "seed")}
-        unused = sampling_option_unused(settings.temperature, sampling)
-        if unused:
-            raise ConfigError(SAMPLING_ONLY.format(unused))
+        # several texts of a prompt at temperature 0 are one text, repeated
+        several = {"num_samples": settings.num_samples if settings.num_samples > 1 else None}
+        _refuse_unused_sampling(settings.temperature, {**options, **several}, source)
         return settings
 
     def translate(
@@ -160,9 +159,6 @@ class Model:
             top_p=top_p,
             seed=seed,
         )
-        unused = sampling_option_unused(settings.temperature, {"top_k": top_k, "top_p": top_p, "seed": seed})
-        if unused:
-            raise ConfigError(SAMPLING_ONLY.format(unused))
         return list(self.translate_stream(lines, settings, nbest))
 
     def translate_stream(
@@ -362,6 +358,16 @@ class Model:
         from seqkit.runtime import devices
 
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
+
+
+def _refuse_unused_sampling(temperature: float, options: dict[str, Any], source: str) -> None:
+    """A ConfigError for a sampling setting given at temperature 0 (a search, which would ignore it),
+    named as `source` writes it: `--top-k` on the command line, `top_k` elsewhere."""
+    named = (lambda key: "--" + key.replace("_", "-")) if source == "command-line options" else str
+    sampling = {named(key): options.get(key) for key in ("top_k", "top_p", "seed", "num_samples")}
+    unused = sampling_option_unused(temperature, sampling)
+    if unused:
+        raise ConfigError(SAMPLING_ONLY.format(unused))
 
 
 def _texts(lines: Iterable[str], argument: str, numbers: LineNumbers | None = None) -> Iterator[str]:

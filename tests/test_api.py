@@ -129,5 +129,10 @@ def test_a_line_is_read_as_the_command_reads_a_files_line(reverse_model, char_lm
         lm.generate(["the", "a\ud800"])
     with pytest.raises(ConfigError, match="top_k is a sampling setting, and the temperature is 0"):
         lm.generate(["the"], temperature=0, top_k=3)
-    command = seqkit_here("generate", char_lm, "the", "--temperature", 0, "--top-k", 3)
-    assert_one_line_error(command, "--top-k is a sampling setting, and the temperature is 0")
+    command = seqkit_here("generate", char_lm, "the", "--temperature", 0, "--num-samples", 3)
+    assert_one_line_error(command, "--num-samples is a sampling setting, and the temperature is 0")
+    with pytest.raises(ConfigError, match="num_samples is a sampling setting"):  # (3 copies of one text)
+        lm.generate(["the"], temperature=0, num_samples=3)
+    assert lm.generate(["the"], temperature=0, num_samples=1, max_tokens=3) == lm.generate(
+        ["the"], max_tokens=3, temperature=0
+    )

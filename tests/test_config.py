@@ -42,6 +42,10 @@ def test_round_trip_through_toml(tmp_path):
         (["train.batch_tokens=0"], ["train.batch_tokens", "positive"]),
         (["cell=gru"], ["expected section.key=value"]),
         (["train.seed=-1"], ["train.seed = -1", "between 0 and 2**32 - 1"]),
+        # numbers that reached C code and came back as its traceback
+        (["train.threads=100000000000000000000"], ["train.threads", "at most 1024"]),
+        (["tokenizer.vocab_size=100000000000"], ["tokenizer.vocab_size", "between 8 and 2**31 - 1"]),
+        (["train.max_minutes=1" + "0" * 400], ["train.max_minutes: a number of 401 digits, too large"]),
     ],
 )
 def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):
@@ -49,6 +53,26 @@ def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):
         configfile.load(None, overrides)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_a_python_callers_numpy_numbers_are_numbers():
+    """A value from numpy (a grid search's np.int64, say) was 'expected int, got np.int64(2)'."""
+    np = pytest.importorskip("numpy")
+    cfg = config_lib.with_overrides(
+        Config(), {"decode": {"beam_size": np.int64(3), "length_penalty": np.float32(0.5)}}, "options"
+    )
+    assert (cfg.decode.beam_size, cfg.decode.length_penalty) == (3, 0.5)
+    assert type(cfg.decode.beam_size) is int and type(cfg.decode.length_penalty) is float
+    with pytest.raises(ConfigError, match="expected int"):  # (a float is still no whole number)
+        config_lib.with_overrides(Config(), {"decode": {"beam_size": np.float64(3)}}, "options")
+
+
+def test_the_errors_module_is_there_after_a_bare_import():
+    import subprocess
+    import sys
+
+    code = "import seqkit, sys; seqkit.errors.ModelDirError; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_a_key_that_holds_text_takes_the_text_as_given():

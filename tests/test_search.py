@@ -375,6 +375,9 @@ def test_sampling_settings_stay_with_translate(reverse_model, reverse_data):
         from_dict({"decode": {"temperature": 1e-310}})
     with pytest.raises(ConfigError, match="top_p is a sampling setting"):
         loaded.translate(sources, top_p=0.5)
+    # the streaming path's settings too: they were returned, and the search ignored top_k
+    with pytest.raises(ConfigError, match="top_k is a sampling setting"):
+        loaded.decode_settings(top_k=3)
     run = seqkit_here("translate", reverse_model, "--seed", "4", stdin="a b c\n")
     assert run.returncode != 0 and "--seed is a sampling setting" in run.stderr.decode()
     assert len(run.stderr.decode().strip().splitlines()) == 1

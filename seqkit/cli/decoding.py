@@ -19,7 +19,7 @@ from seqkit.cli import (
     model_default,
     user_errors,
 )
-from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
+from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.decoding.shortlist import FREQUENT, TRANSLATIONS
 from seqkit.errors import ConfigError, DataError
 
@@ -209,9 +209,6 @@ def translate(
         raise ConfigError(
             f"--nbest {nbest}: must be between 1 and the beam size ({decode.beam_size}); raise --beam-size"
         )
-    unused = sampling_option_unused(decode.temperature, {"--top-k": top_k, "--top-p": top_p, "--seed": seed})
-    if unused:
-        raise ConfigError(SAMPLING_ONLY.format(unused))
     asked = (decode, max(1, nbest), attention is not None, 1 if line_io.typed(inputs) else None)
     translated: Iterator[api.TranslationResult]
     if sharing:

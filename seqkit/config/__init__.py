@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -232,11 +233,12 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("data", "test_fraction"): (lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
     ("data", "season"): (lambda v: v >= 0, "0 (none) or a positive number of steps"),
     ("data", "max_length_ratio"): (lambda v: v == 0 or v >= 1, "0 (no limit) or at least 1"),
-    ("tokenizer", "src_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
-    ("tokenizer", "tgt_vocab_size"): (lambda v: v == 0 or v >= 8, "0 (vocab_size) or at least 8"),
-    ("tokenizer", "vocab_size"): (lambda v: v >= 8, "at least 8"),
+    # (SentencePiece reads its sizes as 32-bit ints: a larger one was its own traceback)
+    ("tokenizer", "src_vocab_size"): (lambda v: v == 0 or 8 <= v < 2**31, "0 (vocab_size) or 8 to 2**31 - 1"),
+    ("tokenizer", "tgt_vocab_size"): (lambda v: v == 0 or 8 <= v < 2**31, "0 (vocab_size) or 8 to 2**31 - 1"),
+    ("tokenizer", "vocab_size"): (lambda v: 8 <= v < 2**31, "between 8 and 2**31 - 1"),
     ("tokenizer", "character_coverage"): (lambda v: 0.9 <= v <= 1.0, "between 0.9 and 1.0"),
-    ("tokenizer", "max_sentences"): (lambda v: v > 0, "a positive integer"),
+    ("tokenizer", "max_sentences"): (lambda v: 0 < v < 2**31, "between 1 and 2**31 - 1"),
     ("model", "embedding_size"): (lambda v: v > 0, "a positive integer"),
     ("model", "encoder_hidden_size"): (lambda v: v > 0, "a positive integer"),
     ("model", "encoder_layers"): (lambda v: v > 0, "a positive integer"),
@@ -260,7 +262,8 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "label_smoothing"): (lambda v: 0 <= v < 1, "in [0, 1)"),
     ("train", "coverage_loss"): (lambda v: v >= 0, "0 (none) or positive"),
     ("train", "patience"): (lambda v: v >= 0, "0 (off) or positive"),
-    ("train", "threads"): (lambda v: v >= 0, "0 (default) or positive"),
+    # (torch.set_num_threads overflowed past 2**63; a thousand threads is already a typo)
+    ("train", "threads"): (lambda v: 0 <= v <= 1024, "0 (default) or at most 1024"),
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
     ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
     # (GNMT's alpha is 0 to 2 or so; ((5 + length) / 6) ** alpha overflowed from a few hundred on, and
@@ -304,11 +307,15 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         return value
     if kind is bool:
         ok = isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is int:  # (numpy's integers too, from a Python caller: as plain ints)
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        value = int(value) if ok else value
     elif kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        try:
+            value = float(value) if ok else value
+        except OverflowError:  # an int of hundreds of digits
+            raise ConfigError(f"{where}: a number of {len(str(value))} digits, too large") from None
         if ok and not math.isfinite(value):  # inf and nan mean nothing for any setting seqkit has
             raise ConfigError(f"{where} = {value!r}: must be a finite number")
     else:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from seqkit.api import Model
 from seqkit.data.text import line_fault
 from seqkit.decoding.inference import TooManyPieces
-from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
+from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.errors import ConfigError, ModelDirError, SeqkitError
 from seqkit.server.body import BodyLimit
 from seqkit.server.worker import Limits, Refused, Worker
@@ -192,10 +192,6 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             raise Refused(
                 422, f"nbest = {request.nbest}: must be between 1 and the beam size ({settings.beam_size})"
             )
-        given = {"top_k": request.top_k, "top_p": request.top_p, "seed": request.seed}
-        unused = sampling_option_unused(settings.temperature, given)
-        if unused:
-            raise Refused(422, SAMPLING_ONLY.format(unused))
 
         def run(lines: list[str]) -> list[Any]:
             return list(model.translate_stream(lines, settings, request.nbest))
