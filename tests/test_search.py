@@ -49,6 +49,19 @@ def test_the_length_limit_is_the_ratio_times_the_source_pieces_plus_the_offset()
     assert limits.tolist() == [230 + 10, 23 + 10, 0 + 10]
     rounded_down = max_output_lengths(np.array([4]), DecodeConfig(max_length_ratio=0.7, max_length_offset=0))
     assert rounded_down.tolist() == [2]  # 0.7 x 3 = 2.1: at most 2
+    # never no step at all: the search gave '' with log-prob 0, the best score there is
+    none = max_output_lengths(np.array([2, 1]), DecodeConfig(max_length_ratio=0.5, max_length_offset=0))
+    assert none.tolist() == [1, 1]
+
+
+def test_a_search_of_one_step_scores_its_piece(random_model_and_sources):
+    model, sources = random_model_and_sources
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=0.01, max_length_offset=0))
+    for hypotheses in beam_search(Seq2SeqSteps(model), src, lengths, limits, beam_size=3, alpha=0.0):
+        assert len(hypotheses[0].tokens) <= 1 and hypotheses[0].log_prob < 0
+    for hypothesis in greedy_search(Seq2SeqSteps(model), src, lengths, limits):
+        assert len(hypothesis.tokens) <= 1 and hypothesis.log_prob < 0
 
 
 def test_beam_size_one_is_greedy(random_model_and_sources):

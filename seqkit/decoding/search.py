@@ -39,7 +39,10 @@ def max_output_lengths(src_lengths: np.ndarray, cfg: DecodeConfig) -> np.ndarray
     """(batch,) source lengths (with EOS) -> (batch,) the most output pieces each may get."""
     pieces = cfg.max_length_ratio * (np.asarray(src_lengths) - 1)
     # (+1e-6: 2.3 x 100 is 229.99999999999997 in floating point, whose floor is one piece short of 230)
-    return np.floor(pieces + 1e-6).astype(np.int64) + cfg.max_length_offset
+    lengths = np.floor(pieces + 1e-6).astype(np.int64) + cfg.max_length_offset
+    # at least one step: with none (offset 0, a short source) the output was empty, with log-prob 0: the
+    # "best" score a search can give
+    return np.maximum(lengths, 1)
 
 
 def source_batch(src_ids: Sequence[list[int]], indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
