@@ -170,3 +170,20 @@ def test_translate_bad_input_leaves_no_output_file(reverse_model, tmp_path):
         "decode.batch_size",
         "positive",
     )
+
+
+def test_an_output_file_named_as_a_directory_or_dash_is_refused(reverse_model, tmp_path, monkeypatch):
+    """Path() drops a trailing / and /. : `-o results/` replaced the file results, where the shell says
+    "Is a directory"; `-o -` wrote a file named -."""
+    monkeypatch.chdir(tmp_path)  # (where a file named - was written)
+    notes = tmp_path / "results"
+    notes.write_text("my notes\n")
+    for written in (f"{notes}/", f"{notes}/.", "-"):
+        for command in (
+            ("translate", reverse_model, "-o", written),
+            ("plot", reverse_model, "-o", written),
+            ("evaluate", "--model", reverse_model, "--data", notes, "--plot", written),
+        ):
+            result = seqkit_here(*command, stdin="a b\n")
+            assert result.returncode == 2 and b"Invalid value for" in result.stderr, command
+    assert notes.read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["results"]

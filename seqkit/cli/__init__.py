@@ -102,6 +102,18 @@ DeviceOption = Annotated[
 ]
 
 
+def output_file(text: str | Path) -> Path:
+    """An --output FILE as typed. Path() drops a trailing / (and /.), so `-o results/` replaced a file
+    named results where the shell says "Is a directory"; and `-` made a file named -."""
+    if isinstance(text, Path):  # (a default)
+        return text
+    if text == "-":
+        raise typer.BadParameter("'-' is not a file name here; leave out the option to write to stdout")
+    if text.endswith(("/", "/.")):
+        raise typer.BadParameter(f"{text!r} names a directory; give a file name")
+    return Path(text)
+
+
 def user_errors(command):
     """Every command's way out: SeqkitError and OSError (a permission, a full disk, a read-only file
     system, a directory where a file was expected, stdout on a full device) as one `error: ...` line on

@@ -17,6 +17,7 @@ from seqkit.cli import (
     app,
     line_io,
     model_default,
+    output_file,
     user_errors,
 )
 from seqkit.decoding.sampling import SAMPLING_NBEST
@@ -32,7 +33,10 @@ def translate(
         list[Path] | None, typer.Argument(metavar="[FILE]...", help="Input files (.gz too); stdin when none.")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write here instead of stdout.", parser=output_file
+        ),
     ] = None,
     beam_size: Annotated[
         int | None,

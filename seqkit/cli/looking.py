@@ -15,6 +15,7 @@ from seqkit.cli import (
     app,
     line_io,
     model_default,
+    output_file,
     user_errors,
 )
 from seqkit.errors import ConfigError
@@ -28,7 +29,8 @@ def plot(
         typer.Argument(metavar="MODEL_DIR...", help="Model directories; several are drawn together."),
     ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write a PNG here.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write a PNG here.", parser=output_file),
     ] = None,
     terminal: Annotated[
         bool | None,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seqkit.cli import DeviceOption, _Command, app, line_io, model_default, user_errors
+from seqkit.cli import DeviceOption, _Command, app, line_io, model_default, output_file, user_errors
 from seqkit.errors import ConfigError
 
 
@@ -42,7 +42,10 @@ def predict(
         ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write here instead of stdout.", parser=output_file
+        ),
     ] = None,
     probs: Annotated[
         bool, typer.Option("--probs", help="A JSON object of label probabilities per line, likeliest first.")

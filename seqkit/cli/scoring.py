@@ -13,6 +13,7 @@ from seqkit.cli import (
     _Command,
     app,
     line_io,
+    output_file,
     user_errors,
 )
 from seqkit.errors import ConfigError, DataError
@@ -65,6 +66,7 @@ def evaluate(
         typer.Option(
             "--plot",
             metavar="FILE",
+            parser=output_file,
             help="With --data: the confusion matrix (or predicted against actual) as PNG.",
         ),
     ] = None,
