@@ -445,6 +445,37 @@ def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model, tmp_p
                            "exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
     assert head.returncode == 0 and head.stderr == b"", head.stderr.decode()
     assert head.stdout == b"g f e d b a c\n"
+    # the same through -o /dev/stdout: it was "error: --output /dev/stdout: Broken pipe", exit 1
+    head = subprocess.run(["bash", "-c", f"{sys.executable} -m seqkit translate {reverse_model} {many} "
+                           "-o /dev/stdout | head -1; exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
+    assert head.returncode == 0 and head.stderr == b"", head.stderr.decode()
+    # --version and --help outside every command's handler: a traceback on a full device
+    for flag in ("--version", "--help"):
+        full = subprocess.run(
+            f"{sys.executable} -m seqkit {flag} > /dev/full", shell=True, capture_output=True
+        )
+        assert full.returncode == 1 and full.stderr.decode().splitlines() == [
+            "error: standard output: No space left on device; free space and run the same command again"
+        ]
+
+
+def test_a_process_started_with_its_standard_streams_closed(reverse_model, char_lm, tmp_path):
+    """`<&-`, `>&-` (a daemon, a cron job): Python's sys.stdin or sys.stdout is None, and the first use
+    was a traceback after the work, exit 1 (an averaged model written, then `None.flush()`)."""
+    source = tmp_path / "in.txt"
+    source.write_text("c a b\n")
+    for command, written in (
+        (f"average {reverse_model} -o {tmp_path / 'avg'} >&-", tmp_path / "avg" / "model.safetensors"),
+        (f"translate {reverse_model} {source} -o {tmp_path / 'out.txt'} <&-", tmp_path / "out.txt"),
+    ):
+        run = subprocess.run(f"{sys.executable} -m seqkit {command}", shell=True, capture_output=True)
+        assert run.returncode == 0 and run.stderr.count(b"Traceback") == 0, (command, run.stderr.decode())
+        assert written.is_file()
+    assert (tmp_path / "out.txt").read_text() == "b a c\n"
+    # results are UTF-8 whatever the locale's encoding (a prompt that latin-1 cannot write: a traceback)
+    generated = subprocess.run([sys.executable, "-m", "seqkit", "generate", char_lm, "語", "--max-tokens", "2"],
+                               capture_output=True, env={**os.environ, "PYTHONIOENCODING": "latin-1"})  # fmt: skip
+    assert generated.returncode == 0 and generated.stdout.decode("utf-8").startswith("語"), generated.stderr
 
 
 def test_a_training_outlives_the_reader_of_its_log(tmp_path, reverse_data):

@@ -164,6 +164,15 @@ def _missing_package(package: str, command: str) -> str:
     return f"{command} needs the Python package {package}, which is not installed: pip install {package}"
 
 
+def _open_closed_standard_streams() -> None:
+    """A process started with stdin, stdout or stderr closed (`<&-`, `>&-`: a daemon, a cron job) has
+    None for it, and the first use was a traceback, after the work (exit 1 for a written model). Such a
+    stream reads nothing and writes nowhere, as /dev/null."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115 (for the process)
+
+
 def _silence_stdout() -> None:
     """Point stdout at /dev/null, so that the interpreter's flush at exit has nowhere to fail (what the
     Python docs advise for SIGPIPE)."""
@@ -178,8 +187,21 @@ def _silence_stdout() -> None:
 def main() -> None:
     from seqkit.runtime import allocator
 
+    _open_closed_standard_streams()
+    if hasattr(sys.stdout, "reconfigure"):  # results are UTF-8, as in -o files, whatever the locale says
+        sys.stdout.reconfigure(encoding="utf-8")
     allocator.configure()  # before torch builds its first product: it reads these settings once
-    app()
+    try:
+        app()
+    except BrokenPipeError:  # --help or --version to a reader gone (every command's own: user_errors)
+        _silence_stdout()
+        sys.exit(0)
+    except OSError as e:  # --help or --version onto a full device: one line, as the commands say it
+        from seqkit import console, outputs
+
+        _silence_stdout()
+        console.error(outputs.describe(e))
+        sys.exit(1)
 
 
 # the commands, registered with `app` as they are imported (after it and what they share exist), in the

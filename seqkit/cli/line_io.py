@@ -94,5 +94,7 @@ def write_lines(lines, output: Path | None) -> None:
             with outputs.lines_into(f, output) as stream:
                 for line in lines:
                     stream.write(line.encode("utf-8") + b"\n")
+    except BrokenPipeError:  # `-o /dev/stdout | head -1`: the reader has what it wanted, as on stdout
+        raise
     except OSError as e:
         raise DataError(f"--output {outputs.describe(OSError(e.errno, e.strerror, str(output)))}") from None

@@ -96,7 +96,7 @@ def iter_lines(path: Path | str, fixes: Counter | None = None) -> Iterator[str]:
     except (OSError, EOFError, zlib.error) as e:  # a truncated, damaged or fake .gz file
         raise DataError(f"{name}: cannot be read ({e}); check that the file is complete") from None
     finally:
-        if stream is not sys.stdin.buffer:
+        if str(path) != "-":  # (stdin is the caller's: and a process started with it closed has none)
             stream.close()
 
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # these import torch; `translate EXPORT --attention` runs wit
 def _write(path: Path, data: bytes, option: str) -> None:
     try:
         outputs.write_bytes(path, data)  # a device or FIFO is written through
+    except BrokenPipeError:  # a reader gone (`-o /dev/stdout | head -c1`): a quiet end, as on stdout
+        raise
     except OSError as e:
         raise DataError(f"{option} {outputs.describe(OSError(e.errno, e.strerror, str(path)))}") from None
 
