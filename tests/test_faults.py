@@ -29,7 +29,7 @@ from seqkit.errors import ConfigError, ModelDirError
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord
-from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here
+from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here, write_toy
 
 
 def _train(data_dir: str, out: Path, *extra: str, steps: int = 2):
@@ -818,3 +818,27 @@ def test_sigterm_and_ctrl_c_remove_the_output_being_written(
     process.send_signal(signal_number)
     assert process.wait(timeout=60) == exit_code
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_while_a_shortlist_is_built_from_other_data_leaves_no_scratch_folder(tmp_path, reverse_model):
+    model_dir = tmp_path / "model"
+    shutil.copytree(reverse_model, model_dir)
+    other = write_toy(tmp_path / "other", "reverse", train_count=300)
+    # the signal arrives once the other data's arrays are in the scratch folder (in a process of its own:
+    # without the fix, SIGTERM's default action ends it on the spot)
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from seqkit.training import seq2seq\n"
+        "prepare = seq2seq.prepare_pairs\n"
+        "def prepared_then_killed(*args, **kwargs):\n"
+        "    result = prepare(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return result\n"
+        "seq2seq.prepare_pairs = prepared_then_killed\n"
+        "seq2seq.build_shortlist(Path(sys.argv[1]), train=sys.argv[2])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, model_dir, f"{other}/train"], capture_output=True)
+    assert run.returncode in (143, -signal.SIGTERM), run.stderr.decode()
+    assert not [p.name for p in model_dir.iterdir() if p.name.startswith(".shortlist-")]
+    assert (model_dir / "shortlist.npz").read_bytes() == (reverse_model / "shortlist.npz").read_bytes()

@@ -276,7 +276,8 @@ def build_shortlist(
     # under the run's lock: a training of the directory (which reads and rebuilds the same cache) is not
     # raced; the arrays of other data than the run's go to a scratch folder, not the run's cache, whose
     # arrays a resume would otherwise have to tokenize again
-    with outputs.locked(model_dir, "trained", "build the shortlist of a copy of it"):
+    with outputs.locked(model_dir, "trained", "build the shortlist of a copy of it"), outputs.terminable():
+        # (terminable: SIGTERM unwinds, and the scratch folder goes; its default action left it there)
         with tempfile.TemporaryDirectory(prefix=".shortlist-", dir=model_dir) as scratch:
             arrays_dir = model_dir if train is None else Path(scratch)
             _, prepared = prepare_pairs(cfg, arrays_dir, tokenizer, never, threads=torch.get_num_threads())
