@@ -389,6 +389,12 @@ def test_no_space_while_saving_a_checkpoint_leaves_no_half_checkpoint_and_the_ru
     line = assert_one_line_error(_train(reverse_data, run, "--quiet", steps=4), "No space left on device")
     assert "to resume" in line
     _no_temporary_files(run)
+    # a file inside the checkpoint's temporary folder failing: named as the checkpoint, not the folder gone
+    monkeypatch.undo()
+    _failing(monkeypatch, errno.ENOSPC, when=lambda source: Path(source).parent.name.startswith(".step-"))
+    line = assert_one_line_error(_train(reverse_data, run, "--quiet", steps=4), "No space left on device")
+    assert f"{run / 'checkpoints' / 'step-00000004'}: No space" in line, line
+    _no_temporary_files(run)
     monkeypatch.undo()
     assert (
         _train(reverse_data, run, steps=4).returncode == 0 and checkpoint.latest(run).name == "step-00000004"

@@ -103,8 +103,10 @@ def save(model_dir: Path, model, optimizer, state: dict, keep: int) -> None:
             os.rename(final, replaced)
         os.rename(tmp, final)
         shutil.rmtree(replaced, ignore_errors=True)
-    except BaseException:  # e.g. no space left: no half checkpoint stays behind
+    except BaseException as e:  # e.g. no space left: no half checkpoint stays behind
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # named as the checkpoint (its temporary name is gone with it)
+            raise OSError(e.errno, e.strerror, str(final)) from None
         raise
     atomic_write(root / LATEST, name.encode())
     for old in [p for p in _steps(root) if _complete(p)][:-keep]:
