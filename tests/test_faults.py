@@ -234,6 +234,23 @@ def test_a_replaced_output_keeps_its_permissions(tmp_path, reverse_model):
     assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o666 & ~_umask()
 
 
+def test_a_write_protected_output_is_refused_before_any_work(tmp_path, reverse_model, monkeypatch):
+    """As the shell's `>` refuses it: the temporary file and rename replaced it (the suite runs as root,
+    which may write anything: os.access answers as for another user)."""
+    guarded = tmp_path / "guard.txt"
+    guarded.write_text("keep\n")
+    guarded.chmod(0o444)
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode, **kw: False if Path(path) == guarded else real_access(path, mode, **kw),
+    )
+    result = seqkit_here("translate", reverse_model, "-o", guarded, stdin="c a b\n")
+    assert_one_line_error(result, f"{guarded}: Permission denied")
+    assert guarded.read_text() == "keep\n"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
