@@ -37,6 +37,7 @@ from safetensors.torch import save as save_safetensors
 from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
+from seqkit.data.arrays import id_counts
 from seqkit.data.corpus import CACHE
 from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
@@ -173,16 +174,31 @@ def write_vocab_counts(
     counts = {}
     for side, ids, size in (("src", src, sizes[0]), ("tgt", tgt, sizes[1])):
         if ids is not None:
-            counts[side] = np.bincount(np.asarray(ids, dtype=np.int64), minlength=size).tolist()
+            counts[side] = id_counts(ids, size).tolist()
     atomic_write(model_dir / VOCAB_COUNTS, json.dumps(counts).encode("utf-8"))
 
 
-def read_vocab_counts(model_dir: Path) -> dict[str, list[int]]:
-    """{"src": [...], "tgt": [...]} by id; {} for a model trained before seqkit kept them."""
+def read_vocab_counts(model_dir: Path, sizes: dict[str, int]) -> dict[str, list[int]]:
+    """{"src": [...], "tgt": [...]} by id, a count for each of `sizes[side]` ids; {} for a model trained
+    before seqkit kept them. Anything else (JSON of another shape) is a ModelDirError."""
+    path = model_dir / VOCAB_COUNTS
     try:
-        return json.loads((model_dir / VOCAB_COUNTS).read_text(encoding="utf-8"))
+        counts = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return {}
+    fits = isinstance(counts, dict) and all(
+        side in sizes
+        and isinstance(values, list)
+        and len(values) == sizes[side]
+        and all(type(count) is int for count in values)
+        for side, values in counts.items()
+    )
+    if not fits:
+        raise ModelDirError(
+            f"{path}: damaged or of another model (not a count for each id of the vocabulary); delete it to "
+            "list the vocabulary without counts, or restore it"
+        )
+    return counts
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:

@@ -31,7 +31,13 @@ def test_seq2seq_summary(reverse_model):
     assert info["cell"] == "gru" and info["attention"] == "bahdanau"
     assert info["vocabulary"]["joint"] and len(info["vocabulary"]["sample_pieces"]) > 0
     # the output layer gives the pieces that are training targets, and UNK and EOS
-    targets = {i for i, count in enumerate(modeldir.read_vocab_counts(reverse_model)["tgt"]) if count}
+    targets = {
+        i
+        for i, count in enumerate(
+            modeldir.read_vocab_counts(reverse_model, {"src": vocab, "tgt": vocab})["tgt"]
+        )
+        if count
+    }
     assert info["vocabulary"]["output_pieces"] == len(targets | {UNK, EOS}) < info["vocabulary"]["target"]
     training = info["training"]
     assert training["steps"] == 600 and training["finished"] and training["stopped_by"] == "max_steps"

@@ -11,6 +11,7 @@ import pty
 import random
 import re
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -18,13 +19,14 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sentencepiece as spm
 import torch
 
 from seqkit import config as config_lib
 from seqkit import configfile, model_types
-from seqkit.data import corpus
+from seqkit.data import arrays, corpus
 from seqkit.data.arrays import TokenArrays
 from seqkit.data.batches import training_batches
 from seqkit.data.formats import iter_column, read_pairs
@@ -379,7 +381,7 @@ def test_a_vocabulary_is_learned_from_lines_longer_than_sentencepieces_default_l
     assert huge  # a line past TRAINING_CHARS trains from its first characters
 
 
-def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):
+def test_info_vocab_counts_the_training_data(reverse_model, reverse_data, tmp_path, monkeypatch):
     result = seqkit_here("info", reverse_model, "--vocab", "--json")
     vocab = json.loads(result.stdout)
     rows = vocab["vocabulary"]["target"]
@@ -393,6 +395,20 @@ def test_info_vocab_counts_the_training_data(reverse_model, reverse_data):
     assert {r["id"]: r["count"] for r in rows if r["count"]} == dict(expected)
     text = seqkit_here("info", reverse_model, "--vocab").stdout.decode().splitlines()
     assert text[4].split("\t") == ["4", rows[4]["piece"], str(rows[4]["count"])]
+    # counts of another shape (valid JSON): a traceback ('list' object has no attribute 'get', or zip's
+    # lengths); not JSON at all is counts not kept
+    copy = tmp_path / "model"
+    shutil.copytree(reverse_model, copy)
+    for damaged in ("[1, 2]", '{"src": [1, 2], "tgt": [3]}', '{"tgt": "many"}'):
+        (copy / "vocab_counts.json").write_text(damaged)
+        assert_one_line_error(seqkit_here("info", copy, "--vocab"), "vocab_counts.json: damaged", "delete it")
+    (copy / "vocab_counts.json").write_text("{")
+    assert seqkit_here("info", copy, "--vocab").returncode == 0
+    # counted a slice at a time (a whole side's int64 copy was 8 bytes a token): the same counts
+    ids = np.array([3, 1, 3, 0, 5, 3], dtype=np.int16)
+    assert arrays.id_counts(ids, 7).tolist() == np.bincount(ids, minlength=7).tolist()
+    monkeypatch.setattr(arrays, "COUNT_CHUNK", 4)
+    assert arrays.id_counts(ids, 7).tolist() == [1, 1, 0, 3, 0, 1, 0]
 
 
 def _cli_train(data_dir: str, out: Path, *extra: str) -> list[str]:

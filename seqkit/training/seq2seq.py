@@ -15,7 +15,7 @@ import torch
 
 from seqkit import modeldir, outputs
 from seqkit.config import Config
-from seqkit.data.arrays import TokenArrays
+from seqkit.data.arrays import TokenArrays, id_counts
 from seqkit.data.batches import make_batch, training_batches
 from seqkit.data.corpus import ParallelIds, PreparedPairs, prepare_pairs
 from seqkit.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
@@ -203,7 +203,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             # from the data alone, so written before training: a stopped run has it too
             shortlist.write(output_dir, shortlist_of(train_data.src, train_data.tgt, vocab_sizes, cfg))
     # the output layer gives only the pieces that are targets somewhere in the training data (softmax.py)
-    seen = np.bincount(np.asarray(train_data.tgt.ids, dtype=np.int64), minlength=tokenizer.tgt_vocab_size) > 0
+    seen = id_counts(train_data.tgt.ids, tokenizer.tgt_vocab_size) > 0
     exclude_unseen(
         model.decoder.output,
         torch.from_numpy(seen),

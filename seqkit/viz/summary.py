@@ -164,7 +164,9 @@ def vocabulary(model_dir: Path | str) -> dict:
     ):
         raise ConfigError(f"--vocab: {model_dir} reads numbers, and has no vocabulary; leave out --vocab")
     tokenizer = load_tokenizer(model_dir)
-    counts = modeldir.read_vocab_counts(model_dir)
+    counts = modeldir.read_vocab_counts(
+        model_dir, {"src": tokenizer.src_vocab_size, "tgt": tokenizer.tgt_vocab_size}
+    )
     sides = {"target": ("tgt", tokenizer.tgt_vocab_size, tokenizer.tgt_pieces)}
     if not tokenizer.joint:
         sides = {"source": ("src", tokenizer.src_vocab_size, tokenizer.src_id_pieces), **sides}
