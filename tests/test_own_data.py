@@ -645,6 +645,29 @@ def test_a_damaged_cache_is_built_again(tmp_path, reverse_data, damage):
     assert corpus.prepare_pairs(cfg, run, tokenizer, lambda s, t: tokenizer)[1].from_cache
 
 
+def test_the_cache_is_kept_across_settings_its_arrays_do_not_read(tmp_path, reverse_data):
+    """A new seed (with data.dev given), dev files or classifier keys tokenized the corpus again: the key
+    hashed every data key."""
+    cfg = toy_config(reverse_data)
+    tokenizer = build_tokenizer(*read_pairs(cfg.data.train, cfg.data, "data.train"), cfg.tokenizer, 1)
+    run = tmp_path / "run"
+
+    def cached(**sections) -> bool:
+        changed = config_lib.with_overrides(cfg, sections, "test")
+        return corpus.prepare_pairs(changed, run, tokenizer, lambda s, t: tokenizer)[1].from_cache
+
+    assert not cached()
+    assert cached(train={"seed": 8}, data={"window": 3, "label_column": 2, "dev_size": 40})
+    assert cached(data={"dev": f"{reverse_data}/train"})  # (another dev set: its own pairs, read apart)
+    assert not cached(data={"max_length": 7})
+    assert not cached(data={"dev": "", "dev_size": 40})  # held out of data.train: which pairs, by the seed
+    assert not cached(data={"dev": "", "dev_size": 40}, train={"seed": 8})
+    # every data key is one the arrays read, or one named here as not read: a new key must be placed
+    not_read = {"dev", "dev_size", "label_column", "text_column", "features", "series", "column", "inputs",
+                "window", "horizon", "dev_fraction", "test_fraction", "season"}  # fmt: skip
+    assert set(corpus.ARRAY_KEYS) | not_read == set(config_lib.DataConfig.__dataclass_fields__)
+
+
 def test_the_held_out_dev_files_pair_line_for_line_when_a_held_pair_is_empty(tmp_path):
     # an empty pair held out was dropped from the target file only: the files no longer paired up
     rows = [json.dumps({"src": f"a{i} b", "tgt": f"b a{i}"}) if i % 3 else "" for i in range(60)]

@@ -150,11 +150,22 @@ def _train_pairs(
         yield pair
 
 
+# the data keys the training pairs' arrays depend on (not data.dev, read apart, nor a classifier's keys):
+# another value of any other key (a new seed with data.dev given, say) tokenized the corpus again
+ARRAY_KEYS = (
+    "train", "format", "src_lang", "tgt_lang", "src_column", "tgt_column", "src_key", "tgt_key",
+    "max_length", "max_length_ratio", "dedupe",
+)  # fmt: skip
+
+
 def _cache_key(cfg: Config, tokenizer: Tokenizer) -> str:
     """A digest of everything the arrays depend on: the training files' bytes, the tokenizer's files,
-    the data keys and the seed (which pairs are held out). A changed corpus or tokenizer gets another key."""
+    the data keys they read and, without data.dev, which pairs are held out (dev_size and the seed). A
+    changed corpus or tokenizer gets another key."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps([CACHE_VERSION, dataclasses.asdict(cfg.data), cfg.train.seed]).encode())
+    data = dataclasses.asdict(cfg.data)
+    held_out = None if cfg.data.dev else [cfg.data.dev_size, cfg.train.seed]
+    digest.update(json.dumps([CACHE_VERSION, {key: data[key] for key in ARRAY_KEYS}, held_out]).encode())
     for name, data in sorted(tokenizer.files().items()):
         digest.update(name.encode() + b"\0" + data)
     for path in corpus_files(cfg.data.train, cfg.data, "data.train"):
