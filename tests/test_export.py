@@ -143,6 +143,20 @@ def test_every_cell_and_attention_exports(background_model, tmp_path):
         )  # varied outputs: a comparison that means something
 
 
+@pytest.mark.trained_in_background(
+    "reverse",
+    tokenizer={"joint": False, "src_vocab_size": 40, "tgt_vocab_size": 16},
+    train={"max_steps": 30, "valid_every": 30, "log_every": 30},
+)
+def test_separate_vocabularies_with_a_larger_source_export(background_model, tmp_path):
+    # the decoder's check tokens were drawn from the source vocabulary: an IndexError in the export
+    onnx_export.export(background_model.model_dir, tmp_path / "onnx")
+    lines = read_lines(f"{background_model.data_dir}/dev.src")[:24]
+    mine = seqkit.load(tmp_path / "onnx").translate(lines, beam_size=3)
+    theirs = seqkit.load(background_model.model_dir, device="cpu").translate(lines, beam_size=3)
+    assert [r.text for r in mine] == [r.text for r in theirs]
+
+
 @pytest.mark.prepared_in_background("_lm_architectures")
 def test_language_models_generate_as_their_model(background_model, tmp_path):
     prompts = ["the", "", "a st"]

@@ -204,10 +204,13 @@ def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
         },
     )
     generator = torch.Generator().manual_seed(0)
-    vocab = model.encoder.embedding.num_embeddings
+    # the sides' vocabularies differ when not joint: a target id drawn from the source's indexes past the
+    # decoder's embedding (an IndexError in the check)
+    src_vocab = model.encoder.embedding.num_embeddings
+    tgt_vocab = model.decoder.embedding.num_embeddings
 
     def source(batch: int, length: int):
-        src = torch.randint(EOS + 1, vocab, (batch, length), generator=generator)
+        src = torch.randint(EOS + 1, src_vocab, (batch, length), generator=generator)
         lengths = torch.randint(1, length + 1, (batch,), generator=generator)
         lengths[0] = length  # the longest fills the batch, as in a real one
         src = src.masked_fill(torch.arange(length) >= lengths.unsqueeze(1), PAD)
@@ -219,7 +222,7 @@ def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
     with torch.no_grad():
         for src, lengths in encoder_examples:
             first = encoder.module(src, lengths)
-            prev = torch.randint(EOS + 1, vocab, (src.size(0),), generator=generator)
+            prev = torch.randint(EOS + 1, tgt_vocab, (src.size(0),), generator=generator)
             copied = [src] if copy_inputs else []
             decoder_examples.append((prev, *first[2:], first[0], first[1], src != PAD, *copied))
     description = {
