@@ -243,6 +243,19 @@ def test_an_export_runs_where_torch_cannot_be_imported(
     assert result.stdout == seqkit_here("generate", char_lm, "--temperature", "0", stdin="a st\n").stdout
 
 
+def test_commands_that_need_the_trained_model_refuse_an_export_without_torch(reverse_export, tmp_path):
+    # they said "needs torch here ... without it, run an export" to a user who gave one
+    for command in (
+        ("inspect", reverse_export, "--text", "a b"),
+        ("average", reverse_export, "-o", tmp_path / "averaged"),
+        ("shortlist", reverse_export),
+        ("export", reverse_export, "-o", tmp_path / "again"),
+    ):
+        refused = _without_torch(*command, stdin="")
+        assert_one_line_error(refused, "is an ONNX export", "needs the trained model directory")
+    assert not (tmp_path / "averaged").exists() and not (tmp_path / "again").exists()
+
+
 def test_scoring_text_runs_without_torch_and_a_torch_model_says_what_it_needs(reverse_model, tmp_path):
     # `seqkit translate EXPORT < in | seqkit evaluate -r ref` is the deployment's pipeline: evaluate imported
     # torch for nothing; and a trained model directory without torch was a traceback

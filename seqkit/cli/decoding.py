@@ -290,6 +290,9 @@ def shortlist(
 ) -> None:
     """Build MODEL_DIR/shortlist.npz, the likely output pieces of each source piece, for `translate
     --shortlist` (training builds it too; this is for models trained before, or other data)."""
+    from seqkit.export import runtime
+
+    runtime.refuse(model_dir)  # (before torch is imported: without it, this is what a user needs to hear)
     from seqkit.training.seq2seq import build_shortlist
 
     built = build_shortlist(model_dir, train, translations, frequent)

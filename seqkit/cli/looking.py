@@ -87,6 +87,9 @@ def inspect(
     ] = None,
 ) -> None:
     """Hidden states, gates and attention of one sentence: PNGs in --output, the attention as text on stdout."""
+    from seqkit.export import runtime
+
+    runtime.refuse(model_dir)  # (before torch is imported: without it, this is what a user needs to hear)
     from seqkit import console, model_types
     from seqkit.viz import reports, textplots
 

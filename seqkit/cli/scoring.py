@@ -158,6 +158,9 @@ def average(
     last: Annotated[int, typer.Option(metavar="N", help="How many of the newest checkpoints.")] = 2,
 ) -> None:
     """Average the weights of a run's newest checkpoints into a new model directory."""
+    from seqkit.export import runtime
+
+    runtime.refuse(model_dir)  # (before torch is imported: without it, this is what a user needs to hear)
     from seqkit import console
     from seqkit.training import checkpoint
 

@@ -71,6 +71,9 @@ def export(
     onnxruntime, without torch. Each graph is checked against the torch model before anything is written."""
     import sys
 
+    from seqkit.export import runtime
+
+    runtime.refuse(model_dir)  # (before torch is imported: without it, this is what a user needs to hear)
     from seqkit.export import onnx
 
     if format != "onnx":
