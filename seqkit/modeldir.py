@@ -43,6 +43,7 @@ from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
 from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
+from seqkit.export.runtime import is_export
 from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of
 
 CONFIG = "config.toml"
@@ -94,7 +95,7 @@ def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:
     """Before a training writes into `model_dir`, which the trainer has made seqkit's
     (`outputs.claim_directory`) and locked: none of the run's own files or folders is a link, and a new
     run does not silently replace a trained model."""
-    if (model_dir / EXPORT_DESCRIPTION).is_file():
+    if is_export(model_dir):  # (the runtime's test: an unfinished export, without its description, too)
         raise ModelDirError(
             f"--output {model_dir}: holds an ONNX export (seqkit export), not a training run; choose another --output"
         )
@@ -279,5 +280,7 @@ def require_directory(model_dir: Path) -> None:
         )
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
-    if (model_dir / EXPORT_DESCRIPTION).is_file():
+    # the runtime's own test: an export left without its export.json (killed, damaged) still holds graphs,
+    # and taken for a run it was told to "train longer", and `seqkit shortlist` wrote its cache into it
+    if is_export(model_dir):
         raise an_export_where_a_trained_model_is_needed(model_dir)

@@ -364,6 +364,27 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
     assert seqkit.load(unfinished).type == "lm"
 
 
+def test_an_export_without_its_description_is_not_taken_for_a_run(reverse_export, tmp_path):
+    # it was: "no model.safetensors ... train longer", and `seqkit shortlist` wrote cache/ and
+    # shortlist.npz into it
+    from seqkit.training.seq2seq import build_shortlist
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(reverse_export, unfinished)
+    (unfinished / layout.DESCRIPTION).unlink()
+    before = sorted(p.name for p in unfinished.iterdir())
+    for needs_the_model in (
+        lambda: model_types.load(unfinished),
+        lambda: build_shortlist(unfinished),
+        lambda: onnx_export.export(unfinished, tmp_path / "x"),
+        lambda: modeldir.open_run(unfinished, resume=False, overwrite=False),
+    ):
+        with pytest.raises(ModelDirError, match="ONNX export"):
+            needs_the_model()
+    assert sorted(p.name for p in unfinished.iterdir()) == before
+    assert not (tmp_path / "x").exists()
+
+
 def test_serve_runs_an_export(reverse_export, reverse_model, reverse_data):
     from tests.test_serve import _serving
 
