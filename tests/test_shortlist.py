@@ -3,6 +3,7 @@ a smaller one decodes within its columns, and training, `seqkit shortlist` and `
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
@@ -23,6 +24,7 @@ from seqkit.decoding.search import (
     source_batch,
 )
 from seqkit.decoding.torch_steps import Seq2SeqSteps
+from seqkit.errors import ModelDirError
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.runtime import devices
 from tests.helpers import assert_one_line_error, seqkit_here, write_toy
@@ -151,6 +153,42 @@ def test_a_shortlist_of_other_vocabularies_is_refused(reverse_model, tmp_path):
     os.truncate(model_dir / shortlist.FILE, 100)
     result = seqkit_here("translate", model_dir, "--shortlist", stdin="a b\n")
     assert_one_line_error(result, "shortlist.npz: unreadable", "seqkit shortlist")
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+TABLE = np.full((VOCAB, 2), -1)
+DAMAGED_SHORTLISTS = {  # each was a traceback (TypeError, IndexError, numpy's advice to allow pickles)
+    "a .npy under the .npz name": _npy(np.arange(5)),
+    "0-d frequent": _npz(frequent=np.array(5), translations=TABLE),
+    "0-d translations": _npz(frequent=np.arange(4, 9), translations=np.array(5)),
+    "1-d translations": _npz(frequent=np.arange(4, 9), translations=np.arange(VOCAB)),
+    "an id below -1": _npz(frequent=np.array([-7]), translations=TABLE),
+    "a padding id among the frequent": _npz(frequent=np.array([-1]), translations=TABLE),
+    "translations below -1": _npz(frequent=np.arange(4, 9), translations=np.full((VOCAB, 2), -3)),
+    "float ids": _npz(frequent=np.arange(4.0, 9.0), translations=TABLE),
+    "object arrays": _npz(frequent=np.array([4, "a"], dtype=object), translations=TABLE),
+    "text": b"not a shortlist\n",
+    "an empty file": b"",
+}
+
+
+@pytest.mark.parametrize("data", DAMAGED_SHORTLISTS.values(), ids=DAMAGED_SHORTLISTS.keys())
+def test_a_damaged_shortlist_is_one_error_that_says_how_to_rebuild_it(data, tmp_path):
+    (tmp_path / shortlist.FILE).write_bytes(data)
+    with pytest.raises(ModelDirError, match="shortlist.npz: unreadable .*seqkit shortlist") as raised:
+        shortlist.read(tmp_path, VOCAB, VOCAB)
+    assert "allow_pickle" not in str(raised.value)
 
 
 def test_a_shortlist_of_other_data_leaves_the_runs_cache_alone(reverse_model, tmp_path):

@@ -56,8 +56,30 @@ class Shortlist:
 
     @classmethod
     def load(cls, path: Path) -> Shortlist:
-        with np.load(path, allow_pickle=False) as arrays:
-            return cls(arrays["frequent"].astype(np.int64), arrays["translations"].astype(np.int64))
+        """The shortlist `to_bytes` wrote; a ValueError saying what is wrong with any other file (the ids'
+        upper bound is the model's vocabulary: `read` checks it)."""
+        try:
+            arrays = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError):  # text, an empty file: numpy's advice to allow pickles does not fit
+            raise ValueError("not a numpy .npz archive") from None
+        if not isinstance(arrays, np.lib.npyio.NpzFile):  # one array saved under the .npz name
+            raise ValueError("one numpy array, not the .npz archive of frequent and translations")
+        with arrays:
+            try:
+                frequent, translations = arrays["frequent"], arrays["translations"]
+            except (ValueError, EOFError):  # an object (pickled) array, a member cut short
+                raise ValueError("an array numpy reads only by unpickling, or one cut short") from None
+        _check_ids(frequent, "frequent", 1, 0)
+        _check_ids(translations, "translations", 2, -1)  # (-1 pads)
+        return cls(frequent.astype(np.int64), translations.astype(np.int64))
+
+
+def _check_ids(ids: np.ndarray, name: str, dims: int, lowest: int) -> None:
+    """A ValueError unless `ids` are integers of `dims` dimensions, none below `lowest`."""
+    if ids.dtype.kind not in "iu" or ids.ndim != dims:
+        raise ValueError(f"{name} is {ids.ndim}-d {ids.dtype}, not {dims}-d integer ids")
+    if ids.size and ids.min() < lowest:
+        raise ValueError(f"{name} holds id {ids.min()}, below {lowest}")
 
 
 def read(model_dir: Path, src_vocab: int, tgt_vocab: int) -> Shortlist:
