@@ -55,6 +55,15 @@ def test_the_alignment_finds_each_pieces_translation_not_the_most_frequent_piece
     assert built.frequent.tolist() == [5]
 
 
+def test_more_translations_than_target_pieces_keeps_them_all():
+    # --translations 2000000000 was a MemoryError: beyond the target vocabulary it only adds -1 padding
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(FIRST, VOCAB, 5).tolist() for _ in range(50)]
+    every = shortlist.build(*_flat(rows), *_flat(rows), VOCAB, VOCAB, translations=VOCAB)
+    huge = shortlist.build(*_flat(rows), *_flat(rows), VOCAB, VOCAB, translations=2_000_000_000)
+    assert np.array_equal(huge.translations, every.translations)
+
+
 @pytest.fixture(scope="module")
 def random_model_and_sources():
     """An untrained model: its outputs spread over the whole vocabulary, so a shortlist has work to do."""

@@ -282,7 +282,11 @@ def shortlist(
         ),
     ] = None,
     translations: Annotated[
-        int, typer.Option(metavar="K", help="Target pieces kept per source piece (IBM Model 1 alignment).")
+        int,
+        typer.Option(
+            metavar="K",
+            help="Target pieces kept per source piece (IBM Model 1 alignment); at most the target vocabulary.",
+        ),
     ] = TRANSLATIONS,
     frequent: Annotated[
         int, typer.Option(metavar="N", help="Most frequent target pieces always kept.")

@@ -176,6 +176,9 @@ def build(
     source, target, prob = lexical_table(
         src_ids, src_offsets, tgt_ids, tgt_offsets, src_vocab, tgt_vocab, seed
     )
+    # more than the target vocabulary would only add -1 padding (and --translations 2000000000 asked
+    # numpy for terabytes)
+    translations = min(translations, tgt_vocab)
     order = np.lexsort((-prob, source))  # by source piece, most likely first
     source, target = source[order], target[order]
     starts = np.searchsorted(source, np.arange(src_vocab))
