@@ -364,6 +364,24 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
     assert seqkit.load(unfinished).type == "lm"
 
 
+def test_graphs_that_do_not_fit_the_description_are_one_line(reverse_export, lm_export, tmp_path):
+    # each was a traceback at the first batch (TypeError, KeyError 'foo', KeyError 'tokens')
+    damaged = tmp_path / "damaged"
+    shutil.copytree(reverse_export, damaged)
+    good = json.loads((reverse_export / layout.DESCRIPTION).read_text())
+    no_file = {**good["graphs"], "encoder": {**good["graphs"]["encoder"], "file": None}}
+    for description, fragment in (
+        ({**good, "graphs": no_file}, "export.json"),
+        ({**good, "state": {**good["state"], "foo": {"axis": 0, "output": "bar"}}}, "encoder.onnx"),
+    ):
+        (damaged / layout.DESCRIPTION).write_text(json.dumps(description))
+        assert_one_line_error(seqkit_here("translate", damaged, stdin="a\n"), fragment, "export again")
+    (damaged / layout.DESCRIPTION).write_text(json.dumps(good))
+    shutil.copy(lm_export / "lm.onnx", damaged / "decoder.onnx")
+    refused = seqkit_here("translate", damaged, stdin="a\n")
+    assert_one_line_error(refused, "decoder.onnx: takes an input 'tokens'", "export again")
+
+
 def test_an_export_without_its_description_is_not_taken_for_a_run(reverse_export, tmp_path):
     # it was: "no model.safetensors ... train longer", and `seqkit shortlist` wrote cache/ and
     # shortlist.npz into it

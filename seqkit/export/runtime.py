@@ -9,6 +9,7 @@ exporter leaves out an input a graph does not use (the previous attentional vect
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,12 +81,24 @@ def session(graph: Path | bytes):
 
 
 class _Graph:
-    """A session, fed by name from whatever arrays are at hand."""
+    """A session, fed by name from whatever arrays are at hand: `given` (what the runtime can feed it),
+    and read by name: `read` (the outputs the runtime takes from it)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, given: Iterable[str], read: Iterable[str]):
         self.session = session(path)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
+        # a graph copied over another's file, or a state added to export.json by hand, failed at the first
+        # batch with a KeyError: checked here, once
+        unknown = [name for name in self.inputs if name not in given]
+        missing = [name for name in read if name not in self.outputs]
+        if unknown or missing:
+            problem = (
+                f"takes an input {unknown[0]!r}, which the runtime does not give this graph"
+                if unknown
+                else f"has no output {missing[0]!r}, which {layout.DESCRIPTION} reads from it"
+            )
+            raise ModelDirError(f"{path}: {problem} (another graph's file, or a hand edit?); export again")
 
     def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(self.outputs, {name: arrays[name] for name in self.inputs})
@@ -96,12 +109,22 @@ class OnnxSeq2SeqSteps:
     """encoder.onnx and decoder.onnx as the search's steps."""
 
     def __init__(self, directory: Path, description: dict):
-        self.encoder = _Graph(directory / description["graphs"]["encoder"]["file"])
-        self.decoder = _Graph(directory / description["graphs"]["decoder"]["file"])
+        graphs = description["graphs"]
         self.state = description["state"]  # name -> {"axis", "output"}
         self.axes = {name: spec["axis"] for name, spec in self.state.items()}
-        if "select" in description["graphs"]:
-            self.selection = _Graph(directory / description["graphs"]["select"]["file"])
+        new_state = [spec["output"] for spec in self.state.values()]
+        self.encoder = _Graph(
+            directory / graphs["encoder"]["file"], ("src", "src_lengths"), ("memory", "keys", *self.state)
+        )
+        self.decoder = _Graph(
+            directory / graphs["decoder"]["file"],
+            ("prev", *self.state, "memory", "keys", "mask", "src"),
+            ("log_probs", *new_state, "weights"),
+        )
+        if "select" in graphs:
+            self.selection = _Graph(
+                directory / graphs["select"]["file"], ("values", "k"), ("best", "columns")
+            )
             self.top_k = self._top_k  # beam search's selection in onnxruntime (search.py reads `top_k`)
 
     def _top_k(self, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,8 +152,13 @@ class OnnxLanguageModelSteps:
     """lm.onnx as sampling steps: the prompt in one run, then one token a run."""
 
     def __init__(self, directory: Path, description: dict):
-        self.graph = _Graph(directory / description["graphs"]["lm"]["file"])
         self.state = description["state"]
+        new_state = [spec["output"] for spec in self.state.values()]
+        self.graph = _Graph(
+            directory / description["graphs"]["lm"]["file"],
+            ("tokens", *self.state),
+            ("log_probs", *new_state),
+        )
         self.axes = {name: spec["axis"] for name, spec in self.state.items()}
         self.layers, self.size = description["state_shape"]
 
@@ -183,11 +211,9 @@ def _problem(description: dict) -> str | None:
         return f"task {description['task']!r} for type {kind}"
     graphs = description.get("graphs")
     wanted = ("encoder", "decoder") if kind == "seq2seq" else ("lm",)
-    if not isinstance(graphs, dict) or any(
-        not isinstance(graphs.get(g), dict) or "file" not in graphs[g] for g in wanted
-    ):
-        return f"graphs must name {' and '.join(wanted)}"
-    if "select" in graphs and (not isinstance(graphs["select"], dict) or "file" not in graphs["select"]):
+    if not isinstance(graphs, dict) or any(not _names_a_file(graphs.get(g)) for g in wanted):
+        return f"graphs must name {' and '.join(wanted)}, each with its file"
+    if "select" in graphs and not _names_a_file(graphs["select"]):
         return "graphs: select names no file"
     state = description.get("state")
     if not isinstance(state, dict) or not state:
@@ -206,6 +232,10 @@ def _problem(description: dict) -> str | None:
         ):
             return "state_shape"
     return None
+
+
+def _names_a_file(graph: object) -> bool:
+    return isinstance(graph, dict) and isinstance(graph.get("file"), str)
 
 
 def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLanguageModelSteps, dict]:
