@@ -95,6 +95,26 @@ def test_a_model_that_decodes_with_a_shortlist_exports_one_that_translates(
     assert seqkit_here("translate", exported, stdin=stdin).stdout == onnx_out.stdout
 
 
+def test_a_beam_wider_than_the_given_pieces_finds_the_torch_models_nbest(reverse_export, reverse_model):
+    # the graph computes every piece, those training never gave at about -1e4: with more beams than
+    # given pieces, they became hypotheses the torch model never searches (12 against 11, one at -10003)
+    from seqkit.decoding.search import decode_corpus
+    from seqkit.decoding.torch_steps import Seq2SeqSteps
+    from seqkit.export import runtime
+    from seqkit.models.softmax import given_pieces
+
+    _, tokenizer, model = model_types.load(reverse_model, "cpu")
+    given = given_pieces(model.decoder.output)
+    assert given is not None  # (a vocabulary some pieces of which are never targets)
+    # one output piece at most: each given piece, or none, is a hypothesis
+    cfg = config_lib.DecodeConfig(beam_size=len(given) + 2, max_length_ratio=0.01, max_length_offset=1)
+    sources = tokenizer.encode_src(["a", "b c"])
+    theirs = decode_corpus(Seq2SeqSteps(model), sources, cfg)
+    mine = decode_corpus(runtime.load(reverse_export)[2], sources, cfg)
+    assert [[h.tokens for h in hs] for hs in mine] == [[h.tokens for h in hs] for hs in theirs]
+    assert all(len(hs) < cfg.beam_size for hs in mine)
+
+
 ARCHITECTURES = {
     "lstm-luong": {"cell": "lstm", "attention": "luong"},
     "rnn-bahdanau-unidirectional": {"cell": "rnn", "attention": "bahdanau", "bidirectional": False},
@@ -343,6 +363,7 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
         json.dumps({**good, "state": {"hidden": {"axis": 5, "output": "new_hidden"}}}),
         json.dumps({**good, "graphs": {"encoder": good["graphs"]["encoder"]}}),
         json.dumps({**good, "graphs": {**good["graphs"], "select": {}}}),
+        json.dumps({**good, "columns": [5, 4]}),
     ]
     for text in damaged:
         (unfinished / layout.DESCRIPTION).write_text(text)

@@ -1,7 +1,8 @@
 """What an exported model directory holds, shared by the exporter (onnx.py) and the runtime (runtime.py).
 
     export.json      this description: format, model type, graphs with their inputs and outputs, the
-                     decoder state (its arrays, their batch axis, the output each step returns it in)
+                     decoder state (its arrays, their batch axis, the output each step returns it in),
+                     seq2seq's `columns` (the pieces the search reads, as the torch model's; null: all)
     encoder.onnx     seq2seq: (src, src_lengths) -> memory, keys, the first decoder state
     decoder.onnx     seq2seq: one decoder step -> log_probs, the new state, attention weights
     select.onnx      seq2seq: TopK, beam search's selection (faster than numpy's)

@@ -32,6 +32,7 @@ from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import layout, runtime
 from seqkit.models.decoder import DecoderState
 from seqkit.models.seq2seq import EncodedSource
+from seqkit.models.softmax import given_pieces
 
 OPSET = 17
 TOLERANCE = 1e-4  # the largest difference allowed between torch and onnxruntime, over every output
@@ -225,8 +226,14 @@ def _seq2seq_graphs(model: Any, cfg) -> tuple[list[_Graph], list, dict]:
             prev = torch.randint(EOS + 1, tgt_vocab, (src.size(0),), generator=generator)
             copied = [src] if copy_inputs else []
             decoder_examples.append((prev, *first[2:], first[0], first[1], src != PAD, *copied))
+    # the torch model's search reads only the pieces training gave its output layer (torch_steps.py's
+    # Seq2SeqSteps, whose choice this is); the graph computes every piece, the others at about -1e4, and a
+    # beam wider than the given pieces took them: the runtime searches these columns alone (None: every
+    # piece, as for a copy model, which may copy any)
+    columns = None if cfg.model.copy else given_pieces(model.decoder.output)
     description = {
         "state": {name: {"axis": next(iter(state_axes[name])), "output": f"new_{name}"} for name in states},
+        "columns": None if columns is None else columns.tolist(),
     }
     return [encoder, decoder], [encoder_examples, decoder_examples], description
 

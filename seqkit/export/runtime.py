@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
-from seqkit.data.tokenizer import PAD, TOKENIZER_FILES, Tokenizer, load_tokenizer
+from seqkit.data.tokenizer import EOS, PAD, TOKENIZER_FILES, Tokenizer, load_tokenizer
 from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
 from seqkit.export import layout
 
@@ -112,6 +113,9 @@ class OnnxSeq2SeqSteps:
         graphs = description["graphs"]
         self.state = description["state"]  # name -> {"axis", "output"}
         self.axes = {name: spec["axis"] for name, spec in self.state.items()}
+        # the pieces the torch model searches (an export written before they were stored: every piece)
+        given = description.get("columns")
+        self._columns = None if given is None else np.asarray(given, dtype=np.int64)
         new_state = [spec["output"] for spec in self.state.values()]
         self.encoder = _Graph(
             directory / graphs["encoder"]["file"], ("src", "src_lengths"), ("memory", "keys", *self.state)
@@ -142,7 +146,14 @@ class OnnxSeq2SeqSteps:
     def step(self, prev: np.ndarray, state: Rows, encoded: Rows):
         out = self.decoder.run({"prev": prev, **state.arrays, **encoded.arrays})
         new_state = self._state({name: out[spec["output"]] for name, spec in self.state.items()})
-        return out["log_probs"], new_state, out["weights"]
+        log_probs = out["log_probs"]  # (rows, vocab)
+        if self._columns is not None:  # (the others' probability is 0 in float32: still normalised)
+            log_probs = log_probs[:, self._columns]  # (rows, columns)
+        return log_probs, new_state, out["weights"]
+
+    def columns(self, encoded: Rows) -> np.ndarray | None:
+        """The target ids of `step`'s columns, as torch_steps.Seq2SeqSteps gives them (None: all)."""
+        return self._columns
 
     def _state(self, arrays: dict[str, np.ndarray]) -> Rows:
         return Rows(arrays, self.axes)
@@ -225,6 +236,14 @@ def _problem(description: dict) -> str | None:
             or not isinstance(spec.get("output"), str)
         ):
             return f"state {name!r}"
+    columns = description.get("columns")
+    if columns is not None and not (
+        isinstance(columns, list)
+        and all(isinstance(i, int) and i >= 0 for i in columns)
+        and all(a < b for a, b in pairwise(columns))
+        and EOS in columns
+    ):
+        return "columns must be increasing piece ids, EOS among them"
     if kind == "lm":
         shape = description.get("state_shape")
         if not (
