@@ -247,6 +247,26 @@ def marker_bytes(kind: str) -> bytes:
     return json.dumps({"written_by": f"seqkit {__version__}", "kind": kind}).encode("utf-8")
 
 
+# what a directory of each marker kind holds, as a refusal to write another command's output there says it
+HOLDS = {
+    "run": "a training run",
+    "average": "an averaged model",
+    "export": "an ONNX export",
+    "pictures": "the pictures of plot or inspect",
+}
+
+
+def check_kind(directory: Path, kind: str, option: str, what: str) -> None:
+    """A ModelDirError when `directory` carries seqkit's marker of another kind than `kind` (or of none
+    that can be read): `claim_directory` accepts any marker, and one command's output would land among
+    another's files (pictures in an export, an export in a run)."""
+    if owns(directory) and (held := marker_kind(directory)) != kind:
+        raise ModelDirError(
+            f"{option} {directory}: holds seqkit's files of {HOLDS.get(held or '', 'another command')}, "
+            f"not {what}; choose a new or empty {option}"
+        )
+
+
 def claim_directory(directory: Path, kind: str, option: str, adopt: bool = False) -> None:
     """Make `directory` one seqkit may write into (and clear its own files from): create it, adopt it
     when empty, accept it when it has the marker. `adopt` also accepts a non-empty directory without the

@@ -424,6 +424,15 @@ def test_an_export_without_its_description_is_not_taken_for_a_run(reverse_export
     assert not (tmp_path / "x").exists()
 
 
+def test_attention_pictures_are_not_written_into_an_export(reverse_export, tmp_path):
+    exported = tmp_path / "onnx"
+    shutil.copytree(reverse_export, exported)
+    before = sorted(p.name for p in exported.iterdir())
+    refused = seqkit_here("translate", exported, "--attention", exported, stdin="a b\n")
+    assert_one_line_error(refused, "--attention", "files of an ONNX export, not pictures")
+    assert sorted(p.name for p in exported.iterdir()) == before
+
+
 def test_serve_runs_an_export(reverse_export, reverse_model, reverse_data):
     from tests.test_serve import _serving
 

@@ -169,6 +169,19 @@ def test_inspect_command_seq2seq(reverse_model, char_lm, tmp_path):
     assert_one_line_error(seqkit_here("inspect", reverse_model, "--text", ""), "--text")
 
 
+def test_inspect_writes_no_pictures_into_another_seqkit_output(reverse_model, tmp_path):
+    # claim_directory accepted a marker of any kind: the pictures landed among an export's files
+    from seqkit import outputs
+
+    export_copy = tmp_path / "export-copy"
+    export_copy.mkdir()
+    (export_copy / outputs.MARKER).write_bytes(outputs.marker_bytes("export"))
+    (export_copy / "export.json").write_text("{}")
+    refused = seqkit_here("inspect", reverse_model, "--text", "c a b", "-o", export_copy)
+    assert_one_line_error(refused, "--output", "files of an ONNX export, not pictures")
+    assert sorted(p.name for p in export_copy.iterdir()) == [outputs.MARKER, "export.json"]
+
+
 def test_inspect_command_language_model(char_lm, tmp_path):
     out = tmp_path / "look"
     result = seqkit_here("inspect", char_lm, "--text", "a stitch", "--output", out)

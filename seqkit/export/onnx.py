@@ -322,15 +322,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
     if output_dir.resolve() == model_dir.resolve():
         raise ConfigError(f"--output {output_dir}: is the model directory itself; choose a new directory")
     outputs.check_claimable(output_dir, "--output")
-    if outputs.owns(output_dir) and (kind := outputs.marker_kind(output_dir)) != "export":
-        held = {
-            "run": "a training run",
-            "average": "an averaged model",
-            "pictures": "the pictures of plot or inspect",
-        }.get(kind or "", "another command")
-        raise ModelDirError(
-            f"--output {output_dir}: holds seqkit's files of {held}, not an export; choose a new or empty --output"
-        )
+    outputs.check_kind(output_dir, "export", "--output", "an export")
     cfg, tokenizer, model = model_types.load(model_dir, "cpu")
     if cfg.model.type not in layout.TASKS:
         raise ConfigError(

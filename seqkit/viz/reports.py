@@ -27,8 +27,9 @@ def _write(path: Path, data: bytes, option: str) -> None:
 
 
 def prepare_directory(directory: Path, option: str) -> None:
-    """Create `directory`, or accept it when empty or seqkit's (a directory of somebody else's files is
-    refused: seqkit would replace its line-N files)."""
+    """Create `directory`, or accept it when empty or seqkit's pictures (a directory of somebody else's
+    files is refused: seqkit would replace its line-N files; so is seqkit's export or run)."""
+    outputs.check_kind(directory, "pictures", option, "pictures")
     try:
         outputs.claim_directory(directory, "pictures", option)
     except OSError as e:
