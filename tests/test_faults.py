@@ -93,6 +93,15 @@ def test_pictures_refuse_a_users_directory(tmp_path, reverse_model):
     assert "".join(rewritten["source"][:-1]).replace("\u2581", " ").split() == ["b", "a"]
 
 
+def test_a_run_refuses_a_directory_of_pictures(tmp_path, reverse_data, reverse_model):
+    # (a run's files landed among the pictures, which inspect -o then refused to write again)
+    pictures = tmp_path / "att"
+    assert seqkit_here("translate", reverse_model, "--attention", pictures, stdin="c a b\n").returncode == 0
+    before = _snapshot(pictures)
+    assert_one_line_error(_train(reverse_data, pictures), f"--output {pictures}", "not a training run")
+    assert _snapshot(pictures) == before
+
+
 def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_data, reverse_model):
     run = tmp_path / "run"
     assert _train(reverse_data, run).returncode == 0
