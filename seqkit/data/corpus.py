@@ -163,9 +163,9 @@ def _cache_key(cfg: Config, tokenizer: Tokenizer) -> str:
     the data keys they read and, without data.dev, which pairs are held out (dev_size and the seed). A
     changed corpus or tokenizer gets another key."""
     digest = hashlib.blake2b(digest_size=16)
-    data = dataclasses.asdict(cfg.data)
+    read = {key: value for key, value in dataclasses.asdict(cfg.data).items() if key in ARRAY_KEYS}
     held_out = None if cfg.data.dev else [cfg.data.dev_size, cfg.train.seed]
-    digest.update(json.dumps([CACHE_VERSION, {key: data[key] for key in ARRAY_KEYS}, held_out]).encode())
+    digest.update(json.dumps([CACHE_VERSION, read, held_out]).encode())
     for name, data in sorted(tokenizer.files().items()):
         digest.update(name.encode() + b"\0" + data)
     for path in corpus_files(cfg.data.train, cfg.data, "data.train"):

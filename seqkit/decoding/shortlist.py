@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqkit.data.arrays import id_counts
 from seqkit.data.tokenizer import SPECIALS
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.outputs import atomic_write
@@ -186,7 +187,7 @@ def build(
     table = np.full((src_vocab, translations), -1, dtype=np.int64)
     kept = rank < translations
     table[source[kept], rank[kept]] = target[kept]
-    counts = np.bincount(np.asarray(tgt_ids, dtype=np.int64), minlength=tgt_vocab)
+    counts = id_counts(tgt_ids, tgt_vocab)  # (a slice at a time: no int64 copy of the whole side)
     counts[: len(SPECIALS)] = -1  # the specials are always in
     most_frequent = np.argsort(-counts, kind="stable")[: min(frequent, tgt_vocab - len(SPECIALS))]
     return Shortlist(most_frequent.astype(np.int64), table)
