@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,12 @@ class Model:
         """The model's decoding settings with the given ones (None: the model's own) put in and checked;
         `source` names them in errors."""
         given = {key: value for key, value in options.items() if value is not None}
+        # the model's own settings that only a beam search reads give way to the greedy search or the
+        # sampling asked for (they were an error blaming the caller's options); both given still are one
+        if _number_above(given.get("temperature"), 0) or given.get("beam_size") == 1:
+            given.setdefault("coverage_penalty", 0.0)
+        if _number_above(given.get("temperature"), 0):
+            given.setdefault("shortlist", False)
         settings = config_lib.with_overrides(self.config, {"decode": given}, source).decode
         _refuse_unused_sampling(settings.temperature, options, source)
         return settings
@@ -358,6 +364,10 @@ class Model:
         from seqkit.runtime import devices
 
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
+
+
+def _number_above(value: Any, bound: float) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and float(value) > bound
 
 
 def _refuse_unused_sampling(temperature: float, options: dict[str, Any], source: str) -> None:

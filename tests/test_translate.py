@@ -123,3 +123,34 @@ def test_a_line_of_no_pieces_and_a_blank_tsv_line_give_empty_lines(reverse_model
     column = seqkit_here("translate", reverse_model, tmp_path / "pairs.tsv", "--column", 2, "--beam-size", 2)
     assert column.returncode == 0, column.stderr
     assert column.stdout.decode().splitlines() == [lines[0], "", lines[3]]
+
+
+def test_a_models_beam_only_settings_give_way_to_greedy_search_and_sampling(reverse_model, tmp_path):
+    """A model saved with decode.coverage_penalty (or shortlist): `--beam-size 1` and `--temperature`
+    were errors blaming "command-line options" for a setting the user never gave."""
+    import shutil
+
+    import pytest
+
+    import seqkit
+    from seqkit import config as config_lib
+    from seqkit import configfile
+    from seqkit.errors import ConfigError
+
+    penalised = tmp_path / "model"
+    shutil.copytree(reverse_model, penalised)
+    values = configfile.read_toml(penalised / "config.toml")
+    values["decode"].update(beam_size=3, coverage_penalty=0.5, shortlist=True)
+    (penalised / "config.toml").write_text(configfile.to_toml(config_lib.from_dict(values)).decode())
+    lines = ["c a b", "d b a e", "b"]
+    mine, plain = seqkit.load(penalised), seqkit.load(reverse_model)
+    assert mine.translate(lines, beam_size=1) == plain.translate(lines, beam_size=1, shortlist=True)
+    sampled = {"temperature": 1.0, "seed": 3}
+    assert mine.translate(lines, **sampled) == plain.translate(lines, **sampled)
+    command = seqkit_here("translate", penalised, "--beam-size", 1, stdin="c a b\n")
+    assert (
+        command.returncode == 0
+        and command.stdout.decode() == plain.translate(["c a b"], beam_size=1)[0].text + "\n"
+    )
+    with pytest.raises(ConfigError, match="coverage_penalty re-ranks"):  # both asked for: still an error
+        mine.translate(lines, beam_size=1, coverage_penalty=0.5)
