@@ -206,6 +206,45 @@ def test_autocast_across_the_time_loop_as_on_a_gpu_gives_float32s_gradients(
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
     exact = gradients(contextlib.nullcontext())
+    if cell == "lstm" and not _cpu_runs_a_bf16_lstm():
+        pytest.skip(
+            "this CPU's oneDNN has no bf16 LSTM under autocast (AVX2 only); seqkit's CPU training keeps the steps in float32"
+        )
     monkeypatch.setattr(decoder, "fp32_time_steps", lambda device: contextlib.nullcontext())
     lowered = gradients(devices.Precision(precision, torch.device("cpu")).autocast())
     assert torch.nn.functional.cosine_similarity(exact, lowered, dim=0) > 0.99
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "lm"])
+def test_under_a_cpus_bf16_autocast_the_recurrent_layers_run_in_float32(kind):
+    """As the decoder's time loop does (devices.fp32_time_steps): oneDNN's bf16 LSTM is slower on a CPU,
+    and on an AVX2 one (an AMD EPYC) has no kernel: `translate --precision bf16` of an LSTM model was
+    "could not create a primitive descriptor for the LSTM forward propagation primitive"."""
+    from seqkit import config as config_lib
+    from seqkit.models import lm, seq2seq
+
+    cfg = config_lib.ModelConfig(type=kind, cell="lstm", embedding_size=8, encoder_hidden_size=8,
+                                 decoder_hidden_size=8, dropout=0.0)  # fmt: skip
+    model = seq2seq.Seq2Seq(cfg, 20, 20) if kind == "seq2seq" else lm.RNNLanguageModel(cfg, 20)
+    rnn = model.encoder.rnn if kind == "seq2seq" else model.rnn
+    seen = []
+    rnn.register_forward_hook(lambda module, inputs, output: seen.append(output[1][0].dtype))
+    tokens = torch.randint(4, 20, (2, 5))
+    with torch.no_grad(), devices.Precision("bf16", torch.device("cpu")).autocast():
+        if kind == "seq2seq":
+            model.encode(tokens, torch.tensor([5, 3]))
+        else:
+            model.prompt(tokens)
+    assert seen == [torch.float32]
+
+
+def _cpu_runs_a_bf16_lstm() -> bool:
+    """Whether torch's CPU LSTM runs under bf16 autocast here: oneDNN builds it on AVX-512 machines (the
+    Intel Xeon this suite first ran on) and refuses on AVX2 ones ("could not create a primitive
+    descriptor for the LSTM forward propagation primitive": an AMD EPYC)."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(4, 4)(torch.zeros(2, 1, 4))
+    except RuntimeError:
+        return False
+    return True

@@ -8,6 +8,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqkit.data.tokenizer import PAD
 from seqkit.models.cells import make_rnn
+from seqkit.runtime.devices import fp32_time_steps
 
 
 class Encoder(nn.Module):
@@ -39,7 +40,8 @@ class Encoder(nn.Module):
         embedded = self.dropout(self.embedding(src))  # (batch, src_len, embedding)
         # Packing lets each sentence end at its own length, so padding never reaches the state.
         packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, hidden = self.rnn(packed)
+        with fp32_time_steps(embedded.device):  # (a CPU's bf16 LSTM: slower, and on AVX2 no kernel at all)
+            packed_out, hidden = self.rnn(packed)
         memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
         if isinstance(hidden, tuple):  # LSTM: (h, c); the bridge uses h
             hidden = hidden[0]

@@ -12,6 +12,7 @@ from torch import nn
 from seqkit.config import ModelConfig
 from seqkit.data.tokenizer import PAD, Tokenizer
 from seqkit.models.cells import make_rnn
+from seqkit.runtime.devices import fp32_time_steps
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None  # (layers, batch, hidden), a pair for LSTM
 
@@ -34,14 +35,16 @@ class RNNLanguageModel(nn.Module):
 
     def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """tokens (batch, length) -> logits (batch, length, vocab) for the next token at each position."""
-        output, state = self.rnn(self.dropout(self.embedding(tokens)), state)
+        with fp32_time_steps(tokens.device):  # (as the encoder's: no bf16 LSTM on a CPU)
+            output, state = self.rnn(self.dropout(self.embedding(tokens)), state)
         return self.output(self.dropout(output)), state
 
     def prompt(self, tokens: torch.Tensor) -> tuple[torch.Tensor, State]:
         """tokens (batch, length) -> logits (batch, vocab) for the token after the last one, and the state:
         the output layer over the last position only (over every position, a prompt of 30,000 tokens took
         30,000 x vocab floats, 1 GB at 8,000 pieces)."""
-        output, state = self.rnn(self.dropout(self.embedding(tokens)))  # (batch, length, hidden)
+        with fp32_time_steps(tokens.device):
+            output, state = self.rnn(self.dropout(self.embedding(tokens)))  # (batch, length, hidden)
         return self.output(self.dropout(output[:, -1])), state
 
     def step(self, prev_tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
