@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import shlex
 import shutil
 import signal
@@ -168,6 +169,31 @@ def test_init_from_is_an_error_for_a_new_run_of_another_type_and_kept_in_a_store
     (tmp_path / "stored").mkdir()
     (tmp_path / "stored" / "config.toml").write_bytes(configfile.to_toml(lm))
     assert modeldir.load_config(tmp_path / "stored").train.init_from == "runs/lm"
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ({"model": {"type": "lm", "attention": "luong"}}, "model.attention: a model of model.type = lm has no part"),
+        ({"model": {"type": "lm", "encoder_layers": 3}}, "model.encoder_layers: a model of model.type = lm"),
+        ({"model": {"type": "classifier", "decoder_layers": 4}}, "model.decoder_layers: a model of model.type = classifier"),
+        ({"tokenizer": {"type": "char", "vocab_size": 5000}}, "tokenizer.vocab_size: it sets the SentencePiece model seqkit trains, and tokenizer.type = char trains none"),
+        ({"tokenizer": {"model": "my.model", "model_type": "bpe"}}, "tokenizer.model_type: it sets the SentencePiece model seqkit trains, and the config names your own"),
+    ],
+)  # fmt: skip
+def test_a_key_the_new_run_would_not_read_is_an_error(tmp_path, values, said):
+    """A language model with model.attention = luong, a character tokenizer's vocab_size: each trained
+    without a word, and config.toml then described a model that was not the one trained."""
+    from seqkit.training.run import run_training
+
+    cfg = config_lib.from_dict(values, "test")
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        run_training(lambda *args: None, cfg, tmp_path / "run", None, False, False)  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()
+    # such a model, trained before, still loads
+    (tmp_path / "stored").mkdir()
+    (tmp_path / "stored" / "config.toml").write_bytes(configfile.to_toml(cfg))
+    assert modeldir.load_config(tmp_path / "stored") == cfg
 
 
 def test_a_model_to_start_from_that_does_not_fit_leaves_no_directory(tmp_path, reverse_data, reverse_model):

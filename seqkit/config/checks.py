@@ -59,6 +59,36 @@ def check(config: Config, source: str) -> None:
         )
 
 
+# the model keys each type never reads (seq2seq reads them all): set, they were trained past silently
+_UNREAD_MODEL_KEYS = {
+    "lm": ("encoder_hidden_size", "encoder_layers", "bidirectional", "attention"),
+    "classifier": ("decoder_hidden_size", "decoder_layers", "attention", "tie_embeddings"),
+}
+# the tokenizer keys of a SentencePiece model seqkit trains: unread for characters or a model of yours
+_TRAINED_SENTENCEPIECE_KEYS = ("vocab_size", "src_vocab_size", "tgt_vocab_size", "model_type",
+                               "character_coverage", "max_sentences")  # fmt: skip
+
+
+def unread_keys(config: Config) -> list[str]:
+    """The keys given another value than their default that this run would not read (a language model's
+    model.attention, a character tokenizer's vocab_size). A new run's check (training/run.py), not the
+    config's: a model trained with one of them before still loads."""
+    from seqkit.config import ModelConfig, TokenizerConfig
+
+    unread = [
+        f"model.{key}"
+        for key in _UNREAD_MODEL_KEYS.get(config.model.type, ())
+        if getattr(config.model, key) != getattr(ModelConfig, key)
+    ]
+    tokenizer = config.tokenizer
+    if tokenizer.type == "char" or tokenizer.model or tokenizer.src_model:
+        keys = _TRAINED_SENTENCEPIECE_KEYS + (("joint",) if tokenizer.type == "char" else ())
+        unread += [
+            f"tokenizer.{key}" for key in keys if getattr(tokenizer, key) != getattr(TokenizerConfig, key)
+        ]
+    return unread
+
+
 # the dev scores each kind of model has, which train.best_metric may name; the first is what "auto" means
 _METRICS = {"seq2seq": ("bleu", "chrf", "ppl"), "lm": ("ppl",), "classifier": ("accuracy", "macro_f1")}
 

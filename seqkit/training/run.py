@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from seqkit import modeldir, outputs
-from seqkit.config import Config
+from seqkit.config import Config, checks
 from seqkit.data.tokenizer import Tokenizer, build_text_tokenizer, load_tokenizer, tokenizer_from_files
 from seqkit.errors import ConfigError, DataError, ModelDirError, SeqkitError, TrainingError
 from seqkit.runtime import devices, distributed, threads
@@ -146,6 +146,16 @@ def run_training(
             f"train.init_from starts an encoder-decoder (model.type = seq2seq) from a trained one; a model of "
             f"model.type = {cfg.model.type} trains from scratch: drop train.init_from"
         )
+    unread = checks.unread_keys(cfg) if not resume else []
+    if unread:  # (a resume of such a run goes on: what it trained is what it was)
+        key = unread[0]
+        if key.startswith("model."):
+            why = f"a model of model.type = {cfg.model.type} has no part it sets, and would train without it"
+        elif cfg.tokenizer.type == "char":
+            why = "it sets the SentencePiece model seqkit trains, and tokenizer.type = char trains none"
+        else:
+            why = "it sets the SentencePiece model seqkit trains, and the config names your own"
+        raise ConfigError(f"{key}: {why}; drop it")
     world = start_run(cfg)
     with run_directory(Path(output_dir), world, resume, overwrite):
         return body(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
