@@ -43,7 +43,6 @@ from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
 from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
-from seqkit.export.runtime import is_export
 from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of
 
 CONFIG = "config.toml"
@@ -51,7 +50,10 @@ WEIGHTS = "model.safetensors"
 VOCAB_COUNTS = "vocab_counts.json"  # how often each piece occurs in the training data, per side
 HELD_OUT_SRC, HELD_OUT_TGT = "dev.src.txt", "dev.tgt.txt"  # a dev set held out of data.train
 LOG = "train_log.jsonl"  # written and read by training/log.py
-EXPORT_DESCRIPTION = "export.json"  # what marks an exported directory (export/layout.py: without torch)
+# what marks an exported directory, finished or not (export/layout.py's names: a part below the exporter
+# does not import it; test_export checks the two agree)
+EXPORT_DESCRIPTION = "export.json"
+EXPORT_GRAPHS = ("encoder.onnx", "decoder.onnx", "lm.onnx", "select.onnx")
 CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
 
 
@@ -89,6 +91,12 @@ def owns(model_dir: Path, path: Path) -> bool:
     anything in its checkpoints or cache); other files there (`make demo`'s test.hyp.en) are the user's
     outputs. An export's own files: export/runtime.py's `owns`, which needs no torch."""
     return is_file_of(model_dir, path, RUN_FILES, RUN_FOLDERS)
+
+
+def is_export(model_dir: Path) -> bool:
+    """export/runtime.py's test: an export left without its export.json (killed, damaged) still holds
+    graphs, and taken for a run it was told to "train longer"."""
+    return any((model_dir / name).is_file() for name in (EXPORT_DESCRIPTION, *EXPORT_GRAPHS))
 
 
 def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from seqkit import config as config_lib
+from seqkit.config import checks
 from seqkit.data.toy import make_pairs
 from seqkit.viz import plots
 
@@ -30,6 +31,12 @@ def write_toy(directory: Path, task: str, train_count: int = 2000, dev_count: in
 def _with_sections(values: dict, sections: dict) -> config_lib.Config:
     for name, body in sections.items():
         values[name] = {**values.get(name, {}), **body}
+    # the defaults' keys that the chosen model type or tokenizer does not read (a new run refuses them)
+    config = config_lib.from_dict(values, "test")
+    for key in checks.unread_keys(config):
+        section, name = key.split(".")
+        if name not in sections.get(section, {}):
+            values[section].pop(name, None)
     return config_lib.from_dict(values, "test")
 
 

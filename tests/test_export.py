@@ -328,6 +328,7 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
     ):
         assert_one_line_error(seqkit_here(*torch_only), "is an ONNX export", "source")
     assert layout.DESCRIPTION == modeldir.EXPORT_DESCRIPTION  # (torch-free and torch side agree)
+    assert layout.GRAPH_FILES == modeldir.EXPORT_GRAPHS
     (tmp_path / "toy.toml").write_bytes(configfile.to_toml(toy_config(reverse_data)))
     before = sorted(p.name for p in reverse_export.iterdir())
     assert_one_line_error(
