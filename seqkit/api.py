@@ -414,6 +414,9 @@ def load(
     the CPU with onnxruntime, without torch: its int8 form is made by `seqkit export --quantize`."""
     from seqkit.export import runtime
 
+    device = str(device)  # (a torch.device("cpu") was "--device cpu: unknown device; valid: ..., cpu")
+    if not isinstance(quantize, bool):  # ("no" is true)
+        raise ConfigError(f"quantize = {quantize!r}: give True or False")
     if runtime.is_export(Path(model_dir)):
         return _load_export(Path(model_dir), device, precision, quantize)
     allocator.configure()

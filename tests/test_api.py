@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import seqkit
 from seqkit.data.text import read_lines
@@ -91,6 +92,13 @@ def test_options_are_checked_as_the_commands_are(reverse_model):
         model.translate(["c a b"], max_length_ratio=math.inf)
     with pytest.raises(ConfigError, match="use `seqkit translate`"):
         model.generate(["x"])
+    # a torch.device is a device (it was "--device cpu: unknown device; valid: auto, cpu, cuda"), and
+    # quantize takes a bool ("no" quantized)
+    assert seqkit.load(reverse_model, device=torch.device("cpu")).translate(["c a b"]) == model.translate(
+        ["c a b"]
+    )
+    with pytest.raises(ConfigError, match="quantize = 'no': give True or False"):
+        seqkit.load(reverse_model, quantize="no")  # type: ignore[arg-type]
 
 
 def test_one_string_or_an_item_that_is_no_string_is_an_error(reverse_model, char_lm):

@@ -94,6 +94,13 @@ def test_a_path_of_an_unknown_users_home_and_a_section_that_is_no_table(tmp_path
     in_file.write_text('[data]\ntrain = "~nosuchuser-x/c"\n')
     with pytest.raises(ConfigError, match=rf"^{in_file}: data.train = '~nosuchuser-x/c': no home"):
         configfile.load(in_file)
+    # a key above every table (it said "unknown section [seed]")
+    above = tmp_path / "above.toml"
+    above.write_text("seed = 3\n[model]\ncell = 'gru'\n")
+    with pytest.raises(
+        ConfigError, match=r"seed is a key of \[train\] \(also of \[decode\], \[generate\]\), not a table"
+    ):
+        configfile.load(above)
     flat = tmp_path / "flat.toml"
     flat.write_text('model = "lstm"\n')
     for overrides in ([], ["model.cell=lstm"]):  # it was a TypeError with the override
@@ -162,7 +169,7 @@ def test_a_resume_refuses_a_change_of_what_the_checkpoint_depends_on(tmp_path, o
         config_resume.changes(stored, changed, tmp_path / "run")
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'run'}: a resumed run keeps its data, tokenizer, model")
-    assert f"{key}: " in message and "train a new model with another --output" in message
+    assert f"{key}: " in message and "train a new model with another --output (or --overwrite" in message
 
 
 def test_a_resume_may_change_limits_rates_and_decoding(tmp_path):

@@ -448,6 +448,8 @@ def test_seqkit_config_prints_every_key_with_a_comment_and_reads_back():
     keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
     assert len(keys) == sum(len(vars(section)) for section in vars(config_lib.Config()).values())
     assert all(lines[i - 1].startswith("# ") and "[default: " in lines[i - 1] for i in keys)
+    # each says what its key does (keys under a shared comment had only their default)
+    assert [lines[i] for i in keys if lines[i - 1].startswith("# [default: ")] == []
 
 
 def test_a_tie_of_bleu_goes_to_the_lower_dev_perplexity(tmp_path):

@@ -42,22 +42,21 @@ class DataConfig:
     max_length_ratio: float = 0.0  # training pairs whose longer side has more than this many times the
     # pieces of the shorter are skipped; 0 = no limit
     dedupe: bool = False  # skip exact duplicate training pairs
-    # classifier, tsv: the columns of the label and of the text (1-based)
-    label_column: int = 1
-    text_column: int = 2
+    label_column: int = 1  # classifier, tsv: the label's column (1-based)
+    text_column: int = 2  # classifier, tsv: the text's column (1-based)
     features: int = 1  # classifier, csv: values per time step (x1..xn are step-major: n = steps x features)
     # classifier on one series (a CSV file with a header; data.train/dev are then unused): the windows of
     # data.window steps of the data.inputs columns (comma-separated; "" = data.column alone), each
     # followed data.horizon steps later by data.column's value: a number to forecast (model.head =
     # regression: the values 1..horizon steps ahead) or a label (softmax/sigmoid: the one at the horizon)
     series: str = ""
-    column: str = ""
-    inputs: str = ""
-    window: int = 10
-    horizon: int = 1
+    column: str = ""  # series: the column to forecast or classify
+    inputs: str = ""  # series: the columns a window reads, comma-separated; "" = data.column alone
+    window: int = 10  # series: the steps of a window
+    horizon: int = 1  # series: the steps from a window's last to its target
     # series: the last shares of the windows, by time, are dev and test (never shuffled across the split)
     dev_fraction: float = 0.15
-    test_fraction: float = 0.15
+    test_fraction: float = 0.15  # series: the test share (see dev_fraction)
     season: int = 0  # series: the seasonal period in steps, for the seasonal-persistence baseline; 0 = none
 
 
@@ -354,6 +353,13 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
     sections = typing.get_type_hints(Config)
     built = {}
     for name, body in values.items():
+        owners = [section for section, cls in sections.items() if name in typing.get_type_hints(cls)]
+        if name not in sections and not isinstance(body, dict) and owners:  # `seed = 3` above every table
+            also = f" (also of [{'], ['.join(owners[1:])}])" if owners[1:] else ""
+            raise ConfigError(
+                f"{source}: {name} is a key of [{owners[0]}]{also}, not a table: put it under its table's "
+                f"heading (or --set {owners[0]}.{name}=...)"
+            )
         if name not in sections:
             raise ConfigError(
                 f"{source}: unknown section [{name}]{_suggest(name, sections)}; valid: {', '.join(sections)}"
