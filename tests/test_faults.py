@@ -9,7 +9,6 @@ import gzip
 import json
 import os
 import pickle
-import re
 import shlex
 import shutil
 import signal
@@ -30,7 +29,7 @@ from seqkit.errors import ConfigError, ModelDirError
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord
-from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here, write_toy
+from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here, write_text, write_toy
 
 
 def _train(data_dir: str, out: Path, *extra: str, steps: int = 2):
@@ -181,19 +180,26 @@ def test_init_from_is_an_error_for_a_new_run_of_another_type_and_kept_in_a_store
         ({"tokenizer": {"model": "my.model", "model_type": "bpe"}}, "tokenizer.model_type: it sets the SentencePiece model seqkit trains, and the config names your own"),
     ],
 )  # fmt: skip
-def test_a_key_the_new_run_would_not_read_is_an_error(tmp_path, values, said):
+def test_a_key_the_new_run_would_not_read_is_said(values, said):
     """A language model with model.attention = luong, a character tokenizer's vocab_size: each trained
-    without a word, and config.toml then described a model that was not the one trained."""
-    from seqkit.training.run import run_training
+    past unsaid, and config.toml then described a model that was not the one trained."""
+    from seqkit.training.run import unread_warnings
 
-    cfg = config_lib.from_dict(values, "test")
-    with pytest.raises(ConfigError, match=re.escape(said)):
-        run_training(lambda *args: None, cfg, tmp_path / "run", None, False, False)  # type: ignore[arg-type]
-    assert not (tmp_path / "run").exists()
-    # such a model, trained before, still loads
-    (tmp_path / "stored").mkdir()
-    (tmp_path / "stored" / "config.toml").write_bytes(configfile.to_toml(cfg))
-    assert modeldir.load_config(tmp_path / "stored") == cfg
+    (line,) = unread_warnings(config_lib.from_dict(values, "test"))
+    assert line.startswith(said) and line.endswith("; it is not read (drop it from the config)")
+
+
+def test_a_new_run_warns_of_a_key_it_does_not_read_and_its_resume_does_not(tmp_path):
+    text = write_text(tmp_path / "text")
+    command = ["train", "-o", tmp_path / "lm", "--set", "model.type=lm", "--set", "tokenizer.type=char",
+               "--set", f"data.train={text}/train", "--set", f"data.dev={text}/dev", "--set", "data.tgt_lang=txt",
+               "--set", "model.embedding_size=8", "--set", "model.decoder_hidden_size=8",
+               "--set", "model.attention=luong"]  # fmt: skip
+    first = seqkit_here(*command, "--max-steps", 1)
+    assert first.returncode == 0, first.stderr.decode()
+    assert b"warning: model.attention: a model of model.type = lm has no part it sets" in first.stderr
+    resumed = seqkit_here(*command, "--max-steps", 2)
+    assert resumed.returncode == 0 and b"model.attention" not in resumed.stderr, resumed.stderr.decode()
 
 
 def test_a_model_to_start_from_that_does_not_fit_leaves_no_directory(tmp_path, reverse_data, reverse_model):
@@ -552,7 +558,7 @@ def test_a_training_outlives_the_reader_of_its_log(tmp_path, reverse_data):
 def test_config_and_tokenizer_paths_that_are_directories(tmp_path, reverse_data):
     assert_one_line_error(seqkit_here("train", "--config", tmp_path, "-o", tmp_path / "r"), str(tmp_path),
                           "Is a directory")  # fmt: skip
-    # (vocab_size back to its default: with a model of one's own, seqkit trains none)
+    # (vocab_size back to its default: with a model of one's own it is not read, and a warning says so)
     result = _train(
         reverse_data,
         tmp_path / "r",

@@ -59,7 +59,7 @@ def check(config: Config, source: str) -> None:
         )
 
 
-# the model keys each type never reads (seq2seq reads them all): set, they were trained past silently
+# the model keys each type never reads (seq2seq reads them all): set, they were trained past unsaid
 _UNREAD_MODEL_KEYS = {
     "lm": ("encoder_hidden_size", "encoder_layers", "bidirectional", "attention"),
     "classifier": ("decoder_hidden_size", "decoder_layers", "attention", "tie_embeddings"),
@@ -71,8 +71,7 @@ _TRAINED_SENTENCEPIECE_KEYS = ("vocab_size", "src_vocab_size", "tgt_vocab_size",
 
 def unread_keys(config: Config) -> list[str]:
     """The keys given another value than their default that this run would not read (a language model's
-    model.attention, a character tokenizer's vocab_size). A new run's check (training/run.py), not the
-    config's: a model trained with one of them before still loads."""
+    model.attention, a character tokenizer's vocab_size): a new run's warnings (training/run.py)."""
     from seqkit.config import ModelConfig, TokenizerConfig
 
     unread = [

@@ -146,19 +146,29 @@ def run_training(
             f"train.init_from starts an encoder-decoder (model.type = seq2seq) from a trained one; a model of "
             f"model.type = {cfg.model.type} trains from scratch: drop train.init_from"
         )
-    unread = checks.unread_keys(cfg) if not resume else []
-    if unread:  # (a resume of such a run goes on: what it trained is what it was)
-        key = unread[0]
+    world = start_run(cfg)
+    reporter = reporter or NullReporter()
+    with run_directory(Path(output_dir), world, resume, overwrite):
+        if world.is_main and not resume:  # (a resume was told at its start)
+            for warning in unread_warnings(cfg):
+                reporter.warning(warning)
+        return body(cfg, Path(output_dir), world, reporter, resume)
+
+
+def unread_warnings(cfg: Config) -> list[str]:
+    """A line for each key given a value that this run does not read (checks.unread_keys): said, not
+    refused, since a config file made for another model (`-c demo.toml --set model.type=lm`) has them and
+    --set cannot remove a key; the stored config.toml keeps them as given."""
+    lines = []
+    for key in checks.unread_keys(cfg):
         if key.startswith("model."):
-            why = f"a model of model.type = {cfg.model.type} has no part it sets, and would train without it"
+            why = f"a model of model.type = {cfg.model.type} has no part it sets"
         elif cfg.tokenizer.type == "char":
             why = "it sets the SentencePiece model seqkit trains, and tokenizer.type = char trains none"
         else:
             why = "it sets the SentencePiece model seqkit trains, and the config names your own"
-        raise ConfigError(f"{key}: {why}; drop it")
-    world = start_run(cfg)
-    with run_directory(Path(output_dir), world, resume, overwrite):
-        return body(cfg, Path(output_dir), world, reporter or NullReporter(), resume)
+        lines.append(f"{key}: {why}; it is not read (drop it from the config)")
+    return lines
 
 
 @contextlib.contextmanager
