@@ -215,26 +215,32 @@ def test_autocast_across_the_time_loop_as_on_a_gpu_gives_float32s_gradients(
     assert torch.nn.functional.cosine_similarity(exact, lowered, dim=0) > 0.99
 
 
-@pytest.mark.parametrize("kind", ["seq2seq", "lm"])
+@pytest.mark.parametrize("kind", ["seq2seq", "lm", "numbers"])
 def test_under_a_cpus_bf16_autocast_the_recurrent_layers_run_in_float32(kind):
     """As the decoder's time loop does (devices.fp32_time_steps): oneDNN's bf16 LSTM is slower on a CPU,
     and on an AVX2 one (an AMD EPYC) has no kernel: `translate --precision bf16` of an LSTM model was
     "could not create a primitive descriptor for the LSTM forward propagation primitive"."""
     from seqkit import config as config_lib
-    from seqkit.models import lm, seq2seq
+    from seqkit.models import classifier, lm, seq2seq
 
-    cfg = config_lib.ModelConfig(type=kind, cell="lstm", embedding_size=8, encoder_hidden_size=8,
-                                 decoder_hidden_size=8, dropout=0.0)  # fmt: skip
-    model = seq2seq.Seq2Seq(cfg, 20, 20) if kind == "seq2seq" else lm.RNNLanguageModel(cfg, 20)
-    rnn = model.encoder.rnn if kind == "seq2seq" else model.rnn
+    # (a forecaster's input layer of numbers is a linear layer, whose output autocast makes bf16: the
+    # float32 loop then met bf16 inputs, "RNN input dtype (torch.bfloat16) does not match weight dtype")
+    cfg = config_lib.ModelConfig(type="classifier" if kind == "numbers" else kind, cell="lstm", embedding_size=8,
+                                 encoder_hidden_size=8, decoder_hidden_size=8, dropout=0.0)  # fmt: skip
+    tokens = torch.randint(4, 20, (2, 5))
+    if kind == "seq2seq":
+        model = seq2seq.Seq2Seq(cfg, 20, 20)
+        rnn, run = model.encoder.rnn, lambda: model.encode(tokens, torch.tensor([5, 3]))
+    elif kind == "lm":
+        model = lm.RNNLanguageModel(cfg, 20)
+        rnn, run = model.rnn, lambda: model.prompt(tokens)
+    else:
+        model = classifier.SequenceClassifier.from_config(cfg, vocab_size=0, features=2, outputs=1)
+        rnn, run = model.encoder.rnn, lambda: model.pooled(torch.randn(2, 5, 2), torch.tensor([5, 3]))
     seen = []
     rnn.register_forward_hook(lambda module, inputs, output: seen.append(output[1][0].dtype))
-    tokens = torch.randint(4, 20, (2, 5))
     with torch.no_grad(), devices.Precision("bf16", torch.device("cpu")).autocast():
-        if kind == "seq2seq":
-            model.encode(tokens, torch.tensor([5, 3]))
-        else:
-            model.prompt(tokens)
+        run()
     assert seen == [torch.float32]
 
 

@@ -39,7 +39,10 @@ class Encoder(nn.Module):
         final (batch, output_size): the last layer's final state, directions concatenated."""
         embedded = self.dropout(self.embedding(src))  # (batch, src_len, embedding)
         # Packing lets each sentence end at its own length, so padding never reaches the state.
-        packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        # (float(): an input layer of numbers gives autocast's type, and the loop below runs in float32)
+        packed = pack_padded_sequence(
+            embedded.float(), src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         with fp32_time_steps(embedded.device):  # (a CPU's bf16 LSTM: slower, and on AVX2 no kernel at all)
             packed_out, hidden = self.rnn(packed)
         memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
