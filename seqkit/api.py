@@ -123,8 +123,11 @@ class Model:
     def generate_settings(self, source: str = "options", **options: Any) -> GenerateConfig:
         """The model's sampling settings with the given ones put in and checked (as `decode_settings`)."""
         given = {key: value for key, value in options.items() if value is not None}
+        # several texts of a prompt at temperature 0 are one text, repeated: the model's own num_samples
+        # gives way to such a search, and the caller's is refused
+        if not _number_above(given.get("temperature", self.config.generate.temperature), 0):
+            given.setdefault("num_samples", 1)
         settings = config_lib.with_overrides(self.config, {"generate": given}, source).generate
-        # several texts of a prompt at temperature 0 are one text, repeated
         several = {"num_samples": settings.num_samples if settings.num_samples > 1 else None}
         _refuse_unused_sampling(settings.temperature, {**options, **several}, source)
         return settings

@@ -57,6 +57,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the config file ({e.strerror}); give a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
+    except ValueError:  # (tomllib's int() of a number past 4,300 digits)
+        raise ConfigError(f"{path}: a number of more than 4,300 digits; fix the file") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
 
@@ -73,6 +75,10 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # bare words like `lstm` need no quotes
+    except ValueError:  # (tomllib's int() of a number past 4,300 digits)
+        raise ConfigError(
+            f"--set {dotted.strip()}: a number of more than 4,300 digits; give a smaller one"
+        ) from None
     # a single word that TOML took for a number, a boolean or a date (lists, tables and text with a
     # comment keep their type, and the key's type error)
     word = raw.strip()

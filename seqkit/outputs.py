@@ -179,7 +179,8 @@ def check_writable(path: Path) -> None:
     if not target.parent.is_dir():
         raise OSError(errno.ENOENT, "no such directory", str(path))
     if target.exists() and not os.access(target, os.W_OK):
-        # a write-protected file: the shell's `>` is refused, and so is the rename that would replace it
+        # a write-protected file: the shell's `>` is refused, while the rename that replaces it needs only
+        # the directory's permission, and replaced it
         raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     probe = _hidden_beside(target, "check")
     try:  # as the output's temporary file will be: the system's own answer (read-only, permissions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,8 @@ import pytest
 import torch
 
 import seqkit
+from seqkit import config as config_lib
+from seqkit import configfile
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import LineNumbers
 from seqkit.errors import ConfigError, DataError
@@ -144,3 +147,16 @@ def test_a_line_is_read_as_the_command_reads_a_files_line(reverse_model, char_lm
     assert lm.generate(["the"], temperature=0, num_samples=1, max_tokens=3) == lm.generate(
         ["the"], max_tokens=3, temperature=0
     )
+    # the model's own num_samples gives way to temperature 0 (it was "--num-samples is a sampling
+    # setting" to a user who never gave it; a stored temperature 0 with it failed every plain generate)
+    own = tmp_path / "lm"
+    shutil.copytree(char_lm, own)
+    for stored in ({"num_samples": 3, "temperature": 0.8}, {"num_samples": 3, "temperature": 0.0}):
+        values = configfile.read_toml(own / "config.toml")
+        values["generate"].update(stored)
+        (own / "config.toml").write_bytes(configfile.to_toml(config_lib.from_dict(values)))
+        assert seqkit.load(own).generate(["the"], temperature=0, max_tokens=3) == lm.generate(
+            ["the"], temperature=0, max_tokens=3
+        )
+    plain = seqkit_here("generate", own, "the", "--max-tokens", 3)
+    assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 1, plain.stderr

@@ -45,7 +45,12 @@ def test_round_trip_through_toml(tmp_path):
         # numbers that reached C code and came back as its traceback
         (["train.threads=100000000000000000000"], ["train.threads", "at most 1024"]),
         (["tokenizer.vocab_size=100000000000"], ["tokenizer.vocab_size", "between 8 and 2**31 - 1"]),
-        (["train.max_minutes=1" + "0" * 400], ["train.max_minutes: a number of 401 digits, too large"]),
+        (["train.max_minutes=1" + "0" * 400], ["train.max_minutes: a number of about 401 digits, too large"]),
+        # past Python's 4,300 digits even str() and TOML's reading of it fail (a ValueError traceback)
+        (
+            ["train.max_minutes=1" + "0" * 5000],
+            ["--set train.max_minutes: a number of more than 4,300 digits"],
+        ),
     ],
 )
 def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):
@@ -53,6 +58,15 @@ def test_bad_overrides_are_errors_naming_the_fix(overrides, fragments):
         configfile.load(None, overrides)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_numbers_past_pythons_string_limit_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="train.max_minutes: a number of about 5001 digits, too large"):
+        config_lib.with_overrides(Config(), {"train": {"max_minutes": 10**5000}}, "options")
+    big = tmp_path / "big.toml"
+    big.write_text("[train]\nmax_minutes = 1" + "0" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="big.toml: a number of more than 4,300 digits; fix the file"):
+        configfile.load(big)
 
 
 def test_a_python_callers_numpy_numbers_are_numbers():
@@ -169,7 +183,10 @@ def test_a_resume_refuses_a_change_of_what_the_checkpoint_depends_on(tmp_path, o
         config_resume.changes(stored, changed, tmp_path / "run")
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'run'}: a resumed run keeps its data, tokenizer, model")
-    assert f"{key}: " in message and "train a new model with another --output (or --overwrite" in message
+    assert (
+        f"{key}: " in message
+        and "train a new model with another --output (or start over in this one: seqkit train -o" in message
+    )
 
 
 def test_a_resume_may_change_limits_rates_and_decoding(tmp_path):

@@ -395,6 +395,11 @@ def test_graphs_that_do_not_fit_the_description_are_one_line(reverse_export, lm_
     for description, fragment in (
         ({**good, "graphs": no_file}, "export.json"),
         ({**good, "state": {**good["state"], "foo": {"axis": 0, "output": "bar"}}}, "encoder.onnx"),
+        # a searched piece beyond the vocabulary (an IndexError at the first batch)
+        (
+            {**good, "columns": [*good["columns"], 99999]},
+            "columns name piece 99999, beyond the target vocabulary",
+        ),
     ):
         (damaged / layout.DESCRIPTION).write_text(json.dumps(description))
         assert_one_line_error(seqkit_here("translate", damaged, stdin="a\n"), fragment, "export again")

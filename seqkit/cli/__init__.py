@@ -189,7 +189,8 @@ def main() -> None:
 
     _open_closed_standard_streams()
     if hasattr(sys.stdout, "reconfigure"):  # results are UTF-8, as in -o files, whatever the locale says
-        sys.stdout.reconfigure(encoding="utf-8")
+        # (its error handler kept: surrogateescape writes a path of non-UTF-8 bytes back as it was given)
+        sys.stdout.reconfigure(encoding="utf-8", errors=sys.stdout.errors)
     allocator.configure()  # before torch builds its first product: it reads these settings once
     try:
         app()

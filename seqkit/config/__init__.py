@@ -314,7 +314,10 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         try:
             value = float(value) if ok else value
         except OverflowError:  # an int of hundreds of digits
-            raise ConfigError(f"{where}: a number of {len(str(value))} digits, too large") from None
+            # (digits estimated from the bits: str() of an int past 4,300 digits is itself an error)
+            raise ConfigError(
+                f"{where}: a number of about {int(value.bit_length() * 0.30103) + 1} digits, too large"
+            ) from None
         if ok and not math.isfinite(value):  # inf and nan mean nothing for any setting seqkit has
             raise ConfigError(f"{where} = {value!r}: must be a finite number")
     else:

@@ -35,7 +35,7 @@ def changes(stored: Config, new: Config, run_dir: Path) -> list[str]:
     if fixed:
         raise ConfigError(
             f"{run_dir}: a resumed run keeps its data, tokenizer, model, batches, seed, starting weights and "
-            f"best_metric ({'; '.join(fixed)}); train a new model with another --output (or --overwrite "
-            "to start over in this one)"
+            f"best_metric ({'; '.join(fixed)}); train a new model with another --output (or start over in "
+            f"this one: seqkit train -o {run_dir} --overwrite)"
         )
     return changed

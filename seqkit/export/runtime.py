@@ -280,6 +280,12 @@ def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLan
     except ConfigError as e:
         raise ModelDirError(f"{e} (the export is damaged; export again)") from None
     tokenizer = load_tokenizer(directory)
+    columns = description.get("columns") or []
+    if columns and columns[-1] >= tokenizer.tgt_vocab_size:  # (an IndexError at the first batch)
+        raise ModelDirError(
+            f"{directory / layout.DESCRIPTION}: columns name piece {columns[-1]}, beyond the target vocabulary "
+            f"of {tokenizer.tgt_vocab_size}; the export is damaged: export again"
+        )
     steps_class = OnnxSeq2SeqSteps if description["type"] == "seq2seq" else OnnxLanguageModelSteps
     return cfg, tokenizer, steps_class(directory, description), description
 

@@ -197,10 +197,7 @@ def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool)
         # an empty directory of the user's is adopted: whatever is in it afterwards, the run wrote
         adopted_empty = not created and output_dir.is_dir() and not any(output_dir.iterdir())
         if outputs.owns(output_dir) and outputs.marker_kind(output_dir) == "pictures":  # (inspect's -o)
-            raise ModelDirError(
-                f"--output {output_dir}: holds seqkit's files of {outputs.HOLDS['pictures']}, not a training "
-                "run; choose a new or empty --output"
-            )
+            outputs.check_kind(output_dir, "run", "--output", "a training run")
         outputs.claim_directory(output_dir, "run", "--output", adopt=resume)
         held.enter_context(outputs.locked(output_dir))  # (the last check: an error leaves it unheld)
     with held:
