@@ -536,6 +536,11 @@ def test_a_process_started_with_its_standard_streams_closed(tmp_path):
         scoring, shell=True, capture_output=True, env={**os.environ, "PYTHONIOENCODING": "latin-1"}
     )
     assert shown.returncode == 0 and "語" in shown.stdout.decode("utf-8"), shown.stderr.decode()
+    # and a name of bytes that are not UTF-8 (a file name) is written back as given (made UTF-8, stdout
+    # lost its surrogateescape: a traceback)
+    raw = subprocess.run([sys.executable, "-m", "seqkit", "evaluate", "-i", text, "-r", text, "--name", b"x\xff"],
+                         capture_output=True)  # fmt: skip
+    assert raw.returncode == 0 and b"x\xff" in raw.stdout, raw.stderr.decode()
 
 
 def test_a_training_outlives_the_reader_of_its_log(tmp_path, reverse_data):
