@@ -742,3 +742,28 @@ def test_a_header_row_in_the_training_data_is_warned_about(tmp_path: Path):
     reporter.said.clear()
     trainer.train(_config(tmp_path, {}, train={"max_steps": 2}), tmp_path / "n", reporter)
     assert reporter.said == []
+
+
+def test_a_classifier_of_numbers_warns_of_tokenizer_keys(tmp_path: Path):
+    # a classifier of numbers has no tokenizer: tokenizer.vocab_size was trained past unsaid
+    from seqkit.training.task import NullReporter
+
+    class Warnings(NullReporter):
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.said.append(message)
+
+    rows = [f"{'ab'[i % 2]},{i % 2}.5,{i % 3}" for i in range(40)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "dev.csv").write_text("\n".join(rows[:6]) + "\n")
+    data = {"train": str(tmp_path / "train.csv"), "dev": str(tmp_path / "dev.csv")}
+    reporter = Warnings()
+    trainer.train(
+        _config(tmp_path, {"bidirectional": False}, data, {"max_steps": 2}), tmp_path / "m", reporter
+    )
+    assert reporter.said == [
+        "tokenizer.vocab_size: this classifier reads numbers and has no tokenizer; it is not read (drop it "
+        "from the config)"
+    ]

@@ -142,6 +142,13 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     tokenizer = None
     if train_examples.texts is not None:
         tokenizer = text_tokenizer(world, output_dir, resume, train_examples.texts, cfg, "a classifier")
+    if tokenizer is None and not resume and world.is_main:  # (as training/run.py's unread keys)
+        for field in dataclasses.fields(cfg.tokenizer):
+            if getattr(cfg.tokenizer, field.name) != field.default:
+                reporter.warning(
+                    f"tokenizer.{field.name}: this classifier reads numbers and has no tokenizer; it is not "
+                    "read (drop it from the config)"
+                )
     if tokenizer is None and cfg.model.word_dropout:
         raise ConfigError(
             f"model.word_dropout = {cfg.model.word_dropout:g}: this classifier reads numbers, not tokens; drop "
