@@ -57,10 +57,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the config file ({e.strerror}); give a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
+    except UnicodeDecodeError:  # (a ValueError too: before the next)
+        raise ConfigError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
     except ValueError:  # (tomllib's int() of a number past 4,300 digits)
         raise ConfigError(f"{path}: a number of more than 4,300 digits; fix the file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

@@ -67,6 +67,11 @@ def test_numbers_past_pythons_string_limit_are_one_line(tmp_path):
     big.write_text("[train]\nmax_minutes = 1" + "0" * 5000 + "\n")
     with pytest.raises(ConfigError, match="big.toml: a number of more than 4,300 digits; fix the file"):
         configfile.load(big)
+    # (a file that is not UTF-8 is a ValueError too, and was taken for such a number)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[model]\ncell = "gr\xffu"\n')
+    with pytest.raises(ConfigError, match="latin.toml: not UTF-8 text; save the config file as UTF-8"):
+        configfile.load(latin)
 
 
 def test_a_python_callers_numpy_numbers_are_numbers():
