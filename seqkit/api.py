@@ -112,9 +112,10 @@ class Model:
         given = {key: value for key, value in options.items() if value is not None}
         # the model's own settings that only a beam search reads give way to the greedy search or the
         # sampling asked for (they were an error blaming the caller's options); both given still are one
-        if _number_above(given.get("temperature"), 0) or given.get("beam_size") == 1:
+        sampling = _number_above(given.get("temperature"), 0)
+        if sampling or given.get("beam_size") == 1:
             given.setdefault("coverage_penalty", 0.0)
-        if _number_above(given.get("temperature"), 0):
+        if sampling:
             given.setdefault("shortlist", False)
         settings = config_lib.with_overrides(self.config, {"decode": given}, source).decode
         _refuse_unused_sampling(settings.temperature, options, source)
