@@ -163,6 +163,10 @@ def _field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+def _toml_value(value: Any) -> str:
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
 def commented_toml(config: Config) -> str:
     """The whole config as TOML, every key under a comment saying what it does and its built-in default:
     `seqkit config`, the way to discover the keys."""
@@ -173,10 +177,14 @@ def commented_toml(config: Config) -> str:
         doc = " ".join((type(body).__doc__ or "").split())
         out.extend([f"# {doc}"] if doc else [])
         out.append(f"[{section.name}]")
-        comments = _field_comments(type(body))
+        comments, types = _field_comments(type(body)), typing.get_type_hints(type(body))
         for key in dataclasses.fields(body):
             value, default = getattr(body, key.name), getattr(default_body, key.name)
-            shown = tomli_w.dumps({"v": default}).split("=", 1)[1].strip()
+            shown = _toml_value(default)
+            if typing.get_origin(types[key.name]) is typing.Literal:  # the values allowed: said nowhere else
+                shown += "; one of " + ", ".join(
+                    _toml_value(choice) for choice in typing.get_args(types[key.name])
+                )
             out.append(f"# {comments.get(key.name, '')} [default: {shown}]".replace("#  [", "# ["))
             out.append(tomli_w.dumps({key.name: value}).strip())
         out.append("")
