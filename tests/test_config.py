@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import typing
+from pathlib import Path
+
 import pytest
 
 from seqkit import config as config_lib
@@ -223,3 +228,11 @@ def test_every_refused_change_is_named_at_once(tmp_path):
     changed = configfile.load(None, ["model.cell=rnn", "train.seed=5", "train.max_steps=7"], base=stored)
     with pytest.raises(ConfigError, match=r"\(model\.cell: 'gru' -> 'rnn'; train\.seed: 1 -> 5\)"):
         config_resume.changes(stored, changed, tmp_path)
+
+
+def test_every_config_key_is_named_in_the_readme():
+    # the README is where a user looks a key up (tokenizer.max_sentences was in no document)
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    sections = typing.get_type_hints(Config)
+    keys = [(section, key.name) for section, body in sections.items() for key in dataclasses.fields(body)]
+    assert [f"{s}.{k}" for s, k in keys if not re.search(rf"`({s}\.)?{k}\b", readme)] == []

@@ -243,6 +243,17 @@ def test_cleaning_is_counted_at_the_start(tmp_path):
     assert "skipped 11: 4 empty, 7 duplicates" in line.stderr.decode()
 
 
+def test_the_start_line_says_a_cr_inside_a_line_reads_as_a_space():
+    # it said the CR was removed among the control characters, which joined two words before (data/text.py)
+    from seqkit.model_types.base import described_fixes
+
+    said = described_fixes({"cr_lines": 2, "control_lines": 3})
+    assert (
+        said
+        == "2 carriage returns, 3 lines' control characters (NUL, BOM, ... inside a line; a CR there reads as a space)"
+    )
+
+
 def _sentencepiece(lines: list[str], **ids) -> bytes:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, vocab_size=20,
@@ -450,6 +461,12 @@ def test_seqkit_config_prints_every_key_with_a_comment_and_reads_back():
     assert all(lines[i - 1].startswith("# ") and "[default: " in lines[i - 1] for i in keys)
     # each says what its key does (keys under a shared comment had only their default)
     assert [lines[i] for i in keys if lines[i - 1].startswith("# [default: ")] == []
+    # a key of a few allowed values lists them (data.format's were in no help text or document)
+    format_comment = lines[lines.index('format = "auto"') - 1]
+    assert format_comment.endswith(
+        '[default: "auto"; one of "auto", "parallel", "tsv", "jsonl", "labels", "csv"]'
+    )
+    assert '"macro_f1"' in lines[lines.index('best_metric = "auto"') - 1]
 
 
 def test_a_tie_of_bleu_goes_to_the_lower_dev_perplexity(tmp_path):
@@ -489,6 +506,8 @@ def test_evaluate_reads_hypotheses_from_a_pipe_and_takes_metrics_as_sacrebleu_do
     assert_one_line_error(
         seqkit_here("evaluate", "-r", ref, "hyp.txt", stdin=hyp), "unexpected argument 'hyp.txt'"
     )
+    # and the usage line does not offer such arguments (the hidden one only takes -m's further values)
+    assert seqkit_here("evaluate", "--help").stdout.decode().splitlines()[0].endswith(" evaluate [OPTIONS]")
 
 
 @pytest.mark.parametrize("inputs", [[], ["-"]], ids=["stdin", "dash"])

@@ -34,6 +34,10 @@ class _Argument(TyperArgument):
     def _usage_display_name(self) -> str:
         return self.display_name_raw
 
+    def get_usage_pieces(self, ctx) -> list[str]:
+        # a hidden argument takes what a list option leaves (`-m bleu chrf`): it is no argument of its own
+        return [] if self.hidden else super().get_usage_pieces(ctx)
+
 
 class _Command(TyperCommand):
     def __init__(self, *args, **kwargs):
@@ -86,6 +90,12 @@ def config_default(section: str, key: str) -> str:
 
 ModelDirArgument = Annotated[
     Path, typer.Argument(metavar="MODEL_DIR", help="Model directory written by `seqkit train`.")
+]
+ModelOrExportArgument = Annotated[
+    Path,
+    typer.Argument(
+        metavar="MODEL_DIR", help="Model directory written by `seqkit train` (or `seqkit export`)."
+    ),
 ]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML config file.")

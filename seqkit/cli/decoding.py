@@ -13,6 +13,7 @@ import typer
 from seqkit.cli import (
     DeviceOption,
     ModelDirArgument,
+    ModelOrExportArgument,
     _Command,
     app,
     line_io,
@@ -28,7 +29,7 @@ from seqkit.errors import ConfigError, DataError
 @app.command(cls=_Command)
 @user_errors
 def translate(
-    model_dir: ModelDirArgument,
+    model_dir: ModelOrExportArgument,
     inputs: Annotated[
         list[Path] | None, typer.Argument(metavar="[FILE]...", help="Input files (.gz too); stdin when none.")
     ] = None,
@@ -157,8 +158,9 @@ def translate(
         Path | None,
         typer.Option(
             metavar="DIR",
-            help="Also write, for input line N, DIR/line-00000N.png (attention heatmap of the best output) "
-            "and DIR/line-00000N.json (its pieces and weights); N counts lines over all inputs, from 1.",
+            help="Also write, for input line N, DIR/line-N.png (attention heatmap of the best output) and "
+            "DIR/line-N.json (its pieces and weights), N in six digits (line-000012.png); N counts lines over "
+            "all inputs, from 1.",
         ),
     ] = None,
 ) -> None:
@@ -327,7 +329,10 @@ def nbest_json(options) -> str:
 @user_errors
 def generate(
     model_dir: Annotated[
-        Path, typer.Argument(metavar="MODEL_DIR", help='Language model directory (model.type = "lm").')
+        Path,
+        typer.Argument(
+            metavar="MODEL_DIR", help='Language model directory (model.type = "lm"; or its export).'
+        ),
     ],
     prompts: Annotated[
         list[str] | None,

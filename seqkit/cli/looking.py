@@ -11,6 +11,7 @@ import typer
 from seqkit import config as config_lib
 from seqkit.cli import (
     ModelDirArgument,
+    ModelOrExportArgument,
     _Command,
     app,
     line_io,
@@ -115,7 +116,7 @@ def inspect(
 @app.command(cls=_Command)
 @user_errors
 def info(
-    model_dir: ModelDirArgument,
+    model_dir: ModelOrExportArgument,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables.")] = False,
     vocab: Annotated[
         bool,

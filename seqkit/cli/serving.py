@@ -11,6 +11,7 @@ import typer
 from seqkit.cli import (
     DeviceOption,
     ModelDirArgument,
+    ModelOrExportArgument,
     _Command,
     app,
     user_errors,
@@ -21,7 +22,7 @@ from seqkit.errors import ConfigError
 @app.command(cls=_Command)
 @user_errors
 def serve(
-    model_dir: ModelDirArgument,
+    model_dir: ModelOrExportArgument,
     host: Annotated[
         str, typer.Option("--host", metavar="HOST", help="Address to bind (0.0.0.0: every interface).")
     ] = "127.0.0.1",

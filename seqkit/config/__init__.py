@@ -153,7 +153,7 @@ class TrainConfig:
     log_every: int = 50  # steps between training-log records
     keep_checkpoints: int = 2  # resumable checkpoints kept (one is written at every validation)
     # a trained model directory this run starts from: its tokenizer and weights (what the model has that
-    # it lacks, such as model.coverage added to a copy model, starts new); "" = from scratch
+    # it lacks, such as model.coverage added to a copy model, starts new); seq2seq only; "" = from scratch
     init_from: str = ""
     threads: int = 0  # torch intra-op threads; 0 = the cores other processes leave free, at least 1
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when torch sees a GPU, else the CPU

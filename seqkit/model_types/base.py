@@ -60,7 +60,7 @@ def tokenizer_and_model(
 FIXES = (
     ("bom_lines", "byte order marks"),
     ("cr_lines", "carriage returns"),
-    ("control_lines", "lines' control characters (NUL, CR, BOM inside a line)"),
+    ("control_lines", "lines' control characters (NUL, BOM, ... inside a line; a CR there reads as a space)"),
     ("break_lines", "JSON lines with a line break in a field (read as a space)"),
 )
 
