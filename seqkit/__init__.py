@@ -10,6 +10,12 @@ memory settings (runtime/allocator.py).
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers see of the names `__getattr__` imports when first used
+    from seqkit import errors as errors
+    from seqkit.api import Model, Scores, TranslationResult, load
+    from seqkit.decoding.classify import Prediction
 
 try:
     __version__ = version("seqkit")  # the one version source: pyproject.toml's, as installed
@@ -35,3 +41,7 @@ def __getattr__(name: str):
 
         return Prediction
     raise AttributeError(f"module 'seqkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, "errors"})

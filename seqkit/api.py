@@ -21,12 +21,13 @@ allocated anything in this process; importing seqkit changes no setting.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seqkit import config as config_lib
 from seqkit.config import Config, DecodeConfig, GenerateConfig
@@ -36,6 +37,9 @@ from seqkit.decoding.inference import LineNumbers, Translation
 from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
 from seqkit.errors import ConfigError, DataError
 from seqkit.runtime import allocator
+
+if TYPE_CHECKING:
+    from seqkit.decoding.classify import Prediction
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class Model:
         by default the module's; `export`: an exported directory's description (export.json)."""
         self.model_dir, self.config, self.tokenizer, self.module = model_dir, cfg, tokenizer, module
         self.precision, self.export = precision, export
+        # what is read later (the shortlist, info) is read here, whatever the working directory is by then;
+        # messages name the directory as the caller did
+        self._directory = model_dir.absolute()
         if steps is None and cfg.model.type != "classifier":  # a classifier searches nothing
             from seqkit.decoding.torch_steps import steps_of
 
@@ -186,7 +193,7 @@ class Model:
         from seqkit.decoding import inference
 
         self.require_task("translate")
-        settings = settings or self.config.decode
+        settings = self._checked(settings, DecodeConfig, "decode")
         if isinstance(nbest, bool) or not isinstance(nbest, Integral):  # (2.0 failed as a list index)
             raise ConfigError(f"nbest = {nbest!r}: not a whole number; give how many outputs a line gets")
         nbest = int(nbest)
@@ -196,6 +203,7 @@ class Model:
             raise ConfigError(
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
+        _check_chunk_lines(chunk_lines)
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
         numbers = numbers or LineNumbers()
         stream = inference.translate_nbest_stream(
@@ -208,11 +216,31 @@ class Model:
             nbest,
             numbers,
         )
+        return self._translation_results(stream, nbest)
+
+    def _translation_results(
+        self, stream: Iterator[list[Translation]], nbest: int
+    ) -> Iterator[TranslationResult]:
+        # a generator of its own: translate_stream checks its arguments when called, not at the first next()
         for options in self._autocast_each(stream):
             best = options[0] if options else None
             yield TranslationResult(
                 best.text if best else "", best.score if best else None, tuple(options[:nbest])
             )
+
+    def _checked(self, settings: Any, kind: Any, section: str) -> Any:
+        """A stream's `settings` (None: the model's own), checked again as a config file is: ones made with
+        dataclasses.replace rather than decode_settings / generate_settings skipped the checks."""
+        if settings is None:
+            return getattr(self.config, section)
+        if not isinstance(settings, kind):
+            raise ConfigError(
+                f"settings: a {type(settings).__name__}; give a {kind.__name__} "
+                f"(model.{section}_settings(...) makes one), or None for the model's own"
+            )
+        return getattr(
+            config_lib.with_overrides(self.config, {section: asdict(settings)}, "settings"), section
+        )
 
     def _shortlisted_steps(self):
         """The steps restricted to the model directory's shortlist (loaded once)."""
@@ -231,7 +259,7 @@ class Model:
                 )
             self._shortlist_steps = shortlist.ShortlistSteps(
                 self.steps,
-                shortlist.read(self.model_dir, self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size),
+                shortlist.read(self._directory, self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size),
             )
         return self._shortlist_steps
 
@@ -289,12 +317,11 @@ class Model:
         from seqkit.decoding import inference
 
         self.require_task("generate")
-        stream = inference.generate(
-            self.steps, self.tokenizer, _texts(prompts, "prompts"), settings or self.config.generate, on_text
-        )
-        yield from self._autocast_each(stream)
+        settings = self._checked(settings, GenerateConfig, "generate")
+        stream = inference.generate(self.steps, self.tokenizer, _texts(prompts, "prompts"), settings, on_text)
+        return self._autocast_each(stream)
 
-    def predict(self, lines: Iterable[str], *, batch_size: int | None = None) -> list[Any]:
+    def predict(self, lines: Iterable[str], *, batch_size: int | None = None) -> list[Prediction | None]:
         """A classifier's or forecaster's `Prediction` (decoding/classify.py: label, probabilities, or
         values) for each line, in order: text, or numbers x1,x2,...; None for an empty line."""
         return list(self.predict_stream(lines, batch_size))
@@ -305,7 +332,7 @@ class Model:
         batch_size: int | None = None,
         chunk_lines: int = 256,
         source: str | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[Prediction | None]:
         """`predict` as a stream, `chunk_lines` lines at a time (1: each line answered as it comes); an
         error names the line as `source:N` (a file's name), or `input line N`."""
         from seqkit.decoding.classify import predict_lines
@@ -313,10 +340,11 @@ class Model:
 
         self.require_task("predict")
         settings = self.decode_settings(batch_size=batch_size)
+        _check_chunk_lines(chunk_lines)
         data = self.config.data
         # a model of one series reads windows of this many steps
         window = data.window if data.series else None
-        yield from in_chunks(
+        return in_chunks(
             _texts(lines, "lines", LineNumbers(source)),
             settings,
             lambda chunk, first: predict_lines(
@@ -345,12 +373,13 @@ class Model:
 
     def info(self) -> dict:
         """What `seqkit info --json` prints: layers, parameters, vocabulary, training, files (for an
-        export: its description, export.json)."""
+        export: its description, export.json). The directory is read now: after a resumed training it
+        describes the run as it is, not the weights this Model loaded."""
         if self.export is not None:
             return self.export
         from seqkit.viz import summary
 
-        return summary.summarize(self.model_dir)
+        return {**summary.summarize(self._directory), "model_dir": str(self.model_dir)}
 
     def _autocast_each(self, stream: Iterator[Any]) -> Iterator[Any]:
         """The items of `stream`, each computed under the model's autocast, which is off again while the
@@ -384,12 +413,25 @@ def _refuse_unused_sampling(temperature: float, options: dict[str, Any], source:
         raise ConfigError(SAMPLING_ONLY.format(unused))
 
 
+def _check_chunk_lines(chunk_lines: int | None) -> None:
+    if chunk_lines is not None and (
+        isinstance(chunk_lines, bool) or not isinstance(chunk_lines, Integral) or chunk_lines < 1
+    ):
+        raise ConfigError(
+            f"chunk_lines = {chunk_lines!r}: give a whole number of lines of at least 1 (or None)"
+        )
+
+
 def _texts(lines: Iterable[str], argument: str, numbers: LineNumbers | None = None) -> Iterator[str]:
     """`lines` as given, checked: one string is a mistake for a list of them (it would be read as one
     line per character), and an item that is not a string is named, not an AttributeError from within.
     An error names the item as `numbers` name a file's line (`source:N`), when they name a file."""
     if isinstance(lines, str | bytes):
         raise ConfigError(f"{argument}: one string; give a list of them ({argument}=[...]), one per line")
+    if isinstance(lines, AbstractSet | Mapping):  # a set's order is not the lines', a dict's items are keys
+        raise ConfigError(
+            f"{argument}: a {type(lines).__name__}; give a list of strings, one per line, in order"
+        )
     return _each_a_string(lines, argument, numbers if numbers and numbers.source else None)
 
 
@@ -413,9 +455,10 @@ def load(
 ) -> Model:
     """Open a model directory (`seqkit train --output`'s) for translating, scoring or generating.
 
-    device: auto (CUDA when torch sees a GPU), cpu or cuda; precision: fp32, or bf16 / fp16 autocast of the
-    larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An exported directory runs on
-    the CPU with onnxruntime, without torch: its int8 form is made by `seqkit export --quantize`."""
+    device: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N (GPU N); precision: fp32, or bf16 /
+    fp16 autocast of the larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An
+    exported directory runs on the CPU with onnxruntime, without torch: its int8 form is made by `seqkit
+    export --quantize`."""
     from seqkit.export import runtime
 
     device = str(device)  # (a torch.device("cpu") was "--device cpu: unknown device; valid: ..., cpu")
@@ -425,14 +468,14 @@ def load(
         return _load_export(Path(model_dir), device, precision, quantize)
     allocator.configure()
     from seqkit import model_types
-    from seqkit.runtime import devices, distributed
+    from seqkit.runtime import devices
 
-    target = devices.resolve(device, distributed.local_rank())
+    target = devices.resolve(device, option="device =")
     if quantize and target.type != "cpu":
         raise ConfigError(
             "quantize: int8 decoding runs on the CPU; load with device='cpu' or without quantize"
         )
-    devices.Precision(precision, target)  # an unsupported precision fails here
+    devices.Precision(precision, target, option="precision =")  # an unsupported precision fails here
     cfg, tokenizer, module = model_types.load(Path(model_dir), target)
     if quantize:
         module = devices.quantize_int8(module)

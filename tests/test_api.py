@@ -8,6 +8,8 @@ import math
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,6 +34,9 @@ def test_import_is_light_and_sets_nothing():
         out.stdout.strip()
         == "False None ['Model', 'Prediction', 'Scores', 'TranslationResult', '__version__', 'load']"
     )
+    # the names are there for dir() and for type checkers too (they saw Any: PEP 561's marker was missing)
+    assert {*seqkit.__all__, "errors"} <= set(dir(seqkit))
+    assert (Path(seqkit.__file__).parent / "py.typed").exists()
 
 
 def test_translate_equals_the_command(reverse_model, reverse_data):
@@ -102,6 +107,11 @@ def test_options_are_checked_as_the_commands_are(reverse_model):
     )
     with pytest.raises(ConfigError, match="quantize = 'no': give True or False"):
         seqkit.load(reverse_model, quantize="no")  # type: ignore[arg-type]
+    # the arguments are named as a Python caller gave them, not as the command's options
+    with pytest.raises(ConfigError, match="^device = gpu: unknown device"):
+        seqkit.load(reverse_model, device="gpu")
+    with pytest.raises(ConfigError, match="^precision = FP32: unknown precision"):
+        seqkit.load(reverse_model, precision="FP32")
 
 
 def test_one_string_or_an_item_that_is_no_string_is_an_error(reverse_model, char_lm):
@@ -160,3 +170,60 @@ def test_a_line_is_read_as_the_command_reads_a_files_line(reverse_model, char_lm
         )
     plain = seqkit_here("generate", own, "the", "--max-tokens", 3)
     assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 1, plain.stderr
+
+
+def test_streams_check_their_arguments_when_called_not_at_the_first_item(reverse_model, char_lm):
+    model, lm = seqkit.load(reverse_model, device="cpu"), seqkit.load(char_lm, device="cpu")
+    # (generator functions raised these only at next(), wherever the stream had been handed on to)
+    with pytest.raises(ConfigError, match="use `seqkit translate`"):
+        model.generate_stream(["x"])
+    with pytest.raises(ConfigError, match="use `seqkit generate`"):
+        lm.translate_stream(["x"])
+    with pytest.raises(ConfigError, match="nbest = 0"):
+        model.translate_stream(["c a b"], nbest=0)
+    # settings are a DecodeConfig / GenerateConfig, checked again: dataclasses.replace skips the checks
+    with pytest.raises(ConfigError, match="settings: a dict; give a DecodeConfig"):
+        model.translate_stream(["c a b"], {"beam_size": 2})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="settings: a DecodeConfig; give a GenerateConfig"):
+        lm.generate_stream(["x"], lm.config.decode)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"settings: decode.batch_size = -3: must be"):
+        model.translate_stream(
+            ["c a b"], replace(model.config.decode, batch_size=-3)
+        )  # (islice's ValueError)
+    with pytest.raises(ConfigError, match="chunk_lines = 0: give a whole number of lines of at least 1"):
+        model.translate_stream(["c a b"], chunk_lines=0)
+    # a set or a dict has no order of lines
+    with pytest.raises(ConfigError, match="lines: a set; give a list of strings, one per line, in order"):
+        model.translate({"c a b", "b a"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="prompts: a dict"):
+        lm.generate({"the": 1})  # type: ignore[arg-type]
+    stream = model.translate_stream(["c a b"], replace(model.config.decode, beam_size=1))
+    assert [r.text for r in stream] == [model.translate(["c a b"], beam_size=1)[0].text]
+
+
+def test_a_relative_model_directory_is_read_where_it_was_loaded(reverse_model, tmp_path, monkeypatch):
+    # the shortlist and info() are read after loading: after os.chdir, from another directory
+    shutil.copytree(reverse_model, tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    model = seqkit.load("m", device="cpu")
+    expected = seqkit.load("m", device="cpu").translate(["c a b", "b a"], shortlist=True)
+    monkeypatch.chdir("/")  # before this model first reads its shortlist
+    assert model.translate(["c a b", "b a"], shortlist=True) == expected
+    info = model.info()
+    assert info["model_dir"] == "m" and info["files"]["shortlist.npz"] > 0
+
+
+def test_threads_sharing_one_model_get_what_one_caller_gets(reverse_model, char_lm, reverse_data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, lm = seqkit.load(reverse_model, device="cpu"), seqkit.load(char_lm, device="cpu")
+    lines = read_lines(f"{reverse_data}/dev.src")[:20]
+    calls = [
+        lambda: [r.text for r in model.translate(lines, beam_size=3)],
+        lambda: [r.text for r in model.translate(lines, temperature=1.0, seed=4)],
+        lambda: lm.generate(["the", "a"], max_tokens=20, temperature=1.0, seed=2),
+    ]
+    alone = [call() for call in calls]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: calls[i % 3](), range(12)))
+    assert together == [alone[i % 3] for i in range(12)]

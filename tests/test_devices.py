@@ -37,10 +37,33 @@ def test_auto_follows_what_torch_sees(monkeypatch, gpu):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
-    assert devices.resolve("auto", local_rank=3) == (torch.device("cuda", 1) if gpu else torch.device("cpu"))
+    monkeypatch.setenv("LOCAL_RANK", "3")  # under torchrun
+    assert devices.resolve("auto") == (torch.device("cuda", 1) if gpu else torch.device("cpu"))
     assert chosen == ([torch.device("cuda", 1)] if gpu else [])  # process 3 of a machine takes GPU 3 % 2
     assert devices.resolve("cpu") == torch.device("cpu")  # asked for the CPU, whatever torch sees
     assert chosen == ([torch.device("cuda", 1)] if gpu else [])
+
+
+def test_a_gpu_is_chosen_by_number_and_only_torchrun_changes_the_current_one(monkeypatch):
+    # (a Python caller could not choose a GPU, and loading set its process's current CUDA device)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert devices.resolve("cuda:1") == torch.device("cuda", 1)
+    assert devices.resolve("cuda") == torch.device("cuda", 0) and chosen == []
+    with pytest.raises(
+        ConfigError, match=r"device = cuda:2: torch sees 2 GPU\(s\), cuda:0 to cuda:1; pick one"
+    ):
+        devices.resolve("cuda:2", option="device =")
+    with pytest.raises(ConfigError, match="--device gpu: unknown device; valid: auto, cpu, cuda, cuda:N"):
+        devices.resolve("gpu")
+    # LOCAL_RANK is read for `cuda` alone: an odd value is an error naming it, and no matter on the CPU
+    monkeypatch.setenv("LOCAL_RANK", "")
+    assert devices.resolve("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="LOCAL_RANK = '': not a process number"):
+        devices.resolve("cuda")
 
 
 @pytest.mark.parametrize(

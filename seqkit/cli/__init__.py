@@ -107,7 +107,9 @@ OverridesOption = Annotated[
 DeviceOption = Annotated[
     str,
     typer.Option(
-        "--device", metavar="DEVICE", help="auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda."
+        "--device",
+        metavar="DEVICE",
+        help="auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N.",
     ),
 ]
 

@@ -186,7 +186,7 @@ def translate(
     else:
         from seqkit.runtime import devices, distributed
 
-        target = devices.resolve(device, distributed.local_rank())
+        target = devices.resolve(device)
         if quantize and target.type != "cpu":
             raise ConfigError(
                 "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"

@@ -1,4 +1,4 @@
-"""Where tensors live and in what precision: `auto | cpu | cuda`, and autocast to bf16 or fp16.
+"""Where tensors live and in what precision: `auto | cpu | cuda | cuda:N`, and autocast to bf16 or fp16.
 
 Weights and optimizer state stay float32 whatever the precision: autocast runs the matrix products
 of the forward pass in the lower precision. fp16's narrow range needs loss scaling (a GradScaler) so
@@ -8,30 +8,42 @@ that small gradients do not flush to zero; bf16 has float32's range and needs no
 from __future__ import annotations
 
 import contextlib
+import re
 
 import torch
 
 from seqkit.errors import ConfigError
+from seqkit.runtime import distributed
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve(name: str, local_rank: int = 0, option: str = "--device") -> torch.device:
-    """`auto` is CUDA when torch sees a GPU, else the CPU. Under torchrun, process `local_rank` of a
-    machine takes GPU `local_rank` (modulo the count)."""
+def resolve(name: str, option: str = "--device") -> torch.device:
+    """`auto` is CUDA when torch sees a GPU, else the CPU. `cuda` is GPU 0, or under torchrun the GPU of
+    the process's number on its machine (modulo the count); `cuda:N` is GPU N. `option` names the setting
+    in errors."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return torch.device("cpu")
-    if name != "cuda":
-        raise ConfigError(f"{option} {name}: unknown device; valid: auto, cpu, cuda")
+    cuda = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if cuda is None:
+        raise ConfigError(f"{option} {name}: unknown device; valid: auto, cpu, cuda, cuda:N")
     if not torch.cuda.is_available():
         raise ConfigError(
-            f"{option} cuda: torch sees no CUDA GPU (this torch {torch.__version__} "
+            f"{option} {name}: torch sees no CUDA GPU (this torch {torch.__version__} "
             f"{'has no CUDA support' if torch.version.cuda is None else 'found no device'}); use cpu or auto"
         )
-    device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    torch.cuda.set_device(device)
+    count = torch.cuda.device_count()
+    if cuda.group(1) is not None and int(cuda.group(1)) >= count:
+        raise ConfigError(f"{option} {name}: torch sees {count} GPU(s), cuda:0 to cuda:{count - 1}; pick one")
+    if cuda.group(1) is not None:
+        return torch.device("cuda", int(cuda.group(1)))
+    device = torch.device("cuda", distributed.local_rank() % count)
+    if distributed.under_torchrun():
+        # a torchrun process's collectives (nccl) run on the current device; elsewhere, a caller's own
+        # current device is not seqkit's to change
+        torch.cuda.set_device(device)
     return device
 
 

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from seqkit.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class World:
@@ -68,9 +70,18 @@ SINGLE = World()
 COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
 
 
+def under_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ
+
+
 def local_rank() -> int:
     """This process's number on its machine (torchrun sets LOCAL_RANK): which GPU it takes."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
+    value = os.environ.get("LOCAL_RANK", "0")
+    if not value.isdigit():
+        raise ConfigError(
+            f"LOCAL_RANK = {value!r}: not a process number; torchrun sets it, unset it otherwise"
+        )
+    return int(value)
 
 
 def join(device: torch.device) -> World:

@@ -120,7 +120,7 @@ def start_run(cfg: Config) -> World:
     random happens."""
     if not (cfg.train.max_steps or cfg.train.max_epochs or cfg.train.max_minutes):
         raise ConfigError("no stopping limit: set train.max_steps, train.max_epochs or train.max_minutes")
-    device = devices.resolve(cfg.train.device, distributed.local_rank(), option="train.device =")
+    device = devices.resolve(cfg.train.device, option="train.device =")
     # an unsupported precision fails here, not after set-up
     devices.Precision(cfg.train.precision, device, "train.precision =")
     seed_everything(cfg.train.seed)
