@@ -51,7 +51,10 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_every_part_of_the_package_has_a_layer():
-    parts = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if not p.name.startswith("__py")}
+    modules = [
+        p for p in PACKAGE.iterdir() if p.suffix == ".py" or (p.is_dir() and not p.name.startswith("__py"))
+    ]
+    parts = {p.stem if p.is_file() else p.name for p in modules}  # (py.typed is a marker, no part)
     parts = {part for part in parts if part != "__init__" and not part.startswith(".")}
     assert parts == set(RANK), "add the new module or package to LAYERS and docs/architecture.md"
 

@@ -141,6 +141,14 @@ def test_translate_bad_model_directories(reverse_model, tmp_path):
         with pytest.raises(ModelDirError, match=f"{name}: {re.escape(said)}"):
             seqkit.load(damaged)
         (damaged / name).write_bytes(kept)
+    # an spm.model cut short can still load, with fewer pieces: the weights were blamed for it
+    kept = (damaged / "spm.model").read_bytes()
+    (damaged / "spm.model").write_bytes(kept[:100])
+    with pytest.raises(
+        ModelDirError, match=r"the tokenizer \(spm.model\) gives \d+ pieces where model.safetensors"
+    ):
+        seqkit.load(damaged)
+    (damaged / "spm.model").write_bytes(kept)
     weights = damaged / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     assert_one_line_error(

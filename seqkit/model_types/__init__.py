@@ -13,7 +13,8 @@ from torch import nn
 
 from seqkit import modeldir
 from seqkit.config import Config
-from seqkit.errors import ConfigError
+from seqkit.data.tokenizer import TOKENIZER_FILES
+from seqkit.errors import ConfigError, ModelDirError
 from seqkit.model_types import classifier, lm, seq2seq
 from seqkit.model_types.base import ModelType
 
@@ -39,9 +40,34 @@ def load(model_dir: Path | str, device: torch.device | str = "cpu") -> tuple[Con
     try:
         modeldir.load_weights_into(model, weights)
     except (SafetensorError, RuntimeError, ValueError) as e:
-        raise modeldir.damaged_weights(model_dir / modeldir.WEIGHTS, e) from None
+        raise _tokenizer_mismatch(model_dir, tokenizer, model, weights) or modeldir.damaged_weights(
+            model_dir / modeldir.WEIGHTS, e
+        ) from None
     model.eval()
     return cfg, tokenizer, model.to(device)
+
+
+def _tokenizer_mismatch(
+    model_dir: Path, tokenizer: Any, model: nn.Module, weights: dict
+) -> ModelDirError | None:
+    """The error for weights that do not fit the model because the tokenizer gives another vocabulary
+    size than the weights were trained with (a damaged or replaced spm.model loads all the same), or
+    None: then the weights are to blame."""
+    sizes = {getattr(tokenizer, side, None) for side in ("src_vocab_size", "tgt_vocab_size")} - {None}
+    expected = model.state_dict()
+    for name, tensor in weights.items():
+        built = expected.get(name)
+        if built is None or built.shape == tensor.shape or built.dim() != tensor.dim():
+            continue
+        for pieces, trained in zip(built.shape, tensor.shape, strict=True):
+            if pieces != trained and pieces in sizes:
+                files = [f for f in TOKENIZER_FILES if (model_dir / f).is_file()]
+                return ModelDirError(
+                    f"{model_dir}: the tokenizer ({', '.join(files)}) gives {pieces:,} pieces where "
+                    f"{modeldir.WEIGHTS} was trained with {trained:,} ({name}): the tokenizer file is damaged or "
+                    "from another model; restore it"
+                )
+    return None
 
 
 def require_task(cfg: Config, task: str, model_dir: Path, command: str | None = None) -> None:
