@@ -459,6 +459,14 @@ def load(
     fp16 autocast of the larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An
     exported directory runs on the CPU with onnxruntime, without torch: its int8 form is made by `seqkit
     export --quantize`."""
+    return load_named(model_dir, device, precision, quantize, ("device =", "precision ="))
+
+
+def load_named(
+    model_dir: str | Path, device: Any, precision: str, quantize: bool, names: tuple[str, str]
+) -> Model:
+    """`load`, its errors naming the device and the precision as `names` say (the commands: their options,
+    `--device` and `--precision`)."""
     from seqkit.export import runtime
 
     device = str(device)  # (a torch.device("cpu") was "--device cpu: unknown device; valid: ..., cpu")
@@ -470,12 +478,12 @@ def load(
     from seqkit import model_types
     from seqkit.runtime import devices
 
-    target = devices.resolve(device, option="device =")
+    target = devices.resolve(device, option=names[0])
     if quantize and target.type != "cpu":
         raise ConfigError(
             "quantize: int8 decoding runs on the CPU; load with device='cpu' or without quantize"
         )
-    devices.Precision(precision, target, option="precision =")  # an unsupported precision fails here
+    devices.Precision(precision, target, option=names[1])  # an unsupported precision fails here
     cfg, tokenizer, module = model_types.load(Path(model_dir), target)
     if quantize:
         module = devices.quantize_int8(module)

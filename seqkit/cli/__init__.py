@@ -11,7 +11,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperArgument, TyperCommand
@@ -19,6 +19,9 @@ from typer.core import TyperArgument, TyperCommand
 from seqkit import __version__
 from seqkit import config as config_lib
 from seqkit.errors import SeqkitError
+
+if TYPE_CHECKING:
+    from seqkit.api import Model
 
 
 class _Argument(TyperArgument):
@@ -215,6 +218,13 @@ def main() -> None:
         _silence_stdout()
         console.error(outputs.describe(e))
         sys.exit(1)
+
+
+def load_model(model_dir: Path, device: str, precision: str = "fp32", quantize: bool = False) -> Model:
+    """`seqkit.load` for a command: its errors name the options (`--device cuda:9`)."""
+    from seqkit import api
+
+    return api.load_named(model_dir, device, precision, quantize, ("--device", "--precision"))
 
 
 # the commands, registered with `app` as they are imported (after it and what they share exist), in the

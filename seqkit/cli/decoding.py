@@ -17,6 +17,7 @@ from seqkit.cli import (
     _Command,
     app,
     line_io,
+    load_model,
     model_default,
     output_file,
     user_errors,
@@ -191,7 +192,7 @@ def translate(
             raise ConfigError(
                 "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
             )
-    model = api.load(model_dir, device, precision, quantize)
+    model = load_model(model_dir, device, precision, quantize)
     model.require_task("translate")
     decode = model.decode_settings(
         "command-line options",
@@ -376,9 +377,8 @@ def generate(
     device: DeviceOption = "auto",
 ) -> None:
     """Sample text from a language model: each prompt and its continuation on one line."""
-    from seqkit import api
 
-    model = api.load(model_dir, device)
+    model = load_model(model_dir, device)
     model.require_task("generate")
     settings = model.generate_settings(
         "command-line options",

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from seqkit.cli import DeviceOption, _Command, app, line_io, model_default, output_file, user_errors
+from seqkit.cli import (
+    DeviceOption,
+    _Command,
+    app,
+    line_io,
+    load_model,
+    model_default,
+    output_file,
+    user_errors,
+)
 from seqkit.errors import ConfigError
 
 
@@ -62,10 +71,9 @@ def predict(
 ) -> None:
     """The label (or a forecaster's values) of each input line, one line out per line in, in order; an
     empty line in gives an empty line out."""
-    from seqkit import api
 
     line_io.check_output(output, inputs, model_dir)
-    model = api.load(model_dir, device)
+    model = load_model(model_dir, device)
     model.require_task("predict")
     encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
     if encoding.head == "regression" and (probs or top_k is not None):

@@ -13,6 +13,7 @@ from seqkit.cli import (
     _Command,
     app,
     line_io,
+    load_model,
     output_file,
     user_errors,
 )
@@ -179,7 +180,7 @@ def average(
 def _evaluate_classifier(
     model_dir: Path | None, data: str | None, plot: Path | None, as_json: bool, device: str
 ) -> None:
-    from seqkit import api, results
+    from seqkit import results
     from seqkit.viz import reports
 
     if model_dir is None or data is None:
@@ -197,7 +198,7 @@ def _evaluate_classifier(
     ]
     line_io.check_output(plot, read, model_dir, "--plot")
     line_io.check_png(plot, "--plot")
-    model = api.load(model_dir, device)
+    model = load_model(model_dir, device)
     result = model.evaluate(data)  # (a model that does not predict is refused first, naming evaluate --data)
     if plot is not None:
         reports.write_evaluation_plot(plot, result, str(model_dir))

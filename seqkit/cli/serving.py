@@ -14,6 +14,7 @@ from seqkit.cli import (
     ModelOrExportArgument,
     _Command,
     app,
+    load_model,
     user_errors,
 )
 from seqkit.errors import ConfigError
@@ -38,7 +39,7 @@ def serve(
 ) -> None:
     """Serve a model over HTTP with JSON: POST /translate, POST /generate, GET /health, GET /info (docs at
     /docs). SIGTERM finishes the queued requests, then exits 0."""
-    from seqkit import api, server
+    from seqkit import server
 
     for name, value in (("--max-batch", max_batch), ("--max-lines", max_lines), ("--max-chars", max_chars),
                         ("--max-queue", max_queue)):  # fmt: skip
@@ -48,7 +49,7 @@ def serve(
         raise ConfigError(f"--timeout {timeout}: must be a positive number of seconds")
     if not 0 <= port < 65536:
         raise ConfigError(f"--port {port}: must be between 0 and 65535")
-    model = api.load(model_dir, device)
+    model = load_model(model_dir, device)
     server.serve(model, host, port, server.Limits(max_batch, max_lines, max_chars, max_queue, timeout))
 
 
