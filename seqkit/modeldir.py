@@ -148,17 +148,9 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | None, resume: boo
         model_dir.mkdir(parents=True, exist_ok=True)
         # an earlier run, or one killed before its first checkpoint, may have left files of another
         # tokenizer or model, a log, and checkpoints (named or not)
-        for stale in (
-            *TOKENIZER_FILES,
-            WEIGHTS,
-            HELD_OUT_SRC,
-            HELD_OUT_TGT,
-            VOCAB_COUNTS,
-            ENCODING,
-            SHORTLIST,
-            LOG,
-        ):
-            (model_dir / stale).unlink(missing_ok=True)
+        for stale in RUN_FILES:
+            if stale not in (CONFIG, MARKER, LOCK):  # (the config is written below; the others hold the run)
+                (model_dir / stale).unlink(missing_ok=True)
         checkpoints = model_dir / CHECKPOINTS
         for entry in checkpoints.iterdir() if checkpoints.is_dir() else ():
             if is_checkpoint_entry(entry.name):

@@ -21,6 +21,9 @@ from tests import background
 from tests.helpers import write_text, write_toy
 
 torch.set_num_threads(1)  # tiny models: threads only add noise
+# the commands the tests start write as they would for a user: a CI machine's PYTHONUNBUFFERED made
+# stdout unbuffered, and a test of the per-line flush of `translate` could not fail there
+os.environ.pop("PYTHONUNBUFFERED", None)
 
 
 # The models many tests share, trained once per session in the background process (tests/background.py)

@@ -434,6 +434,19 @@ def test_the_rnn_beside_a_bag_trains_as_it_would_alone(tmp_path: Path):
     assert all(record.loss == pytest.approx(math.log(record.ppl)) for record in logged)
 
 
+def test_the_majority_baseline_breaks_a_tie_by_the_labels_order_not_the_datas():
+    from seqkit.data.labelled import Examples
+    from seqkit.scoring.baselines import majority
+
+    def examples(labels):
+        return Examples(None, None, labels, None, [f"f:{i}" for i in range(len(labels))])
+
+    test = examples(["x"] * 3)
+    assert majority(examples(["spam", "ham", "ham", "spam"]), test) == ["ham"] * 3
+    assert majority(examples(["ham", "spam", "spam", "ham"]), test) == ["ham"] * 3
+    assert majority(examples(["ham", "spam", "spam"]), test) == ["spam"] * 3
+
+
 def test_metrics_equal_scikit_learns():
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
@@ -456,6 +469,10 @@ def test_metrics_equal_scikit_learns():
     assert (
         ours["confusion"] == sklearn_metrics.confusion_matrix(gold, predicted, labels=list(labels)).tolist()
     )
+    # a label of the model that neither the test data nor the predictions have does not count in macro-F1
+    # (as scikit-learn's f1_score without labels=): a perfect prediction has 1.0
+    gold = [labels[i] for i in rng.integers(0, 3, 100)]
+    assert label_scores(gold, gold, labels)["macro_f1"] == 1.0 == sklearn_metrics.f1_score(gold, gold, average="macro")
     actual, forecast = rng.normal(5, 2, (50, 2)), rng.normal(5, 2, (50, 2))
     scores = regression_scores(actual, forecast)
     assert scores["mae"] == pytest.approx(sklearn_metrics.mean_absolute_error(actual, forecast))

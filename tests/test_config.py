@@ -47,6 +47,10 @@ def test_round_trip_through_toml(tmp_path):
         (["train.batch_tokens=0"], ["train.batch_tokens", "positive"]),
         (["cell=gru"], ["expected section.key=value"]),
         (["train.seed=-1"], ["train.seed = -1", "between 0 and 2**32 - 1"]),
+        # at the edges: top_p 0 sampled from no piece (an empty line, exit 0), a ratio below 1 skipped
+        # every pair after the tokenizer's training
+        (["decode.top_p=0"], ["decode.top_p = 0", "in (0, 1]"]),
+        (["data.max_length_ratio=0.5"], ["data.max_length_ratio = 0.5", "0 (no limit) or at least 1"]),
         # numbers that reached C code and came back as its traceback
         (["train.threads=100000000000000000000"], ["train.threads", "at most 1024"]),
         (["tokenizer.vocab_size=100000000000"], ["tokenizer.vocab_size", "between 8 and 2**31 - 1"]),

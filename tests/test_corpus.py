@@ -257,3 +257,27 @@ def test_revelation_ends_without_glossary():
 def test_epistle_subscription_cut():
     assert pairs()["Rom 16:24"][1].endswith("Amén.")
     assert pairs()["Heb 13:25"][1] == "La gracia sea con todos vosotros. Amén."
+
+
+def test_the_length_filters_keep_a_pair_at_their_limits():
+    # data.max_length and data.max_length_ratio are the longest kept, not the first skipped
+    from types import SimpleNamespace
+
+    from seqkit.data.corpus import Cleaning, tokenize_parallel
+
+    def words(lines):
+        return [[1] * len(line.split()) for line in lines]
+
+    tokenizer = SimpleNamespace(encode_src=words, encode_tgt=words)
+    src = ["a b c d e", "a b c d e f", "a b", "a b"]
+    tgt = ["a b c d e", "a b c d e", "a b c d", "a b c d e"]
+    cleaning = Cleaning()
+    ids = tokenize_parallel(tokenizer, src, tgt, max_length=5, max_length_ratio=2.0, cleaning=cleaning)  # type: ignore[arg-type]
+    assert ids.kept == [0, 2] and (cleaning.too_long, cleaning.ratio) == (1, 1)
+
+
+def test_the_held_out_dev_pairs_follow_the_seed():
+    from seqkit.data.corpus import hold_out
+
+    assert hold_out(1000, 50, 1) == hold_out(1000, 50, 1) != hold_out(1000, 50, 2)
+    assert len(hold_out(1000, 500, 1)) == 100  # at most a tenth

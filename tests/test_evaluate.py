@@ -158,6 +158,14 @@ def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
         ).stdout
     )
     assert bad["perplexity"]["perplexity"] > 5 * good["perplexity"]
+    # sources and references of other line counts are one error naming both (no perplexity of a part)
+    short = _write(
+        tmp_path / "short.tgt", b"".join(Path(f"{reverse_data}/dev.tgt").read_bytes().splitlines(True)[:3])
+    )
+    assert_one_line_error(
+        seqkit_here("evaluate", "--model", reverse_model, "-s", f"{reverse_data}/dev.src", "-r", short),
+        "short.tgt has 3", "must be line-aligned",
+    )  # fmt: skip
 
 
 def test_names_print_as_they_are_and_whole_in_a_pipe(hyp_ref, tmp_path):

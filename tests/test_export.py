@@ -16,6 +16,7 @@ import seqkit
 from seqkit import config as config_lib
 from seqkit import configfile, model_types, modeldir
 from seqkit.data.text import read_lines
+from seqkit.data.tokenizer import EOS
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import layout
 from seqkit.export import onnx as onnx_export
@@ -365,6 +366,8 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
         json.dumps({**good, "graphs": {"encoder": good["graphs"]["encoder"]}}),
         json.dumps({**good, "graphs": {**good["graphs"], "select": {}}}),
         json.dumps({**good, "columns": [5, 4]}),
+        # without EOS no output could end: every line translated to an empty one
+        json.dumps({**good, "columns": [c for c in good["columns"] if c != EOS]}),
     ]
     for text in damaged:
         (unfinished / layout.DESCRIPTION).write_text(text)
@@ -391,6 +394,8 @@ def test_graphs_that_do_not_fit_the_description_are_one_line(reverse_export, lm_
     damaged = tmp_path / "damaged"
     shutil.copytree(reverse_export, damaged)
     good = json.loads((reverse_export / layout.DESCRIPTION).read_text())
+    vocabulary = seqkit.load(reverse_export).tokenizer.tgt_vocab_size
+    assert good["columns"][-1] < vocabulary
     no_file = {**good["graphs"], "encoder": {**good["graphs"]["encoder"], "file": None}}
     for description, fragment in (
         ({**good, "graphs": no_file}, "export.json"),
@@ -399,6 +404,10 @@ def test_graphs_that_do_not_fit_the_description_are_one_line(reverse_export, lm_
         (
             {**good, "columns": [*good["columns"], 99999]},
             "columns name piece 99999, beyond the target vocabulary",
+        ),
+        (  # the first piece beyond it
+            {**good, "columns": [*good["columns"], vocabulary]},
+            f"columns name piece {vocabulary}, beyond the target vocabulary",
         ),
     ):
         (damaged / layout.DESCRIPTION).write_text(json.dumps(description))

@@ -30,6 +30,19 @@ def test_reload_gives_identical_weights_and_translations(reverse_model, reverse_
     )
 
 
+def test_a_new_run_leaves_no_file_of_the_run_before_and_keeps_a_users(reverse_model, tmp_path):
+    # (a held-out dev set of the run before stayed beside a run whose data.dev has those pairs as training
+    # data: scores on it were inflated)
+    cfg, tokenizer, _ = model_types.load(reverse_model)
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in (*modeldir.RUN_FILES, "notes.txt"):
+        (run / name).write_text("earlier")
+    modeldir.start(run, cfg, tokenizer, resume=False)
+    kept = {p.name for p in run.iterdir() if p.read_bytes() == b"earlier"}
+    assert kept == {"notes.txt", modeldir.MARKER, modeldir.LOCK}  # the marker and lock hold this run
+
+
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
     target = tmp_path / "file.bin"
     modeldir.atomic_write(target, b"one")

@@ -184,6 +184,16 @@ def test_resume_errors(tmp_path):
     assert result.returncode == 1 and b"no checkpoint to resume" in result.stderr
 
 
+@pytest.mark.parametrize("keep", [1, 2])
+def test_a_run_keeps_the_newest_checkpoints_it_is_told(tmp_path, keep):
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    for step in (10, 20, 30):
+        checkpoint.save(tmp_path, model, optimizer, {"progress": {"step": step}}, keep)
+    kept = sorted(p.name for p in (tmp_path / checkpoint.ROOT).glob("step-*"))
+    assert kept == ["step-00000020", "step-00000030"][-keep:]
+
+
 def test_average_of_the_last_checkpoints(tmp_path, reverse_data):
     cfg = toy_config(reverse_data, train={"max_steps": 30, "valid_every": 10, "keep_checkpoints": 3})
     train_seq2seq.train(cfg, tmp_path / "run")

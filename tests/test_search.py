@@ -76,6 +76,20 @@ def test_beam_size_one_is_greedy(random_model_and_sources):
         assert math.isclose(g.log_prob, b.log_prob, rel_tol=1e-5, abs_tol=1e-5)
 
 
+def test_a_greedy_outputs_score_means_what_a_beams_does(random_model_and_sources):
+    # the score of `translate --beam-size 1` is the log-probability over GNMT's length penalty, as a
+    # beam's: n-best scores mean the same at every beam size (README)
+    model, sources = random_model_and_sources
+    cfg = DecodeConfig(beam_size=1, length_penalty=1.0, max_length_ratio=1.5, max_length_offset=3)
+    greedy = decode_corpus(Seq2SeqSteps(model), sources, cfg, nbest=1)
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, cfg)
+    beam = beam_search(Seq2SeqSteps(model), src, lengths, limits, beam_size=1, alpha=1.0)
+    for (g,), (b,) in zip(greedy, beam, strict=True):
+        assert g.tokens == b.tokens and math.isclose(g.score, b.score, rel_tol=1e-5, abs_tol=1e-5)
+        assert g.score != g.log_prob or g.log_prob == 0.0  # the penalty was applied
+
+
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_batched_beam_equals_one_at_a_time(random_model_and_sources, beam_size):
     model, sources = random_model_and_sources

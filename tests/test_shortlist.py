@@ -155,6 +155,12 @@ def test_a_shortlist_of_other_vocabularies_is_refused(reverse_model, tmp_path):
     shortlist.write(model_dir, other)
     result = seqkit_here("translate", model_dir, "--shortlist", stdin="a b\n")
     assert_one_line_error(result, "shortlist.npz: made for other vocabularies", "seqkit shortlist")
+    # the right rows, and a piece one past the target vocabulary (an IndexError at the first batch)
+    vocabulary = seqkit.load(model_dir).tokenizer
+    rows = np.zeros((vocabulary.src_vocab_size, 2), dtype=np.int64)
+    shortlist.write(model_dir, shortlist.Shortlist(np.array([vocabulary.tgt_vocab_size]), rows))
+    result = seqkit_here("translate", model_dir, "--shortlist", stdin="a b\n")
+    assert_one_line_error(result, "shortlist.npz: made for other vocabularies", "seqkit shortlist")
     wrong_type = seqkit_here("shortlist", model_dir, "--translations", 0)
     assert_one_line_error(wrong_type, "--translations 0")
     # one cut short (zipfile.BadZipFile: a traceback, and the server's 500 in plain text)
