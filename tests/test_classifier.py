@@ -472,7 +472,11 @@ def test_metrics_equal_scikit_learns():
     # a label of the model that neither the test data nor the predictions have does not count in macro-F1
     # (as scikit-learn's f1_score without labels=): a perfect prediction has 1.0
     gold = [labels[i] for i in rng.integers(0, 3, 100)]
-    assert label_scores(gold, gold, labels)["macro_f1"] == 1.0 == sklearn_metrics.f1_score(gold, gold, average="macro")
+    assert (
+        label_scores(gold, gold, labels)["macro_f1"]
+        == 1.0
+        == sklearn_metrics.f1_score(gold, gold, average="macro")
+    )
     actual, forecast = rng.normal(5, 2, (50, 2)), rng.normal(5, 2, (50, 2))
     scores = regression_scores(actual, forecast)
     assert scores["mae"] == pytest.approx(sklearn_metrics.mean_absolute_error(actual, forecast))
