@@ -377,7 +377,6 @@ def generate(
     device: DeviceOption = "auto",
 ) -> None:
     """Sample text from a language model: each prompt and its continuation on one line."""
-
     model = load_model(model_dir, device)
     model.require_task("generate")
     settings = model.generate_settings(
