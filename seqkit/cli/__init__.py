@@ -62,7 +62,11 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"seqkit {__version__}\n")
+        try:  # flushed here: at the interpreter's exit a full device was exit 120 and a bare warning
+            sys.stdout.write(f"seqkit {__version__}\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # a reader gone, as every command ends then (click's own would be exit 1)
+            _silence_stdout()
         raise typer.Exit()
 
 
