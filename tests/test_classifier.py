@@ -627,6 +627,13 @@ def test_text_and_label_files_read_as_a_tsv(tmp_path: Path):
         == (tsv.texts, tsv.labels, tsv.skipped)
         == (["w1 w2", "w3"], ["a", "c"], 1)
     )
+    # a label with a space around it is the same label (`pos ` and `pos` were two classes)
+    (tmp_path / "s.tsv").write_text("pos \tw1\npos\tw2\n neg\tw3\n")
+    assert read_examples(str(tmp_path / "s.tsv"), data, "data.train", regression=False).labels == [
+        "pos",
+        "pos",
+        "neg",
+    ]
     (tmp_path / "d.label").write_text("1.5\nb\nx\n")  # an error about a label names the .label file
     with pytest.raises(DataError, match=r"d.label:3: "):
         read_examples(str(tmp_path / "d"), data, "data.train", regression=True)

@@ -195,3 +195,16 @@ def test_an_output_file_named_as_a_directory_or_dash_is_refused(reverse_model, t
             result = seqkit_here(*command, stdin="a b\n")
             assert result.returncode == 2 and b"Invalid value for" in result.stderr, command
     assert notes.read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_input_files_are_read_in_the_order_given_and_columns_count_from_one(reverse_model, tmp_path):
+    # (torchrun's processes read every input as one stream: sorted, b.txt a.txt wrote a's lines first)
+    from seqkit.cli.line_io import input_lines
+
+    (tmp_path / "b.txt").write_text("b1\nb2\n")
+    (tmp_path / "a.txt").write_text("a1\ta2\n")
+    assert list(input_lines([tmp_path / "b.txt", tmp_path / "a.txt"])) == ["b1", "b2", "a1\ta2"]
+    assert list(input_lines([tmp_path / "a.txt"], column=2)) == ["a2"]
+    # --column 0 read the last column (Python's index -1)
+    result = seqkit_here("translate", reverse_model, tmp_path / "a.txt", "--column", "0")
+    assert_one_line_error(result, "--column 0: columns count from 1")

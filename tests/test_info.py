@@ -67,6 +67,9 @@ def test_info_command(reverse_model, tmp_path):
     assert table.returncode == 0 and "decoder.output" in text and "(batch, src_len, 32)" in text
     assert f"parameters: {summarize(reverse_model)['parameters']['all']:,}" in text
     assert "bleu signature: nrefs:1" in text
+    # the files are the model's: seqkit's marker and lock are not listed
+    files = summarize(reverse_model)["files"]
+    assert "model.safetensors" in files and not [name for name in files if name.startswith(".")]
     assert_one_line_error(seqkit_here("info", tmp_path / "missing"), "missing", "no such model directory")
 
 

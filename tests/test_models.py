@@ -254,3 +254,12 @@ def test_a_tied_layer_keeps_its_rows_the_decoder_reads():
     with torch.no_grad():
         log_probs = torch.log_softmax(model(batch.src, batch.src_lengths, batch.tgt_in), dim=-1)
     assert bool((log_probs[..., [0, BOS, 7]].exp() == 0).all())
+
+
+def test_the_coverage_is_an_input_not_a_path_back_into_earlier_attention():
+    # with the gradient through it the demo recipe's gradient norms grew to 1,000 (models/decoder.py)
+    from seqkit.models.decoder import _covered
+
+    weights = torch.rand(2, 3, requires_grad=True)
+    covered = _covered(torch.zeros(2, 3), weights)
+    assert torch.equal(covered, weights.detach()) and not covered.requires_grad

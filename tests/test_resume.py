@@ -129,6 +129,9 @@ def test_signals_save_a_checkpoint_and_the_same_command_continues(tmp_path, reve
     assert "config changes: train.max_steps: 100000 -> " in err and f"restored step {stopped_at}" in err
     end = training_log.read(out)[-1]
     assert isinstance(end, EndRecord) and end.finished and end.steps == stopped_at + 7
+    # info says so (it read the first end record of the log, the signal's: "finished": false)
+    training = summarize(out)["training"]
+    assert training["finished"] is True and training["stopped_by"] == end.reason
 
 
 def _wait_for(condition, process: subprocess.Popen, what: str) -> None:

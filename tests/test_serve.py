@@ -435,6 +435,29 @@ def test_queued_requests_with_the_same_settings_are_batched_wherever_they_wait()
     assert batches == [[0, 2, 4], [1, 3, 5], [6], [7]]  # (6: two lines would make A's batch 5 > 4)
 
 
+def test_a_batch_fills_to_max_batch_and_requests_of_no_shared_settings_go_alone():
+    # (key None: a request whose settings are its own, as /generate's, never shares a batch)
+    from seqkit.server.worker import Worker
+
+    worker = Worker(server.Limits(max_batch=3))
+    jobs = [_queued_job(key) for key in ("A", None, "A", None, "A", "A")]
+    worker.waiting.extend([*jobs, None])
+    batches = []
+    while (batch := worker._take()) is not None:
+        batches.append([jobs.index(job) for job in batch])
+    assert batches == [[0, 2, 4], [1], [3], [5]]
+
+
+def test_a_queue_of_max_queue_requests_refuses_the_next():
+    from seqkit.server.worker import Worker
+
+    worker = Worker(server.Limits(max_queue=2, timeout=0.05))  # (its thread is not started)
+    worker.waiting.extend(_queued_job("A") for _ in range(2))
+    with pytest.raises(server.worker.Refused) as refused:
+        asyncio.run(worker.submit(["a"], "A", lambda lines: lines))
+    assert refused.value.status == 503 and worker.queued == 2
+
+
 def test_requests_that_timed_out_waiting_hold_no_place_in_the_queue():
     # every new request was 503 "the queue is full" until the worker reached the dead ones
     from seqkit.server.worker import Worker

@@ -81,6 +81,16 @@ def test_records_round_trip_through_the_file(tmp_path):
     assert [json.loads(line) for line in lines] == [training_log.to_json(r) for r in RECORDS]
 
 
+def test_a_record_after_a_line_torn_by_a_kill_starts_a_line_of_its_own(tmp_path):
+    # (glued to the torn line, a resumed run's record was skipped with it: info and plot kept the steps
+    # of the attempt it replaced)
+    training_log.append(tmp_path, RECORDS[0])
+    with open(tmp_path / modeldir.LOG, "ab") as log:
+        log.write(b'{"kind": "train", "st')  # a kill -9 in the middle of a write
+    training_log.append(tmp_path, RECORDS[1])
+    assert training_log.read_all(tmp_path) == RECORDS[:2]
+
+
 def test_unknown_kinds_are_skipped():
     assert training_log.from_json({"kind": "hyperparameter_search", "step": 3}) is None
 

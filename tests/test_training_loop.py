@@ -309,3 +309,14 @@ def test_perplexity_of_a_diverged_model_is_infinite_not_an_error():
     from seqkit.scoring.likelihood import perplexity
 
     assert perplexity(1e6, 10) == math.inf and math.isclose(perplexity(math.log(3) * 4, 4), 3)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_validation_gives_the_model_back_in_the_mode_it_was_in(training):
+    # (left in eval mode after the first validation, a model trained on without its dropout)
+    from seqkit.decoding.torch_steps import evaluating
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)).train(training)
+    with evaluating(model):
+        assert not model.training and not model[1].training
+    assert model.training == model[1].training == training
