@@ -21,13 +21,13 @@ allocated anything in this process; importing seqkit changes no setting.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
+import builtins  # (`type` is a property of Model, which hides the builtin in its annotations)
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from seqkit import config as config_lib
 from seqkit.config import Config, DecodeConfig, GenerateConfig
@@ -40,6 +40,8 @@ from seqkit.runtime import allocator
 
 if TYPE_CHECKING:
     from seqkit.decoding.classify import Prediction
+
+_Settings = TypeVar("_Settings", DecodeConfig, GenerateConfig)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Model:
             steps = steps_of(module)
         self.steps = steps
         self._shortlist_steps: Any = None
+        # settings already checked (frozen dataclasses, by value): a stream given those of decode_settings
+        # does not check them again (a whole config's checks, about 6 ms a server request)
+        self._checked_settings: set[DecodeConfig | GenerateConfig] = set()
 
     @property
     def type(self) -> str:
@@ -126,7 +131,7 @@ class Model:
             given.setdefault("shortlist", False)
         settings = config_lib.with_overrides(self.config, {"decode": given}, source).decode
         _refuse_unused_sampling(settings.temperature, options, source)
-        return settings
+        return self._remember(settings)
 
     def generate_settings(self, source: str = "options", **options: Any) -> GenerateConfig:
         """The model's sampling settings with the given ones put in and checked (as `decode_settings`)."""
@@ -138,6 +143,12 @@ class Model:
         settings = config_lib.with_overrides(self.config, {"generate": given}, source).generate
         several = {"num_samples": settings.num_samples if settings.num_samples > 1 else None}
         _refuse_unused_sampling(settings.temperature, {**options, **several}, source)
+        return self._remember(settings)
+
+    def _remember(self, settings: _Settings) -> _Settings:
+        if len(self._checked_settings) > 1000:  # (a server's requests may each ask for other settings)
+            self._checked_settings.clear()
+        self._checked_settings.add(settings)
         return settings
 
     def translate(
@@ -228,7 +239,7 @@ class Model:
                 best.text if best else "", best.score if best else None, tuple(options[:nbest])
             )
 
-    def _checked(self, settings: Any, kind: Any, section: str) -> Any:
+    def _checked(self, settings: _Settings | None, kind: builtins.type[_Settings], section: str) -> _Settings:
         """A stream's `settings` (None: the model's own), checked again as a config file is: ones made with
         dataclasses.replace rather than decode_settings / generate_settings skipped the checks."""
         if settings is None:
@@ -238,9 +249,10 @@ class Model:
                 f"settings: a {type(settings).__name__}; give a {kind.__name__} "
                 f"(model.{section}_settings(...) makes one), or None for the model's own"
             )
-        return getattr(
-            config_lib.with_overrides(self.config, {section: asdict(settings)}, "settings"), section
-        )
+        if settings in self._checked_settings:
+            return settings
+        checked = config_lib.with_overrides(self.config, {section: asdict(settings)}, "settings")
+        return self._remember(getattr(checked, section))
 
     def _shortlisted_steps(self):
         """The steps restricted to the model directory's shortlist (loaded once)."""
@@ -428,10 +440,8 @@ def _texts(lines: Iterable[str], argument: str, numbers: LineNumbers | None = No
     An error names the item as `numbers` name a file's line (`source:N`), when they name a file."""
     if isinstance(lines, str | bytes):
         raise ConfigError(f"{argument}: one string; give a list of them ({argument}=[...]), one per line")
-    if isinstance(lines, AbstractSet | Mapping):  # a set's order is not the lines', a dict's items are keys
-        raise ConfigError(
-            f"{argument}: a {type(lines).__name__}; give a list of strings, one per line, in order"
-        )
+    if isinstance(lines, set | frozenset):  # its order is not the lines'
+        raise ConfigError(f"{argument}: a set; give a list of strings, one per line, in order")
     return _each_a_string(lines, argument, numbers if numbers and numbers.source else None)
 
 

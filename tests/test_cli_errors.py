@@ -141,11 +141,19 @@ def test_translate_bad_model_directories(reverse_model, tmp_path):
         with pytest.raises(ModelDirError, match=f"{name}: {re.escape(said)}"):
             seqkit.load(damaged)
         (damaged / name).write_bytes(kept)
-    # an spm.model cut short can still load, with fewer pieces: the weights were blamed for it
+    # an spm.model of another vocabulary (one cut short can load so, with fewer pieces): the weights alone
+    # were blamed for it
+    import io
+
+    import sentencepiece as spm
+
+    smaller = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(["a b c d e f g"] * 20), model_writer=smaller,
+                                   vocab_size=12, hard_vocab_limit=False, minloglevel=2)  # fmt: skip
     kept = (damaged / "spm.model").read_bytes()
-    (damaged / "spm.model").write_bytes(kept[:100])
+    (damaged / "spm.model").write_bytes(smaller.getvalue())
     with pytest.raises(
-        ModelDirError, match=r"the tokenizer \(spm.model\) gives \d+ pieces where model.safetensors"
+        ModelDirError, match=r"the tokenizer \(spm.model\) gives \d+ pieces where model.safetensors has"
     ):
         seqkit.load(damaged)
     (damaged / "spm.model").write_bytes(kept)

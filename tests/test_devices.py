@@ -50,20 +50,28 @@ def test_a_gpu_is_chosen_by_number_and_only_torchrun_changes_the_current_one(mon
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)  # what the caller chose
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert devices.resolve("cuda:1") == torch.device("cuda", 1)
-    assert devices.resolve("cuda") == torch.device("cuda", 0) and chosen == []
+    assert devices.resolve("cuda:0") == torch.device("cuda", 0)
+    assert devices.resolve("cuda") == torch.device("cuda", 1) and chosen == []  # torch's own `cuda`
     with pytest.raises(
         ConfigError, match=r"device = cuda:2: torch sees 2 GPU\(s\), cuda:0 to cuda:1; pick one"
     ):
         devices.resolve("cuda:2", option="device =")
     with pytest.raises(ConfigError, match="--device gpu: unknown device; valid: auto, cpu, cuda, cuda:N"):
         devices.resolve("gpu")
+    # under torchrun every process would take GPU N, and nccl refuses two processes on one GPU
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(
+        ConfigError, match="--device cuda:1: under torchrun each process takes the GPU of its"
+    ):
+        devices.resolve("cuda:1")
     # LOCAL_RANK is read for `cuda` alone: an odd value is an error naming it, and no matter on the CPU
-    monkeypatch.setenv("LOCAL_RANK", "")
-    assert devices.resolve("cpu") == torch.device("cpu")
-    with pytest.raises(ConfigError, match="LOCAL_RANK = '': not a process number"):
-        devices.resolve("cuda")
+    for odd in ("", "\u00b2"):  # ("²" passed str.isdigit and was int()'s traceback)
+        monkeypatch.setenv("LOCAL_RANK", odd)
+        assert devices.resolve("cpu") == torch.device("cpu")
+        with pytest.raises(ConfigError, match=f"LOCAL_RANK = '{odd}': not a process number"):
+            devices.resolve("cuda")
 
 
 @pytest.mark.parametrize(
@@ -150,12 +158,17 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, reverse_data, reverse_
 
 def test_a_gpu_without_bf16_is_an_error_naming_the_setting_given(monkeypatch):
     # a training run's setting is train.precision; a command's and the Python API's, --precision / precision
+    import contextlib
+
+    asked = []
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
-    gpu = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "device", lambda device: asked.append(device) or contextlib.nullcontext())
+    gpu = torch.device("cuda", 1)
     with pytest.raises(ConfigError, match=r"^--precision bf16: this GPU has no bfloat16 support; use fp16"):
         devices.Precision("bf16", gpu)
     with pytest.raises(ConfigError, match=r"^train.precision = bf16: this GPU has no bfloat16 support"):
         devices.Precision("bf16", gpu, "train.precision =")
+    assert asked == [gpu, gpu]  # the GPU the model is on is asked, not the current one
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

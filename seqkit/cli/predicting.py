@@ -71,7 +71,6 @@ def predict(
 ) -> None:
     """The label (or a forecaster's values) of each input line, one line out per line in, in order; an
     empty line in gives an empty line out."""
-
     line_io.check_output(output, inputs, model_dir)
     model = load_model(model_dir, device)
     model.require_task("predict")

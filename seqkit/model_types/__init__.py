@@ -51,8 +51,8 @@ def _tokenizer_mismatch(
     model_dir: Path, tokenizer: Any, model: nn.Module, weights: dict
 ) -> ModelDirError | None:
     """The error for weights that do not fit the model because the tokenizer gives another vocabulary
-    size than the weights were trained with (a damaged or replaced spm.model loads all the same), or
-    None: then the weights are to blame."""
+    size than the weights have (a damaged or replaced spm.model loads all the same; or the weights are
+    another model's: either may be the wrong file), or None: then the weights alone are to blame."""
     sizes = {getattr(tokenizer, side, None) for side in ("src_vocab_size", "tgt_vocab_size")} - {None}
     expected = model.state_dict()
     for name, tensor in weights.items():
@@ -64,8 +64,8 @@ def _tokenizer_mismatch(
                 files = [f for f in TOKENIZER_FILES if (model_dir / f).is_file()]
                 return ModelDirError(
                     f"{model_dir}: the tokenizer ({', '.join(files)}) gives {pieces:,} pieces where "
-                    f"{modeldir.WEIGHTS} was trained with {trained:,} ({name}): the tokenizer file is damaged or "
-                    "from another model; restore it"
+                    f"{modeldir.WEIGHTS} has {trained:,} ({name}): one of them is damaged or from another "
+                    "model; restore it"
                 )
     return None
 

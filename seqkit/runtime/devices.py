@@ -19,9 +19,9 @@ PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat1
 
 
 def resolve(name: str, option: str = "--device") -> torch.device:
-    """`auto` is CUDA when torch sees a GPU, else the CPU. `cuda` is GPU 0, or under torchrun the GPU of
-    the process's number on its machine (modulo the count); `cuda:N` is GPU N. `option` names the setting
-    in errors."""
+    """`auto` is CUDA when torch sees a GPU, else the CPU. `cuda` is torch's current GPU, or under torchrun
+    the GPU of the process's number on its machine (modulo the count); `cuda:N` is GPU N (not under
+    torchrun, whose processes would all take it). `option` names the setting in errors."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
@@ -35,16 +35,27 @@ def resolve(name: str, option: str = "--device") -> torch.device:
             f"{'has no CUDA support' if torch.version.cuda is None else 'found no device'}); use cpu or auto"
         )
     count = torch.cuda.device_count()
-    if cuda.group(1) is not None and int(cuda.group(1)) >= count:
-        raise ConfigError(f"{option} {name}: torch sees {count} GPU(s), cuda:0 to cuda:{count - 1}; pick one")
     if cuda.group(1) is not None:
+        if distributed.under_torchrun():
+            raise ConfigError(
+                f"{option} {name}: under torchrun each process takes the GPU of its LOCAL_RANK; give cuda "
+                "(CUDA_VISIBLE_DEVICES chooses the GPUs)"
+            )
+        if int(cuda.group(1)) >= count:
+            raise ConfigError(
+                f"{option} {name}: torch sees {count} GPU(s), cuda:0 to cuda:{count - 1}; pick one"
+            )
         return torch.device("cuda", int(cuda.group(1)))
+    if not distributed.under_torchrun():  # a caller's own current device is not seqkit's to change
+        return torch.device("cuda", torch.cuda.current_device())
     device = torch.device("cuda", distributed.local_rank() % count)
-    if distributed.under_torchrun():
-        # a torchrun process's collectives (nccl) run on the current device; elsewhere, a caller's own
-        # current device is not seqkit's to change
-        torch.cuda.set_device(device)
+    torch.cuda.set_device(device)  # a torchrun process's collectives (nccl) run on the current device
     return device
+
+
+def _bf16_supported(device: torch.device) -> bool:
+    with torch.cuda.device(device):  # (torch asks the current device: GPUs of a machine may differ)
+        return torch.cuda.is_bf16_supported()
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -58,7 +69,7 @@ class Precision:
         """`option`: how the errors name the setting (`train.precision =` in a training run)."""
         if name not in PRECISIONS:
             raise ConfigError(f"{option} {name}: unknown precision; valid: {', '.join(PRECISIONS)}")
-        if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if name == "bf16" and device.type == "cuda" and not _bf16_supported(device):
             raise ConfigError(f"{option} bf16: this GPU has no bfloat16 support; use fp16 or fp32")
         self.name, self.device_type, self.dtype = name, device.type, PRECISIONS[name]
         self.scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")

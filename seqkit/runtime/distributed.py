@@ -77,7 +77,7 @@ def under_torchrun() -> bool:
 def local_rank() -> int:
     """This process's number on its machine (torchrun sets LOCAL_RANK): which GPU it takes."""
     value = os.environ.get("LOCAL_RANK", "0")
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # ("²" is a digit, and no number int() reads)
         raise ConfigError(
             f"LOCAL_RANK = {value!r}: not a process number; torchrun sets it, unset it otherwise"
         )
