@@ -326,7 +326,7 @@ def main() -> None:
         "--peers", default=",".join(PEERS), help="comma-separated peers to run (none: seqkit's figures only)"
     )
     args = parser.parse_args()
-    peers = [p for p in args.peers.split(",") if p]
+    peers = [p for p in args.peers.split(",") if p and p != "none"]
     unknown = set(peers) - PEERS.keys()
     if unknown:
         parser.error(f"--peers: unknown {', '.join(sorted(unknown))}; choose from {', '.join(PEERS)}")
