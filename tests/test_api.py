@@ -229,3 +229,13 @@ def test_threads_sharing_one_model_get_what_one_caller_gets(reverse_model, char_
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda i: calls[i % 3](), range(12)))
     assert together == [alone[i % 3] for i in range(12)]
+
+
+def test_a_line_of_max_input_pieces_is_translated_and_one_more_is_refused(reverse_model):
+    model = seqkit.load(reverse_model, device="cpu")
+    pieces = len(model.tokenizer.encode_src(["c a b d e"])[0])
+    assert model.translate(["c a b d e"], max_input_pieces=pieces, beam_size=1)[0].text == "e d b a c"
+    with pytest.raises(
+        DataError, match=f"line 1 has {pieces} pieces, more than decode.max_input_pieces = {pieces - 1}"
+    ):
+        model.translate(["c a b d e"], max_input_pieces=pieces - 1)
