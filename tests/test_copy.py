@@ -279,3 +279,20 @@ def _serves_and_quantizes_as_it_translates(model_dir: Path, data: Path) -> None:
     plain = [r.text for r in seqkit.load(model_dir).translate(sources, beam_size=1)]
     quantized = [r.text for r in seqkit.load(model_dir, quantize=True).translate(sources, beam_size=1)]
     assert sum(a == b for a, b in zip(plain, quantized, strict=True)) >= 0.8 * len(sources)
+
+
+def test_the_gates_that_pictures_show_are_the_decoders_own_at_each_step():
+    # (`--attention` shows them: computed from the source without its EOS, they were close to the search's
+    # but not the same)
+    model = _model(coverage=False).eval()
+    sources, tokens = _sources(1), [5, 9, 7, 12]
+    src, lengths = (torch.from_numpy(a) for a in source_batch(sources, [0]))  # as the search reads it
+    with torch.no_grad():
+        encoded, state = model.encode(src, lengths)
+        stepped = []
+        for token in [BOS, *tokens]:
+            _, state, _, copy_logit = model.decoder.step(
+                torch.tensor([token]), state, encoded.memory, encoded.keys, encoded.mask
+            )
+            stepped.append(float(torch.sigmoid(copy_logit)[0]))
+    assert Seq2SeqSteps(model).copy_gates(sources[0], tokens) == pytest.approx(stepped, abs=1e-6)
