@@ -24,24 +24,23 @@ from __future__ import annotations
 import builtins  # (`type` is a property of Model, which hides the builtin in its annotations)
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
-from numbers import Integral, Real
+from dataclasses import dataclass, replace
+from numbers import Integral
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from seqkit import config as config_lib
 from seqkit.config import Config, DecodeConfig, GenerateConfig
 from seqkit.data.text import line_fault
 from seqkit.data.tokenizer import Tokenizer
+from seqkit.decoding import settings as settings_lib
 from seqkit.decoding.inference import LineNumbers, Translation
-from seqkit.decoding.sampling import SAMPLING_NBEST, SAMPLING_ONLY, sampling_option_unused
+from seqkit.decoding.sampling import SAMPLING_NBEST
+from seqkit.decoding.settings import Settings
 from seqkit.errors import ConfigError, DataError
 from seqkit.runtime import allocator
 
 if TYPE_CHECKING:
     from seqkit.decoding.classify import Prediction
-
-_Settings = TypeVar("_Settings", DecodeConfig, GenerateConfig)
 
 
 @dataclass(frozen=True)
@@ -120,32 +119,14 @@ class Model:
 
     def decode_settings(self, source: str = "options", **options: Any) -> DecodeConfig:
         """The model's decoding settings with the given ones (None: the model's own) put in and checked;
-        `source` names them in errors."""
-        given = {key: value for key, value in options.items() if value is not None}
-        # the model's own settings that only a beam search reads give way to the greedy search or the
-        # sampling asked for (they were an error blaming the caller's options); both given still are one
-        sampling = _number_above(given.get("temperature"), 0)
-        if sampling or given.get("beam_size") == 1:
-            given.setdefault("coverage_penalty", 0.0)
-        if sampling:
-            given.setdefault("shortlist", False)
-        settings = config_lib.with_overrides(self.config, {"decode": given}, source).decode
-        _refuse_unused_sampling(settings.temperature, options, source)
-        return self._remember(settings)
+        `source` names them in errors (the rules: decoding/settings.py)."""
+        return self._remember(settings_lib.decode(self.config, source, options))
 
     def generate_settings(self, source: str = "options", **options: Any) -> GenerateConfig:
         """The model's sampling settings with the given ones put in and checked (as `decode_settings`)."""
-        given = {key: value for key, value in options.items() if value is not None}
-        # several texts of a prompt at temperature 0 are one text, repeated: the model's own num_samples
-        # gives way to such a search, and the caller's is refused
-        if not _number_above(given.get("temperature", self.config.generate.temperature), 0):
-            given.setdefault("num_samples", 1)
-        settings = config_lib.with_overrides(self.config, {"generate": given}, source).generate
-        several = {"num_samples": settings.num_samples if settings.num_samples > 1 else None}
-        _refuse_unused_sampling(settings.temperature, {**options, **several}, source)
-        return self._remember(settings)
+        return self._remember(settings_lib.generate(self.config, source, options))
 
-    def _remember(self, settings: _Settings) -> _Settings:
+    def _remember(self, settings: Settings) -> Settings:
         if len(self._checked_settings) > 1000:  # (a server's requests may each ask for other settings)
             self._checked_settings.clear()
         self._checked_settings.add(settings)
@@ -239,20 +220,13 @@ class Model:
                 best.text if best else "", best.score if best else None, tuple(options[:nbest])
             )
 
-    def _checked(self, settings: _Settings | None, kind: builtins.type[_Settings], section: str) -> _Settings:
-        """A stream's `settings` (None: the model's own), checked again as a config file is: ones made with
-        dataclasses.replace rather than decode_settings / generate_settings skipped the checks."""
+    def _checked(self, settings: Settings | None, kind: builtins.type[Settings], section: str) -> Settings:
+        """A stream's `settings` (None: the model's own), checked again unless this model checked them."""
         if settings is None:
             return getattr(self.config, section)
-        if not isinstance(settings, kind):
-            raise ConfigError(
-                f"settings: a {type(settings).__name__}; give a {kind.__name__} "
-                f"(model.{section}_settings(...) makes one), or None for the model's own"
-            )
-        if settings in self._checked_settings:
+        if isinstance(settings, kind) and settings in self._checked_settings:
             return settings
-        checked = config_lib.with_overrides(self.config, {section: asdict(settings)}, "settings")
-        return self._remember(getattr(checked, section))
+        return self._remember(settings_lib.checked(self.config, settings, kind, section))
 
     def _shortlisted_steps(self):
         """The steps restricted to the model directory's shortlist (loaded once)."""
@@ -409,20 +383,6 @@ class Model:
         from seqkit.runtime import devices
 
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
-
-
-def _number_above(value: Any, bound: float) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and float(value) > bound
-
-
-def _refuse_unused_sampling(temperature: float, options: dict[str, Any], source: str) -> None:
-    """A ConfigError for a sampling setting given at temperature 0 (a search, which would ignore it),
-    named as `source` writes it: `--top-k` on the command line, `top_k` elsewhere."""
-    named = (lambda key: "--" + key.replace("_", "-")) if source == "command-line options" else str
-    sampling = {named(key): options.get(key) for key in ("top_k", "top_p", "seed", "num_samples")}
-    unused = sampling_option_unused(temperature, sampling)
-    if unused:
-        raise ConfigError(SAMPLING_ONLY.format(unused))
 
 
 def _check_chunk_lines(chunk_lines: int | None) -> None:
