@@ -6,7 +6,8 @@ there, as the keys are read.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from seqkit.errors import ConfigError
 
@@ -69,22 +70,21 @@ _TRAINED_SENTENCEPIECE_KEYS = ("vocab_size", "src_vocab_size", "tgt_vocab_size",
                                "character_coverage", "max_sentences")  # fmt: skip
 
 
+def given(section: Any, keys: tuple[str, ...] | None = None) -> list[str]:
+    """The keys of a config section (of `keys`, or all of them) given another value than their default."""
+    names = keys if keys is not None else tuple(field.name for field in dataclasses.fields(section))
+    defaults = type(section)()
+    return [key for key in names if getattr(section, key) != getattr(defaults, key)]
+
+
 def unread_keys(config: Config) -> list[str]:
     """The keys given another value than their default that this run would not read (a language model's
     model.attention, a character tokenizer's vocab_size): a new run's warnings (training/run.py)."""
-    from seqkit.config import ModelConfig, TokenizerConfig
-
-    unread = [
-        f"model.{key}"
-        for key in _UNREAD_MODEL_KEYS.get(config.model.type, ())
-        if getattr(config.model, key) != getattr(ModelConfig, key)
-    ]
+    unread = [f"model.{key}" for key in given(config.model, _UNREAD_MODEL_KEYS.get(config.model.type, ()))]
     tokenizer = config.tokenizer
     if tokenizer.type == "char" or tokenizer.model or tokenizer.src_model:
         keys = _TRAINED_SENTENCEPIECE_KEYS + (("joint",) if tokenizer.type == "char" else ())
-        unread += [
-            f"tokenizer.{key}" for key in keys if getattr(tokenizer, key) != getattr(TokenizerConfig, key)
-        ]
+        unread += [f"tokenizer.{key}" for key in given(tokenizer, keys)]
     return unread
 
 

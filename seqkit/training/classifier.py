@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from seqkit import modeldir
-from seqkit.config import Config
+from seqkit.config import Config, checks
 from seqkit.data.batches import training_batches
 from seqkit.data.corpus import hold_out
 from seqkit.data.encoding import Encoding, encode_inputs, make_batch
@@ -143,12 +143,11 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     if train_examples.texts is not None:
         tokenizer = text_tokenizer(world, output_dir, resume, train_examples.texts, cfg, "a classifier")
     if tokenizer is None and not resume and world.is_main:  # (as training/run.py's unread keys)
-        for field in dataclasses.fields(cfg.tokenizer):
-            if getattr(cfg.tokenizer, field.name) != field.default:
-                reporter.warning(
-                    f"tokenizer.{field.name}: this classifier reads numbers and has no tokenizer; it is not "
-                    "read (drop it from the config)"
-                )
+        for key in checks.given(cfg.tokenizer):
+            reporter.warning(
+                f"tokenizer.{key}: this classifier reads numbers and has no tokenizer; it is not read (drop it "
+                "from the config)"
+            )
     if tokenizer is None and cfg.model.word_dropout:
         raise ConfigError(
             f"model.word_dropout = {cfg.model.word_dropout:g}: this classifier reads numbers, not tokens; drop "
