@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,17 @@ def seqkit_here(*args, stdin: str | bytes | None = None) -> subprocess.Completed
     finally:
         console.stderr = shown
     return subprocess.CompletedProcess(arguments, result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
+def keep(path: Path, facts) -> None:
+    """Keeps `facts` (a command's CompletedProcess, what a run left) at `path`: for a test whose commands run
+    in the background process (conftest's `prepared_in_background`) and which checks them later (kept)."""
+    path.write_bytes(pickle.dumps(facts))
+
+
+def kept(path: Path):
+    """What keep kept at `path`."""
+    return pickle.loads(path.read_bytes())
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, exit_code: int = 1) -> str:

@@ -29,7 +29,15 @@ from seqkit.errors import ConfigError, ModelDirError
 from seqkit.training import checkpoint
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord
-from tests.helpers import assert_one_line_error, data_parallel_train_args, seqkit_here, write_text, write_toy
+from tests.helpers import (
+    assert_one_line_error,
+    data_parallel_train_args,
+    keep,
+    kept,
+    seqkit_here,
+    write_text,
+    write_toy,
+)
 
 
 def _train(data_dir: str, out: Path, *extra: str, steps: int = 2):
@@ -552,21 +560,30 @@ def test_a_process_started_with_its_standard_streams_closed(tmp_path):
     assert raw.returncode == 0 and b"x\xff" in raw.stdout, raw.stderr.decode()
 
 
-def test_a_training_outlives_the_reader_of_its_log(tmp_path, reverse_data):
-    # `seqkit train ... 2>&1 | head -1`: it stopped at its next line, with exit 0 and no weights
+def _a_training_whose_log_reader_leaves(directory: Path) -> None:
+    """(In the background process.) `seqkit train ... 2>&1 | head -1`."""
     args = [
-        *data_parallel_train_args(reverse_data, tmp_path / "run", 30, valid_every=30),
+        *data_parallel_train_args(
+            write_toy(directory / "data", "reverse"), directory / "run", 30, valid_every=30
+        ),
         "--set",
         "train.log_every=1",
     ]
     command = " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "seqkit", *args])
-    closed = subprocess.run(
-        ["bash", "-c", f"{command} 2>&1 | head -1; exit ${{PIPESTATUS[0]}}"], capture_output=True
-    )
+    pipeline = f"{command} 2>&1 | head -1; exit ${{PIPESTATUS[0]}}"
+    keep(directory / "closed", subprocess.run(["bash", "-c", pipeline], capture_output=True))
+
+
+@pytest.mark.prepared_in_background("_a_training_whose_log_reader_leaves")
+def test_a_training_outlives_the_reader_of_its_log(background_model):
+    # it stopped at its next line, with exit 0 and no weights
+    closed = kept(background_model.model_dir / "closed")
     assert closed.returncode == 0, closed.stdout.decode()
     assert len(closed.stdout.splitlines()) == 1
-    end = training_log.of_kind(training_log.read(tmp_path / "run"), EndRecord)
-    assert end and end[-1].steps == 30 and (tmp_path / "run" / "model.safetensors").is_file()
+    end = training_log.of_kind(training_log.read(background_model.model_dir / "run"), EndRecord)
+    assert (
+        end and end[-1].steps == 30 and (background_model.model_dir / "run" / "model.safetensors").is_file()
+    )
 
 
 def test_config_and_tokenizer_paths_that_are_directories(tmp_path, reverse_data):

@@ -43,7 +43,16 @@ from seqkit.training.loop import fit
 from seqkit.training.run import seeded_rng
 from seqkit.training.task import DevScores, NullReporter, StepLoss, TrainingTask
 from seqkit.viz import plots
-from tests.helpers import assert_one_line_error, png_pixels, seqkit, seqkit_here, toy_config
+from tests.helpers import (
+    assert_one_line_error,
+    keep,
+    kept,
+    png_pixels,
+    seqkit,
+    seqkit_here,
+    toy_config,
+    write_toy,
+)
 
 PAIRS = make_pairs("reverse", 40, seed=3)
 
@@ -432,19 +441,31 @@ def _cli_train(data_dir: str, out: Path, *extra: str) -> list[str]:
             *extra]  # fmt: skip
 
 
-def test_a_run_with_stderr_in_a_file_has_a_step_line_per_log_every(tmp_path, reverse_data):
-    with open(tmp_path / "train.log", "wb") as log:
-        done = subprocess.run(
-            _cli_train(reverse_data, tmp_path / "m"), stderr=log, stdout=subprocess.PIPE, timeout=300
+def _runs_logging_to_a_file_and_quiet(directory: Path) -> None:
+    """(In the background process.) A run whose stderr is a file, and a --quiet run whose stderr is a
+    pipe though FORCE_COLOR asks for colours."""
+    data = write_toy(directory / "data", "reverse")
+    with open(directory / "train.log", "wb") as log:
+        to_a_file = subprocess.run(
+            _cli_train(data, directory / "m"), stderr=log, stdout=subprocess.PIPE, timeout=300
         )
+    keep(directory / "to-a-file", to_a_file)
+    quiet = subprocess.run(_cli_train(data, directory / "q", "--quiet"), capture_output=True, timeout=300,
+                           env={**os.environ, "FORCE_COLOR": "1", "NO_COLOR": "1"})  # fmt: skip
+    keep(directory / "quiet", quiet)
+
+
+@pytest.mark.prepared_in_background("_runs_logging_to_a_file_and_quiet")
+def test_a_run_with_stderr_in_a_file_has_a_step_line_per_log_every(background_model):
+    runs = background_model.model_dir
+    done = kept(runs / "to-a-file")
     assert done.returncode == 0 and done.stdout == b""
-    lines = (tmp_path / "train.log").read_text().splitlines()
+    lines = (runs / "train.log").read_text().splitlines()
     steps = [line for line in lines if line.startswith("step ")]
     assert [line.split(" epoch")[0] for line in steps] == [f"step {n}" for n in (2, 4, 6, 8)]
     assert all(" ppl " in line and "target tokens/s" in line and "ETA" in line for line in steps)
-    assert "\x1b[" not in (tmp_path / "train.log").read_text()  # no terminal codes in a file
-    quiet = subprocess.run(_cli_train(reverse_data, tmp_path / "q", "--quiet"), capture_output=True, timeout=300,
-                           env={**os.environ, "FORCE_COLOR": "1", "NO_COLOR": "1"})  # fmt: skip
+    assert "\x1b[" not in (runs / "train.log").read_text()  # no terminal codes in a file
+    quiet = kept(runs / "quiet")
     assert quiet.returncode == 0
     assert quiet.stderr.decode().splitlines() == [quiet.stderr.decode().splitlines()[-1]]
     assert quiet.stderr.decode().startswith("stopped by max_steps after 8 steps")

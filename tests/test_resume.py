@@ -26,7 +26,7 @@ from seqkit.training.log import EndRecord, TrainRecord
 from seqkit.training.loop import TrainingInterrupted
 from seqkit.training.task import NullReporter
 from seqkit.viz.summary import summarize
-from tests.helpers import assert_one_line_error, lm_config, seqkit_here, toy_config, write_toy
+from tests.helpers import assert_one_line_error, keep, kept, lm_config, seqkit_here, toy_config, write_toy
 
 
 def _last_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -96,34 +96,51 @@ def _wait_for_steps(model_dir: Path, process: subprocess.Popen, steps: int) -> N
     raise AssertionError("training made no progress")
 
 
-def test_signals_save_a_checkpoint_and_the_same_command_continues(tmp_path, reverse_data):
-    """SIGTERM stops a run, the same command resumes it, SIGINT stops the resumed run: each time the
-    current step is finished, a checkpoint saved and the exit code 128 + the signal's number."""
-    out = tmp_path / "model"
-    command = _train_command(reverse_data, out, "--max-steps", "100000")
-    stopped_at = 0
-    for sent, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+def _signalled_runs(directory: Path) -> None:
+    """(In the background process.) SIGTERM stops a run after 20 steps, the same command resumes it,
+    SIGINT stops the resumed run 20 steps later, and the same command with a nearer step limit finishes
+    it; what each left is kept for the test."""
+    out = directory / "model"
+    command = _train_command(write_toy(directory / "data", "reverse"), out, "--max-steps", "100000")
+    stopped_at, stops = 0, []
+    for sent in (signal.SIGTERM, signal.SIGINT):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _wait_for_steps(out, process, stopped_at + 20)
         process.send_signal(sent)
         stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == code, stderr.decode()
-        assert stdout == b""
-        assert "checkpoint saved. Continue with: seqkit train --resume" in stderr.decode()
-        if stopped_at:  # the second run continued the first one's checkpoint
-            assert (
-                "config changes: none" in stderr.decode() and f"restored step {stopped_at}" in stderr.decode()
-            )
         stopped = training_log.read(out)[-1]
-        assert isinstance(stopped, EndRecord) and not stopped.finished
-        assert stopped.kind == "interrupted" and stopped.reason == sent.name
-        assert stopped.steps >= stopped_at + 20
-        assert checkpoint.latest(out).name == f"step-{stopped.steps:08d}"
-        # info's steps are the checkpoint's (they were the last logged step's, up to log_every behind)
-        assert summarize(out)["training"]["steps"] == stopped.steps
+        stops.append({"signal": sent, "steps_before": stopped_at, "run": subprocess.CompletedProcess(command, process.returncode, stdout, stderr),
+                      "end": stopped, "checkpoint": checkpoint.latest(out).name, "info_steps": summarize(out)["training"]["steps"]})  # fmt: skip
         stopped_at = stopped.steps
-    # the same command with a nearer limit continues from there and says what changed
-    again = seqkit_here(*command[3:-1], str(stopped_at + 7))  # in this process: no signal to catch
+    keep(directory / "stops", stops)
+    keep(directory / "again", seqkit_here(*command[3:-1], str(stopped_at + 7)))  # no signal to catch
+
+
+@pytest.mark.prepared_in_background("_signalled_runs")
+def test_signals_save_a_checkpoint_and_the_same_command_continues(background_model):
+    """Each signal's run finished its current step, saved a checkpoint and exited 128 + the signal's
+    number; the same command continued it."""
+    out = background_model.model_dir / "model"
+    stops = kept(background_model.model_dir / "stops")
+    assert [(stop["signal"], stop["run"].returncode) for stop in stops] == [
+        (signal.SIGTERM, 143),
+        (signal.SIGINT, 130),
+    ]
+    for stop in stops:
+        err, stopped = stop["run"].stderr.decode(), stop["end"]
+        assert stop["run"].stdout == b""
+        assert "checkpoint saved. Continue with: seqkit train --resume" in err
+        if stop["steps_before"]:  # the second run continued the first one's checkpoint
+            assert "config changes: none" in err and f"restored step {stop['steps_before']}" in err
+        assert isinstance(stopped, EndRecord) and not stopped.finished
+        assert stopped.kind == "interrupted" and stopped.reason == stop["signal"].name
+        assert stopped.steps >= stop["steps_before"] + 20
+        assert stop["checkpoint"] == f"step-{stopped.steps:08d}"
+        # info's steps are the checkpoint's (they were the last logged step's, up to log_every behind)
+        assert stop["info_steps"] == stopped.steps
+    stopped_at = stops[-1]["end"].steps
+    # the same command with a nearer limit continued from there and said what changed
+    again = kept(background_model.model_dir / "again")
     assert again.returncode == 0, again.stderr.decode()
     err = again.stderr.decode()
     assert "config changes: train.max_steps: 100000 -> " in err and f"restored step {stopped_at}" in err
@@ -142,15 +159,16 @@ def _wait_for(condition, process: subprocess.Popen, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_kill_9_at_random_moments_never_leaves_a_broken_directory(tmp_path, reverse_data):
-    """SIGKILL, which no handler sees, at chosen moments: early in the first run (before any checkpoint,
-    most likely), then twice at a random moment within a validation interval after the running
-    process wrote a checkpoint of its own, so that kills land amid training steps, log lines, checkpoint
-    and weight writes of a resumed run."""
-    out = tmp_path / "model"
-    command = _train_command(reverse_data, out, "--max-steps", "100000")
+def _killed_runs(directory: Path) -> None:
+    """(In the background process.) SIGKILL, which no handler sees, at chosen moments: early in the first
+    run (before any checkpoint, most likely), then twice at a random moment within a validation interval
+    after the running process wrote a checkpoint of its own, so that kills land amid training steps, log
+    lines, checkpoint and weight writes of a resumed run. What each kill left is kept for the test, then
+    the same command finishes the run."""
+    out = directory / "model"
+    command = _train_command(write_toy(directory / "data", "reverse"), out, "--max-steps", "100000")
     rng = random.Random(11)
-    kills_after_a_checkpoint = loaded = 0
+    kills = []
     for attempt in range(3):
         before = checkpoint.latest(out)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,22 +182,34 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_directory(tmp_path, reve
         had_checkpoint = checkpoint.latest(out) is not None
         process.kill()
         process.wait()
-        kills_after_a_checkpoint += had_checkpoint
         try:
             model_types.load(out)
-            loaded += 1
-        except ModelDirError as e:  # only ever: no weights yet
-            assert "no model.safetensors" in str(e)
+            load_error = None
+        except ModelDirError as e:
+            load_error = str(e)
         latest = checkpoint.latest(out)
-        assert had_checkpoint <= (latest is not None)  # a kill never takes a checkpoint away
-        assert latest is None or sorted(p.name for p in latest.iterdir()) == [
-            "state.pt",
-            "weights.safetensors",
-        ]
-    assert kills_after_a_checkpoint >= 2 and loaded >= 2  # the kills met checkpoints and weights to break
-    finish = seqkit_here(*command[3:-1], "60")  # the same command finishes the run (in this process)
+        kills.append({"had_checkpoint": had_checkpoint, "load_error": load_error,
+                      "checkpoint_files": latest and sorted(p.name for p in latest.iterdir())})  # fmt: skip
+    keep(directory / "kills", kills)
+    keep(directory / "finish", seqkit_here(*command[3:-1], "60"))  # the same command finishes the run
+
+
+@pytest.mark.prepared_in_background("_killed_runs")
+def test_kill_9_at_random_moments_never_leaves_a_broken_directory(background_model):
+    kills = kept(background_model.model_dir / "kills")
+    for kill in kills:
+        assert (
+            kill["load_error"] is None or "no model.safetensors" in kill["load_error"]
+        )  # only ever: no weights yet
+        if kill["had_checkpoint"]:  # a kill never takes a checkpoint away
+            assert kill["checkpoint_files"] is not None
+        assert kill["checkpoint_files"] in (None, ["state.pt", "weights.safetensors"])
+    # the kills met checkpoints and weights to break
+    assert sum(kill["had_checkpoint"] for kill in kills) >= 2
+    assert sum(kill["load_error"] is None for kill in kills) >= 2
+    finish = kept(background_model.model_dir / "finish")
     assert finish.returncode == 0, finish.stderr.decode()
-    model_types.load(out)  # a complete, loadable model
+    model_types.load(background_model.model_dir / "model")  # a complete, loadable model
 
 
 def test_resume_errors(tmp_path):
