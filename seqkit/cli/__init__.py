@@ -2,8 +2,9 @@
 
 This module holds the app, the options several commands share and the one way out of every command
 (`user_errors`); the commands are in the modules beside it, one per kind of work: `training` (train,
-config), `decoding` (translate, generate, shortlist), `predicting` (predict), `scoring` (evaluate, average), `looking` (plot, inspect, info),
-`serving` (serve, export). Importing them registers them with the app."""
+config), `decoding` (translate, generate), `shortlisting` (shortlist), `predicting` (predict), `scoring`
+(evaluate, average), `looking` (plot, inspect, info), `serving` (serve, export). Importing them
+registers them with the app."""
 
 from __future__ import annotations
 
@@ -236,6 +237,7 @@ def load_model(model_dir: Path, device: str, precision: str = "fp32", quantize: 
 # isort: off
 from seqkit.cli import training  # noqa: E402, F401
 from seqkit.cli import decoding  # noqa: E402, F401
+from seqkit.cli import shortlisting  # noqa: E402, F401
 from seqkit.cli import predicting  # noqa: E402, F401
 from seqkit.cli import scoring  # noqa: E402, F401
 from seqkit.cli import looking  # noqa: E402, F401

@@ -12,7 +12,6 @@ import typer
 
 from seqkit.cli import (
     DeviceOption,
-    ModelDirArgument,
     ModelOrExportArgument,
     _Command,
     app,
@@ -23,7 +22,6 @@ from seqkit.cli import (
     user_errors,
 )
 from seqkit.decoding.sampling import SAMPLING_NBEST
-from seqkit.decoding.shortlist import FREQUENT, TRANSLATIONS
 from seqkit.errors import ConfigError, DataError
 
 
@@ -271,43 +269,6 @@ def translate(
             sharded.merge(output, world)
     finally:
         distributed.leave(together)
-
-
-@app.command(cls=_Command)
-@user_errors
-def shortlist(
-    model_dir: ModelDirArgument,
-    train: Annotated[
-        str | None,
-        typer.Option(
-            metavar="PREFIX",
-            help="Training data to build from (as data.train). Default: the model's data.train.",
-        ),
-    ] = None,
-    translations: Annotated[
-        int,
-        typer.Option(
-            metavar="K",
-            help="Target pieces kept per source piece (IBM Model 1 alignment); at most the target vocabulary.",
-        ),
-    ] = TRANSLATIONS,
-    frequent: Annotated[
-        int, typer.Option(metavar="N", help="Most frequent target pieces always kept.")
-    ] = FREQUENT,
-) -> None:
-    """Build MODEL_DIR/shortlist.npz, the likely output pieces of each source piece, for `translate
-    --shortlist` (training builds it too; this is for models trained before, or other data)."""
-    from seqkit.export import runtime
-
-    runtime.refuse(model_dir)  # (before torch is imported: without it, this is what a user needs to hear)
-    from seqkit.training.seq2seq import build_shortlist
-
-    built = build_shortlist(model_dir, train, translations, frequent)
-    print(
-        f"wrote {model_dir / 'shortlist.npz'}: {built.translations.shape[1]} translations per source piece, "
-        f"{len(built.frequent)} frequent pieces",
-        file=sys.stderr,
-    )
 
 
 def torch_threads(count: int) -> None:
