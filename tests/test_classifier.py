@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -795,3 +796,8 @@ def test_a_classifier_of_numbers_warns_of_tokenizer_keys(tmp_path: Path):
         "tokenizer.vocab_size: this classifier reads numbers and has no tokenizer; it is not read (drop it "
         "from the config)"
     ]
+    # a key the run's start named already (a character tokenizer trains no SentencePiece model) is named once
+    reporter.said.clear()
+    cfg = _config(tmp_path, {"bidirectional": False}, data, {"max_steps": 2})
+    trainer.train(replace(cfg, tokenizer=replace(cfg.tokenizer, type="char")), tmp_path / "c", reporter)
+    assert [said.split(":")[0] for said in reporter.said] == ["tokenizer.vocab_size", "tokenizer.type"]

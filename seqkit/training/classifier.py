@@ -143,7 +143,8 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     if train_examples.texts is not None:
         tokenizer = text_tokenizer(world, output_dir, resume, train_examples.texts, cfg, "a classifier")
     if tokenizer is None and not resume and world.is_main:  # (as training/run.py's unread keys)
-        for key in checks.given(cfg.tokenizer):
+        named = checks.unread_keys(cfg)  # (the run's start warned of these already)
+        for key in (key for key in checks.given(cfg.tokenizer) if f"tokenizer.{key}" not in named):
             reporter.warning(
                 f"tokenizer.{key}: this classifier reads numbers and has no tokenizer; it is not read (drop it "
                 "from the config)"
