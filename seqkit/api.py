@@ -251,10 +251,16 @@ class Model:
 
     def score(self, sources: list[str], targets: list[str]) -> Scores:
         """Log-probability of each target line given its source line (an encoder-decoder)."""
-        if self.type == "lm":  # (require_task would name `seqkit translate`, which is not what was asked)
+        # (require_task would name `seqkit translate`, which is not what was asked)
+        if self.type == "lm":
             raise ConfigError(
                 f"score: {self.model_dir} is a language model, and score rates a translation given its source; "
                 "a language model's perplexity is `seqkit evaluate --model DIR -r FILE`"
+            )
+        if self.type == "classifier":
+            raise ConfigError(
+                f"score: {self.model_dir} is a classifier, and score rates a translation given its source; a "
+                "classifier's scores on labelled examples are model.evaluate(FILE)"
             )
         self.require_task("translate")
         if self.module is None:

@@ -801,3 +801,104 @@ def test_a_classifier_of_numbers_warns_of_tokenizer_keys(tmp_path: Path):
     cfg = _config(tmp_path, {"bidirectional": False}, data, {"max_steps": 2})
     trainer.train(replace(cfg, tokenizer=replace(cfg.tokenizer, type="char")), tmp_path / "c", reporter)
     assert [said.split(":")[0] for said in reporter.said] == ["tokenizer.vocab_size", "tokenizer.type"]
+
+
+def test_a_users_labelling_slips_are_errors_naming_the_line_and_the_fix(tmp_path: Path):
+    """What a new user's own data met: a slip became a class, a dropped example, or a message with the
+    wrong fix."""
+    from seqkit.data.labelled import read_examples
+
+    data = config_lib.DataConfig()
+    # a line of numbers with no label was learned as a class named ""
+    (tmp_path / "n.csv").write_text("up,0.1,0.2\n,0.3,0.4\n")
+    with pytest.raises(DataError, match=r"n.csv:2: no label before the first comma; .* give its label"):
+        read_examples(str(tmp_path / "n.csv"), data, "data.train", regression=False)
+    # a text with an empty label was skipped as if the line were empty (an empty line still is)
+    (tmp_path / "t.tsv").write_text("a\tw1 w2\n\n\tw3 w4\n")
+    with pytest.raises(DataError, match=r"t.tsv:3: a text with an empty label; give the line its label"):
+        read_examples(str(tmp_path / "t.tsv"), data, "data.train", regression=False)
+    (tmp_path / "d.text").write_text("w1\nw2\n")
+    (tmp_path / "d.label").write_text("a\n \n")
+    with pytest.raises(DataError, match=r"d.label:2: a text with an empty label"):
+        read_examples(str(tmp_path / "d"), data, "data.train", regression=False)
+    # a header line on a file of numbers: "fix the value" was the wrong fix
+    (tmp_path / "h.csv").write_text("label,a1,a2\nup,0.1,0.2\n")
+    with pytest.raises(
+        DataError, match=r"h.csv:1: value 1 'a1' is not a number: a header line\? .* remove it"
+    ):
+        read_examples(str(tmp_path / "h.csv"), data, "data.train", regression=False)
+    # a file of another format was "neither x.jsonl.text nor x.jsonl.text.gz exists"
+    (tmp_path / "x.jsonl").write_text('{"text": "w1", "label": "a"}\n')
+    with pytest.raises(DataError, match=r"x.jsonl': a file of none of the formats a classifier reads: tsv"):
+        read_examples(str(tmp_path / "x.jsonl"), data, "data.train", regression=False)
+    # a regression model's target that is a label: the head is what to change
+    (tmp_path / "r.tsv").write_text("high\tw1\n")
+    with pytest.raises(DataError, match=r"r.tsv:1: the label 'high' is not a number; .*model.head = softmax"):
+        read_examples(str(tmp_path / "r.tsv"), data, "data.train", regression=True)
+    rows = [f"{t},{'high' if t % 3 else 'low'}" for t in range(30)]
+    (tmp_path / "s.csv").write_text("x,state\n" + "\n".join(rows) + "\n")
+    series = config_lib.DataConfig(series=str(tmp_path / "s.csv"), column="state", window=4)
+    with pytest.raises(DataError, match=r"column 'state' 'low' is not a number; .*model.head = softmax"):
+        split_series(tmp_path / "s.csv", series, regression=True)
+    with pytest.raises(DataError, match=r"'low' is not a number; a series' inputs are numbers .*data.inputs"):
+        split_series(tmp_path / "s.csv", series, regression=False)
+    # evaluating on a series too short for the trained window: only the series can change
+    short = config_lib.DataConfig(series=str(tmp_path / "s.csv"), column="x", window=40)
+    with pytest.raises(DataError, match=r"rows cannot hold .*; give a longer series$"):
+        split_series(tmp_path / "s.csv", short, regression=True, option="--data")
+    with pytest.raises(DataError, match=r"; lower data.window or data.horizon, or give a longer series$"):
+        split_series(tmp_path / "s.csv", short, regression=True)
+
+
+def test_measurements_as_labels_and_empty_files_at_the_start_of_a_training(tmp_path: Path):
+    from seqkit.training.task import NullReporter
+
+    class Warnings(NullReporter):
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.said.append(message)
+
+    # a forecast left at the softmax head: hundreds of classes, with a warning of dev-only labels alone
+    rows = [f"{math.sin(i / 3):.4f},{i % 2}.5,{i % 3}" for i in range(40)]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    data = {"train": str(tmp_path / "m.csv"), "dev": str(tmp_path / "m.csv")}
+    reporter = Warnings()
+    trainer.train(_config(tmp_path, {}, data, {"max_steps": 2}), tmp_path / "m", reporter)
+    assert reporter.said[0].startswith("the labels are numbers with fractions (")
+    assert reporter.said[0].endswith("; to predict numbers, set model.head = regression")
+    # classes numbered 0, 1, 2 are classes
+    (tmp_path / "c.csv").write_text("".join(f"{i % 3},{i}.5,1\n" for i in range(12)))
+    reporter.said.clear()
+    numbered = {"train": str(tmp_path / "c.csv"), "dev": str(tmp_path / "c.csv")}
+    trainer.train(_config(tmp_path, {}, numbered, {"max_steps": 2}), tmp_path / "c", reporter)
+    assert not any("fractions" in said for said in reporter.said)
+    # an empty file is named (it was "data.train and data.dev must each hold ...; check the files")
+    (tmp_path / "empty.tsv").write_text("\n")
+    (tmp_path / "some.tsv").write_text("a\tw1\nb\tw2\n")
+    empty_dev = {"train": str(tmp_path / "some.tsv"), "dev": str(tmp_path / "empty.tsv")}
+    with pytest.raises(
+        DataError, match=r"data.dev = '.*empty.tsv': no labelled examples \(1 empty lines skipped"
+    ):
+        trainer.train(_config(tmp_path, {}, empty_dev), tmp_path / "e")
+    one = {"train": str(tmp_path / "some.tsv"), "dev": ""}
+    few = _config(tmp_path, {}, one)
+    with pytest.raises(DataError, match=r"2 labelled examples, too few to hold data.dev_size of them out"):
+        trainer.train(replace(few, data=replace(few.data, dev_size=5)), tmp_path / "f")
+    assert not any((tmp_path / name).exists() for name in ("e", "f"))
+
+
+def test_evaluate_names_the_option_given_and_score_a_classifiers_method(
+    first_token_model: Path, tmp_path: Path
+):
+    import seqkit
+
+    (tmp_path / "hyp").write_text("a\n")
+    plot = seqkit_here(
+        "evaluate", "-i", tmp_path / "hyp", "-r", tmp_path / "hyp", "--plot", tmp_path / "p.png"
+    )
+    assert_one_line_error(plot, "--hyp, --ref with --plot: ")  # (it said "with --data")
+    model = seqkit.load(first_token_model / "model")
+    with pytest.raises(config_lib.ConfigError, match=r"is a classifier, .* are model.evaluate\(FILE\)"):
+        model.score(["w1"], ["w1"])

@@ -89,7 +89,8 @@ def evaluate(
         unused = [option for option, value in given.items() if value is not None and value != []]
         if unused:  # an error, not ignored
             raise ConfigError(
-                f"{', '.join(unused)} with --data: --data scores a classifier on labelled examples, "
+                f"{', '.join(unused)} with {'--data' if data is not None else '--plot'}: --data (and --plot) "
+                "score a classifier on labelled examples, "
                 f"{'these options' if len(unused) > 1 else 'this option'} text against references "
                 "(BLEU / chrF / TER, perplexity); give one or the other"
             )

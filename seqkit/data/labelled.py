@@ -91,11 +91,19 @@ def read_examples(
     if kind == "tsv":
         rows = _tsv_rows(_existing(spec, option), cfg.label_column, cfg.text_column, fixes)
     else:
+        if Path(spec).is_file() and not Path(f"{spec}.text").exists():  # a file, not a prefix of two
+            raise DataError(
+                f"{option} = {spec!r}: a file of none of the formats a classifier reads: tsv (label<TAB>text, "
+                ".tsv), csv (label,x1,x2,..., .csv), or the prefix of {prefix}.text + {prefix}.label; "
+                "give one of them (or set data.format)"
+            )
         text_file, label_file = corpus_file(spec, "text", option), corpus_file(spec, "label", option)
         rows = _aligned_rows(text_file, label_file, fixes)
     texts, labels, places, skipped = [], [], [], 0
     for place, label, text in rows:
-        if not text.strip() or not label.strip():
+        if text.strip() and not label.strip():  # (it was skipped as an empty line: a labelling slip unsaid)
+            raise DataError(f"{place}: a text with an empty label; give the line its label, or drop the line")
+        if not text.strip():
             skipped += 1
             continue
         texts.append(text)
@@ -144,11 +152,15 @@ def _aligned_rows(text_file: Path, label_file: Path, fixes: Counter | None) -> I
         yield f"{label_file}:{number}", label, text
 
 
-def _number(cell: str, where: str, what: str) -> float:
+# a regression model's target that is no number: most likely a label, and the head is what to change
+_NOT_A_TARGET = "model.head = regression learns numbers: fix the value, or classify with model.head = softmax"
+
+
+def _number(cell: str, where: str, what: str, fix: str = "fix the value") -> float:
     try:
         value = float(cell)
     except ValueError:
-        raise DataError(f"{where}: {what} {cell.strip()!r} is not a number; fix the value") from None
+        raise DataError(f"{where}: {what} {cell.strip()!r} is not a number; {fix}") from None
     if not math.isfinite(value):
         raise DataError(f"{where}: {what} {cell.strip()!r} is not a finite number; fix or drop the row")
     return value
@@ -157,8 +169,7 @@ def _number(cell: str, where: str, what: str) -> float:
 def _label_values(labels: list[str], places: list[str]) -> np.ndarray:
     """The numbers a regression model learns: its labels, read as numbers."""
     values = [
-        _number(label, place, "the label (model.head = regression)")
-        for label, place in zip(labels, places, strict=True)
+        _number(label, place, "the label", _NOT_A_TARGET) for label, place in zip(labels, places, strict=True)
     ]
     return np.asarray(values, dtype=np.float64).reshape(-1, 1)
 
@@ -186,7 +197,19 @@ def _read_numbers(path: Path, features: int, regression: bool, fixes: Counter | 
         label, _, rest = line.partition(",")
         if not rest.strip():
             raise DataError(f"{where}: a label and no values; a line is label,x1,x2,...")
-        numbers.append(parse_numbers(rest, features, where))
+        if not label.strip():  # (it was learned as a class named "")
+            raise DataError(
+                f"{where}: no label before the first comma; a line is label,x1,x2,...: give its label"
+            )
+        try:
+            numbers.append(parse_numbers(rest, features, where))
+        except DataError as e:
+            if numbers:
+                raise
+            raise DataError(  # the first line: most likely a header
+                f"{str(e).removesuffix('; fix the value')}: a header line? A file of label,x1,x2,... has none: "
+                "remove it; a table of named columns is a series (data.series = FILE, data.column = NAME)"
+            ) from None
         labels.append(label.strip())
         places.append(where)
     values = _label_values(labels, places) if regression else None
@@ -267,16 +290,32 @@ def split_series(
     parts = 3 if cfg.test_fraction else 2
     gaps = gap * (parts - 1)  # the windows left out, before dev (and test)
     left_out = f" ({gap} windows left out before each later part, data.horizon - 1)" if gap else ""
+    # a trained model's data keys are its own: only the series given to evaluate can change
+    trained = option != "data.series"
     if count < parts + gaps:  # a window for each part, and the gaps between them
         raise DataError(
             f"{path}: {len(rows)} rows cannot hold data.window = {window} steps and data.horizon = {horizon} "
-            f"more for train, dev{' and test' if cfg.test_fraction else ''} windows{left_out}; lower "
-            "data.window or data.horizon, or give a longer series"
+            f"more for train, dev{' and test' if cfg.test_fraction else ''} windows{left_out}; "
+            + (
+                "give a longer series"
+                if trained
+                else "lower data.window or data.horizon, or give a longer series"
+            )
         )
     at = [header.index(name) for name in columns]
+    fixes = {i: "fix the value" for i in at}
+    if cfg.column in columns:  # the target read as an input too (data.inputs' default)
+        fixes[header.index(cfg.column)] = (
+            _NOT_A_TARGET
+            if regression
+            else (
+                "a series' inputs are numbers (data.inputs; without it, data.column's own values): name the "
+                "numeric input columns in data.inputs"
+            )
+        )
     inputs = np.asarray(
         [
-            [_number(row[i], f"{path}:{r + 2}", f"column {header[i]!r}") for i in at]
+            [_number(row[i], f"{path}:{r + 2}", f"column {header[i]!r}", fixes[i]) for i in at]
             for r, row in enumerate(rows)
         ]
     )  # (rows, features)
@@ -291,7 +330,7 @@ def split_series(
     if regression:
         target = np.asarray(
             [
-                _number(row[target_at], f"{path}:{r + 2}", f"column {cfg.column!r}")
+                _number(row[target_at], f"{path}:{r + 2}", f"column {cfg.column!r}", _NOT_A_TARGET)
                 for r, row in enumerate(rows)
             ]
         )
@@ -318,7 +357,8 @@ def split_series(
     trains = count - devs - tests - gaps
     if trains < 1:
         raise DataError(
-            f"{path}: {count} windows leave none to train on{left_out}; lower data.dev_fraction / test_fraction"
+            f"{path}: {count} windows leave none to train on{left_out}; "
+            + ("give a longer series" if trained else "lower data.dev_fraction / test_fraction")
         )
     dev_start = trains + gap
     test_start = dev_start + devs + (gap if tests else 0)

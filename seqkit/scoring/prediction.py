@@ -28,7 +28,8 @@ def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
         split = split_series(data, cfg.data, regression, option="--data")
         if not len(split.test):
             raise DataError(
-                f"--data {data}: data.test_fraction = 0 leaves no test windows; give a test share"
+                f"--data {data}: the model was trained with data.test_fraction = 0, which holds no window of a "
+                "series out to test on; train with a test share (--set data.test_fraction=0.1, say) to evaluate"
             )
         return split.test, split.train
     reads_numbers = kind_of(cfg.data.train, cfg.data) == "csv"

@@ -119,6 +119,22 @@ def _header_like(*parts: Examples) -> str | None:
     return None
 
 
+def _measurements(examples: Examples) -> str | None:
+    """A warning when every label is a number and some have a fraction: measurements (scikit-learn refuses
+    such "continuous" targets for a classifier), which a softmax or sigmoid head learns as a class each."""
+    labels = sorted(set(examples.labels))
+    try:
+        values = [float(label) for label in labels]
+    except ValueError:
+        return None
+    if all(value.is_integer() for value in values):  # (none, or classes numbered 0, 1, 2...)
+        return None
+    return (
+        f"the labels are numbers with fractions ({len(labels):,} different, such as {labels[0]!r}): the model "
+        "learns each as a class of its own; to predict numbers, set model.head = regression"
+    )
+
+
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
     # (nothing read it: the weights came out the same. Checked here, not with the config's other checks,
     # so that a model trained with it before still loads; its resume is told, not refused)
@@ -132,13 +148,26 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             reporter.warning("train.label_smoothing does nothing for a classifier; drop it from the config")
     fixes: Counter = Counter()
     train_examples, dev_examples, columns, held_out = read_splits(cfg, fixes)
-    if not len(train_examples) or not len(dev_examples):
+    if held_out and (len(train_examples) < 1 or len(dev_examples) < 1):
         raise DataError(
-            "data.train and data.dev must each hold at least one labelled example; check the files"
+            f"data.train = {cfg.data.train!r}: {len(train_examples) + len(dev_examples):,} labelled examples, too "
+            "few to hold data.dev_size of them out for dev and train on the rest; give more, or a data.dev file"
         )
+    for part, examples, spec in (
+        ("train", train_examples, cfg.data.train),
+        ("dev", dev_examples, cfg.data.dev),
+    ):
+        if not len(examples):  # (each line empty, or an empty file)
+            raise DataError(
+                f"data.{part} = {spec!r}: no labelled examples ({examples.skipped:,} empty lines skipped); a "
+                "classifier needs at least one"
+            )
     header = None if resume else _header_like(train_examples, dev_examples)
     if header and world.is_main:
         reporter.warning(header)
+    measurements = None if resume else _measurements(train_examples)
+    if measurements and world.is_main:
+        reporter.warning(measurements)
     tokenizer = None
     if train_examples.texts is not None:
         tokenizer = text_tokenizer(world, output_dir, resume, train_examples.texts, cfg, "a classifier")
