@@ -80,14 +80,21 @@ def kind_of(spec: str, cfg: DataConfig) -> str:
 
 
 def read_examples(
-    spec: str, cfg: DataConfig, option: str, regression: bool, fixes: Counter | None = None
+    spec: str,
+    cfg: DataConfig,
+    option: str,
+    regression: bool,
+    fixes: Counter | None = None,
+    skip_unlabelled: bool = False,
 ) -> Examples:
     """The examples of data.train / data.dev / an evaluation file `spec` (named `option` in errors);
     `fixes` counts the lines whose byte order mark, carriage return or control characters were removed
-    (data/text.py)."""
+    (data/text.py). Empty lines are skipped and counted; so are examples without a label with
+    `skip_unlabelled` (a test file's unlabelled lines are not scored), which are errors otherwise (in
+    training data, a labelling slip: a class named "", or a text silently dropped)."""
     kind = kind_of(spec, cfg)
     if kind == "csv":
-        return _read_numbers(_existing(spec, option), cfg.features, regression, fixes)
+        return _read_numbers(_existing(spec, option), cfg.features, regression, fixes, skip_unlabelled)
     if kind == "tsv":
         rows = _tsv_rows(_existing(spec, option), cfg.label_column, cfg.text_column, fixes)
     else:
@@ -101,9 +108,9 @@ def read_examples(
         rows = _aligned_rows(text_file, label_file, fixes)
     texts, labels, places, skipped = [], [], [], 0
     for place, label, text in rows:
-        if text.strip() and not label.strip():  # (it was skipped as an empty line: a labelling slip unsaid)
+        if text.strip() and not label.strip() and not skip_unlabelled:
             raise DataError(f"{place}: a text with an empty label; give the line its label, or drop the line")
-        if not text.strip():
+        if not text.strip() or not label.strip():
             skipped += 1
             continue
         texts.append(text)
@@ -187,14 +194,16 @@ def parse_numbers(line: str, features: int, where: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1, features)
 
 
-def _read_numbers(path: Path, features: int, regression: bool, fixes: Counter | None) -> Examples:
+def _read_numbers(
+    path: Path, features: int, regression: bool, fixes: Counter | None, skip_unlabelled: bool
+) -> Examples:
     numbers, labels, places, skipped = [], [], [], 0
     for number, line in enumerate(iter_lines(path, fixes), start=1):
-        if not line.strip():
+        label, _, rest = line.partition(",")
+        if not line.strip() or (skip_unlabelled and not label.strip()):
             skipped += 1
             continue
         where = f"{path}:{number}"
-        label, _, rest = line.partition(",")
         if not rest.strip():
             raise DataError(f"{where}: a label and no values; a line is label,x1,x2,...")
         if not label.strip():  # (it was learned as a class named "")

@@ -43,10 +43,11 @@ def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
                 "(label, tab, text) or as {prefix}.text + {prefix}.label"
             )
         )
-    test = read_examples(data, cfg.data, "--data", regression)
+    test = read_examples(data, cfg.data, "--data", regression, skip_unlabelled=True)
     if not len(test):
-        # a text line is skipped when its label or its text is empty, a line of numbers when it is empty
-        lacking = "is empty or has an empty label or text" if test.texts is not None else "is empty"
+        lacking = (
+            "is empty or has an empty label or text" if test.texts is not None else "is empty or has no label"
+        )
         raise DataError(
             f"--data {data}: no labelled examples: every line {lacking} ({test.skipped:,} skipped)"
         )
