@@ -142,6 +142,11 @@ def test_numbers_sign_of_the_sum(tmp_path: Path):
         parse_numbers("abc", 4, "in:1")
     with pytest.raises(DataError, match=r"^in:1: 3 values, not a multiple of data.features = 4"):
         parse_numbers("1,2,3", 4, "in:1")
+    # a labelled line given to predict: its label is named ("fix the value" was the wrong fix)
+    labelled = seqkit_here("predict", tmp_path / "model", stdin="pos,0.5,0.2\n")
+    assert_one_line_error(
+        labelled, "input line 1: value 1 'pos' is not a number and the others are: a label?"
+    )
 
 
 def _write_sine(path: Path, rows: int = 500) -> None:

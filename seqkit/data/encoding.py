@@ -237,5 +237,8 @@ class Codec:
         if self.encoding.inputs == "text":
             return Examples(lines, None, [], None, places)
         features = self.encoding.features
-        numbers = [parse_numbers(line, features, place) for line, place in zip(lines, places, strict=True)]
+        numbers = [
+            parse_numbers(line, features, place, unlabelled=True)
+            for line, place in zip(lines, places, strict=True)
+        ]
         return Examples(None, numbers, [], None, places)

@@ -181,9 +181,23 @@ def _label_values(labels: list[str], places: list[str]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1, 1)
 
 
-def parse_numbers(line: str, features: int, where: str) -> np.ndarray:
-    """One sequence of numbers x1,x2,... (step-major, `features` per step) -> (steps, features)."""
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_numbers(line: str, features: int, where: str, unlabelled: bool = False) -> np.ndarray:
+    """One sequence of numbers x1,x2,... (step-major, `features` per step) -> (steps, features); an
+    `unlabelled` one (an input to predict) whose first value alone is no number is named a label."""
     cells = line.split(",")
+    if unlabelled and len(cells) > 1 and not _is_number(cells[0]) and all(map(_is_number, cells[1:])):
+        raise DataError(
+            f"{where}: value 1 {cells[0].strip()!r} is not a number and the others are: a label? A line to "
+            "predict holds the values alone (x1,x2,...); drop the label"
+        )
     # each value read first: a line that is no numbers at all ("abc") is named as such, not as a count
     values = [_number(cell, where, f"value {i + 1}") for i, cell in enumerate(cells)]
     if len(cells) % features:
