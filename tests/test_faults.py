@@ -190,6 +190,7 @@ def test_init_from_is_an_error_for_a_new_run_of_another_type_and_kept_in_a_store
         ({"model": {"type": "classifier", "decoder_layers": 4}}, "model.decoder_layers: a model of model.type = classifier"),
         ({"tokenizer": {"type": "char", "vocab_size": 5000}}, "tokenizer.vocab_size: it sets the SentencePiece model seqkit trains, and tokenizer.type = char trains none"),
         ({"tokenizer": {"model": "my.model", "model_type": "bpe"}}, "tokenizer.model_type: it sets the SentencePiece model seqkit trains, and the config names your own"),
+        ({"model": {"type": "classifier"}, "data": {"column": "rain"}}, "data.column: it sets how a series is cut into windows, and data.series names none"),
     ],
 )  # fmt: skip
 def test_a_key_the_new_run_would_not_read_is_said(values, said):

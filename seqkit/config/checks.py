@@ -65,6 +65,8 @@ _UNREAD_MODEL_KEYS = {
     "lm": ("encoder_hidden_size", "encoder_layers", "bidirectional", "attention"),
     "classifier": ("decoder_hidden_size", "decoder_layers", "attention", "tie_embeddings"),
 }
+# the data keys of a series: unread without data.series
+_SERIES_KEYS = ("column", "inputs", "window", "horizon", "dev_fraction", "test_fraction", "season")
 # the tokenizer keys of a SentencePiece model seqkit trains: unread for characters or a model of yours
 _TRAINED_SENTENCEPIECE_KEYS = ("vocab_size", "src_vocab_size", "tgt_vocab_size", "model_type",
                                "character_coverage", "max_sentences")  # fmt: skip
@@ -79,8 +81,11 @@ def given(section: Any, keys: tuple[str, ...] | None = None) -> list[str]:
 
 def unread_keys(config: Config) -> list[str]:
     """The keys given another value than their default that this run would not read (a language model's
-    model.attention, a character tokenizer's vocab_size): a new run's warnings (training/run.py)."""
+    model.attention, a series' data.column without data.series, a character tokenizer's vocab_size): a
+    new run's warnings (training/run.py)."""
     unread = [f"model.{key}" for key in given(config.model, _UNREAD_MODEL_KEYS.get(config.model.type, ()))]
+    if not config.data.series:
+        unread += [f"data.{key}" for key in given(config.data, _SERIES_KEYS)]
     tokenizer = config.tokenizer
     if tokenizer.type == "char" or tokenizer.model or tokenizer.src_model:
         keys = _TRAINED_SENTENCEPIECE_KEYS + (("joint",) if tokenizer.type == "char" else ())

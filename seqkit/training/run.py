@@ -163,6 +163,8 @@ def unread_warnings(cfg: Config) -> list[str]:
     for key in checks.unread_keys(cfg):
         if key.startswith("model."):
             why = f"a model of model.type = {cfg.model.type} has no part it sets"
+        elif key.startswith("data."):
+            why = "it sets how a series is cut into windows, and data.series names none"
         elif cfg.tokenizer.type == "char":
             why = "it sets the SentencePiece model seqkit trains, and tokenizer.type = char trains none"
         else:
