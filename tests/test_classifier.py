@@ -832,6 +832,9 @@ def test_a_users_labelling_slips_are_errors_naming_the_line_and_the_fix(tmp_path
         DataError, match=r"h.csv:1: value 1 'a1' is not a number: a header line\? .* remove it"
     ):
         read_examples(str(tmp_path / "h.csv"), data, "data.train", regression=False)
+    (tmp_path / "h.csv").write_text("up,0.1,0.2,0.3\n")  # a first line that fails otherwise is no header
+    with pytest.raises(DataError, match=r"h.csv:1: 3 values, not a multiple of data.features = 2 .*steps$"):
+        read_examples(str(tmp_path / "h.csv"), replace(data, features=2), "data.train", regression=False)
     # a file of another format was "neither x.jsonl.text nor x.jsonl.text.gz exists"
     (tmp_path / "x.jsonl").write_text('{"text": "w1", "label": "a"}\n')
     with pytest.raises(DataError, match=r"x.jsonl': a file of none of the formats a classifier reads: tsv"):

@@ -227,7 +227,7 @@ def _read_numbers(
         try:
             numbers.append(parse_numbers(rest, features, where))
         except DataError as e:
-            if numbers:
+            if numbers or not str(e).endswith("; fix the value"):  # (a header's names are no numbers)
                 raise
             raise DataError(  # the first line: most likely a header
                 f"{str(e).removesuffix('; fix the value')}: a header line? A file of label,x1,x2,... has none: "
