@@ -291,6 +291,15 @@ def test_scoring_text_runs_without_torch_and_a_torch_model_says_what_it_needs(re
     )
     needs = _without_torch("translate", reverse_model, stdin="a b\n")
     assert_one_line_error(needs, "translate needs torch here, which is not installed", "seqkit export")
+    # what an export cannot do is not sent to one (plot, export: "without it, run an export")
+    for command in (
+        ("plot", reverse_model, "-o", tmp_path / "c.png"),
+        ("export", reverse_model, "-o", tmp_path / "e"),
+    ):
+        needs = _without_torch(*command, stdin="")
+        assert_one_line_error(
+            needs, f"{command[0]} needs the Python package torch, which is not installed: pip install torch"
+        )
 
 
 def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):

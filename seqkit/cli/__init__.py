@@ -174,9 +174,13 @@ def user_errors(command):
     return wrapper
 
 
+# the commands an export runs (without torch): for the others, torch is the only way
+EXPORT_RUNS = ("translate", "generate", "serve", "info")
+
+
 def _missing_package(package: str, command: str) -> str:
     """The one line for a command that needs `package`, which is not installed."""
-    if package == "torch":
+    if package == "torch" and command in EXPORT_RUNS:
         return (
             f"{command} needs torch here, which is not installed: a trained model directory runs with torch "
             '(pip install torch); without it, run an export (`seqkit export`, README "Without torch")'
