@@ -275,6 +275,9 @@ def test_commands_that_need_the_trained_model_refuse_an_export_without_torch(rev
         refused = _without_torch(*command, stdin="")
         assert_one_line_error(refused, "is an ONNX export", "needs the trained model directory")
     assert not (tmp_path / "averaged").exists() and not (tmp_path / "again").exists()
+    # --resume of an export: it said "start a run with --output EXPORT", which is then refused
+    assert_one_line_error(seqkit_here("train", "--resume", reverse_export), "no checkpoint to resume",
+                          "holds seqkit's files of an ONNX export, not a training run; start a run with --output NEW_DIR")  # fmt: skip
 
 
 def test_scoring_text_runs_without_torch_and_a_torch_model_says_what_it_needs(reverse_model, tmp_path):

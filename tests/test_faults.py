@@ -143,6 +143,12 @@ def test_a_trained_model_is_never_replaced_without_overwrite(tmp_path, reverse_d
         "no checkpoint to resume",
         f"seqkit train --config {averaged / 'config.toml'} --set train.init_from={averaged} --output NEW_DIR",
     )
+    # average of it, or of a folder of the user's: the fix fits what the folder holds (it said "train with
+    # --output DIR first", which --overwrite would have done over the model)
+    assert_one_line_error(seqkit_here("average", averaged, "-o", tmp_path / "a2"), "no checkpoints to average",
+                          "a trained model without checkpoints; average the run it was trained in")  # fmt: skip
+    assert_one_line_error(seqkit_here("average", reverse_data, "-o", tmp_path / "a2"),
+                          "no checkpoints to average", "files that are not seqkit's: give a run's directory")  # fmt: skip
     # --overwrite starts over, replacing seqkit's files and no others
     again = _train(reverse_data, run, "--overwrite", "--set", "train.seed=5")
     assert again.returncode == 0, again.stderr.decode()

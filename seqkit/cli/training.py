@@ -22,23 +22,6 @@ from seqkit.config import resume as config_resume
 from seqkit.errors import ConfigError, ModelDirError
 
 
-def _without_checkpoint(directory: Path) -> str:
-    """What to do with a directory --resume finds no checkpoint in: the fix depends on what it holds."""
-    from seqkit import modeldir, outputs
-
-    if (directory / modeldir.WEIGHTS).is_file():  # an averaged model, or a run whose checkpoints are gone
-        config = directory / modeldir.CONFIG
-        if config.is_file() and modeldir.load_config(directory).model.type == "seq2seq":
-            return (
-                f"start a new run from its weights: seqkit train --config {config} --set "
-                f"train.init_from={directory} --output NEW_DIR"
-            )
-        return "it holds a trained model without checkpoints; train a new one with --output NEW_DIR"
-    if directory.is_dir() and any(directory.iterdir()) and not outputs.owns(directory):
-        return "it holds files that are not seqkit's: start a run with --output NEW_DIR"
-    return f"start a run with --output {directory}"
-
-
 @app.command(cls=_Command)
 @user_errors
 def train(
@@ -139,7 +122,9 @@ def train(
             # a run still in its first steps has no checkpoint yet: that it is training is what to say
             with outputs.locked(resume):
                 pass
-        raise ModelDirError(f"{resume}: no checkpoint to resume; {_without_checkpoint(resume)}")
+        raise ModelDirError(
+            f"{resume}: no checkpoint to resume; {checkpoint.without_checkpoint(resume, 'resume')}"
+        )
     stored = modeldir.load_config(run_dir) if resuming else None
     shorthands = {
         "max_steps": max_steps,

@@ -151,6 +151,38 @@ def restore(path: Path, model, optimizer) -> dict:
     return saved["state"]
 
 
+def without_checkpoint(directory: Path, wanted: str) -> str:
+    """What to do with a directory where `train --resume` (`wanted` = "resume") or `average` ("average")
+    finds no checkpoint: the fix depends on what it holds (the one fix for all, a run with --output there,
+    was refused for an export, an averaged model or a folder of the user's)."""
+    from seqkit import modeldir
+
+    kind = outputs.marker_kind(directory) if outputs.owns(directory) else None
+    if (directory / modeldir.WEIGHTS).is_file():  # an averaged model, or a run whose checkpoints are gone
+        config = directory / modeldir.CONFIG
+        if wanted == "average":
+            return "it holds a trained model without checkpoints; average the run it was trained in"
+        if config.is_file() and modeldir.load_config(directory).model.type == "seq2seq":
+            return (
+                f"start a new run from its weights: seqkit train --config {config} --set "
+                f"train.init_from={directory} --output NEW_DIR"
+            )
+        return "it holds a trained model without checkpoints; train a new one with --output NEW_DIR"
+    if kind not in (None, "run"):
+        return f"it holds seqkit's files of {outputs.HOLDS.get(kind, 'another command')}, not a training run; " + (
+            "give a run's directory" if wanted == "average" else "start a run with --output NEW_DIR"
+        )
+    if directory.is_dir() and any(directory.iterdir()) and not outputs.owns(directory):
+        return "it holds files that are not seqkit's: " + (
+            "give a run's directory" if wanted == "average" else "start a run with --output NEW_DIR"
+        )
+    return (
+        f"train with --output {directory} first"
+        if wanted == "average"
+        else f"start a run with --output {directory}"
+    )
+
+
 def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
     """Write a model directory whose weights are the mean of the newest `last` checkpoints' weights
     (the run's own files copied: config, tokenizer, log, ...; not the user's outputs beside them); returns
@@ -158,7 +190,9 @@ def average(model_dir: Path, output_dir: Path, last: int) -> list[str]:
     require_directory(model_dir)  # (an export, say, is refused by name)
     chosen = [p for p in _steps(model_dir / ROOT) if _complete(p)][-last:]
     if not chosen:
-        raise ModelDirError(f"{model_dir}: no checkpoints to average; train with --output {model_dir} first")
+        raise ModelDirError(
+            f"{model_dir}: no checkpoints to average; {without_checkpoint(model_dir, 'average')}"
+        )
     if output_dir.exists() or output_dir.is_symlink():
         raise ModelDirError(f"{output_dir} already exists; choose a new --output for the averaged model")
     total: dict[str, torch.Tensor] = {}
