@@ -121,6 +121,22 @@ def test_bad_lines_are_one_line_errors_naming_file_and_line(tmp_path, name, cont
         assert fragment in message, (fragment, message)
 
 
+def test_a_file_given_for_a_path_prefix_is_told_the_prefix(tmp_path):
+    # "neither train.src.src nor train.src.src.gz exists; check the path prefix" of a file that exists
+    for side, text in (("src", "hola\n"), ("tgt", "hello\n")):
+        (tmp_path / f"train.{side}").write_text(text)
+    with pytest.raises(
+        DataError, match=r"train.src': a file; data.train is the path prefix of the files: give .*train$"
+    ):
+        read_pairs(str(tmp_path / "train.src"), _data(), "data.train")
+    (tmp_path / "mytext.txt").write_text("hello\n")
+    with pytest.raises(
+        DataError,
+        match=r"mytext.txt': a file, but data.train is a path prefix .*name the file .*mytext.src and give .*mytext$",
+    ):
+        read_pairs(str(tmp_path / "mytext.txt"), _data(), "data.train")
+
+
 def test_a_damaged_gzip_file_is_a_one_line_error(tmp_path):
     # a corrupt deflate stream raised zlib.error, which no handler took: a traceback
     good = gzip.compress("".join(f"line {i} of a corpus\n" for i in range(2000)).encode(), mtime=0)

@@ -126,4 +126,15 @@ def corpus_file(prefix: str, lang: str, option: str) -> Path:
     for candidate in (plain, Path(f"{plain}.gz")):
         if candidate.exists():  # a directory, say
             raise DataError(f"{option} = {prefix!r}: {candidate} is not a file; give the prefix of two files")
+    given = Path(prefix)
+    if given.is_file():  # the file itself given (nanoGPT takes input.txt): the prefix is what is meant
+        stem = given.with_suffix("")
+        if Path(f"{stem}.{lang}").is_file() or Path(f"{stem}.{lang}.gz").is_file():
+            raise DataError(
+                f"{option} = {prefix!r}: a file; {option} is the path prefix of the files: give {stem}"
+            )
+        raise DataError(
+            f"{option} = {prefix!r}: a file, but {option} is a path prefix (PREFIX.{lang} is read); name the "
+            f"file {stem}.{lang} and give {stem}"
+        )
     raise DataError(f"{option} = {prefix!r}: neither {plain} nor {plain}.gz exists; check the path prefix")

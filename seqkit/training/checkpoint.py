@@ -169,8 +169,9 @@ def without_checkpoint(directory: Path, wanted: str) -> str:
             )
         return "it holds a trained model without checkpoints; train a new one with --output NEW_DIR"
     if kind not in (None, "run"):
-        return f"it holds seqkit's files of {outputs.HOLDS.get(kind, 'another command')}, not a training run; " + (
-            "give a run's directory" if wanted == "average" else "start a run with --output NEW_DIR"
+        return (
+            f"it holds seqkit's files of {outputs.HOLDS.get(kind, 'another command')}, not a training run; "
+            + ("give a run's directory" if wanted == "average" else "start a run with --output NEW_DIR")
         )
     if directory.is_dir() and any(directory.iterdir()) and not outputs.owns(directory):
         return "it holds files that are not seqkit's: " + (
