@@ -30,6 +30,18 @@ def test_memorised_text_is_reproduced_greedily_and_stops_at_end_of_line(char_lm)
     assert out[1] and out[1][0] in {line[0] for line in LINES}  # some line start: the context is only EOS
 
 
+def test_a_prompts_control_characters_are_written_as_the_model_read_them(char_lm):
+    # written back raw, a CR overwrote the prompt on a terminal and split the line for a reader of
+    # universal newlines (Python's open()), a NUL and a form feed went into the output
+    result = seqkit_here(
+        "generate", char_lm, "--temperature", "0", "--max-tokens", "3", stdin="the\rq\nx\x00y\x0cz\n"
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    first, second = result.stdout.decode().split("\n")[:-1]
+    assert first.startswith("the q") and second.startswith("xy z")
+    assert not any(c in result.stdout.decode() for c in "\r\x00\x0c")
+
+
 def test_max_tokens_bounds_the_continuation(char_lm):
     (text,) = _generate(char_lm, "the q", "--temperature", "0", "--max-tokens", "6")
     assert text == "the quick b"

@@ -18,6 +18,7 @@ from typing import TypeVar
 import numpy as np
 
 from seqkit.config import DecodeConfig, GenerateConfig
+from seqkit.data.text import without_controls
 from seqkit.data.tokenizer import EOS, SPECIALS, Tokenizer
 from seqkit.decoding.sampling import sample
 from seqkit.decoding.search import decode_corpus
@@ -229,9 +230,12 @@ def generate(
 
 
 def _shown_prompt(tokenizer, prompt: str, prompt_ids: list[int]) -> str:
-    """The prompt as the output starts with it: as typed, less trailing whitespace that the tokenizer
-    dropped (SentencePiece's "God is " is "God is"), which the model never saw; the continuation brings its
-    own space ("God is" + " love"), and the typed one would double it."""
+    """The prompt as the output starts with it: as typed, but as the tokenizer read its control
+    characters (a CR or form feed as a space, NUL removed: written back, a CR overwrote the prompt on a
+    terminal and split the output line for a reader of universal newlines), less trailing whitespace that
+    the tokenizer dropped (SentencePiece's "God is " is "God is"), which the model never saw; the
+    continuation brings its own space ("God is" + " love"), and the typed one would double it."""
+    prompt = without_controls(prompt)
     # (the prompt's pieces without it are the same; decoding them back would not say: an unknown piece
     # decodes as " ⁇ ", which ends in a space)
     if prompt[-1:].isspace() and tokenizer.encode_tgt([prompt.rstrip()])[0] == prompt_ids:
