@@ -19,6 +19,7 @@ from seqkit.data.labelled import parse_numbers, split_series
 from seqkit.errors import DataError
 from seqkit.scoring.classification import label_scores, regression_scores
 from seqkit.training import classifier as trainer
+from seqkit.training.task import NullReporter
 from tests.helpers import assert_one_line_error, distinct_colours, png_pixels, seqkit_here
 
 WORDS = [f"w{i}" for i in range(12)]
@@ -62,6 +63,16 @@ def _config(
         },
     }
     return config_lib.from_dict(values, "test")
+
+
+class _Warnings(NullReporter):
+    """A reporter that keeps the training's warnings."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.said.append(message)
 
 
 def _first_token(tokens: list[str]) -> str:
@@ -755,18 +766,10 @@ def test_an_empty_label_in_a_series_is_an_error_naming_its_row(tmp_path: Path):
 
 def test_a_header_row_in_the_training_data_is_warned_about(tmp_path: Path):
     # "label<TAB>text" was learnt as a class of one example, then scored (F1 0) at every evaluation
-    from seqkit.training.task import NullReporter
-
-    class Warnings(NullReporter):
-        said: list[str] = []
-
-        def warning(self, message: str) -> None:
-            self.said.append(message)
-
     rows = [f"{'ab'[i % 2]}\tw{i % 7} x{i % 3}" for i in range(60)]
     (tmp_path / "train.tsv").write_text("label\ttext\n" + "\n".join(rows) + "\n")
     (tmp_path / "dev.tsv").write_text("\n".join(rows[:6]) + "\n")
-    reporter = Warnings()
+    reporter = _Warnings()
     trainer.train(_config(tmp_path, {}, train={"max_steps": 2}), tmp_path / "m", reporter)
     assert reporter.said == [
         f"{tmp_path / 'train.tsv'}:1: label 'label' is on this line alone: a header row? The model learns it "
@@ -780,20 +783,11 @@ def test_a_header_row_in_the_training_data_is_warned_about(tmp_path: Path):
 
 def test_a_classifier_of_numbers_warns_of_tokenizer_keys(tmp_path: Path):
     # a classifier of numbers has no tokenizer: tokenizer.vocab_size was trained past unsaid
-    from seqkit.training.task import NullReporter
-
-    class Warnings(NullReporter):
-        def __init__(self) -> None:
-            self.said: list[str] = []
-
-        def warning(self, message: str) -> None:
-            self.said.append(message)
-
     rows = [f"{'ab'[i % 2]},{i % 2}.5,{i % 3}" for i in range(40)]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "dev.csv").write_text("\n".join(rows[:6]) + "\n")
     data = {"train": str(tmp_path / "train.csv"), "dev": str(tmp_path / "dev.csv")}
-    reporter = Warnings()
+    reporter = _Warnings()
     trainer.train(
         _config(tmp_path, {"bidirectional": False}, data, {"max_steps": 2}), tmp_path / "m", reporter
     )
@@ -859,20 +853,11 @@ def test_a_users_labelling_slips_are_errors_naming_the_line_and_the_fix(tmp_path
 
 
 def test_measurements_as_labels_and_empty_files_at_the_start_of_a_training(tmp_path: Path):
-    from seqkit.training.task import NullReporter
-
-    class Warnings(NullReporter):
-        def __init__(self) -> None:
-            self.said: list[str] = []
-
-        def warning(self, message: str) -> None:
-            self.said.append(message)
-
     # a forecast left at the softmax head: hundreds of classes, with a warning of dev-only labels alone
     rows = [f"{math.sin(i / 3):.4f},{i % 2}.5,{i % 3}" for i in range(40)]
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     data = {"train": str(tmp_path / "m.csv"), "dev": str(tmp_path / "m.csv")}
-    reporter = Warnings()
+    reporter = _Warnings()
     trainer.train(_config(tmp_path, {}, data, {"max_steps": 2}), tmp_path / "m", reporter)
     assert reporter.said[0].startswith("the labels are numbers with fractions (")
     assert reporter.said[0].endswith("; to predict numbers, set model.head = regression")
