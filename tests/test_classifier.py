@@ -802,41 +802,40 @@ def test_a_classifier_of_numbers_warns_of_tokenizer_keys(tmp_path: Path):
     assert [said.split(":")[0] for said in reporter.said] == ["tokenizer.vocab_size", "tokenizer.type"]
 
 
-def test_a_users_labelling_slips_are_errors_naming_the_line_and_the_fix(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("files", "spec", "regression", "features", "said"),
+    [
+        # a line of numbers with no label was learned as a class named ""
+        ({"n.csv": "up,0.1,0.2\n,0.3,0.4\n"}, "n.csv", False, 1, r"n.csv:2: no label before the first comma; .* give its label"),
+        # a text with an empty label was skipped as if the line were empty (an empty line still is)
+        ({"t.tsv": "a\tw1 w2\n\n\tw3 w4\n"}, "t.tsv", False, 1, r"t.tsv:3: a text with an empty label; give the line its label"),
+        ({"d.text": "w1\nw2\n", "d.label": "a\n \n"}, "d", False, 1, r"d.label:2: a text with an empty label"),
+        # a header line on a file of numbers: "fix the value" was the wrong fix; a first line failing
+        # otherwise is no header
+        ({"h.csv": "label,a1,a2\nup,0.1,0.2\n"}, "h.csv", False, 1, r"h.csv:1: value 1 'a1' is not a number: a header line\? .* remove it"),
+        ({"h.csv": "up,0.1,0.2,0.3\n"}, "h.csv", False, 2, r"h.csv:1: 3 values, not a multiple of data.features = 2 .*steps$"),
+        # a file of another format was "neither x.jsonl.text nor x.jsonl.text.gz exists"
+        ({"x.jsonl": '{"text": "w1", "label": "a"}\n'}, "x.jsonl", False, 1, r"x.jsonl': a file of none of the formats a classifier reads: tsv"),
+        # a regression model's target that is a label: the head is what to change
+        ({"r.tsv": "high\tw1\n"}, "r.tsv", True, 1, r"r.tsv:1: the label 'high' is not a number; .*model.head = softmax"),
+    ],
+)  # fmt: skip
+def test_a_users_labelling_slips_are_errors_naming_the_line_and_the_fix(
+    tmp_path, files, spec, regression, features, said
+):
     """What a new user's own data met: a slip became a class, a dropped example, or a message with the
     wrong fix."""
     from seqkit.data.labelled import read_examples
 
-    data = config_lib.DataConfig()
-    # a line of numbers with no label was learned as a class named ""
-    (tmp_path / "n.csv").write_text("up,0.1,0.2\n,0.3,0.4\n")
-    with pytest.raises(DataError, match=r"n.csv:2: no label before the first comma; .* give its label"):
-        read_examples(str(tmp_path / "n.csv"), data, "data.train", regression=False)
-    # a text with an empty label was skipped as if the line were empty (an empty line still is)
-    (tmp_path / "t.tsv").write_text("a\tw1 w2\n\n\tw3 w4\n")
-    with pytest.raises(DataError, match=r"t.tsv:3: a text with an empty label; give the line its label"):
-        read_examples(str(tmp_path / "t.tsv"), data, "data.train", regression=False)
-    (tmp_path / "d.text").write_text("w1\nw2\n")
-    (tmp_path / "d.label").write_text("a\n \n")
-    with pytest.raises(DataError, match=r"d.label:2: a text with an empty label"):
-        read_examples(str(tmp_path / "d"), data, "data.train", regression=False)
-    # a header line on a file of numbers: "fix the value" was the wrong fix
-    (tmp_path / "h.csv").write_text("label,a1,a2\nup,0.1,0.2\n")
-    with pytest.raises(
-        DataError, match=r"h.csv:1: value 1 'a1' is not a number: a header line\? .* remove it"
-    ):
-        read_examples(str(tmp_path / "h.csv"), data, "data.train", regression=False)
-    (tmp_path / "h.csv").write_text("up,0.1,0.2,0.3\n")  # a first line that fails otherwise is no header
-    with pytest.raises(DataError, match=r"h.csv:1: 3 values, not a multiple of data.features = 2 .*steps$"):
-        read_examples(str(tmp_path / "h.csv"), replace(data, features=2), "data.train", regression=False)
-    # a file of another format was "neither x.jsonl.text nor x.jsonl.text.gz exists"
-    (tmp_path / "x.jsonl").write_text('{"text": "w1", "label": "a"}\n')
-    with pytest.raises(DataError, match=r"x.jsonl': a file of none of the formats a classifier reads: tsv"):
-        read_examples(str(tmp_path / "x.jsonl"), data, "data.train", regression=False)
-    # a regression model's target that is a label: the head is what to change
-    (tmp_path / "r.tsv").write_text("high\tw1\n")
-    with pytest.raises(DataError, match=r"r.tsv:1: the label 'high' is not a number; .*model.head = softmax"):
-        read_examples(str(tmp_path / "r.tsv"), data, "data.train", regression=True)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=said):
+        read_examples(
+            str(tmp_path / spec), config_lib.DataConfig(features=features), "data.train", regression
+        )
+
+
+def test_a_series_names_the_key_and_the_fix_that_fit(tmp_path: Path):
     rows = [f"{t},{'high' if t % 3 else 'low'}" for t in range(30)]
     (tmp_path / "s.csv").write_text("x,state\n" + "\n".join(rows) + "\n")
     series = config_lib.DataConfig(series=str(tmp_path / "s.csv"), column="state", window=4)
