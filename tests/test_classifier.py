@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from seqkit import config as config_lib
-from seqkit.data.labelled import parse_numbers, split_series
+from seqkit.data.labelled import parse_numbers
+from seqkit.data.series import split_series
 from seqkit.errors import DataError
 from seqkit.scoring.classification import label_scores, regression_scores
 from seqkit.training import classifier as trainer

@@ -5,9 +5,7 @@
     numbers  a CSV file (.csv, .csv.gz) of label,x1,x2,...: one sequence per line, every x a number; with
              data.features = F each time step has F values, step-major (x1..xF are the first step), so
              sequences may differ in length but each holds a multiple of F values
-    series   one CSV file with a header line (data.series): the windows of data.window rows of the
-             data.inputs columns, each with the target data.horizon rows after its last row (data.column),
-             split by time into train, dev and test (`split_series`)
+    series   one CSV file with a header line (data.series): windows cut from it by data/series.py
 
 The label of a regression model (model.head = regression) is a number. Every reader names file and line
 in its errors. Empty lines are skipped (and counted) in training data; `parse_numbers` reads one
@@ -16,7 +14,6 @@ unlabelled line of numbers, as `seqkit predict` gets them.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -94,9 +91,9 @@ def read_examples(
     training data, a labelling slip: a class named "", or a text silently dropped)."""
     kind = kind_of(spec, cfg)
     if kind == "csv":
-        return _read_numbers(_existing(spec, option), cfg.features, regression, fixes, skip_unlabelled)
+        return _read_numbers(existing_file(spec, option), cfg.features, regression, fixes, skip_unlabelled)
     if kind == "tsv":
-        rows = _tsv_rows(_existing(spec, option), cfg.label_column, cfg.text_column, fixes)
+        rows = _tsv_rows(existing_file(spec, option), cfg.label_column, cfg.text_column, fixes)
     else:
         if Path(spec).is_file() and not Path(f"{spec}.text").exists():  # a file, not a prefix of two
             raise DataError(
@@ -120,7 +117,7 @@ def read_examples(
     return Examples(texts, None, [] if regression else labels, values, places, skipped)
 
 
-def _existing(spec: str, option: str) -> Path:
+def existing_file(spec: str, option: str) -> Path:
     path = Path(spec)
     if path.is_dir():
         raise DataError(f"{option} = {spec!r}: a directory, not a file; give the data file")
@@ -160,10 +157,10 @@ def _aligned_rows(text_file: Path, label_file: Path, fixes: Counter | None) -> I
 
 
 # a regression model's target that is no number: most likely a label, and the head is what to change
-_NOT_A_TARGET = "model.head = regression learns numbers: fix the value, or classify with model.head = softmax"
+NOT_A_TARGET = "model.head = regression learns numbers: fix the value, or classify with model.head = softmax"
 
 
-def _number(cell: str, where: str, what: str, fix: str = "fix the value") -> float:
+def read_number(cell: str, where: str, what: str, fix: str = "fix the value") -> float:
     try:
         value = float(cell)
     except ValueError:
@@ -176,7 +173,8 @@ def _number(cell: str, where: str, what: str, fix: str = "fix the value") -> flo
 def _label_values(labels: list[str], places: list[str]) -> np.ndarray:
     """The numbers a regression model learns: its labels, read as numbers."""
     values = [
-        _number(label, place, "the label", _NOT_A_TARGET) for label, place in zip(labels, places, strict=True)
+        read_number(label, place, "the label", NOT_A_TARGET)
+        for label, place in zip(labels, places, strict=True)
     ]
     return np.asarray(values, dtype=np.float64).reshape(-1, 1)
 
@@ -199,7 +197,7 @@ def parse_numbers(line: str, features: int, where: str, unlabelled: bool = False
             "predict holds the values alone (x1,x2,...); drop the label"
         )
     # each value read first: a line that is no numbers at all ("abc") is named as such, not as a count
-    values = [_number(cell, where, f"value {i + 1}") for i, cell in enumerate(cells)]
+    values = [read_number(cell, where, f"value {i + 1}") for i, cell in enumerate(cells)]
     if len(cells) % features:
         raise DataError(
             f"{where}: {len(cells)} values, not a multiple of data.features = {features} (values per step); "
@@ -237,169 +235,3 @@ def _read_numbers(
         places.append(where)
     values = _label_values(labels, places) if regression else None
     return Examples(None, numbers, [] if regression else labels, values, places, skipped)
-
-
-@dataclass(frozen=True)
-class SeriesSplit:
-    """The windows of one series, cut and split by time (train first, then dev, then test)."""
-
-    train: Examples
-    dev: Examples
-    test: Examples
-    columns: list[str]  # the input columns, in the order of each step's features
-    rows: int  # rows in the file
-
-
-def input_columns(cfg: DataConfig) -> list[str]:
-    return [name.strip() for name in cfg.inputs.split(",") if name.strip()] or [cfg.column]
-
-
-def read_series_table(path: Path | str, option: str = "data.series") -> tuple[list[str], list[list[str]]]:
-    """The header and the rows of a CSV file with a header line (the rows' cells as strings)."""
-    lines = list(iter_lines(_existing(str(path), option)))
-    while lines and not lines[-1].strip():  # blank lines at the end: nothing
-        lines.pop()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():  # a row is a time step: skipped, it would join the steps around it
-            raise DataError(
-                f"{path}:{number}: an empty row inside the series; each row is one time step: fill in its "
-                "values or remove the row"
-            )
-    table = []
-    for number, line in enumerate(lines, start=1):  # a row per line: a quoted cell may not run on
-        try:
-            table.append(next(csv.reader([line], strict=True)))
-        except csv.Error as e:
-            raise DataError(
-                f"{path}:{number}: not a row of comma-separated cells ({e}); each row is one time step, "
-                "on one line"
-            ) from None
-    if len(table) < 2:
-        raise DataError(f"{path}: a series needs a header line and at least one row")
-    header = [name.strip() for name in table[0]]
-    for number, row in enumerate(table[1:], start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{number}: {len(row)} cells but the header has {len(header)}; fix the row"
-            )
-    return header, table[1:]
-
-
-def _season_seen(target: int, end: int, season: int) -> int:
-    """The row seasonal persistence reads for the target in row `target` of a window ending before row
-    `end`: the latest row of the same season that the window has seen (`season` rows back, or a multiple
-    of it when the horizon reaches past one season); negative where the series starts later."""
-    if not season:
-        return -1
-    return target - season * math.ceil((target - end + 1) / season)
-
-
-def split_series(
-    path: Path | str, cfg: DataConfig, regression: bool, option: str = "data.series"
-) -> SeriesSplit:
-    """Cut a series into windows and split them by time: the last data.test_fraction of the windows are
-    test, the data.dev_fraction before them dev, the rest train (no window is shuffled across)."""
-    header, rows = read_series_table(path, option)
-    columns = input_columns(cfg)
-    for name, key in [(cfg.column, "data.column")] + [(c, "data.inputs") for c in columns]:
-        if name not in header:
-            raise DataError(f"{key} = {name!r}: no such column in {path} (columns: {', '.join(header)})")
-    window, horizon = cfg.window, cfg.horizon
-    count = len(rows) - window - horizon + 1
-    # A forecaster's targets are `horizon` rows: those of the last horizon - 1 windows before dev (and
-    # before test) are also the next part's targets. Those windows are left out, so that no value is
-    # both learned and scored (a classifier's target is one row: nothing overlaps)
-    gap = horizon - 1 if regression else 0
-    parts = 3 if cfg.test_fraction else 2
-    gaps = gap * (parts - 1)  # the windows left out, before dev (and test)
-    left_out = f" ({gap} windows left out before each later part, data.horizon - 1)" if gap else ""
-    # a trained model's data keys are its own: only the series given to evaluate can change
-    trained = option != "data.series"
-    if count < parts + gaps:  # a window for each part, and the gaps between them
-        raise DataError(
-            f"{path}: {len(rows)} rows cannot hold data.window = {window} steps and data.horizon = {horizon} "
-            f"more for train, dev{' and test' if cfg.test_fraction else ''} windows{left_out}; "
-            + (
-                "give a longer series"
-                if trained
-                else "lower data.window or data.horizon, or give a longer series"
-            )
-        )
-    at = [header.index(name) for name in columns]
-    fixes = {i: "fix the value" for i in at}
-    if cfg.column in columns:  # the target read as an input too (data.inputs' default)
-        fixes[header.index(cfg.column)] = (
-            _NOT_A_TARGET
-            if regression
-            else (
-                "a series' inputs are numbers (data.inputs; without it, data.column's own values): name the "
-                "numeric input columns in data.inputs"
-            )
-        )
-    inputs = np.asarray(
-        [
-            [_number(row[i], f"{path}:{r + 2}", f"column {header[i]!r}", fixes[i]) for i in at]
-            for r, row in enumerate(rows)
-        ]
-    )  # (rows, features)
-    target_at = header.index(cfg.column)
-    labels = [row[target_at].strip() for row in rows]
-    if not regression and "" in labels:  # it became a label of its own, "", as an empty output line reads
-        raise DataError(
-            f"{path}:{labels.index('') + 2}: column {cfg.column!r} is empty, and a classifier needs a label "
-            "at every row; fill it in or drop the row"
-        )
-    target: Any = labels
-    if regression:
-        target = np.asarray(
-            [
-                _number(row[target_at], f"{path}:{r + 2}", f"column {cfg.column!r}", _NOT_A_TARGET)
-                for r, row in enumerate(rows)
-            ]
-        )
-    examples: list[tuple[np.ndarray, Any, str]] = []
-    last_seen: list[Any] = []
-    season_before: list[Any] = []
-    for start in range(count):
-        end = start + window  # the window is rows [start, end); targets follow it
-        place = f"{path}:{start + 2}-{end + 1}"
-        targets = range(end, end + horizon) if regression else [end + horizon - 1]
-        if regression:
-            examples.append((inputs[start:end], target[end : end + horizon], place))
-            last_seen.append([target[end - 1]] * horizon)
-            before = [_season_seen(t, end, cfg.season) for t in targets]
-            season_before.append([target[i] if i >= 0 else np.nan for i in before])
-        else:
-            examples.append((inputs[start:end], labels[end + horizon - 1], place))
-            last_seen.append(labels[end - 1])
-            i = _season_seen(targets[0], end, cfg.season)
-            season_before.append(labels[i] if i >= 0 else "")
-    # a test share of at least one window (the windows checked above are enough for each part)
-    tests = max(1, round(count * cfg.test_fraction)) if cfg.test_fraction else 0
-    devs = max(1, round(count * cfg.dev_fraction))
-    trains = count - devs - tests - gaps
-    if trains < 1:
-        raise DataError(
-            f"{path}: {count} windows leave none to train on{left_out}; "
-            + ("give a longer series" if trained else "lower data.dev_fraction / test_fraction")
-        )
-    dev_start = trains + gap
-    test_start = dev_start + devs + (gap if tests else 0)
-
-    naive: dict[str, Any] = {"persistence": np.asarray(last_seen) if regression else last_seen}
-    if cfg.season:
-        naive["seasonal"] = np.asarray(season_before, dtype=np.float64) if regression else season_before
-    numbers = [window_inputs for window_inputs, _, _ in examples]
-    places = [place for _, _, place in examples]
-    if regression:
-        values = np.asarray([value for _, value, _ in examples], dtype=np.float64).reshape(count, horizon)
-        every = Examples(None, numbers, [], values, places, naive=naive)
-    else:
-        every = Examples(None, numbers, [label for _, label, _ in examples], None, places, naive=naive)
-    return SeriesSplit(
-        every.take(list(range(trains))),
-        every.take(list(range(dev_start, dev_start + devs))),
-        every.take(list(range(test_start, count))),
-        columns,
-        len(rows),
-    )

@@ -12,7 +12,8 @@ import numpy as np
 
 from seqkit.config import Config
 from seqkit.data.encoding import Codec
-from seqkit.data.labelled import Examples, kind_of, read_examples, split_series
+from seqkit.data.labelled import Examples, kind_of, read_examples
+from seqkit.data.series import split_series
 from seqkit.decoding.classify import head_outputs, predictions
 from seqkit.errors import DataError, SeqkitError
 from seqkit.models.classifier import SequenceClassifier

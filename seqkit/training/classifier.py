@@ -18,7 +18,8 @@ from seqkit.config import Config, checks
 from seqkit.data.batches import training_batches
 from seqkit.data.corpus import hold_out
 from seqkit.data.encoding import Encoding, encode_inputs, make_batch
-from seqkit.data.labelled import Examples, read_examples, split_series
+from seqkit.data.labelled import Examples, read_examples
+from seqkit.data.series import split_series
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.classify import head_outputs, predicted_ids
 from seqkit.errors import ConfigError, DataError
