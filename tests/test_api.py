@@ -171,6 +171,9 @@ def test_a_line_is_read_as_the_command_reads_a_files_line(reverse_model, char_lm
         assert seqkit.load(own).generate(["the"], temperature=0, max_tokens=3) == lm.generate(
             ["the"], temperature=0, max_tokens=3
         )
+        # and a stored temperature above 0 keeps them (it read the temperature given, none, as 0)
+        sampled = seqkit.load(own).generate(["the"], max_tokens=3)
+        assert len(sampled) == (3 if stored["temperature"] else 1)
     plain = seqkit_here("generate", own, "the", "--max-tokens", 3)
     assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 1, plain.stderr
 

@@ -247,3 +247,31 @@ def test_every_config_key_is_named_in_the_readme():
 
     keys = [(section, key.name) for section, body in sections.items() for key in dataclasses.fields(body)]
     assert [f"{s}.{k}" for s, k in keys if not named(s, k)] == []
+
+
+# each range's edge: the value just inside is accepted, the one just outside refused (a mutation review
+# moved each boundary by one and the suite passed)
+AT_THE_EDGE = [
+    ("data", "test_fraction", 0.0), ("data", "max_length_ratio", 1.0), ("tokenizer", "vocab_size", 8),
+    ("train", "threads", 1024), ("decode", "length_penalty", 50.0), ("decode", "max_length_offset", 1000),
+    ("decode", "temperature", 0.01), ("decode", "seed", 2**32 - 1), ("generate", "seed", 2**63 - 1),
+    ("train", "bptt_length", 2), ("tokenizer", "max_sentences", 1), ("data", "dev_fraction", 0.49),
+]  # fmt: skip
+JUST_OUTSIDE = [
+    ("data", "dev_fraction", 0.5), ("model", "dropout", 1.0), ("train", "lr_decay_factor", 1.0),
+    ("decode", "seed", 2**32), ("generate", "seed", 2**63), ("train", "bptt_length", 1),
+    ("tokenizer", "max_sentences", 0), ("data", "test_fraction", 0.5), ("tokenizer", "vocab_size", 7),
+    ("train", "threads", 1025), ("decode", "length_penalty", 50.5), ("decode", "max_length_offset", 1001),
+    ("decode", "temperature", 0.009), ("data", "max_length_ratio", 0.99),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("section", "key", "value"), AT_THE_EDGE)
+def test_a_value_at_the_edge_of_its_range_is_accepted(section, key, value):
+    assert getattr(getattr(config_lib.from_dict({section: {key: value}}, "test"), section), key) == value
+
+
+@pytest.mark.parametrize(("section", "key", "value"), JUST_OUTSIDE)
+def test_a_value_just_outside_its_range_is_refused(section, key, value):
+    with pytest.raises(ConfigError, match=rf"test: {section}\.{key} = .*: must be"):
+        config_lib.from_dict({section: {key: value}}, "test")

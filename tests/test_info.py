@@ -27,6 +27,7 @@ def test_seq2seq_summary(reverse_model):
     vocab = model.decoder.output.out_features
     assert rows["decoder.output"]["output_shape"] == f"(batch, {vocab})"
     assert rows["decoder.attention.energy_layer"]["output_shape"] is None  # used through its weight
+    assert not rows["decoder.attention.energy_layer"]["per_step"]  # (no step of its own to show)
     assert rows["decoder.output"]["parameters"] == 64 * vocab + vocab
     assert info["cell"] == "gru" and info["attention"] == "bahdanau"
     assert info["vocabulary"]["joint"] and len(info["vocabulary"]["sample_pieces"]) > 0
