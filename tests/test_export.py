@@ -380,6 +380,11 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
         json.dumps({**good, "columns": [5, 4]}),
         # without EOS no output could end: every line translated to an empty one
         json.dumps({**good, "columns": [c for c in good["columns"] if c != EOS]}),
+        # (a mutation review: each was accepted by a one-line change the suite let pass)
+        json.dumps({**good, "version": layout.VERSION + 1}),  # a newer format than this seqkit reads
+        json.dumps({**good, "state": {"hidden": {"axis": 1}}}),  # a state without its output
+        json.dumps({**good, "columns": [good["columns"][0], *good["columns"]]}),  # a column twice
+        json.dumps({**good, "columns": [-1, *good["columns"]]}),
     ]
     for text in damaged:
         (unfinished / layout.DESCRIPTION).write_text(text)
@@ -428,6 +433,13 @@ def test_graphs_that_do_not_fit_the_description_are_one_line(reverse_export, lm_
     shutil.copy(lm_export / "lm.onnx", damaged / "decoder.onnx")
     refused = seqkit_here("translate", damaged, stdin="a\n")
     assert_one_line_error(refused, "decoder.onnx: takes an input 'tokens'", "export again")
+    # a language model's state of no rows; the other task's command names the export's kind
+    empty_state = tmp_path / "empty-state"
+    shutil.copytree(lm_export, empty_state)
+    described = json.loads((lm_export / layout.DESCRIPTION).read_text())
+    (empty_state / layout.DESCRIPTION).write_text(json.dumps({**described, "state_shape": [0, 8]}))
+    assert_one_line_error(seqkit_here("generate", empty_state, "a"), "state_shape", "export again")
+    assert_one_line_error(seqkit_here("generate", reverse_export, "a"), "holds an encoder-decoder")
 
 
 def test_an_export_without_its_description_is_not_taken_for_a_run(reverse_export, tmp_path):
