@@ -209,7 +209,8 @@ def parse_numbers(line: str, features: int, where: str, unlabelled: bool = False
 def _read_numbers(
     path: Path, features: int, regression: bool, fixes: Counter | None, skip_unlabelled: bool
 ) -> Examples:
-    numbers, labels, places, skipped = [], [], [], 0
+    numbers: list[np.ndarray] = []
+    labels, places, skipped = [], [], 0
     for number, line in enumerate(iter_lines(path, fixes), start=1):
         label, _, rest = line.partition(",")
         if not line.strip() or (skip_unlabelled and not label.strip()):
@@ -222,15 +223,15 @@ def _read_numbers(
             raise DataError(
                 f"{where}: no label before the first comma; a line is label,x1,x2,...: give its label"
             )
-        try:
-            numbers.append(parse_numbers(rest, features, where))
-        except DataError as e:
-            if numbers or not str(e).endswith("; fix the value"):  # (a header's names are no numbers)
-                raise
-            raise DataError(  # the first line: most likely a header
-                f"{str(e).removesuffix('; fix the value')}: a header line? A file of label,x1,x2,... has none: "
-                "remove it; a table of named columns is a series (data.series = FILE, data.column = NAME)"
-            ) from None
+        cells = rest.split(",")
+        named = next((i for i, cell in enumerate(cells) if not _is_number(cell)), None)
+        if not numbers and named is not None:  # the first line, of names: most likely a header
+            raise DataError(
+                f"{where}: value {named + 1} {cells[named].strip()!r} is not a number: a header line? A file of "
+                "label,x1,x2,... has none: remove it; a table of named columns is a series (data.series = "
+                "FILE, data.column = NAME)"
+            )
+        numbers.append(parse_numbers(rest, features, where))
         labels.append(label.strip())
         places.append(where)
     values = _label_values(labels, places) if regression else None

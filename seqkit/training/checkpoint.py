@@ -157,7 +157,6 @@ def without_checkpoint(directory: Path, wanted: str) -> str:
     was refused for an export, an averaged model or a folder of the user's)."""
     from seqkit import modeldir
 
-    kind = outputs.marker_kind(directory) if outputs.owns(directory) else None
     if (directory / modeldir.WEIGHTS).is_file():  # an averaged model, or a run whose checkpoints are gone
         config = directory / modeldir.CONFIG
         if wanted == "average":
@@ -168,15 +167,13 @@ def without_checkpoint(directory: Path, wanted: str) -> str:
                 f"train.init_from={directory} --output NEW_DIR"
             )
         return "it holds a trained model without checkpoints; train a new one with --output NEW_DIR"
+    elsewhere = "give a run's directory" if wanted == "average" else "start a run with --output NEW_DIR"
+    kind = outputs.marker_kind(directory) if outputs.owns(directory) else None
     if kind not in (None, "run"):
-        return (
-            f"it holds seqkit's files of {outputs.HOLDS.get(kind, 'another command')}, not a training run; "
-            + ("give a run's directory" if wanted == "average" else "start a run with --output NEW_DIR")
-        )
+        holds = outputs.HOLDS.get(kind, "another command")
+        return f"it holds seqkit's files of {holds}, not a training run; {elsewhere}"
     if directory.is_dir() and any(directory.iterdir()) and not outputs.owns(directory):
-        return "it holds files that are not seqkit's: " + (
-            "give a run's directory" if wanted == "average" else "start a run with --output NEW_DIR"
-        )
+        return f"it holds files that are not seqkit's: {elsewhere}"
     return (
         f"train with --output {directory} first"
         if wanted == "average"
