@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what type checkers see of the names `__getattr__` imports when first used
     from seqkit import errors as errors
-    from seqkit.api import Model, Scores, TranslationResult, load
+    from seqkit.api import Model, Scores, TranslationResult
     from seqkit.decoding.classify import Prediction
+    from seqkit.loading import load
 
 try:
     __version__ = version("seqkit")  # the one version source: pyproject.toml's, as installed
@@ -28,10 +29,14 @@ __all__ = ["Model", "Prediction", "Scores", "TranslationResult", "__version__", 
 def __getattr__(name: str):
     # the API's names, imported when first used: `import seqkit` stays light (no torch) for the CLI's
     # start-up and for `seqkit --version`
-    if name in ("Model", "Scores", "TranslationResult", "load"):
+    if name in ("Model", "Scores", "TranslationResult"):
         from seqkit import api
 
         return getattr(api, name)
+    if name == "load":
+        from seqkit.loading import load
+
+        return load
     if name == "errors":  # `except seqkit.errors.DataError` after a bare `import seqkit` (no torch)
         import importlib  # (`from seqkit import errors` would ask this function again, endlessly)
 

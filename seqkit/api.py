@@ -15,8 +15,9 @@ translates, scores and generates with the model's own settings unless a call say
 An exported directory (`seqkit export`) loads the same way and runs with onnxruntime, without importing
 torch; `score` and `precision` / `quantize` need the torch model.
 
-Loading applies seqkit's process-wide memory settings (runtime/allocator.py) when torch has not yet
-allocated anything in this process; importing seqkit changes no setting.
+Loading (loading.py) applies seqkit's process-wide memory settings (runtime/allocator.py) when torch has not
+yet allocated anything in this process; importing seqkit changes no setting. What a caller hands a Model is
+checked by arguments.py.
 """
 
 from __future__ import annotations
@@ -24,20 +25,19 @@ from __future__ import annotations
 import builtins  # (`type` is a property of Model, which hides the builtin in its annotations)
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seqkit import arguments
 from seqkit.config import Config, DecodeConfig, GenerateConfig
-from seqkit.data.text import line_fault
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding import settings as settings_lib
 from seqkit.decoding.inference import LineNumbers, Translation
 from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.decoding.settings import Settings
-from seqkit.errors import ConfigError, DataError
-from seqkit.runtime import allocator
+from seqkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from seqkit.decoding.classify import Prediction
@@ -195,13 +195,13 @@ class Model:
             raise ConfigError(
                 f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
             )
-        _check_chunk_lines(chunk_lines)
+        arguments.check_chunk_lines(chunk_lines)
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
         numbers = numbers or LineNumbers()
         stream = inference.translate_nbest_stream(
             steps,
             self.tokenizer,
-            _texts(lines, "lines", numbers),
+            arguments.texts(lines, "lines", numbers),
             settings,
             with_attention,
             chunk_lines,
@@ -270,7 +270,10 @@ class Model:
             )
         from seqkit.scoring.likelihood import pair_log_probs
 
-        sources, targets = list(_texts(sources, "sources")), list(_texts(targets, "targets"))
+        sources, targets = (
+            list(arguments.texts(sources, "sources")),
+            list(arguments.texts(targets, "targets")),
+        )
         if len(sources) != len(targets):
             raise ConfigError(
                 f"{len(sources)} sources but {len(targets)} targets: give one target per source"
@@ -310,7 +313,9 @@ class Model:
 
         self.require_task("generate")
         settings = self._checked(settings, GenerateConfig, "generate")
-        stream = inference.generate(self.steps, self.tokenizer, _texts(prompts, "prompts"), settings, on_text)
+        stream = inference.generate(
+            self.steps, self.tokenizer, arguments.texts(prompts, "prompts"), settings, on_text
+        )
         return self._autocast_each(stream)
 
     def predict(self, lines: Iterable[str], *, batch_size: int | None = None) -> list[Prediction | None]:
@@ -332,12 +337,12 @@ class Model:
 
         self.require_task("predict")
         settings = self.decode_settings(batch_size=batch_size)
-        _check_chunk_lines(chunk_lines)
+        arguments.check_chunk_lines(chunk_lines)
         data = self.config.data
         # a model of one series reads windows of this many steps
         window = data.window if data.series else None
         return in_chunks(
-            _texts(lines, "lines", LineNumbers(source)),
+            arguments.texts(lines, "lines", LineNumbers(source)),
             settings,
             lambda chunk, first: predict_lines(
                 self.tokenizer,  # type: ignore[arg-type]  # a classifier's is a Codec
@@ -389,93 +394,3 @@ class Model:
         from seqkit.runtime import devices
 
         return devices.Precision(self.precision, devices.model_device(self.module)).autocast()
-
-
-def _check_chunk_lines(chunk_lines: int | None) -> None:
-    if chunk_lines is not None and (
-        isinstance(chunk_lines, bool) or not isinstance(chunk_lines, Integral) or chunk_lines < 1
-    ):
-        raise ConfigError(
-            f"chunk_lines = {chunk_lines!r}: give a whole number of lines of at least 1 (or None)"
-        )
-
-
-def _texts(lines: Iterable[str], argument: str, numbers: LineNumbers | None = None) -> Iterator[str]:
-    """`lines` as given, checked: one string is a mistake for a list of them (it would be read as one
-    line per character), and an item that is not a string is named, not an AttributeError from within.
-    An error names the item as `numbers` name a file's line (`source:N`), when they name a file."""
-    if isinstance(lines, str | bytes):
-        raise ConfigError(f"{argument}: one string; give a list of them ({argument}=[...]), one per line")
-    if isinstance(lines, set | frozenset):  # its order is not the lines'
-        raise ConfigError(f"{argument}: a set; give a list of strings, one per line, in order")
-    return _each_a_string(lines, argument, numbers if numbers and numbers.source else None)
-
-
-def _each_a_string(lines: Iterable[str], argument: str, numbers: LineNumbers | None) -> Iterator[str]:
-    """Each item a line as the CLI reads one from a file: its own line ending left out (an open file's
-    lines keep theirs), no line break inside, and text (a lone surrogate, which JSON's \\ud800 escape
-    makes, cannot be encoded, and the tokenizer raised a bare TypeError)."""
-    for number, line in enumerate(lines, start=1):
-        where = numbers.name(number - 1) if numbers else f"{argument}: item {number}"
-        if not isinstance(line, str):
-            raise DataError(f"{where} is a {type(line).__name__}, not a string")
-        line = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
-        fault = line_fault(line)
-        if fault:
-            raise DataError(f"{where} {fault}")
-        yield line
-
-
-def load(
-    model_dir: str | Path, device: str = "auto", precision: str = "fp32", quantize: bool = False
-) -> Model:
-    """Open a model directory (`seqkit train --output`'s) for translating, scoring or generating.
-
-    device: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N (GPU N); precision: fp32, or bf16 /
-    fp16 autocast of the larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An
-    exported directory runs on the CPU with onnxruntime, without torch: its int8 form is made by `seqkit
-    export --quantize`."""
-    return load_named(model_dir, device, precision, quantize, ("device =", "precision ="))
-
-
-def load_named(
-    model_dir: str | Path, device: Any, precision: str, quantize: bool, names: tuple[str, str]
-) -> Model:
-    """`load`, its errors naming the device and the precision as `names` say (the commands: their options,
-    `--device` and `--precision`)."""
-    from seqkit.export import runtime
-
-    device = str(device)  # (a torch.device("cpu") was "--device cpu: unknown device; valid: ..., cpu")
-    if not isinstance(quantize, bool):  # ("no" is true)
-        raise ConfigError(f"quantize = {quantize!r}: give True or False")
-    if runtime.is_export(Path(model_dir)):
-        return _load_export(Path(model_dir), device, precision, quantize)
-    allocator.configure()
-    from seqkit import model_types
-    from seqkit.runtime import devices
-
-    target = devices.resolve(device, option=names[0])
-    if quantize and target.type != "cpu":
-        raise ConfigError(
-            "quantize: int8 decoding runs on the CPU; load with device='cpu' or without quantize"
-        )
-    devices.Precision(precision, target, option=names[1])  # an unsupported precision fails here
-    cfg, tokenizer, module = model_types.load(Path(model_dir), target)
-    if quantize:
-        module = devices.quantize_int8(module)
-    return Model(Path(model_dir), cfg, tokenizer, module, precision)
-
-
-def _load_export(model_dir: Path, device: str, precision: str, quantize: bool) -> Model:
-    from seqkit.export import runtime
-
-    if device not in ("auto", "cpu") or precision != "fp32" or quantize:
-        raise ConfigError(
-            f"{model_dir} is an ONNX export, which runs in fp32 (or int8, if exported with --quantize) on the "
-            "CPU: leave out --device, --precision and --quantize (in seqkit.load: device, precision, quantize)"
-        )
-    cfg, tokenizer, steps, description = runtime.load(model_dir)
-    # an export computes its whole output layer; one exported before its config said so may still ask
-    # for the model's shortlist
-    cfg = replace(cfg, decode=replace(cfg.decode, shortlist=False))
-    return Model(model_dir, cfg, tokenizer, None, "fp32", steps, description)

@@ -231,9 +231,9 @@ def main() -> None:
 
 def load_model(model_dir: Path, device: str, precision: str = "fp32", quantize: bool = False) -> Model:
     """`seqkit.load` for a command: its errors name the options (`--device cuda:9`)."""
-    from seqkit import api
+    from seqkit import loading
 
-    return api.load_named(model_dir, device, precision, quantize, ("--device", "--precision"))
+    return loading.load_named(model_dir, device, precision, quantize, ("--device", "--precision"))
 
 
 # the commands, registered with `app` as they are imported (after it and what they share exist), in the

@@ -1,0 +1,67 @@
+"""`seqkit.load`: a model directory (or its ONNX export) opened as a `Model`, on the device, in the precision
+and in the int8 form asked for, with seqkit's memory settings applied first (runtime/allocator.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from seqkit.api import Model
+from seqkit.errors import ConfigError
+from seqkit.runtime import allocator
+
+
+def load(
+    model_dir: str | Path, device: str = "auto", precision: str = "fp32", quantize: bool = False
+) -> Model:
+    """Open a model directory (`seqkit train --output`'s) for translating, scoring or generating.
+
+    device: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N (GPU N); precision: fp32, or bf16 /
+    fp16 autocast of the larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An
+    exported directory runs on the CPU with onnxruntime, without torch: its int8 form is made by `seqkit
+    export --quantize`."""
+    return load_named(model_dir, device, precision, quantize, ("device =", "precision ="))
+
+
+def load_named(
+    model_dir: str | Path, device: Any, precision: str, quantize: bool, names: tuple[str, str]
+) -> Model:
+    """`load`, its errors naming the device and the precision as `names` say (the commands: their options,
+    `--device` and `--precision`)."""
+    from seqkit.export import runtime
+
+    device = str(device)  # (a torch.device("cpu") was "--device cpu: unknown device; valid: ..., cpu")
+    if not isinstance(quantize, bool):  # ("no" is true)
+        raise ConfigError(f"quantize = {quantize!r}: give True or False")
+    if runtime.is_export(Path(model_dir)):
+        return _load_export(Path(model_dir), device, precision, quantize)
+    allocator.configure()
+    from seqkit import model_types
+    from seqkit.runtime import devices
+
+    target = devices.resolve(device, option=names[0])
+    if quantize and target.type != "cpu":
+        raise ConfigError(
+            "quantize: int8 decoding runs on the CPU; load with device='cpu' or without quantize"
+        )
+    devices.Precision(precision, target, option=names[1])  # an unsupported precision fails here
+    cfg, tokenizer, module = model_types.load(Path(model_dir), target)
+    if quantize:
+        module = devices.quantize_int8(module)
+    return Model(Path(model_dir), cfg, tokenizer, module, precision)
+
+
+def _load_export(model_dir: Path, device: str, precision: str, quantize: bool) -> Model:
+    from seqkit.export import runtime
+
+    if device not in ("auto", "cpu") or precision != "fp32" or quantize:
+        raise ConfigError(
+            f"{model_dir} is an ONNX export, which runs in fp32 (or int8, if exported with --quantize) on the "
+            "CPU: leave out --device, --precision and --quantize (in seqkit.load: device, precision, quantize)"
+        )
+    cfg, tokenizer, steps, description = runtime.load(model_dir)
+    # an export computes its whole output layer; one exported before its config said so may still ask
+    # for the model's shortlist
+    cfg = replace(cfg, decode=replace(cfg.decode, shortlist=False))
+    return Model(model_dir, cfg, tokenizer, None, "fp32", steps, description)
