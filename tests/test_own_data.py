@@ -384,6 +384,31 @@ def test_a_vocabulary_smaller_than_the_datas_characters_is_one_line(tmp_path):
         train_sentencepiece(interrupted(), cfg, seed=1)
 
 
+def test_a_corpus_longer_than_max_sentences_gives_the_same_tokenizer_in_every_process(tmp_path):
+    # SentencePiece's own sample of a long input ignored the seed: each new process (each `seqkit train`
+    # of the same corpus and seed) learnt another vocabulary, and the whole run differed
+    lines = tmp_path / "lines.txt"
+    rng = random.Random(3)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda", "sigma"]
+    lines.write_text("".join(" ".join(rng.choices(words, k=8)) + f" {i}\n" for i in range(1200)))
+    program = (
+        "import hashlib, sys; from seqkit.config import TokenizerConfig; "
+        "from seqkit.data.tokenizer import train_sentencepiece; "
+        "cfg = TokenizerConfig(vocab_size=60, max_sentences=int(sys.argv[2])); "
+        "lines = open(sys.argv[1]).read().splitlines(); "
+        "print(hashlib.sha256(train_sentencepiece(lines, cfg, seed=int(sys.argv[3]))).hexdigest())"
+    )
+
+    def model_digest(max_sentences: int, seed: int = 1) -> str:
+        run = [sys.executable, "-c", program, str(lines), str(max_sentences), str(seed)]
+        return subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
+
+    sampled = model_digest(300)
+    assert model_digest(300) == sampled
+    assert model_digest(300, seed=2) != sampled  # the seed draws the sample
+    assert model_digest(5000) != sampled  # (a sample of 300 is not the whole corpus)
+
+
 def test_any_other_sentencepiece_failure_is_one_line(monkeypatch):
     from seqkit.data import tokenizer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import random
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -37,8 +38,8 @@ def train_sentencepiece(
     lines: Iterable[str], cfg: TokenizerConfig, seed: int, vocab_size: int = 0, option: str = "vocab_size"
 ) -> bytes:
     """Train a SentencePiece model of `vocab_size` pieces (0: cfg.vocab_size) on `lines` (read once, as
-    they come: SentencePiece itself keeps a shuffled sample of max_sentences); returns the serialized
-    model. `option`: the key of tokenizer.* that set the size, named in an error."""
+    they come, keeping a sample of cfg.max_sentences drawn with `seed`); returns the serialized model.
+    `option`: the key of tokenizer.* that set the size, named in an error."""
     stream = (line[:TRAINING_CHARS] for line in map(without_controls, lines) if line.strip())
     first = next(stream, None)
     if first is None:
@@ -46,22 +47,11 @@ def train_sentencepiece(
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
     size, option = (vocab_size, option) if vocab_size else (cfg.vocab_size, "vocab_size")
-    reading: list[BaseException] = []  # what reading the lines raised (SentencePiece wraps it)
-
-    lines_read = itertools.chain([first], stream)
-
-    def sentences() -> Iterator[str]:
-        try:
-            yield from lines_read
-        except BaseException as e:  # a DataError of a line, Ctrl-C
-            reading.append(e)
-            raise
-
+    # (read before SentencePiece starts: a line's DataError or Ctrl-C is raised as itself, not wrapped)
+    sample = _sample(itertools.chain([first], stream), cfg.max_sentences, seed)
     try:
-        _train(sentences(), model, size, cfg)
+        _train(iter(sample), model, size, cfg)
     except RuntimeError as e:
-        if reading:
-            raise reading[0] from None
         # "Vocabulary size is smaller than required_chars. 10 vs 82. ...": the data's characters need more
         required = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
         if required is None:
@@ -77,6 +67,22 @@ def train_sentencepiece(
     return model.getvalue()
 
 
+def _sample(lines: Iterator[str], size: int, seed: int) -> list[str]:
+    """At most `size` of `lines`, each line equally likely, the same for the same lines and seed: a
+    reservoir sample. SentencePiece's own sample of a longer input (`input_sentence_size`) ignores its
+    seed and differed from one process to the next, and so did the tokenizer and the run's every step."""
+    rng = random.Random(seed)
+    sample: list[str] = []
+    for number, line in enumerate(lines):
+        if number < size:
+            sample.append(line)
+        else:
+            slot = rng.randrange(number + 1)
+            if slot < size:
+                sample[slot] = line
+    return sample
+
+
 def _train(sentences: Iterator[str], model: io.BytesIO, vocab_size: int, cfg: TokenizerConfig) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=sentences,
@@ -84,7 +90,7 @@ def _train(sentences: Iterator[str], model: io.BytesIO, vocab_size: int, cfg: To
         vocab_size=vocab_size,
         model_type=cfg.model_type,
         character_coverage=cfg.character_coverage,
-        input_sentence_size=cfg.max_sentences,
+        input_sentence_size=cfg.max_sentences,  # (no more are given: `_sample` drew them)
         max_sentence_length=4 * TRAINING_CHARS,  # bytes: a UTF-8 character takes at most 4
         shuffle_input_sentence=True,
         hard_vocab_limit=False,  # tiny corpora (tests, toy tasks) may not support the full size
