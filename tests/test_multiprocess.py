@@ -3,6 +3,8 @@ translated by one, byte for byte. (torchrun itself: test_distributed.py.)"""
 
 from __future__ import annotations
 
+import os
+
 from tests.helpers import assert_one_line_error, seqkit_here, torchrun_workers
 
 
@@ -49,3 +51,19 @@ def test_sharded_translation_needs_files_and_an_output(reverse_model, monkeypatc
         seqkit_here("translate", reverse_model, stdin="a b\n"),
         "under torchrun, translate shares out the lines of input files into one --output FILE",
     )
+
+
+def test_sharded_translation_refuses_a_pipe_among_its_inputs(tmp_path, reverse_model, monkeypatch):
+    # every process read the same stream and kept a share of what it got: the output lost lines, exit 0
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    source, fifo = tmp_path / "source.txt", tmp_path / "lines.fifo"
+    source.write_text("a b\n")
+    os.mkfifo(fifo)  # (nothing opens it: the check comes before any input is read)
+    for pipe in ("-", fifo, "/dev/fd/63"):
+        assert_one_line_error(
+            seqkit_here("translate", reverse_model, source, pipe, "-o", tmp_path / "out.txt", stdin="a b\n"),
+            f"{pipe}: under torchrun every process reads each input, and a pipe or stream would give each "
+            "only a part of its lines; write it to a file first (or translate without torchrun)",
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.fifo", "source.txt"]

@@ -175,6 +175,10 @@ def translate(
             "under torchrun, translate shares out the lines of input files into one --output FILE: give "
             "both (and no --attention)"
         )
+    if sharing:
+        from seqkit.decoding import sharded
+
+        sharded.check_shareable(inputs or [])
     line_io.check_output(output, inputs, model_dir)
     if exported.is_export(model_dir):  # onnxruntime, without torch
         if sharing:
@@ -217,8 +221,6 @@ def translate(
     asked = (decode, max(1, nbest), attention is not None, 1 if line_io.typed(inputs) else None)
     translated: Iterator[api.TranslationResult]
     if sharing:
-        from seqkit.decoding import sharded
-
         assert target is not None and inputs  # (an export, and stdin, refused sharing above)
         world = distributed.join(target)
         torch_threads(distributed.threads_per_process())

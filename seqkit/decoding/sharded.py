@@ -18,7 +18,22 @@ from itertools import islice
 from pathlib import Path
 
 from seqkit import outputs
+from seqkit.errors import ConfigError
 from seqkit.runtime.distributed import World
+
+
+def check_shareable(inputs: list[Path]) -> None:
+    """Every process reads every input file and keeps its share: a pipe (`-`, a FIFO, a shell's
+    `<(cmd)`) would hand each process another part of the stream instead, and the lines of the output
+    would be lost or misplaced without an error."""
+    for path in inputs:
+        # (a shell's <(cmd) is /dev/fd/N, which torchrun's processes do not inherit: "no such file")
+        pipe = str(path) == "-" or path.parent in (Path("/dev/fd"), Path("/proc/self/fd"))
+        if pipe or (path.exists() and not path.is_file()):
+            raise ConfigError(
+                f"{path}: under torchrun every process reads each input, and a pipe or stream would give "
+                "each only a part of its lines; write it to a file first (or translate without torchrun)"
+            )
 
 
 def shard(lines: Iterable[str], world: World) -> Iterator[str]:
