@@ -76,6 +76,23 @@ def terminable() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def native_call() -> Iterator[None]:
+    """Inside `terminable`, a long native call (SentencePiece's training) during which SIGTERM and SIGHUP
+    take their default action again: Python's handler would run only when the call returns, minutes
+    after a batch scheduler asked, which then kills the process anyway."""
+    ours = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is _sigterm]
+    if threading.current_thread() is not threading.main_thread():
+        ours = []
+    for number in ours:
+        signal.signal(number, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for number in ours:
+            signal.signal(number, _sigterm)
+
+
+@contextlib.contextmanager
 def _temporary(path: Path) -> Iterator[BinaryIO]:
     """A temporary file beside `path`, renamed onto it when the block ends without an error and removed
     when it does not (SIGTERM included)."""

@@ -951,3 +951,61 @@ def test_sigterm_while_a_shortlist_is_built_from_other_data_leaves_no_scratch_fo
     assert run.returncode in (143, -signal.SIGTERM), run.stderr.decode()
     assert not [p.name for p in model_dir.iterdir() if p.name.startswith(".shortlist-")]
     assert (model_dir / "shortlist.npz").read_bytes() == (reverse_model / "shortlist.npz").read_bytes()
+
+
+# `seqkit train` in a process of its own whose cache build receives SIGTERM from itself, as a batch
+# scheduler sends it, while the arrays of the training pairs are being written
+_STOPPED_WHILE_PREPARING = """
+import os, signal, sys
+from seqkit.data import corpus
+keep = corpus._keep
+def stopped(*args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return keep(*args)
+corpus._keep = stopped
+from seqkit.cli import app
+app(args=sys.argv[1:], prog_name="seqkit")
+"""
+
+
+def test_sigterm_while_a_run_prepares_its_data_leaves_nothing_half_made(tmp_path, reverse_data):
+    # the default action ended the process on the spot: a new run's directory and the cache's
+    # temporary folder were left behind
+    def stopped_training(run: Path) -> subprocess.CompletedProcess:
+        arguments = data_parallel_train_args(reverse_data, run, steps=2, valid_every=2)
+        command = [sys.executable, "-c", _STOPPED_WHILE_PREPARING, *arguments]
+        return subprocess.run(command, capture_output=True, timeout=300)
+
+    new = tmp_path / "new"
+    result = stopped_training(new)
+    assert result.returncode == 143, result.stderr.decode()
+    assert not new.exists()  # as after Ctrl-C or an error
+    run = tmp_path / "run"
+    assert _train(reverse_data, run).returncode == 0
+    shutil.rmtree(run / "cache")  # a user saving disk: a resume builds the arrays again
+    before = _snapshot(run)
+    result = stopped_training(run)
+    assert result.returncode == 143, result.stderr.decode()
+    assert not (run / "cache").exists() or not list((run / "cache").iterdir())
+    after = _snapshot(run)
+    assert after.pop(".seqkit.lock") != before.pop(".seqkit.lock")  # (the process that held it)
+    assert after == before
+    assert seqkit_here(*data_parallel_train_args(reverse_data, run, steps=2, valid_every=2)).returncode == 0
+
+
+def test_a_long_native_call_keeps_sigterms_default_action():
+    # Python's handler would run only after SentencePiece's training returns, minutes late
+    with outputs.terminable():
+        assert signal.getsignal(signal.SIGTERM) is outputs._sigterm
+        with outputs.native_call():
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is outputs._sigterm
+    with outputs.native_call():  # another handler (a training's, a server's) is left alone
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with outputs.native_call():
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from seqkit import outputs
 from seqkit.config import Config
 from seqkit.data.arrays import ArrayWriter, TokenArrays, id_dtype
 from seqkit.data.formats import files as corpus_files
@@ -280,6 +281,24 @@ def _build_cache(
                 shutil.rmtree(old)
     tmp = root / f".{folder.name}.tmp"
     tmp.mkdir(parents=True)
+    with outputs.terminable():  # (SIGTERM too: a corpus of millions of pairs takes minutes here)
+        try:
+            return _fill_cache(tmp, folder, cfg, tokenizer, held, threads, on_progress)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def _fill_cache(
+    tmp: Path,
+    folder: Path,
+    cfg: Config,
+    tokenizer: Tokenizer,
+    held: dict[int, tuple[str, str]],
+    threads: int,
+    on_progress: Callable[[int], None] | None,
+) -> tuple[tuple[TokenArrays, TokenArrays], Cleaning]:
+    """The arrays written into `tmp`, which is renamed `folder` once they are complete."""
     cleaning = Cleaning()
     writers = (
         ArrayWriter(tmp / "src", id_dtype(tokenizer.src_vocab_size)),

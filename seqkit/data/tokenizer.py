@@ -19,6 +19,7 @@ from typing import Protocol
 
 import sentencepiece as spm
 
+from seqkit import outputs
 from seqkit.config import TokenizerConfig
 from seqkit.data.text import without_controls
 from seqkit.errors import ConfigError, DataError, ModelDirError
@@ -50,7 +51,8 @@ def train_sentencepiece(
     # (read before SentencePiece starts: a line's DataError or Ctrl-C is raised as itself, not wrapped)
     sample = _sample(itertools.chain([first], stream), cfg.max_sentences, seed)
     try:
-        _train(iter(sample), model, size, cfg)
+        with outputs.native_call():
+            _train(iter(sample), model, size, cfg)
     except RuntimeError as e:
         # "Vocabulary size is smaller than required_chars. 10 vs 82. ...": the data's characters need more
         required = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))

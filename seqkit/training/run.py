@@ -176,7 +176,15 @@ def unread_warnings(cfg: Config) -> list[str]:
 @contextlib.contextmanager
 def run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool) -> Iterator[None]:
     """The run's directory for the block. On the first process (the one that writes the run): made seqkit's
-    and locked against a second training (outputs.py), checked by `modeldir.open_run` under the lock."""
+    and locked against a second training (outputs.py), checked by `modeldir.open_run` under the lock.
+    SIGTERM and SIGHUP end the block as an exception (the training loop's own handler takes over while
+    it runs): a new run stopped while it prepares its data (minutes for a large corpus) is removed, as
+    one stopped by Ctrl-C or by an error, where the default action left it behind."""
+    with outputs.terminable():
+        yield from _run_directory(output_dir, world, resume, overwrite)
+
+
+def _run_directory(output_dir: Path, world: World, resume: bool, overwrite: bool) -> Iterator[None]:
     if not world.is_main:
         _from_the_first_process(world)  # its checks passed, or their error is raised here too
         yield
