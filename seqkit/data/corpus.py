@@ -121,9 +121,9 @@ class PreparedPairs:
     held_out: bool  # dev was held out of data.train (no data.dev)
     cleaning: Cleaning
     from_cache: bool  # the arrays were already there: nothing was tokenized
-    # arrays of other training data (or another tokenizer or data.* keys) were in the cache: on a resume,
-    # data.train's files changed under their names since the run started
-    replaced_other: bool = False
+    # the digest of what the arrays hold (the training files, the tokenizer, the data.* keys that choose
+    # pairs): a checkpoint keeps it, and a resume over other pairs is told so
+    key: str = ""
 
 
 def _pair_key(pair: tuple[str, str]) -> bytes:
@@ -220,11 +220,10 @@ def prepare_pairs(
     with _cache_lock(folder.parent):
         arrays, cleaning = _open_cache(folder, tokenizer)
         from_cache = arrays is not None
-        other = any(p.name != folder.name for p in folder.parent.glob("train-*"))
         if arrays is None:
             arrays, cleaning = _build_cache(folder, cfg, tokenizer, held, threads, on_progress)
     train = ParallelIds(arrays[0], arrays[1], [])
-    return tokenizer, PreparedPairs(train, dev, dev_src, not cfg.data.dev, cleaning, from_cache, other)
+    return tokenizer, PreparedPairs(train, dev, dev_src, not cfg.data.dev, cleaning, from_cache, key)
 
 
 @contextlib.contextmanager

@@ -172,12 +172,6 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             given = load_tokenizer(output_dir) if resume else _init_tokenizer(cfg, starting_from)
             tokenizer, prepared = prepare(given)
         send_tokenizer(world, tokenizer)
-        if resume and prepared.replaced_other:
-            reporter.warning(
-                "the training pairs' arrays were made again (data.train's files changed since the run started, "
-                "or seqkit's cache format did): if the corpus changed, the epoch goes on in the checkpoint's "
-                "order over other pairs; start a new run for a new corpus"
-            )
     else:
         # once the first process has trained the tokenizer and tokenized the corpus: its tokenizer, and its
         # arrays where the run's directory is on a shared disk (on another machine, the first of that
@@ -227,10 +221,22 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         share_loss = StepLoss(loss * world.size / batch_tokens, float(loss.detach()), nll, tokens, correct)
         return share_loss.weighted(weight)
 
+    def check_corpus(saved: dict) -> None:
+        # the checkpoint's pairs (its key; a checkpoint of an earlier version has none): a corpus whose files
+        # changed under their names, or a cache the user deleted, was otherwise taken up without a word
+        if world.is_main and saved.get("corpus", prepared.key) != prepared.key:
+            reporter.warning(
+                "the training pairs are not the checkpoint's (data.train's files, the data.* keys that choose "
+                "pairs, or seqkit's cache format changed since the run started): the epoch goes on in the "
+                "checkpoint's order over other pairs; start a new run for a new corpus"
+            )
+
     task = TrainingTask(
         batches=lambda epoch: training_batches(sizes, cfg.train.batch_tokens, seeded_rng(cfg, epoch)),
         step=step,
         validate=lambda: validate(model, tokenizer, dev, cfg),
+        state_dict=lambda: {"corpus": prepared.key},
+        load_state_dict=check_corpus,
         data={
             "train_pairs": len(train_data.src),
             **prepared.cleaning.counts(),
