@@ -483,3 +483,37 @@ def test_serve_runs_an_export(reverse_export, reverse_model, reverse_data):
     expected = seqkit.load(reverse_model, device="cpu").translate(lines, beam_size=4)
     assert [t["text"] for t in answer.json()["translations"]] == [r.text for r in expected]
     assert info["format"] == "onnx"
+
+
+class _Answers:
+    """An onnxruntime session's stand-in that gives set outputs."""
+
+    def __init__(self, outputs: list[np.ndarray]):
+        self.outputs = outputs
+
+    def get_inputs(self):
+        return []
+
+    def run(self, names, feeds):
+        return self.outputs
+
+
+@pytest.mark.parametrize(
+    ("torch_values", "onnx_values", "passes"),
+    [
+        # a piece the output layer never gives, near -1e4: one float32 step apart (2**-10), as a tiny
+        # joint-vocabulary model's export was refused for
+        ([-10005.877, -1.25], [-10005.878, -1.25], True),
+        ([-10005.877, -1.25], [-10005.877, -1.2502], False),  # an ordinary value 2e-4 apart
+        ([-10005.0, 0.5], [-10008.0, 0.5], False),  # 3e-4 of the value apart
+        ([0.0, 1e-3], [5e-5, 1e-3], True),
+    ],
+)
+def test_the_export_check_measures_float32_as_float32_holds_it(torch_values, onnx_values, passes):
+    import torch
+
+    want = torch.tensor([torch_values], dtype=torch.float32)
+    graph = onnx_export.graphs.Graph("x.onnx", lambda *example: (want,), ["x"], ["log_probs"], {})
+    have = np.array([onnx_values], dtype=np.float32)
+    difference = onnx_export._check(graph, _Answers([have]), [(torch.zeros(1),)])
+    assert (difference <= onnx_export.TOLERANCE) is passes, difference
