@@ -370,16 +370,25 @@ def _decoding_a_slow_request(model_dir, data_dir, beam_size: int, workers: int =
 
 
 def test_a_second_ctrl_c_during_a_search_exits_130_at_once(reverse_model, reverse_data):
-    # the interpreter's exit around the model's thread, still inside torch, aborted: SIGABRT (-6)
-    with _decoding_a_slow_request(reverse_model, reverse_data, beam_size=16) as server_run:
+    # the interpreter's exit around the model's thread, still inside torch, aborted: SIGABRT (-6); and
+    # each request still running was cancelled as the loop closed: a traceback on stderr, a 500
+    with _decoding_a_slow_request(reverse_model, reverse_data, beam_size=16, workers=3) as server_run:
+        body = {"text": server_run.sources[:8], "beam_size": 16}
+        waiting = [server_run.pool.submit(server_run.client.post, "/translate", json=body) for _ in range(2)]
+        _until(server_run.client, lambda health: health["queued"] == 2)
         server_run.process.send_signal(signal.SIGINT)
         time.sleep(0.3)
         assert not server_run.slow.done()  # (still searching when the second comes)
         server_run.process.send_signal(signal.SIGINT)
         _, stderr = server_run.process.communicate(timeout=60)
-        with contextlib.suppress(httpx.HTTPError):
-            server_run.slow.result()
+        answers = []
+        for request in [server_run.slow, *waiting]:
+            with contextlib.suppress(httpx.HTTPError):
+                answers.append(request.result().status_code)
     assert server_run.process.returncode == 130, stderr.decode()
+    assert stderr.decode().splitlines()[-1] == "error: interrupted", stderr.decode()
+    assert "Traceback" not in stderr.decode(), stderr.decode()
+    assert 500 not in answers  # (a dropped connection: the client sees the server went away)
 
 
 def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):

@@ -265,16 +265,22 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     # KeyboardInterrupt reaches the command, which exits 130: through uvicorn.run, which swallows it,
     # the process exited 0
     signal.signal(signal.SIGTERM, lambda number, frame: None)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            if self.force_exit:
+                # a second Ctrl-C: now. Left to uvicorn, the requests still running were cancelled as the
+                # loop closed, each a traceback on stderr and a 500; and the interpreter's exit around the
+                # model's thread, inside a search, aborted (SIGABRT). Their connections are dropped instead.
+                from seqkit import console
+
+                console.error("interrupted")
+                sys.stderr.flush()
+                os._exit(130)
+
     app = create_app(model, limits)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=logging, access_log=True))
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        if server.force_exit:
-            # a second Ctrl-C, while the model's thread may be inside a search: the interpreter's exit
-            # around it aborted the process (SIGABRT, "terminate called without an active exception")
-            sys.stderr.flush()
-            os._exit(130)
-        raise
+    server = Server(uvicorn.Config(app, host=host, port=port, log_config=logging, access_log=True))
+    server.run()  # (a first Ctrl-C's KeyboardInterrupt, raised once the requests are answered, exits 130)
     if not server.started:  # (uvicorn.run's own rule: a start that failed, logged above, exits 3)
         raise SystemExit(3)
