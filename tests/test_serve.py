@@ -270,6 +270,25 @@ def _held_first_batch(model_dir):
     return model, release
 
 
+def test_max_batch_bounds_the_lines_decoded_together(reverse_model, reverse_data):
+    # one request of more lines than --max-batch was decoded as one batch of the model's batch_size (64)
+    model = seqkit.load(reverse_model, device="cpu")
+    encode, encoded = model.steps.encode, []
+
+    def counted(src, src_lengths):
+        encoded.append(len(src))
+        return encode(src, src_lengths)
+
+    model.steps.encode = counted
+    lines = read_lines(f"{reverse_data}/dev.src")[:7]
+    with _serving(reverse_model, model, max_batch=3) as client:
+        answer = client.post("/translate", json={"text": lines, "beam_size": 1})
+    assert answer.status_code == 200, answer.text
+    assert sum(encoded) == 7 and max(encoded) <= 3, encoded
+    alone = seqkit.load(reverse_model, device="cpu").translate(lines, beam_size=1)
+    assert [t["text"] for t in answer.json()["translations"]] == [r.text for r in alone]
+
+
 def test_a_port_in_use_is_a_one_line_error(reverse_model):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

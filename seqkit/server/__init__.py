@@ -166,6 +166,8 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         _check_lines(request.text, limits, "line")
         settings = model.decode_settings(
             "request",
+            # --max-batch bounds the lines decoded together, and not only those of requests put together
+            batch_size=min(limits.max_batch, model.config.decode.batch_size),
             beam_size=request.beam_size,
             length_penalty=request.length_penalty,
             max_length_ratio=request.max_length_ratio,
