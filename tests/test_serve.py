@@ -160,6 +160,42 @@ def test_bad_requests_and_limits(reverse_model):
         assert bad_beam.status_code == 422 and "decode.beam_size = 0" in bad_beam.json()["error"]
         misspelt = client.post("/translate", json={"text": ["a"], "beam_szie": 1})
         assert misspelt.status_code == 422 and misspelt.json()["detail"][0]["loc"] == ["body", "beam_szie"]
+        # every refusal has its one line under "error", FastAPI's 422s too (beside their "detail" list)
+        assert misspelt.json()["error"].startswith(
+            "beam_szie: not a field of this request; did you mean beam_size? the fields: text, beam_size, nbest,"
+        )
+        refusals = {
+            "wrong type": (
+                {"json": {"text": "a b"}},
+                'text: input should be a valid list, not "a b"',
+            ),
+            "missing": ({"json": {"beam_size": 1}}, "text: missing; it is required"),
+            "not json": (
+                {"content": b"{not json", "headers": as_json},
+                "the body is not valid JSON (Expecting property name enclosed in double quotes at character "
+                "1); send one JSON object",
+            ),
+            "a form": (  # (curl -d without a content-type header)
+                {"data": {"text": "a"}},
+                "the body is not JSON: send a JSON object with the header content-type: application/json",
+            ),
+            "a list": (
+                {"json": ["a"]},
+                "the body is not a JSON object; send one with the fields text, beam_size,",
+            ),
+            "two faults": (
+                {"json": {"text": ["a"], "beam_size": True, "nbest": None}},
+                "beam_size: input should be a valid integer, not true (and 1 more)",
+            ),
+        }
+        for name, (request, error) in refusals.items():
+            refused = client.post("/translate", **request)
+            assert refused.status_code == 422 and refused.json()["error"].startswith(error), (
+                name,
+                refused.text,
+            )
+        generate = client.post("/generate", json={"prompt": ["a"]})
+        assert "prompt: not a field of this request; did you mean prompts?" in generate.json()["error"]
         huge_beam = client.post("/translate", json={"text": ["a"], "beam_size": 100_000})
         assert (
             huge_beam.status_code == 422

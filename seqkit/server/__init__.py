@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import errno
+import json
 import os
 import signal
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,6 +104,33 @@ def _at_most(setting: str, asked: float | None, limit: float, own: float, what: 
 
 MAX_LENGTH_RATIO = 4.0  # what a request may ask for as max_length_ratio, or the model's own if more
 ENDPOINTS = {"seq2seq": "/translate", "lm": "/generate"}  # model.type -> the endpoint that runs it
+REQUESTS: dict[str, type[BaseModel]] = {
+    "/translate": TranslateRequest,
+    "/generate": GenerateRequest,
+}  # endpoint -> what it reads
+
+
+def _invalid_request(errors: Sequence[Any], fields: list[str], json_body: bool) -> str:
+    """One line for FastAPI's list of what a request body got wrong (its first fault; the others
+    counted), naming the field and the fix, as every other refusal's `error` does."""
+    first, more = errors[0], f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    field = ".".join(str(part) for part in first["loc"][1:])
+    if first["type"] == "json_invalid":
+        said = first.get("ctx", {}).get("error", "")
+        return f"the body is not valid JSON ({said} at character {field}); send one JSON object"
+    if not field:  # the body is not an object
+        if not json_body:
+            return "the body is not JSON: send a JSON object with the header content-type: application/json"
+        return f"the body is not a JSON object{more}; send one with the fields {', '.join(fields)}"
+    if first["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(field, fields, n=1)
+        guess = f"did you mean {close[0]}? " if close else ""
+        return f"{field}: not a field of this request{more}; {guess}the fields: {', '.join(fields)}"
+    if first["type"] == "missing":
+        return f"{field}: missing{more}; it is required"
+    given = json.dumps(first.get("input"), default=str)  # ("5" is not converted to 5, nor true to 1)
+    given = given if len(given) <= 40 else given[:37] + "..."
+    return f"{field}: {first['msg'][:1].lower()}{first['msg'][1:]}, not {given}{more}"
 
 
 def require_endpoint(model: Model) -> None:
@@ -130,6 +162,14 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:
         return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's list stays under "detail"; "error" is one line, as in every other refusal
+        fields = list(REQUESTS.get(request.url.path, TranslateRequest).model_fields)
+        json_body = "json" in request.headers.get("content-type", "")
+        message = _invalid_request(error.errors(), fields, json_body)
+        return JSONResponse({"error": message, "detail": jsonable_encoder(error.errors())}, status_code=422)
 
     @app.exception_handler(SeqkitError)
     async def user_error(request: Request, error: SeqkitError) -> JSONResponse:
