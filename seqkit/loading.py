@@ -35,7 +35,7 @@ def load_named(
     if not isinstance(quantize, bool):  # ("no" is true)
         raise ConfigError(f"quantize = {quantize!r}: give True or False")
     if runtime.is_export(Path(model_dir)):
-        return _load_export(Path(model_dir), device, precision, quantize)
+        return _load_export(Path(model_dir), device, precision, quantize, names)
     allocator.configure()
     from seqkit import model_types
     from seqkit.runtime import devices
@@ -52,13 +52,21 @@ def load_named(
     return Model(Path(model_dir), cfg, tokenizer, module, precision)
 
 
-def _load_export(model_dir: Path, device: str, precision: str, quantize: bool) -> Model:
+def _load_export(
+    model_dir: Path, device: str, precision: str, quantize: bool, names: tuple[str, str]
+) -> Model:
     from seqkit.export import runtime
 
-    if device not in ("auto", "cpu") or precision != "fp32" or quantize:
+    command = names[0].startswith("--")
+    given = [
+        *([f"{names[0]} {device}"] if device not in ("auto", "cpu") else []),
+        *([f"{names[1]} {precision}"] if precision != "fp32" else []),
+        *(["--quantize" if command else "quantize = True"] if quantize else []),
+    ]
+    if given:  # (named as given: `serve` has no --precision to leave out)
         raise ConfigError(
-            f"{model_dir} is an ONNX export, which runs in fp32 (or int8, if exported with --quantize) on the "
-            "CPU: leave out --device, --precision and --quantize (in seqkit.load: device, precision, quantize)"
+            f"{', '.join(given)}: {model_dir} is an ONNX export, which runs on the CPU in float32 (or int8, "
+            f"if exported with --quantize); leave {'it' if len(given) == 1 else 'them'} out"
         )
     cfg, tokenizer, steps, description = runtime.load(model_dir)
     # an export computes its whole output layer; one exported before its config said so may still ask

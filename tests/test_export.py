@@ -517,3 +517,20 @@ def test_the_export_check_measures_float32_as_float32_holds_it(torch_values, onn
     have = np.array([onnx_values], dtype=np.float32)
     difference = onnx_export._check(graph, _Answers([have]), [(torch.zeros(1),)])
     assert (difference <= onnx_export.TOLERANCE) is passes, difference
+
+
+def test_settings_an_export_cannot_run_with_are_named_as_given(reverse_export):
+    # `serve EXPORT --device cuda` was told to leave out --precision and --quantize, which serve lacks
+    assert_one_line_error(
+        seqkit_here("serve", reverse_export, "--device", "cuda"),
+        f"--device cuda: {reverse_export} is an ONNX export, which runs on the CPU in float32 (or int8, if "
+        "exported with --quantize); leave it out",
+    )
+    assert_one_line_error(
+        seqkit_here("translate", reverse_export, "--precision", "bf16", "--quantize", stdin="a b\n"),
+        "--precision bf16, --quantize: ",
+        "; leave them out",
+    )
+    with pytest.raises(ConfigError, match=r"^device = cuda:1, quantize = True: .* leave them out$"):
+        seqkit.load(reverse_export, device="cuda:1", quantize=True)
+    assert seqkit.load(reverse_export, device="cpu").translate(["a b"])[0].text
