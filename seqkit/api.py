@@ -23,6 +23,7 @@ checked by arguments.py.
 from __future__ import annotations
 
 import builtins  # (`type` is a property of Model, which hides the builtin in its annotations)
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -313,6 +314,8 @@ class Model:
 
         self.require_task("generate")
         settings = self._checked(settings, GenerateConfig, "generate")
+        if on_text is not None and not callable(on_text):  # (a TypeError at the first piece, from within)
+            raise ConfigError(f"on_text: a {type(on_text).__name__}; give a function of one str, or None")
         stream = inference.generate(
             self.steps, self.tokenizer, arguments.texts(prompts, "prompts"), settings, on_text
         )
@@ -362,6 +365,10 @@ class Model:
         from seqkit.scoring.prediction import evaluate
 
         self.require_task("predict", "evaluate --data")
+        if not isinstance(data, str | os.PathLike):  # (None was "neither None.text nor None.text.gz exists")
+            raise ConfigError(
+                f"data: a {type(data).__name__}; give the path of a labelled file (a str or Path)"
+            )
         size = self.decode_settings(batch_size=batch_size).batch_size
         return {
             "model": str(self.model_dir),

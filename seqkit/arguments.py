@@ -3,7 +3,7 @@ CLI reads one from a file, and a chunk size; an error names the argument, or the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from numbers import Integral
 
 from seqkit.data.text import line_fault
@@ -28,6 +28,12 @@ def texts(lines: Iterable[str], argument: str, numbers: LineNumbers | None = Non
         raise ConfigError(f"{argument}: one string; give a list of them ({argument}=[...]), one per line")
     if isinstance(lines, set | frozenset):  # its order is not the lines'
         raise ConfigError(f"{argument}: a set; give a list of strings, one per line, in order")
+    if isinstance(lines, Mapping):  # (its keys were read as the lines)
+        raise ConfigError(f"{argument}: a {type(lines).__name__}; give a list of strings, one per line")
+    if not isinstance(lines, Iterable):  # (a TypeError from within, and only at a stream's first item)
+        raise ConfigError(
+            f"{argument}: {lines!r:.40} is a {type(lines).__name__}; give a list of strings, one per line"
+        )
     return each_a_string(lines, argument, numbers if numbers and numbers.source else None)
 
 

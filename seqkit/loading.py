@@ -3,6 +3,7 @@ and in the int8 form asked for, with seqkit's memory settings applied first (run
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from seqkit.runtime import allocator
 def load(
     model_dir: str | Path, device: str = "auto", precision: str = "fp32", quantize: bool = False
 ) -> Model:
-    """Open a model directory (`seqkit train --output`'s) for translating, scoring or generating.
+    """Open a model directory (`seqkit train --output`'s) for translating, scoring, generating or predicting.
 
     device: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N (GPU N); precision: fp32, or bf16 /
     fp16 autocast of the larger products; quantize: int8 linear and GRU/LSTM layers (CPU only). An
@@ -31,6 +32,11 @@ def load_named(
     `--device` and `--precision`)."""
     from seqkit.export import runtime
 
+    if not isinstance(model_dir, str | os.PathLike) or isinstance(model_dir, bytes):  # (pathlib's TypeError)
+        raise ConfigError(
+            f"model_dir = {model_dir!r:.40}: a {type(model_dir).__name__}; give the model directory's path "
+            "(a str or a Path)"
+        )
     device = str(device)  # (a torch.device("cpu") was "--device cpu: unknown device; valid: ..., cpu")
     if not isinstance(quantize, bool):  # ("no" is true)
         raise ConfigError(f"quantize = {quantize!r}: give True or False")

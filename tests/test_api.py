@@ -202,6 +202,21 @@ def test_streams_check_their_arguments_when_called_not_at_the_first_item(reverse
     with pytest.raises(ConfigError, match="lines: a set; give a list of strings, one per line, in order"):
         model.translate({"c a b", "b a"})  # type: ignore[arg-type]
     assert model.translate({"c a b": 1, "b a": 2}.keys()) == model.translate(["c a b", "b a"])
+    with pytest.raises(ConfigError, match="lines: a dict; give a list of strings, one per line"):
+        model.translate({"c a b": 1})  # type: ignore[arg-type]  # (its keys were translated)
+    # what is no iterable at all: a TypeError from within, and from a stream only at its first item
+    for call, name in (
+        (lambda: model.translate_stream(None), "lines"),  # type: ignore[arg-type]
+        (lambda: model.translate(5), "lines"),  # type: ignore[arg-type]
+        (lambda: lm.generate_stream(None), "prompts"),  # type: ignore[arg-type]
+        (lambda: model.score(5, ["a"]), "sources"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(
+            ConfigError, match=rf"^{name}: (None|5) is a (NoneType|int); give a list of strings"
+        ):
+            call()
+    with pytest.raises(ConfigError, match="^on_text: a int; give a function of one str, or None$"):
+        lm.generate_stream(["x"], on_text=5)  # type: ignore[arg-type]
     stream = model.translate_stream(["c a b"], replace(model.config.decode, beam_size=1))
     assert [r.text for r in stream] == [model.translate(["c a b"], beam_size=1)[0].text]
 
@@ -242,3 +257,24 @@ def test_a_line_of_max_input_pieces_is_translated_and_one_more_is_refused(revers
         DataError, match=f"line 1 has {pieces} pieces, more than decode.max_input_pieces = {pieces - 1}"
     ):
         model.translate(["c a b d e"], max_input_pieces=pieces - 1)
+
+
+def test_load_names_a_model_directory_that_is_no_path():
+    for given in (None, 5, b"runs/demo"):
+        with pytest.raises(
+            ConfigError, match=r"^model_dir = .*: a (NoneType|int|bytes); give the model directory"
+        ):
+            seqkit.load(given)  # type: ignore[arg-type]  # (pathlib's TypeError)
+
+
+def test_loading_and_describing_a_model_leave_torchs_random_numbers_alone(reverse_model):
+    # the model built before its weights are read drew its random initial weights from the caller's
+    # torch.manual_seed stream: a script's own draws depended on whether it had called load or info
+    import torch
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    model = seqkit.load(reverse_model, device="cpu")
+    model.info()
+    assert torch.equal(torch.rand(3), expected)

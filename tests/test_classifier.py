@@ -17,7 +17,7 @@ import torch
 from seqkit import config as config_lib
 from seqkit.data.labelled import parse_numbers
 from seqkit.data.series import split_series
-from seqkit.errors import DataError
+from seqkit.errors import ConfigError, DataError
 from seqkit.scoring.classification import label_scores, regression_scores
 from seqkit.training import classifier as trainer
 from seqkit.training.task import NullReporter
@@ -262,6 +262,17 @@ def test_predict_one_line_per_line_in_order_and_batched_equals_alone(first_token
         if a is not None:
             assert a.label == b.label
             assert np.allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
+    # top(k) takes what --top-k takes (-1 gave every label but the last, "2" a TypeError)
+    first = together[0]
+    labels = len(first.probabilities)
+    assert [label for label, _ in first.top(labels)][0] == first.label and len(first.top(1)) == 1
+    with pytest.raises(ConfigError, match=r"^data: a NoneType; give the path of a labelled file"):
+        model.evaluate(None)  # type: ignore[arg-type]
+    for k in (0, -1, labels + 1, "2", True, 1.0):
+        with pytest.raises(
+            ConfigError, match=rf"^top: k = .*: the model has {labels} labels; give 1 to {labels}$"
+        ):
+            first.top(k)
 
 
 def test_a_line_the_tokenizer_reads_as_nothing_is_one_unknown_piece(first_token_model: Path):

@@ -256,13 +256,14 @@ AT_THE_EDGE = [
     ("train", "threads", 1024), ("decode", "length_penalty", 50.0), ("decode", "max_length_offset", 1000),
     ("decode", "temperature", 0.01), ("decode", "seed", 2**32 - 1), ("generate", "seed", 2**63 - 1),
     ("train", "bptt_length", 2), ("tokenizer", "max_sentences", 1), ("data", "dev_fraction", 0.49),
+    ("decode", "beam_size", 1000),
 ]  # fmt: skip
 JUST_OUTSIDE = [
     ("data", "dev_fraction", 0.5), ("model", "dropout", 1.0), ("train", "lr_decay_factor", 1.0),
     ("decode", "seed", 2**32), ("generate", "seed", 2**63), ("train", "bptt_length", 1),
     ("tokenizer", "max_sentences", 0), ("data", "test_fraction", 0.5), ("tokenizer", "vocab_size", 7),
     ("train", "threads", 1025), ("decode", "length_penalty", 50.5), ("decode", "max_length_offset", 1001),
-    ("decode", "temperature", 0.009), ("data", "max_length_ratio", 0.99),
+    ("decode", "temperature", 0.009), ("data", "max_length_ratio", 0.99), ("decode", "beam_size", 1001),
 ]  # fmt: skip
 
 

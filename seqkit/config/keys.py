@@ -59,7 +59,8 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     # (torch.set_num_threads overflowed past 2**63; a thousand threads is already a typo)
     ("train", "threads"): (lambda v: 0 <= v <= 1024, "0 (default) or at most 1024"),
     ("decode", "batch_size"): (lambda v: v > 0, "a positive integer"),
-    ("decode", "beam_size"): (lambda v: v > 0, "a positive integer (1 = greedy)"),
+    # (a beam of 1e9 asked the allocator for 256 GB: a traceback; the widest beams in use are in the tens)
+    ("decode", "beam_size"): (lambda v: 0 < v <= 1000, "between 1 (greedy) and 1000"),
     # (GNMT's alpha is 0 to 2 or so; ((5 + length) / 6) ** alpha overflowed from a few hundred on, and
     # at the longest output allowed (100 x 1,024 + 1,000 pieces) 50 gives about 1e212)
     ("decode", "length_penalty"): (lambda v: 0 <= v <= 50, "0 (none) to 50"),

@@ -4,6 +4,7 @@ padding stays small; in input order), turned into labels with probabilities or i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ class Prediction:
         """The k likeliest labels with their probabilities, likeliest first."""
         if self.probabilities is None:
             raise ConfigError("top: a forecaster's prediction is numbers (.values), with no labels to rank")
+        labels = len(self.probabilities)
+        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= labels:
+            raise ConfigError(f"top: k = {k!r}: the model has {labels} labels; give 1 to {labels}")
         return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
 
 

@@ -35,7 +35,9 @@ def load(model_dir: Path | str, device: torch.device | str = "cpu") -> tuple[Con
     model_dir = Path(model_dir)
     modeldir.require_directory(model_dir)
     cfg = modeldir.load_config(model_dir)
-    tokenizer, model = of(cfg).build(cfg, model_dir)
+    # (the random initial weights, replaced below, would draw from the caller's torch.manual_seed stream)
+    with torch.random.fork_rng(devices=[]):
+        tokenizer, model = of(cfg).build(cfg, model_dir)
     weights = modeldir.read_weights(model_dir)
     try:
         modeldir.load_weights_into(model, weights)
