@@ -55,6 +55,23 @@ def test_the_alignment_finds_each_pieces_translation_not_the_most_frequent_piece
     assert built.frequent.tolist() == [5]
 
 
+def test_the_links_made_a_few_pairs_at_a_time_are_those_made_at_once(monkeypatch):
+    # (made at once, their temporaries were the peak of a large corpus' training: 1.7 GB)
+    rng = np.random.default_rng(1)
+    src_rows = [rng.integers(FIRST, VOCAB, rng.integers(1, 9)).tolist() for _ in range(300)]
+    tgt_rows = [rng.integers(FIRST, 2 * VOCAB, rng.integers(1, 9)).tolist() for _ in range(300)]
+    flat = (*_flat(src_rows), *_flat(tgt_rows))
+    at_once = shortlist.lexical_table(*flat, VOCAB, 2 * VOCAB)
+    monkeypatch.setattr(shortlist, "CHUNK_PAIRS", 7)  # (300 pairs: the last chunk is shorter)
+    for whole, chunked in zip(at_once, shortlist.lexical_table(*flat, VOCAB, 2 * VOCAB), strict=True):
+        assert np.array_equal(whole, chunked)
+    monkeypatch.setattr(shortlist, "MAX_LINKS", 2000)  # a sample of the pairs, chunked the same way
+    sampled = shortlist.lexical_table(*flat, VOCAB, 2 * VOCAB)
+    monkeypatch.setattr(shortlist, "CHUNK_PAIRS", 1024)
+    for alone, chunked in zip(shortlist.lexical_table(*flat, VOCAB, 2 * VOCAB), sampled, strict=True):
+        assert np.array_equal(alone, chunked)
+
+
 def test_more_translations_than_target_pieces_keeps_them_all():
     # --translations 2000000000 was a MemoryError: beyond the target vocabulary it only adds -1 padding
     rng = np.random.default_rng(0)
