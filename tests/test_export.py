@@ -505,6 +505,7 @@ class _Answers:
         # joint-vocabulary model's export was refused for
         ([-10005.877, -1.25], [-10005.878, -1.25], True),
         ([-10005.877, -1.25], [-10005.877, -1.2502], False),  # an ordinary value 2e-4 apart
+        ([-10005.877, -1.25], [-10005.877, -1.2498], False),  # (above it as well as below)
         ([-10005.0, 0.5], [-10008.0, 0.5], False),  # 3e-4 of the value apart
         ([0.0, 1e-3], [5e-5, 1e-3], True),
     ],
@@ -526,11 +527,29 @@ def test_settings_an_export_cannot_run_with_are_named_as_given(reverse_export):
         f"--device cuda: {reverse_export} is an ONNX export, which runs on the CPU in float32 (or int8, if "
         "exported with --quantize); leave it out",
     )
-    assert_one_line_error(
-        seqkit_here("translate", reverse_export, "--precision", "bf16", "--quantize", stdin="a b\n"),
-        "--precision bf16, --quantize: ",
-        "; leave them out",
+    refused = assert_one_line_error(
+        seqkit_here("translate", reverse_export, "--precision", "bf16", "--quantize", stdin="a b\n")
+    )
+    assert refused.startswith("error: --precision bf16, --quantize: ") and refused.endswith(
+        "; leave them out"
     )
     with pytest.raises(ConfigError, match=r"^device = cuda:1, quantize = True: .* leave them out$"):
         seqkit.load(reverse_export, device="cuda:1", quantize=True)
     assert seqkit.load(reverse_export, device="cpu").translate(["a b"])[0].text
+
+
+def test_the_export_check_is_the_worst_of_its_batches():
+    import torch
+
+    outputs = iter([torch.tensor([[-1.0]]), torch.tensor([[-2.0]])])
+    graph = onnx_export.graphs.Graph("x.onnx", lambda *example: (next(outputs),), ["x"], ["log_probs"], {})
+
+    class Answers(_Answers):
+        def __init__(self):
+            self.answers = iter([np.array([[-1.01]], dtype=np.float32), np.array([[-2.0]], dtype=np.float32)])
+
+        def run(self, names, feeds):
+            return [next(self.answers)]
+
+    examples = [(torch.zeros(1),), (torch.zeros(1),)]
+    assert onnx_export._check(graph, Answers(), examples) == pytest.approx(0.01, rel=1e-3)

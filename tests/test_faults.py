@@ -892,6 +892,16 @@ def test_a_resume_over_changed_training_files_warns(tmp_path, reverse_data):
     assert back.returncode == 0 and warning in back.stderr.decode(), back.stderr.decode()
     again = seqkit_here("train", "--resume", run, "--max-steps", "6")
     assert again.returncode == 0 and b"warning" not in again.stderr, again.stderr.decode()
+    # a checkpoint of an earlier version knows no pairs: nothing to compare, nothing said
+    state_file = checkpoint.latest(run) / checkpoint.STATE
+    saved = torch.load(state_file, weights_only=True)
+    assert saved["state"]["task"] == {"corpus": saved["state"]["task"]["corpus"]}
+    saved["state"]["task"] = {}
+    torch.save(saved, state_file)
+    shutil.rmtree(run / "cache")
+    (data / "train.src").write_text((data / "train.src").read_text().replace("a", "b", 1))
+    earlier = seqkit_here("train", "--resume", run, "--max-steps", "7")
+    assert earlier.returncode == 0 and b"warning" not in earlier.stderr, earlier.stderr.decode()
 
 
 def test_an_output_named_gz_is_written_gzipped_as_a_gz_input_is_read(tmp_path, reverse_model):
@@ -964,11 +974,15 @@ def test_sigterm_while_a_shortlist_is_built_from_other_data_leaves_no_scratch_fo
 _STOPPED_WHILE_PREPARING = """
 import os, signal, sys
 from seqkit.data import corpus
-keep = corpus._keep
-def stopped(*args):
-    os.kill(os.getpid(), signal.SIGTERM)
+keep, fill, filling = corpus._keep, corpus._fill_cache, []
+def stopped(*args):  # (the dev pairs are kept or not first, before the arrays are begun)
+    if filling:
+        os.kill(os.getpid(), signal.SIGTERM)
     return keep(*args)
-corpus._keep = stopped
+def filled(*args):
+    filling.append(True)
+    return fill(*args)
+corpus._keep, corpus._fill_cache = stopped, filled
 from seqkit.cli import app
 app(args=sys.argv[1:], prog_name="seqkit")
 """
@@ -992,9 +1006,10 @@ def test_sigterm_while_a_run_prepares_its_data_leaves_nothing_half_made(tmp_path
     before = _snapshot(run)
     result = stopped_training(run)
     assert result.returncode == 143, result.stderr.decode()
-    assert not (run / "cache").exists() or not list((run / "cache").iterdir())
+    assert [p.name for p in (run / "cache").iterdir()] == [".lock"]  # (no half-written arrays)
     after = _snapshot(run)
     assert after.pop(".seqkit.lock") != before.pop(".seqkit.lock")  # (the process that held it)
+    assert after.pop("cache/.lock") == b""
     assert after == before
     assert seqkit_here(*data_parallel_train_args(reverse_data, run, steps=2, valid_every=2)).returncode == 0
 
@@ -1009,6 +1024,30 @@ def test_a_long_native_call_keeps_sigterms_default_action():
         assert signal.getsignal(signal.SIGTERM) is outputs._sigterm
     with outputs.native_call():  # another handler (a training's, a server's) is left alone
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    # a thread other than the main one cannot set handlers (ValueError): it leaves them as they are
+    raised: list[BaseException] = []
+
+    def in_a_thread():
+        try:
+            with outputs.native_call():
+                pass
+        except BaseException as e:
+            raised.append(e)
+
+    with outputs.terminable():
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        thread.join()
+        assert raised == [] and signal.getsignal(signal.SIGTERM) is outputs._sigterm
+    # SentencePiece's training is such a call
+    from seqkit.config import TokenizerConfig
+    from seqkit.data import tokenizer
+
+    during: list = []
+    with outputs.terminable(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tokenizer, "_train", lambda *args: during.append(signal.getsignal(signal.SIGTERM)))
+        tokenizer.train_sentencepiece(["a b"], TokenizerConfig(), seed=1)
+    assert during == [signal.SIG_DFL]
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         with outputs.native_call():

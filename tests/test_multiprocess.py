@@ -4,6 +4,7 @@ translated by one, byte for byte. (torchrun itself: test_distributed.py.)"""
 from __future__ import annotations
 
 import os
+import threading
 
 from tests.helpers import assert_one_line_error, seqkit_here, torchrun_workers
 
@@ -60,10 +61,20 @@ def test_sharded_translation_refuses_a_pipe_among_its_inputs(tmp_path, reverse_m
     source, fifo = tmp_path / "source.txt", tmp_path / "lines.fifo"
     source.write_text("a b\n")
     os.mkfifo(fifo)  # (nothing opens it: the check comes before any input is read)
-    for pipe in ("-", fifo, "/dev/fd/63"):
+    for pipe in ("-", fifo, "/dev/fd/63", "/proc/self/fd/63"):
         assert_one_line_error(
             seqkit_here("translate", reverse_model, source, pipe, "-o", tmp_path / "out.txt", stdin="a b\n"),
             f"{pipe}: under torchrun every process reads each input, and a pipe or stream would give each "
             "only a part of its lines; write it to a file first (or translate without torchrun)",
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.fifo", "source.txt"]
+    # one process reads a pipe whole: it is refused only for processes that share it
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name)
+    alone = seqkit_here("translate", reverse_model, source, "-", "--beam-size", 1, stdin="c a b\n")
+    assert alone.returncode == 0 and len(alone.stdout.decode().splitlines()) == 2, alone.stderr
+    writer = threading.Thread(target=lambda: fifo.write_text("c a b\n"))
+    writer.start()
+    through_a_fifo = seqkit_here("translate", reverse_model, fifo, "--beam-size", 1)
+    writer.join()
+    assert through_a_fifo.stdout == alone.stdout.decode().splitlines(keepends=True)[1].encode()

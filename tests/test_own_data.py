@@ -409,6 +409,25 @@ def test_a_corpus_longer_than_max_sentences_gives_the_same_tokenizer_in_every_pr
     assert model_digest(5000) != sampled  # (a sample of 300 is not the whole corpus)
 
 
+def test_sentencepiece_trains_on_every_line_in_order_or_on_a_fair_sample_of_max_sentences(monkeypatch):
+    from seqkit.data import tokenizer
+
+    given: list[list[str]] = []
+    monkeypatch.setattr(tokenizer, "_train", lambda sentences, *args: given.append(list(sentences)))
+    lines = [f"line {i}" for i in range(1200)]
+    for limit in (1200, 5000):  # within the limit: every non-empty line, in the corpus' order
+        cfg = config_lib.from_dict({"tokenizer": {"max_sentences": limit}}, "test").tokenizer
+        tokenizer.train_sentencepiece([*lines[:5], "", "  ", *lines[5:]], cfg, seed=1)
+        assert given.pop() == lines
+    cfg = config_lib.from_dict({"tokenizer": {"max_sentences": 300}}, "test").tokenizer
+    tokenizer.train_sentencepiece(lines, cfg, seed=1)
+    sample = given.pop()
+    assert len(sample) == len(set(sample)) == 300 and set(sample) <= set(lines)
+    # each line equally likely: of two lines, the second is the sample of one about half the time
+    seconds = sum(tokenizer._sample(iter(["a", "b"]), 1, seed) == ["b"] for seed in range(400))
+    assert 140 < seconds < 260, seconds
+
+
 def test_any_other_sentencepiece_failure_is_one_line(monkeypatch):
     from seqkit.data import tokenizer
 

@@ -170,6 +170,11 @@ def test_bad_requests_and_limits(reverse_model):
                 'text: input should be a valid list, not "a b"',
             ),
             "missing": ({"json": {"beam_size": 1}}, "text: missing; it is required"),
+            "missing and more": ({"json": {"beam_size": "5"}}, "text: missing (and 1 more); it is required"),
+            "a long value": (
+                {"json": {"text": "x" * 100}},
+                'text: input should be a valid list, not "' + "x" * 36 + "...",
+            ),
             "not json": (
                 {"content": b"{not json", "headers": as_json},
                 "the body is not valid JSON (Expecting property name enclosed in double quotes at character "
@@ -196,7 +201,7 @@ def test_bad_requests_and_limits(reverse_model):
             )
         generate = client.post("/generate", json={"prompt": ["a"]})
         assert "prompt: not a field of this request; did you mean prompts?" in generate.json()["error"]
-        huge_beam = client.post("/translate", json={"text": ["a"], "beam_size": 100_000})
+        huge_beam = client.post("/translate", json={"text": ["a"], "beam_size": 500})
         assert (
             huge_beam.status_code == 422
             and "more than 64, the most lines (--max-batch)" in huge_beam.json()["error"]
@@ -323,6 +328,13 @@ def test_max_batch_bounds_the_lines_decoded_together(reverse_model, reverse_data
     assert sum(encoded) == 7 and max(encoded) <= 3, encoded
     alone = seqkit.load(reverse_model, device="cpu").translate(lines, beam_size=1)
     assert [t["text"] for t in answer.json()["translations"]] == [r.text for r in alone]
+    # nor more than the model's own decode.batch_size (its operator's choice, for memory, say)
+    decode = dataclasses.replace(model.config.decode, batch_size=2)
+    model.config = dataclasses.replace(model.config, decode=decode)
+    encoded.clear()
+    with _serving(reverse_model, model, max_batch=8) as client:
+        assert client.post("/translate", json={"text": lines, "beam_size": 1}).status_code == 200
+    assert sum(encoded) == 7 and max(encoded) == 2, encoded
 
 
 def test_a_port_in_use_is_a_one_line_error(reverse_model):
