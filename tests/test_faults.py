@@ -974,15 +974,15 @@ def test_sigterm_while_a_shortlist_is_built_from_other_data_leaves_no_scratch_fo
 _STOPPED_WHILE_PREPARING = """
 import os, signal, sys
 from seqkit.data import corpus
-keep, fill, filling = corpus._keep, corpus._fill_cache, []
+keep, writer, writing = corpus._keep, corpus.ArrayWriter, []
 def stopped(*args):  # (the dev pairs are kept or not first, before the arrays are begun)
-    if filling:
+    if writing:
         os.kill(os.getpid(), signal.SIGTERM)
     return keep(*args)
-def filled(*args):
-    filling.append(True)
-    return fill(*args)
-corpus._keep, corpus._fill_cache = stopped, filled
+def written(*args):
+    writing.append(True)
+    return writer(*args)
+corpus._keep, corpus.ArrayWriter = stopped, written
 from seqkit.cli import app
 app(args=sys.argv[1:], prog_name="seqkit")
 """

@@ -264,6 +264,18 @@ def _open_cache(
     return (src, tgt), cleaning
 
 
+@contextlib.contextmanager
+def _removed_unless_complete(tmp: Path) -> Iterator[None]:
+    """`tmp` removed when the block fails or is stopped (SIGTERM too: a corpus of millions of pairs takes
+    minutes to tokenize, and the default action left a half-written folder)."""
+    with outputs.terminable():
+        try:
+            yield
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
 def _build_cache(
     folder: Path,
     cfg: Config,
@@ -280,50 +292,33 @@ def _build_cache(
                 shutil.rmtree(old)
     tmp = root / f".{folder.name}.tmp"
     tmp.mkdir(parents=True)
-    with outputs.terminable():  # (SIGTERM too: a corpus of millions of pairs takes minutes here)
-        try:
-            return _fill_cache(tmp, folder, cfg, tokenizer, held, threads, on_progress)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-
-
-def _fill_cache(
-    tmp: Path,
-    folder: Path,
-    cfg: Config,
-    tokenizer: Tokenizer,
-    held: dict[int, tuple[str, str]],
-    threads: int,
-    on_progress: Callable[[int], None] | None,
-) -> tuple[tuple[TokenArrays, TokenArrays], Cleaning]:
-    """The arrays written into `tmp`, which is renamed `folder` once they are complete."""
-    cleaning = Cleaning()
-    writers = (
-        ArrayWriter(tmp / "src", id_dtype(tokenizer.src_vocab_size)),
-        ArrayWriter(tmp / "tgt", id_dtype(tokenizer.tgt_vocab_size)),
-    )
-    data, done = cfg.data, 0
-    pairs = _train_pairs(cfg, held, cleaning.fixes, cleaning)
-    while chunk := list(islice(pairs, CHUNK_PAIRS)):
-        src_ids = tokenizer.encode_src([s for s, _ in chunk], threads)
-        tgt_ids = tokenizer.encode_tgt([t for _, t in chunk], threads)
-        kept = _keep(src_ids, tgt_ids, data.max_length, data.max_length_ratio, cleaning)
-        writers[0].extend(src_ids[i] for i in kept)
-        writers[1].extend(tgt_ids[i] for i in kept)
-        done += len(chunk)
-        if on_progress:
-            on_progress(done)
-    for writer in writers:
-        writer.close()
-    meta = {
-        "fixes": dict(cleaning.fixes),
-        **{k: getattr(cleaning, k) for k in ("duplicates", "empty", "too_long", "ratio")},
-    }
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    os.rename(tmp, folder)
-    src = TokenArrays.open(folder / "src", writers[0].dtype)
-    return (src, TokenArrays.open(folder / "tgt", writers[1].dtype)), cleaning
+    with _removed_unless_complete(tmp):
+        cleaning = Cleaning()
+        writers = (
+            ArrayWriter(tmp / "src", id_dtype(tokenizer.src_vocab_size)),
+            ArrayWriter(tmp / "tgt", id_dtype(tokenizer.tgt_vocab_size)),
+        )
+        data, done = cfg.data, 0
+        pairs = _train_pairs(cfg, held, cleaning.fixes, cleaning)
+        while chunk := list(islice(pairs, CHUNK_PAIRS)):
+            src_ids = tokenizer.encode_src([s for s, _ in chunk], threads)
+            tgt_ids = tokenizer.encode_tgt([t for _, t in chunk], threads)
+            kept = _keep(src_ids, tgt_ids, data.max_length, data.max_length_ratio, cleaning)
+            writers[0].extend(src_ids[i] for i in kept)
+            writers[1].extend(tgt_ids[i] for i in kept)
+            done += len(chunk)
+            if on_progress:
+                on_progress(done)
+        for writer in writers:
+            writer.close()
+        meta = {
+            "fixes": dict(cleaning.fixes),
+            **{k: getattr(cleaning, k) for k in ("duplicates", "empty", "too_long", "ratio")},
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        os.rename(tmp, folder)
+        src = TokenArrays.open(folder / "src", writers[0].dtype)
+        return (src, TokenArrays.open(folder / "tgt", writers[1].dtype)), cleaning
 
 
 def _keep(src_ids, tgt_ids, max_length: int | None, max_length_ratio: float, cleaning: Cleaning) -> list[int]:
