@@ -280,7 +280,8 @@ class Model:
                 f"{len(sources)} sources but {len(targets)} targets: give one target per source"
             )
         with self._autocast():
-            log_probs, tokens = pair_log_probs(self.module, self.tokenizer, sources, targets)
+            limit = self.config.decode.max_input_pieces
+            log_probs, tokens = pair_log_probs(self.module, self.tokenizer, sources, targets, limit)
         return Scores(log_probs, tokens)
 
     def generate(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from seqkit.errors import DataError
 from tests.helpers import assert_one_line_error, seqkit_here
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "bible-es-en"
@@ -208,5 +209,33 @@ def test_options_a_models_perplexity_would_not_read_are_errors(reverse_model, ch
         (("--model", reverse_model, "-s", source, "-r", reference, "-r", reference), "2 -r were given"),
         (("--model", char_lm, "-s", source, "-r", reference), "is a language model"),
         (("-i", reference, "-r", reference, "-s", source), "--source is the source side"),
+        # the first to read the standard input had it all ("the standard input has 0 lines but - has 1")
+        (("-i", "-", "-r", "-"), "- given twice: the standard input can be read once"),
+        (("--model", reverse_model, "-s", "-", "-r", "-"), "- given twice"),
+        # as every command names them (it was "no config.toml (the run's config)")
+        (("--model", tmp_path / "none", "-r", reference), "no such model directory"),
+        (("--model", source, "-r", reference), "a file, not a model directory"),
     ):
-        assert_one_line_error(seqkit_here("evaluate", *args), said)
+        assert_one_line_error(seqkit_here("evaluate", *args, stdin="b a c\n"), said)
+
+
+def test_a_models_perplexity_refuses_a_line_longer_than_translate_reads(reverse_model, tmp_path):
+    # teacher forcing over a line of 619,000 pieces ran for more than 10 minutes
+    import seqkit
+
+    model = seqkit.load(reverse_model, device="cpu")
+    limit = model.config.decode.max_input_pieces
+    long = " ".join(["a"] * (limit + 5))
+    source = _write(tmp_path / "s.txt", f"c a b\n{long}\n".encode())
+    reference = _write(tmp_path / "r.txt", b"b a c\na\n")
+    assert_one_line_error(
+        seqkit_here("evaluate", "--model", reverse_model, "-s", source, "-r", reference),
+        f"{source}:2 has ",
+        f"pieces, more than the model's decode.max_input_pieces = {limit:,}; split the line",
+    )
+    assert_one_line_error(
+        seqkit_here("evaluate", "--model", reverse_model, "-s", reference, "-r", source), f"{source}:2 has "
+    )
+    with pytest.raises(DataError, match=r"^targets: item 2 has .* pieces, more than the model's"):
+        model.score(["c a b", "a"], ["b a c", long])
+    assert len(model.score(["c a b"], ["b a c"]).tokens) == 1  # (within the limit: scored)

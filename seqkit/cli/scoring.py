@@ -96,9 +96,17 @@ def evaluate(
             )
         _evaluate_classifier(model_dir, data, plot, as_json, device)
         return
-    if more_metrics and not metrics:
-        raise DataError(
-            f"unexpected argument {more_metrics[0]!r}: give system output with -i FILE (or on stdin)"
+    if more_metrics and not metrics:  # a usage mistake, as Typer's own (exit 2)
+        raise typer.BadParameter(
+            f"unexpected argument {more_metrics[0]!r}: give system output with -i FILE (or on stdin)",
+            param_hint="[METRIC]...",
+        )
+    read_stdin = [
+        p for p in [*(hypotheses or []), *(references or []), source] if p is not None and str(p) == "-"
+    ]
+    if len(read_stdin) > 1:  # (the first read it all: "the standard input has 0 lines but - has 50")
+        raise ConfigError(
+            "- given twice: the standard input can be read once; give all but one of -i, -r and -s as files"
         )
     if model_dir is not None:
         from seqkit.export import runtime
@@ -106,6 +114,7 @@ def evaluate(
         runtime.refuse(model_dir)  # (an export does not score: said before torch is imported)
         from seqkit import modeldir
 
+        modeldir.require_directory(model_dir)  # (a missing one was "no config.toml (the run's config)")
         model_type = modeldir.load_config(model_dir).model.type
         if model_type == "classifier":
             raise DataError(

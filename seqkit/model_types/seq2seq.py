@@ -19,7 +19,7 @@ from seqkit.model_types.base import ModelType, described_fixes, tokenizer_and_mo
 from seqkit.model_types.inspection import Inspection, named_traces
 from seqkit.models.seq2seq import Seq2Seq
 from seqkit.models.trace import trace_rnn
-from seqkit.scoring.likelihood import corpus_nll, perplexity
+from seqkit.scoring.likelihood import check_pair_lengths, corpus_nll, perplexity
 from seqkit.training import seq2seq as trainer
 
 
@@ -33,6 +33,7 @@ def score_perplexity(model, tokenizer: Tokenizer, cfg: Config, source: Path | No
     if not sources:
         raise DataError(f"{source}: no sentence pairs to score")
     src_ids, tgt_ids = tokenizer.encode_src(sources), tokenizer.encode_tgt(references)
+    check_pair_lengths(src_ids, tgt_ids, cfg.decode.max_input_pieces, (f"{source}:", f"{reference}:"))
     data = ParallelIds(src_ids, tgt_ids, references, list(range(len(sources))))
     nll, tokens = corpus_nll(model, data, cfg.decode.batch_size)
     return {"perplexity": perplexity(nll, tokens), "nll_per_token": nll / tokens, "tokens": tokens}

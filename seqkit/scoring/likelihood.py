@@ -17,6 +17,7 @@ from seqkit.data.corpus import ParallelIds, chunk, chunk_starts, token_stream
 from seqkit.data.text import without_controls
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.search import inference_batches
+from seqkit.errors import DataError
 from seqkit.runtime import devices
 
 EVAL_ROWS = 8  # rows a language model's dev / test stream is cut into for scoring, at most
@@ -44,6 +45,19 @@ def pair_loss(
     return loss, float(nll), batch.num_tgt_tokens, int(correct)
 
 
+def check_pair_lengths(src_ids, tgt_ids, limit: int, sides: tuple[str, str]) -> None:
+    """A pair whose source or target has more than `limit` pieces (the model's decode.max_input_pieces, which
+    `translate` holds its input lines to) is a DataError naming it as `sides` name a line: the side's
+    prefix and the pair's number (teacher forcing over a line of 619,000 pieces ran for over 10 minutes)."""
+    for number, pair in enumerate(zip(src_ids, tgt_ids, strict=True), start=1):
+        for side, row in zip(sides, pair, strict=True):
+            if len(row) > limit:
+                raise DataError(
+                    f"{side}{number} has {len(row):,} pieces, more than the model's decode.max_input_pieces = "
+                    f"{limit:,}; split the line (at its sentence ends, say), or leave the pair out"
+                )
+
+
 @torch.no_grad()
 def corpus_nll(model, data: ParallelIds, batch_size: int) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) of the targets given the sources, and the token count."""
@@ -60,14 +74,16 @@ def corpus_nll(model, data: ParallelIds, batch_size: int) -> tuple[float, int]:
 
 @torch.no_grad()
 def pair_log_probs(
-    model, tokenizer: Tokenizer, sources: list[str], targets: list[str]
+    model, tokenizer: Tokenizer, sources: list[str], targets: list[str], max_pieces: int
 ) -> tuple[list[float], list[int]]:
     """An encoder-decoder: per pair, log P(target | source) in nats (EOS included) and the target's
-    token count. One pair per batch: no padding enters a sentence's score."""
+    token count. One pair per batch: no padding enters a sentence's score. A side of more than
+    `max_pieces` pieces is a DataError (`check_pair_lengths`)."""
     was_training = model.training
     model.eval()
     device = devices.model_device(model)
     src_ids, tgt_ids = tokenizer.encode_src(sources), tokenizer.encode_tgt(targets)
+    check_pair_lengths(src_ids, tgt_ids, max_pieces, ("sources: item ", "targets: item "))
     log_probs, tokens = [], []
     for i in range(len(sources)):
         _, nll, count, _ = pair_loss(model, make_batch(src_ids, tgt_ids, [i]).to(device))
