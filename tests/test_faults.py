@@ -1054,3 +1054,52 @@ def test_a_long_native_call_keeps_sigterms_default_action():
             assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_directory_of_a_few_files_of_somebody_else_names_them_all():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        for name in "abc":
+            (directory / name).write_text("theirs\n")
+        with pytest.raises(ModelDirError, match=r"holds files seqkit did not write \(a, b, c\);"):
+            outputs.check_claimable(directory, "--output")
+        (directory / "d").write_text("theirs\n")
+        with pytest.raises(ModelDirError, match=r"\(a, b, c, \.\.\.\);"):
+            outputs.check_claimable(directory, "--output")
+
+
+def test_claiming_a_directory_seqkit_owns_leaves_its_marker_as_it_is(tmp_path):
+    # (the marker says which seqkit wrote the directory first; a later run must not claim it again)
+    earlier = json.dumps({"written_by": "seqkit 0.1", "kind": "run"}).encode()
+    (tmp_path / outputs.MARKER).write_bytes(earlier)
+    outputs.claim_directory(tmp_path, "run", "--output")
+    assert (tmp_path / outputs.MARKER).read_bytes() == earlier
+
+
+_TAKES_THE_LOCK = """
+import sys
+from pathlib import Path
+from seqkit import outputs
+with outputs.locked(Path(sys.argv[1])):
+    pass
+"""
+
+
+def test_the_lock_is_held_for_the_block_named_by_its_holder_and_taken_again_after(tmp_path):
+    def another_process_locks() -> subprocess.CompletedProcess:
+        command = [sys.executable, "-c", _TAKES_THE_LOCK, str(tmp_path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    (tmp_path / outputs.LOCK).write_text("99999999999\n")  # a holder of long ago: its pid is replaced
+    with outputs.locked(tmp_path):
+        assert (tmp_path / outputs.LOCK).read_text() == f"{os.getpid()}\n"
+        with outputs.locked(tmp_path):  # re-entrant in one process (the CLI and the trainer it calls)
+            pass
+        refused = another_process_locks()
+        assert refused.returncode != 0 and f"by another process (pid {os.getpid()})" in refused.stderr
+    assert another_process_locks().returncode == 0
+    with outputs.locked(tmp_path):  # taken again, and held again: not a stale re-entry
+        refused = another_process_locks()
+        assert refused.returncode != 0 and "is being trained by another process" in refused.stderr

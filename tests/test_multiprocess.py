@@ -78,3 +78,30 @@ def test_sharded_translation_refuses_a_pipe_among_its_inputs(tmp_path, reverse_m
     through_a_fifo = seqkit_here("translate", reverse_model, fifo, "--beam-size", 1)
     writer.join()
     assert through_a_fifo.stdout == alone.stdout.decode().splitlines(keepends=True)[1].encode()
+
+
+def test_a_part_lies_beside_a_file_and_in_the_temporary_directory_for_a_device(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    from seqkit.decoding import sharded
+
+    # beside the output: on a multi-node run, the shared file system every node writes its parts to
+    assert sharded.part_path(tmp_path / "out.txt", 1) == tmp_path / ".out.txt.part-1.tmp"
+    assert sharded.part_path(Path("/dev/null"), 0).parent == Path(tempfile.gettempdir())
+
+
+def test_a_part_stopped_while_written_is_removed(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from seqkit.decoding import sharded
+
+    def stopped():
+        yield "first"
+        raise KeyboardInterrupt  # (Ctrl-C, SIGTERM's SystemExit: no Exception the caller cleans up after)
+
+    with pytest.raises(KeyboardInterrupt):
+        sharded.write_part(tmp_path / "out.txt", SimpleNamespace(rank=1, size=2), stopped())
+    assert list(tmp_path.iterdir()) == []

@@ -545,3 +545,17 @@ def test_requests_that_timed_out_waiting_hold_no_place_in_the_queue():
         asyncio.run(worker.submit(["a"], "A", lambda lines: lines))
     assert refused.value.status == 504  # waited for an answer, not refused a place
     assert worker.queued == 0
+
+
+def test_the_queue_counts_requests_not_the_stop_and_a_timed_out_one_is_no_place():
+    from seqkit.server.worker import Worker
+
+    stopping = Worker(server.Limits())
+    stopping.waiting.extend([_queued_job("A"), None])  # (the stop, queued last at shutdown)
+    assert stopping.queued == 1
+    # a new request finds the place of one that timed out waiting, with no count of the queue before it
+    worker = Worker(server.Limits(max_queue=2, timeout=0.05))
+    worker.waiting.extend(_queued_job("A", timed_out=True) for _ in range(2))
+    with pytest.raises(server.worker.Refused) as refused:
+        asyncio.run(worker.submit(["a"], "A", lambda lines: lines))
+    assert refused.value.status == 504

@@ -154,3 +154,25 @@ def test_a_models_beam_only_settings_give_way_to_greedy_search_and_sampling(reve
     )
     with pytest.raises(ConfigError, match="coverage_penalty re-ranks"):  # both asked for: still an error
         mine.translate(lines, beam_size=1, coverage_penalty=0.5)
+
+
+def test_a_typed_input_is_a_terminals_stdin_among_the_inputs(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    from seqkit.cli import line_io
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    assert line_io.typed(None) and line_io.typed([Path("in.txt"), Path("-")])  # (any `-`, not only all)
+    assert not line_io.typed([Path("in.txt")])
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    assert not line_io.typed([Path("-")])
+
+
+def test_a_device_output_may_also_be_an_input():
+    from pathlib import Path
+
+    from seqkit.cli import line_io
+
+    # written through, never replaced: /dev/null as input and output destroys nothing
+    line_io.check_output(Path("/dev/null"), [Path("/dev/null")])
