@@ -189,7 +189,7 @@ def test_bad_requests_and_limits(reverse_model):
                 "the body is not a JSON object; send one with the fields text, beam_size,",
             ),
             "two faults": (
-                {"json": {"text": ["a"], "beam_size": True, "nbest": None}},
+                {"json": {"text": ["a"], "beam_size": True, "nbest": "2"}},
                 "beam_size: input should be a valid integer, not true (and 1 more)",
             ),
         }
@@ -199,6 +199,12 @@ def test_bad_requests_and_limits(reverse_model):
                 name,
                 refused.text,
             )
+        # null is "not given" for nbest as for every setting (it was a type error)
+        unset = client.post("/translate", json={"text": ["c a b"], "nbest": None, "beam_size": 1})
+        assert (
+            unset.status_code == 200
+            and unset.json() == client.post("/translate", json={"text": ["c a b"], "beam_size": 1}).json()
+        )
         generate = client.post("/generate", json={"prompt": ["a"]})
         assert "prompt: not a field of this request; did you mean prompts?" in generate.json()["error"]
         huge_beam = client.post("/translate", json={"text": ["a"], "beam_size": 500})

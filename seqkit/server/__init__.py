@@ -54,7 +54,7 @@ class TranslateRequest(BaseModel):
 
     text: list[str]
     beam_size: int | None = Field(None, description="the model's decode.beam_size when not given")
-    nbest: int = 1
+    nbest: int | None = Field(None, description="1 when not given (null too, as for every setting)")
     length_penalty: float | None = None
     max_length_ratio: float | None = None
     shortlist: bool | None = Field(None, description="the model's decode.shortlist when not given")
@@ -228,17 +228,16 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         _at_most("max_length_ratio", request.max_length_ratio, MAX_LENGTH_RATIO,
                  model.config.decode.max_length_ratio, "the longest outputs (x source pieces) this server "
                  "searches for")  # fmt: skip
-        if request.nbest > 1 and settings.temperature > 0:
-            raise Refused(422, SAMPLING_NBEST.format(f"nbest = {request.nbest}"))
-        if not 1 <= request.nbest <= settings.beam_size:
-            raise Refused(
-                422, f"nbest = {request.nbest}: must be between 1 and the beam size ({settings.beam_size})"
-            )
+        nbest = 1 if request.nbest is None else request.nbest
+        if nbest > 1 and settings.temperature > 0:
+            raise Refused(422, SAMPLING_NBEST.format(f"nbest = {nbest}"))
+        if not 1 <= nbest <= settings.beam_size:
+            raise Refused(422, f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size})")
 
         def run(lines: list[str]) -> list[Any]:
-            return list(model.translate_stream(lines, settings, request.nbest))
+            return list(model.translate_stream(lines, settings, nbest))
 
-        results = await worker.submit(request.text, (settings, request.nbest), run)
+        results = await worker.submit(request.text, (settings, nbest), run)
         return {
             "translations": [
                 {
