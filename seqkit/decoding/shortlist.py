@@ -127,35 +127,43 @@ def _links(src_ids, src_offsets, tgt_ids, tgt_offsets, pairs, null: int, tgt_voc
     piece, target piece), source x tgt_vocab + target, and the target position's number -> two (links,)
     arrays, filled CHUNK_PAIRS pairs at a time (the temporaries of all the links at once were the peak
     of a training's memory: 1.7 GB for the 20 M links of a large corpus)."""
+    src_ids, tgt_ids = np.asarray(src_ids), np.asarray(tgt_ids)
     src_offsets, tgt_offsets = np.asarray(src_offsets), np.asarray(tgt_offsets)
-    per_pair = (np.diff(src_offsets)[pairs] + 1) * np.diff(tgt_offsets)[pairs]
+    src_lengths, tgt_lengths = np.diff(src_offsets), np.diff(tgt_offsets)
+    per_pair = (src_lengths[pairs] + 1) * tgt_lengths[pairs]
     codes = np.empty(int(per_pair.sum()), dtype=np.int64)
     positions = np.empty(len(codes), dtype=np.int32)  # (at most MAX_LINKS target positions)
     filled = numbered = 0
     for start in range(0, len(pairs), CHUNK_PAIRS):
         chunk = pairs[start : start + CHUNK_PAIRS]
-        source, target, position = _chunk_links(src_ids, src_offsets, tgt_ids, tgt_offsets, chunk, null)
+        source, target, position = _chunk_links(
+            src_ids,
+            src_offsets[chunk],
+            src_lengths[chunk],
+            tgt_ids,
+            tgt_offsets[chunk],
+            tgt_lengths[chunk],
+            null,
+        )
         codes[filled : filled + len(source)] = source * tgt_vocab + target
         positions[filled : filled + len(source)] = position + numbered
         filled += len(source)
-        numbered += int(np.diff(tgt_offsets)[chunk].sum())
+        numbered += int(tgt_lengths[chunk].sum())
     return codes, positions
 
 
-def _chunk_links(src_ids, src_offsets, tgt_ids, tgt_offsets, pairs, null: int):
-    """`_links` of a few pairs: the source piece, the target piece and the target position's number
-    (from 0) -> three (links,) arrays."""
-    src_starts, src_lengths = src_offsets[pairs], np.diff(src_offsets)[pairs]
-    tgt_starts, tgt_lengths = tgt_offsets[pairs], np.diff(tgt_offsets)[pairs]
+def _chunk_links(src_ids, src_starts, src_lengths, tgt_ids, tgt_starts, tgt_lengths, null: int):
+    """`_links` of a few pairs (their starts and lengths in the flat ids): the source piece, the target
+    piece and the target position's number (from 0) -> three (links,) arrays."""
     width = src_lengths + 1  # + NULL: the source of target pieces that translate nothing
     per_pair = width * tgt_lengths
-    pair = np.repeat(np.arange(len(pairs)), per_pair)  # (links,)
+    pair = np.repeat(np.arange(len(src_starts)), per_pair)  # (links,)
     within = np.arange(int(per_pair.sum())) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
     tgt_position, src_position = within // width[pair], within % width[pair]
     is_null = src_position == src_lengths[pair]
     src_index = np.where(is_null, 0, src_starts[pair] + src_position)
-    source = np.where(is_null, null, np.asarray(src_ids)[src_index].astype(np.int64))
-    target = np.asarray(tgt_ids)[tgt_starts[pair] + tgt_position].astype(np.int64)
+    source = np.where(is_null, null, src_ids[src_index].astype(np.int64))
+    target = tgt_ids[tgt_starts[pair] + tgt_position].astype(np.int64)
     # each target position of the sample, numbered: the posterior is normalised over its sources
     position = np.repeat(np.cumsum(tgt_lengths) - tgt_lengths, per_pair) + tgt_position
     return source, target, position
