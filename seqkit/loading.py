@@ -32,7 +32,7 @@ def load_named(
     `--device` and `--precision`)."""
     from seqkit.export import runtime
 
-    if not isinstance(model_dir, str | os.PathLike) or isinstance(model_dir, bytes):  # (pathlib's TypeError)
+    if not isinstance(model_dir, str | os.PathLike):  # (None, 5, b"dir": pathlib's TypeError)
         raise ConfigError(
             f"model_dir = {model_dir!r:.40}: a {type(model_dir).__name__}; give the model directory's path "
             "(a str or a Path)"

@@ -80,9 +80,10 @@ def native_call() -> Iterator[None]:
     """Inside `terminable`, a long native call (SentencePiece's training) during which SIGTERM and SIGHUP
     take their default action again: Python's handler would run only when the call returns, minutes
     after a batch scheduler asked, which then kills the process anyway."""
+    if threading.current_thread() is not threading.main_thread():  # (as in terminable: no handlers there)
+        yield
+        return
     ours = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is _sigterm]
-    if threading.current_thread() is not threading.main_thread():
-        ours = []
     for number in ours:
         signal.signal(number, signal.SIG_DFL)
     try:
