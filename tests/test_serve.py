@@ -82,6 +82,42 @@ def test_translations_equal_the_command(translator, reverse_model, reverse_data)
         assert got["text"] == got["nbest"][0]["text"] and got["score"] == got["nbest"][0]["score"]
 
 
+def test_the_documentation_describes_each_answer_and_every_refusal_has_its_line(translator):
+    spec = translator.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def fields(name: str) -> set[str]:
+        return set(schemas[name]["properties"])
+
+    answer = translator.post("/translate", json={"text": ["a b", ""], "beam_size": 2, "nbest": 2}).json()
+    assert set(answer) == fields("TranslateResponse")
+    assert answer["translations"][1] == {"text": "", "score": None, "nbest": []}  # (the schema says so)
+    assert {"type": "null"} in schemas["Translation"]["properties"]["score"]["anyOf"]
+    assert set(answer["translations"][0]) == fields("Translation")
+    assert set(answer["translations"][0]["nbest"][0]) == fields("Hypothesis")
+    assert set(translator.get("/health").json()) == fields("HealthResponse")
+    for path, method, answered in (("/translate", "post", "TranslateResponse"), ("/generate", "post",
+                                   "GenerateResponse"), ("/health", "get", "HealthResponse")):  # fmt: skip
+        responses = spec["paths"][path][method]["responses"]
+        assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{answered}")
+    for status in ("413", "422", "500", "503", "504"):
+        refusal = spec["paths"]["/translate"]["post"]["responses"][status]["content"]["application/json"]
+        assert refusal["schema"]["$ref"].endswith("/ErrorResponse"), status
+    # Starlette's own refusals have their line too (they were {"detail": "Not Found"} and the like)
+    as_json = {"content-type": "application/json"}
+    refusals = {
+        404: (("POST", "/translation"), {"json": {}}, "/translation: no such endpoint; this server answers "
+              "POST /translate, GET /health, GET /info, GET /docs"),
+        405: (("GET", "/translate"), {}, "GET /translate: not answered; use POST /translate"),
+        400: (("POST", "/translate"), {"content": b'{"text": ["a\xff"]}', "headers": as_json},
+              "the body could not be read as text (is it UTF-8?); send one JSON object in UTF-8"),
+    }  # fmt: skip
+    for status, ((method, path), request, error) in refusals.items():
+        refused = translator.request(method, path, **request)
+        assert (refused.status_code, refused.json()["error"]) == (status, error)
+    assert translator.post("/health").json()["error"] == "POST /health: not answered; use GET /health"
+
+
 def test_concurrent_requests_get_their_own_lines_in_order_from_shared_batches(translator, reverse_data):
     sources = read_lines(f"{reverse_data}/dev.src")
     alone = translator.post("/translate", json={"text": sources, "beam_size": 1}).json()["translations"]

@@ -8,7 +8,10 @@
                       "num_samples", "seed"} -> {"texts": [...]}   (num_samples per prompt, in order)
     GET  /health     {"status": "ok", "queued": N, "requests": answered, "batches": decoded}
     GET  /info       what `seqkit info --json` prints
-    GET  /docs       the OpenAPI documentation (FastAPI's)
+    GET  /docs       the OpenAPI documentation (FastAPI's), with every answer's schema
+
+Every refusal is {"error": one line naming what to change}; FastAPI's 422s and Starlette's 400/404/405 keep
+their "detail" beside it.
 
 One worker thread owns the model: requests wait in a bounded queue, and translation requests that are
 waiting with the same settings are decoded together, up to `max_batch` lines (dynamic batching), so the
@@ -35,6 +38,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from seqkit.api import Model
 from seqkit.data.text import line_fault
@@ -77,6 +81,53 @@ class GenerateRequest(BaseModel):
     top_p: float | None = None
     num_samples: int | None = None
     seed: int | None = None
+
+
+class Hypothesis(BaseModel):
+    text: str
+    score: float = Field(description="log_prob over the length penalty: what the search ranks by")
+    log_prob: float = Field(description="the hypothesis' log-probability (nats), EOS included")
+
+
+class Translation(BaseModel):
+    text: str = Field(description="the best hypothesis' text (nbest[0]); an empty line's is empty")
+    score: float | None = Field(description="the best hypothesis' score; null for an empty line")
+    nbest: list[Hypothesis] = Field(description="the nbest hypotheses, best first; none for an empty line")
+
+
+class TranslateResponse(BaseModel):
+    translations: list[Translation] = Field(description="one per line of the request, in order")
+
+
+class GenerateResponse(BaseModel):
+    texts: list[str] = Field(
+        description="num_samples texts per prompt (each the prompt and its continuation)"
+    )
+
+
+class HealthResponse(BaseModel):
+    status: str
+    queued: int = Field(description="requests waiting for the model")
+    requests: int = Field(description="requests answered")
+    batches: int = Field(description="batches decoded")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="one line: what was refused and what to change")
+    detail: Any = Field(None, description="FastAPI's and Starlette's own, where they refused")
+
+
+# what a refusal's body is, in the OpenAPI documentation (a 422 replaces FastAPI's own schema)
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        413: "too many lines, or a line too long (--max-lines, --max-chars, decode.max_input_pieces)",
+        422: "a field or setting that is wrong: the error names it",
+        503: "the queue is full (--max-queue): retry after Retry-After seconds",
+        504: "not answered within --timeout seconds",
+        500: "the model directory changed or is damaged: the server's fault",
+    }.items()
+}
 
 
 def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
@@ -133,6 +184,19 @@ def _invalid_request(errors: Sequence[Any], fields: list[str], json_body: bool) 
     return f"{field}: {first['msg'][:1].lower()}{first['msg'][1:]}, not {given}{more}"
 
 
+def _http_refusal(status: int, method: str, path: str, detail: str, endpoint: str) -> str:
+    """One line for Starlette's own refusals (no such path, a method a path does not take, a body that is
+    not text), naming what this server answers."""
+    if status == 404:
+        return f"{path}: no such endpoint; this server answers POST {endpoint}, GET /health, GET /info, GET /docs"
+    if status == 405:
+        allowed = "POST" if path in ENDPOINTS.values() else "GET"
+        return f"{method} {path}: not answered; use {allowed} {path}"
+    if detail == "There was an error parsing the body":  # (FastAPI's words for bytes that are not UTF-8)
+        return "the body could not be read as text (is it UTF-8?); send one JSON object in UTF-8"
+    return detail
+
+
 def require_endpoint(model: Model) -> None:
     """A ConfigError for a model that no endpoint serves (a classifier or forecaster)."""
     if model.type not in ENDPOINTS:
@@ -156,12 +220,22 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         yield
         await asyncio.to_thread(worker.stop)  # after uvicorn has answered the requests in flight
 
+    endpoint = ENDPOINTS[model.type]
     app = FastAPI(title="seqkit", summary=f"{model.model_dir}: {model.type}", lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=limits.max_body)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:
         return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        message = _http_refusal(
+            error.status_code, request.method, request.url.path, str(error.detail), endpoint
+        )
+        return JSONResponse(
+            {"error": message, "detail": error.detail}, status_code=error.status_code, headers=error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -184,23 +258,20 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         return JSONResponse({"error": str(error)}, status_code=status)
 
     @app.get("/health")
-    async def health() -> dict:
-        return {
-            "status": "ok",
-            "queued": worker.queued,
-            "requests": worker.requests,
-            "batches": worker.batches,
-        }
+    async def health() -> HealthResponse:
+        return HealthResponse(
+            status="ok", queued=worker.queued, requests=worker.requests, batches=worker.batches
+        )
 
-    @app.get("/info")
+    @app.get("/info", responses={500: REFUSALS[500]})
     async def info() -> dict:
         try:
             return await asyncio.to_thread(model.info)
         except SeqkitError as e:  # the model directory changed under the server: its fault, not the client's
             raise Refused(500, str(e)) from None
 
-    @app.post("/translate")
-    async def translate(request: TranslateRequest) -> dict:
+    @app.post("/translate", responses=REFUSALS)
+    async def translate(request: TranslateRequest) -> TranslateResponse:
         if model.type != "seq2seq":
             raise Refused(422, f"{model.model_dir} is a language model: use POST {ENDPOINTS['lm']}")
         _check_lines(request.text, limits, "line")
@@ -238,19 +309,19 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             return list(model.translate_stream(lines, settings, nbest))
 
         results = await worker.submit(request.text, (settings, nbest), run)
-        return {
-            "translations": [
-                {
-                    "text": r.text,
-                    "score": r.score,
-                    "nbest": [{"text": t.text, "score": t.score, "log_prob": t.log_prob} for t in r.nbest],
-                }
+        return TranslateResponse(
+            translations=[
+                Translation(
+                    text=r.text,
+                    score=r.score,
+                    nbest=[Hypothesis(text=t.text, score=t.score, log_prob=t.log_prob) for t in r.nbest],
+                )
                 for r in results
             ]
-        }
+        )
 
-    @app.post("/generate")
-    async def generate(request: GenerateRequest) -> dict:
+    @app.post("/generate", responses=REFUSALS)
+    async def generate(request: GenerateRequest) -> GenerateResponse:
         if model.type != "lm":
             raise Refused(422, f"{model.model_dir} translates: use POST {ENDPOINTS['seq2seq']}")
         _check_lines(request.prompts, limits, "prompt")
@@ -271,7 +342,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         def run(prompts: list[str]) -> list[Any]:
             return list(model.generate_stream(prompts, settings))
 
-        return {"texts": await worker.submit(request.prompts, None, run)}
+        return GenerateResponse(texts=await worker.submit(request.prompts, None, run))
 
     return app
 
