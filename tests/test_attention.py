@@ -168,7 +168,9 @@ def test_text_rendering_names_the_most_attended_piece(reverse_model):
     assert len(lines) == 2 + len(attention.output)
     for piece, row, line in zip(attention.output, attention.weights, lines[2:], strict=True):
         best = max(range(len(row)), key=row.__getitem__)
-        assert line.startswith(piece) and line.endswith(f"-> {attention.source[best]} ({row[best]:.2f})")
+        assert line.startswith(piece) and line.endswith(
+            f"-> {best + 1}:{attention.source[best]} ({row[best]:.2f})"
+        )
     assert textplots.shade(0.0) == " " and textplots.shade(1.0) == "█"
 
 

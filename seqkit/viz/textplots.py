@@ -46,7 +46,8 @@ def shade(weight: float) -> str:
 
 def attention_text(attention: AttentionMap) -> str:
     """Output pieces down, source positions across (numbered, the pieces listed above), one shade per
-    weight; after each row, the source piece it attends to most and that weight."""
+    weight; after each row, the source piece it attends to most (its position: a piece can occur twice)
+    and that weight."""
     lines = ["source: " + "  ".join(f"{j + 1}:{piece}" for j, piece in enumerate(attention.source))]
     width = max(len(piece) for piece in attention.output) if attention.output else 0
     header = "".join(f"{(j + 1) % 10:>2}" for j in range(len(attention.source)))
@@ -58,7 +59,9 @@ def attention_text(attention: AttentionMap) -> str:
         cells = "".join(f" {shade(w)}" for w in row)
         best = max(range(len(row)), key=row.__getitem__)
         generated = f"; generate {gate:.2f}" if gate is not None else ""  # a copy model's gate
-        lines.append(f"{piece:<{width}} {cells}   -> {attention.source[best]} ({row[best]:.2f}{generated})")
+        lines.append(
+            f"{piece:<{width}} {cells}   -> {best + 1}:{attention.source[best]} ({row[best]:.2f}{generated})"
+        )
     return "\n".join(lines)
 
 
