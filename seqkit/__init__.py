@@ -4,6 +4,7 @@ from the shell and from Python.
     import seqkit
     model = seqkit.load("runs/demo")          # a directory `seqkit train --output` wrote
     print(model.translate(["Dios es amor."])[0].text)
+    model = seqkit.train("runs/tiny", "corpora/bible-es-en/demo.toml", settings={"train.max_steps": 200})
 
 Importing seqkit changes no process-wide setting; `seqkit.load` and the command line apply seqkit's
 memory settings (runtime/allocator.py).
@@ -17,13 +18,14 @@ if TYPE_CHECKING:  # what type checkers see of the names `__getattr__` imports w
     from seqkit.api import Model, Scores, TranslationResult
     from seqkit.decoding.classify import Prediction
     from seqkit.loading import load
+    from seqkit.runs import train
 
 try:
     __version__ = version("seqkit")  # the one version source: pyproject.toml's, as installed
 except PackageNotFoundError:  # a source tree on sys.path, not installed
     __version__ = "0+unknown"
 
-__all__ = ["Model", "Prediction", "Scores", "TranslationResult", "__version__", "load"]
+__all__ = ["Model", "Prediction", "Scores", "TranslationResult", "__version__", "load", "train"]
 
 
 def __getattr__(name: str):
@@ -37,6 +39,10 @@ def __getattr__(name: str):
         from seqkit.loading import load
 
         return load
+    if name == "train":
+        from seqkit.runs import train
+
+        return train
     if name == "errors":  # `except seqkit.errors.DataError` after a bare `import seqkit` (no torch)
         import importlib  # (`from seqkit import errors` would ask this function again, endlessly)
 

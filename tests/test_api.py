@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -20,8 +21,8 @@ from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import LineNumbers
-from seqkit.errors import ConfigError, DataError
-from tests.helpers import assert_one_line_error, seqkit_here
+from seqkit.errors import ConfigError, DataError, ModelDirError
+from tests.helpers import assert_one_line_error, seqkit_here, toy_config
 
 
 def test_import_is_light_and_sets_nothing():
@@ -33,7 +34,7 @@ def test_import_is_light_and_sets_nothing():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=clean, check=True)
     assert (
         out.stdout.strip()
-        == "False None ['Model', 'Prediction', 'Scores', 'TranslationResult', '__version__', 'load']"
+        == "False None ['Model', 'Prediction', 'Scores', 'TranslationResult', '__version__', 'load', 'train']"
     )
     # the names are there for dir() and for type checkers too (they saw Any: PEP 561's marker was missing)
     assert {*seqkit.__all__, "errors"} <= set(dir(seqkit))
@@ -278,3 +279,87 @@ def test_loading_and_describing_a_model_leave_torchs_random_numbers_alone(revers
     model = seqkit.load(reverse_model, device="cpu")
     model.info()
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_train_from_python_equals_the_command_and_keeps_the_callers_threads_and_random_state(
+    tmp_path, reverse_data
+):
+    config = tmp_path / "toy.toml"
+    config.write_bytes(configfile.to_toml(toy_config(reverse_data)))
+    steps = {"train.max_steps": 12, "train.valid_every": 6, "train.threads": 1}
+    command = seqkit_here("train", "-c", config, "-o", tmp_path / "command",
+                          *(f"--set={key}={value}" for key, value in steps.items()))  # fmt: skip
+    assert command.returncode == 0, command.stderr
+    torch.set_num_threads(2)
+    torch.manual_seed(5)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(5)
+    model = seqkit.train(tmp_path / "python", config, settings=steps, quiet=True)
+    assert torch.get_num_threads() == 2 and torch.equal(torch.rand(3), expected_draw)
+    for name in ("model.safetensors", "config.toml"):
+        assert (tmp_path / "python" / name).read_bytes() == (tmp_path / "command" / name).read_bytes()
+    assert model.translate(["a b c"]) == seqkit.load(tmp_path / "command").translate(["a b c"])
+    # the same directory again with a later limit continues the run, as the command does
+    longer = seqkit.train(tmp_path / "python", config, settings={**steps, "train.max_steps": 18}, quiet=True)
+    log = [json.loads(line) for line in (tmp_path / "python" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["steps"] for r in log if r["kind"] == "end"] == [12, 18]
+    assert longer.info()["training"]["steps"] == 18
+
+
+def test_train_from_python_refuses_what_the_command_refuses(tmp_path, reverse_data):
+    config = tmp_path / "toy.toml"
+    config.write_bytes(configfile.to_toml(toy_config(reverse_data)))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    refusals = {
+        "model_dir": (dict(model_dir=tmp_path / "mine", config=config), ModelDirError,
+                      "model_dir {}: the directory holds files seqkit did not write (notes.txt)"),
+        "no checkpoint": (dict(model_dir=tmp_path / "new", config=config, resume=True), ModelDirError,
+                          "no checkpoint to resume"),
+        "both": (dict(model_dir=tmp_path / "new", resume=True, overwrite=True), ConfigError,
+                 "overwrite=True starts a new run and resume=True continues one; give one of them"),
+        "no key": (dict(model_dir=tmp_path / "new", settings={"max_steps": 3}), ConfigError,
+                   "settings: 'max_steps' is no 'section.key' (e.g. 'train.max_steps')"),
+        "no value": (dict(model_dir=tmp_path / "new", settings={"train.max_steps": None}), ConfigError,
+                     "settings['train.max_steps'] = None: give a number, a string, a boolean or a list"),
+        "a range": (dict(model_dir=tmp_path / "new", config=config, settings={"train.max_steps": -1}),
+                    ConfigError, "train.max_steps"),
+        "a flag": (dict(model_dir=tmp_path / "new", quiet="no"), ConfigError, "quiet = 'no': give True or False"),
+    }  # fmt: skip
+    for name, (arguments, kind, message) in refusals.items():
+        with pytest.raises(kind) as refused:
+            seqkit.train(**arguments)
+        assert message.format(tmp_path / "mine") in str(refused.value), name
+        assert "\n" not in str(refused.value), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "toy.toml"]  # nothing was written
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    # a string value of a key that holds text stays text, as --set "data.src_lang=2020" does
+    with pytest.raises(DataError, match="2020"):
+        seqkit.train(tmp_path / "new", config, settings={"data.src_lang": "2020"}, quiet=True)
+
+
+def test_ctrl_c_in_train_from_python_saves_a_checkpoint_then_reaches_the_callers_handler(
+    tmp_path, reverse_data, monkeypatch
+):
+    from seqkit import console
+    from seqkit.training import checkpoint
+    from seqkit.training.loop import TrainingInterrupted
+
+    class InterruptedAtStep5(console.TrainingProgress):
+        def step(self, report):
+            super().step(report)
+            if report.step == 5:
+                signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(console, "TrainingProgress", InterruptedAtStep5)
+    config = tmp_path / "toy.toml"
+    config.write_bytes(configfile.to_toml(toy_config(reverse_data)))
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        with pytest.raises(TrainingInterrupted):
+            seqkit.train(tmp_path / "run", config, settings={"train.max_steps": 50}, quiet=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert received == [signal.SIGINT]  # once: seqkit's own handler took the first, then gave it back
+    assert checkpoint.latest(tmp_path / "run").name == "step-00000005"

@@ -26,6 +26,7 @@ LAYERS = (
     ("loading",),
     ("console",),
     ("results",),
+    ("runs",),
     ("server",),
     ("cli",),
     ("__main__",),

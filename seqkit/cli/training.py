@@ -18,8 +18,7 @@ from seqkit.cli import (
     config_default,
     user_errors,
 )
-from seqkit.config import resume as config_resume
-from seqkit.errors import ConfigError, ModelDirError
+from seqkit.errors import ConfigError
 
 
 @app.command(cls=_Command)
@@ -99,33 +98,18 @@ def train(
 
     Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
-    from seqkit import console, model_types, modeldir, outputs
+    from seqkit import console, runs
     from seqkit.runtime import distributed
-    from seqkit.training import checkpoint
     from seqkit.training.loop import TrainingInterrupted
 
     console.outlive_stderr()  # from its first line: a reader gone before it must not stop the run either
     if output is not None and resume is not None and output != resume:
         raise ConfigError(f"--output {output} and --resume {resume} differ; give one directory")
-    if overwrite and resume is not None:
-        raise ConfigError("--overwrite starts a new run and --resume continues one; give one of them")
     run_dir = resume or output
     if run_dir is None:
         raise ConfigError(
             "--output is required: the model directory to create (or --resume DIR to continue one)"
         )
-    # before anything is read or written: never a directory of somebody else's (a 0.1 run: --resume)
-    outputs.check_claimable(run_dir, "--resume" if resume else "--output", adopt=resume is not None)
-    resuming = not overwrite and checkpoint.latest(run_dir) is not None
-    if resume is not None and not resuming:
-        if resume.is_dir() and outputs.owns(resume):
-            # a run still in its first steps has no checkpoint yet: that it is training is what to say
-            with outputs.locked(resume):
-                pass
-        raise ModelDirError(
-            f"{resume}: no checkpoint to resume; {checkpoint.without_checkpoint(resume, 'resume')}"
-        )
-    stored = modeldir.load_config(run_dir) if resuming else None
     shorthands = {
         "max_steps": max_steps,
         "max_epochs": max_epochs,
@@ -135,18 +119,20 @@ def train(
         "precision": precision,
     }
     extra = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
-    cfg = configfile.load(config, [*(overrides or []), *extra], base=stored)
+    plan = runs.plan(
+        run_dir,
+        config,
+        [*(overrides or []), *extra],
+        resume=resume is not None,
+        overwrite=overwrite,
+        option="--resume" if resume is not None else "--output",
+    )
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, the first process reports for all
-    if stored is not None:
-        changes = config_resume.changes(stored, cfg, run_dir)
-        if speaks and not quiet:
-            console.stderr.print(
-                f"resuming {run_dir}; config changes: {'; '.join(changes) if changes else 'none'}",
-                highlight=False,
-            )
+    if plan.resuming and speaks and not quiet:
+        console.stderr.print(runs.resuming_line(plan), highlight=False)
     together = False  # whether every process ends the same way (see distributed.leave)
     try:
-        model_types.of(cfg).train(cfg, run_dir, console.TrainingProgress(quiet), resuming, overwrite)
+        runs.run(plan, console.TrainingProgress(quiet))
         together = True
     except TrainingInterrupted as e:
         together = True
