@@ -153,6 +153,8 @@ def _overrides(settings: Mapping[str, Any] | None) -> list[str]:
     for key, value in settings.items():
         if not isinstance(key, str) or "." not in key or "=" in key:
             raise ConfigError(f"settings: {key!r:.40} is no 'section.key' (e.g. 'train.max_steps')")
+        if isinstance(value, os.PathLike):  # (data.train = Path("corpus/train"))
+            value = os.fspath(value)
         try:
             if isinstance(value, Mapping):  # (no key holds a table)
                 raise TypeError

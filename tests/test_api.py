@@ -333,9 +333,12 @@ def test_train_from_python_refuses_what_the_command_refuses(tmp_path, reverse_da
         assert "\n" not in str(refused.value), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "toy.toml"]  # nothing was written
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
-    # a string value of a key that holds text stays text, as --set "data.src_lang=2020" does
+    # a string value of a key that holds text stays text, as --set "data.src_lang=2020" does; a path
+    # is a path, relative to the working directory as --set's
     with pytest.raises(DataError, match="2020"):
         seqkit.train(tmp_path / "new", config, settings={"data.src_lang": "2020"}, quiet=True)
+    with pytest.raises(DataError, match=str(tmp_path / "nowhere")):
+        seqkit.train(tmp_path / "new", config, settings={"data.train": tmp_path / "nowhere"}, quiet=True)
 
 
 def test_ctrl_c_in_train_from_python_saves_a_checkpoint_then_reaches_the_callers_handler(
