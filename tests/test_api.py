@@ -339,6 +339,7 @@ def test_train_from_python_refuses_what_the_command_refuses(tmp_path, reverse_da
         seqkit.train(tmp_path / "new", config, settings={"data.src_lang": "2020"}, quiet=True)
     with pytest.raises(DataError, match=str(tmp_path / "nowhere")):
         seqkit.train(tmp_path / "new", config, settings={"data.train": tmp_path / "nowhere"}, quiet=True)
+    assert not (tmp_path / "new").exists()  # (a run that failed leaves no directory)
 
 
 def test_ctrl_c_in_train_from_python_saves_a_checkpoint_then_reaches_the_callers_handler(
