@@ -191,6 +191,20 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
         DataError, match=r"^input line 3: 19 steps, but the model reads windows of data.window = 20"
     ):
         seqkit.load(tmp_path / "model").predict([window, "", ",".join(["0.5"] * 19)])
+    # served: the values the model predicts; a window of another length is the request's fault
+    from tests.test_serve import _serving
+
+    with _serving(tmp_path / "model") as client:
+        answer = client.post("/predict", json={"text": [window, ""]}).json()["predictions"]
+        assert answer == [
+            {"label": None, "probabilities": None,
+             "values": seqkit.load(tmp_path / "model").predict([window])[0].values},
+            None,
+        ]  # fmt: skip
+        short = client.post("/predict", json={"text": [window, ",".join(["0.5"] * 19)]})
+        assert short.status_code == 422 and short.json()["error"].startswith("input line 2: 19 steps")
+        ranked = client.post("/predict", json={"text": [window], "top_k": 1})
+        assert ranked.status_code == 422 and "forecasts numbers" in ranked.json()["error"]
     # a value beyond float32 once standardised gave a NaN forecast (and NaN probabilities), exit 0
     with pytest.raises(DataError, match=r"^input line 2: value 1e\+40 is too far from the training data"):
         seqkit.load(tmp_path / "model").predict([window, ",".join(["0.5"] * 19 + ["1e40"])])
@@ -299,12 +313,44 @@ def test_a_line_the_tokenizer_reads_as_nothing_is_one_unknown_piece(first_token_
     assert model.evaluate(first_token_model / "invisible.tsv")["scores"]["accuracy"] == 1.0
 
 
-def test_serve_refuses_a_classifier_before_it_listens(first_token_model: Path):
-    # it has no endpoint for one; each endpoint's error sent the client to the other
-    result = seqkit_here("serve", first_token_model / "model", "--port", "0")
-    assert_one_line_error(
-        result, "model.type = classifier", "which `seqkit serve` has no endpoint for", "predict"
+def test_a_served_classifier_answers_what_predict_prints(first_token_model: Path):
+    import seqkit
+    from tests.test_serve import _serving
+
+    model_dir = first_token_model / "model"
+    lines = [line.split("\t", 1)[1] for line in (first_token_model / "dev.tsv").read_text().splitlines()[:20]]
+    lines[3:3] = [""]
+    stdin = "".join(f"{line}\n" for line in lines)
+    labels = seqkit_here("predict", model_dir, stdin=stdin).stdout.decode().splitlines()
+    probs = (
+        seqkit_here("predict", model_dir, "--probs", "--top-k", 2, stdin=stdin).stdout.decode().splitlines()
     )
+    with _serving(model_dir) as client:
+        answer = client.post("/predict", json={"text": lines, "top_k": 2})
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert [p["label"] if p else "" for p in predictions] == labels
+        assert predictions[3] is None
+        for got, printed in zip(predictions, probs, strict=True):
+            if got is None:
+                assert printed == ""
+                continue
+            expected = json.loads(printed)
+            assert list(got["probabilities"]) == list(expected)  # likeliest first, two of them
+            assert all(abs(got["probabilities"][k] - v) <= 1e-6 for k, v in expected.items())
+            assert got["values"] is None
+        every = client.post("/predict", json={"text": lines[:1]}).json()["predictions"][0]
+        assert len(every["probabilities"]) == len(seqkit.load(model_dir).tokenizer.encoding.labels)
+        assert sum(every["probabilities"].values()) == pytest.approx(1.0)
+        refusals = {
+            "top_k": ({"text": ["w1"], "top_k": 0}, "top_k = 0: the model has"),
+            "endpoint": ({"text": ["w1"]}, "is a classifier or forecaster: use POST /predict"),
+        }
+        for name, (body, error) in refusals.items():
+            refused = client.post("/predict" if name != "endpoint" else "/translate", json=body)
+            assert refused.status_code == 422 and error in refused.json()["error"], (name, refused.text)
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+        assert set(schema["PredictResponse"]["properties"]) == {"predictions"}
 
 
 def test_a_label_only_the_dev_data_has_is_a_class_never_learned_not_a_failed_start(tmp_path: Path):

@@ -27,6 +27,13 @@ def test_every_model_type_choice_has_an_entry_and_every_entry_is_a_choice():
         assert model_type.task in ("translate", "generate", "predict")
 
 
+def test_every_model_type_is_served_at_its_endpoint():
+    from seqkit import server
+
+    assert server.ENDPOINTS.keys() == server.SERVED.keys() == MODEL_TYPES.keys()
+    assert set(server.ENDPOINTS.values()) == set(server.REQUESTS)
+
+
 def test_loading_builds_the_type_the_config_names(reverse_model, char_lm):
     for model_dir, name in ((reverse_model, "seq2seq"), (char_lm, "lm")):
         cfg, _, model = model_types.load(model_dir)

@@ -37,8 +37,8 @@ def serve(
     ] = 60.0,
     device: DeviceOption = "auto",
 ) -> None:
-    """Serve a model over HTTP with JSON: POST /translate, POST /generate, GET /health, GET /info (docs at
-    /docs). SIGTERM finishes the queued requests, then exits 0."""
+    """Serve a model over HTTP with JSON: POST /translate, /generate or /predict (the model's type), GET
+    /health, GET /info (docs at /docs). SIGTERM finishes the queued requests, then exits 0."""
     from seqkit import server
 
     for name, value in (("--max-batch", max_batch), ("--max-lines", max_lines), ("--max-chars", max_chars),

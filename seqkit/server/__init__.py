@@ -6,6 +6,8 @@
                      -> {"translations": [{"text", "score", "nbest": [{"text", "score", "log_prob"}]}, ...]}
     POST /generate   {"prompts": ["...", ...], "max_tokens", "temperature", "top_k", "top_p",
                       "num_samples", "seed"} -> {"texts": [...]}   (num_samples per prompt, in order)
+    POST /predict    {"text": ["...", ...], "top_k": 3} -> {"predictions": [{"label", "probabilities",
+                     "values"}, ...]}   (a classifier's labels, or a forecaster's values; null: an empty line)
     GET  /health     {"status": "ok", "queued": N, "requests": answered, "batches": decoded}
     GET  /info       what `seqkit info --json` prints
     GET  /docs       the OpenAPI documentation (FastAPI's), with every answer's schema
@@ -52,13 +54,16 @@ from seqkit.server.schemas import (
     GenerateResponse,
     HealthResponse,
     Hypothesis,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
     TranslateRequest,
     TranslateResponse,
     Translation,
 )
 from seqkit.server.worker import Limits, Refused, Worker
 
-__all__ = ["Limits", "create_app", "require_endpoint", "serve"]
+__all__ = ["Limits", "create_app", "serve"]
 
 
 def _check_lines(lines: list[str], limits: Limits, what: str) -> None:
@@ -85,10 +90,12 @@ def _at_most(setting: str, asked: float | None, limit: float, own: float, what: 
 
 
 MAX_LENGTH_RATIO = 4.0  # what a request may ask for as max_length_ratio, or the model's own if more
-ENDPOINTS = {"seq2seq": "/translate", "lm": "/generate"}  # model.type -> the endpoint that runs it
+# model.type -> the endpoint that runs it
+ENDPOINTS = {"seq2seq": "/translate", "lm": "/generate", "classifier": "/predict"}
 REQUESTS: dict[str, type[BaseModel]] = {
     "/translate": TranslateRequest,
     "/generate": GenerateRequest,
+    "/predict": PredictRequest,
 }  # endpoint -> what it reads
 
 
@@ -128,20 +135,17 @@ def _http_refusal(status: int, method: str, path: str, detail: str, endpoint: st
     return detail
 
 
-def require_endpoint(model: Model) -> None:
-    """A ConfigError for a model that no endpoint serves (a classifier or forecaster)."""
-    if model.type not in ENDPOINTS:
-        raise ConfigError(
-            f"{model.model_dir} holds a model of model.type = {model.type}, which `seqkit serve` has no "
-            f"endpoint for (it serves {', '.join(f'{t} at POST {e}' for t, e in ENDPOINTS.items())}); "
-            "use `seqkit predict`"
-        )
+# what a model of each type is, for the client that asked another endpoint
+SERVED = {"seq2seq": "translates", "lm": "is a language model", "classifier": "is a classifier or forecaster"}
+
+
+def _require_type(model: Model, endpoint: str) -> None:
+    if ENDPOINTS[model.type] != endpoint:
+        raise Refused(422, f"{model.model_dir} {SERVED[model.type]}: use POST {ENDPOINTS[model.type]}")
 
 
 def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
-    """The app for `model` (uvicorn runs it; so can any ASGI server or test client). A model with no
-    endpoint here (a classifier or forecaster) is a ConfigError, before anything listens."""
-    require_endpoint(model)
+    """The app for `model` (uvicorn runs it; so can any ASGI server or test client)."""
     limits = limits or Limits()
     worker = Worker(limits)
 
@@ -203,8 +207,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
 
     @app.post("/translate", responses=REFUSALS)
     async def translate(request: TranslateRequest) -> TranslateResponse:
-        if model.type != "seq2seq":
-            raise Refused(422, f"{model.model_dir} is a language model: use POST {ENDPOINTS['lm']}")
+        _require_type(model, "/translate")
         _check_lines(request.text, limits, "line")
         settings = model.decode_settings(
             "request",
@@ -253,8 +256,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
 
     @app.post("/generate", responses=REFUSALS)
     async def generate(request: GenerateRequest) -> GenerateResponse:
-        if model.type != "lm":
-            raise Refused(422, f"{model.model_dir} translates: use POST {ENDPOINTS['seq2seq']}")
+        _require_type(model, "/generate")
         _check_lines(request.prompts, limits, "prompt")
         settings = model.generate_settings(
             "request", max_tokens=request.max_tokens, temperature=request.temperature, top_k=request.top_k,
@@ -275,7 +277,40 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
 
         return GenerateResponse(texts=await worker.submit(request.prompts, None, run))
 
+    @app.post("/predict", responses=REFUSALS)
+    async def predict(request: PredictRequest) -> PredictResponse:
+        _require_type(model, "/predict")
+        _check_lines(request.text, limits, "line")
+        head = model.tokenizer.encoding.head  # type: ignore[attr-defined]  # a classifier's is a Codec
+        labels = len(model.tokenizer.encoding.labels)  # type: ignore[attr-defined]
+        if request.top_k is not None:
+            if head == "regression":
+                raise Refused(
+                    422, f"top_k: {model.model_dir} forecasts numbers, which have no labels to rank"
+                )
+            if not 1 <= request.top_k <= labels:
+                raise Refused(
+                    422, f"top_k = {request.top_k}: the model has {labels} labels; give 1 to {labels}"
+                )
+        batch_size = min(limits.max_batch, model.config.decode.batch_size)
+
+        def run(lines: list[str]) -> list[Any]:
+            return list(model.predict_stream(lines, batch_size))
+
+        answers = await worker.submit(request.text, "predict", run)
+        return PredictResponse(predictions=[_prediction(p, request.top_k) for p in answers])
+
     return app
+
+
+def _prediction(answer: Any, top_k: int | None) -> Prediction | None:
+    """A `seqkit.Prediction` as the answer has it: the probabilities likeliest first (`top_k` of them)."""
+    if answer is None:  # an empty line
+        return None
+    if answer.values is not None:
+        return Prediction(label=None, probabilities=None, values=answer.values)
+    ranked = answer.top(top_k or len(answer.probabilities))
+    return Prediction(label=answer.label, probabilities=dict(ranked), values=None)
 
 
 def serve(model: Model, host: str, port: int, limits: Limits) -> None:
@@ -288,7 +323,6 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    require_endpoint(model)  # before the address: the model is the first thing wrong
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:

@@ -52,6 +52,13 @@ class Translation(BaseModel):
     nbest: list[Hypothesis] = Field(description="the nbest hypotheses, best first; none for an empty line")
 
 
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: list[str] = Field(description="a text, or a forecaster's numbers x1,x2,... per line")
+    top_k: int | None = Field(None, description="the k likeliest labels' probabilities (all when not given)")
+
+
 class TranslateResponse(BaseModel):
     translations: list[Translation] = Field(description="one per line of the request, in order")
 
@@ -60,6 +67,18 @@ class GenerateResponse(BaseModel):
     texts: list[str] = Field(
         description="num_samples texts per prompt (each the prompt and its continuation)"
     )
+
+
+class Prediction(BaseModel):
+    label: str | None = Field(description="the likeliest label; null for a forecaster")
+    probabilities: dict[str, float] | None = Field(
+        description="label -> probability, likeliest first (top_k of them if asked); null for a forecaster"
+    )
+    values: list[float] | None = Field(description="a forecaster's values, in the targets' units")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction | None] = Field(description="one per line, in order; null for an empty line")
 
 
 class HealthResponse(BaseModel):
