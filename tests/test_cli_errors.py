@@ -216,3 +216,18 @@ def test_input_files_are_read_in_the_order_given_and_columns_count_from_one(reve
     # --column 0 read the last column (Python's index -1)
     result = seqkit_here("translate", reverse_model, tmp_path / "a.txt", "--column", "0")
     assert_one_line_error(result, "--column 0: columns count from 1")
+
+
+def test_a_model_too_large_for_memory_is_one_line(tmp_path, lm_data):
+    from seqkit import configfile
+    from tests.helpers import lm_config
+
+    config = tmp_path / "lm.toml"
+    config.write_bytes(configfile.to_toml(lm_config(lm_data)))
+    # a typo's size (100,000,000 for 100): torch's allocator refused it in a traceback of about 60 lines
+    result = seqkit_here(
+        "train", "-c", config, "-o", tmp_path / "run", "--set", "model.decoder_hidden_size=100000000"
+    )
+    assert_one_line_error(
+        result, "out of memory (", " GiB asked for at once); this machine needs a smaller model (model.*_size"
+    )
