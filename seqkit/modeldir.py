@@ -251,9 +251,7 @@ def load_config(model_dir: Path) -> Config:
 
 def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     """The tensors of model.safetensors; a ModelDirError when the file is missing or damaged."""
-    path = _require(
-        model_dir / WEIGHTS, "the weights", "training has not reached its first validation; train longer"
-    )
+    path = _require(model_dir / WEIGHTS, "the weights", _why_no_weights(model_dir))
     try:
         tensors = load_safetensors(path.read_bytes())
     except SafetensorError as e:
@@ -265,6 +263,22 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
                 "retrain it, or restore the file from a copy"
             )
     return tensors
+
+
+def _why_no_weights(model_dir: Path) -> str:
+    """A run without its weights: not validated yet, or validated without a score to keep (every dev
+    score non-finite: training/loop.py stops such a run with an error)."""
+    log = model_dir / LOG
+    try:
+        validated = log.is_file() and b'"kind": "valid"' in log.read_bytes()
+    except OSError:
+        validated = False
+    if validated:
+        return (
+            "the run validated but kept no weights (a run that diverged: every dev score non-finite, "
+            f"see {LOG}; or the file was deleted); retrain, with a lower train.learning_rate if it diverged"
+        )
+    return "training has not reached its first validation; train longer"
 
 
 def damaged_weights(path: Path, error: Exception) -> ModelDirError:

@@ -260,3 +260,28 @@ def test_a_corpus_without_enough_lines_is_named(tmp_path):
         sets = [arg for item in data for arg in ("--set", item)]
         result = seqkit_here("train", *base, *sets, "-o", tmp_path / "run", "--max-steps", 2)
         assert_one_line_error(result, said)
+
+
+def test_a_diverged_run_is_an_error_and_its_log_stays_json(tmp_path, lm_data):
+    from seqkit import configfile
+    from tests.helpers import lm_config
+
+    config = tmp_path / "lm.toml"
+    train = {"learning_rate": 1e9, "max_steps": 40, "valid_every": 20, "log_every": 5, "threads": 1}
+    config.write_bytes(configfile.to_toml(lm_config(lm_data, train=train)))
+    # it ended "stopped by max_steps ... (no validation yet)" with exit 0, no weights, and two validations
+    result = seqkit_here("train", "-c", config, "-o", tmp_path / "run", "--quiet")
+    assert_one_line_error(
+        result, "dev ppl inf at step 20: the training has diverged (train.learning_rate = 1e+09); start again"
+    )
+    lines = (tmp_path / "run" / training_log.LOG).read_text().splitlines()
+
+    def strict(constant: str):
+        raise ValueError(f"{constant} is not JSON")  # (json.loads reads Infinity and NaN otherwise)
+
+    records = [json.loads(line, parse_constant=strict) for line in lines]
+    assert [r["dev_ppl"] for r in records if r["kind"] == "valid"] == [None]
+    # what the model directory's commands say of it: not "training has not reached its first validation"
+    info = seqkit_here("info", tmp_path / "run")
+    assert_one_line_error(info, "the run validated but kept no weights (a run that diverged")
+    assert training_log.read_all(tmp_path / "run")  # and the log reads back

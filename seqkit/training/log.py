@@ -250,9 +250,22 @@ def append(model_dir: Path, record: Record) -> None:
             if f.seek(0, os.SEEK_END) > 0:
                 f.seek(-1, os.SEEK_END)
                 torn = f.read(1) != b"\n"
-            f.write((b"\n" if torn else b"") + json.dumps(to_json(record)).encode("utf-8") + b"\n")
+            line = json.dumps(_finite(to_json(record)), allow_nan=False).encode("utf-8")
+            f.write((b"\n" if torn else b"") + line + b"\n")
     except OSError as e:  # a write's error names no file (a full disk): name the log
         raise OSError(e.errno, e.strerror, str(path)) from None
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every infinite or NaN float as None: JSON has no such numbers (json.dumps wrote
+    `Infinity`, which JSON.parse and jq refuse or misread) and a diverged run's perplexity is one."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def read_all(model_dir: Path | str) -> list[Record]:

@@ -237,6 +237,18 @@ class _Trainer:
         self.reporter.validation(record)
         for message in warnings:
             self.warn(message)
+        score = record.score(self.metric)
+        if not math.isfinite(score):
+            # no later weights can be better than these (a non-finite score is never a new best): training
+            # on would end "successfully" with nothing saved, or with the weights from before it diverged
+            kept = (
+                f"the best weights (step {progress.best_step:,}) are kept; " if progress.best_step > 0 else ""
+            )
+            raise TrainingError(
+                f"dev {self.metric} {score} at step {progress.step:,}: the training has diverged (train."
+                f"learning_rate = {self.cfg.train.learning_rate:g}); {kept}start again with a lower "
+                "train.learning_rate (--overwrite)"
+            )
 
     def summary(self, kind: str, reason: str) -> EndRecord:
         return EndRecord(
