@@ -285,3 +285,31 @@ def test_a_diverged_run_is_an_error_and_its_log_stays_json(tmp_path, lm_data):
     info = seqkit_here("info", tmp_path / "run")
     assert_one_line_error(info, "the run validated but kept no weights (a run that diverged")
     assert training_log.read_all(tmp_path / "run")  # and the log reads back
+
+
+def test_a_resume_over_changed_training_text_warns(tmp_path):
+    from seqkit.training import lm as train_lm
+    from seqkit.training.task import NullReporter
+    from tests.helpers import lm_config, write_text
+
+    class Warnings(NullReporter):
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.said.append(message)
+
+    data = write_text(tmp_path / "data")
+    train = {"max_steps": 4, "valid_every": 4, "threads": 1}
+    train_lm.train(lm_config(data, train=train), tmp_path / "run")
+    same = Warnings()
+    train_lm.train(lm_config(data, train={**train, "max_steps": 6}), tmp_path / "run", same, resume=True)
+    assert same.said == []
+    # (a seq2seq run warned, a language model trained on in silence)
+    with open(data / "train.txt", "a") as f:
+        f.write("a line the checkpoint never read\n" * 20)
+    changed = Warnings()
+    train_lm.train(lm_config(data, train={**train, "max_steps": 8}), tmp_path / "run", changed, resume=True)
+    assert [m for m in changed.said if m.startswith("the training text is not the checkpoint's")], (
+        changed.said
+    )

@@ -8,6 +8,7 @@ stream. The weights with the lowest dev perplexity are kept.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -86,11 +87,21 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         scores = score_text(model, tokenizer, dev_lines, cfg.train.bptt_length)
         return DevScores({"loss": scores["nll_per_token"], "ppl": scores["ppl"], "bpc": scores["bpc"]})
 
+    # the training text as the checkpoint read it (its token streams): a file changed under its name was
+    # otherwise taken up without a word, the epoch going on at the checkpoint's position in other text
+    corpus = hashlib.blake2b(data.numpy().tobytes(), digest_size=16).hexdigest()
+
     def load_state(saved: dict) -> None:
         """The hidden state saved with the checkpoint, on this process's device; restarted (None) where it
         was not kept (a distributed run) or is not of this process's streams (a one-process run resumed
         under torchrun, whose processes each hold a share of them)."""
         nonlocal state
+        if world.is_main and saved.get("corpus", corpus) != corpus:  # (an earlier version's has none)
+            reporter.warning(
+                "the training text is not the checkpoint's (data.train's file or the tokens per step changed "
+                "since the run started): the epoch goes on at the checkpoint's position in other text; start "
+                "a new run for a new corpus"
+            )
         hidden = saved.get("hidden")
         tensors = hidden if isinstance(hidden, tuple | list) else (hidden,)
         if hidden is None or any(t.size(1) != rows.size(0) for t in tensors):  # (layers, streams, hidden)
@@ -114,7 +125,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
         },
         # the hidden state carried into the next chunk (a distributed run restarts it on resume: each
         # process holds only its own streams' state)
-        state_dict=lambda: {"hidden": state if world.size == 1 else None},
+        state_dict=lambda: {"hidden": state if world.size == 1 else None, "corpus": corpus},
         load_state_dict=load_state,
     )
     return fit(cfg, output_dir, model, task, reporter, resume, world)
