@@ -74,7 +74,7 @@ def plan(
 
 def run(plan: Plan, reporter: Reporter) -> None:
     """Train as `plan` says, reporting to `reporter`. Ctrl-C or SIGTERM (in the main thread) finishes the
-    current step and saves a checkpoint, then raises training.loop.TrainingInterrupted."""
+    current step and saves a checkpoint, then raises training.loop.TrainingInterrupted (SIGHUP too)."""
     from seqkit import model_types
 
     model_types.of(plan.config).train(plan.config, plan.run_dir, reporter, plan.resuming, plan.overwrite)
@@ -96,9 +96,9 @@ def train(
     `--set` gives them. A directory holding a run with a checkpoint is continued (`resume=True`: it must
     be); `overwrite=True` starts again. Progress and validation lines go to stderr as the command prints
     them (`quiet`: errors and the closing line only). torch's thread count and the random states of
-    torch and `random` are as they were once it returns. Ctrl-C or SIGTERM finishes the current step and
-    saves a checkpoint, then the signal is raised again: a KeyboardInterrupt, or SIGTERM's own action
-    (the process ends), unless your program handles it."""
+    torch and `random` are as they were once it returns. Ctrl-C, SIGTERM or SIGHUP finishes the current
+    step and saves a checkpoint, then the signal is raised again: a KeyboardInterrupt, or the signal's
+    own action (the process ends), unless your program handles it."""
     from seqkit import console
     from seqkit.loading import load
     from seqkit.runtime import distributed

@@ -290,14 +290,28 @@ def test_latest_falls_back_when_the_named_checkpoint_was_deleted(tmp_path, rever
 
 
 class _InterruptAt(NullReporter):
-    """A reporter that sends this process SIGINT after step `step`, as Ctrl-C would."""
+    """A reporter that sends this process SIGINT (or `number`) after step `step`, as Ctrl-C would."""
 
-    def __init__(self, step: int):
-        self.at = step
+    def __init__(self, step: int, number: int = signal.SIGINT):
+        self.at, self.number = step, number
 
     def step(self, report):
         if report.step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.number)
+
+
+def test_sighup_stops_a_run_at_a_checkpoint_as_ctrl_c_does(tmp_path, reverse_data):
+    # a closed terminal or a dropped ssh session: the process was ended by the signal's default action,
+    # its steps since the last validation lost, and nothing said
+    before = signal.getsignal(signal.SIGHUP)
+    train = {"max_steps": 100, "valid_every": 1000}
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_seq2seq.train(
+            toy_config(reverse_data, train=train), tmp_path / "run", _InterruptAt(7, signal.SIGHUP)
+        )
+    assert stopped.value.signal_number == signal.SIGHUP
+    assert checkpoint.latest(tmp_path / "run").name == "step-00000007"
+    assert signal.getsignal(signal.SIGHUP) == before
 
 
 def test_a_checkpoint_of_the_same_step_is_replaced_by_the_newer_state(tmp_path, reverse_data):

@@ -96,7 +96,7 @@ def train(
     """Train an encoder-decoder with attention on a parallel corpus, a language model (model.type = "lm"),
     or a classifier or forecaster (model.type = "classifier").
 
-    Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 / 143); running the
+    Ctrl-C, SIGTERM or SIGHUP finishes the current step, saves a checkpoint and exits (130 / 143 / 129); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
     from seqkit import console, runs
     from seqkit.runtime import distributed

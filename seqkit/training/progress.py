@@ -153,14 +153,18 @@ class Window:
         )
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class StopSignals:
-    """Turns SIGINT / SIGTERM into a request the loop answers between two steps."""
+    """Turns SIGINT, SIGTERM and SIGHUP (a terminal closed, an ssh session dropped) into a request the loop
+    answers between two steps: a checkpoint of where it is, as for Ctrl-C."""
 
     def __enter__(self):
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGINT, signal.SIGTERM):
+            for number in STOP_SIGNALS:
                 self.previous[number] = signal.signal(number, self._handle)
         return self
 
