@@ -197,6 +197,8 @@ def test_init_from_is_an_error_for_a_new_run_of_another_type_and_kept_in_a_store
         ({"tokenizer": {"type": "char", "vocab_size": 5000}}, "tokenizer.vocab_size: it sets the SentencePiece model seqkit trains, and tokenizer.type = char trains none"),
         ({"tokenizer": {"model": "my.model", "model_type": "bpe"}}, "tokenizer.model_type: it sets the SentencePiece model seqkit trains, and the config names your own"),
         ({"model": {"type": "classifier"}, "data": {"column": "rain"}}, "data.column: it sets how a series is cut into windows, and data.series names none"),
+        ({"model": {"type": "lm"}, "data": {"dedupe": True}}, "data.dedupe: it chooses a translation model's training pairs, and model.type = lm reads none"),
+        ({"model": {"type": "classifier"}, "data": {"max_length": 5}}, "data.max_length: it chooses a translation model's training pairs, and model.type = classifier reads none"),
     ],
 )  # fmt: skip
 def test_a_key_the_new_run_would_not_read_is_said(values, said):

@@ -10,6 +10,7 @@ import pytest
 
 from seqkit import model_types
 from seqkit.decoding.sampling import choose_token
+from seqkit.errors import ConfigError
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, ValidRecord
 from tests.helpers import LINES, assert_one_line_error, seqkit_here
@@ -313,3 +314,13 @@ def test_a_resume_over_changed_training_text_warns(tmp_path):
     assert [m for m in changed.said if m.startswith("the training text is not the checkpoint's")], (
         changed.said
     )
+
+
+def test_a_bptt_length_beyond_the_batch_is_refused(tmp_path, lm_data):
+    from seqkit.training import lm as train_lm
+    from tests.helpers import lm_config
+
+    # it trained one stream of 100,000 tokens a step (minutes a step) for a batch of 256
+    with pytest.raises(ConfigError, match=r"^train.bptt_length = 257 is more than train.batch_tokens = 256"):
+        train_lm.train(lm_config(lm_data, train={"bptt_length": 257}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

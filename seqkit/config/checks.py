@@ -65,6 +65,8 @@ _UNREAD_MODEL_KEYS = {
     "lm": ("encoder_hidden_size", "encoder_layers", "bidirectional", "attention"),
     "classifier": ("decoder_hidden_size", "decoder_layers", "attention", "tie_embeddings"),
 }
+# the data keys that choose a translation model's training pairs (corpus.py): unread by the other types
+PAIR_FILTER_KEYS = ("max_length", "max_length_ratio", "dedupe")
 # the data keys of a series: unread without data.series
 _SERIES_KEYS = ("column", "inputs", "window", "horizon", "dev_fraction", "test_fraction", "season")
 # the tokenizer keys of a SentencePiece model seqkit trains: unread for characters or a model of yours
@@ -84,6 +86,8 @@ def unread_keys(config: Config) -> list[str]:
     model.attention, a series' data.column without data.series, a character tokenizer's vocab_size): a
     new run's warnings (training/run.py)."""
     unread = [f"model.{key}" for key in given(config.model, _UNREAD_MODEL_KEYS.get(config.model.type, ()))]
+    if config.model.type != "seq2seq":
+        unread += [f"data.{key}" for key in given(config.data, PAIR_FILTER_KEYS)]
     if not config.data.series:
         unread += [f"data.{key}" for key in given(config.data, _SERIES_KEYS)]
     tokenizer = config.tokenizer

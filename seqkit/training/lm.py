@@ -15,7 +15,7 @@ from pathlib import Path
 from seqkit import modeldir
 from seqkit.config import Config
 from seqkit.data.corpus import chunk, chunk_starts, hold_out, read_text, stream_rows, token_stream
-from seqkit.errors import DataError
+from seqkit.errors import ConfigError, DataError
 from seqkit.models.lm import RNNLanguageModel, detach_state
 from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import chunk_loss, score_text
@@ -38,6 +38,13 @@ def train(
 
 
 def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resume: bool) -> EndRecord:
+    if cfg.train.bptt_length > cfg.train.batch_tokens and not resume:  # (a run of before: as it was)
+        # a step reads batch_tokens // bptt_length streams, at least one: 100,000 tokens a step for 512
+        raise ConfigError(
+            f"train.bptt_length = {cfg.train.bptt_length:,} is more than train.batch_tokens = "
+            f"{cfg.train.batch_tokens:,}: a step reads batch_tokens / bptt_length streams of bptt_length "
+            "tokens; give a bptt_length of at most batch_tokens"
+        )
     fixes: Counter = Counter()
     train_lines = read_text(cfg, "train", fixes)
     if cfg.data.dev:

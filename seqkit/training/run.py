@@ -163,6 +163,8 @@ def unread_warnings(cfg: Config) -> list[str]:
     for key in checks.unread_keys(cfg):
         if key.startswith("model."):
             why = f"a model of model.type = {cfg.model.type} has no part it sets"
+        elif key.removeprefix("data.") in checks.PAIR_FILTER_KEYS:
+            why = f"it chooses a translation model's training pairs, and model.type = {cfg.model.type} reads none"
         elif key.startswith("data."):
             why = "it sets how a series is cut into windows, and data.series names none"
         elif cfg.tokenizer.type == "char":
