@@ -158,9 +158,8 @@ def test_plot_command(reverse_model, tmp_path):
         seqkit_here("plot", tmp_path / "not-a-run", "--terminal"), "not-a-run: no train_log.jsonl"
     )
     (tmp_path / "not-a-run" / ".seqkit").write_text('{"kind": "run"}')  # a run still reading its data
-    assert_one_line_error(
-        seqkit_here("plot", tmp_path / "not-a-run", "--terminal"), "no training or validation records yet"
-    )
+    reading = seqkit_here("plot", tmp_path / "not-a-run", "--terminal")  # (it named a log not there)
+    assert_one_line_error(reading, f"{tmp_path / 'not-a-run'}: no training or validation records yet")
 
 
 def test_a_curve_of_one_point_is_drawn(reverse_model, tmp_path):

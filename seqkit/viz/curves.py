@@ -118,9 +118,10 @@ def read_curves(model_dir: Path) -> RunCurves:
         if curves:
             panels.append(Panel(title, log_scale, curves))
     if not panels:
+        # (a run stopped while it read its data has no log at all: the file is not there to name)
+        where = model_dir / training_log.LOG if (model_dir / training_log.LOG).is_file() else model_dir
         raise ModelDirError(
-            f"{model_dir / training_log.LOG}: no training or validation records yet; train for at least "
-            "log_every steps"
+            f"{where}: no training or validation records yet; train for at least log_every steps"
         )
     return RunCurves(str(model_dir), panels)
 
