@@ -300,6 +300,29 @@ class _InterruptAt(NullReporter):
             os.kill(os.getpid(), self.number)
 
 
+def test_a_resumed_runs_log_records_equal_the_uninterrupted_runs(tmp_path, reverse_data):
+    # stopped in the middle of a log interval: the resumed run's record at step 30 covered steps 26-30, and
+    # its validation's gradient statistics steps 26-40, not the interval's 10 and 20 steps
+    train = {"max_steps": 40, "valid_every": 20, "log_every": 10}
+    train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "whole")
+    with pytest.raises(TrainingInterrupted):
+        train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "split", _InterruptAt(25))
+    train_seq2seq.train(toy_config(reverse_data, train=train), tmp_path / "split", resume=True)
+    timing = {"elapsed_s", "target_tokens_per_s", "validation_s"}
+
+    def records(run: str) -> list[dict]:
+        lines = (tmp_path / run / "train_log.jsonl").read_text().splitlines()
+        kept = [json.loads(line) for line in lines]
+        return [
+            {k: v for k, v in r.items() if k not in timing}
+            for r in kept
+            if r["kind"] in ("train", "valid") and r["step"] > 20
+        ]
+
+    assert records("split") == records("whole")
+    assert [r["step"] for r in records("whole")] == [30, 40, 40]
+
+
 def test_sighup_stops_a_run_at_a_checkpoint_as_ctrl_c_does(tmp_path, reverse_data):
     # a closed terminal or a dropped ssh session: the process was ended by the signal's default action,
     # its steps since the last validation lost, and nothing said

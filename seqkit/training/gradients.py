@@ -41,6 +41,22 @@ class GradientMonitor:
         self.steps, self.clipped, self.norm_sum = 0, 0, 0.0
         self.layer_squares: dict[str, float] = {}
 
+    def state_dict(self) -> dict:
+        """The interval's statistics so far (for a checkpoint)."""
+        return {
+            "steps": self.steps,
+            "clipped": self.clipped,
+            "norm_sum": self.norm_sum,
+            "layer_squares": dict(self.layer_squares),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Statistics of `state_dict` taken up ({}: a checkpoint that kept none starts the interval afresh)."""
+        self.reset()
+        if state:
+            self.steps, self.clipped, self.norm_sum = state["steps"], state["clipped"], state["norm_sum"]
+            self.layer_squares = dict(state["layer_squares"])
+
     def clip(self) -> tuple[float, bool]:
         """Clip the gradients in place to `clip_norm`; returns (norm before clipping, whether clipped)."""
         grads = [(layer, p.grad) for layer, p in self.parameters if p.grad is not None]

@@ -92,6 +92,7 @@ class _Trainer:
             devices.set_rng_state(state.torch_rng)
             self.precision.load_state_dict(state.loss_scaler)
             task.load_state_dict(state.task)
+            self.gradients.load_state_dict(state.gradients)
             if state.progress.best_step == state.progress.step and world.is_main:
                 # killed between this checkpoint and the best weights written after it: write them now
                 modeldir.save_weights(output_dir, model)
@@ -103,7 +104,7 @@ class _Trainer:
         self.limits = Limits(cfg.train, self.progress.steps_per_epoch)
         self.nonfinite_steps = 0
         self.session_start = time.monotonic()
-        self.window = Window()
+        self.window = Window(**state.window)
 
     def elapsed(self) -> float:
         return self.progress.elapsed_s + time.monotonic() - self.session_start
@@ -123,6 +124,8 @@ class _Trainer:
             torch_rng=devices.rng_state(),
             loss_scaler=self.precision.state_dict(),
             task=self.task.state_dict(),
+            window=dataclasses.asdict(self.window),
+            gradients=self.gradients.state_dict(),
         )
         if self.world.is_main:
             checkpoint.save(

@@ -58,6 +58,10 @@ class TrainingState:
     torch_rng: dict[str, Any] = field(default_factory=dict)  # devices.rng_state()
     loss_scaler: dict[str, Any] = field(default_factory=dict)  # fp16's GradScaler; {} otherwise
     task: dict[str, Any] = field(default_factory=dict)  # what the model type carries between batches
+    # the log interval and the gradient statistics begun before the checkpoint: a resumed run's next
+    # records cover the steps before it too, as the uninterrupted run's do ({}: none begun)
+    window: dict[str, Any] = field(default_factory=dict)  # Window's fields
+    gradients: dict[str, Any] = field(default_factory=dict)  # GradientMonitor.state_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +70,8 @@ class TrainingState:
             "torch_rng": self.torch_rng,
             "loss_scaler": self.loss_scaler,
             "task": self.task,
+            "window": self.window,
+            "gradients": self.gradients,
         }
 
     @classmethod
@@ -77,6 +83,8 @@ class TrainingState:
             torch_rng=values["torch_rng"],
             loss_scaler=values.get("loss_scaler", {}),
             task=values.get("task", {}),
+            window=values.get("window", {}),
+            gradients=values.get("gradients", {}),
         )
 
 
