@@ -129,7 +129,7 @@ def test_signals_save_a_checkpoint_and_the_same_command_continues(background_mod
     for stop in stops:
         err, stopped = stop["run"].stderr.decode(), stop["end"]
         assert stop["run"].stdout == b""
-        assert "checkpoint saved. Continue with: seqkit train --resume" in err
+        assert "; continue with: seqkit train --resume" in err and "checkpoint saved at step" in err
         if stop["steps_before"]:  # the second run continued the first one's checkpoint
             assert "config changes: none" in err and f"restored step {stop['steps_before']}" in err
         assert isinstance(stopped, EndRecord) and not stopped.finished

@@ -138,7 +138,8 @@ def train(
         together = True
         if speaks:
             console.stderr.print(
-                f"stopped by {e} at step {e.step:,}; checkpoint saved. Continue with: seqkit train --resume {run_dir}",
+                # (the line before, the reporter's, says what stopped it when)
+                f"checkpoint saved at step {e.step:,}; continue with: seqkit train --resume {run_dir}",
                 highlight=False,
             )
         raise typer.Exit(128 + e.signal_number) from None

@@ -41,7 +41,7 @@ from seqkit.training.task import NullReporter, Reporter, StepReport, TrainingTas
 
 
 class TrainingInterrupted(Exception):
-    """SIGINT or SIGTERM arrived; the current step was finished and a checkpoint saved."""
+    """SIGINT, SIGTERM or SIGHUP arrived; the current step was finished and a checkpoint saved."""
 
     def __init__(self, signal_number: int, step: int):
         super().__init__(signal.Signals(signal_number).name)
