@@ -43,3 +43,20 @@ def test_make_batch_adds_eos_and_bos():
     assert batch.tgt_in.tolist() == [[BOS, 9, PAD], [BOS, 10, 11]]
     assert batch.tgt_out.tolist() == [[9, EOS, PAD], [10, 11, EOS]]
     assert batch.num_tgt_tokens == 5
+
+
+def test_batches_fill_the_token_budget_exactly():
+    # count x longest may reach batch_tokens: 4 examples of 10 tokens are one batch of 40, not 3
+    batches = training_batches([10] * 100, 40, random.Random(0))
+    assert sorted(len(b) for b in batches) == [4] * 25
+
+
+def test_each_epoch_makes_new_batches_in_a_new_order():
+    sizes = [random.Random(i).randint(1, 80) for i in range(2000)]
+    first = training_batches(sizes, 600, random.Random("1-0"))
+    second = training_batches(sizes, 600, random.Random("1-1"))
+    # other examples share a batch (the examples are shuffled before the pools are sorted) ...
+    assert {frozenset(b) for b in first} != {frozenset(b) for b in second}
+    # ... and the batches come in no order of length (the batch order is shuffled after the cut)
+    longest = [max(sizes[i] for i in b) for b in first]
+    assert sum(a > b for a, b in zip(longest, longest[1:], strict=False)) > len(longest) / 4

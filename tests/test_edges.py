@@ -77,3 +77,69 @@ def test_a_runs_progress_at_its_edges():
     record = window.record(2, 0, 1e-3, 2.0)
     # the objective (label-smoothed) per token, the mean gradient norm of the steps
     assert (record.loss, record.grad_norm, record.ppl) == (3.0, 3.0, pytest.approx(math.exp(2.0)))
+
+
+def test_the_argmax_never_picks_a_piece_ruled_out():
+    # at temperature 0 too: a language model never writes the unknown piece, however likely
+    probs = np.array([0.01, 0.9, 0.01, 0.04, 0.04])
+    assert choose_token(np.log(probs), 0.0, 0, 1.0, np.random.default_rng(0)) == 3
+
+
+def test_a_top_k_above_the_vocabulary_keeps_every_piece():
+    probs = np.array([0.0, 0.0, 0.0, 0.0, 0.5, 0.3, 0.15, 0.05])
+    log_probs = np.log(np.maximum(probs, 1e-9))
+    rng = np.random.default_rng(0)
+    drawn = {choose_token(log_probs, 1.0, 50, 1.0, rng) for _ in range(2000)}
+    assert drawn == {4, 5, 6, 7}
+
+
+def test_a_draw_at_the_bottom_of_the_range_never_picks_a_token_ruled_out():
+    # a draw of 0.0 (Generator.random's range is [0, 1)) falls on the ruled-out pieces' zero-width steps
+    class Lowest:
+        def random(self) -> float:
+            return 0.0
+
+    probs = np.array([0.3, 0.3, 0.3, 0.05, 0.05])  # PAD, UNK, BOS are ruled out
+    assert choose_token(np.log(probs), 1.0, 0, 1.0, Lowest()) == 3
+    assert choose_token(np.log(probs), 1.0, 0, 0.5, Lowest()) == 3
+
+
+def test_sampling_from_large_logits_or_at_a_low_temperature_is_well_defined():
+    # logits serve as log-probabilities (the docstring): exp(1000) overflowed without the max taken off
+    logits = np.array([0.0, 0.0, 0.0, 0.0, 1000.0, 999.0])
+    rng = np.random.default_rng(0)
+    drawn = np.array([choose_token(logits, 1.0, 0, 1.0, rng) for _ in range(2000)])
+    assert set(drawn.tolist()) == {4, 5}
+    assert abs((drawn == 4).mean() - math.e / (1 + math.e)) < 0.04
+    # a flat distribution over 20,000 pieces at temperature 0.01: every score is below -900
+    flat = np.full(20000, -math.log(20000), dtype=np.float32)
+    assert 3 <= choose_token(flat, 0.01, 0, 1.0, np.random.default_rng(1)) < 20000
+
+
+def test_a_language_models_context_starts_with_eos():
+    from seqkit.config import GenerateConfig
+    from seqkit.data.tokenizer import EOS
+    from seqkit.decoding.sampling import sample
+
+    class Steps:
+        def __init__(self):
+            self.started = None
+
+        def start(self, tokens):
+            self.started = tokens.tolist()
+            return np.log(np.array([[0.0, 0.0, 0.0, 1.0, 0.0]]) + 1e-30), None
+
+        def step(self, tokens, state):
+            raise AssertionError("EOS first: no step")
+
+    steps = Steps()
+    assert sample(steps, [7, 8], GenerateConfig(temperature=1.0), np.random.default_rng(0)) == []
+    assert steps.started == [[EOS, 7, 8]]
+    sample(steps, [], GenerateConfig(temperature=1.0), np.random.default_rng(0))
+    assert steps.started == [[EOS]]
+
+
+def test_a_sampled_translation_may_hold_the_unknown_piece():
+    # as its greedy output may (NEVER_TRANSLATED is PAD and BOS only)
+    sampler = PieceSampler(DecodeConfig(temperature=1.0, top_k=1), [[5, 6]])
+    assert sampler(np.log([[0.01, 0.9, 0.01, 0.04, 0.04]]), np.array([0]), None).tolist() == [UNK]

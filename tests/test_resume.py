@@ -398,3 +398,61 @@ def test_an_average_that_cannot_be_written_names_its_output_and_leaves_nothing(
         checkpoint.average(reverse_model, tmp_path / "avg", 2)
     assert raised.value.filename == str(tmp_path / "avg") and raised.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
+
+
+def _constant_model(value: float) -> torch.nn.Linear:
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+    return model
+
+
+def test_an_average_over_fewer_checkpoints_than_asked_is_their_mean(tmp_path):
+    # (--last 5 of a run that kept 2: the sum was divided by 5)
+    (tmp_path / "run").mkdir()
+    for step, value in ((10, 1.0), (20, 3.0)):
+        model = _constant_model(value)
+        checkpoint.save(tmp_path / "run", model, torch.optim.Adam(model.parameters()),
+                        {"progress": {"step": step}}, 5)  # fmt: skip
+    assert checkpoint.average(tmp_path / "run", tmp_path / "avg", 5) == ["step-00000010", "step-00000020"]
+    for tensor in load_file(tmp_path / "avg" / "model.safetensors").values():
+        torch.testing.assert_close(tensor, torch.full_like(tensor, 2.0))
+
+
+def test_a_save_clears_what_a_killed_save_left_and_keeps_the_checkpoint_it_wrote(tmp_path):
+    model = _constant_model(1.0)
+    optimizer = torch.optim.Adam(model.parameters())
+    root = tmp_path / checkpoint.ROOT
+    root.mkdir()
+    stale = root / ".step-00000003.4242.tmp"  # a save killed half-way
+    stale.mkdir()
+    (stale / checkpoint.WEIGHTS).write_bytes(b"half")
+    checkpoint.save(tmp_path, model, optimizer, {"progress": {"step": 10}}, 1)
+    assert not stale.exists()
+    # a checkpoint of an earlier step than the newest (a resume from an older one) is the one kept as latest,
+    # even with keep 1: the newest-named folder is not this run's present
+    checkpoint.save(tmp_path, model, optimizer, {"progress": {"step": 5}}, 1)
+    assert (root / "step-00000005").is_dir()
+    assert checkpoint.latest(tmp_path) == root / "step-00000005"
+
+
+def test_latest_takes_no_checkpoint_through_a_link(tmp_path):
+    model = _constant_model(1.0)
+    optimizer = torch.optim.Adam(model.parameters())
+    (tmp_path / "run").mkdir()
+    (tmp_path / "other").mkdir()
+    checkpoint.save(tmp_path / "run", model, optimizer, {"progress": {"step": 10}}, 3)
+    checkpoint.save(tmp_path / "other", model, optimizer, {"progress": {"step": 90}}, 3)
+    root = tmp_path / "run" / checkpoint.ROOT
+    # a folder linked in, named as a newer step, and named by `latest` too
+    (root / "step-00000090").symlink_to(tmp_path / "other" / checkpoint.ROOT / "step-00000090")
+    (root / checkpoint.LATEST).write_text("step-00000090")
+    assert checkpoint.latest(tmp_path / "run") == root / "step-00000010"
+    # a `latest` that is itself a link is not read: the newest checkpoint is taken, not the one it names
+    (root / "step-00000090").unlink()
+    checkpoint.save(tmp_path / "run", model, optimizer, {"progress": {"step": 20}}, 3)
+    (root / checkpoint.LATEST).unlink()
+    (tmp_path / "pointer").write_text("step-00000010")
+    (root / checkpoint.LATEST).symlink_to(tmp_path / "pointer")
+    assert checkpoint.latest(tmp_path / "run") == root / "step-00000020"

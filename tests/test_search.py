@@ -452,3 +452,86 @@ def test_the_given_pieces_under_bf16_autocast_are_the_whole_layers(random_model_
         logits = steps._given_layer(features)
     assert logits.dtype == torch.bfloat16
     assert [s[0].tokens for s in restricted] == [s[0].tokens for s in full]
+
+
+class MarkovModel:
+    """Steps whose next-piece distribution depends on the previous piece alone: `table[prev]` (probs over
+    the 6 pieces PAD UNK BOS EOS A=4 B=5); pieces with no row end for sure."""
+
+    vocab = 6
+
+    def __init__(self, table: dict[int, dict[int, float]]):
+        self.table = table
+
+    def encode(self, src, src_lengths):
+        return _Steps(np.zeros(len(src), dtype=np.int64)), _Steps(np.zeros(len(src), dtype=np.int64))
+
+    def step(self, prev, state, encoded):
+        probs = np.zeros((len(prev), self.vocab), dtype=np.float32)
+        for row, token in enumerate(prev.tolist()):
+            for piece, p in self.table.get(token, {EOS: 1.0}).items():
+                probs[row, piece] = p
+        with np.errstate(divide="ignore"):
+            return np.log(probs), _Steps(state.t + 1), None
+
+
+def test_a_beam_ranks_twice_its_width_so_that_ends_leave_it_full():
+    """After BOS: EOS .5, A .3, B .2; A goes on (.99), B ends. With k = 2 the first step's best two are EOS
+    and A: ranking only k continuations left "B" out of the beam, and "A" (-5.8) took the second place
+    that "B" (-1.61) has."""
+    model = MarkovModel({BOS: {EOS: 0.5, 4: 0.3, 5: 0.2}, 4: {4: 0.99, EOS: 0.01}, 5: {EOS: 1.0}})
+    src, lengths = np.array([[7, EOS]]), np.array([2])
+    (hypotheses,) = beam_search(model, src, lengths, np.array([10]), 2, 0.0, nbest=2, stop_early=False)
+    assert [h.tokens for h in hypotheses] == [[], [5]]
+    assert [h.log_prob for h in hypotheses] == pytest.approx([math.log(0.5), math.log(0.2)], rel=1e-5)
+
+
+@pytest.mark.parametrize("beam_size", [2, 3, 4, 5, 6])
+def test_a_beam_wider_than_the_possible_outputs_finishes_only_real_ones(beam_size):
+    # fewer possible continuations than beams: the empty beams (score -inf) never finish, even on an EOS
+    model = MarkovModel({BOS: {EOS: 0.6, 4: 0.4}, 4: {EOS: 0.7, 5: 0.3}})
+    src, lengths = source_batch([[7], [8, 9]], range(2))
+    for hypotheses in beam_search(model, src, lengths, np.array([4, 4]), beam_size, 1.0, nbest=beam_size):
+        assert all(math.isfinite(h.score) and math.isfinite(h.log_prob) for h in hypotheses)
+        assert sorted(h.tokens for h in hypotheses) == [[], [4], [4, 5]][: len(hypotheses)]
+        assert len({tuple(h.tokens) for h in hypotheses}) == len(hypotheses)
+
+
+def test_decode_corpus_applies_the_coverage_penalty(random_model_and_sources):
+    model, sources = random_model_and_sources
+    cfg = DecodeConfig(beam_size=4, length_penalty=1.0, coverage_penalty=0.4, max_length_ratio=1.5,
+                       max_length_offset=3, batch_size=64)  # fmt: skip
+    decoded = decode_corpus(Seq2SeqSteps(model), sources, cfg, nbest=1)
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, cfg)
+    direct = beam_search(Seq2SeqSteps(model), src, lengths, limits, 4, 1.0, nbest=1, coverage_beta=0.4)
+    for d, b in zip(decoded, direct, strict=True):
+        assert d[0].tokens == b[0].tokens and math.isclose(d[0].score, b[0].score, rel_tol=1e-5, abs_tol=1e-5)
+
+
+class _RowCounter:
+    def __init__(self, steps):
+        self.steps, self.rows, self.calls, self.first = steps, 0, 0, None
+
+    def encode(self, src, src_lengths):
+        return self.steps.encode(src, src_lengths)
+
+    def step(self, prev, state, encoded):
+        self.rows += len(prev)
+        self.calls += 1
+        self.first = self.first or len(prev)
+        return self.steps.step(prev, state, encoded)
+
+
+def test_finished_sentences_leave_the_batch(random_model_and_sources):
+    """Greedy and beam search stop computing the rows of sentences that are done (no output changes: the
+    other tests; here, that the work shrinks)."""
+    model, sources = random_model_and_sources
+    src, lengths = source_batch(sources, range(len(sources)))
+    limits = max_output_lengths(lengths, DecodeConfig(max_length_ratio=1.5, max_length_offset=3))
+    greedy = _RowCounter(Seq2SeqSteps(model))
+    greedy_search(greedy, src, lengths, limits)
+    assert greedy.rows < 0.8 * greedy.calls * greedy.first
+    beam = _RowCounter(Seq2SeqSteps(model))
+    beam_search(beam, src, lengths, limits, 4, 1.0, stop_early=False)
+    assert beam.rows < 0.8 * beam.calls * beam.first

@@ -320,3 +320,206 @@ def test_a_validation_gives_the_model_back_in_the_mode_it_was_in(training):
     with evaluating(model):
         assert not model.training and not model[1].training
     assert model.training == model[1].training == training
+
+
+def _weights(run) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model.safetensors"))
+
+
+class _SnapshotTask(FakeTask):
+    """FakeTask that keeps a copy of the weights at each validation, by step."""
+
+    def __init__(self, model, scores, **kwargs):
+        super().__init__(model, scores, **kwargs)
+        self.snapshots: list[dict] = []
+
+    def validate(self) -> DevScores:
+        self.snapshots.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return super().validate()
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_weights_on_disk_are_the_best_validations_also_after_a_resume(tmp_path):
+    # loop.py: weights are written only on an improvement, and a resume from a checkpoint that is not the
+    # best one leaves them alone
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    task = _SnapshotTask(model, [DevScores({"bleu": 3.0}), DevScores({"bleu": 1.0})])
+    fit(_cfg(max_steps=10), run, model, task.as_task(), NullReporter())
+    best = task.snapshots[0]  # step 5
+    assert _same(_weights(run), best) and not _same(_weights(run), task.snapshots[1])
+    resumed = _SnapshotTask(model, [DevScores({"bleu": 0.5})])
+    fit(_cfg(max_steps=15), run, model, resumed.as_task(), NullReporter(), resume=True)
+    assert _same(_weights(run), best)
+
+
+def test_a_resume_writes_the_best_weights_a_kill_kept_from_being_written(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    task = _SnapshotTask(model, [DevScores({"bleu": 1.0}), DevScores({"bleu": 3.0})])
+    fit(_cfg(max_steps=10), run, model, task.as_task(), NullReporter())
+    (run / "model.safetensors").unlink()  # killed between the checkpoint of step 10 and its best weights
+    fit(
+        _cfg(max_steps=10),
+        run,
+        torch.nn.Linear(3, 1),
+        FakeTask(model, []).as_task(),
+        NullReporter(),
+        resume=True,
+    )
+    assert _same(_weights(run), task.snapshots[1])
+
+
+def test_warmup_rates_are_those_of_each_update_and_of_the_resume(tmp_path):
+    # update s trains at learning_rate x s / warmup_steps; a resume's start record names the next update's rate
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    cfg = _cfg(max_steps=10, learning_rate=0.1, warmup_steps=100, best_metric="ppl")
+    fit(cfg, run, model, FakeTask(model, [DevScores({"ppl": 2.0})] * 2).as_task(), NullReporter())
+    rates = {r.step: r.lr for r in training_log.of_kind(training_log.read(run), TrainRecord)}
+    assert rates == {5: pytest.approx(0.005), 10: pytest.approx(0.010)}
+    more = _cfg(max_steps=15, learning_rate=0.1, warmup_steps=100, best_metric="ppl")
+    fit(more, run, model, FakeTask(model, [DevScores({"ppl": 2.0})]).as_task(), NullReporter(), resume=True)
+    from seqkit.training.log import StartRecord
+
+    start = training_log.of_kind(training_log.read(run), StartRecord)[-1]
+    assert start.restored.step == 10 and start.restored.epoch == 1  # saved at the end of the 1st epoch
+    assert start.restored.learning_rate == pytest.approx(0.011)
+
+
+def test_a_non_finite_loss_with_finite_gradients_is_skipped_too(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    task = FakeTask(model, [DevScores({"ppl": 2.0})] * 10)
+
+    def step(batch) -> StepLoss:
+        result = task.step(batch)
+        if task.steps == 3:  # a NaN in the reported loss alone: the gradients stay finite
+            return StepLoss(result.objective, float("nan"), result.nll, result.tokens, result.correct)
+        return result
+
+    run = _run_dir(tmp_path / "run")
+    fit(_cfg(best_metric="ppl", max_steps=10), run, model, dataclasses.replace(task.as_task(), step=step),
+        NullReporter())  # fmt: skip
+    warnings = training_log.of_kind(training_log.read(run), WarningRecord)
+    assert [r.step for r in warnings if r.message.startswith("non-finite")] == [3]
+
+
+def test_non_finite_steps_apart_never_stop_a_run_and_leave_no_gradient_behind(tmp_path):
+    # the count is of steps *in a row*; a skipped step's gradients are dropped, not added to the next one's
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    task = FakeTask(model, [DevScores({"ppl": 2.0})] * 10)
+
+    def step(batch) -> StepLoss:
+        result = task.step(batch)
+        if task.steps % 2 == 0:
+            objective = result.objective * float("nan")
+            return StepLoss(objective, float(objective.detach()), float("nan"), result.tokens, result.correct)
+        return result
+
+    run = _run_dir(tmp_path / "run")
+    summary = fit(_cfg(best_metric="ppl", max_steps=20), run, model,
+                  dataclasses.replace(task.as_task(), step=step), NullReporter())  # fmt: skip
+    assert summary.steps == 20 and summary.reason == "max_steps"
+    warnings = training_log.of_kind(training_log.read(run), WarningRecord)
+    assert [r.step for r in warnings if r.message.startswith("non-finite")] == list(range(2, 21, 2))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_counts_of_a_run_and_its_log_intervals(tmp_path):
+    # 10 batches an epoch of 8 target tokens; a log record every 5 steps covers those 5 steps alone
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    summary = fit(_cfg(max_steps=25, best_metric="ppl"), run, model,
+                  FakeTask(model, [DevScores({"ppl": 2.0})] * 5).as_task(), NullReporter())  # fmt: skip
+    assert summary.target_tokens == 25 * 8 and summary.step_s > 0
+    assert summary.epochs == 2  # completed epochs (25 steps: 2 of 10, and half a third)
+    records = training_log.of_kind(training_log.read(run), TrainRecord)
+    assert [(r.step, r.epoch, r.tokens) for r in records] == [
+        (5, 1, 40), (10, 1, 40), (15, 2, 40), (20, 2, 40), (25, 3, 40)
+    ]  # fmt: skip
+    import torch as _torch
+
+    from seqkit.training import checkpoint
+
+    state = _torch.load(checkpoint.latest(run) / "state.pt", weights_only=True)["state"]
+    assert state["progress"]["elapsed_s"] > 0  # the session's time is kept for the next
+
+
+def test_the_reporter_sees_each_steps_loss_per_token_and_its_epoch(tmp_path):
+    from seqkit.training.task import StepReport
+
+    class Recording(NullReporter):
+        def __init__(self):
+            self.steps: list[StepReport] = []
+
+        def step(self, report: StepReport) -> None:
+            self.steps.append(report)
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    task = FakeTask(model, [DevScores({"ppl": 2.0})] * 3)
+    losses = []
+
+    def step(batch) -> StepLoss:
+        result = task.step(batch)
+        losses.append(result.loss)
+        return result
+
+    reporter = Recording()
+    fit(_cfg(max_steps=12, best_metric="ppl"), _run_dir(tmp_path / "run"), model,
+        dataclasses.replace(task.as_task(), step=step), reporter)  # fmt: skip
+    assert [r.loss for r in reporter.steps] == pytest.approx([loss / 8 for loss in losses])
+    assert [r.epoch for r in reporter.steps] == [1] * 10 + [2] * 2
+
+
+def test_a_tie_of_bleu_goes_to_the_lower_dev_perplexity(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    scores = [DevScores({"bleu": 2.0, "ppl": 5.0}), DevScores({"bleu": 2.0, "ppl": 4.0}),
+              DevScores({"bleu": 2.0, "ppl": 6.0})]  # fmt: skip
+    run = _run_dir(tmp_path / "run")
+    summary = fit(_cfg(max_steps=15), run, model, FakeTask(model, scores).as_task(), NullReporter())
+    assert [r.best for r in training_log.of_kind(training_log.read(run), ValidRecord)] == [True, True, False]
+    assert summary.best_score == 2.0
+
+
+def test_training_goes_on_in_training_mode_whatever_a_validation_leaves(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Dropout(0.1))
+    task = FakeTask(model, [DevScores({"ppl": 2.0})] * 3)
+    modes = []
+
+    def validate() -> DevScores:
+        model.eval()  # a task that does not give the mode back
+        return task.validate()
+
+    def step(batch) -> StepLoss:
+        modes.append(model.training)
+        return task.step(batch)
+
+    fit(_cfg(max_steps=12, best_metric="ppl"), _run_dir(tmp_path / "run"), model,
+        dataclasses.replace(task.as_task(), step=step, validate=validate), NullReporter())  # fmt: skip
+    assert all(modes) and model.training
+
+
+def test_a_plateau_decays_the_rate_within_a_run(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    scores = [DevScores({"ppl": p}) for p in (2.0, 3.0, 3.0, 3.0)]
+    run = _run_dir(tmp_path / "run")
+    cfg = _cfg(max_steps=20, learning_rate=0.1, lr_schedule="plateau", lr_patience=1, lr_decay_factor=0.5,
+               best_metric="ppl")  # fmt: skip
+    fit(cfg, run, model, FakeTask(model, scores).as_task(), NullReporter())
+    rates = [r.lr for r in training_log.of_kind(training_log.read(run), TrainRecord)]
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025])
