@@ -73,8 +73,8 @@ def plan(
 
 
 def run(plan: Plan, reporter: Reporter) -> None:
-    """Train as `plan` says, reporting to `reporter`. Ctrl-C or SIGTERM (in the main thread) finishes the
-    current step and saves a checkpoint, then raises training.loop.TrainingInterrupted (SIGHUP too)."""
+    """Train as `plan` says, reporting to `reporter`. Ctrl-C, SIGTERM or SIGHUP (in the main thread)
+    finishes the current step and saves a checkpoint, then raises training.loop.TrainingInterrupted."""
     from seqkit import model_types
 
     model_types.of(plan.config).train(plan.config, plan.run_dir, reporter, plan.resuming, plan.overwrite)
