@@ -3,9 +3,11 @@ warnings (rich). The results on stdout, tables and JSON, are results.py's."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from rich.console import Console as RichConsole
@@ -60,9 +62,12 @@ METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}
 METRIC_LABELS = {name: label for name, label, _ in VALIDATION_SCORES}
 
 
-def scores_text(scores: dict[str, float]) -> str:
+def scores_text(scores: Mapping[str, float | None]) -> str:
+    """The dev scores of a validation; one the log keeps as null (not finite: a diverged run) is inf."""
     return "  ".join(
-        f"{label} {scores[name]:.{digits}f}" for name, label, digits in VALIDATION_SCORES if name in scores
+        f"{label} {math.inf if scores[name] is None else scores[name]:.{digits}f}"
+        for name, label, digits in VALIDATION_SCORES
+        if name in scores
     )
 
 

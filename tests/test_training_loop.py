@@ -523,3 +523,23 @@ def test_a_plateau_decays_the_rate_within_a_run(tmp_path):
     fit(cfg, run, model, FakeTask(model, scores).as_task(), NullReporter())
     rates = [r.lr for r in training_log.of_kind(training_log.read(run), TrainRecord)]
     assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025])
+
+
+def test_an_infinite_dev_perplexity_beside_a_finite_bleu_is_a_diverged_run(tmp_path):
+    # the BLEU of such a model was a "new best": its weights were saved and the run ended with exit 0
+    from seqkit import console
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    scores = [DevScores({"bleu": 2.0, "ppl": 9.0}), DevScores({"bleu": 3.0, "ppl": math.inf})]
+    with pytest.raises(TrainingError, match=r"^dev ppl inf at step 10: the training has diverged .* the best "
+                       r"weights \(step 5\) are kept"):  # fmt: skip
+        fit(_cfg(max_steps=20), run, model, FakeTask(model, scores).as_task(), NullReporter())
+    valid = training_log.of_kind(training_log.read(run), ValidRecord)
+    assert [(r.step, r.best, r.scores["ppl"]) for r in valid] == [(5, True, 9.0), (10, False, None)]
+    from seqkit.training import checkpoint
+
+    assert checkpoint.latest(run).name == "step-00000005"  # no checkpoint of the diverged model
+    # what `info` prints of that record (a null in the log was a TypeError and a traceback)
+    assert console.scores_text(valid[1].scores) == "dev ppl inf  BLEU 3.00"

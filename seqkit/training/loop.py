@@ -224,6 +224,7 @@ class _Trainer:
             )
             self.model.train()  # whatever validation did, training goes on in training mode
         record = self.world.from_main(record)  # every process keeps the same best score and schedule
+        self._stop_if_diverged(record)
         # a tie of BLEU or chrF goes to the lower dev perplexity
         tiebreak = -record.scores["ppl"] if self.metric != "ppl" and "ppl" in record.scores else -math.inf
         improved = progress.record_validation(self.sign * record.score(self.metric), tiebreak)
@@ -240,18 +241,25 @@ class _Trainer:
         self.reporter.validation(record)
         for message in warnings:
             self.warn(message)
-        score = record.score(self.metric)
-        if not math.isfinite(score):
-            # no later weights can be better than these (a non-finite score is never a new best): training
-            # on would end "successfully" with nothing saved, or with the weights from before it diverged
-            kept = (
-                f"the best weights (step {progress.best_step:,}) are kept; " if progress.best_step > 0 else ""
-            )
-            raise TrainingError(
-                f"dev {self.metric} {score} at step {progress.step:,}: the training has diverged (train."
-                f"learning_rate = {self.cfg.train.learning_rate:g}); {kept}start again with a lower "
-                "train.learning_rate (--overwrite)"
-            )
+
+    def _stop_if_diverged(self, record: ValidRecord) -> None:
+        """A TrainingError for a validation with a non-finite dev score, logged first: it is never a new
+        best, and a dev perplexity of inf beside a finite BLEU is a model that gives a reference piece no
+        probability. Training on ended "successfully", with nothing saved or with a diverged model's
+        weights saved as the best (no checkpoint of it is written)."""
+        diverged = [(name, score) for name, score in record.scores.items() if not math.isfinite(score)]
+        if not diverged:
+            return
+        self.log(dataclasses.replace(record, elapsed_s=self.elapsed()))
+        self.reporter.validation(record)
+        name, score = diverged[0]
+        best = self.progress.best_step
+        kept = f"the best weights (step {best:,}) are kept; " if best > 0 else ""
+        raise TrainingError(
+            f"dev {name} {score} at step {self.progress.step:,}: the training has diverged (train."
+            f"learning_rate = {self.cfg.train.learning_rate:g}); {kept}start again with a lower "
+            "train.learning_rate (--overwrite)"
+        )
 
     def summary(self, kind: str, reason: str) -> EndRecord:
         return EndRecord(
