@@ -337,6 +337,20 @@ def test_sighup_stops_a_run_at_a_checkpoint_as_ctrl_c_does(tmp_path, reverse_dat
     assert signal.getsignal(signal.SIGHUP) == before
 
 
+def test_a_signal_the_process_ignores_stays_ignored(tmp_path, reverse_data):
+    # `nohup seqkit train ...`: a closed terminal stopped the run (seqkit's handler replaced SIG_IGN)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        train = {"max_steps": 10, "valid_every": 1000}
+        end = train_seq2seq.train(
+            toy_config(reverse_data, train=train), tmp_path / "run", _InterruptAt(4, signal.SIGHUP)
+        )
+        assert end.reason == "max_steps" and end.steps == 10
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_a_checkpoint_of_the_same_step_is_replaced_by_the_newer_state(tmp_path, reverse_data):
     """Interrupted at step 12 before any validation, then finished at step 12: the validation that the
     second session runs must reach the checkpoint, or the next resume forgets the best score and takes

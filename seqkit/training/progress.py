@@ -166,14 +166,18 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 class StopSignals:
     """Turns SIGINT, SIGTERM and SIGHUP (a terminal closed, an ssh session dropped) into a request the loop
-    answers between two steps: a checkpoint of where it is, as for Ctrl-C."""
+    answers between two steps: a checkpoint of where it is, as for Ctrl-C. One the process ignores
+    (`nohup`) is left ignored."""
 
     def __enter__(self):
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for number in STOP_SIGNALS:
-                self.previous[number] = signal.signal(number, self._handle)
+                # a signal the process was started ignoring stays ignored: `nohup` (SIGHUP) or a shell's
+                # background job (SIGINT) asked for a training that a closed terminal does not stop
+                if signal.getsignal(number) != signal.SIG_IGN:
+                    self.previous[number] = signal.signal(number, self._handle)
         return self
 
     def _handle(self, number, frame) -> None:
