@@ -3,6 +3,8 @@
 The CLI catches `SeqkitError` once and prints it as one line; anything else is a bug.
 """
 
+import re
+
 
 class SeqkitError(Exception):
     """An error caused by the user's input, not by seqkit."""
@@ -31,3 +33,24 @@ def an_export_where_a_trained_model_is_needed(model_dir) -> ModelDirError:
         f"{model_dir} is an ONNX export, which translate, generate, serve, info and seqkit.load run; this "
         "needs the trained model directory it was exported from (export.json names it: source)"
     )
+
+
+TRAINING_MEMORY_FIX = "a smaller model (model.*_size, tokenizer.vocab_size) or a smaller train.batch_tokens"
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed: Python's MemoryError, torch's CPU allocator
+    ("can't allocate memory") or a GPU's torch.OutOfMemoryError."""
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError)
+        and ("can't allocate memory" in str(error) or type(error).__name__ == "OutOfMemoryError")
+    )
+
+
+def memory_message(error: BaseException, fix: str) -> str:
+    """One line for an allocation that failed (it was a traceback of about 60 lines): how much was asked
+    for, where the allocator says, and `fix`, what makes it smaller."""
+    asked = re.search(r"allocate (\d+) bytes", str(error))
+    gib = int(asked.group(1)) / 2**30 if asked else 0.0
+    size = f" ({gib:,.{1 if gib < 10 else 0}f} GiB asked for at once)" if asked else ""
+    return f"out of memory{size}; this machine needs {fix}"

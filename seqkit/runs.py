@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqkit import configfile, outputs
+from seqkit import configfile, errors, outputs
 from seqkit.config import Config
 from seqkit.config import resume as config_resume
 from seqkit.errors import ConfigError, ModelDirError
@@ -126,6 +126,10 @@ def train(
         with _process_state_kept():
             run(chosen, console.TrainingProgress(quiet))
         together = True
+    except (MemoryError, RuntimeError) as e:  # (the command's one line, as every other error of ours)
+        if not errors.out_of_memory(e):
+            raise
+        raise ConfigError(errors.memory_message(e, errors.TRAINING_MEMORY_FIX)) from None
     except TrainingInterrupted as stopped:
         together = True
         # the checkpoint is saved: the signal is now the caller's, as if seqkit had never caught it

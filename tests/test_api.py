@@ -367,3 +367,16 @@ def test_ctrl_c_in_train_from_python_saves_a_checkpoint_then_reaches_the_callers
         signal.signal(signal.SIGINT, previous)
     assert received == [signal.SIGINT]  # once: seqkit's own handler took the first, then gave it back
     assert checkpoint.latest(tmp_path / "run").name == "step-00000005"
+
+
+def test_train_from_python_out_of_memory_is_the_commands_one_line_and_leaves_no_directory(tmp_path, lm_data):
+    from tests.helpers import lm_config
+
+    config = tmp_path / "lm.toml"
+    config.write_bytes(configfile.to_toml(lm_config(lm_data)))
+    # (torch's RuntimeError of the allocator reached the caller; the language model's half-made run stayed)
+    with pytest.raises(ConfigError, match=r"^out of memory \(.* GiB asked for at once\); this machine needs"):
+        seqkit.train(
+            tmp_path / "run", config, settings={"model.decoder_hidden_size": 100_000_000}, quiet=True
+        )
+    assert not (tmp_path / "run").exists()

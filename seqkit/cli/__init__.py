@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.core import TyperArgument, TyperCommand
 
-from seqkit import __version__
+from seqkit import __version__, errors
 from seqkit import config as config_lib
 from seqkit.errors import SeqkitError
 
@@ -166,9 +166,10 @@ def user_errors(command):
             console.error(_missing_package(package, command.__name__))
             raise typer.Exit(1) from None
         except (MemoryError, RuntimeError) as e:
-            if not _out_of_memory(e):
+            if not errors.out_of_memory(e):
                 raise
-            console.error(_memory_advice(e, command.__name__))
+            fix = MEMORY_FIXES.get(command.__name__, "a smaller model or batch")
+            console.error(errors.memory_message(e, fix))
             raise typer.Exit(1) from None
         except OSError as e:
             if e.filename is None:  # stdout's own: what is still buffered would fail again at exit
@@ -179,31 +180,14 @@ def user_errors(command):
     return wrapper
 
 
-def _out_of_memory(error: BaseException) -> bool:
-    """Whether `error` is an allocation that failed: Python's MemoryError, torch's CPU allocator
-    ("can't allocate memory") or a GPU's torch.OutOfMemoryError."""
-    return isinstance(error, MemoryError) or (
-        isinstance(error, RuntimeError)
-        and ("can't allocate memory" in str(error) or type(error).__name__ == "OutOfMemoryError")
-    )
-
-
-def _memory_advice(error: BaseException, command: str) -> str:
-    """One line for an allocation that failed (it was a traceback of about 60 lines): how much was asked
-    for, where the allocator says, and what makes it smaller."""
-    import re
-
-    asked = re.search(r"allocate (\d+) bytes", str(error))
-    gib = int(asked.group(1)) / 2**30 if asked else 0.0
-    size = f" ({gib:,.{1 if gib < 10 else 0}f} GiB asked for at once)" if asked else ""
-    fix = {
-        "train": "a smaller model (model.*_size, tokenizer.vocab_size) or a smaller train.batch_tokens",
-        "translate": "a smaller --batch-size or --beam-size",
-        "generate": "a smaller --num-samples or --max-tokens",
-        "evaluate": "shorter lines, or a smaller decode.batch_size in the model's config.toml",
-        "predict": "a smaller --batch-size",
-    }.get(command, "a smaller model or batch")
-    return f"out of memory{size}; this machine needs {fix}"
+# what makes a failed allocation smaller, by command
+MEMORY_FIXES = {
+    "train": errors.TRAINING_MEMORY_FIX,
+    "translate": "a smaller --batch-size or --beam-size",
+    "generate": "a smaller --num-samples or --max-tokens",
+    "evaluate": "shorter lines, or a smaller decode.batch_size in the model's config.toml",
+    "predict": "a smaller --batch-size",
+}
 
 
 # the commands an export runs (without torch): for the others, torch is the only way

@@ -215,6 +215,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             f"every training example is longer than decode.max_input_pieces = {limit} pieces; raise it"
         )
     dev = encode_split(encoding, tokenizer, dev_examples)
+    # built before the run writes its config: a model that cannot be (too large for memory) leaves no
+    # directory behind, as the other model types'
+    vocab_size = tokenizer.tgt_vocab_size if tokenizer is not None else 0
+    model = SequenceClassifier.from_config(cfg.model, vocab_size, encoding.features, encoding.outputs)
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
         if not resume:
@@ -223,8 +227,6 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             ids = np.fromiter((i for row in train_data.inputs for i in row), dtype=np.int64)
             both = (tokenizer.tgt_vocab_size, tokenizer.tgt_vocab_size)
             modeldir.write_vocab_counts(output_dir, None, ids, both)
-    vocab_size = tokenizer.tgt_vocab_size if tokenizer is not None else 0
-    model = SequenceClassifier.from_config(cfg.model, vocab_size, encoding.features, encoding.outputs)
     model = model.to(world.device)
     train_model = world.wrap(model)
     weights = None

@@ -70,13 +70,15 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             f"{data.size(0)} streams cannot feed {world.size} processes; raise train.batch_tokens"
         )
     rows = data[world.rank :: world.size].to(world.device)  # this process's streams
+    # built before the run writes its config: a model that cannot be (too large for memory) leaves no
+    # directory behind, as the other model types'
+    model = RNNLanguageModel.from_config(cfg.model, tokenizer).to(world.device)
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
         vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
         modeldir.write_vocab_counts(output_dir, None, data.flatten().numpy(), vocab_sizes)
         if not cfg.data.dev:
             modeldir.write_held_out(output_dir, [], dev_lines)
-    model = RNNLanguageModel.from_config(cfg.model, tokenizer).to(world.device)
     train_model = world.wrap(model)  # distributed: forward through DDP, which averages the gradients
     state = None
 
