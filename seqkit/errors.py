@@ -4,6 +4,7 @@ The CLI catches `SeqkitError` once and prints it as one line; anything else is a
 """
 
 import re
+import signal
 
 
 class SeqkitError(Exception):
@@ -24,6 +25,14 @@ class ModelDirError(SeqkitError):
 
 class TrainingError(SeqkitError):
     """Training cannot go on (e.g. the loss stays non-finite); the message says what to change."""
+
+
+class TrainingInterrupted(Exception):  # noqa: N818 (no error: what the caller asked for, done)
+    """SIGINT, SIGTERM or SIGHUP arrived; the current step was finished and a checkpoint saved."""
+
+    def __init__(self, signal_number: int, step: int):
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number, self.step = signal_number, step
 
 
 def an_export_where_a_trained_model_is_needed(model_dir) -> ModelDirError:

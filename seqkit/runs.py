@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from seqkit import configfile, errors, outputs
 from seqkit.config import Config
 from seqkit.config import resume as config_resume
-from seqkit.errors import ConfigError, ModelDirError
+from seqkit.errors import ConfigError, ModelDirError, TrainingInterrupted
 
 if TYPE_CHECKING:
     from seqkit.api import Model
@@ -74,7 +74,7 @@ def plan(
 
 def run(plan: Plan, reporter: Reporter) -> None:
     """Train as `plan` says, reporting to `reporter`. Ctrl-C, SIGTERM or SIGHUP (in the main thread)
-    finishes the current step and saves a checkpoint, then raises training.loop.TrainingInterrupted."""
+    finishes the current step and saves a checkpoint, then raises errors.TrainingInterrupted."""
     from seqkit import model_types
 
     model_types.of(plan.config).train(plan.config, plan.run_dir, reporter, plan.resuming, plan.overwrite)
@@ -102,7 +102,6 @@ def train(
     from seqkit import console
     from seqkit.loading import load
     from seqkit.runtime import distributed
-    from seqkit.training.loop import TrainingInterrupted
 
     if not isinstance(model_dir, str | os.PathLike):
         raise ConfigError(f"model_dir = {model_dir!r:.40}: give the run's directory (a str or a Path)")
@@ -132,12 +131,18 @@ def train(
         raise ConfigError(errors.memory_message(e, errors.TRAINING_MEMORY_FIX)) from None
     except TrainingInterrupted as stopped:
         together = True
+        console.stderr.print(interrupted_line(chosen.run_dir, stopped.step), highlight=False)
         # the checkpoint is saved: the signal is now the caller's, as if seqkit had never caught it
         signal.raise_signal(stopped.signal_number)
         raise  # (a handler of the caller's that returned)
     finally:
         distributed.leave(together)
     return load(Path(model_dir), device=chosen.config.train.device)
+
+
+def interrupted_line(run_dir: Path, step: int) -> str:
+    # (the line before it, the reporter's, says what stopped the run when)
+    return f"checkpoint saved at step {step:,}; continue with: seqkit train --resume {run_dir}"
 
 
 def resuming_line(plan: Plan) -> str:

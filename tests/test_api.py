@@ -343,7 +343,7 @@ def test_train_from_python_refuses_what_the_command_refuses(tmp_path, reverse_da
 
 
 def test_ctrl_c_in_train_from_python_saves_a_checkpoint_then_reaches_the_callers_handler(
-    tmp_path, reverse_data, monkeypatch
+    tmp_path, reverse_data, monkeypatch, capfd
 ):
     from seqkit import console
     from seqkit.training import checkpoint
@@ -367,6 +367,11 @@ def test_ctrl_c_in_train_from_python_saves_a_checkpoint_then_reaches_the_callers
         signal.signal(signal.SIGINT, previous)
     assert received == [signal.SIGINT]  # once: seqkit's own handler took the first, then gave it back
     assert checkpoint.latest(tmp_path / "run").name == "step-00000005"
+    # where the checkpoint is and how to go on, as the command says it (it was not said)
+    assert f"checkpoint saved at step 5; continue with: seqkit train --resume {tmp_path / 'run'}" in (
+        capfd.readouterr().err
+    )
+    assert TrainingInterrupted is seqkit.errors.TrainingInterrupted
 
 
 def test_train_from_python_out_of_memory_is_the_commands_one_line_and_leaves_no_directory(tmp_path, lm_data):

@@ -99,8 +99,8 @@ def train(
     Ctrl-C, SIGTERM or SIGHUP finishes the current step, saves a checkpoint and exits (130 / 143 / 129); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
     from seqkit import console, runs
+    from seqkit.errors import TrainingInterrupted
     from seqkit.runtime import distributed
-    from seqkit.training.loop import TrainingInterrupted
 
     console.outlive_stderr()  # from its first line: a reader gone before it must not stop the run either
     if output is not None and resume is not None and output != resume:
@@ -137,11 +137,7 @@ def train(
     except TrainingInterrupted as e:
         together = True
         if speaks:
-            console.stderr.print(
-                # (the line before, the reporter's, says what stopped it when)
-                f"checkpoint saved at step {e.step:,}; continue with: seqkit train --resume {run_dir}",
-                highlight=False,
-            )
+            console.stderr.print(runs.interrupted_line(run_dir, e.step), highlight=False)
         raise typer.Exit(128 + e.signal_number) from None
     finally:
         distributed.leave(together)

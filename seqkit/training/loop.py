@@ -19,7 +19,7 @@ import torch
 
 from seqkit import modeldir
 from seqkit.config import Config, checks
-from seqkit.errors import ModelDirError, TrainingError
+from seqkit.errors import ModelDirError, TrainingError, TrainingInterrupted
 from seqkit.runtime import devices
 from seqkit.runtime.distributed import SINGLE, World
 from seqkit.training import checkpoint
@@ -38,15 +38,6 @@ from seqkit.training.log import (
 from seqkit.training.progress import Limits, StopSignals, TrainingState, Window
 from seqkit.training.schedules import LearningRateSchedule
 from seqkit.training.task import NullReporter, Reporter, StepReport, TrainingTask
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT, SIGTERM or SIGHUP arrived; the current step was finished and a checkpoint saved."""
-
-    def __init__(self, signal_number: int, step: int):
-        super().__init__(signal.Signals(signal_number).name)
-        self.signal_number, self.step = signal_number, step
-
 
 HIGHER_IS_BETTER = {
     "bleu": True,
