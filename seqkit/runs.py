@@ -99,6 +99,9 @@ def train(
     torch and `random` are as they were once it returns. Ctrl-C, SIGTERM or SIGHUP finishes the current
     step and saves a checkpoint, then the signal is raised again: a KeyboardInterrupt, or the signal's
     own action (the process ends), unless your program handles it."""
+    import random
+
+    caller_random = random.getstate()  # first: a first import of rich draws from it
     from seqkit import console
     from seqkit.loading import load
     from seqkit.runtime import distributed
@@ -122,7 +125,7 @@ def train(
         console.stderr.print(resuming_line(chosen), highlight=False)
     together = False  # whether every process ends the same way (see distributed.leave)
     try:
-        with _process_state_kept():
+        with _process_state_kept(caller_random):
             run(chosen, console.TrainingProgress(quiet))
         together = True
     except (MemoryError, RuntimeError) as e:  # (the command's one line, as every other error of ours)
@@ -177,14 +180,14 @@ def _overrides(settings: Mapping[str, Any] | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def _process_state_kept() -> Iterator[None]:
+def _process_state_kept(state: Any) -> Iterator[None]:
     """A training from Python sets torch's thread count and seeds torch and `random` (as the command
-    does); the caller's are back afterwards."""
+    does); the caller's are back afterwards (`state`: `random`'s, as the caller left it)."""
     import random
 
     import torch
 
-    threads, state = torch.get_num_threads(), random.getstate()
+    threads = torch.get_num_threads()
     try:
         with torch.random.fork_rng():
             yield

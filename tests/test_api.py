@@ -385,3 +385,18 @@ def test_train_from_python_out_of_memory_is_the_commands_one_line_and_leaves_no_
             tmp_path / "run", config, settings={"model.decoder_hidden_size": 100_000_000}, quiet=True
         )
     assert not (tmp_path / "run").exists()
+
+
+def test_train_from_python_leaves_random_as_the_caller_had_it_in_a_new_process(tmp_path, lm_data):
+    # the first import of rich (seqkit's console) drew from `random` before the state was kept
+    from tests.helpers import lm_config
+
+    config = tmp_path / "lm.toml"
+    config.write_bytes(configfile.to_toml(lm_config(lm_data, train={"max_steps": 2, "valid_every": 2})))
+    script = (
+        "import random, sys, seqkit; random.seed(5); state = random.getstate(); "
+        f"seqkit.train({str(tmp_path / 'run')!r}, {str(config)!r}, quiet=True); "
+        "print(random.getstate() == state)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
