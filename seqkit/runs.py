@@ -7,6 +7,7 @@ the files seqkit wrote. A directory of somebody else's files is refused before a
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import signal
 from collections.abc import Iterable, Iterator, Mapping
@@ -167,6 +168,8 @@ def _overrides(settings: Mapping[str, Any] | None) -> list[str]:
             raise ConfigError(f"settings: {key!r:.40} is no 'section.key' (e.g. 'train.max_steps')")
         if isinstance(value, os.PathLike):  # (data.train = Path("corpus/train"))
             value = os.fspath(value)
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool | int | float):  # numpy's
+            value = int(value) if isinstance(value, numbers.Integral) else float(value)
         try:
             if isinstance(value, Mapping):  # (no key holds a table)
                 raise TypeError

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -286,7 +287,7 @@ def test_train_from_python_equals_the_command_and_keeps_the_callers_threads_and_
 ):
     config = tmp_path / "toy.toml"
     config.write_bytes(configfile.to_toml(toy_config(reverse_data)))
-    steps = {"train.max_steps": 12, "train.valid_every": 6, "train.threads": 1}
+    steps = {"train.max_steps": 12, "train.valid_every": 6, "train.threads": np.int64(1)}  # (numpy's too)
     command = seqkit_here("train", "-c", config, "-o", tmp_path / "command",
                           *(f"--set={key}={value}" for key, value in steps.items()))  # fmt: skip
     assert command.returncode == 0, command.stderr

@@ -96,11 +96,13 @@ def test_the_documentation_describes_each_answer_and_every_refusal_has_its_line(
     assert set(answer["translations"][0]) == fields("Translation")
     assert set(answer["translations"][0]["nbest"][0]) == fields("Hypothesis")
     assert set(translator.get("/health").json()) == fields("HealthResponse")
-    for path, method, answered in (("/translate", "post", "TranslateResponse"), ("/generate", "post",
-                                   "GenerateResponse"), ("/health", "get", "HealthResponse")):  # fmt: skip
+    for path, method, answered in (("/translate", "post", "TranslateResponse"),
+                                   ("/health", "get", "HealthResponse")):  # fmt: skip
         responses = spec["paths"][path][method]["responses"]
         assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{answered}")
-    for status in ("413", "422", "500", "503", "504"):
+    # the endpoints of the other model types are not this server's (they answer 422)
+    assert "/generate" not in spec["paths"] and "/predict" not in spec["paths"]
+    for status in ("400", "413", "422", "500", "503", "504"):
         refusal = spec["paths"]["/translate"]["post"]["responses"][status]["content"]["application/json"]
         assert refusal["schema"]["$ref"].endswith("/ErrorResponse"), status
     # Starlette's own refusals have their line too (they were {"detail": "Not Found"} and the like)
@@ -403,6 +405,11 @@ def test_generate_equals_the_command(char_lm):
             "generate", char_lm, "--max-tokens", 20, "--num-samples", 2, "--seed", 5, stdin="the\na st\n"
         )
         assert answer.json()["texts"] == command.stdout.decode().splitlines()
+        paths = client.get("/openapi.json").json()["paths"]
+        assert paths["/generate"]["post"]["responses"]["200"]["content"]["application/json"]["schema"][
+            "$ref"
+        ].endswith("/GenerateResponse")
+        assert "/translate" not in paths and "/predict" not in paths
     with _serving(char_lm, max_lines=3, max_chars=50) as client:
         many = client.post("/generate", json={"prompts": ["the", "a"], "num_samples": 2})
         assert many.status_code == 413 and "= 4 texts, more than --max-lines 3" in many.json()["error"]

@@ -205,7 +205,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         except SeqkitError as e:  # the model directory changed under the server: its fault, not the client's
             raise Refused(500, str(e)) from None
 
-    @app.post("/translate", responses=REFUSALS)
+    @app.post("/translate", responses=REFUSALS, include_in_schema=endpoint == "/translate")
     async def translate(request: TranslateRequest) -> TranslateResponse:
         _require_type(model, "/translate")
         _check_lines(request.text, limits, "line")
@@ -254,7 +254,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
             ]
         )
 
-    @app.post("/generate", responses=REFUSALS)
+    @app.post("/generate", responses=REFUSALS, include_in_schema=endpoint == "/generate")
     async def generate(request: GenerateRequest) -> GenerateResponse:
         _require_type(model, "/generate")
         _check_lines(request.prompts, limits, "prompt")
@@ -277,7 +277,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
 
         return GenerateResponse(texts=await worker.submit(request.prompts, None, run))
 
-    @app.post("/predict", responses=REFUSALS)
+    @app.post("/predict", responses=REFUSALS, include_in_schema=endpoint == "/predict")
     async def predict(request: PredictRequest) -> PredictResponse:
         _require_type(model, "/predict")
         _check_lines(request.text, limits, "line")

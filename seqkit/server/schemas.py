@@ -97,6 +97,7 @@ class ErrorResponse(BaseModel):
 REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
+        400: "a body that could not be read as text (not UTF-8)",
         413: "too many lines, or a line too long (--max-lines, --max-chars, decode.max_input_pieces)",
         422: "a field or setting that is wrong: the error names it",
         503: "the queue is full (--max-queue): retry after Retry-After seconds",
