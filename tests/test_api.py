@@ -401,3 +401,66 @@ def test_train_from_python_leaves_random_as_the_caller_had_it_in_a_new_process(t
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
+
+
+def _toy_file(tmp_path, reverse_data):
+    config = tmp_path / "toy.toml"
+    config.write_bytes(configfile.to_toml(toy_config(reverse_data)))
+    return config
+
+
+def test_train_from_python_with_overwrite_starts_a_run_with_a_checkpoint_over(tmp_path, reverse_data, capfd):
+    # (mutation review: every --overwrite test was of a run whose checkpoints were gone)
+    config = _toy_file(tmp_path, reverse_data)
+    steps = {"train.max_steps": 8, "train.valid_every": 4, "train.threads": 1}
+    seqkit.train(tmp_path / "run", config, settings=steps, quiet=True)
+    capfd.readouterr()
+    again = seqkit.train(tmp_path / "run", config, settings={**steps, "train.max_steps": 4}, overwrite=True,
+                         quiet=True)  # fmt: skip
+    assert again.info()["training"]["steps"] == 4
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in log if r["kind"] in ("start", "resume")] == ["start"]
+    # a resume with quiet=True says nothing (the "resuming ..." line is progress, as the command's --quiet)
+    seqkit.train(tmp_path / "run", config, settings={**steps, "train.max_steps": 6}, quiet=True)
+    assert "resuming" not in capfd.readouterr().err
+    seqkit.train(tmp_path / "run", config, settings={**steps, "train.max_steps": 7})
+    assert f"resuming {tmp_path / 'run'}; config changes: train.max_steps: 6 -> 7" in capfd.readouterr().err
+
+
+def test_train_from_python_resumes_a_run_that_has_no_marker(tmp_path, reverse_data):
+    # a run of seqkit 0.1 (no .seqkit marker) is continued with resume=True, and refused without it
+    from seqkit import outputs
+
+    config = _toy_file(tmp_path, reverse_data)
+    steps = {"train.max_steps": 4, "train.valid_every": 4, "train.threads": 1}
+    seqkit.train(tmp_path / "run", config, settings=steps, quiet=True)
+    (tmp_path / "run" / outputs.MARKER).unlink()
+    with pytest.raises(ModelDirError, match="the directory holds files seqkit did not write"):
+        seqkit.train(tmp_path / "run", config, settings={**steps, "train.max_steps": 6}, quiet=True)
+    resumed = seqkit.train(tmp_path / "run", config, settings={**steps, "train.max_steps": 6}, resume=True,
+                           quiet=True)  # fmt: skip
+    assert resumed.info()["training"]["steps"] == 6
+
+
+def test_train_from_python_refuses_a_key_with_an_equals_sign_and_a_table_value(tmp_path):
+    # (mutation review: neither refusal of _overrides had a test; both reached the loader as other errors)
+    refusals = {
+        "train.max_steps=5": (3, "settings: 'train.max_steps=5' is no 'section.key' (e.g. 'train.max_steps')"),
+        "train.max_steps": ({"a": 1}, "settings['train.max_steps'] = {'a': 1}: give a number, a string, a "
+                            "boolean or a list"),
+    }  # fmt: skip
+    for key, (value, message) in refusals.items():
+        with pytest.raises(ConfigError) as refused:
+            seqkit.train(tmp_path / "new", settings={key: value}, quiet=True)
+        assert str(refused.value) == message
+    assert not (tmp_path / "new").exists()
+
+
+def test_train_from_python_refuses_a_config_or_directory_that_is_no_path(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"^config = 5: give a config file's path \(a str or a Path\), or None$"
+    ):
+        seqkit.train(tmp_path / "new", 5, quiet=True)
+    with pytest.raises(ConfigError, match=r"^model_dir = None: give the run's directory"):
+        seqkit.train(None, quiet=True)
+    assert not (tmp_path / "new").exists()

@@ -952,3 +952,61 @@ def test_evaluate_names_the_option_given_and_score_a_classifiers_method(
     model = seqkit.load(first_token_model / "model")
     with pytest.raises(config_lib.ConfigError, match=r"is a classifier, .* are model.evaluate\(FILE\)"):
         model.score(["w1"], ["w1"])
+
+
+def test_a_served_classifiers_limits_and_refusals_are_its_own(first_token_model: Path):
+    # (mutation review: /predict's line limits, top_k = the number of labels, a misspelt or mistyped
+    # field, the documented refusals, and Starlette's 404/405 naming /predict were all untested)
+    import seqkit
+    from tests.test_serve import _serving
+
+    model_dir = first_token_model / "model"
+    labels = len(seqkit.load(model_dir).tokenizer.encoding.labels)
+    with _serving(model_dir, max_lines=3, max_chars=20) as client:
+        every = client.post("/predict", json={"text": ["w1 w2"], "top_k": labels})
+        assert every.status_code == 200, every.text  # top_k may be every label
+        assert len(every.json()["predictions"][0]["probabilities"]) == labels
+        too_many = client.post("/predict", json={"text": ["w1"] * 4})
+        assert too_many.status_code == 413 and "4 lines in one request" in too_many.json()["error"]
+        too_long = client.post("/predict", json={"text": ["w1", "w2 " * 10]})
+        assert too_long.status_code == 413 and "line 2 has 30 characters" in too_long.json()["error"]
+        misspelt = client.post("/predict", json={"text": ["w1"], "topk": 2})
+        assert misspelt.status_code == 422
+        assert misspelt.json()["error"].startswith("topk: not a field of this request; did you mean top_k?")
+        converted = client.post("/predict", json={"text": ["w1"], "top_k": "2"})  # not converted to 2
+        assert converted.status_code == 422 and converted.json()["detail"][0]["loc"] == ["body", "top_k"]
+        # Starlette's own refusals name this server's endpoint, keep their detail and the Allow header
+        missing = client.post("/translate/x", json={})
+        assert missing.status_code == 404 and missing.json() == {
+            "error": "/translate/x: no such endpoint; this server answers POST /predict, GET /health, "
+            "GET /info, GET /docs",
+            "detail": "Not Found",
+        }
+        wrong_method = client.get("/predict")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error"] == "GET /predict: not answered; use POST /predict"
+        assert wrong_method.json()["detail"] == "Method Not Allowed"
+        assert wrong_method.headers["allow"] == "POST"
+        spec = client.get("/openapi.json").json()
+        for status in ("413", "422", "503", "504"):
+            refusal = spec["paths"]["/predict"]["post"]["responses"][status]["content"]["application/json"]
+            assert refusal["schema"]["$ref"].endswith("/ErrorResponse"), status
+
+
+def test_a_served_classifier_decodes_at_most_max_batch_lines_together(first_token_model: Path, monkeypatch):
+    import seqkit
+    from tests.test_serve import _serving
+
+    model = seqkit.load(first_token_model / "model", device="cpu")
+    sizes = []
+    original = type(model).predict_stream
+
+    def predict_stream(self, lines, batch_size=None, *args, **kwargs):
+        sizes.append(batch_size)
+        return original(self, lines, batch_size, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "predict_stream", predict_stream)
+    with _serving(first_token_model / "model", model=model, max_batch=2) as client:
+        answer = client.post("/predict", json={"text": ["w1 w2", "w3", "w4 w5", "w6"]})
+        assert answer.status_code == 200, answer.text
+    assert sizes and all(size == 2 for size in sizes)

@@ -231,3 +231,60 @@ def test_a_model_too_large_for_memory_is_one_line(tmp_path, lm_data):
     assert_one_line_error(
         result, "out of memory (", " GiB asked for at once); this machine needs a smaller model (model.*_size"
     )
+
+
+def test_out_of_memory_is_told_from_other_errors_and_its_size_and_fix_are_the_commands():
+    # (mutation review: only a CPU allocation in `train` was tested, and only for "GiB asked for at once")
+    import torch
+    import typer
+
+    from seqkit.cli import MEMORY_FIXES, user_errors
+    from seqkit.errors import memory_message, out_of_memory
+
+    cpu = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+        "allocate 5368709120 bytes. Error code 12 (Cannot allocate memory)"
+    )
+    gpu = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.15 GiB total)")
+    assert out_of_memory(cpu) and out_of_memory(gpu) and out_of_memory(MemoryError())
+    assert not out_of_memory(RuntimeError("Expected all tensors to be on the same device"))
+    assert not out_of_memory(ValueError("can't allocate memory"))
+    assert memory_message(cpu, MEMORY_FIXES.get("train", "a smaller model or batch")) == (
+        "out of memory (5.0 GiB asked for at once); this machine needs a smaller model (model.*_size, "
+        "tokenizer.vocab_size) or a smaller train.batch_tokens"
+    )
+    huge = RuntimeError(
+        "DefaultCPUAllocator: can't allocate memory: you tried to allocate 400000000000 bytes"
+    )
+    assert memory_message(huge, MEMORY_FIXES.get("translate", "a smaller model or batch")) == (
+        "out of memory (373 GiB asked for at once); this machine needs a smaller --batch-size or --beam-size"
+    )
+    assert (
+        memory_message(gpu, MEMORY_FIXES.get("predict", "a smaller model or batch"))
+        == "out of memory; this machine needs a smaller --batch-size"
+    )
+    assert memory_message(MemoryError(), MEMORY_FIXES.get("generate", "a smaller model or batch")).endswith(
+        "a smaller --num-samples or --max-tokens"
+    )
+    assert memory_message(MemoryError(), MEMORY_FIXES.get("evaluate", "a smaller model or batch")).endswith(
+        "a smaller decode.batch_size in the model's config.toml"
+    )
+    assert memory_message(MemoryError(), MEMORY_FIXES.get("average", "a smaller model or batch")).endswith(
+        "needs a smaller model or batch"
+    )
+
+    # a RuntimeError that is no allocation stays a bug's traceback; an allocation is exit 1
+    @user_errors
+    def translate():
+        raise RuntimeError("Expected all tensors to be on the same device")
+
+    with pytest.raises(RuntimeError, match="same device"):
+        translate()
+
+    @user_errors
+    def generate():
+        raise MemoryError()
+
+    with pytest.raises(typer.Exit) as stopped:
+        generate()
+    assert stopped.value.exit_code == 1

@@ -172,3 +172,11 @@ def test_a_curve_of_one_point_is_drawn(reverse_model, tmp_path):
     (run / "train_log.jsonl").write_text("\n".join(lines[: first_train + 1]) + "\n")
     drawn = [line for ax in plots.curves_figure([read_curves(run)]).axes for line in ax.get_lines()]
     assert drawn and all(len(line.get_xdata()) == 1 and line.get_marker() == "o" for line in drawn)
+
+
+def test_a_log_without_records_is_named_in_the_error(tmp_path):
+    # (mutation review: with the log there, the error must name the log, not only the directory)
+    (tmp_path / "train_log.jsonl").write_text('{"kind": "start"}\n')
+    with pytest.raises(ModelDirError) as raised:
+        read_curves(tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / 'train_log.jsonl'}: no training or validation records")

@@ -1105,3 +1105,16 @@ def test_the_lock_is_held_for_the_block_named_by_its_holder_and_taken_again_afte
     with outputs.locked(tmp_path):  # taken again, and held again: not a stale re-entry
         refused = another_process_locks()
         assert refused.returncode != 0 and "is being trained by another process" in refused.stderr
+
+
+def test_max_length_ratio_is_said_unread_outside_a_translation_model():
+    # (mutation review: the parametrized cases named dedupe and max_length only; the third pair filter
+    # could leave PAIR_FILTER_KEYS unsaid)
+    from seqkit.training.run import unread_warnings
+
+    values = {"model": {"type": "lm"}, "data": {"max_length_ratio": 3.0}}
+    (line,) = unread_warnings(config_lib.from_dict(values, "test"))
+    assert line.startswith(
+        "data.max_length_ratio: it chooses a translation model's training pairs, and model.type = lm reads none"
+    )
+    assert unread_warnings(config_lib.from_dict({"data": {"max_length_ratio": 3.0}}, "test")) == []

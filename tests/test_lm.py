@@ -324,3 +324,42 @@ def test_a_bptt_length_beyond_the_batch_is_refused(tmp_path, lm_data):
     with pytest.raises(ConfigError, match=r"^train.bptt_length = 257 is more than train.batch_tokens = 256"):
         train_lm.train(lm_config(lm_data, train={"bptt_length": 257}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bptt_length_equal_to_the_batch_trains(tmp_path, lm_data):
+    # (mutation review: only 257 over 256 was tested; a bptt_length of batch_tokens is one stream a step)
+    from seqkit.training import lm as train_lm
+    from tests.helpers import lm_config
+
+    train = {"bptt_length": 256, "batch_tokens": 256, "max_steps": 1, "valid_every": 1, "threads": 1}
+    summary = train_lm.train(lm_config(lm_data, train=train), tmp_path / "run")
+    assert summary.steps == 1
+
+
+def test_a_checkpoint_that_kept_no_corpus_digest_resumes_without_a_warning(tmp_path):
+    # a checkpoint of an earlier version has no digest of its text: that is no sign the text changed
+    import torch
+
+    from seqkit.training import checkpoint
+    from seqkit.training import lm as train_lm
+    from seqkit.training.task import NullReporter
+    from tests.helpers import lm_config, write_text
+
+    class Warnings(NullReporter):
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.said.append(message)
+
+    data = write_text(tmp_path / "data")
+    train = {"max_steps": 4, "valid_every": 4, "threads": 1}
+    train_lm.train(lm_config(data, train=train), tmp_path / "run")
+    path = checkpoint.latest(tmp_path / "run") / checkpoint.STATE
+    saved = torch.load(path, weights_only=True)
+    assert "corpus" in saved["state"]["task"]
+    del saved["state"]["task"]["corpus"]
+    torch.save(saved, path)
+    resumed = Warnings()
+    train_lm.train(lm_config(data, train={**train, "max_steps": 6}), tmp_path / "run", resumed, resume=True)
+    assert resumed.said == []

@@ -85,3 +85,16 @@ def test_a_config_edited_wrongly_names_the_key_to_fix(tmp_path):
     (tmp_path / modeldir.CONFIG).write_text("[model\n")
     with pytest.raises(ModelDirError, match=r"not valid TOML .*; fix the file, or retrain the model$"):
         modeldir.load_config(tmp_path)
+
+
+def test_a_run_without_weights_says_whether_it_validated(tmp_path):
+    # (mutation review: the "not validated yet" branch had no test, and a log of training records alone
+    # read as a run that validated)
+    from seqkit.training.log import ValidRecord
+
+    training_log.append(tmp_path, TrainRecord(5, 1, 2.0, 7.4, 0.5, 1.0, 1e-3, 100.0, 40, 1.0))
+    with pytest.raises(ModelDirError, match="training has not reached its first validation; train longer$"):
+        modeldir.read_weights(tmp_path)
+    training_log.append(tmp_path, ValidRecord(10, 1, {"ppl": float("inf")}))
+    with pytest.raises(ModelDirError, match="the run validated but kept no weights \\(a run that diverged"):
+        modeldir.read_weights(tmp_path)

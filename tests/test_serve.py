@@ -608,3 +608,10 @@ def test_the_queue_counts_requests_not_the_stop_and_a_timed_out_one_is_no_place(
     with pytest.raises(server.worker.Refused) as refused:
         asyncio.run(worker.submit(["a"], "A", lambda lines: lines))
     assert refused.value.status == 504
+
+
+def test_predict_of_a_translation_model_names_its_endpoint(translator):
+    # (mutation review: without its type check, /predict on a translator read a classifier's codec: a 500)
+    refused = translator.post("/predict", json={"text": ["a b"]})
+    assert refused.status_code == 422
+    assert refused.json()["error"].endswith("translates: use POST /translate")

@@ -543,3 +543,65 @@ def test_an_infinite_dev_perplexity_beside_a_finite_bleu_is_a_diverged_run(tmp_p
     assert checkpoint.latest(run).name == "step-00000005"  # no checkpoint of the diverged model
     # what `info` prints of that record (a null in the log was a TypeError and a traceback)
     assert console.scores_text(valid[1].scores) == "dev ppl inf  BLEU 3.00"
+
+
+def test_a_nan_dev_score_after_a_good_one_stops_the_run_and_keeps_the_best_weights(tmp_path):
+    # (mutation review: only an infinite perplexity with no best weights was tested; a NaN, and the
+    # message's "the best weights (step N) are kept", were not)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    task = FakeTask(model, [DevScores({"ppl": 2.0}), DevScores({"ppl": math.nan})])
+    with pytest.raises(TrainingError) as stopped:
+        fit(_cfg(best_metric="ppl", max_steps=20), run, model, task.as_task(), NullReporter())
+    assert str(stopped.value) == (
+        "dev ppl nan at step 10: the training has diverged (train.learning_rate = 0.001); the best weights "
+        "(step 5) are kept; start again with a lower train.learning_rate (--overwrite)"
+    )
+    assert (run / "model.safetensors").is_file()
+
+
+def test_a_checkpoint_without_the_log_interval_and_gradient_statistics_resumes(tmp_path):
+    # a checkpoint written before they were kept ({} for both): the interval starts afresh at the resume
+    from seqkit.training import checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    cfg = _cfg(best_metric="ppl", max_steps=10, log_every=4)
+    fit(cfg, run, model, FakeTask(model, [DevScores({"ppl": 2.0})] * 2).as_task(), NullReporter())
+    path = checkpoint.latest(run) / checkpoint.STATE
+    saved = torch.load(path, weights_only=True)
+    assert saved["state"]["window"]["steps"] == 2  # steps 9 and 10, since the record of step 8
+    del saved["state"]["window"], saved["state"]["gradients"]
+    torch.save(saved, path)
+    more = _cfg(best_metric="ppl", max_steps=12, log_every=4)
+    fit(more, run, model, FakeTask(model, [DevScores({"ppl": 2.0})]).as_task(), NullReporter(), resume=True)
+    last = training_log.of_kind(training_log.read(run), TrainRecord)[-1]
+    assert (last.step, last.tokens) == (12, 2 * 8)  # steps 11 and 12 alone
+
+
+def test_the_gradient_statistics_round_trip_through_state_dict():
+    # (mutation review: the clipped count and the reset of load_state_dict({}) were not seen by any test:
+    # the resumed toy run clipped no step of its interval)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+
+    def steps(monitor: GradientMonitor, count: int) -> None:
+        for _ in range(count):
+            model.zero_grad()
+            (model(torch.randn(4, 3)) ** 2).sum().backward()
+            monitor.clip()
+
+    monitor = GradientMonitor(model, clip_norm=1e-3)  # every step clipped
+    steps(monitor, 3)
+    copy = GradientMonitor(model, clip_norm=1e-3)
+    steps(copy, 2)  # what the copy held before is replaced
+    copy.load_state_dict(monitor.state_dict())
+    expected = monitor.summary()
+    assert expected[0]["clipped_fraction"] == 1.0
+    assert copy.summary() == expected
+    afresh = GradientMonitor(model, clip_norm=1e-3)
+    steps(afresh, 2)
+    afresh.load_state_dict({})  # a checkpoint that kept none
+    assert afresh.summary() == ({}, [])
