@@ -381,7 +381,7 @@ def test_train_from_python_out_of_memory_is_the_commands_one_line_and_leaves_no_
     config = tmp_path / "lm.toml"
     config.write_bytes(configfile.to_toml(lm_config(lm_data)))
     # (torch's RuntimeError of the allocator reached the caller; the language model's half-made run stayed)
-    with pytest.raises(ConfigError, match=r"^out of memory \(.* GiB asked for at once\); this machine needs"):
+    with pytest.raises(ConfigError, match=r"^out of memory: [\d,]+ parameters take [\d,]+ GiB to train"):
         seqkit.train(
             tmp_path / "run", config, settings={"model.decoder_hidden_size": 100_000_000}, quiet=True
         )
@@ -464,3 +464,21 @@ def test_train_from_python_refuses_a_config_or_directory_that_is_no_path(tmp_pat
     with pytest.raises(ConfigError, match=r"^model_dir = None: give the run's directory"):
         seqkit.train(None, quiet=True)
     assert not (tmp_path / "new").exists()
+
+
+def test_train_from_python_turns_a_failed_allocation_into_the_commands_line(tmp_path, lm_data, monkeypatch):
+    from seqkit.training import lm as train_lm
+    from tests.helpers import lm_config
+
+    def refused(build, device):
+        raise RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 5368709120 bytes"
+        )
+
+    monkeypatch.setattr(train_lm, "built", refused)  # (an allocation the size check let through)
+    config = tmp_path / "lm.toml"
+    config.write_bytes(configfile.to_toml(lm_config(lm_data)))
+    with pytest.raises(
+        ConfigError, match=r"^out of memory \(5.0 GiB asked for at once\); this machine needs a"
+    ):
+        seqkit.train(tmp_path / "run", config, quiet=True)

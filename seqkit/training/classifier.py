@@ -28,7 +28,7 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.classification import classification_scores, regression_scores
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import run_training, seeded_rng, text_tokenizer
+from seqkit.training.run import built, run_training, seeded_rng, text_tokenizer
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -218,7 +218,10 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     # built before the run writes its config: a model that cannot be (too large for memory) leaves no
     # directory behind, as the other model types'
     vocab_size = tokenizer.tgt_vocab_size if tokenizer is not None else 0
-    model = SequenceClassifier.from_config(cfg.model, vocab_size, encoding.features, encoding.outputs)
+    model = built(
+        lambda: SequenceClassifier.from_config(cfg.model, vocab_size, encoding.features, encoding.outputs),
+        world.device,
+    )
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
         if not resume:

@@ -21,7 +21,7 @@ from seqkit.runtime.distributed import World
 from seqkit.scoring.likelihood import chunk_loss, score_text
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
-from seqkit.training.run import run_training, text_tokenizer
+from seqkit.training.run import built, run_training, text_tokenizer
 from seqkit.training.task import DevScores, Reporter, StepLoss, TrainingTask
 
 
@@ -72,7 +72,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
     rows = data[world.rank :: world.size].to(world.device)  # this process's streams
     # built before the run writes its config: a model that cannot be (too large for memory) leaves no
     # directory behind, as the other model types'
-    model = RNNLanguageModel.from_config(cfg.model, tokenizer).to(world.device)
+    model = built(lambda: RNNLanguageModel.from_config(cfg.model, tokenizer), world.device).to(world.device)
     if world.is_main:
         modeldir.start(output_dir, cfg, tokenizer, resume)
         vocab_sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)

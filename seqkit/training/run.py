@@ -7,15 +7,16 @@ process makes the tokenizer and sends it, or its error, to the others (`telling_
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from seqkit import modeldir, outputs
+from seqkit import errors, modeldir, outputs
 from seqkit.config import Config, checks
 from seqkit.data.tokenizer import Tokenizer, build_text_tokenizer, load_tokenizer, tokenizer_from_files
 from seqkit.errors import ConfigError, DataError, ModelDirError, SeqkitError, TrainingError
@@ -108,6 +109,31 @@ def _from_the_first_process(world: World) -> Any:
         kind, message = received
         raise _SENT_ERRORS[kind](message)
     return received
+
+
+Built = TypeVar("Built", bound=torch.nn.Module)
+
+
+def built(build: Callable[[], Built], device: torch.device) -> Built:
+    """`build()`, once its size is known to fit: on the CPU, a model whose float32 weights, gradients and
+    Adam's two moments (16 bytes a parameter) exceed the machine's memory is refused at once, counted on
+    torch's meta device (no memory). A mistyped size (100,000,000 for 100) took tens of seconds and 13
+    GB before the allocator gave up, and on a smaller machine the kernel's out-of-memory killer ended
+    the process without a word."""
+    if device.type == "cpu":
+        try:
+            with torch.device("meta"):
+                parameters = sum(p.numel() for p in build().parameters())
+        except Exception:  # (a part that cannot be built on meta: built for real, as before)
+            parameters = 0
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if 16 * parameters > total:
+            raise ConfigError(
+                f"out of memory: {parameters:,} parameters take {16 * parameters / 2**30:,.0f} GiB to train "
+                f"(weights, gradients and Adam's moments), more than this machine's {total / 2**30:,.0f} GiB; "
+                f"this machine needs {errors.TRAINING_MEMORY_FIX}"
+            )
+    return build()
 
 
 def seed_everything(seed: int) -> None:

@@ -31,6 +31,7 @@ from seqkit.scoring.metrics import corpus_score
 from seqkit.training.log import EndRecord
 from seqkit.training.loop import fit
 from seqkit.training.run import (
+    built,
     receive_tokenizer,
     run_training,
     seeded_rng,
@@ -184,7 +185,7 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
             f"empty, longer than data.max_length = {cfg.data.max_length} or otherwise cleaned); check the files"
         )
     assert isinstance(train_data.src, TokenArrays) and isinstance(train_data.tgt, TokenArrays)
-    model = Seq2Seq.from_config(cfg.model, tokenizer)
+    model = built(lambda: Seq2Seq.from_config(cfg.model, tokenizer), world.device)
     if starting_from is not None:  # before the run writes its files: a model that does not fit leaves none
         init_weights(model, starting_from)
     if world.is_main:
