@@ -13,6 +13,7 @@ from seqkit.decoding.sampling import choose_token
 from seqkit.errors import ConfigError
 from seqkit.training import log as training_log
 from seqkit.training.log import EndRecord, ValidRecord
+from seqkit.training.task import NullReporter
 from tests.helpers import LINES, assert_one_line_error, seqkit_here
 
 
@@ -288,28 +289,30 @@ def test_a_diverged_run_is_an_error_and_its_log_stays_json(tmp_path, lm_data):
     assert training_log.read_all(tmp_path / "run")  # and the log reads back
 
 
+class _Warnings(NullReporter):
+    """A reporter that keeps the training's warnings."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.said.append(message)
+
+
 def test_a_resume_over_changed_training_text_warns(tmp_path):
     from seqkit.training import lm as train_lm
-    from seqkit.training.task import NullReporter
     from tests.helpers import lm_config, write_text
-
-    class Warnings(NullReporter):
-        def __init__(self) -> None:
-            self.said: list[str] = []
-
-        def warning(self, message: str) -> None:
-            self.said.append(message)
 
     data = write_text(tmp_path / "data")
     train = {"max_steps": 4, "valid_every": 4, "threads": 1}
     train_lm.train(lm_config(data, train=train), tmp_path / "run")
-    same = Warnings()
+    same = _Warnings()
     train_lm.train(lm_config(data, train={**train, "max_steps": 6}), tmp_path / "run", same, resume=True)
     assert same.said == []
     # (a seq2seq run warned, a language model trained on in silence)
     with open(data / "train.txt", "a") as f:
         f.write("a line the checkpoint never read\n" * 20)
-    changed = Warnings()
+    changed = _Warnings()
     train_lm.train(lm_config(data, train={**train, "max_steps": 8}), tmp_path / "run", changed, resume=True)
     assert [m for m in changed.said if m.startswith("the training text is not the checkpoint's")], (
         changed.said
@@ -342,15 +345,7 @@ def test_a_checkpoint_that_kept_no_corpus_digest_resumes_without_a_warning(tmp_p
 
     from seqkit.training import checkpoint
     from seqkit.training import lm as train_lm
-    from seqkit.training.task import NullReporter
     from tests.helpers import lm_config, write_text
-
-    class Warnings(NullReporter):
-        def __init__(self) -> None:
-            self.said: list[str] = []
-
-        def warning(self, message: str) -> None:
-            self.said.append(message)
 
     data = write_text(tmp_path / "data")
     train = {"max_steps": 4, "valid_every": 4, "threads": 1}
@@ -360,6 +355,6 @@ def test_a_checkpoint_that_kept_no_corpus_digest_resumes_without_a_warning(tmp_p
     assert "corpus" in saved["state"]["task"]
     del saved["state"]["task"]["corpus"]
     torch.save(saved, path)
-    resumed = Warnings()
+    resumed = _Warnings()
     train_lm.train(lm_config(data, train={**train, "max_steps": 6}), tmp_path / "run", resumed, resume=True)
     assert resumed.said == []
