@@ -12,6 +12,8 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from seqkit import modeldir
 from seqkit.config import Config
 from seqkit.data.corpus import chunk, chunk_starts, hold_out, read_text, stream_rows, token_stream
@@ -98,7 +100,8 @@ def _train(cfg: Config, output_dir: Path, world: World, reporter: Reporter, resu
 
     # the training text as the checkpoint read it (its token streams): a file changed under its name was
     # otherwise taken up without a word, the epoch going on at the checkpoint's position in other text
-    corpus = hashlib.blake2b(data.numpy().tobytes(), digest_size=16).hexdigest()
+    # (hashed in place: tobytes() copied a large corpus's streams once more)
+    corpus = hashlib.blake2b(np.ascontiguousarray(data.numpy()).data, digest_size=16).hexdigest()
 
     def load_state(saved: dict) -> None:
         """The hidden state saved with the checkpoint, on this process's device; restarted (None) where it
