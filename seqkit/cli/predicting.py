@@ -74,15 +74,12 @@ def predict(
     line_io.check_output(output, inputs, model_dir)
     model = load_model(model_dir, device)
     model.require_task("predict")
+    from seqkit.decoding.classify import check_top_k  # (torch: after the model, as load_model imports it)
+
     encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
-    if encoding.head == "regression" and (probs or top_k is not None):
-        raise ConfigError(
-            f"--{'probs' if probs else 'top-k'}: {model_dir} forecasts numbers, which have no labels to rank; drop it"
-        )
-    if top_k is not None and not 1 <= top_k <= len(encoding.labels):
-        raise ConfigError(
-            f"--top-k {top_k}: the model has {len(encoding.labels)} labels; give 1 to {len(encoding.labels)}"
-        )
+    if encoding.head == "regression" and probs:
+        raise ConfigError(f"--probs: {model_dir} forecasts numbers, which have no labels to rank; drop it")
+    check_top_k(encoding, top_k, "--top-k", f"--top-k {top_k}", model_dir)
     chunk_lines = 1 if line_io.typed(inputs) else 256
     # file by file, so that an error names the file and its own line number
     stream = (

@@ -48,6 +48,19 @@ class Prediction:
         return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
 
 
+def check_top_k(encoding: Encoding, top_k: int | None, name: str, given: str, model_dir) -> None:
+    """A ConfigError for a `top_k` the model cannot rank: a forecaster has no labels, a classifier its
+    labels' count. `name` and `given` say the option as its caller writes it (`--top-k`, `--top-k 3`;
+    a /predict request's `top_k`, `top_k = 3`)."""
+    if top_k is None:
+        return
+    if encoding.head == "regression":
+        raise ConfigError(f"{name}: {model_dir} forecasts numbers, which have no labels to rank; drop it")
+    labels = len(encoding.labels)
+    if not 1 <= top_k <= labels:
+        raise ConfigError(f"{given}: the model has {labels} labels; give 1 to {labels}")
+
+
 def predictions(encoding: Encoding, outputs: np.ndarray) -> list[Prediction]:
     """The head's outputs (examples, outputs) as labels and probabilities, or as numbers."""
     if encoding.head == "regression":

@@ -281,17 +281,10 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
     async def predict(request: PredictRequest) -> PredictResponse:
         _require_type(model, "/predict")
         _check_lines(request.text, limits, "line")
-        head = model.tokenizer.encoding.head  # type: ignore[attr-defined]  # a classifier's is a Codec
-        labels = len(model.tokenizer.encoding.labels)  # type: ignore[attr-defined]
-        if request.top_k is not None:
-            if head == "regression":
-                raise Refused(
-                    422, f"top_k: {model.model_dir} forecasts numbers, which have no labels to rank"
-                )
-            if not 1 <= request.top_k <= labels:
-                raise Refused(
-                    422, f"top_k = {request.top_k}: the model has {labels} labels; give 1 to {labels}"
-                )
+        from seqkit.decoding.classify import check_top_k  # (torch: a classifier's server only)
+
+        encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
+        check_top_k(encoding, request.top_k, "top_k", f"top_k = {request.top_k}", model.model_dir)  # 422
         batch_size = min(limits.max_batch, model.config.decode.batch_size)
 
         def run(lines: list[str]) -> list[Any]:
