@@ -85,13 +85,14 @@ class Model:
         export: dict | None = None,
     ):
         """`module`: the torch model (None for an export); `steps`: what the search runs (decoding/search.py),
-        by default the module's; `export`: an exported directory's description (export.json)."""
+        or a classifier's head (decoding/classify.py), by default the module's; `export`: an exported
+        directory's description (export.json)."""
         self.model_dir, self.config, self.tokenizer, self.module = model_dir, cfg, tokenizer, module
         self.precision, self.export = precision, export
         # what is read later (the shortlist, info) is read here, whatever the working directory is by then;
         # messages name the directory as the caller did
         self._directory = model_dir.absolute()
-        if steps is None and cfg.model.type != "classifier":  # a classifier searches nothing
+        if steps is None:
             from seqkit.decoding.torch_steps import steps_of
 
             steps = steps_of(module)
@@ -350,7 +351,7 @@ class Model:
             settings,
             lambda chunk, first: predict_lines(
                 self.tokenizer,  # type: ignore[arg-type]  # a classifier's is a Codec
-                self.module,
+                self.steps,
                 chunk,
                 settings.batch_size,
                 first,
@@ -373,7 +374,7 @@ class Model:
         size = self.decode_settings(batch_size=batch_size).batch_size
         return {
             "model": str(self.model_dir),
-            **evaluate(self.config, self.tokenizer, self.module, str(data), size),  # type: ignore[arg-type]
+            **evaluate(self.config, self.tokenizer, self.steps, str(data), size),  # type: ignore[arg-type]
         }
 
     def info(self) -> dict:

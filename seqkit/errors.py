@@ -39,7 +39,7 @@ def an_export_where_a_trained_model_is_needed(model_dir) -> ModelDirError:
     """The refusal of an ONNX export by a command that needs the trained model (modeldir's check, and the
     export runtime's, which runs before torch is imported)."""
     return ModelDirError(
-        f"{model_dir} is an ONNX export, which translate, generate, serve, info and seqkit.load run; this "
+        f"{model_dir} is an ONNX export, which translate, generate, predict, serve, info and seqkit.load run; this "
         "needs the trained model directory it was exported from (export.json names it: source)"
     )
 

@@ -53,7 +53,7 @@ LOG = "train_log.jsonl"  # written and read by training/log.py
 # what marks an exported directory, finished or not (export/layout.py's names: a part below the exporter
 # does not import it; test_export checks the two agree)
 EXPORT_DESCRIPTION = "export.json"
-EXPORT_GRAPHS = ("encoder.onnx", "decoder.onnx", "lm.onnx", "select.onnx")
+EXPORT_GRAPHS = ("encoder.onnx", "decoder.onnx", "lm.onnx", "classifier.onnx", "select.onnx")
 CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
 
 

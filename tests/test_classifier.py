@@ -120,14 +120,20 @@ def test_learns_whether_a_token_occurs_exactly(tmp_path: Path, model: dict):
     assert result["scores"]["accuracy"] == 1.0
 
 
-def test_numbers_sign_of_the_sum(tmp_path: Path):
+def _write_sign_task(directory: Path, train_count: int = 1500, dev_count: int = 200) -> None:
+    """train.csv and dev.csv: 2 to 8 numbers a line, labelled pos or neg by the sign of their sum."""
     rng = random.Random(3)
-    for name, count in (("train.csv", 1500), ("dev.csv", 200)):
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, count in (("train.csv", train_count), ("dev.csv", dev_count)):
         lines = []
         for _ in range(count):
             values = [rng.uniform(-1, 1) for _ in range(rng.randint(2, 8))]
             lines.append(("pos" if sum(values) > 0 else "neg") + "," + ",".join(f"{v:.4f}" for v in values))
-        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        (directory / name).write_text("\n".join(lines) + "\n")
+
+
+def test_numbers_sign_of_the_sum(tmp_path: Path):
+    _write_sign_task(tmp_path)
     cfg = _config(
         tmp_path,
         {"cell": "rnn", "bidirectional": False, "head": "sigmoid"},
@@ -1010,3 +1016,24 @@ def test_a_served_classifier_decodes_at_most_max_batch_lines_together(first_toke
         answer = client.post("/predict", json={"text": ["w1 w2", "w3", "w4 w5", "w6"]})
         assert answer.status_code == 200, answer.text
     assert sizes and all(size == 2 for size in sizes)
+
+
+def test_label_probabilities_are_torchs_and_hold_far_from_zero():
+    # numpy's, so that an ONNX export predicts without torch: equal to torch's to float rounding, and
+    # no overflow (a warning, or nan) for logits far from 0
+    import warnings
+
+    from seqkit.decoding.classify import label_probabilities
+
+    outputs = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32) * 4
+    assert np.allclose(
+        label_probabilities("softmax", outputs), torch.from_numpy(outputs).softmax(1), atol=1e-7
+    )
+    one = outputs[:, :1]
+    positive = torch.from_numpy(one).sigmoid().numpy()[:, 0]
+    assert np.allclose(label_probabilities("sigmoid", one), np.stack([1 - positive, positive], 1), atol=1e-7)
+    far = np.array([[-1000.0], [1000.0]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert label_probabilities("sigmoid", far).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+        assert label_probabilities("softmax", np.array([[1000.0, -1000.0]])).tolist() == [[1.0, 0.0]]

@@ -305,6 +305,161 @@ def test_scoring_text_runs_without_torch_and_a_torch_model_says_what_it_needs(re
         )
 
 
+# (data file, model overrides, data overrides, training steps) of each classifier `_classifiers` trains
+CLASSIFIERS = {
+    # learns its task exactly: the int8 export must keep it
+    "bag": ("text/dev.tsv", {"pooling": "attention", "bag_of_tokens": True}, {}, 200),
+    "last": ("text/dev.tsv", {"cell": "lstm", "pooling": "last", "encoder_layers": 2}, {}, 40),
+    "last-one-way": ("text/dev.tsv", {"pooling": "last", "bidirectional": False}, {}, 40),
+    "numbers": ("numbers/dev.csv", {"cell": "lstm", "pooling": "mean", "head": "sigmoid"}, {}, 40),
+    "series": (
+        "series/sine.csv",
+        {"cell": "rnn", "activation": "relu", "pooling": "max", "head": "regression", "bidirectional": False},
+        {"window": 20, "horizon": 2, "season": 20},
+        40,
+    ),
+}
+
+
+def _classifiers(directory: Path) -> str:
+    """(In the background process.) CLASSIFIERS: text, with a bag of tokens or two layers; numbers; a
+    forecaster of a series. The models are in directory/NAME, their data in the directory returned."""
+    from seqkit.training import classifier as trainer
+    from tests.test_classifier import _config, _first_token, _write_sign_task, _write_sine, _write_text_task
+
+    data_dir = directory / "data"
+    _write_text_task(data_dir / "text", _first_token)
+    _write_sign_task(data_dir / "numbers", 600, 100)
+    (data_dir / "series").mkdir()
+    _write_sine(data_dir / "series" / "sine.csv")
+    data = {
+        "text": {},
+        "numbers": {"train": str(data_dir / "numbers/train.csv"), "dev": str(data_dir / "numbers/dev.csv")},
+        "series": {"series": str(data_dir / "series/sine.csv"), "column": "value"},
+    }
+    for name, (test_file, model, more_data, steps) in CLASSIFIERS.items():
+        kind = test_file.split("/")[0]
+        train = {"max_steps": steps, "valid_every": steps}
+        trainer.train(_config(data_dir / "text", model, {**data[kind], **more_data}, train), directory / name)
+    return str(data_dir)
+
+
+@pytest.mark.prepared_in_background("_classifiers")
+def test_classifiers_and_forecasters_export_and_predict_as_their_model(background_model, tmp_path):
+    for name, (test_file, *_) in CLASSIFIERS.items():
+        model_dir, data = background_model.model_dir / name, f"{background_model.data_dir}/{test_file}"
+        described = onnx_export.export(model_dir, tmp_path / name)
+        assert described["task"] == "predict" and set(described["graphs"]) == {"classifier"}
+        assert described["check"]["classifier.onnx"] <= onnx_export.TOLERANCE
+        assert {"classifier.onnx", "encoding.json", "config.toml"} <= {
+            p.name for p in (tmp_path / name).iterdir()
+        }
+        torch_model, exported = seqkit.load(model_dir, device="cpu"), seqkit.load(tmp_path / name)
+        assert exported.module is None
+        mine, theirs = exported.evaluate(data), torch_model.evaluate(data)
+        if name == "series":  # numbers: equal as float32 holds them
+            assert np.allclose(mine.pop("predicted"), theirs.pop("predicted"), rtol=1e-5, atol=1e-5)
+            assert mine["scores"] == pytest.approx(theirs["scores"], rel=1e-5)
+            continue
+        assert mine["predicted"] == theirs["predicted"] and mine["scores"] == theirs["scores"], name
+        assert len(set(theirs["predicted"])) > 1, name  # (a model that says one label compares nothing)
+        lines = read_lines(data)[:20]
+        lines = [line.split("\t")[-1] if name != "numbers" else line.split(",", 1)[1] for line in lines]
+        for a, b in zip(exported.predict(lines), torch_model.predict(lines), strict=True):
+            assert a.label == b.label and a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
+    # the bag's task is learnt exactly, and int8 keeps it
+    bag = background_model.model_dir / "bag"
+    int8 = onnx_export.export(bag, tmp_path / "bag-int8", quantize=True)
+    assert int8["quantized"] == "int8" and int8["check_int8"]["classifier.onnx"] < 0.2
+    scores = seqkit.load(tmp_path / "bag-int8").evaluate(f"{background_model.data_dir}/text/dev.tsv")[
+        "scores"
+    ]
+    assert scores["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"pooling": "last", "bag_of_tokens": True},
+        {"pooling": "last", "bidirectional": False, "cell": "lstm"},
+        {"pooling": "last", "encoder_layers": 2, "cell": "rnn"},
+        {"pooling": "attention", "bag_of_tokens": True},
+        {"pooling": "max", "features": 3},
+        {"pooling": "mean", "features": 2, "cell": "lstm"},
+    ],
+)
+def test_the_classifier_graph_computes_what_its_model_does(model):
+    # it reads "last" pooling from the outputs and sums the bag from its rows, where the model does neither
+    import torch
+
+    from seqkit.data.tokenizer import PAD
+    from seqkit.export import graphs
+    from seqkit.models.classifier import SequenceClassifier
+
+    features = model.pop("features", 0)
+    cfg = config_lib.from_dict(
+        {"model": {"type": "classifier", "embedding_size": 8, "encoder_hidden_size": 6, **model}}, "test"
+    )
+    torch.manual_seed(0)
+    classifier = SequenceClassifier(cfg.model, 0 if features else 30, features, 4).eval()
+    if classifier.bag is not None:  # (it starts at zero; the padding row too, which is never counted)
+        torch.nn.init.normal_(classifier.bag.weights.weight)
+        assert classifier.bag.weights.weight[PAD].abs().sum() > 0
+    [graph], [examples], _ = graphs.classifier_graph(classifier, cfg)
+    assert graph.reference is classifier
+    with torch.no_grad():
+        for example in examples:
+            assert torch.allclose(graph.module(*example), classifier(*example), atol=1e-6)
+
+
+def test_a_classifier_export_predicts_scores_and_serves_without_torch(tmp_path):
+    from seqkit.training import classifier as trainer
+    from tests.test_classifier import _config, _first_token, _write_text_task
+    from tests.test_serve import _serving
+
+    _write_text_task(tmp_path, _first_token)
+    cfg = _config(tmp_path, {"bag_of_tokens": True}, train={"max_steps": 40, "valid_every": 40})
+    trainer.train(cfg, tmp_path / "model")
+    exported = _export(tmp_path / "model", tmp_path / "onnx")
+    lines = [line.split("\t")[1] for line in read_lines(tmp_path / "dev.tsv")[:30]] + [""]
+    stdin = "".join(f"{line}\n" for line in lines)
+    predicted = _without_torch("predict", exported, "--probs", stdin=stdin)
+    assert predicted.returncode == 0, predicted.stderr.decode()
+    expected = seqkit_here("predict", tmp_path / "model", "--probs", stdin=stdin).stdout.decode().splitlines()
+    mine = [json.loads(line) if line else None for line in predicted.stdout.decode().splitlines()]
+    assert len(mine) == len(lines) and mine[-1] is None
+    theirs = [json.loads(line) if line else None for line in expected]
+    for a, b in zip(mine[:-1], theirs[:-1], strict=True):
+        assert list(a)[0] == list(b)[0] and a == pytest.approx(b, abs=2e-6)  # (printed to 6 places)
+    assert len({list(a)[0] for a in mine[:-1]}) > 1  # (one label for all compares nothing)
+    torch_model = seqkit.load(tmp_path / "model", device="cpu")
+    scored = _without_torch(
+        "evaluate", "--model", exported, "--data", tmp_path / "dev.tsv", "--json", stdin=""
+    )
+    assert scored.returncode == 0, scored.stderr.decode()
+    assert json.loads(scored.stdout)["scores"] == torch_model.evaluate(tmp_path / "dev.tsv")["scores"]
+    # a classifier export is scored on labelled data, as its model: not "needs the trained model directory"
+    references = _without_torch("evaluate", "--model", exported, "-r", tmp_path / "dev.tsv", stdin="")
+    assert_one_line_error(references, f"--model {exported} is a classifier: give its labelled test data")
+    with _serving(exported) as client:
+        answer = client.post("/predict", json={"text": lines[:5], "top_k": 2}).json()["predictions"]
+    for served, prediction in zip(answer, torch_model.predict(lines[:5]), strict=True):
+        assert served["label"] == prediction.label
+        assert served["probabilities"] == pytest.approx(dict(prediction.top(2)), abs=1e-5)
+    # a damaged classifier export is one line, said without torch
+    damaged = tmp_path / "damaged"
+    shutil.copytree(exported, damaged)
+    (damaged / "encoding.json").unlink()
+    refused = _without_torch("predict", damaged, stdin="w1 w2\n")
+    assert_one_line_error(
+        refused, "encoding.json: missing (the classifier's labels and scaling)", "export again"
+    )
+    described = json.loads((exported / layout.DESCRIPTION).read_text())
+    (damaged / layout.DESCRIPTION).write_text(json.dumps({**described, "graphs": {}}))
+    refused = _without_torch("predict", damaged, stdin="w1 w2\n")
+    assert_one_line_error(refused, "graphs must name classifier, each with its file", "export again")
+
+
 def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):
     exported = _export(reverse_model, tmp_path / "int8", "--quantize")
     described = json.loads((exported / layout.DESCRIPTION).read_text())

@@ -34,6 +34,14 @@ def test_every_model_type_is_served_at_its_endpoint():
     assert set(server.ENDPOINTS.values()) == set(server.REQUESTS)
 
 
+def test_every_model_type_exports_for_its_own_task():
+    from seqkit.export import layout
+    from seqkit.export import onnx as onnx_export
+
+    assert onnx_export.BUILDERS.keys() == layout.TASKS.keys() == layout.GRAPHS.keys() == MODEL_TYPES.keys()
+    assert all(layout.TASKS[name][0] == model_type.task for name, model_type in MODEL_TYPES.items())
+
+
 def test_loading_builds_the_type_the_config_names(reverse_model, char_lm):
     for model_dir, name in ((reverse_model, "seq2seq"), (char_lm, "lm")):
         cfg, _, model = model_types.load(model_dir)

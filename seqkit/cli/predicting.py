@@ -74,7 +74,7 @@ def predict(
     line_io.check_output(output, inputs, model_dir)
     model = load_model(model_dir, device)
     model.require_task("predict")
-    from seqkit.decoding.classify import check_top_k  # (torch: after the model, as load_model imports it)
+    from seqkit.decoding.classify import check_top_k
 
     encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
     if encoding.head == "regression" and probs:

@@ -111,12 +111,14 @@ def evaluate(
     if model_dir is not None:
         from seqkit.export import runtime
 
-        runtime.refuse(model_dir)  # (an export does not score: said before torch is imported)
-        from seqkit import modeldir
+        exported = runtime.read_description(model_dir) if runtime.is_export(model_dir) else None
+        if exported is None or exported["type"] != "classifier":
+            runtime.refuse(model_dir)  # (an export does not score: said before torch is imported)
+            from seqkit import modeldir
 
-        modeldir.require_directory(model_dir)  # (a missing one was "no config.toml (the run's config)")
-        model_type = modeldir.load_config(model_dir).model.type
-        if model_type == "classifier":
+            modeldir.require_directory(model_dir)  # (a missing one was "no config.toml (the run's config)")
+            model_type = modeldir.load_config(model_dir).model.type
+        if exported is not None or model_type == "classifier":
             raise DataError(
                 f"--model {model_dir} is a classifier: give its labelled test data with --data FILE"
             )
@@ -195,11 +197,10 @@ def _evaluate_classifier(
 
     if model_dir is None or data is None:
         raise DataError("--data and --plot score a classifier: give both --model DIR and --data FILE")
-    from seqkit import modeldir
-
+    model = load_model(model_dir, device)  # (an ONNX export too: it predicts without torch)
     # the files read: --data (a TSV or CSV, or {prefix}.text and {prefix}.label) and the model's training
     # data (or series), which the baselines learn from
-    trained_on = modeldir.load_config(model_dir).data
+    trained_on = model.config.data
     read = [
         Path(spec + suffix)
         for spec in (data, trained_on.train, trained_on.series)
@@ -208,7 +209,6 @@ def _evaluate_classifier(
     ]
     line_io.check_output(plot, read, model_dir, "--plot")
     line_io.check_png(plot, "--plot")
-    model = load_model(model_dir, device)
     result = model.evaluate(data)  # (a model that does not predict is refused first, naming evaluate --data)
     if plot is not None:
         reports.write_evaluation_plot(plot, result, str(model_dir))

@@ -68,9 +68,10 @@ def export(
         bool, typer.Option(help="onnxruntime's dynamic int8 quantization of the graphs' products.")
     ] = False,
 ) -> None:
-    """Export a trained model as ONNX graphs (encoder and decoder step, or the language model) with its
-    tokenizer and config. `seqkit translate DIR`, `generate`, `serve` and `seqkit.load` run the export with
-    onnxruntime, without torch. Each graph is checked against the torch model before anything is written."""
+    """Export a trained model as ONNX graphs (encoder and decoder step, the language model, or the
+    classifier) with its tokenizer and config. `seqkit translate DIR`, `generate`, `predict`, `evaluate
+    --data`, `serve` and `seqkit.load` run the export with onnxruntime, without torch. Each graph is
+    checked against the torch model before anything is written."""
     import sys
 
     from seqkit.export import runtime

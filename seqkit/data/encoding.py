@@ -9,14 +9,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from seqkit.data.labelled import Examples, parse_numbers
 from seqkit.data.tokenizer import PAD, UNK, Tokenizer
 from seqkit.errors import DataError, ModelDirError
+
+if TYPE_CHECKING:  # (torch only for batches: an ONNX export's classifier reads its encoding without it)
+    import torch
 
 FILE = "encoding.json"
 
@@ -96,7 +98,11 @@ class Encoding:
     def write(self, model_dir: Path) -> None:
         from seqkit.outputs import atomic_write
 
-        atomic_write(model_dir / FILE, json.dumps(asdict(self), indent=1).encode("utf-8"))
+        atomic_write(model_dir / FILE, self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """encoding.json's contents."""
+        return json.dumps(asdict(self), indent=1).encode("utf-8")
 
     @classmethod
     def read(cls, model_dir: Path) -> Encoding:
@@ -177,21 +183,28 @@ class ClassBatch:
         return ClassBatch(self.inputs.to(device), self.lengths, targets)
 
 
-def make_batch(inputs: list, indices: list[int], targets: np.ndarray | None = None) -> ClassBatch:
-    """Padded tensors of examples `indices`: `inputs` are token-id lists or (steps, features) arrays."""
-    rows = [inputs[i] for i in indices]
-    lengths = torch.tensor([len(row) for row in rows])
+def padded(rows: list) -> tuple[np.ndarray, np.ndarray]:
+    """Examples' inputs (token-id lists, or (steps, features) float32 arrays) as one padded array ->
+    (batch, steps) int64 ids padded with PAD, or (batch, steps, features) float32 padded with 0, and
+    the lengths (batch,) int64. Torch's batches and an ONNX export's are both made here."""
+    lengths = np.asarray([len(row) for row in rows], dtype=np.int64)
     longest = int(lengths.max())
     if isinstance(rows[0], np.ndarray):
-        padded = torch.zeros(len(rows), longest, rows[0].shape[1])
-        for r, row in enumerate(rows):
-            padded[r, : len(row)] = torch.from_numpy(row)
+        array = np.zeros((len(rows), longest, rows[0].shape[1]), dtype=np.float32)
     else:
-        padded = torch.full((len(rows), longest), PAD, dtype=torch.long)
-        for r, row in enumerate(rows):
-            padded[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+        array = np.full((len(rows), longest), PAD, dtype=np.int64)
+    for r, row in enumerate(rows):
+        array[r, : len(row)] = row
+    return array, lengths
+
+
+def make_batch(inputs: list, indices: list[int], targets: np.ndarray | None = None) -> ClassBatch:
+    """Padded tensors of examples `indices`: `inputs` are token-id lists or (steps, features) arrays."""
+    import torch
+
+    array, lengths = padded([inputs[i] for i in indices])
     chosen = None if targets is None else torch.from_numpy(targets[indices])
-    return ClassBatch(padded, lengths, chosen)
+    return ClassBatch(torch.from_numpy(array), torch.from_numpy(lengths), chosen)
 
 
 def encode_inputs(encoding: Encoding, tokenizer: Tokenizer | None, examples: Examples) -> list:
@@ -227,6 +240,12 @@ class Codec:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.tgt_vocab_size if self.tokenizer is not None else 0
+
+    def files(self) -> dict[str, bytes]:
+        """The model directory's files of what the model reads and says (an export copies them):
+        encoding.json and the tokenizer's, by name."""
+        tokenizer_files = self.tokenizer.files() if self.tokenizer is not None else {}
+        return {FILE: self.encoding.to_bytes(), **tokenizer_files}
 
     def inputs(self, examples: Examples) -> list:
         return encode_inputs(self.encoding, self.tokenizer, examples)

@@ -1,33 +1,53 @@
 """What a classifier or forecaster says about examples: the head's outputs in batches (by length, so
-padding stays small; in input order), turned into labels with probabilities or into numbers."""
+padding stays small; in input order), turned into labels with probabilities or into numbers.
+
+The head is whatever computes a padded batch's outputs: the torch model (torch_steps.ClassifierHead) or
+an ONNX export's graph (export/runtime.py); everything here is numpy, so an export predicts without torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral
+from typing import Protocol
 
 import numpy as np
-import torch
 
-from seqkit.data.encoding import Codec, Encoding, make_batch
+from seqkit.data.encoding import Codec, Encoding, padded
 from seqkit.data.labelled import Examples
 from seqkit.errors import ConfigError, DataError
-from seqkit.models.classifier import SequenceClassifier, label_probabilities
 
 
-@torch.no_grad()
-def head_outputs(model: SequenceClassifier, inputs: list, batch_size: int) -> np.ndarray:
+class Head(Protocol):
+    """A classifier's outputs of a padded batch (data/encoding.py's `padded`)."""
+
+    size: int  # outputs per example: labels (softmax), 1 (sigmoid), values to forecast (regression)
+
+    def __call__(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """inputs (batch, steps[, features]), lengths (batch,) -> outputs (batch, size) float32."""
+        ...
+
+
+def head_outputs(head: Head, inputs: list, batch_size: int) -> np.ndarray:
     """The head's outputs of each input (token ids or scaled numbers) -> (inputs, outputs) float32.
     Each example is computed alone in its row (packed sequences), so its batch does not change it
     beyond float rounding."""
-    device = next(model.parameters()).device
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-    outputs = np.zeros((len(inputs), model.head.out_features), dtype=np.float32)
+    outputs = np.zeros((len(inputs), head.size), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
-        batch = make_batch(inputs, chosen).to(device)
-        outputs[chosen] = model(batch.inputs, batch.lengths).float().cpu().numpy()
+        outputs[chosen] = head(*padded([inputs[i] for i in chosen]))
     return outputs
+
+
+def label_probabilities(head: str, outputs: np.ndarray) -> np.ndarray:
+    """outputs (batch, outputs) -> (batch, labels) float64 probabilities of a softmax or sigmoid head."""
+    logits = outputs.astype(np.float64)
+    if head == "sigmoid":  # the second label's probability, from the one logit (no overflow far from 0)
+        positive = np.exp(-np.logaddexp(0.0, -logits))  # (batch, 1)
+        return np.concatenate([1 - positive, positive], axis=1)
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,7 @@ def predictions(encoding: Encoding, outputs: np.ndarray) -> list[Prediction]:
     """The head's outputs (examples, outputs) as labels and probabilities, or as numbers."""
     if encoding.head == "regression":
         return [Prediction(None, None, row.tolist()) for row in encoding.unscaled(outputs)]
-    probabilities = label_probabilities(encoding.head, torch.from_numpy(outputs)).numpy()
+    probabilities = label_probabilities(encoding.head, outputs)
     return [
         Prediction(
             encoding.labels[int(row.argmax())],
@@ -96,7 +116,7 @@ def require_window(examples: Examples, window: int) -> None:
 
 def predict_lines(
     codec: Codec,
-    model: SequenceClassifier,
+    head: Head,
     lines: list[str],
     batch_size: int,
     first_line: int = 1,
@@ -113,7 +133,7 @@ def predict_lines(
     if window:
         require_window(examples, window)
     found = (
-        predictions(codec.encoding, head_outputs(model, codec.inputs(examples), batch_size)) if kept else []
+        predictions(codec.encoding, head_outputs(head, codec.inputs(examples), batch_size)) if kept else []
     )
     result: list[Prediction | None] = [None] * len(lines)
     for i, prediction in zip(kept, found, strict=True):

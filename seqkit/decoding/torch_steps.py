@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from seqkit.data.tokenizer import BOS, EOS
+from seqkit.models.classifier import SequenceClassifier
 from seqkit.models.softmax import given_pieces
 from seqkit.runtime import devices
 
@@ -162,6 +163,23 @@ class LanguageModelSteps:
         return _numpy(torch.log_softmax(logits.float(), dim=-1)), _OnDevice(new_state, self.device)
 
 
-def steps_of(model: torch.nn.Module) -> Seq2SeqSteps | LanguageModelSteps:
-    """The steps that search a model: an encoder-decoder has `encode`, a language model does not."""
+class ClassifierHead:
+    """A classifier or forecaster (models/classifier.py) as classify.py's head: its outputs of a padded
+    batch (data/encoding.py's `padded`), computed on its device, back as numpy."""
+
+    def __init__(self, model: SequenceClassifier):
+        self.model = model
+        self.size = model.head.out_features
+        self.device = devices.model_device(model)
+
+    @torch.no_grad()
+    def __call__(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        # (the lengths stay on the CPU, where packing reads them)
+        return _numpy(self.model(torch.from_numpy(inputs).to(self.device), torch.from_numpy(lengths)))
+
+
+def steps_of(model: torch.nn.Module) -> Seq2SeqSteps | LanguageModelSteps | ClassifierHead:
+    """What runs a model: an encoder-decoder has `encode`; a classifier is a head, not a search."""
+    if isinstance(model, SequenceClassifier):
+        return ClassifierHead(model)
     return Seq2SeqSteps(model) if hasattr(model, "encode") else LanguageModelSteps(model)

@@ -1,7 +1,8 @@
 """What `seqkit export` turns into ONNX: a model wrapped as the graphs onnxruntime runs (an encoder-decoder's
-encoder and one decoder step, a language model's step, the beam's top-k selection), each with its inputs'
-and outputs' names, its dynamic axes, the example batches it is checked on against torch (of `CHECK_SHAPES`)
-and what the runtime must know of its state arrays (export.json's "state")."""
+encoder and one decoder step, a language model's step, a classifier's whole pass, the beam's top-k
+selection), each with its inputs' and outputs' names, its dynamic axes, the example batches it is checked
+on against torch (of `CHECK_SHAPES`) and what the runtime must know of its state arrays (export.json's
+"state")."""
 
 from __future__ import annotations
 
@@ -82,6 +83,34 @@ class _LanguageModel(nn.Module):
         return (torch.log_softmax(logits[:, -1], dim=-1), *new_state)
 
 
+class _Classifier(nn.Module):
+    """(inputs (batch, steps[, features]), lengths) -> the head's outputs (batch, outputs): the model's
+    forward, with its bag of tokens summed from its rows (torch's exporter has no EmbeddingBag with a
+    padding index; the pad row is zero, and masked besides), and "last" pooling read from the outputs."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs, lengths):
+        if self.model.pooling == "last":
+            # the last layer's final states are its outputs at each direction's last step: torch's exporter
+            # fails on a one-layer RNN whose outputs nothing reads (a vector range check in _jit_pass_onnx)
+            memory, _ = self.model.encoder(inputs, lengths)  # (batch, steps, directions * hidden)
+            size = memory.size(2) // self.model.encoder.num_directions
+            forward_last = memory[torch.arange(memory.size(0)), lengths - 1, :size]  # (batch, hidden)
+            pooled = torch.cat([forward_last, memory[:, 0, size:]], 1)  # (batch, directions * hidden)
+        else:
+            pooled, _ = self.model.pooled(inputs, lengths)
+        outputs = self.model.head(pooled)
+        bag = self.model.bag
+        if bag is None:
+            return outputs
+        ids = bag.ids(inputs)  # (batch, counted)
+        rows = nn.functional.embedding(ids, bag.weights.weight) * (ids != PAD).unsqueeze(-1)
+        return outputs + rows.sum(1)  # (batch, outputs)
+
+
 @dataclass(frozen=True)
 class Graph:
     """A graph to export; `module` in eval mode (a new wrapper is in training mode: dropout would run)."""
@@ -91,6 +120,9 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     axes: dict[str, dict[int, str]]  # name -> {axis: what it is}: the dynamic axes
+    # what the graph is checked against: the model's own computation where `module` computes it another
+    # way (the classifier's); None: `module`
+    reference: nn.Module | None = None
 
 
 def seq2seq_graphs(model: Any, cfg) -> tuple[list[Graph], list, dict]:
@@ -141,10 +173,7 @@ def seq2seq_graphs(model: Any, cfg) -> tuple[list[Graph], list, dict]:
     tgt_vocab = model.decoder.embedding.num_embeddings
 
     def source(batch: int, length: int):
-        src = torch.randint(EOS + 1, src_vocab, (batch, length), generator=generator)
-        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
-        lengths[0] = length  # the longest fills the batch, as in a real one
-        src = src.masked_fill(torch.arange(length) >= lengths.unsqueeze(1), PAD)
+        src, lengths = _padded_ids(generator, src_vocab, batch, length)
         src[torch.arange(batch), lengths - 1] = EOS
         return src, lengths
 
@@ -166,6 +195,44 @@ def seq2seq_graphs(model: Any, cfg) -> tuple[list[Graph], list, dict]:
         "columns": None if columns is None else columns.tolist(),
     }
     return [encoder, decoder], [encoder_examples, decoder_examples], description
+
+
+def _lengths(generator: torch.Generator, batch: int, length: int) -> torch.Tensor:
+    """(batch,) random lengths up to `length`, the first the longest, as in a real batch."""
+    lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    return lengths
+
+
+def _padded_ids(generator: torch.Generator, vocab: int, batch: int, length: int):
+    """A batch of random ids below `vocab` -> (batch, length) padded with PAD after each row's length, and
+    the lengths (batch,)."""
+    ids = torch.randint(EOS + 1, vocab, (batch, length), generator=generator)
+    lengths = _lengths(generator, batch, length)
+    return ids.masked_fill(torch.arange(length) >= lengths.unsqueeze(1), PAD), lengths
+
+
+def classifier_graph(model: Any, cfg) -> tuple[list[Graph], list, dict]:
+    """classifier.onnx: a padded batch -> the head's outputs; what they mean (labels, the scaling of
+    numbers) is encoding.json's, read by the runtime as by the torch model."""
+    graph = Graph(
+        "classifier.onnx",
+        _Classifier(model).eval(),
+        ["inputs", "lengths"],
+        ["outputs"],
+        {"inputs": {0: "batch", 1: "steps"}, "lengths": {0: "batch"}, "outputs": {0: "batch"}},
+        reference=model,
+    )
+    generator = torch.Generator().manual_seed(0)
+    examples = []
+    for batch, length in CHECK_SHAPES:
+        if model.reads_numbers:  # (batch, length, features) standardised numbers, 0 after each length
+            lengths = _lengths(generator, batch, length)
+            numbers = torch.randn(batch, length, model.encoder.embedding.in_features, generator=generator)
+            examples.append((numbers * (torch.arange(length) < lengths.unsqueeze(1)).unsqueeze(-1), lengths))
+        else:
+            examples.append(_padded_ids(generator, model.encoder.embedding.num_embeddings, batch, length))
+    return [graph], [examples], {}
 
 
 def lm_graph(model: Any, cfg) -> tuple[list[Graph], list, dict]:

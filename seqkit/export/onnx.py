@@ -2,7 +2,8 @@
 
 A seq2seq model becomes two graphs, an encoder and one decoder step, because the search between the
 steps (decoding/search.py) stays in Python for both ways of running a model; a language model becomes
-one graph that reads a prompt or one token. torch's TorchScript exporter (`dynamo=False`) expresses
+one graph that reads a prompt or one token; a classifier or forecaster one graph of its whole pass, whose
+outputs become labels or numbers in Python (decoding/classify.py) as the torch model's do. torch's TorchScript exporter (`dynamo=False`) expresses
 everything these graphs hold: the packed (bidirectional) GRU / LSTM / RNN encoder as ONNX's own
 recurrent operators, the decoder's single-step RNN, Bahdanau and Luong attention. (The dynamo exporter
 fails on the packed encoder in torch.export.) Every graph is checked against the torch model on
@@ -26,11 +27,14 @@ import numpy as np
 import torch
 
 from seqkit import configfile, modeldir, outputs
+from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import graphs, layout, runtime
 
 TOLERANCE = 1e-4  # the largest difference allowed between torch and onnxruntime (`_check`), over every output
+# model.type -> its graphs, their check batches and what export.json says of their state (graphs.py)
+BUILDERS = {"seq2seq": graphs.seq2seq_graphs, "lm": graphs.lm_graph, "classifier": graphs.classifier_graph}
 
 
 @contextmanager
@@ -66,15 +70,17 @@ def _to_onnx(graph: graphs.Graph, example: tuple[torch.Tensor, ...]) -> bytes:
 
 
 def _check(graph: graphs.Graph, session, examples: list[tuple[torch.Tensor, ...]]) -> float:
-    """The largest difference between torch and onnxruntime's `session` of the graph on `examples`, over
-    every output: relative to the value beyond ±1, as float32 holds about 7 digits (the pieces an output
-    layer never gives sit near -1e4, where one step of float32 is 1e-3: an absolute 1e-4 refused models
-    whose every other value agreed to 1e-6)."""
+    """The largest difference between torch (the model's own computation) and onnxruntime's `session`
+    of the graph on `examples`, over every output: relative to the value beyond ±1, as float32 holds
+    about 7 digits (the pieces an output layer never gives sit near -1e4, where one step of float32 is
+    1e-3: an absolute 1e-4 refused models whose every other value agreed to 1e-6)."""
     wanted = {i.name for i in session.get_inputs()}  # an input the graph does not use is left out
     worst = 0.0
     for example in examples:
         with torch.no_grad():
-            expected = graph.module(*example)
+            expected = (graph.reference or graph.module)(*example)
+        if isinstance(expected, torch.Tensor):  # (a graph of one output)
+            expected = (expected,)
         feeds = {n: t.numpy() for n, t in zip(graph.inputs, example, strict=True) if n in wanted}
         got = session.run(graph.outputs, feeds)
         for name, want, have in zip(graph.outputs, expected, got, strict=True):
@@ -124,12 +130,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
     outputs.check_claimable(output_dir, "--output")
     outputs.check_kind(output_dir, "export", "--output", "an export")
     cfg, tokenizer, model = model_types.load(model_dir, "cpu")
-    if cfg.model.type not in layout.TASKS:
-        raise ConfigError(
-            f"export: model.type = {cfg.model.type} has no ONNX export yet (translation models and language "
-            "models have one); run it with torch: `seqkit predict`, or seqkit.load(...).predict"
-        )
-    build = graphs.seq2seq_graphs if cfg.model.type == "seq2seq" else graphs.lm_graph
+    build = BUILDERS[cfg.model.type]
     with torch.no_grad():
         model_graphs, examples, state_description = build(model, cfg)
         files: dict[str, bytes] = {}
@@ -186,7 +187,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
     outputs.claim_directory(output_dir, "export", "--output")
     with outputs.locked(output_dir, "exported into", "export into another --output"):
         (output_dir / layout.DESCRIPTION).unlink(missing_ok=True)  # unfinished until it is back
-        for name in {*layout.GRAPH_FILES, *TOKENIZER_FILES} - {*files, *tokenizer.files()}:
+        for name in {*layout.GRAPH_FILES, *TOKENIZER_FILES, ENCODING} - {*files, *tokenizer.files()}:
             (output_dir / name).unlink(missing_ok=True)  # an earlier export's, of another model
         for name, data in {**files, **tokenizer.files()}.items():
             outputs.atomic_write(output_dir / name, data)

@@ -1,6 +1,6 @@
 """An exported model directory (`seqkit export`) run by onnxruntime: the search's steps (decoding/search.py)
-over ONNX graphs. Needs onnxruntime, numpy and the tokenizer's sentencepiece, never torch: a deployment
-installs those without torch (README "Export").
+over ONNX graphs, or a classifier's head (decoding/classify.py). Needs onnxruntime, numpy and the
+tokenizer's sentencepiece, never torch: a deployment installs those without torch (README "Export").
 
 Arrays between the steps stay numpy. Each session is fed only the inputs its graph declares: the
 exporter leaves out an input a graph does not use (the previous attentional vector in Bahdanau order).
@@ -13,13 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
-from seqkit.data.tokenizer import EOS, PAD, TOKENIZER_FILES, Tokenizer, load_tokenizer
+from seqkit.data.encoding import FILE as ENCODING
+from seqkit.data.encoding import Codec, Encoding
+from seqkit.data.tokenizer import EOS, PAD, TOKENIZER_FILES, load_tokenizer
 from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
 from seqkit.export import layout
 
@@ -28,7 +31,7 @@ def owns(export_dir: Path, path: Path) -> bool:
     """Whether `path` is one of the export's own files (its graphs, description, config, tokenizer)."""
     from seqkit.outputs import LOCK, MARKER, is_file_of
 
-    names = (layout.DESCRIPTION, *layout.GRAPH_FILES, layout.CONFIG, *TOKENIZER_FILES, MARKER, LOCK)
+    names = (layout.DESCRIPTION, *layout.GRAPH_FILES, layout.CONFIG, ENCODING, *TOKENIZER_FILES, MARKER, LOCK)
     return is_file_of(export_dir, path, names)
 
 
@@ -186,6 +189,19 @@ class OnnxLanguageModelSteps:
         return out["log_probs"], Rows(arrays, self.axes)
 
 
+class OnnxClassifierHead:
+    """classifier.onnx as classify.py's head: a padded batch's outputs."""
+
+    def __init__(self, directory: Path, description: dict, size: int):
+        self.graph = _Graph(
+            directory / description["graphs"]["classifier"]["file"], ("inputs", "lengths"), ("outputs",)
+        )
+        self.size = size  # (encoding.json's outputs)
+
+    def __call__(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.graph.run({"inputs": inputs, "lengths": lengths})["outputs"]
+
+
 def read_description(directory: Path) -> dict:
     path = directory / layout.DESCRIPTION
     if not path.is_file():
@@ -221,11 +237,13 @@ def _problem(description: dict) -> str | None:
     if description["task"] != layout.TASKS[kind][0]:
         return f"task {description['task']!r} for type {kind}"
     graphs = description.get("graphs")
-    wanted = ("encoder", "decoder") if kind == "seq2seq" else ("lm",)
+    wanted = layout.GRAPHS[kind]
     if not isinstance(graphs, dict) or any(not _names_a_file(graphs.get(g)) for g in wanted):
         return f"graphs must name {' and '.join(wanted)}, each with its file"
     if "select" in graphs and not _names_a_file(graphs["select"]):
         return "graphs: select names no file"
+    if kind == "classifier":  # (a whole pass: no state between runs)
+        return None
     state = description.get("state")
     if not isinstance(state, dict) or not state:
         return "no state"
@@ -257,21 +275,27 @@ def _names_a_file(graph: object) -> bool:
     return isinstance(graph, dict) and isinstance(graph.get("file"), str)
 
 
-def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLanguageModelSteps, dict]:
-    """Config, tokenizer, steps and description of an exported model directory."""
+def load(
+    directory: Path,
+) -> tuple[Config, Any, OnnxSeq2SeqSteps | OnnxLanguageModelSteps | OnnxClassifierHead, dict]:
+    """Config, tokenizer (a classifier's: data.encoding.Codec), steps (a classifier's: its head) and
+    description of an exported model directory, as model_types.load gives a model directory's."""
     description = read_description(directory)
+    kind = description["type"]
     config_path = directory / layout.CONFIG
+    graph_path = directory / description["graphs"][layout.GRAPHS[kind][0]]["file"]
+    classifier = kind == "classifier"
     for path, what in (
         (config_path, "the model's config"),
-        (
-            directory
-            / description["graphs"]["encoder" if description["type"] == "seq2seq" else "lm"]["file"],
-            "a graph",
-        ),
+        (graph_path, "a graph"),
+        *([(directory / ENCODING, "the classifier's labels and scaling")] if classifier else []),
     ):
         if not path.is_file():
             raise ModelDirError(f"{path}: missing ({what}); the export is damaged: export again")
-    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+    encoding = Encoding.read(directory) if classifier else None
+    if (encoding is None or encoding.inputs == "text") and not any(
+        (directory / name).is_file() for name in TOKENIZER_FILES
+    ):
         raise ModelDirError(
             f"{directory}: no tokenizer file ({', '.join(TOKENIZER_FILES)}); the export is damaged: export again"
         )
@@ -279,14 +303,18 @@ def load(directory: Path) -> tuple[Config, Tokenizer, OnnxSeq2SeqSteps | OnnxLan
         cfg = config_lib.from_dict(configfile.read_toml(config_path), str(config_path))
     except ConfigError as e:
         raise ModelDirError(f"{e} (the export is damaged; export again)") from None
-    tokenizer = load_tokenizer(directory)
+    tokenizer = load_tokenizer(directory) if encoding is None or encoding.inputs == "text" else None
+    if encoding is not None:
+        head = OnnxClassifierHead(directory, description, encoding.outputs)
+        return cfg, Codec(encoding, tokenizer), head, description
+    assert tokenizer is not None
     columns = description.get("columns") or []
     if columns and columns[-1] >= tokenizer.tgt_vocab_size:  # (an IndexError at the first batch)
         raise ModelDirError(
             f"{directory / layout.DESCRIPTION}: columns name piece {columns[-1]}, beyond the target vocabulary "
             f"of {tokenizer.tgt_vocab_size}; the export is damaged: export again"
         )
-    steps_class = OnnxSeq2SeqSteps if description["type"] == "seq2seq" else OnnxLanguageModelSteps
+    steps_class = OnnxSeq2SeqSteps if kind == "seq2seq" else OnnxLanguageModelSteps
     return cfg, tokenizer, steps_class(directory, description), description
 
 

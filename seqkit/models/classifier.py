@@ -43,10 +43,15 @@ class TokenBag(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """inputs (batch, steps) token ids, PAD after each example's end -> logits (batch, outputs)."""
+        return self.weights(self.ids(inputs))  # (batch, outputs)
+
+    def ids(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs (batch, steps) -> the rows of `weights` each example counts (batch, 2 * steps - 1): its
+        tokens, then its pairs' buckets; PAD where there is nothing to count."""
         first, second = inputs[:, :-1], inputs[:, 1:]  # (batch, steps - 1) each
         pairs = self.vocab_size + (first * 1_000_003 + second) % PAIR_BUCKETS
         pairs = pairs.masked_fill((first == PAD) | (second == PAD), PAD)  # PAD: counted nowhere
-        return self.weights(torch.cat([inputs, pairs], 1))  # (batch, outputs)
+        return torch.cat([inputs, pairs], 1)
 
 
 class SequenceClassifier(nn.Module):
@@ -161,11 +166,3 @@ def parts_loss(
     objective = sum(head_loss(head, part, targets, weights)[0] for part in parts)
     _, loss, correct = head_loss(head, parts.detach().sum(0), targets)
     return objective, loss, correct  # type: ignore[return-value]
-
-
-def label_probabilities(head: str, outputs: torch.Tensor) -> torch.Tensor:
-    """outputs (batch, outputs) -> (batch, labels) probabilities of a softmax or sigmoid head."""
-    if head == "sigmoid":
-        positive = outputs.float().sigmoid()  # (batch, 1): the second label's probability
-        return torch.cat([1 - positive, positive], dim=1)
-    return outputs.float().softmax(1)

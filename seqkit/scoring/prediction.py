@@ -14,9 +14,8 @@ from seqkit.config import Config
 from seqkit.data.encoding import Codec
 from seqkit.data.labelled import Examples, kind_of, read_examples
 from seqkit.data.series import split_series
-from seqkit.decoding.classify import head_outputs, predictions
+from seqkit.decoding.classify import Head, head_outputs, predictions
 from seqkit.errors import DataError, SeqkitError
-from seqkit.models.classifier import SequenceClassifier
 from seqkit.scoring.baselines import CLASSIFIER_BASELINES, FORECASTER_BASELINES
 from seqkit.scoring.classification import label_scores, regression_scores
 
@@ -59,12 +58,13 @@ def read_test(cfg: Config, data: str) -> tuple[Examples, Examples | str]:
     return test, train
 
 
-def evaluate(cfg: Config, codec: Codec, model: SequenceClassifier, data: str, batch_size: int) -> dict:
-    """The model's scores on `data`, each baseline's beside them, and the predictions themselves."""
+def evaluate(cfg: Config, codec: Codec, head: Head, data: str, batch_size: int) -> dict:
+    """The model's scores on `data` (its outputs computed by `head`: the torch model's or an ONNX
+    export's), each baseline's beside them, and the predictions themselves."""
     test, train = read_test(cfg, data)
     if codec.encoding.head != "regression":
         codec.encoding.label_ids(test)  # a label the model never saw is an error naming its line
-    outputs = head_outputs(model, codec.inputs(test), batch_size)
+    outputs = head_outputs(head, codec.inputs(test), batch_size)
     found = predictions(codec.encoding, outputs)
     regression = codec.encoding.head == "regression"
     baselines = FORECASTER_BASELINES if regression else CLASSIFIER_BASELINES

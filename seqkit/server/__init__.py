@@ -281,7 +281,7 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
     async def predict(request: PredictRequest) -> PredictResponse:
         _require_type(model, "/predict")
         _check_lines(request.text, limits, "line")
-        from seqkit.decoding.classify import check_top_k  # (torch: a classifier's server only)
+        from seqkit.decoding.classify import check_top_k  # (a classifier's server only)
 
         encoding = model.tokenizer.encoding  # type: ignore[attr-defined]  # a classifier's is a Codec
         check_top_k(encoding, request.top_k, "top_k", f"top_k = {request.top_k}", model.model_dir)  # 422

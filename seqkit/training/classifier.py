@@ -22,6 +22,7 @@ from seqkit.data.labelled import Examples, read_examples
 from seqkit.data.series import split_series
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding.classify import head_outputs, predicted_ids
+from seqkit.decoding.torch_steps import ClassifierHead
 from seqkit.errors import ConfigError, DataError
 from seqkit.models.classifier import SequenceClassifier, head_loss, parts_loss
 from seqkit.runtime.distributed import World
@@ -83,7 +84,7 @@ def dev_scores(
 ) -> dict[str, float]:
     """Dev loss, and accuracy with macro-F1 (classifier) or RMSE with MAE in the targets' units."""
     model.eval()  # (the loop puts it back in training mode)
-    outputs = head_outputs(model, dev.inputs, batch_size)
+    outputs = head_outputs(ClassifierHead(model), dev.inputs, batch_size)
     _, loss, _ = head_loss(encoding.head, torch.from_numpy(outputs), torch.from_numpy(dev.targets))
     scores = {"loss": loss / max(1, len(dev.inputs))}
     if encoding.head == "regression":
