@@ -12,7 +12,7 @@ DEMO_DIR    := runs/demo
 CORPUS      := corpora/bible-es-en
 DEMO_CONFIG := $(CORPUS)/demo.toml
 
-.PHONY: install demo demo-generate demo-classify test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-shortlist bench-loops bench-copy bench-wait bench-classify bench-quality lint check clean
+.PHONY: install demo demo-generate demo-classify test bench bench-full bench-peers bench-scale bench-serve bench-onnx bench-onnx-classify bench-shortlist bench-loops bench-copy bench-wait bench-classify bench-quality lint check clean
 
 install: $(STAMP)
 
@@ -102,6 +102,13 @@ bench-serve: install
 bench-onnx: install
 	test -f $(DEMO_DIR)/model.safetensors || $(MAKE) demo
 	$(BIN)/python bench/onnx.py $(DEMO_DIR)
+
+# The genre classifier and the temperature forecaster (make demo-classify's, trained first when missing)
+# predicting their test data with torch (fp32, --quantize) and onnxruntime (an export, fp32 and int8):
+# bench/results-onnx-classify.{json,md}
+bench-onnx-classify: install
+	test -f runs/genre/model.safetensors -a -f runs/temperature/model.safetensors || $(MAKE) demo-classify
+	$(BIN)/python bench/onnx_classify.py runs/genre:$(GENRE)/test.en.tsv.gz runs/temperature:$(SERIES)/seattle-weather.csv
 
 # The vocabulary shortlist on the demo model (trained first when missing): speed and BLEU, greedy and beam
 # 5, float32 and int8, at several shortlist sizes: bench/results-shortlist.{json,md}

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import measure  # bench/ is this script's folder, first on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 TEST = REPO / "corpora" / "bible-es-en" / "test"
 VARIANTS = {  # name -> (which directory, load options)
@@ -39,16 +41,9 @@ def _lines(path: Path) -> list[str]:
 
 def worker(model_dir: Path, options: dict, beam_size: int) -> dict:
     """One variant, one beam size, in this process -> timings and the outputs."""
-    if options:  # a torch model (an export's process never imports torch)
-        import torch
-
-        torch.set_num_threads(2)
-    import seqkit
     from seqkit.decoding.search import decode_corpus
 
-    start = time.perf_counter()
-    model = seqkit.load(model_dir, **options)
-    loaded = time.perf_counter()
+    model, load_s = measure.load_model(model_dir, options)
     sources = _lines(TEST.with_suffix(".es.gz"))
     settings = model.decode_settings(beam_size=beam_size)
     ids = model.tokenizer.encode_src(sources)
@@ -56,7 +51,7 @@ def worker(model_dir: Path, options: dict, beam_size: int) -> dict:
     best = [options[0].tokens for options in decode_corpus(model.steps, ids, settings)]
     seconds = time.perf_counter() - began
     return {
-        "load_s": round(loaded - start, 2),
+        "load_s": round(load_s, 2),
         "decode_s": round(seconds, 2),
         "sentences_per_s": round(len(sources) / seconds, 1),
         "pieces_per_s": round(sum(map(len, best)) / seconds, 1),
@@ -91,21 +86,23 @@ def main() -> None:
         "runs": {},
     }
     for beam in (1, 5):
-        rounds: dict[str, list[dict]] = {name: [] for name in VARIANTS}
-        for _ in range(args.repeats):
-            for name, (directory, options) in VARIANTS.items():
-                command = [sys.executable, __file__, args.model_dir, "--worker", directories[directory],
-                           json.dumps(options), str(beam)]  # fmt: skip
-                rounds[name].append(
-                    json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-                )
+        commands = {
+            name: [
+                sys.executable,
+                __file__,
+                args.model_dir,
+                "--worker",
+                directories[directory],
+                json.dumps(options),
+                str(beam),
+            ]  # fmt: skip
+            for name, (directory, options) in VARIANTS.items()
+        }
+        rounds = measure.interleaved(commands, args.repeats)
         baseline = rounds["torch fp32"][0]["outputs"]
         for name, runs in rounds.items():
             outputs = runs[0]["outputs"]  # the same in every round (tested: search is deterministic)
-            speeds = sorted(r["sentences_per_s"] for r in runs)
-            middle = next(r for r in runs if r["sentences_per_s"] == speeds[len(speeds) // 2])
-            run = {key: value for key, value in middle.items() if key != "outputs"}
-            run["sentences_per_s_range"] = [speeds[0], speeds[-1]]
+            run = measure.median_run(runs, "sentences_per_s", leave_out=("outputs",))
             run["bleu"] = round(sacrebleu.corpus_bleu(outputs, [references]).score, 2)
             run["chrf"] = round(sacrebleu.corpus_chrf(outputs, [references]).score, 2)
             run["equal_to_torch_fp32"] = round(

@@ -191,6 +191,11 @@ def test_forecaster_learns_a_sine_below_persistence(tmp_path: Path):
     # it forecasts from windows of 20 steps: a line of another length is an error naming it
     window = ",".join(["0.5"] * 20)
     assert len(seqkit.load(tmp_path / "model").predict([window, "", window])[0].values) == 2
+    # int8: a forecaster of numbers keeps no float parameter (its device was next(parameters()): a crash)
+    plain, int8 = (
+        seqkit.load(tmp_path / "model", device="cpu", quantize=q).predict([window]) for q in (False, True)
+    )
+    assert int8[0].values == pytest.approx(plain[0].values, abs=0.1)
     with pytest.raises(config_lib.ConfigError, match="a forecaster's prediction is numbers"):
         seqkit.load(tmp_path / "model").predict([window])[0].top(2)  # (a bare AssertionError)
     with pytest.raises(

@@ -59,7 +59,10 @@ def _bf16_supported(device: torch.device) -> bool:
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where `model` computes: its parameters' device; the CPU for one quantized whole (quantize_int8
+    keeps packed int8 weights, which are no parameters: a forecaster of numbers has none left)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 class Precision:
