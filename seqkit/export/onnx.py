@@ -2,12 +2,13 @@
 
 A seq2seq model becomes two graphs, an encoder and one decoder step, because the search between the
 steps (decoding/search.py) stays in Python for both ways of running a model; a language model becomes
-one graph that reads a prompt or one token; a classifier or forecaster one graph of its whole pass, whose
-outputs become labels or numbers in Python (decoding/classify.py) as the torch model's do. torch's TorchScript exporter (`dynamo=False`) expresses
-everything these graphs hold: the packed (bidirectional) GRU / LSTM / RNN encoder as ONNX's own
-recurrent operators, the decoder's single-step RNN, Bahdanau and Luong attention. (The dynamo exporter
-fails on the packed encoder in torch.export.) Every graph is checked against the torch model on
-batches of several shapes before anything is written; a difference larger than `TOLERANCE` is an error.
+one graph that reads a prompt or one token; a classifier or forecaster one graph of its whole pass,
+whose outputs become labels or numbers in Python (decoding/classify.py) as the torch model's do.
+torch's TorchScript exporter (`dynamo=False`) expresses everything these graphs hold: the packed
+(bidirectional) GRU / LSTM / RNN encoder as ONNX's own recurrent operators, the decoder's single-step
+RNN, Bahdanau and Luong attention. (The dynamo exporter fails on the packed encoder in torch.export.)
+Every graph is checked against the torch model on batches of several shapes before anything is
+written; a difference larger than `TOLERANCE` is an error.
 What each graph wraps, takes and gives is graphs.py's; this module converts, checks, quantizes and writes.
 """
 

@@ -293,9 +293,8 @@ def load(
         if not path.is_file():
             raise ModelDirError(f"{path}: missing ({what}); the export is damaged: export again")
     encoding = Encoding.read(directory) if classifier else None
-    if (encoding is None or encoding.inputs == "text") and not any(
-        (directory / name).is_file() for name in TOKENIZER_FILES
-    ):
+    reads_text = encoding is None or encoding.inputs == "text"  # (a classifier of numbers: no tokenizer)
+    if reads_text and not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise ModelDirError(
             f"{directory}: no tokenizer file ({', '.join(TOKENIZER_FILES)}); the export is damaged: export again"
         )
@@ -303,7 +302,7 @@ def load(
         cfg = config_lib.from_dict(configfile.read_toml(config_path), str(config_path))
     except ConfigError as e:
         raise ModelDirError(f"{e} (the export is damaged; export again)") from None
-    tokenizer = load_tokenizer(directory) if encoding is None or encoding.inputs == "text" else None
+    tokenizer = load_tokenizer(directory) if reads_text else None
     if encoding is not None:
         head = OnnxClassifierHead(directory, description, encoding.outputs)
         return cfg, Codec(encoding, tokenizer), head, description
