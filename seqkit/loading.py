@@ -49,7 +49,9 @@ def load_named(
     target = devices.resolve(device, option=names[0])
     if quantize and target.type != "cpu":
         raise ConfigError(
-            "quantize: int8 decoding runs on the CPU; load with device='cpu' or without quantize"
+            "--quantize: int8 decoding runs on the CPU; add --device cpu or leave out --quantize"
+            if names[0].startswith("--")  # (a command's)
+            else "quantize: int8 decoding runs on the CPU; load with device='cpu' or without quantize"
         )
     devices.Precision(precision, target, option=names[1])  # an unsupported precision fails here
     cfg, tokenizer, module = model_types.load(Path(model_dir), target)

@@ -432,6 +432,12 @@ def test_a_classifier_export_predicts_scores_and_serves_without_torch(tmp_path):
     for a, b in zip(mine[:-1], theirs[:-1], strict=True):
         assert list(a)[0] == list(b)[0] and a == pytest.approx(b, abs=2e-6)  # (printed to 6 places)
     assert len({list(a)[0] for a in mine[:-1]}) > 1  # (one label for all compares nothing)
+    # int8 with torch: the same labels but for a near-tie or two; an export's int8 is made by export
+    int8 = seqkit_here("predict", tmp_path / "model", "--quantize", "--probs", stdin=stdin).stdout.decode()
+    int8_labels = [list(json.loads(line))[0] for line in int8.splitlines()[:-1]]
+    assert sum(a == list(b)[0] for a, b in zip(int8_labels, theirs[:-1], strict=True)) >= len(lines) - 3
+    refused = _without_torch("predict", exported, "--quantize", stdin=stdin)
+    assert_one_line_error(refused, f"--quantize: {exported} is an ONNX export", "leave it out")
     torch_model = seqkit.load(tmp_path / "model", device="cpu")
     scored = _without_torch(
         "evaluate", "--model", exported, "--data", tmp_path / "dev.tsv", "--json", stdin=""

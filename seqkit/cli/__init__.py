@@ -120,6 +120,12 @@ DeviceOption = Annotated[
         help="auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N.",
     ),
 ]
+QuantizeOption = Annotated[
+    bool,
+    typer.Option(
+        help="int8 linear and GRU/LSTM layers (CPU only): faster; what it costs in bench/README.md."
+    ),
+]
 
 
 def output_file(text: str | Path) -> Path:

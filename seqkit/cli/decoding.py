@@ -13,6 +13,7 @@ import typer
 from seqkit.cli import (
     DeviceOption,
     ModelOrExportArgument,
+    QuantizeOption,
     _Command,
     app,
     line_io,
@@ -143,12 +144,7 @@ def translate(
             "--precision", metavar="PRECISION", help="fp32, or bf16 / fp16 autocast of the larger products."
         ),
     ] = "fp32",
-    quantize: Annotated[
-        bool,
-        typer.Option(
-            help="int8 linear and GRU/LSTM layers (CPU only): faster, BLEU cost in bench/README.md."
-        ),
-    ] = False,
+    quantize: QuantizeOption = False,
     column: Annotated[
         int | None,
         typer.Option(metavar="N", help="Translate column N (from 1) of tab-separated input lines."),

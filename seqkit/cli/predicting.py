@@ -10,6 +10,7 @@ import typer
 
 from seqkit.cli import (
     DeviceOption,
+    QuantizeOption,
     _Command,
     app,
     line_io,
@@ -68,11 +69,12 @@ def predict(
         typer.Option(metavar="N", help="Examples per batch. " + model_default("decode", "batch_size")),
     ] = None,
     device: DeviceOption = "auto",
+    quantize: QuantizeOption = False,
 ) -> None:
     """The label (or a forecaster's values) of each input line, one line out per line in, in order; an
     empty line in gives an empty line out."""
     line_io.check_output(output, inputs, model_dir)
-    model = load_model(model_dir, device)
+    model = load_model(model_dir, device, quantize=quantize)
     model.require_task("predict")
     from seqkit.decoding.classify import check_top_k
 
