@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from seqkit import outputs
 from seqkit.api import Model
 from seqkit.errors import ConfigError
 from seqkit.runtime import allocator
@@ -42,6 +43,7 @@ def load_named(
         raise ConfigError(f"quantize = {quantize!r}: give True or False")
     if runtime.is_export(Path(model_dir)):
         return _load_export(Path(model_dir), device, precision, quantize, names)
+    outputs.require_model_directory(Path(model_dir))  # (before torch: a typo is not "install torch")
     allocator.configure()
     from seqkit import model_types
     from seqkit.runtime import devices

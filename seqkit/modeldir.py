@@ -43,7 +43,7 @@ from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
 from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
-from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of
+from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of, require_model_directory
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
@@ -288,12 +288,7 @@ def damaged_weights(path: Path, error: Exception) -> ModelDirError:
 
 def require_directory(model_dir: Path) -> None:
     """A ModelDirError unless `model_dir` is a directory that may hold a trained model (not an export)."""
-    if model_dir.exists() and not model_dir.is_dir():
-        raise ModelDirError(
-            f"{model_dir}: a file, not a model directory; give the directory `seqkit train --output` wrote"
-        )
-    if not model_dir.is_dir():
-        raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
+    require_model_directory(model_dir)
     # the runtime's own test: an export left without its export.json (killed, damaged) still holds graphs,
     # and taken for a run it was told to "train longer", and `seqkit shortlist` wrote its cache into it
     if is_export(model_dir):

@@ -275,6 +275,17 @@ HOLDS = {
 }
 
 
+def require_model_directory(model_dir: Path) -> None:
+    """A ModelDirError unless `model_dir` is a directory (a trained model's or an export's): said before
+    torch is imported, so that a mistyped path on a deployment without torch is not "install torch"."""
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ModelDirError(
+            f"{model_dir}: a file, not a model directory; give the directory `seqkit train --output` wrote"
+        )
+    if not model_dir.is_dir():
+        raise ModelDirError(f"{model_dir}: no such model directory; train one with `seqkit train --output`")
+
+
 def check_kind(directory: Path, kind: str, option: str, what: str) -> None:
     """A ModelDirError when `directory` carries seqkit's marker of another kind than `kind` (or of none
     that can be read): `claim_directory` accepts any marker, and one command's output would land among

@@ -100,10 +100,17 @@ def print_prediction_scores(result: dict, as_json: bool) -> None:
     table.add_row("model", *(f"{scores[name]:.4f}" for name in names))
     for row in result["baselines"]:
         if "skipped" in row:
-            table.add_row(row["name"], *(["-"] * (len(names) - 1)), f"({row['skipped']})")
+            table.add_row(f"{row['name']} *", *(["-"] * len(names)))
         else:
             table.add_row(row["name"], *(f"{row[name]:.4f}" for name in names))
     out.print(table)
+    # beneath the table (a reason in a column stretched it to 160 characters), each reason once
+    reasons: dict[str, list[str]] = {}
+    for row in result["baselines"]:
+        if "skipped" in row:
+            reasons.setdefault(row["skipped"], []).append(row["name"])
+    for reason, names_skipped in reasons.items():
+        out.print(f"* {', '.join(names_skipped)}: {reason}", highlight=False)
     if result["kind"] != "classifier":
         return
     labels = table_labels = scores["labels"]
@@ -187,19 +194,7 @@ def print_info(info: dict, as_json: bool) -> None:
             f"first pieces: {' '.join(vocab['sample_pieces'])}"
         )
     if classifier:
-        reads = (
-            "text"
-            if classifier["inputs"] == "text"
-            else f"{classifier['features']} number(s) per step {', '.join(classifier['columns'])}".rstrip()
-        )
-        says = (
-            f"{classifier['outputs']} value(s) (regression)"
-            if classifier["head"] == "regression"
-            else f"a {classifier['head']} over {len(classifier['labels'])} labels: {', '.join(classifier['labels'][:12])}"
-        )
-        activation = f", {classifier['activation']} activation" if classifier["activation"] else ""
-        bag = " plus a linear model of the bag of tokens" if classifier["bag_of_tokens"] else ""
-        out.print(f"reads {reads}; {classifier['pooling']} pooling{activation}{bag}; outputs {says}")
+        out.print(classifier_line(classifier))
     training = info["training"]
     state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
     out.print(
@@ -222,6 +217,25 @@ def print_info(info: dict, as_json: bool) -> None:
     out.print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in info["files"].items()))
 
 
+def classifier_line(classifier: dict) -> str:
+    """What a classifier reads and says (info's "classifier", data/encoding.py's `summary`), as one line."""
+    reads = (
+        "text"
+        if classifier["inputs"] == "text"
+        else f"{classifier['features']} number(s) per step {', '.join(classifier['columns'])}".rstrip()
+    )
+    if classifier.get("window"):
+        reads += f", windows of {classifier['window']} steps"
+    says = (
+        f"{classifier['outputs']} value(s) (regression)"
+        if classifier["head"] == "regression"
+        else f"a {classifier['head']} over {len(classifier['labels'])} labels: {', '.join(classifier['labels'][:12])}"
+    )
+    activation = f", {classifier['activation']} activation" if classifier["activation"] else ""
+    bag = " plus a linear model of the bag of tokens" if classifier["bag_of_tokens"] else ""
+    return f"reads {reads}; {classifier['pooling']} pooling{activation}{bag}; outputs {says}"
+
+
 def print_export(description: dict, as_json: bool) -> None:
     """`seqkit info` of an exported directory: its description (export.json), as lines or as JSON."""
     if as_json:
@@ -229,8 +243,12 @@ def print_export(description: dict, as_json: bool) -> None:
         return
     attention = f", {description['attention']} attention" if description.get("attention") else ""
     precision = description.get("quantized") or "fp32"
-    lines = [f"ONNX export of a {description['cell'].upper()} {description['title']}{attention}, {precision}, "
+    cell = description["cell"].upper()
+    article = "a" if cell == "GRU" else "an"  # (an LSTM, an RNN)
+    lines = [f"ONNX export of {article} {cell} {description['title']}{attention}, {precision}, "
              f"opset {description['opset']}, from {description['source']}"]  # fmt: skip
+    if "classifier" in description:
+        lines.append(classifier_line(description["classifier"]))
     for graph in description["graphs"].values():
         difference = description.get("check", {}).get(graph["file"])
         int8 = description.get("check_int8", {}).get(graph["file"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -587,7 +588,7 @@ def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
     assert_one_line_error(result, "no-text.tsv: no labelled examples", "empty label or text (2 skipped)")
     assert_one_line_error(  # neither -r nor --data: the option a classifier needs is named
         seqkit_here("evaluate", "--model", model_dir),
-        "is a classifier: give its labelled test data with --data",
+        "is a classifier or forecaster: give its labelled test data with --data",
     )
     mixed = seqkit_here(
         "evaluate", "--model", model_dir, "--data", tmp_path / "unknown.tsv", "-r", "x", "-m", "bleu"
@@ -1042,3 +1043,35 @@ def test_label_probabilities_are_torchs_and_hold_far_from_zero():
         warnings.simplefilter("error")
         assert label_probabilities("sigmoid", far).tolist() == [[1.0, 0.0], [0.0, 1.0]]
         assert label_probabilities("softmax", np.array([[1000.0, -1000.0]])).tolist() == [[1.0, 0.0]]
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"labels": ["a", "b", "c"]}, "3 labels and 2 outputs for a softmax head"),
+        (
+            {"head": "sigmoid", "outputs": 1, "labels": ["a", "b", "c"]},
+            "3 labels and 1 outputs for a sigmoid",
+        ),
+        ({"head": "regression", "outputs": 2}, "2 labels and 2 outputs for a regression head"),
+        ({"labels": ["a", 3]}, "labels must be strings"),
+        ({"features": 0}, "features 0 for numbers inputs"),
+        ({"inputs": "text"}, "features 2 for text inputs"),
+        ({"input_mean": [0.0]}, "the scaling must be 2 means and 2 deviations above 0"),
+        ({"input_std": [1.0, 0.0]}, "the scaling must be 2 means"),
+        ({"target_mean": float("nan")}, "the scaling must be 2 means"),
+        ({"inputs": "images"}, "inputs 'images', head 'softmax'"),
+    ],
+)
+def test_a_hand_edited_encoding_is_named_not_a_traceback_at_the_first_prediction(
+    tmp_path: Path, values: dict, problem: str
+):
+    from seqkit.data.encoding import FILE, Encoding
+    from seqkit.errors import ModelDirError
+
+    good = Encoding("numbers", "softmax", ("a", "b"), 2, (0.0, 1.0), (1.0, 2.0), 2)
+    good.write(tmp_path)
+    assert Encoding.read(tmp_path) == good
+    (tmp_path / FILE).write_text(json.dumps({**json.loads((tmp_path / FILE).read_text()), **values}))
+    with pytest.raises(ModelDirError, match=rf"encoding.json: damaged \({re.escape(problem)}.*\); retrain"):
+        Encoding.read(tmp_path)

@@ -412,15 +412,25 @@ def test_the_classifier_graph_computes_what_its_model_does(model):
             assert torch.allclose(graph.module(*example), classifier(*example), atol=1e-6)
 
 
-def test_a_classifier_export_predicts_scores_and_serves_without_torch(tmp_path):
+@pytest.fixture(scope="module")
+def text_classifier(tmp_path_factory) -> Path:
+    """A directory of a text task (train.tsv, dev.tsv), a GRU classifier with a bag of tokens trained
+    part-way on it (model/) and its export (onnx/)."""
     from seqkit.training import classifier as trainer
     from tests.test_classifier import _config, _first_token, _write_text_task
+
+    directory = tmp_path_factory.mktemp("text-classifier")
+    _write_text_task(directory, _first_token)
+    cfg = _config(directory, {"bag_of_tokens": True}, train={"max_steps": 40, "valid_every": 40})
+    trainer.train(cfg, directory / "model")
+    _export(directory / "model", directory / "onnx")
+    return directory
+
+
+def test_a_classifier_export_predicts_scores_and_serves_without_torch(text_classifier):
     from tests.test_serve import _serving
 
-    _write_text_task(tmp_path, _first_token)
-    cfg = _config(tmp_path, {"bag_of_tokens": True}, train={"max_steps": 40, "valid_every": 40})
-    trainer.train(cfg, tmp_path / "model")
-    exported = _export(tmp_path / "model", tmp_path / "onnx")
+    tmp_path, exported = text_classifier, text_classifier / "onnx"
     lines = [line.split("\t")[1] for line in read_lines(tmp_path / "dev.tsv")[:30]] + [""]
     stdin = "".join(f"{line}\n" for line in lines)
     predicted = _without_torch("predict", exported, "--probs", stdin=stdin)
@@ -446,24 +456,90 @@ def test_a_classifier_export_predicts_scores_and_serves_without_torch(tmp_path):
     assert json.loads(scored.stdout)["scores"] == torch_model.evaluate(tmp_path / "dev.tsv")["scores"]
     # a classifier export is scored on labelled data, as its model: not "needs the trained model directory"
     references = _without_torch("evaluate", "--model", exported, "-r", tmp_path / "dev.tsv", stdin="")
-    assert_one_line_error(references, f"--model {exported} is a classifier: give its labelled test data")
+    assert_one_line_error(
+        references, f"--model {exported} is a classifier or forecaster: give its labelled test data"
+    )
     with _serving(exported) as client:
         answer = client.post("/predict", json={"text": lines[:5], "top_k": 2}).json()["predictions"]
     for served, prediction in zip(answer, torch_model.predict(lines[:5]), strict=True):
         assert served["label"] == prediction.label
         assert served["probabilities"] == pytest.approx(dict(prediction.top(2)), abs=1e-5)
-    # a damaged classifier export is one line, said without torch
-    damaged = tmp_path / "damaged"
-    shutil.copytree(exported, damaged)
-    (damaged / "encoding.json").unlink()
-    refused = _without_torch("predict", damaged, stdin="w1 w2\n")
-    assert_one_line_error(
-        refused, "encoding.json: missing (the classifier's labels and scaling)", "export again"
-    )
+
+
+def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_classifier, tmp_path):
+    # each damage was a traceback at the first batch (numpy's ValueError, onnxruntime's errors), and a
+    # mistyped path on a machine without torch was "install torch"
+    from seqkit.training import classifier as trainer
+    from tests.test_classifier import _config, _write_sign_task
+
+    exported = text_classifier / "onnx"
     described = json.loads((exported / layout.DESCRIPTION).read_text())
-    (damaged / layout.DESCRIPTION).write_text(json.dumps({**described, "graphs": {}}))
-    refused = _without_torch("predict", damaged, stdin="w1 w2\n")
-    assert_one_line_error(refused, "graphs must name classifier, each with its file", "export again")
+    assert described["classifier"] == seqkit.load(text_classifier / "model").info()["classifier"]
+    assert described["vocab"] == seqkit.load(exported).tokenizer.vocab_size
+    shown = _without_torch("info", exported, stdin="").stdout.decode().splitlines()
+    assert shown[1].startswith(
+        "reads text; last pooling plus a linear model of the bag of tokens; outputs a softmax over 12 labels: w0, w1, w10"
+    )
+    _write_sign_task(tmp_path / "numbers", 300, 20)
+    numbers = {"train": str(tmp_path / "numbers/train.csv"), "dev": str(tmp_path / "numbers/dev.csv")}
+    train = {"max_steps": 2, "valid_every": 2}
+    trainer.train(_config(tmp_path, {"head": "sigmoid"}, numbers, train), tmp_path / "numbers-model")
+    onnx_export.export(tmp_path / "numbers-model", tmp_path / "numbers-onnx")
+
+    def damaged(change) -> Path:
+        copy = tmp_path / "damaged"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(exported, copy)
+        change(copy)
+        return copy
+
+    def edit(name: str, **values):
+        def change(copy: Path) -> None:
+            (copy / name).write_text(json.dumps({**json.loads((copy / name).read_text()), **values}))
+
+        return change
+
+    labels = described["classifier"]["labels"]
+    for change, fragment in (
+        (lambda copy: (copy / "encoding.json").unlink(), "encoding.json: missing (the classifier's labels"),
+        (edit("encoding.json", labels=labels[:9]), "damaged (9 labels and 12 outputs for a softmax head)"),
+        (edit("encoding.json", head="sigmoid"), "damaged (12 labels and 12 outputs for a sigmoid head)"),
+        (edit("encoding.json", labels=labels[::-1]), "encoding.json: not the exported model's"),
+        (edit("encoding.json", target_std="x"), "damaged (the scaling must be 0 means and 0 deviations"),
+        (edit(layout.DESCRIPTION, vocab=99), "pieces, but the model reads 99"),
+        (edit(layout.DESCRIPTION, graphs={}), "graphs must name classifier, each with its file"),
+        (
+            edit(layout.DESCRIPTION, classifier=None),
+            "names what it reads and says (classifier) and its vocab",
+        ),
+        (
+            lambda copy: shutil.copy(tmp_path / "numbers-onnx/classifier.onnx", copy),
+            "classifier.onnx: does not read and give what encoding.json says (text, 12 outputs",
+        ),
+    ):
+        refused = _without_torch("predict", damaged(change), stdin="w1 w2\n")
+        assert_one_line_error(refused, fragment, "export again")
+    typo = _without_torch("predict", tmp_path / "onxx", stdin="w1 w2\n")
+    assert_one_line_error(typo, "onxx: no such model directory")
+    # moved to a machine without its training data: the baselines that need it say so, beneath the
+    # table; a text classifier has no persistence rows (they were listed, each with the same note)
+    moved = damaged(lambda copy: None)
+    config = (
+        (moved / "config.toml").read_text().replace(str(text_classifier / "train.tsv"), "/gone/train.tsv")
+    )
+    (moved / "config.toml").write_text(config)
+    result = seqkit.load(moved).evaluate(text_classifier / "dev.tsv")
+    assert [row["name"] for row in result["baselines"]] == ["majority", "bag-of-words logistic regression"]
+    assert all("the training data cannot be read" in row["skipped"] for row in result["baselines"])
+    table = _without_torch("evaluate", "--model", moved, "--data", text_classifier / "dev.tsv", stdin="")
+    shown = table.stdout.decode().splitlines()
+    notes = [line for line in shown if line.startswith("*")]
+    assert notes == [
+        "* majority, bag-of-words logistic regression: the training data cannot be read (data.train = "
+        "'/gone/train.tsv': no such file; check the path)"
+    ]
+    rows = [line for line in shown if line.startswith((" majority", " bag-of-words"))]
+    assert len(rows) == 2 and max(map(len, rows)) < 70
 
 
 def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):

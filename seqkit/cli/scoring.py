@@ -120,7 +120,7 @@ def evaluate(
             model_type = modeldir.load_config(model_dir).model.type
         if exported is not None or model_type == "classifier":
             raise DataError(
-                f"--model {model_dir} is a classifier: give its labelled test data with --data FILE"
+                f"--model {model_dir} is a classifier or forecaster: give its labelled test data with --data FILE"
             )
         # options the perplexity would not read: errors, not ignored (a TSV's whole lines were scored)
         if column is not None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from seqkit.config import Config
 from seqkit.data.labelled import Examples, parse_numbers
 from seqkit.data.tokenizer import PAD, UNK, Tokenizer
 from seqkit.errors import DataError, ModelDirError
@@ -105,18 +106,49 @@ class Encoding:
         return json.dumps(asdict(self), indent=1).encode("utf-8")
 
     @classmethod
-    def read(cls, model_dir: Path) -> Encoding:
+    def read(cls, model_dir: Path, fix: str = "retrain the model or restore the file") -> Encoding:
+        """The encoding.json of `model_dir`; a ModelDirError, ending with `fix`, when it is missing or does
+        not describe a model (a hand edit once gave a traceback at the first prediction)."""
         try:
             values = json.loads((model_dir / FILE).read_text(encoding="utf-8"))
-            return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})  # type: ignore[arg-type]
+            encoding = cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})  # type: ignore[arg-type]
         except FileNotFoundError:
             raise ModelDirError(
-                f"{model_dir}: no {FILE} (the classifier's labels and scaling); retrain it"
+                f"{model_dir}: no {FILE} (the classifier's labels and scaling); {fix}"
             ) from None
-        except (ValueError, TypeError):
-            raise ModelDirError(
-                f"{model_dir / FILE}: damaged; retrain the model or restore the file"
-            ) from None
+        except (ValueError, TypeError, AttributeError):
+            raise ModelDirError(f"{model_dir / FILE}: damaged; {fix}") from None
+        problem = encoding.problem()
+        if problem:
+            raise ModelDirError(f"{model_dir / FILE}: damaged ({problem}); {fix}")
+        return encoding
+
+    def problem(self) -> str | None:
+        """What does not fit together in the fields, if anything."""
+        if self.inputs not in ("text", "numbers") or self.head not in ("softmax", "sigmoid", "regression"):
+            return f"inputs {self.inputs!r}, head {self.head!r}"
+        if not all(isinstance(label, str) for label in self.labels):
+            return "labels must be strings"
+        outputs = {"softmax": len(self.labels), "sigmoid": 1, "regression": self.outputs}[self.head]
+        labels_wanted = {"softmax": len(self.labels) >= 2, "sigmoid": len(self.labels) == 2,
+                         "regression": not self.labels}[self.head]  # fmt: skip
+        if not labels_wanted or self.outputs != outputs or not _whole(self.outputs) or self.outputs < 1:
+            return f"{len(self.labels)} labels and {self.outputs!r} outputs for a {self.head} head"
+        numbers = self.inputs == "numbers"
+        if not _whole(self.features) or not (self.features >= 1 if numbers else self.features == 0):
+            return f"features {self.features!r} for {self.inputs} inputs"
+        features = self.features
+        scaling = [*self.input_mean, *self.input_std, self.target_mean, self.target_std]
+        if (
+            len(self.input_mean) != features
+            or len(self.input_std) != features
+            or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x) for x in scaling
+            )
+            or min([*self.input_std, self.target_std]) <= 0
+        ):
+            return f"the scaling must be {features} means and {features} deviations above 0, as numbers"
+        return None
 
     # -- examples to tensors
 
@@ -163,6 +195,27 @@ class Encoding:
     def unscaled(self, outputs: np.ndarray) -> np.ndarray:
         """Regression outputs in the targets' own units."""
         return outputs.astype(np.float64) * self.target_std + self.target_mean
+
+
+def summary(cfg: Config, encoding: Encoding) -> dict:
+    """What a classifier reads and says: `seqkit info`'s "classifier", which an export's export.json
+    keeps too."""
+    return {
+        "head": encoding.head,
+        "pooling": cfg.model.pooling,
+        "bag_of_tokens": cfg.model.bag_of_tokens,
+        "activation": cfg.model.activation if cfg.model.cell == "rnn" else None,
+        "inputs": encoding.inputs,
+        "labels": list(encoding.labels),
+        "features": encoding.features,
+        "columns": list(encoding.columns),
+        "window": cfg.data.window if cfg.data.series else None,  # the steps a line of a series holds
+        "outputs": encoding.outputs,
+    }
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _nonzero(std: np.ndarray) -> np.ndarray:

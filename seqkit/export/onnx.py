@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from seqkit import configfile, modeldir, outputs
+from seqkit.data import encoding as encoding_lib
 from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES
 from seqkit.errors import ConfigError, ModelDirError
@@ -113,6 +114,14 @@ def _quantized(onnx_bytes: bytes) -> bytes:
         return target.read_bytes()
 
 
+def _classifier_description(cfg, codec) -> dict:
+    """A classifier's: what it reads and says (as `seqkit info` shows it), and the vocabulary its graph
+    reads (the runtime refuses a tokenizer of another size: an index beyond its table)."""
+    if cfg.model.type != "classifier":
+        return {}
+    return {"classifier": encoding_lib.summary(cfg, codec.encoding), "vocab": codec.vocab_size}
+
+
 def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
     """Write `model_dir`'s model as ONNX graphs into `output_dir` (a new, empty or earlier export
     directory) -> the description written to export.json, with `check` (the largest difference from
@@ -176,6 +185,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
             for graph in model_graphs
         },
         **state_description,
+        **_classifier_description(cfg, tokenizer),
         "check": check,
         **({"check_int8": check_int8} if quantize else {}),
     }

@@ -192,11 +192,24 @@ class OnnxLanguageModelSteps:
 class OnnxClassifierHead:
     """classifier.onnx as classify.py's head: a padded batch's outputs."""
 
-    def __init__(self, directory: Path, description: dict, size: int):
-        self.graph = _Graph(
-            directory / description["graphs"]["classifier"]["file"], ("inputs", "lengths"), ("outputs",)
-        )
-        self.size = size  # (encoding.json's outputs)
+    def __init__(self, directory: Path, description: dict, encoding: Encoding):
+        path = directory / description["graphs"]["classifier"]["file"]
+        self.graph = _Graph(path, ("inputs", "lengths"), ("outputs",))
+        self.size = encoding.outputs
+        # another export's graph (numbers for text, other labels) failed at the first batch, in onnxruntime
+        inputs = next(i for i in self.graph.session.get_inputs() if i.name == "inputs")
+        numbers = encoding.inputs == "numbers"
+        reads = ("tensor(float)", 3, encoding.features) if numbers else ("tensor(int64)", 2, None)
+        width = self.graph.session.get_outputs()[0].shape[-1]
+        if (
+            inputs.type,
+            len(inputs.shape),
+            inputs.shape[-1] if numbers else None,
+        ) != reads or width != self.size:
+            raise ModelDirError(
+                f"{path}: does not read and give what {ENCODING} says ({encoding.inputs}, {self.size} "
+                "outputs; another model's graph?); the export is damaged: export again"
+            )
 
     def __call__(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return self.graph.run({"inputs": inputs, "lengths": lengths})["outputs"]
@@ -243,6 +256,9 @@ def _problem(description: dict) -> str | None:
     if "select" in graphs and not _names_a_file(graphs["select"]):
         return "graphs: select names no file"
     if kind == "classifier":  # (a whole pass: no state between runs)
+        described, vocab = description.get("classifier"), description.get("vocab")
+        if not isinstance(described, dict) or not isinstance(vocab, int) or vocab < 0:
+            return "a classifier's export names what it reads and says (classifier) and its vocab"
         return None
     state = description.get("state")
     if not isinstance(state, dict) or not state:
@@ -292,7 +308,8 @@ def load(
     ):
         if not path.is_file():
             raise ModelDirError(f"{path}: missing ({what}); the export is damaged: export again")
-    encoding = Encoding.read(directory) if classifier else None
+    damaged = "the export is damaged: export again"
+    encoding = Encoding.read(directory, damaged) if classifier else None
     reads_text = encoding is None or encoding.inputs == "text"  # (a classifier of numbers: no tokenizer)
     if reads_text and not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise ModelDirError(
@@ -304,7 +321,8 @@ def load(
         raise ModelDirError(f"{e} (the export is damaged; export again)") from None
     tokenizer = load_tokenizer(directory) if reads_text else None
     if encoding is not None:
-        head = OnnxClassifierHead(directory, description, encoding.outputs)
+        _check_classifier(directory, description, encoding, tokenizer)
+        head = OnnxClassifierHead(directory, description, encoding)
         return cfg, Codec(encoding, tokenizer), head, description
     assert tokenizer is not None
     columns = description.get("columns") or []
@@ -315,6 +333,25 @@ def load(
         )
     steps_class = OnnxSeq2SeqSteps if kind == "seq2seq" else OnnxLanguageModelSteps
     return cfg, tokenizer, steps_class(directory, description), description
+
+
+def _check_classifier(directory: Path, description: dict, encoding: Encoding, tokenizer: Any) -> None:
+    """A ModelDirError when encoding.json or the tokenizer is not the exported model's (a hand edit or
+    another model's file, each a traceback in numpy or onnxruntime at the first batch)."""
+    said = description["classifier"]
+    keys = ("inputs", "head", "labels", "features", "outputs")
+    if [said.get(key) for key in keys] != [
+        getattr(encoding, key) if key != "labels" else list(encoding.labels) for key in keys
+    ]:
+        raise ModelDirError(
+            f"{directory / ENCODING}: not the exported model's (its inputs, head, labels or outputs differ "
+            f"from {layout.DESCRIPTION}'s); the export is damaged: export again"
+        )
+    if tokenizer is not None and tokenizer.tgt_vocab_size != description["vocab"]:
+        raise ModelDirError(
+            f"{directory}: a tokenizer of {tokenizer.tgt_vocab_size:,} pieces, but the model reads "
+            f"{description['vocab']:,}; the export is damaged: export again"
+        )
 
 
 def require_task(description: dict, task: str, directory: Path, command: str | None = None) -> None:

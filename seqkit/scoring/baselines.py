@@ -12,7 +12,8 @@
 
 Each baseline is a function of the training examples and the test examples -> predictions (label
 strings, or values (examples, outputs)), a string saying why it cannot run, or None where it does not
-apply (persistence to examples that are not a series).
+apply (persistence to examples that are not a series). The two persistences read the test examples
+alone (the series they come from), so they are scored when the training data cannot be read.
 """
 
 from __future__ import annotations
@@ -60,11 +61,11 @@ def training_mean(train: Examples, test: Examples) -> Predicted:
     return np.tile(train.values.mean(0), (len(test), 1))
 
 
-def persistence(train: Examples, test: Examples) -> Predicted | None:
+def persistence(test: Examples) -> Predicted | None:
     return test.naive.get("persistence")
 
 
-def seasonal(train: Examples, test: Examples) -> Predicted | str | None:
+def seasonal(test: Examples) -> Predicted | str | None:
     before = test.naive.get("seasonal")
     if before is None:
         return None
@@ -76,11 +77,11 @@ def seasonal(train: Examples, test: Examples) -> Predicted | str | None:
 CLASSIFIER_BASELINES = {
     "majority": majority,
     "bag-of-words logistic regression": bag_of_words,
-    "persistence": persistence,
-    "seasonal persistence": seasonal,
 }
 FORECASTER_BASELINES = {
     "training mean": training_mean,
+}
+SERIES_BASELINES = {  # of the test examples alone: a classifier's or a forecaster's, after the above
     "persistence": persistence,
     "seasonal persistence": seasonal,
 }

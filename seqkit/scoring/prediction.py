@@ -16,7 +16,7 @@ from seqkit.data.labelled import Examples, kind_of, read_examples
 from seqkit.data.series import split_series
 from seqkit.decoding.classify import Head, head_outputs, predictions
 from seqkit.errors import DataError, SeqkitError
-from seqkit.scoring.baselines import CLASSIFIER_BASELINES, FORECASTER_BASELINES
+from seqkit.scoring.baselines import CLASSIFIER_BASELINES, FORECASTER_BASELINES, SERIES_BASELINES
 from seqkit.scoring.classification import label_scores, regression_scores
 
 
@@ -79,9 +79,13 @@ def evaluate(cfg: Config, codec: Codec, head: Head, data: str, batch_size: int) 
             "kind": "classifier",
             "scores": label_scores(test.labels, predicted_labels, codec.encoding.labels),
         }
+    answers = {
+        name: train if isinstance(train, str) else baseline(train, test)
+        for name, baseline in baselines.items()
+    }
+    answers.update({name: baseline(test) for name, baseline in SERIES_BASELINES.items()})
     rows = []
-    for name, baseline in baselines.items():
-        said = baseline(train, test) if not isinstance(train, str) else train
+    for name, said in answers.items():
         if said is None:
             continue
         if isinstance(said, str):

@@ -209,18 +209,7 @@ def summarize(model_dir: Path | str) -> dict:
         "files": _file_sizes(model_dir),
     }
     if cfg.model.type == "classifier":  # what it reads and says: a classifier's tokenizer is a Codec
-        encoding = tokenizer.encoding
-        info["classifier"] = {
-            "head": encoding.head,
-            "pooling": cfg.model.pooling,
-            "bag_of_tokens": cfg.model.bag_of_tokens,
-            "activation": cfg.model.activation if cfg.model.cell == "rnn" else None,
-            "inputs": encoding.inputs,
-            "labels": list(encoding.labels),
-            "features": encoding.features,
-            "columns": list(encoding.columns),
-            "outputs": encoding.outputs,
-        }
+        info["classifier"] = encoding.summary(cfg, tokenizer.encoding)
     return info
 
 
