@@ -508,6 +508,10 @@ def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_cla
         (edit("encoding.json", target_std="x"), "damaged (the scaling must be 0 means and 0 deviations"),
         (edit(layout.DESCRIPTION, vocab=99), "pieces, but the model reads 99"),
         (edit(layout.DESCRIPTION, graphs={}), "graphs must name classifier, each with its file"),
+        (  # a file outside the export was opened (as a graph: refused, but by onnxruntime)
+            edit(layout.DESCRIPTION, graphs={"classifier": {"file": "../model/model.safetensors"}}),
+            "graphs must name classifier, each with its file",
+        ),
         (
             edit(layout.DESCRIPTION, classifier=None),
             "names what it reads and says (classifier) and its vocab",

@@ -288,7 +288,11 @@ def _problem(description: dict) -> str | None:
 
 
 def _names_a_file(graph: object) -> bool:
-    return isinstance(graph, dict) and isinstance(graph.get("file"), str)
+    """Whether a graph's entry names a file of the export's own directory (not "../model.safetensors")."""
+    if not isinstance(graph, dict) or not isinstance(graph.get("file"), str):
+        return False
+    name = graph["file"]
+    return name not in ("", ".", "..") and Path(name).name == name
 
 
 def load(
