@@ -37,7 +37,18 @@ def test_round_trip_through_toml(tmp_path):
     [
         (["model.hiden_size=3"], ["unknown key model.hiden_size"]),
         (["model.decoder_hiden_size=3"], ["did you mean decoder_hidden_size?"]),
-        (["modle.cell=gru"], ["unknown section [modle]", "did you mean model?"]),
+        (
+            ["modle.cell=gru"],
+            [
+                "unknown section [modle]",
+                "did you mean model?",
+                "valid: data, tokenizer, model, train, decode, generate",
+            ],
+        ),
+        # a bool is no number, and a number no bool (true was 1, 1 was stored in a bool field)
+        (["model.bidirectional=1"], ["model.bidirectional", "expected bool"]),
+        (["model.embedding_size=true"], ["model.embedding_size", "expected int"]),
+        (["train.learning_rate=true"], ["train.learning_rate", "expected float"]),
         (["model.cell=transformer"], ["model.cell", "bad choice 'transformer'", "valid: rnn, gru, lstm"]),
         (["model.attention=dot"], ["valid: bahdanau, luong"]),
         (["model.embedding_size=big"], ["model.embedding_size", "expected int", "write a whole number"]),
@@ -126,8 +137,16 @@ def test_a_path_of_an_unknown_users_home_and_a_section_that_is_no_table(tmp_path
     above = tmp_path / "above.toml"
     above.write_text("seed = 3\n[model]\ncell = 'gru'\n")
     with pytest.raises(
-        ConfigError, match=r"seed is a key of \[train\] \(also of \[decode\], \[generate\]\), not a table"
+        ConfigError,
+        match=r"seed is a key of \[train\] \(also of \[decode\], \[generate\]\), not a table.*"
+        r"\(or --set train.seed=\.\.\.\)",
     ):
+        configfile.load(above)
+    above.write_text("temperature = 1.0\n[model]\ncell = 'gru'\n")  # a key of two tables
+    with pytest.raises(ConfigError, match=r"temperature is a key of \[decode\] \(also of \[generate\]\)"):
+        configfile.load(above)
+    above.write_text("foo = 3\n[model]\ncell = 'gru'\n")  # a key of none (an IndexError once)
+    with pytest.raises(ConfigError, match=r"unknown section \[foo\]"):
         configfile.load(above)
     flat = tmp_path / "flat.toml"
     flat.write_text('model = "lstm"\n')
@@ -249,30 +268,137 @@ def test_every_config_key_is_named_in_the_readme():
     assert [f"{s}.{k}" for s, k in keys if not named(s, k)] == []
 
 
-# each range's edge: the value just inside is accepted, the one just outside refused (a mutation review
-# moved each boundary by one and the suite passed)
-AT_THE_EDGE = [
-    ("data", "test_fraction", 0.0), ("data", "max_length_ratio", 1.0), ("tokenizer", "vocab_size", 8),
-    ("train", "threads", 1024), ("decode", "length_penalty", 50.0), ("decode", "max_length_offset", 1000),
-    ("decode", "temperature", 0.01), ("decode", "seed", 2**32 - 1), ("generate", "seed", 2**63 - 1),
-    ("train", "bptt_length", 2), ("tokenizer", "max_sentences", 1), ("data", "dev_fraction", 0.49),
-    ("decode", "beam_size", 1000),
-]  # fmt: skip
-JUST_OUTSIDE = [
-    ("data", "dev_fraction", 0.5), ("model", "dropout", 1.0), ("train", "lr_decay_factor", 1.0),
-    ("decode", "seed", 2**32), ("generate", "seed", 2**63), ("train", "bptt_length", 1),
-    ("tokenizer", "max_sentences", 0), ("data", "test_fraction", 0.5), ("tokenizer", "vocab_size", 7),
-    ("train", "threads", 1025), ("decode", "length_penalty", 50.5), ("decode", "max_length_offset", 1001),
-    ("decode", "temperature", 0.009), ("data", "max_length_ratio", 0.99), ("decode", "beam_size", 1001),
-]  # fmt: skip
+# each range's edges: the values just inside are accepted, those just outside refused (mutation reviews
+# moved boundaries by one and the suite passed); every range of keys.RANGES is here (a test checks)
+EDGES = {  # (section, key) -> (inside, outside)
+    ("data", "max_length"): ((1,), (0,)), ("data", "src_column"): ((1,), (0,)),
+    ("data", "tgt_column"): ((1,), (0,)), ("data", "dev_size"): ((1,), (0,)),
+    ("data", "label_column"): ((1,), (0,)), ("data", "text_column"): ((1,), (0,)),
+    ("data", "features"): ((1,), (0,)), ("data", "window"): ((1,), (0,)), ("data", "horizon"): ((1,), (0,)),
+    ("data", "dev_fraction"): ((0.01, 0.49), (0.0, 0.5)), ("data", "test_fraction"): ((0.0, 0.49), (-0.01, 0.5)),
+    ("data", "season"): ((0,), (-1,)), ("data", "max_length_ratio"): ((0.0, 1.0), (0.99, -1.0)),
+    ("tokenizer", "src_vocab_size"): ((0, 8, 2**31 - 1), (7, 2**31)),
+    ("tokenizer", "tgt_vocab_size"): ((0, 8, 2**31 - 1), (7, 2**31)),
+    ("tokenizer", "vocab_size"): ((8, 2**31 - 1), (7, 2**31)),
+    ("tokenizer", "character_coverage"): ((0.9, 1.0), (0.89, 1.01)),
+    ("tokenizer", "max_sentences"): ((1, 2**31 - 1), (0, 2**31)),
+    ("model", "embedding_size"): ((1,), (0,)), ("model", "encoder_hidden_size"): ((1,), (0,)),
+    ("model", "encoder_layers"): ((1,), (0,)), ("model", "decoder_hidden_size"): ((1,), (0,)),
+    ("model", "decoder_layers"): ((1,), (0,)), ("model", "dropout"): ((0.0, 0.99), (-0.01, 1.0)),
+    ("model", "word_dropout"): ((0.0, 0.99), (-0.01, 1.0)),
+    ("train", "batch_tokens"): ((1,), (0,)), ("train", "learning_rate"): ((1e-9,), (0.0,)),
+    ("train", "clip_norm"): ((0.0,), (-0.1,)), ("train", "max_epochs"): ((0,), (-1,)),
+    ("train", "max_steps"): ((0,), (-1,)), ("train", "max_minutes"): ((0.0,), (-0.1,)),
+    ("train", "valid_every"): ((1,), (0,)), ("train", "valid_max_sentences"): ((0,), (-1,)),
+    ("train", "log_every"): ((1,), (0,)), ("train", "keep_checkpoints"): ((1,), (0,)),
+    ("train", "warmup_steps"): ((0,), (-1,)), ("train", "lr_decay_factor"): ((0.01, 0.99), (0.0, 1.0)),
+    ("train", "lr_patience"): ((1,), (0,)), ("train", "label_smoothing"): ((0.0, 0.99), (-0.01, 1.0)),
+    ("train", "coverage_loss"): ((0.0,), (-0.1,)), ("train", "patience"): ((0,), (-1,)),
+    ("train", "threads"): ((0, 1024), (-1, 1025)), ("train", "bptt_length"): ((2,), (1,)),
+    ("train", "seed"): ((0, 2**32 - 1), (-1, 2**32)),
+    ("decode", "batch_size"): ((1,), (0,)), ("decode", "beam_size"): ((1, 1000), (0, 1001)),
+    ("decode", "length_penalty"): ((0.0, 50.0), (-0.1, 50.5)),
+    ("decode", "max_length_ratio"): ((0.01, 100.0), (0.0, 100.5)),
+    ("decode", "max_length_offset"): ((0, 1000), (-1, 1001)), ("decode", "max_input_pieces"): ((1,), (0,)),
+    ("decode", "coverage_penalty"): ((0.0, 50.0), (-0.1, 50.5)), ("decode", "no_repeat_ngram"): ((0,), (-1,)),
+    ("decode", "repetition_penalty"): ((1.0, 100.0), (0.99, 100.5)),
+    ("decode", "temperature"): ((0.0, 0.01, 100.0), (0.009, 1e-310, 100.5)),
+    ("decode", "top_k"): ((0,), (-1,)), ("decode", "top_p"): ((1.0,), (0.0, 1.01)),
+    ("decode", "seed"): ((0, 2**32 - 1), (-1, 2**32)),
+    ("generate", "seed"): ((0, 2**63 - 1), (-1, 2**63)), ("generate", "max_tokens"): ((1,), (0,)),
+    ("generate", "temperature"): ((0.0, 0.01, 100.0), (0.009, 1e-310, 100.5)),
+    ("generate", "top_k"): ((0,), (-1,)), ("generate", "top_p"): ((1.0,), (0.0, 1.01)),
+    ("generate", "num_samples"): ((1,), (0,)),
+}  # fmt: skip
+# what a key's edge values need beside them to pass the checks across keys
+_BESIDE = {
+    ("tokenizer", "src_vocab_size"): {"tokenizer": {"joint": False}},
+    ("tokenizer", "tgt_vocab_size"): {"tokenizer": {"joint": False}},
+    ("model", "word_dropout"): {"model": {"type": "classifier"}},
+    ("decode", "coverage_penalty"): {"decode": {"beam_size": 5}},
+}
+AT_THE_EDGE = [(section, key, value) for (section, key), (inside, _) in EDGES.items() for value in inside]
+JUST_OUTSIDE = [(section, key, value) for (section, key), (_, outside) in EDGES.items() for value in outside]
+
+
+def _with(section: str, key: str, value) -> dict:
+    values = {name: dict(keys) for name, keys in _BESIDE.get((section, key), {}).items()}
+    values.setdefault(section, {})[key] = value
+    return values
+
+
+def test_every_range_has_its_edges_tested():
+    from seqkit.config.keys import RANGES
+
+    assert set(EDGES) == set(RANGES)
 
 
 @pytest.mark.parametrize(("section", "key", "value"), AT_THE_EDGE)
 def test_a_value_at_the_edge_of_its_range_is_accepted(section, key, value):
-    assert getattr(getattr(config_lib.from_dict({section: {key: value}}, "test"), section), key) == value
+    config = config_lib.from_dict(_with(section, key, value), "test")
+    assert getattr(getattr(config, section), key) == value
 
 
 @pytest.mark.parametrize(("section", "key", "value"), JUST_OUTSIDE)
 def test_a_value_just_outside_its_range_is_refused(section, key, value):
     with pytest.raises(ConfigError, match=rf"test: {section}\.{key} = .*: must be"):
-        config_lib.from_dict({section: {key: value}}, "test")
+        config_lib.from_dict(_with(section, key, value), "test")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"model": {"type": "classifier", "copy": True}}, "model.copy needs attention over a source: model.type = seq2seq"),
+        ({"model": {"type": "lm", "coverage": True}}, "model.coverage needs attention over a source"),
+        ({"model": {"tie_embeddings": True}}, "(got 256 and 512); make them equal or untie"),
+        ({"model": {"type": "lm"}, "train": {"best_metric": "bleu"}}, "not a dev score of this model (model.type = lm); use auto or ppl"),
+        ({"model": {"type": "classifier", "head": "regression"}, "train": {"best_metric": "accuracy"}},
+         "(model.type = classifier, head = regression); use auto or rmse"),
+        ({"model": {"head": "regression"}}, "model.head is a classifier's setting; set model.type = classifier"),
+        ({"model": {"type": "lm", "activation": "relu"}}, "model.activation is a classifier's setting"),
+        ({"train": {"class_weights": "balanced"}}, "train.class_weights is a classifier's setting"),
+        ({"data": {"series": "s.csv"}}, "data.series is a classifier's setting"),
+        ({"model": {"type": "classifier"}, "data": {"series": "s.csv"}}, "data.series needs data.column"),
+        ({"model": {"type": "classifier", "head": "regression"}, "train": {"class_weights": "balanced"}},
+         "train.class_weights weighs labels, and model.head = regression has none"),
+        ({"tokenizer": {"type": "char", "joint": False, "src_model": "a", "tgt_model": "b"}},
+         "tokenizer.src_model names a SentencePiece model but tokenizer.type = char"),
+        ({"tokenizer": {"tgt_vocab_size": 100}}, "tokenizer.src_vocab_size / tgt_vocab_size apply to separate sides"),
+    ],
+)  # fmt: skip
+def test_keys_that_cannot_hold_together_are_named(values, message):
+    # (a mutation review dropped each check, or narrowed it, and the suite passed)
+    with pytest.raises(ConfigError) as info:
+        config_lib.from_dict(values, "test")
+    assert str(info.value).startswith("test: ") and message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"model": {"type": "classifier", "head": "regression"}, "train": {"best_metric": "rmse"}},
+        {"model": {"copy": True}, "tokenizer": {"type": "char", "joint": False}},  # (joint: unread for char)
+        # a classifier never reads tie_embeddings: said unread by a new run, not refused for its sizes
+        {"model": {"type": "classifier", "tie_embeddings": True, "embedding_size": 512}},
+    ],
+)
+def test_keys_that_do_hold_together_are_accepted(values):
+    config_lib.from_dict(values, "test")
+
+
+def test_the_readmes_config_table_gives_the_defaults():
+    # a user reads the defaults there (a mutation review changed four and the suite passed)
+    import tomllib
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    defaults, compared = Config(), 0
+    for section, row in re.findall(r"^\| `\[(\w+)\]` \|(.*)$", readme, re.MULTILINE):
+        stated_first = {}  # (a key's later mentions are usage: "with `joint = false`")
+        for key, value in re.findall(r"`(\w+) = ([^`]+)`", row):
+            stated_first.setdefault(key, value)
+        for key, value in stated_first.items():
+            if hasattr(getattr(defaults, section), key):
+                stated = tomllib.loads(f"x = {value}")["x"]
+                assert getattr(getattr(defaults, section), key) == stated, f"{section}.{key}"
+                compared += 1
+    assert compared > 60

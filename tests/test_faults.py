@@ -199,6 +199,14 @@ def test_init_from_is_an_error_for_a_new_run_of_another_type_and_kept_in_a_store
         ({"model": {"type": "classifier"}, "data": {"column": "rain"}}, "data.column: it sets how a series is cut into windows, and data.series names none"),
         ({"model": {"type": "lm"}, "data": {"dedupe": True}}, "data.dedupe: it chooses a translation model's training pairs, and model.type = lm reads none"),
         ({"model": {"type": "classifier"}, "data": {"max_length": 5}}, "data.max_length: it chooses a translation model's training pairs, and model.type = classifier reads none"),
+        ({"model": {"type": "lm", "bidirectional": False}}, "model.bidirectional: a model of model.type = lm"),
+        ({"model": {"type": "classifier", "attention": "luong"}}, "model.attention: a model of model.type = classifier"),
+        ({"model": {"type": "classifier", "tie_embeddings": True}}, "model.tie_embeddings: a model of model.type = classifier"),
+        ({"data": {"window": 3}}, "data.window: it sets how a series is cut into windows"),
+        ({"tokenizer": {"type": "char", "character_coverage": 0.95}}, "tokenizer.character_coverage: it sets the SentencePiece model"),
+        ({"tokenizer": {"type": "char", "joint": False}}, "tokenizer.joint: it sets the SentencePiece model seqkit trains, and tokenizer.type = char"),
+        ({"tokenizer": {"joint": False, "src_model": "a", "tgt_model": "b", "model_type": "bpe"}},
+         "tokenizer.model_type: it sets the SentencePiece model seqkit trains, and the config names your own"),
     ],
 )  # fmt: skip
 def test_a_key_the_new_run_would_not_read_is_said(values, said):

@@ -53,7 +53,9 @@ def check(config: Config, source: str) -> None:
             f"{source}: train.label_smoothing with model.copy: the smoothing would spread the output layer's "
             "share only, not the copied one; set train.label_smoothing = 0 for a copy model"
         )
-    if model.tie_embeddings and model.embedding_size != model.decoder_hidden_size:
+    # (a classifier has no output layer to tie: the key is unread there, and said so, not refused)
+    tied = model.tie_embeddings and model.type != "classifier"
+    if tied and model.embedding_size != model.decoder_hidden_size:
         raise ConfigError(
             f"{source}: model.tie_embeddings needs model.embedding_size == model.decoder_hidden_size "
             f"(got {model.embedding_size} and {model.decoder_hidden_size}); make them equal or untie"
