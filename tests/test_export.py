@@ -433,22 +433,26 @@ def test_a_classifier_export_predicts_scores_and_serves_without_torch(text_class
     tmp_path, exported = text_classifier, text_classifier / "onnx"
     lines = [line.split("\t")[1] for line in read_lines(tmp_path / "dev.tsv")[:30]] + [""]
     stdin = "".join(f"{line}\n" for line in lines)
+    from seqkit.cli.predicting import prediction_line
+
     predicted = _without_torch("predict", exported, "--probs", stdin=stdin)
     assert predicted.returncode == 0, predicted.stderr.decode()
-    expected = seqkit_here("predict", tmp_path / "model", "--probs", stdin=stdin).stdout.decode().splitlines()
+    torch_model = seqkit.load(tmp_path / "model", device="cpu")
+    expected = [prediction_line(p, True, None) for p in torch_model.predict(lines)]  # (what --probs prints)
     mine = [json.loads(line) if line else None for line in predicted.stdout.decode().splitlines()]
     assert len(mine) == len(lines) and mine[-1] is None
     theirs = [json.loads(line) if line else None for line in expected]
     for a, b in zip(mine[:-1], theirs[:-1], strict=True):
         assert list(a)[0] == list(b)[0] and a == pytest.approx(b, abs=2e-6)  # (printed to 6 places)
     assert len({list(a)[0] for a in mine[:-1]}) > 1  # (one label for all compares nothing)
-    # int8 with torch: the same labels but for a near-tie or two; an export's int8 is made by export
-    int8 = seqkit_here("predict", tmp_path / "model", "--quantize", "--probs", stdin=stdin).stdout.decode()
-    int8_labels = [list(json.loads(line))[0] for line in int8.splitlines()[:-1]]
+    # int8 with torch (predict --quantize): the same labels but for a near-tie or two; an export's int8
+    # is made by export, and --quantize on one is refused naming it
+    int8_labels = [
+        p.label for p in seqkit.load(tmp_path / "model", device="cpu", quantize=True).predict(lines[:-1])
+    ]
     assert sum(a == list(b)[0] for a, b in zip(int8_labels, theirs[:-1], strict=True)) >= len(lines) - 3
     refused = _without_torch("predict", exported, "--quantize", stdin=stdin)
     assert_one_line_error(refused, f"--quantize: {exported} is an ONNX export", "leave it out")
-    torch_model = seqkit.load(tmp_path / "model", device="cpu")
     scored = _without_torch(
         "evaluate", "--model", exported, "--data", tmp_path / "dev.tsv", "--json", stdin=""
     )
@@ -466,7 +470,7 @@ def test_a_classifier_export_predicts_scores_and_serves_without_torch(text_class
         assert served["probabilities"] == pytest.approx(dict(prediction.top(2)), abs=1e-5)
 
 
-def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_classifier, tmp_path):
+def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_classifier, tmp_path, capsys):
     # each damage was a traceback at the first batch (numpy's ValueError, onnxruntime's errors), and a
     # mistyped path on a machine without torch was "install torch"
     from seqkit.training import classifier as trainer
@@ -521,8 +525,11 @@ def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_cla
             "classifier.onnx: does not read and give what encoding.json says (text, 12 outputs",
         ),
     ):
-        refused = _without_torch("predict", damaged(change), stdin="w1 w2\n")
-        assert_one_line_error(refused, fragment, "export again")
+        with pytest.raises(ModelDirError, match=r"export again$") as info:
+            seqkit.load(damaged(change)).predict(["w1 w2"])
+        assert fragment in str(info.value) and "\n" not in str(info.value)
+    # one line from the command, without torch: the last damage, and a mistyped path ("install torch")
+    assert_one_line_error(_without_torch("predict", tmp_path / "damaged", stdin="w1 w2\n"), fragment)
     typo = _without_torch("predict", tmp_path / "onxx", stdin="w1 w2\n")
     assert_one_line_error(typo, "onxx: no such model directory")
     # moved to a machine without its training data: the baselines that need it say so, beneath the
@@ -535,8 +542,10 @@ def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_cla
     result = seqkit.load(moved).evaluate(text_classifier / "dev.tsv")
     assert [row["name"] for row in result["baselines"]] == ["majority", "bag-of-words logistic regression"]
     assert all("the training data cannot be read" in row["skipped"] for row in result["baselines"])
-    table = _without_torch("evaluate", "--model", moved, "--data", text_classifier / "dev.tsv", stdin="")
-    shown = table.stdout.decode().splitlines()
+    from seqkit import results
+
+    results.print_prediction_scores(result, as_json=False)
+    shown = capsys.readouterr().out.splitlines()
     notes = [line for line in shown if line.startswith("*")]
     assert notes == [
         "* majority, bag-of-words logistic regression: the training data cannot be read (data.train = "
