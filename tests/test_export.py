@@ -423,7 +423,7 @@ def text_classifier(tmp_path_factory) -> Path:
     _write_text_task(directory, _first_token)
     cfg = _config(directory, {"bag_of_tokens": True}, train={"max_steps": 40, "valid_every": 40})
     trainer.train(cfg, directory / "model")
-    _export(directory / "model", directory / "onnx")
+    onnx_export.export(directory / "model", directory / "onnx")  # (the command's path: the tests above)
     return directory
 
 
