@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,7 +83,17 @@ def char_lm() -> Path:
 # --- trainings in a background process -------------------------------------------------------------------
 
 
+# the signals the suite sends as a terminal sends them: a suite started under nohup, or in the background
+# of a script (`... &`: SIGINT ignored), passed the ignored signals down to every process it starts, and
+# seqkit keeps a signal it inherits ignored (on purpose: nohup), so its signal tests failed there
+_TERMINAL_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGHUP: signal.SIG_DFL,
+                      signal.SIGTERM: signal.SIG_DFL}  # fmt: skip
+
+
 def pytest_configure(config) -> None:
+    for number, handler in _TERMINAL_HANDLERS.items():
+        if signal.getsignal(number) == signal.SIG_IGN:
+            signal.signal(number, handler)
     config.addinivalue_line(
         "markers",
         "trained_in_background(task, **sections): the test's model (helpers.toy_config on a toy corpus "
