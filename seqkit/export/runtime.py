@@ -21,7 +21,7 @@ from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
 from seqkit.data.encoding import FILE as ENCODING
-from seqkit.data.encoding import Codec, Encoding
+from seqkit.data.encoding import Codec, Encoding, summary
 from seqkit.data.tokenizer import EOS, PAD, TOKENIZER_FILES, load_tokenizer
 from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
 from seqkit.export import layout
@@ -325,7 +325,7 @@ def load(
         raise ModelDirError(f"{e} (the export is damaged; export again)") from None
     tokenizer = load_tokenizer(directory) if reads_text else None
     if encoding is not None:
-        _check_classifier(directory, description, encoding, tokenizer)
+        _check_classifier(directory, description, cfg, encoding, tokenizer)
         head = OnnxClassifierHead(directory, description, encoding)
         return cfg, Codec(encoding, tokenizer), head, description
     assert tokenizer is not None
@@ -339,14 +339,16 @@ def load(
     return cfg, tokenizer, steps_class(directory, description), description
 
 
-def _check_classifier(directory: Path, description: dict, encoding: Encoding, tokenizer: Any) -> None:
+def _check_classifier(
+    directory: Path, description: dict, cfg: Config, encoding: Encoding, tokenizer: Any
+) -> None:
     """A ModelDirError when encoding.json or the tokenizer is not the exported model's (a hand edit or
     another model's file, each a traceback in numpy or onnxruntime at the first batch)."""
-    said = description["classifier"]
-    keys = ("inputs", "head", "labels", "features", "outputs")
-    if [said.get(key) for key in keys] != [
-        getattr(encoding, key) if key != "labels" else list(encoding.labels) for key in keys
-    ]:
+    said, found = (
+        description["classifier"],
+        summary(cfg, encoding),
+    )  # (export.json's, as the exporter wrote it)
+    if any(said.get(key) != found[key] for key in ("inputs", "head", "labels", "features", "outputs")):
         raise ModelDirError(
             f"{directory / ENCODING}: not the exported model's (its inputs, head, labels or outputs differ "
             f"from {layout.DESCRIPTION}'s); the export is damaged: export again"
