@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -344,14 +345,20 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_the_weights_on_disk_are_the_best_validations_also_after_a_resume(tmp_path):
-    # loop.py: weights are written only on an improvement, and a resume from a checkpoint that is not the
-    # best one leaves them alone
+def _validated_run(tmp_path: Path, bleus: list[float]) -> tuple[torch.nn.Module, Path, _SnapshotTask]:
+    """A run of 10 steps validated at steps 5 and 10 with these BLEU scores: its model, directory, task."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     run = _run_dir(tmp_path / "run")
-    task = _SnapshotTask(model, [DevScores({"bleu": 3.0}), DevScores({"bleu": 1.0})])
+    task = _SnapshotTask(model, [DevScores({"bleu": bleu}) for bleu in bleus])
     fit(_cfg(max_steps=10), run, model, task.as_task(), NullReporter())
+    return model, run, task
+
+
+def test_the_weights_on_disk_are_the_best_validations_also_after_a_resume(tmp_path):
+    # loop.py: weights are written only on an improvement, and a resume from a checkpoint that is not the
+    # best one leaves them alone
+    model, run, task = _validated_run(tmp_path, [3.0, 1.0])
     best = task.snapshots[0]  # step 5
     assert _same(_weights(run), best) and not _same(_weights(run), task.snapshots[1])
     resumed = _SnapshotTask(model, [DevScores({"bleu": 0.5})])
@@ -360,11 +367,7 @@ def test_the_weights_on_disk_are_the_best_validations_also_after_a_resume(tmp_pa
 
 
 def test_a_resume_writes_the_best_weights_a_kill_kept_from_being_written(tmp_path):
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1)
-    run = _run_dir(tmp_path / "run")
-    task = _SnapshotTask(model, [DevScores({"bleu": 1.0}), DevScores({"bleu": 3.0})])
-    fit(_cfg(max_steps=10), run, model, task.as_task(), NullReporter())
+    model, run, task = _validated_run(tmp_path, [1.0, 3.0])
     (run / "model.safetensors").unlink()  # killed between the checkpoint of step 10 and its best weights
     fit(
         _cfg(max_steps=10),
@@ -395,40 +398,42 @@ def test_warmup_rates_are_those_of_each_update_and_of_the_resume(tmp_path):
     assert start.restored.learning_rate == pytest.approx(0.011)
 
 
-def test_a_non_finite_loss_with_finite_gradients_is_skipped_too(tmp_path):
+def _fit_changing_steps(tmp_path: Path, max_steps: int, change):
+    """A run of `max_steps` whose each step's result passes through `change(task, result)` -> the run's
+    summary, model and directory."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     task = FakeTask(model, [DevScores({"ppl": 2.0})] * 10)
 
     def step(batch) -> StepLoss:
-        result = task.step(batch)
+        return change(task, task.step(batch))
+
+    run = _run_dir(tmp_path / "run")
+    summary = fit(_cfg(best_metric="ppl", max_steps=max_steps), run, model,
+                  dataclasses.replace(task.as_task(), step=step), NullReporter())  # fmt: skip
+    return summary, model, run
+
+
+def test_a_non_finite_loss_with_finite_gradients_is_skipped_too(tmp_path):
+    def change(task, result) -> StepLoss:
         if task.steps == 3:  # a NaN in the reported loss alone: the gradients stay finite
             return StepLoss(result.objective, float("nan"), result.nll, result.tokens, result.correct)
         return result
 
-    run = _run_dir(tmp_path / "run")
-    fit(_cfg(best_metric="ppl", max_steps=10), run, model, dataclasses.replace(task.as_task(), step=step),
-        NullReporter())  # fmt: skip
+    _, _, run = _fit_changing_steps(tmp_path, 10, change)
     warnings = training_log.of_kind(training_log.read(run), WarningRecord)
     assert [r.step for r in warnings if r.message.startswith("non-finite")] == [3]
 
 
 def test_non_finite_steps_apart_never_stop_a_run_and_leave_no_gradient_behind(tmp_path):
     # the count is of steps *in a row*; a skipped step's gradients are dropped, not added to the next one's
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1)
-    task = FakeTask(model, [DevScores({"ppl": 2.0})] * 10)
-
-    def step(batch) -> StepLoss:
-        result = task.step(batch)
+    def change(task, result) -> StepLoss:
         if task.steps % 2 == 0:
             objective = result.objective * float("nan")
             return StepLoss(objective, float(objective.detach()), float("nan"), result.tokens, result.correct)
         return result
 
-    run = _run_dir(tmp_path / "run")
-    summary = fit(_cfg(best_metric="ppl", max_steps=20), run, model,
-                  dataclasses.replace(task.as_task(), step=step), NullReporter())  # fmt: skip
+    summary, model, run = _fit_changing_steps(tmp_path, 20, change)
     assert summary.steps == 20 and summary.reason == "max_steps"
     warnings = training_log.of_kind(training_log.read(run), WarningRecord)
     assert [r.step for r in warnings if r.message.startswith("non-finite")] == list(range(2, 21, 2))
