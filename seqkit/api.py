@@ -27,7 +27,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +35,6 @@ from seqkit.config import Config, DecodeConfig, GenerateConfig
 from seqkit.data.tokenizer import Tokenizer
 from seqkit.decoding import settings as settings_lib
 from seqkit.decoding.inference import LineNumbers, Translation
-from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.decoding.settings import Settings
 from seqkit.errors import ConfigError
 
@@ -188,15 +186,7 @@ class Model:
 
         self.require_task("translate")
         settings = self._checked(settings, DecodeConfig, "decode")
-        if isinstance(nbest, bool) or not isinstance(nbest, Integral):  # (2.0 failed as a list index)
-            raise ConfigError(f"nbest = {nbest!r}: not a whole number; give how many outputs a line gets")
-        nbest = int(nbest)
-        if nbest > 1 and settings.temperature > 0:
-            raise ConfigError(SAMPLING_NBEST.format(f"nbest = {nbest}"))
-        if not 1 <= nbest <= settings.beam_size:
-            raise ConfigError(
-                f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
-            )
+        nbest = arguments.checked_nbest(nbest, settings)
         arguments.check_chunk_lines(chunk_lines)
         steps = self._shortlisted_steps() if settings.shortlist else self.steps
         numbers = numbers or LineNumbers()

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from numbers import Integral
 
+from seqkit.config import DecodeConfig
 from seqkit.data.text import line_fault
 from seqkit.decoding.inference import LineNumbers
+from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.errors import ConfigError, DataError
 
 
@@ -18,6 +20,21 @@ def check_chunk_lines(chunk_lines: int | None) -> None:
         raise ConfigError(
             f"chunk_lines = {chunk_lines!r}: give a whole number of lines of at least 1 (or None)"
         )
+
+
+def checked_nbest(nbest: int, settings: DecodeConfig) -> int:
+    """How many outputs a line gets (`translate_stream`'s and the server's `nbest`): a whole number from 1 to
+    the beam size, and 1 when sampling."""
+    if isinstance(nbest, bool) or not isinstance(nbest, Integral):  # (2.0 failed as a list index)
+        raise ConfigError(f"nbest = {nbest!r}: not a whole number; give how many outputs a line gets")
+    nbest = int(nbest)
+    if nbest > 1 and settings.temperature > 0:
+        raise ConfigError(SAMPLING_NBEST.format(f"nbest = {nbest}"))
+    if not 1 <= nbest <= settings.beam_size:
+        raise ConfigError(
+            f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size}); raise the beam size"
+        )
+    return nbest
 
 
 def texts(lines: Iterable[str], argument: str, numbers: LineNumbers | None = None) -> Iterator[str]:

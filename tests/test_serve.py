@@ -507,7 +507,16 @@ def test_a_second_ctrl_c_during_a_search_exits_130_at_once(reverse_model, revers
     assert 500 not in answers  # (a dropped connection: the client sees the server went away)
 
 
-def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse_data):
+@pytest.mark.parametrize(
+    "stop, exit_code",
+    # a service manager's stop exits 0; a closed terminal's hangup ends the process as its default
+    # action would, once the queue is answered (that action dropped the requests being answered)
+    [(signal.SIGTERM, 0), (signal.SIGHUP, -signal.SIGHUP)],
+    ids=["sigterm", "sighup"],
+)
+def test_sigterm_and_sighup_answer_the_queued_requests_then_exit(
+    reverse_model, reverse_data, stop, exit_code
+):
     with _decoding_a_slow_request(reverse_model, reverse_data, beam_size=8, workers=3) as server_run:
         client, sources, slow = server_run.client, server_run.sources, server_run.slow
         # other settings than the slow one's: each waits in the queue for its own batch
@@ -516,12 +525,12 @@ def test_sigterm_answers_the_queued_requests_then_exits_0(reverse_model, reverse
             for beam in (1, 2)
         ]
         _until(client, lambda health: health["queued"] == 2, unless=slow.done)
-        server_run.process.send_signal(signal.SIGTERM)
+        server_run.process.send_signal(stop)
         answers = [slow.result(), *(q.result() for q in queued)]
         for answer, lines in zip(answers, (sources, sources[:3], sources[:3]), strict=True):
             assert answer.status_code == 200 and len(answer.json()["translations"]) == len(lines)
         stdout, stderr = server_run.process.communicate(timeout=60)
-    assert server_run.process.returncode == 0, stderr.decode()
+    assert server_run.process.returncode == exit_code, stderr.decode()
     assert stdout == b""
     access = [line for line in stderr.decode().splitlines() if '"POST /translate HTTP/1.1" 200' in line]
     assert len(access) == 3  # one access-log line per request, on stderr

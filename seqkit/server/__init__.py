@@ -20,7 +20,8 @@ waiting with the same settings are decoded together, up to `max_batch` lines (dy
 throughput grows with concurrency while the weights never serve two batches at once. Limits: `max_lines`
 lines and `max_chars` characters a line per request (413), a full queue (503 with Retry-After), a request
 that waits longer than `timeout` seconds (504); bad JSON and wrong types are FastAPI's 422 naming the field.
-On SIGTERM uvicorn stops accepting connections, the queued requests are answered, and the process exits 0.
+On SIGTERM uvicorn stops accepting connections, the queued requests are answered, and the process exits 0
+(on SIGHUP, 129).
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from seqkit import arguments
 from seqkit.api import Model
 from seqkit.data.text import line_fault
 from seqkit.decoding.inference import TooManyPieces
-from seqkit.decoding.sampling import SAMPLING_NBEST
 from seqkit.errors import ConfigError, ModelDirError, SeqkitError
 from seqkit.server.body import BodyLimit
 from seqkit.server.schemas import (
@@ -233,11 +234,8 @@ def create_app(model: Model, limits: Limits | None = None) -> FastAPI:
         _at_most("max_length_ratio", request.max_length_ratio, MAX_LENGTH_RATIO,
                  model.config.decode.max_length_ratio, "the longest outputs (x source pieces) this server "
                  "searches for")  # fmt: skip
-        nbest = 1 if request.nbest is None else request.nbest
-        if nbest > 1 and settings.temperature > 0:
-            raise Refused(422, SAMPLING_NBEST.format(f"nbest = {nbest}"))
-        if not 1 <= nbest <= settings.beam_size:
-            raise Refused(422, f"nbest = {nbest}: must be between 1 and the beam size ({settings.beam_size})")
+        # (refused here, 422, not by the worker's batch)
+        nbest = arguments.checked_nbest(1 if request.nbest is None else request.nbest, settings)
 
         def run(lines: list[str]) -> list[Any]:
             return list(model.translate_stream(lines, settings, nbest))
@@ -337,6 +335,25 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
     signal.signal(signal.SIGTERM, lambda number, frame: None)
 
     class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            # a closed terminal (SIGHUP) drains the queue as SIGTERM does, then ends the process as the
+            # signal's own action does (exit 129 in a shell); its default action dropped the requests
+            # being answered. An ignored SIGHUP (nohup) stays ignored.
+            hangup = signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+            if not hangup:
+                with super().capture_signals():
+                    yield
+                return
+            signal.signal(signal.SIGHUP, self.handle_exit)
+            try:
+                with super().capture_signals():  # (which raises the others it caught again as it ends)
+                    yield
+            finally:
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            if signal.SIGHUP in self._captured_signals:
+                signal.raise_signal(signal.SIGHUP)
+
         def handle_exit(self, sig, frame) -> None:
             super().handle_exit(sig, frame)
             if self.force_exit:
