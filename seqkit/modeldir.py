@@ -38,7 +38,7 @@ from seqkit import config as config_lib
 from seqkit import configfile
 from seqkit.config import Config
 from seqkit.data.arrays import id_counts
-from seqkit.data.corpus import CACHE
+from seqkit.data.corpus import CACHE, remove_cache
 from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
@@ -155,6 +155,8 @@ def start(model_dir: Path, cfg: Config, tokenizer: Tokenizer | None, resume: boo
         for entry in checkpoints.iterdir() if checkpoints.is_dir() else ():
             if is_checkpoint_entry(entry.name):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if cfg.model.type != "seq2seq":  # (an encoder-decoder's run replaces only arrays of another key)
+            remove_cache(model_dir)
         for name, data in (tokenizer.files() if tokenizer is not None else {}).items():  # none: numbers
             atomic_write(model_dir / name, data)
     atomic_write(model_dir / CONFIG, configfile.to_toml(cfg))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from seqkit import model_types, modeldir
 from seqkit.config import DecodeConfig
+from seqkit.data.corpus import CACHE
 from seqkit.data.text import read_lines
 from seqkit.decoding.inference import translate_lines
 from seqkit.decoding.torch_steps import steps_of
@@ -41,6 +44,29 @@ def test_a_new_run_leaves_no_file_of_the_run_before_and_keeps_a_users(reverse_mo
     modeldir.start(run, cfg, tokenizer, resume=False)
     kept = {p.name for p in run.iterdir() if p.read_bytes() == b"earlier"}
     assert kept == {"notes.txt", modeldir.MARKER, modeldir.LOCK}  # the marker and lock hold this run
+
+
+@pytest.mark.parametrize("model_type", ["seq2seq", "lm", "classifier"])
+def test_a_new_run_keeps_the_token_arrays_only_if_it_reads_them(reverse_model, tmp_path, model_type):
+    """An encoder-decoder's run reuses the arrays of its corpus (data/corpus.py replaces those of another
+    key); a language model or classifier started with --overwrite over one left them, a corpus' size."""
+    cfg, tokenizer, _ = model_types.load(reverse_model)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, type=model_type))
+    cache = tmp_path / "run" / CACHE
+    for folder in ("train-0123", ".train-4567.tmp"):
+        (cache / folder).mkdir(parents=True)
+        (cache / folder / "src.ids").write_text("earlier")
+    (cache / ".lock").write_text("")
+    modeldir.start(cache.parent, cfg, tokenizer, resume=False)
+    if model_type == "seq2seq":
+        assert (cache / "train-0123" / "src.ids").is_file()
+    else:
+        assert not cache.exists()
+        # a file of the user's there stays, and so does the folder that holds it
+        (cache / "train-0123").mkdir(parents=True)
+        (cache / "notes.txt").write_text("mine")
+        modeldir.start(cache.parent, cfg, tokenizer, resume=False)
+        assert [p.name for p in cache.iterdir()] == ["notes.txt"]
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):

@@ -264,6 +264,26 @@ def _open_cache(
     return (src, tgt), cleaning
 
 
+def _remove_arrays(root: Path) -> None:
+    """The cache folder `root`'s arrays, complete or not, by their names only."""
+    for old in [*root.glob("train-*"), *root.glob(".train-*.tmp")]:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+
+
+def remove_cache(run_dir: Path) -> None:
+    """The run directory's token arrays and their lock removed (by their names only; the folder too once
+    empty): a run of a model type that reads no cache, started with --overwrite over an encoder-decoder's
+    run, left its arrays there, a corpus' size on the disk."""
+    root = run_dir / CACHE
+    if not root.is_dir() or root.is_symlink():
+        return
+    _remove_arrays(root)
+    (root / ".lock").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # (not empty: something of the user's stays)
+        root.rmdir()
+
+
 @contextlib.contextmanager
 def _removed_unless_complete(tmp: Path) -> Iterator[None]:
     """`tmp` removed when the block fails or is stopped (SIGTERM too: a corpus of millions of pairs takes
@@ -286,10 +306,7 @@ def _build_cache(
 ) -> tuple[tuple[TokenArrays, TokenArrays], Cleaning]:
     """Tokenize the training pairs chunk by chunk into new arrays, then name them complete."""
     root = folder.parent
-    if root.is_dir():  # arrays of an older corpus or tokenizer, or a killed build: by their names only
-        for old in [*root.glob("train-*"), *root.glob(".train-*.tmp")]:
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
+    _remove_arrays(root)  # of an older corpus or tokenizer, or a killed build
     tmp = root / f".{folder.name}.tmp"
     tmp.mkdir(parents=True)
     with _removed_unless_complete(tmp):
