@@ -3,8 +3,10 @@
 The CLI catches `SeqkitError` once and prints it as one line; anything else is a bug.
 """
 
+import json
 import re
 import signal
+from pathlib import Path
 
 
 class SeqkitError(Exception):
@@ -35,12 +37,21 @@ class TrainingInterrupted(Exception):  # noqa: N818 (no error: what the caller a
         self.signal_number, self.step = signal_number, step
 
 
+# an export's task (export.json) -> the commands besides serve, info and seqkit.load that run it
+EXPORT_COMMANDS = {"translate": "translate", "generate": "generate", "predict": "predict, evaluate --data"}
+
+
 def an_export_where_a_trained_model_is_needed(model_dir) -> ModelDirError:
     """The refusal of an ONNX export by a command that needs the trained model (modeldir's check, and the
     export runtime's, which runs before torch is imported)."""
+    try:  # (a damaged or missing description is named by the commands that read it)
+        task = json.loads((Path(model_dir) / "export.json").read_text(encoding="utf-8"))["task"]
+        commands = EXPORT_COMMANDS[task]
+    except (OSError, ValueError, UnicodeDecodeError, TypeError, KeyError):
+        commands = "translate, generate, predict"
     return ModelDirError(
-        f"{model_dir} is an ONNX export, which translate, generate, predict, serve, info and seqkit.load run; this "
-        "needs the trained model directory it was exported from (export.json names it: source)"
+        f"{model_dir} is an ONNX export, which {commands}, serve, info and seqkit.load run; this needs the "
+        "trained model directory it was exported from (export.json names it: source)"
     )
 
 

@@ -195,26 +195,33 @@ def print_info(info: dict, as_json: bool) -> None:
         )
     if classifier:
         out.print(classifier_line(classifier))
-    training = info["training"]
+    for line in training_lines(info["training"], info.get("averaged", False)):
+        out.print(line)
+    out.print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in info["files"].items()))
+
+
+def training_lines(training: dict, averaged: bool) -> list[str]:
+    """The run that made a model's weights (info's "training"; an export's, of the directory it was
+    exported from): its length, and the validation whose weights were saved."""
     state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
-    out.print(
+    lines = [
         f"training: {training['steps']:,} steps in {clock_text(training['elapsed_s'])}, "
         f"{training['validations']} validations, {state}"
-    )
+    ]
     best = training.get("best_validation")
     if best:
         scores = scores_text({key.removeprefix("dev_"): value for key, value in best.items()})
-        if info.get("averaged"):
-            out.print(
+        if averaged:
+            lines.append(
                 "weights: the mean of checkpoints (seqkit average), not validated; the run's best "
                 f"validation (step {best['step']:,}): {scores}"
             )
         else:
-            out.print(f"best validation (step {best['step']:,}, the saved weights): {scores}")
+            lines.append(f"best validation (step {best['step']:,}, the saved weights): {scores}")
         for key, value in best.items():
             if key.endswith("_signature"):
-                out.print(f"  {key.removesuffix('_signature')} signature: {value}")
-    out.print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in info["files"].items()))
+                lines.append(f"  {key.removesuffix('_signature')} signature: {value}")
+    return lines
 
 
 def classifier_line(classifier: dict) -> str:
@@ -249,6 +256,8 @@ def print_export(description: dict, as_json: bool) -> None:
              f"opset {description['opset']}, from {description['source']}"]  # fmt: skip
     if "classifier" in description:
         lines.append(classifier_line(description["classifier"]))
+    if "training" in description:  # (an export made before seqkit kept it does not say)
+        lines += training_lines(description["training"], description.get("averaged", False))
     for graph in description["graphs"].values():
         difference = description.get("check", {}).get(graph["file"])
         int8 = description.get("check_int8", {}).get(graph["file"])

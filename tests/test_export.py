@@ -69,8 +69,13 @@ def test_export_translates_as_its_model(reverse_export, reverse_model, reverse_d
     assert all(difference <= onnx_export.TOLERANCE for difference in described["check"].values())
     assert seqkit.load(reverse_export).info() == described
     assert json.loads(seqkit_here("info", reverse_export, "--json").stdout) == described
+    # which weights they are: the run and validation that made them, as `info` of the model says
+    model_info = seqkit.load(reverse_model).info()
+    assert (described["training"], described["averaged"]) == (model_info["training"], False)
     shown = seqkit_here("info", reverse_export).stdout.decode()
     assert "ONNX export of a GRU encoder-decoder, bahdanau attention, fp32" in shown
+    best = model_info["training"]["best_validation"]["step"]
+    assert f"best validation (step {best:,}, the saved weights): " in shown
     # Bahdanau's decoder does not read the previous attentional vector: the graph has no `feed` input
     assert (
         "decoder.onnx: prev, hidden, memory, keys, mask -> log_probs, new_hidden, new_feed, weights" in shown
@@ -258,7 +263,10 @@ def test_an_export_runs_where_torch_cannot_be_imported(
     assert_one_line_error(onto, "decoder.onnx is a file of the model directory")
     # an export does not score: said as with torch, not "needs torch ... run an export"
     scoring = _without_torch("evaluate", "--model", reverse_export, "-r", tmp_path / "o.txt", stdin="")
-    assert_one_line_error(scoring, "is an ONNX export", "needs the trained model directory")
+    assert_one_line_error(scoring, "is an ONNX export, which translate, serve,", "needs the trained model")
+    # the refusal names what runs this export (it named translate and generate to a language model's)
+    scoring = _without_torch("evaluate", "--model", lm_export, "-r", tmp_path / "o.txt", stdin="")
+    assert_one_line_error(scoring, "is an ONNX export, which generate, serve, info and seqkit.load run")
     result = _without_torch("generate", lm_export, "--temperature", "0", stdin="a st\n")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == seqkit_here("generate", char_lm, "--temperature", "0", stdin="a st\n").stdout
@@ -479,6 +487,10 @@ def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_cla
     exported = text_classifier / "onnx"
     described = json.loads((exported / layout.DESCRIPTION).read_text())
     assert described["classifier"] == seqkit.load(text_classifier / "model").info()["classifier"]
+    with pytest.raises(
+        ModelDirError, match="which predict, evaluate --data, serve, info and seqkit.load run"
+    ):
+        modeldir.require_directory(exported)
     assert described["vocab"] == seqkit.load(exported).tokenizer.vocab_size
     shown = _without_torch("info", exported, stdin="").stdout.decode().splitlines()
     assert shown[1].startswith(
@@ -642,6 +654,10 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
             seqkit.load(unfinished)
         for command in (("translate", unfinished), ("info", unfinished)):
             assert_one_line_error(seqkit_here(*command, stdin="a\n"), str(unfinished / layout.DESCRIPTION))
+    for training in (None, {"steps": 4}, {**good["training"], "best_validation": {"step": "4"}}):
+        (unfinished / layout.DESCRIPTION).write_text(json.dumps({**good, "training": training}))
+        with pytest.raises(ModelDirError, match="training: not the steps, time and validations of a run"):
+            seqkit.load(unfinished)
     # a file of the export missing
     (unfinished / layout.DESCRIPTION).write_text(json.dumps(good))
     for name, fragment in (("config.toml", "config.toml: missing"), ("spm.model", "no tokenizer file")):

@@ -33,6 +33,7 @@ from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES
 from seqkit.errors import ConfigError, ModelDirError
 from seqkit.export import graphs, layout, runtime
+from seqkit.viz.summary import weights_origin
 
 TOLERANCE = 1e-4  # the largest difference allowed between torch and onnxruntime (`_check`), over every output
 # model.type -> its graphs, their check batches and what export.json says of their state (graphs.py)
@@ -186,6 +187,7 @@ def export(model_dir: Path, output_dir: Path, quantize: bool = False) -> dict:
         },
         **state_description,
         **_classifier_description(cfg, tokenizer),
+        **weights_origin(model_dir),  # (which weights these are: the export of an average, of a step)
         "check": check,
         **({"check_int8": check_int8} if quantize else {}),
     }

@@ -239,6 +239,19 @@ def read_description(directory: Path) -> dict:
     return description
 
 
+def _is_training(training: Any) -> bool:
+    """Whether an export's "training" is what `info` reads (viz/summary.py's `weights_origin`)."""
+    if not isinstance(training, dict):
+        return False
+    numbers = [training.get(key) for key in ("steps", "validations", "elapsed_s")]
+    best = training.get("best_validation", {"step": 0})
+    return (
+        all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+        and isinstance(best, dict)
+        and isinstance(best.get("step"), int)
+    )
+
+
 def _problem(description: dict) -> str | None:
     """What is wrong with a description's fields, if anything (a damaged or hand-edited export.json)."""
     kind = description.get("type")
@@ -255,6 +268,8 @@ def _problem(description: dict) -> str | None:
         return f"graphs must name {' and '.join(wanted)}, each with its file"
     if "select" in graphs and not _names_a_file(graphs["select"]):
         return "graphs: select names no file"
+    if "training" in description and not _is_training(description["training"]):
+        return "training: not the steps, time and validations of a run"
     if kind == "classifier":  # (a whole pass: no state between runs)
         described, vocab = description.get("classifier"), description.get("vocab")
         if not isinstance(described, dict) or not isinstance(vocab, int) or vocab < 0:

@@ -182,6 +182,17 @@ def vocabulary(model_dir: Path | str) -> dict:
     return {"model_dir": str(model_dir), "joint": tokenizer.joint, "vocabulary": table}
 
 
+def weights_origin(model_dir: Path) -> dict:
+    """The run that made a model directory's weights, as `info` shows it: "training" (steps, time, the
+    best validation) and "averaged"."""
+    return {
+        "training": _training(training_log.read(model_dir)),
+        # `seqkit average` wrote the weights (the mean of checkpoints): the log's best validation is the
+        # run's, not theirs
+        "averaged": outputs.marker_kind(model_dir) == "average",
+    }
+
+
 def summarize(model_dir: Path | str) -> dict:
     """Everything `seqkit info` shows, as one JSON-ready dict."""
     model_dir = Path(model_dir)
@@ -202,10 +213,7 @@ def summarize(model_dir: Path | str) -> dict:
             "all": sum(p.numel() for p in parameters),
         },
         "vocabulary": _vocabulary(cfg, tokenizer, model),
-        "training": _training(training_log.read(model_dir)),
-        # `seqkit average` wrote the weights (the mean of checkpoints): the log's best validation is the
-        # run's, not theirs
-        "averaged": outputs.marker_kind(model_dir) == "average",
+        **weights_origin(model_dir),
         "files": _file_sizes(model_dir),
     }
     if cfg.model.type == "classifier":  # what it reads and says: a classifier's tokenizer is a Codec
