@@ -14,6 +14,8 @@ from rich.console import Console as RichConsole
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from seqkit.wording import counted
+
 if TYPE_CHECKING:  # training's modules import torch, which an exported model's commands run without
     from seqkit.training.log import EndRecord, StartRecord, TrainRecord, ValidRecord
     from seqkit.training.task import StepReport
@@ -181,7 +183,7 @@ class TrainingProgress:
             self.progress.stop()
             self.bar = False
         stderr.print(
-            f"stopped by {record.reason} after {record.steps:,} steps in {clock_text(record.elapsed_s)}; "
+            f"stopped by {record.reason} after {counted(record.steps, 'step')} in {clock_text(record.elapsed_s)}; "
             f"best {METRIC_LABELS[record.best_metric]} {_best(record.best_score, '.2f')}",
             highlight=False,
         )

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from seqkit.console import METRIC_NAMES, Console, clock_text, scores_text
 from seqkit.scoring.metrics import Score
+from seqkit.wording import counted
 
 
 def _table_out(*texts: str) -> Console:
@@ -205,8 +206,8 @@ def training_lines(training: dict, averaged: bool) -> list[str]:
     exported from): its length, and the validation whose weights were saved."""
     state = f"stopped by {training['stopped_by']}" if training.get("stopped_by") else "not finished"
     lines = [
-        f"training: {training['steps']:,} steps in {clock_text(training['elapsed_s'])}, "
-        f"{training['validations']} validations, {state}"
+        f"training: {counted(training['steps'], 'step')} in {clock_text(training['elapsed_s'])}, "
+        f"{counted(training['validations'], 'validation')}, {state}"
     ]
     best = training.get("best_validation")
     if best:
@@ -229,14 +230,14 @@ def classifier_line(classifier: dict) -> str:
     reads = (
         "text"
         if classifier["inputs"] == "text"
-        else f"{classifier['features']} number(s) per step {', '.join(classifier['columns'])}".rstrip()
+        else f"{counted(classifier['features'], 'number')} per step {', '.join(classifier['columns'])}".rstrip()
     )
     if classifier.get("window"):
         reads += f", windows of {classifier['window']} steps"
     says = (
-        f"{classifier['outputs']} value(s) (regression)"
+        f"{counted(classifier['outputs'], 'value')} (regression)"
         if classifier["head"] == "regression"
-        else f"a {classifier['head']} over {len(classifier['labels'])} labels: {', '.join(classifier['labels'][:12])}"
+        else f"a {classifier['head']} over {counted(len(classifier['labels']), 'label')}: {', '.join(classifier['labels'][:12])}"
     )
     activation = f", {classifier['activation']} activation" if classifier["activation"] else ""
     bag = " plus a linear model of the bag of tokens" if classifier["bag_of_tokens"] else ""

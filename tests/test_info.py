@@ -7,8 +7,10 @@ import shutil
 
 from seqkit import model_types, modeldir
 from seqkit.data.tokenizer import EOS, UNK
+from seqkit.results import classifier_line, training_lines
 from seqkit.training.log import EndRecord, TrainRecord
 from seqkit.viz.summary import _training, summarize
+from seqkit.wording import counted
 from tests.helpers import assert_one_line_error, seqkit, seqkit_here
 
 
@@ -91,6 +93,19 @@ def test_the_steps_of_a_run_stopped_between_two_logged_steps_are_its_last():
     stopped = EndRecord("interrupted", "SIGTERM", 34, 0, "bleu", None, elapsed_s=3.5)
     assert _training([logged, stopped])["steps"] == 34  # (it said 30: the last logged step)
     assert _training([logged])["steps"] == 30
+
+
+def test_counts_are_singular_for_one():
+    # ("1 steps in 0:00:03, 1 validations", "1 number(s) per step")
+    stopped = EndRecord("interrupted", "SIGTERM", 1, 0, "bleu", None, elapsed_s=3.5)
+    assert training_lines(_training([stopped]), False) == [
+        "training: 1 step in 0:00:03, 0 validations, stopped by SIGTERM"
+    ]
+    series = {"inputs": "numbers", "features": 1, "columns": ["temp"], "window": 24, "head": "regression",
+              "outputs": 1, "pooling": "last", "activation": None, "bag_of_tokens": False}  # fmt: skip
+    assert classifier_line(series).startswith("reads 1 number per step temp, windows of 24 steps; ")
+    assert classifier_line(series).endswith("outputs 1 value (regression)")
+    assert counted(12_000, "label") == "12,000 labels"
 
 
 def test_a_layer_size_equal_to_the_probes_length_is_not_taken_for_time():

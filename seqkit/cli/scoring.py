@@ -18,6 +18,7 @@ from seqkit.cli import (
     user_errors,
 )
 from seqkit.errors import ConfigError, DataError
+from seqkit.wording import counted
 
 
 @app.command(cls=_Command)
@@ -183,7 +184,7 @@ def average(
     console.stderr.print(f"averaged {', '.join(names)} into {output}", highlight=False)
     if len(names) < last:  # (said, not refused: the mean of what the run kept is still a model)
         console.stderr.print(
-            f"warning: --last {last}, but {model_dir} holds {len(names)} complete checkpoint(s); "
+            f"warning: --last {last}, but {model_dir} holds {counted(len(names), 'complete checkpoint')}; "
             "train.keep_checkpoints sets how many a run keeps",
             highlight=False,
         )

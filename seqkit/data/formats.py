@@ -20,6 +20,7 @@ from pathlib import Path
 from seqkit.config import DataConfig
 from seqkit.data.text import SURROGATE, corpus_file, iter_lines, read_parallel
 from seqkit.errors import DataError
+from seqkit.wording import counted
 
 FORMAT_SUFFIXES = {"tsv": (".tsv", ".tsv.gz"), "jsonl": (".jsonl", ".jsonl.gz")}
 
@@ -51,7 +52,7 @@ def _tsv_rows(
         cells = line.split("\t")
         if len(cells) < needed:
             raise DataError(
-                f"{path}:{number}: {len(cells)} tab-separated column(s), but {option} needs column {needed}; "
+                f"{path}:{number}: {counted(len(cells), 'tab-separated column')}, but {option} needs column {needed}; "
                 "fix the line, or set data.src_column / data.tgt_column (or --column) to the right columns"
             )
         yield [cells[column - 1] for column in columns]
@@ -180,7 +181,7 @@ def iter_column(path: Path | str, column: int) -> Iterator[str]:
         if len(cells) < column:
             name = "<stdin>" if str(path) == "-" else str(path)
             raise DataError(
-                f"{name}:{number}: {len(cells)} tab-separated column(s), no column {column}; "
+                f"{name}:{number}: {counted(len(cells), 'tab-separated column')}, no column {column}; "
                 "fix the line or give another --column"
             )
         yield cells[column - 1]

@@ -26,6 +26,7 @@ import numpy as np
 from seqkit.config import DataConfig
 from seqkit.data.text import corpus_file, iter_lines
 from seqkit.errors import DataError
+from seqkit.wording import counted
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def _tsv_rows(
         cells = line.split("\t")
         if len(cells) < needed:
             raise DataError(
-                f"{path}:{number}: {len(cells)} tab-separated column(s), but a labelled example needs column "
+                f"{path}:{number}: {counted(len(cells), 'tab-separated column')}, but a labelled example needs column "
                 f"{needed}; fix the line, or set data.label_column / data.text_column to the right columns"
             )
         yield f"{path}:{number}", cells[label_column - 1], cells[text_column - 1]

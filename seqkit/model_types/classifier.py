@@ -17,6 +17,7 @@ from seqkit.model_types.inspection import Inspection, named_traces
 from seqkit.models.classifier import SequenceClassifier
 from seqkit.models.trace import trace_rnn
 from seqkit.training import classifier as trainer
+from seqkit.wording import counted
 
 
 def build(cfg: Config, model_dir: Path) -> tuple[Codec, SequenceClassifier]:
@@ -93,11 +94,13 @@ def describe_data(data: dict[str, int]) -> str:
     skipped += f" (removed {fixed})" if fixed else ""
     held_out = " held out of data.train" if data.get("dev_held_out") else ""
     if data.get("labels"):
-        what = f"{data['labels']} labels"
+        what = counted(data["labels"], "label")
     else:
-        what = f"{data['outputs']} value(s) to forecast"
+        what = f"{counted(data['outputs'], 'value')} to forecast"
     reads = (
-        f"vocabulary {data['vocab']:,}" if data.get("vocab") else f"{data['features']} feature(s) per step"
+        f"vocabulary {data['vocab']:,}"
+        if data.get("vocab")
+        else f"{counted(data['features'], 'feature')} per step"
     )
     return (
         f"{data['train_examples']:,} training examples{skipped}, {data['dev_examples']:,} dev examples{held_out}; "

@@ -14,6 +14,7 @@ import torch
 
 from seqkit.errors import ConfigError
 from seqkit.runtime import distributed
+from seqkit.wording import counted
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -43,7 +44,7 @@ def resolve(name: str, option: str = "--device") -> torch.device:
             )
         if int(cuda.group(1)) >= count:
             raise ConfigError(
-                f"{option} {name}: torch sees {count} GPU(s), cuda:0 to cuda:{count - 1}; pick one"
+                f"{option} {name}: torch sees {counted(count, 'GPU')}, cuda:0 to cuda:{count - 1}; pick one"
             )
         return torch.device("cuda", int(cuda.group(1)))
     if not distributed.under_torchrun():  # a caller's own current device is not seqkit's to change
