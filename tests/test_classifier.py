@@ -275,6 +275,12 @@ def test_predict_one_line_per_line_in_order_and_batched_equals_alone(first_token
     result = seqkit_here("predict", model_dir, stdin="".join(line + "\n" for line in lines))
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split("\n")[:-1] == ["w3", "", "w9", "w0", "", "w11"]
+    # a labelled file's text column (its whole line was classified, label and tab included)
+    labelled = "".join(f"w7\t{line}\n" for line in lines)
+    in_column = seqkit_here("predict", model_dir, "--column", 2, stdin=labelled)
+    assert in_column.returncode == 0 and in_column.stdout == result.stdout, in_column.stderr
+    assert_one_line_error(seqkit_here("predict", model_dir, "--column", 3, stdin=labelled),
+                          "<stdin>:1: 2 tab-separated columns, no column 3")  # fmt: skip
     probs = seqkit_here("predict", model_dir, "--probs", "--top-k", "2", stdin="w5 w1\n")
     ranked = json.loads(probs.stdout)
     assert list(ranked)[0] == "w5" and len(ranked) == 2

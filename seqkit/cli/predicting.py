@@ -70,6 +70,13 @@ def predict(
     ] = None,
     device: DeviceOption = "auto",
     quantize: QuantizeOption = False,
+    column: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Predict column N (from 1) of tab-separated input lines (a labelled file's text).",
+        ),
+    ] = None,
 ) -> None:
     """The label (or a forecaster's values) of each input line, one line out per line in, in order; an
     empty line in gives an empty line out."""
@@ -88,7 +95,7 @@ def predict(
         prediction
         for path in inputs or [Path("-")]
         for prediction in model.predict_stream(
-            line_io.input_lines([path]), batch_size, chunk_lines, line_io.source_name(path)
+            line_io.input_lines([path], column), batch_size, chunk_lines, line_io.source_name(path)
         )
     )
     line_io.write_lines((prediction_line(p, probs, top_k) for p in stream), output)
