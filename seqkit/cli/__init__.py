@@ -57,7 +57,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="Recurrent sequence models from the shell: train, translate, evaluate.",
+    help="Recurrent sequence models from the shell: translation, language models, classification, forecasting.",
 )
 
 
@@ -78,7 +78,7 @@ def _main(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """Recurrent sequence models from the shell: train, translate, evaluate."""
+    """Recurrent sequence models from the shell: translation, language models, classification, forecasting."""
 
 
 def _builtin(section: str, key: str) -> object:

@@ -93,8 +93,9 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Train an encoder-decoder with attention on a parallel corpus, a language model (model.type = "lm"),
-    or a classifier or forecaster (model.type = "classifier").
+    """Train a translator, language model, classifier or forecaster: an encoder-decoder with attention on a
+    parallel corpus, a language model (model.type = "lm"), or a classifier or forecaster (model.type =
+    "classifier").
 
     Ctrl-C, SIGTERM or SIGHUP finishes the current step, saves a checkpoint and exits (130 / 143 / 129); running the
     same command again, or `--resume DIR`, continues exactly where it stopped."""
