@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "seqkit"
 # the layers of docs/architecture.md, first to last; names in one tuple share a layer
 LAYERS = (
-    ("errors",),
+    ("errors", "wording"),
     ("config", "runtime", "outputs"),
     ("configfile",),
     ("data",),
