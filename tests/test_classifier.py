@@ -727,6 +727,12 @@ def test_text_and_label_files_read_as_a_tsv(tmp_path: Path):
         "pos",
         "neg",
     ]
+    (tmp_path / "s.csv").write_text("pos ,0.1\npos,0.2\n neg,0.3\n")  # (as a file of numbers' labels)
+    assert read_examples(str(tmp_path / "s.csv"), data, "data.train", regression=False).labels == [
+        "pos",
+        "pos",
+        "neg",
+    ]
     (tmp_path / "d.label").write_text("1.5\nb\nx\n")  # an error about a label names the .label file
     with pytest.raises(DataError, match=r"d.label:3: "):
         read_examples(str(tmp_path / "d"), data, "data.train", regression=True)
@@ -890,6 +896,7 @@ def test_a_classifier_of_numbers_warns_of_tokenizer_keys(tmp_path: Path):
         # otherwise is no header
         ({"h.csv": "label,a1,a2\nup,0.1,0.2\n"}, "h.csv", False, 1, r"h.csv:1: value 1 'a1' is not a number: a header line\? .* remove it"),
         ({"h.csv": "up,0.1,0.2,0.3\n"}, "h.csv", False, 2, r"h.csv:1: 3 values, not a multiple of data.features = 2 .*steps$"),
+        ({"n.csv": "up,0.1,0.2\ndown,0.3,abc\n"}, "n.csv", False, 1, r"n.csv:2: value 2 'abc' is not a number; fix the value$"),
         # a file of another format was "neither x.jsonl.text nor x.jsonl.text.gz exists"
         ({"x.jsonl": '{"text": "w1", "label": "a"}\n'}, "x.jsonl", False, 1, r"x.jsonl': a file of none of the formats a classifier reads: tsv"),
         # a regression model's target that is a label: the head is what to change
@@ -915,10 +922,17 @@ def test_a_series_names_the_key_and_the_fix_that_fit(tmp_path: Path):
     rows = [f"{t},{'high' if t % 3 else 'low'}" for t in range(30)]
     (tmp_path / "s.csv").write_text("x,state\n" + "\n".join(rows) + "\n")
     series = config_lib.DataConfig(series=str(tmp_path / "s.csv"), column="state", window=4)
-    with pytest.raises(DataError, match=r"column 'state' 'low' is not a number; .*model.head = softmax"):
+    with pytest.raises(
+        DataError, match=r"s.csv:2: column 'state' 'low' is not a number; .*model.head = softmax"
+    ):
         split_series(tmp_path / "s.csv", series, regression=True)
     with pytest.raises(DataError, match=r"'low' is not a number; a series' inputs are numbers .*data.inputs"):
         split_series(tmp_path / "s.csv", series, regression=False)
+    # a forecaster's empty target is a value that is no number, not a classifier's missing label
+    (tmp_path / "e.csv").write_text("x,y\n" + "".join(f"{t},{t if t != 5 else ''}\n" for t in range(30)))
+    empty = config_lib.DataConfig(series=str(tmp_path / "e.csv"), column="y", inputs="x", window=4)
+    with pytest.raises(DataError, match=r"e.csv:7: column 'y' '' is not a number; .*model.head = softmax"):
+        split_series(tmp_path / "e.csv", empty, regression=True)
     # evaluating on a series too short for the trained window: only the series can change
     short = config_lib.DataConfig(series=str(tmp_path / "s.csv"), column="x", window=40)
     with pytest.raises(DataError, match=r"rows cannot hold .*; give a longer series$"):
@@ -1060,6 +1074,7 @@ def test_label_probabilities_are_torchs_and_hold_far_from_zero():
             "3 labels and 1 outputs for a sigmoid",
         ),
         ({"head": "regression", "outputs": 2}, "2 labels and 2 outputs for a regression head"),
+        ({"labels": ["a"], "outputs": 1}, "1 labels and 1 outputs for a softmax head"),
         ({"labels": ["a", 3]}, "labels must be strings"),
         ({"features": 0}, "features 0 for numbers inputs"),
         ({"inputs": "text"}, "features 2 for text inputs"),
@@ -1081,3 +1096,91 @@ def test_a_hand_edited_encoding_is_named_not_a_traceback_at_the_first_prediction
     (tmp_path / FILE).write_text(json.dumps({**json.loads((tmp_path / FILE).read_text()), **values}))
     with pytest.raises(ModelDirError, match=rf"encoding.json: damaged \({re.escape(problem)}.*\); retrain"):
         Encoding.read(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("spec", "format", "kind"),
+    [
+        ("d.tsv", "auto", "tsv"),
+        ("D.TSV.GZ", "auto", "tsv"),
+        ("d.csv.gz", "auto", "csv"),
+        ("d", "auto", "labels"),
+        ("d.tsv", "labels", "labels"),
+        ("d.txt", "csv", "csv"),
+    ],
+)
+def test_a_classifiers_file_format_is_data_format_or_told_by_the_name(spec: str, format: str, kind: str):
+    """(mutation review: a gzipped TSV, a name in capitals and an explicit data.format = labels were
+    untested; each read as another format, or was refused)"""
+    from seqkit.data.labelled import kind_of
+
+    assert kind_of(spec, config_lib.DataConfig(format=format)) == kind
+
+
+def test_a_line_of_numbers_is_step_major_and_finite():
+    """x1..xF are the first step's F values (a feature-major reshape gave every step other values), and
+    an infinite value is an error like a word, not an input that gives NaN gates."""
+    assert parse_numbers("1,2,3,4,5,6", 2, "in:1").tolist() == [[1, 2], [3, 4], [5, 6]]
+    for bad in ("inf", "-inf", "nan"):
+        with pytest.raises(DataError, match=rf"^in:1: value 2 '{bad}' is not a finite number"):
+            parse_numbers(f"1,{bad}", 1, "in:1")
+
+
+def test_a_classifier_on_a_series_learns_the_label_at_the_horizon(tmp_path: Path):
+    """A window's label is data.horizon rows after its last row, persistence the last row's label and
+    seasonal persistence may read the series' first row; no window is left out between the parts (a
+    classifier's target is one row). (mutation review: each could be off by a row unnoticed)"""
+    path = tmp_path / "s.csv"
+    path.write_text("x,state\n" + "".join(f"{t},s{t}\n" for t in range(30)))
+    data = config_lib.DataConfig(column="state", inputs="x", window=3, horizon=2, season=4)
+    parts = split_series(path, data, regression=False)
+    first = parts.train
+    assert first.places[0].endswith("s.csv:2-4") and first.numbers[0][:, 0].tolist() == [0, 1, 2]
+    assert (first.labels[0], first.naive["persistence"][0], first.naive["seasonal"][0]) == ("s4", "s2", "s0")
+    assert len(parts.train) + len(parts.dev) + len(parts.test) == 30 - 3 - 2 + 1
+    # a forecaster's seasonal persistence reads the first row too (it is a value, not "no value")
+    numbers = config_lib.DataConfig(column="x", window=3, horizon=1, season=3)
+    assert split_series(path, numbers, regression=True).train.naive["seasonal"][0].tolist() == [0.0]
+
+
+def test_a_series_too_short_for_its_fractions_leaves_nothing_to_train_on(tmp_path: Path):
+    # (mutation review: the check was untested; without it the model trained on no window at all)
+    path = tmp_path / "s.csv"
+    path.write_text("x\n" + "".join(f"{t}\n" for t in range(6)))
+    data = config_lib.DataConfig(column="x", window=2, horizon=1, dev_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(DataError, match=r"s.csv: 4 windows leave none to train on; lower data.dev_fraction"):
+        split_series(path, data, regression=True)
+
+
+def test_fitting_standardises_with_the_training_numbers_and_unscales_back(tmp_path: Path):
+    """(mutation review: the forecaster's test series has mean 0 and deviation near 1, so a missing
+    target mean, or a constant feature divided by 0, went unnoticed)"""
+    from seqkit.data.encoding import Encoding
+    from seqkit.data.labelled import Examples
+
+    numbers = [np.array([[0.1, 5.0], [0.3, 5.0]]), np.array([[0.5, 5.0]])]  # the second feature constant
+    values = np.array([[10.0], [20.0], [30.0]])
+    train = Examples(None, numbers, [], values, ["f:1", "f:2", "f:3"])
+    encoding = Encoding.fit(train, "regression")
+    assert encoding.input_mean == pytest.approx((0.3, 5.0))
+    assert encoding.input_std == pytest.approx((math.sqrt(0.08 / 3), 1.0))  # (a deviation below 1 too)
+    assert (encoding.target_mean, encoding.target_std) == (20.0, pytest.approx(math.sqrt(200 / 3)))
+    scaled = encoding.scaled_targets(values)
+    assert scaled.mean() == pytest.approx(0.0, abs=1e-6) and scaled.std() == pytest.approx(1.0)
+    assert encoding.unscaled(scaled) == pytest.approx(values)
+    assert encoding.scaled_inputs(numbers)[1].tolist() == [[pytest.approx(math.sqrt(1.5)), 0.0]]
+    constant = Examples(None, numbers, [], np.full((3, 1), 7.0), ["f:1", "f:2", "f:3"])
+    assert Encoding.fit(constant, "regression").target_std == 1.0
+
+
+def test_a_sigmoids_logit_of_zero_gives_the_label_that_predict_gives():
+    """evaluate's label ids (predicted_ids) and predict's labels (the likelier of two probabilities of
+    0.5: the first) agree at a logit of exactly 0. (mutation review: `>= 0` went unnoticed)"""
+    from seqkit.data.encoding import Encoding
+    from seqkit.decoding.classify import predicted_ids, predictions
+
+    encoding = Encoding("text", "sigmoid", ("neg", "pos"), 0, (), (), 1)
+    outputs = np.array([[0.0], [1e-6], [-1e-6]], dtype=np.float32)
+    ids = predicted_ids(encoding, outputs).tolist()
+    assert ids == [0, 1, 0]
+    assert [p.label for p in predictions(encoding, outputs)] == [encoding.labels[i] for i in ids]

@@ -269,11 +269,11 @@ def test_the_length_filters_keep_a_pair_at_their_limits():
         return [[1] * len(line.split()) for line in lines]
 
     tokenizer = SimpleNamespace(encode_src=words, encode_tgt=words)
-    src = ["a b c d e", "a b c d e f", "a b", "a b"]
-    tgt = ["a b c d e", "a b c d e", "a b c d", "a b c d e"]
+    src = ["a b c d e", "a b c d e f", "a b", "a b", "a b c"]
+    tgt = ["a b c d e", "a b c d e", "a b c d", "a b c d e", "a b c d e f"]  # (either side too long)
     cleaning = Cleaning()
     ids = tokenize_parallel(tokenizer, src, tgt, max_length=5, max_length_ratio=2.0, cleaning=cleaning)  # type: ignore[arg-type]
-    assert ids.kept == [0, 2] and (cleaning.too_long, cleaning.ratio) == (1, 1)
+    assert ids.kept == [0, 2] and (cleaning.too_long, cleaning.ratio) == (2, 1)
 
 
 def test_the_held_out_dev_pairs_follow_the_seed():
