@@ -37,7 +37,10 @@ class TrainingInterrupted(Exception):  # noqa: N818 (no error: what the caller a
         self.signal_number, self.step = signal_number, step
 
 
-# an export's task (export.json) -> the commands besides serve, info and seqkit.load that run it
+# an export's description (export/layout.py's DESCRIPTION; named here for the refusal below, and for
+# modeldir.py, which tells an export from a run without importing the export package)
+EXPORT_DESCRIPTION = "export.json"
+# an export's task (its description's "task") -> the commands besides serve, info and seqkit.load that run it
 EXPORT_COMMANDS = {"translate": "translate", "generate": "generate", "predict": "predict, evaluate --data"}
 
 
@@ -45,7 +48,7 @@ def an_export_where_a_trained_model_is_needed(model_dir) -> ModelDirError:
     """The refusal of an ONNX export by a command that needs the trained model (modeldir's check, and the
     export runtime's, which runs before torch is imported)."""
     try:  # (a damaged or missing description is named by the commands that read it)
-        task = json.loads((Path(model_dir) / "export.json").read_text(encoding="utf-8"))["task"]
+        task = json.loads((Path(model_dir) / EXPORT_DESCRIPTION).read_text(encoding="utf-8"))["task"]
         commands = EXPORT_COMMANDS[task]
     except (OSError, ValueError, UnicodeDecodeError, TypeError, KeyError):
         commands = "translate, generate, predict"

@@ -42,7 +42,12 @@ from seqkit.data.corpus import CACHE, remove_cache
 from seqkit.data.encoding import FILE as ENCODING
 from seqkit.data.tokenizer import TOKENIZER_FILES, Tokenizer
 from seqkit.decoding.shortlist import FILE as SHORTLIST
-from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
+from seqkit.errors import (
+    EXPORT_DESCRIPTION,
+    ConfigError,
+    ModelDirError,
+    an_export_where_a_trained_model_is_needed,
+)
 from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of, require_model_directory
 
 CONFIG = "config.toml"
@@ -52,7 +57,6 @@ HELD_OUT_SRC, HELD_OUT_TGT = "dev.src.txt", "dev.tgt.txt"  # a dev set held out 
 LOG = "train_log.jsonl"  # written and read by training/log.py
 # what marks an exported directory, finished or not (export/layout.py's names: a part below the exporter
 # does not import it; test_export checks the two agree)
-EXPORT_DESCRIPTION = "export.json"
 EXPORT_GRAPHS = ("encoder.onnx", "decoder.onnx", "lm.onnx", "classifier.onnx", "select.onnx")
 CHECKPOINTS = "checkpoints"  # written by training/checkpoint.py
 

@@ -54,9 +54,7 @@ def test_a_gpu_is_chosen_by_number_and_only_torchrun_changes_the_current_one(mon
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     assert devices.resolve("cuda:0") == torch.device("cuda", 0)
     assert devices.resolve("cuda") == torch.device("cuda", 1) and chosen == []  # torch's own `cuda`
-    with pytest.raises(
-        ConfigError, match=r"device = cuda:2: torch sees 2 GPUs, cuda:0 to cuda:1; pick one"
-    ):
+    with pytest.raises(ConfigError, match=r"device = cuda:2: torch sees 2 GPUs, cuda:0 to cuda:1; pick one"):
         devices.resolve("cuda:2", option="device =")
     with pytest.raises(ConfigError, match="--device gpu: unknown device; valid: auto, cpu, cuda, cuda:N"):
         devices.resolve("gpu")
