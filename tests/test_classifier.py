@@ -757,7 +757,7 @@ def test_a_text_longer_than_the_model_reads_is_skipped_and_counted(tmp_path: Pat
     assert start.data["too_long"] == 1 and start.data["train_examples"] == 1200
     assert start.data["bom_lines"] == 1 and start.data["cr_lines"] == 1201
     assert (
-        "1,200 training examples (1 longer than decode.max_input_pieces skipped) (removed 1 byte order marks, "
+        "1,200 training examples (1 longer than decode.max_input_pieces skipped) (removed 1 byte order mark, "
         "1,201 carriage returns)" in describe_data(start.data)
     )
 

@@ -279,6 +279,11 @@ def test_the_start_line_says_a_cr_inside_a_line_reads_as_a_space():
         said
         == "2 carriage returns, 3 lines' control characters (NUL, BOM, ... inside a line; a CR there reads as a space)"
     )
+    # one of each is said as one ("1 byte order marks")
+    assert described_fixes({"bom_lines": 1, "cr_lines": 1, "control_lines": 1, "break_lines": 1}) == (
+        "1 byte order mark, 1 carriage return, 1 line's control characters (NUL, BOM, ... inside a line; a CR "
+        "there reads as a space), 1 JSON line with a line break in a field (read as a space)"
+    )
 
 
 def _sentencepiece(lines: list[str], **ids) -> bytes:

@@ -15,6 +15,7 @@ from seqkit.data.tokenizer import Tokenizer, load_tokenizer
 from seqkit.model_types.inspection import Inspection
 from seqkit.training.log import EndRecord
 from seqkit.training.task import Reporter
+from seqkit.wording import counted
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,23 @@ def tokenizer_and_model(
     return build
 
 
-# what reading text mended (data/text.py), as a training's start record counts it
+# what reading text mended (data/text.py), as a training's start record counts it: one, and several
 FIXES = (
-    ("bom_lines", "byte order marks"),
-    ("cr_lines", "carriage returns"),
-    ("control_lines", "lines' control characters (NUL, BOM, ... inside a line; a CR there reads as a space)"),
-    ("break_lines", "JSON lines with a line break in a field (read as a space)"),
+    ("bom_lines", "byte order mark", "byte order marks"),
+    ("cr_lines", "carriage return", "carriage returns"),
+    ("control_lines", "line's control characters", "lines' control characters"),
+    ("break_lines", "JSON line with a line break in a field", "JSON lines with a line break in a field"),
 )
+FIX_NOTES = {  # what the count means, said after it
+    "control_lines": " (NUL, BOM, ... inside a line; a CR there reads as a space)",
+    "break_lines": " (read as a space)",
+}
 
 
 def described_fixes(data: dict[str, int]) -> str:
-    """ "2 byte order marks, 600 carriage returns" of a start record's data ("" when nothing was mended)."""
-    return ", ".join(f"{data[key]:,} {label}" for key, label in FIXES if data.get(key))
+    """ "1 byte order mark, 600 carriage returns" of a start record's data ("" when nothing was mended)."""
+    return ", ".join(
+        counted(data[key], one, several) + FIX_NOTES.get(key, "")
+        for key, one, several in FIXES
+        if data.get(key)
+    )
