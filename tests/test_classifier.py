@@ -8,6 +8,7 @@ import json
 import math
 import random
 import re
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,6 +103,16 @@ def test_learns_the_first_token_rule_exactly(first_token_model: Path):
     assert result["scores"]["accuracy"] == 1.0
     majority = next(row for row in result["baselines"] if row["name"] == "majority")
     assert majority["accuracy"] < 0.2
+    # each baseline row's macro-F1 is its own, scikit-learn's of its predictions (not its accuracy again)
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    trained = [line.split("\t")[0] for line in (first_token_model / "train.tsv").read_text().splitlines()]
+    counts = Counter(trained)
+    most = max(sorted(counts), key=lambda label: counts[label])
+    gold = result["gold"]
+    assert majority["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(gold, [most] * len(gold)))
+    assert majority["macro_f1"] == pytest.approx(
+        sklearn_metrics.f1_score(gold, [most] * len(gold), average="macro", zero_division=0)
+    )
 
 
 @pytest.mark.parametrize(
@@ -572,6 +583,7 @@ def test_metrics_equal_scikit_learns():
     )
     actual, forecast = rng.normal(5, 2, (50, 2)), rng.normal(5, 2, (50, 2))
     scores = regression_scores(actual, forecast)
+    assert scores["examples"] == 50  # examples, not targets (2 outputs each)
     assert scores["mae"] == pytest.approx(sklearn_metrics.mean_absolute_error(actual, forecast))
     # (several outputs: the mean of their RMSEs, not one pooled RMSE, which is larger)
     assert scores["rmse"] == pytest.approx(sklearn_metrics.root_mean_squared_error(actual, forecast))
@@ -582,6 +594,9 @@ def test_metrics_equal_scikit_learns():
     # its targets that are not zero (it pooled them: 33.33 here)
     gold, predicted = np.array([[1.0, 0.0], [1.0, 2.0]]), np.array([[2.0, 1.0], [1.0, 2.0]])
     assert regression_scores(gold, predicted)["mape"] == pytest.approx((50 + 0) / 2)
+    # labels the model does not have (a baseline's) come after its own, sorted: the same table every run
+    extra = label_scores(["a"] * 6, ["f", "e", "d", "c", "b", "zz"], ("a",))
+    assert extra["labels"] == ["a", "b", "c", "d", "e", "f", "zz"]
 
 
 def test_bad_input_is_a_one_line_error(first_token_model: Path, tmp_path: Path):
@@ -832,6 +847,55 @@ def test_the_bag_of_words_baseline_says_why_it_cannot_run_on_text_without_words(
     texts = ["很好很好", "不好看", "非常好吃", "太难吃了"]  # no word occurs twice (no spaces)
     train = Examples(texts, None, ["pos", "neg", "pos", "neg"], None, ["t:1", "t:2", "t:3", "t:4"])
     assert bag_of_words(train, train) == "no word or word pair occurs in two training texts"
+    # one label: said so (scikit-learn's own ValueError read as the text having no words)
+    one = Examples(["a b", "a b"], None, ["pos", "pos"], None, ["t:1", "t:2"])
+    assert bag_of_words(one, one) == "the training data has one label"
+
+
+def test_the_bag_of_words_baseline_reads_word_pairs_of_one_letter_words_whatever_their_case():
+    """Only the order of the words tells these labels apart: the baseline reads word pairs (not words
+    alone), lowercased, and a word may be one letter long."""
+    pytest.importorskip("sklearn")
+    from seqkit.data.labelled import Examples
+    from seqkit.scoring.baselines import bag_of_words
+
+    def examples(texts, labels):
+        return Examples(texts, None, labels, None, [f"t:{i}" for i in range(len(texts))])
+
+    train = examples(["A b", "a B", "b A", "B a"] * 2, ["ab", "ab", "ba", "ba"] * 2)
+    assert bag_of_words(train, examples(["a b", "B A", "b a"], ["?"] * 3)) == ["ab", "ba", "ba"]
+
+
+def test_the_forecasters_baselines_are_per_output_and_seasonal_ones_say_what_they_lack():
+    from seqkit.data.labelled import Examples
+    from seqkit.scoring.baselines import seasonal, training_mean
+
+    def series(values=None, labels=(), naive=None):
+        count = len(values) if values is not None else len(labels)
+        return Examples(None, None, list(labels), values, [f"s:{i}" for i in range(count)], 0, naive or {})
+
+    # the training mean of each output (data.horizon = 2 here), not of every target pooled
+    train = series(np.array([[1.0, 10.0], [3.0, 30.0]]))
+    assert training_mean(train, series(np.zeros((3, 2)))).tolist() == [[2.0, 20.0]] * 3
+    # a test target with no value a season before (NaN, or "" for a label) is said, wherever it is
+    lacking = "some test targets lie less than data.season steps into the series"
+    assert seasonal(series(np.zeros((2, 1)), naive={"seasonal": np.array([[1.0], [np.nan]])})) == lacking
+    assert seasonal(series(labels=["a", "b"], naive={"seasonal": ["a", ""]})) == lacking
+    assert seasonal(series(labels=["a", "b"], naive={"seasonal": ["b", "a"]})) == ["b", "a"]
+
+
+def test_evaluating_a_series_model_trained_with_no_test_share_says_so(tmp_path: Path):
+    # it scored no window at all: NaN scores and a baseline row of nothing
+    from seqkit.scoring.prediction import read_test
+
+    (tmp_path / "s.csv").write_text("x\n" + "".join(f"{t}\n" for t in range(20)))
+    cfg = _config(
+        tmp_path,
+        {"head": "regression"},
+        {"series": str(tmp_path / "s.csv"), "column": "x", "window": 2, "test_fraction": 0},
+    )
+    with pytest.raises(DataError, match=r"data.test_fraction = 0, which holds no window .*test_fraction=0.1"):
+        read_test(cfg, str(tmp_path / "s.csv"))
 
 
 def test_an_empty_label_in_a_series_is_an_error_naming_its_row(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import subprocess
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from seqkit.errors import DataError
+from seqkit.scoring.evaluation import parse_metrics, score_systems
+from seqkit.scoring.likelihood import check_pair_lengths
+from seqkit.scoring.metrics import METRICS, corpus_score
 from tests.helpers import assert_one_line_error, seqkit_here
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "bible-es-en"
@@ -134,6 +138,77 @@ def test_missing_files_and_bad_metric(tmp_path):
     assert_one_line_error(seqkit_here("evaluate", "-i", ref), "--ref")
 
 
+def test_metrics_are_named_in_any_case_and_a_list_of_none_is_an_error():
+    # `-m BLEU` and a trailing comma are sacrebleu's spellings too; no metric at all was a table of none
+    assert parse_metrics(["BLEU", "chrf,", " ter , bleu"]) == ["bleu", "chrf", "ter", "bleu"]
+    with pytest.raises(DataError, match=r"^--metrics is empty; give some of: bleu, chrf, ter$"):
+        parse_metrics([",", " "])
+
+
+@pytest.mark.parametrize(
+    ("hypotheses", "references", "names", "said"),
+    [
+        (
+            [["a b"], ["a b"]],
+            [["a b"]],
+            ["one"],
+            r"^--name given 1 time for 2 --hyp files; give one per --hyp$",
+        ),
+        ([["a b"]], [[]], [], r"ref0.txt has no lines: nothing to score"),
+        (
+            [["a b", "c"]],
+            [["a b", "c"], ["a b"]],
+            [],
+            r"ref1.txt has 1 line but \S*ref0.txt has 2; references must",
+        ),
+        (
+            [["a b", "c"]],
+            [["a b", "c"], ["a b", "c", "d"]],
+            [],
+            r"ref1.txt has 3 lines but \S*ref0.txt has 2",
+        ),
+    ],
+    ids=[
+        "fewer-names-than-systems",
+        "empty-references",
+        "shorter-second-reference",
+        "longer-second-reference",
+    ],
+)
+def test_systems_and_references_that_do_not_align_are_one_error_naming_the_file(
+    tmp_path, hypotheses, references, names, said
+):
+    def written(stem: str, i: int, lines: list[str]) -> Path:
+        return _write(tmp_path / f"{stem}{i}.txt", "".join(f"{line}\n" for line in lines).encode())
+
+    hyps = [written("hyp", i, lines) for i, lines in enumerate(hypotheses)]
+    refs = [written("ref", i, lines) for i, lines in enumerate(references)]
+    with pytest.raises(DataError, match=said):
+        score_systems(hyps, refs, names, ["bleu"])
+
+
+def test_the_standard_input_is_the_system_named_stdin(tmp_path, monkeypatch):
+    reference = _write(tmp_path / "ref.txt", b"the cat sat on the mat\n")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"the cat sat on the mat\n")))
+    [(name, [score])] = score_systems([Path("-")], [reference], [], ["chrf"])
+    assert (name, score.score) == ("stdin", 100.0)
+
+
+def test_a_score_carries_sacrebleus_own_line_and_signature(hyp_ref):
+    # (the JSON's "text": sacrebleu's line, e.g. "BLEU = 23.41 55.1/29.0/17.3/10.6 (BP = ...)")
+    hyp, ref = hyp_ref
+    hypotheses, references = hyp.read_text().splitlines()[:20], ref.read_text().splitlines()[:20]
+    for metric, scorer in METRICS.items():
+        theirs = scorer()
+        result = theirs.corpus_score(hypotheses, [references])
+        assert corpus_score(metric, hypotheses, [references]).to_dict() == {
+            "metric": metric,
+            "score": result.score,
+            "signature": str(theirs.get_signature()),
+            "text": str(result),
+        }
+
+
 def test_perplexity_of_a_model(reverse_model, reverse_data, tmp_path):
     result = seqkit_here(
         "evaluate",
@@ -239,3 +314,12 @@ def test_a_models_perplexity_refuses_a_line_longer_than_translate_reads(reverse_
     with pytest.raises(DataError, match=r"^targets: item 2 has .* pieces, more than the model's"):
         model.score(["c a b", "a"], ["b a c", long])
     assert len(model.score(["c a b"], ["b a c"]).tokens) == 1  # (within the limit: scored)
+
+
+def test_a_pair_of_exactly_max_input_pieces_is_scored_and_one_more_is_named():
+    # (translate reads a line of decode.max_input_pieces pieces: so does a model's perplexity)
+    check_pair_lengths([[4, 5, 6]], [[7, 8]], 3, ("s:", "t:"))
+    with pytest.raises(
+        DataError, match=r"^t:2 has 4 pieces, more than the model's decode.max_input_pieces = 3"
+    ):
+        check_pair_lengths([[4], [5]], [[6], [7, 8, 9, 10]], 3, ("s:", "t:"))

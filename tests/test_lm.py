@@ -227,6 +227,23 @@ def test_perplexity_scores_every_token_once_with_the_text_before_it(char_lm):
     assert len(token_stream(tokenizer, LINES * 40)) > 2 * ROW_TOKENS  # (the rows' case ran too)
 
 
+def test_a_smoothed_chunk_loss_reports_the_unsmoothed_likelihood():
+    # training minimises the smoothed loss, but its perplexity is of the plain negative log-likelihood
+    import torch
+    import torch.nn.functional as F
+
+    from seqkit.scoring.likelihood import chunk_loss
+
+    logits = torch.randn(2, 3, 7, generator=torch.Generator().manual_seed(0))  # (batch, steps, vocab)
+    targets = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    loss, nll, correct, state = chunk_loss(lambda inputs, state: (logits, state), None, targets, "s", 0.1)
+    flat_logits, flat_targets = logits.reshape(-1, 7), targets.reshape(-1)
+    assert nll == pytest.approx(float(F.cross_entropy(flat_logits, flat_targets, reduction="sum")))
+    smoothed = F.cross_entropy(flat_logits, flat_targets, reduction="sum", label_smoothing=0.1)
+    assert float(loss) == pytest.approx(float(smoothed)) and float(loss) != pytest.approx(nll)
+    assert correct == int((logits.argmax(-1) == targets).sum()) and state == "s"
+
+
 def test_small_misuses_of_a_language_model_are_one_line_each(char_lm, tmp_path):
     import seqkit
     from seqkit.errors import ConfigError

@@ -51,6 +51,7 @@ def test_the_alignment_finds_each_pieces_translation_not_the_most_frequent_piece
     built = shortlist.build(*_flat(src_rows), *_flat(tgt_rows), VOCAB, 2 * VOCAB, translations=3, frequent=1)
     for piece in range(6, VOCAB):
         assert built.translations[piece, 0] == piece + VOCAB
+    assert built.translations[6:].min() >= 0  # each seen piece keeps its 3 (it sees more than 3 targets)
     assert built.translations[:6].max() == -1  # never seen: no candidates
     assert built.frequent.tolist() == [5]
 
@@ -79,6 +80,35 @@ def test_more_translations_than_target_pieces_keeps_them_all():
     every = shortlist.build(*_flat(rows), *_flat(rows), VOCAB, VOCAB, translations=VOCAB)
     huge = shortlist.build(*_flat(rows), *_flat(rows), VOCAB, VOCAB, translations=2_000_000_000)
     assert np.array_equal(huge.translations, every.translations)
+
+
+def test_the_sample_keeps_within_its_links_counting_null_in_corpus_order():
+    # each target position links to every source position and to NULL: (source + 1) x target links
+    rng = np.random.default_rng(2)
+    src_lengths, tgt_lengths = rng.integers(1, 9, 200), rng.integers(1, 9, 200)
+    links = (src_lengths + 1) * tgt_lengths
+    for budget in (500, 1234, int(links.sum()) - 1):
+        taken = shortlist._sample(src_lengths, tgt_lengths, budget, seed=1)
+        assert links[taken].sum() <= budget < links[taken].sum() + links.max()  # full, not over
+        assert np.all(np.diff(taken) > 0)  # corpus order
+    assert shortlist._sample(src_lengths, tgt_lengths, int(links.sum()), seed=1).tolist() == list(range(200))
+
+
+def test_the_lexical_table_is_a_distribution_over_targets_for_each_source_piece():
+    # IBM Model 1's t(target | source): each source piece's probabilities sum to 1
+    rng = np.random.default_rng(1)
+    src_rows = [rng.integers(FIRST, VOCAB, rng.integers(1, 9)).tolist() for _ in range(100)]
+    tgt_rows = [rng.integers(FIRST, 2 * VOCAB, rng.integers(1, 9)).tolist() for _ in range(100)]
+    source, target, prob = shortlist.lexical_table(*_flat(src_rows), *_flat(tgt_rows), VOCAB, 2 * VOCAB)
+    seen = np.unique(source)
+    assert len(seen) == VOCAB - FIRST and np.allclose(np.bincount(source, prob)[seen], 1.0)
+
+
+def test_the_frequent_pieces_are_real_pieces_even_where_unk_is_most_frequent():
+    # the specials are always decoded over: a slot of the frequent ones given to <unk> is a piece lost
+    rows = [[1, 1, 1, 7], [1, 1, 8, 7], [1, 9, 7, 8]]  # <unk> (1) the most frequent target piece
+    built = shortlist.build(*_flat(rows), *_flat(rows), VOCAB, VOCAB, translations=2, frequent=3)
+    assert built.frequent.tolist() == [7, 8, 9]
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +243,20 @@ DAMAGED_SHORTLISTS = {  # each was a traceback (TypeError, IndexError, numpy's a
     "text": b"not a shortlist\n",
     "an empty file": b"",
 }
+
+
+@pytest.mark.parametrize(
+    ("rows", "highest"),
+    [(VOCAB + 1, 5), (VOCAB - 1, 5), (VOCAB, VOCAB)],
+    ids=["rows+1", "rows-1", "id=vocab"],
+)
+def test_a_shortlist_one_row_or_one_id_off_the_vocabularies_is_refused(rows, highest, tmp_path):
+    other = shortlist.Shortlist(np.array([4, highest]), np.full((rows, 2), -1))
+    shortlist.write(tmp_path, other)
+    with pytest.raises(ModelDirError, match="shortlist.npz: made for other vocabularies"):
+        shortlist.read(tmp_path, VOCAB, VOCAB)
+    shortlist.write(tmp_path, shortlist.Shortlist(np.array([4, VOCAB - 1]), np.full((VOCAB, 2), -1)))
+    assert shortlist.read(tmp_path, VOCAB, VOCAB).frequent.tolist() == [4, VOCAB - 1]
 
 
 @pytest.mark.parametrize("data", DAMAGED_SHORTLISTS.values(), ids=DAMAGED_SHORTLISTS.keys())

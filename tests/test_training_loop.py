@@ -310,6 +310,8 @@ def test_perplexity_of_a_diverged_model_is_infinite_not_an_error():
     from seqkit.scoring.likelihood import perplexity
 
     assert perplexity(1e6, 10) == math.inf and math.isclose(perplexity(math.log(3) * 4, 4), 3)
+    # a model that is bad but not diverged keeps its number (exp overflows a float only past 709)
+    assert math.isclose(perplexity(699 * 2, 2), math.exp(699)) and math.isfinite(perplexity(699 * 2, 2))
 
 
 @pytest.mark.parametrize("training", [True, False])

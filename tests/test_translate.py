@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
+
 from seqkit import model_types
 from seqkit.config import DecodeConfig
 from seqkit.data.text import read_lines
-from seqkit.decoding.inference import translate_lines, translate_stream
+from seqkit.decoding.inference import (
+    LineNumbers,
+    TooManyPieces,
+    _continuation,
+    _shown_prompt,
+    in_chunks,
+    translate_lines,
+    translate_nbest,
+    translate_stream,
+)
 from seqkit.decoding.torch_steps import steps_of
 from tests.helpers import assert_one_line_error, seqkit, seqkit_here
 
@@ -176,3 +187,53 @@ def test_a_device_output_may_also_be_an_input():
 
     # written through, never replaced: /dev/null as input and output destroys nothing
     line_io.check_output(Path("/dev/null"), [Path("/dev/null")])
+
+
+class _PiecePerWord:
+    """A tokenizer stub: one piece per word of a line; ids 0 and 1 decode as given in `texts`."""
+
+    def __init__(self, texts: dict[tuple[int, ...], str] | None = None):
+        self.texts = texts or {}
+
+    def encode_src(self, lines: list[str]) -> list[list[int]]:
+        return [[4] * len(line.split()) for line in lines]
+
+    def decode_tgt(self, rows: list[list[int]]) -> list[str]:
+        return [self.texts[tuple(row)] for row in rows]
+
+
+def test_a_line_too_long_is_named_by_its_place_in_the_stream():
+    # lines[i] of a chunk whose first line is line 10 of the file is line 10 + i; torchrun's process of
+    # every 2nd line from line 3 numbers its k-th line 3 + 2k; a list's line numbers have thousands
+    cfg = DecodeConfig(max_input_pieces=2)
+    with pytest.raises(TooManyPieces, match=r"^f.txt:11 has 3 pieces, more than decode.max_input_pieces = 2"):
+        translate_nbest(
+            None, _PiecePerWord(), ["a", "a b c"], cfg, first_line=10, numbers=LineNumbers("f.txt")
+        )
+    assert LineNumbers("f.txt", first=3, step=2).name(4) == "f.txt:11"
+    assert LineNumbers().name(1233) == "input line 1,234"
+
+
+def test_chunks_are_of_the_size_asked_and_know_their_first_line():
+    def process(chunk, first):
+        return [(first, line, len(chunk)) for line in chunk]
+
+    together = list(in_chunks("abcde", DecodeConfig(batch_size=16), process, chunk_lines=2))
+    assert together == [(1, "a", 2), (1, "b", 2), (3, "c", 2), (3, "d", 2), (5, "e", 1)]
+
+
+def test_a_continuation_that_changes_how_the_prompt_decodes_is_given_whole():
+    # a piece may join the prompt's last one: then the prompt's text is not a prefix to cut off
+    tokenizer = _PiecePerWord({(0,): "ab", (0, 1): "a-b c", (0, 0): "abab"})
+    assert _continuation(tokenizer, [0], [0]) == "ab"
+    assert _continuation(tokenizer, [0], [1]) == "a-b c"
+
+
+def test_a_prompts_trailing_space_is_dropped_only_where_the_tokenizer_dropped_it():
+    # a word model never saw "God is "'s space (its continuation brings one); a character model did
+    words = _PiecePerWord()
+    words.encode_tgt = lambda lines: [[len(word) for word in line.split()] for line in lines]
+    assert _shown_prompt(words, "God is ", [3, 2]) == "God is"
+    characters = _PiecePerWord()
+    characters.encode_tgt = lambda lines: [[ord(c) for c in line] for line in lines]
+    assert _shown_prompt(characters, "God is ", [ord(c) for c in "God is "]) == "God is "

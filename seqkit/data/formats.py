@@ -120,7 +120,7 @@ def _aligned(src_path: Path, tgt_path: Path, fixes: Counter | None) -> Iterator[
                 (count - 1, count - 1 + rest) if source is None else (count - 1 + rest, count - 1)
             )
             raise DataError(
-                f"{src_path} has {src_count} lines but {tgt_path} has {tgt_count}; "
+                f"{src_path} has {counted(src_count, 'line')} but {tgt_path} has {tgt_count:,}; "
                 "parallel files must be line-aligned (one sentence pair per line number)"
             )
         yield source, target

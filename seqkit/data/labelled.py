@@ -148,7 +148,7 @@ def _aligned_rows(text_file: Path, label_file: Path, fixes: Counter | None) -> I
     texts, labels = list(iter_lines(text_file, fixes)), list(iter_lines(label_file, fixes))
     if len(texts) != len(labels):
         raise DataError(
-            f"{text_file} has {len(texts)} lines but {label_file} has {len(labels)}; the label of line i is "
+            f"{text_file} has {counted(len(texts), 'line')} but {label_file} has {len(labels):,}; the label of line i is "
             "line i of the .label file"
         )
     # a line is named by its .label file: what an error of an example read from these files is about (a

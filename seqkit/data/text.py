@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from seqkit.errors import DataError
+from seqkit.wording import counted
 
 # Characters no tokenizer keeps as themselves: C0 and C1 controls but tab and newline, DEL, and a byte
 # order mark inside a line. Both tokenizers see a line through `without_controls`: a CR, a form feed or
@@ -111,7 +112,7 @@ def read_parallel(
     src, tgt = read_lines(src_path, fixes), read_lines(tgt_path, fixes)
     if len(src) != len(tgt):
         raise DataError(
-            f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "
+            f"{src_path} has {counted(len(src), 'line')} but {tgt_path} has {len(tgt):,}; "
             "parallel files must be line-aligned (one sentence pair per line number)"
         )
     return src, tgt

@@ -9,6 +9,7 @@ from seqkit.data.formats import iter_column
 from seqkit.data.text import read_lines
 from seqkit.errors import DataError
 from seqkit.scoring.metrics import METRICS, Score, corpus_score
+from seqkit.wording import counted
 
 
 def parse_metrics(texts: list[str]) -> list[str]:
@@ -38,7 +39,7 @@ def score_systems(
     chosen = parse_metrics(metrics)
     if names and len(names) != len(hypotheses):
         raise DataError(
-            f"--name given {len(names)} times for {len(hypotheses)} --hyp files; give one per --hyp"
+            f"--name given {counted(len(names), 'time')} for {counted(len(hypotheses), '--hyp file')}; give one per --hyp"
         )
     ref_streams = [_reference_lines(path, ref_column) for path in references]
     expected = len(ref_streams[0])
@@ -47,7 +48,7 @@ def score_systems(
     for path, stream in zip(references, ref_streams, strict=True):
         if len(stream) != expected:
             raise DataError(
-                f"{path} has {len(stream)} lines but {references[0]} has {expected}; references must align"
+                f"{path} has {counted(len(stream), 'line')} but {references[0]} has {expected:,}; references must align"
             )
     rows = []
     for i, path in enumerate(hypotheses):
@@ -55,7 +56,7 @@ def score_systems(
         if len(lines) != expected:
             said = "the standard input" if str(path) == "-" else path
             raise DataError(
-                f"{said} has {len(lines)} lines but {references[0]} has {expected}; "
+                f"{said} has {counted(len(lines), 'line')} but {references[0]} has {expected:,}; "
                 "hypotheses and references must have one line per segment"
             )
         name = names[i] if names else "stdin" if str(path) == "-" else str(path)
