@@ -233,7 +233,7 @@ def classifier_line(classifier: dict) -> str:
         else f"{counted(classifier['features'], 'number')} per step {', '.join(classifier['columns'])}".rstrip()
     )
     if classifier.get("window"):
-        reads += f", windows of {classifier['window']} steps"
+        reads += f", windows of {counted(classifier['window'], 'step')}"
     says = (
         f"{counted(classifier['outputs'], 'value')} (regression)"
         if classifier["head"] == "regression"
