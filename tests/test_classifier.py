@@ -167,6 +167,9 @@ def test_numbers_sign_of_the_sum(tmp_path: Path):
     assert not (tmp_path / "out.txt").exists()
     result = seqkit_here("predict", tmp_path / "model", *files[:1])
     assert result.returncode == 0 and result.stdout.decode() == "pos\nneg\n"
+    # the numbers of a TSV's column (--column) as those of a line
+    in_column = seqkit_here("predict", tmp_path / "model", "--column", 2, stdin="a\t0.5,0.2\nb\t-0.5,-0.1\n")
+    assert in_column.stdout == result.stdout, in_column.stderr
     # a line that is no numbers at all is named as such, though its count fits no whole step either
     with pytest.raises(DataError, match=r"^in:1: value 1 'abc' is not a number"):
         parse_numbers("abc", 4, "in:1")
