@@ -26,6 +26,8 @@ from seqkit.data.tokenizer import EOS, PAD, TOKENIZER_FILES, load_tokenizer
 from seqkit.errors import ConfigError, ModelDirError, an_export_where_a_trained_model_is_needed
 from seqkit.export import layout
 
+DAMAGED = "the export is damaged: export again"  # the fix of a part of an export found damaged
+
 
 def owns(export_dir: Path, path: Path) -> bool:
     """Whether `path` is one of the export's own files (its graphs, description, config, tokenizer)."""
@@ -208,7 +210,7 @@ class OnnxClassifierHead:
         ) != reads or width != self.size:
             raise ModelDirError(
                 f"{path}: does not read and give what {ENCODING} says ({encoding.inputs}, {self.size} "
-                "outputs; another model's graph?); the export is damaged: export again"
+                f"outputs; another model's graph?); {DAMAGED}"
             )
 
     def __call__(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -244,11 +246,9 @@ def _is_training(training: Any) -> bool:
     if not isinstance(training, dict):
         return False
     numbers = [training.get(key) for key in ("steps", "validations", "elapsed_s")]
-    best = training.get("best_validation", {"step": 0})
-    return (
-        all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
-        and isinstance(best, dict)
-        and isinstance(best.get("step"), int)
+    best = training.get("best_validation")  # (a run that never validated has none)
+    return all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) and (
+        "best_validation" not in training or isinstance(best, dict) and isinstance(best.get("step"), int)
     )
 
 
@@ -326,14 +326,11 @@ def load(
         *([(directory / ENCODING, "the classifier's labels and scaling")] if classifier else []),
     ):
         if not path.is_file():
-            raise ModelDirError(f"{path}: missing ({what}); the export is damaged: export again")
-    damaged = "the export is damaged: export again"
-    encoding = Encoding.read(directory, damaged) if classifier else None
+            raise ModelDirError(f"{path}: missing ({what}); {DAMAGED}")
+    encoding = Encoding.read(directory, DAMAGED) if classifier else None
     reads_text = encoding is None or encoding.inputs == "text"  # (a classifier of numbers: no tokenizer)
     if reads_text and not any((directory / name).is_file() for name in TOKENIZER_FILES):
-        raise ModelDirError(
-            f"{directory}: no tokenizer file ({', '.join(TOKENIZER_FILES)}); the export is damaged: export again"
-        )
+        raise ModelDirError(f"{directory}: no tokenizer file ({', '.join(TOKENIZER_FILES)}); {DAMAGED}")
     try:
         cfg = config_lib.from_dict(configfile.read_toml(config_path), str(config_path))
     except ConfigError as e:
@@ -348,7 +345,7 @@ def load(
     if columns and columns[-1] >= tokenizer.tgt_vocab_size:  # (an IndexError at the first batch)
         raise ModelDirError(
             f"{directory / layout.DESCRIPTION}: columns name piece {columns[-1]}, beyond the target vocabulary "
-            f"of {tokenizer.tgt_vocab_size}; the export is damaged: export again"
+            f"of {tokenizer.tgt_vocab_size}; {DAMAGED}"
         )
     steps_class = OnnxSeq2SeqSteps if kind == "seq2seq" else OnnxLanguageModelSteps
     return cfg, tokenizer, steps_class(directory, description), description
@@ -359,19 +356,17 @@ def _check_classifier(
 ) -> None:
     """A ModelDirError when encoding.json or the tokenizer is not the exported model's (a hand edit or
     another model's file, each a traceback in numpy or onnxruntime at the first batch)."""
-    said, found = (
-        description["classifier"],
-        summary(cfg, encoding),
-    )  # (export.json's, as the exporter wrote it)
+    said = description["classifier"]  # (export.json's, as the exporter wrote it)
+    found = summary(cfg, encoding)
     if any(said.get(key) != found[key] for key in ("inputs", "head", "labels", "features", "outputs")):
         raise ModelDirError(
             f"{directory / ENCODING}: not the exported model's (its inputs, head, labels or outputs differ "
-            f"from {layout.DESCRIPTION}'s); the export is damaged: export again"
+            f"from {layout.DESCRIPTION}'s); {DAMAGED}"
         )
     if tokenizer is not None and tokenizer.tgt_vocab_size != description["vocab"]:
         raise ModelDirError(
             f"{directory}: a tokenizer of {tokenizer.tgt_vocab_size:,} pieces, but the model reads "
-            f"{description['vocab']:,}; the export is damaged: export again"
+            f"{description['vocab']:,}; {DAMAGED}"
         )
 
 

@@ -341,17 +341,15 @@ def serve(model: Model, host: str, port: int, limits: Limits) -> None:
             # signal's own action does (exit 129 in a shell); its default action dropped the requests
             # being answered. An ignored SIGHUP (nohup) stays ignored.
             hangup = signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
-            if not hangup:
-                with super().capture_signals():
-                    yield
-                return
-            signal.signal(signal.SIGHUP, self.handle_exit)
+            if hangup:
+                signal.signal(signal.SIGHUP, self.handle_exit)
             try:
                 with super().capture_signals():  # (which raises the others it caught again as it ends)
                     yield
             finally:
-                signal.signal(signal.SIGHUP, signal.SIG_DFL)
-            if signal.SIGHUP in self._captured_signals:
+                if hangup:
+                    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            if signal.SIGHUP in self._captured_signals:  # (only caught when it was ours to take)
                 signal.raise_signal(signal.SIGHUP)
 
         def handle_exit(self, sig, frame) -> None:
