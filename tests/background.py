@@ -31,8 +31,9 @@ def train(job: dict, output: Path) -> str:
 
     if job["kind"] == "prepare":
         module, name = job["function"].split(":")
+        used = {model: wait_for(Path(path)) for model, path in job.get("uses", {}).items()}
         output.mkdir(parents=True)
-        return str(getattr(importlib.import_module(module), name)(output) or "")
+        return str(getattr(importlib.import_module(module), name)(output, **used) or "")
     data_dir = output.with_name(f"{output.name}-data")
     if job["kind"] == "lm":
         helpers.write_text(data_dir)
@@ -41,6 +42,17 @@ def train(job: dict, output: Path) -> str:
         helpers.write_toy(data_dir, job["task"])
         train_seq2seq.train(helpers.toy_config(str(data_dir), **job["sections"]), output)
     return str(data_dir)
+
+
+def wait_for(output: Path, timeout: float = 1200) -> Path:
+    """`output` once its job is done (a session model that a prepared job uses: the jobs before it in this
+    process's list, or the tests' process, which may have claimed it, train it)."""
+    deadline = time.monotonic() + timeout
+    while not output.with_name(output.name + ".done").exists():
+        if output.with_name(output.name + ".failed").exists() or time.monotonic() > deadline:
+            raise RuntimeError(f"the model {output} that this job uses was not trained")
+        time.sleep(0.1)
+    return output
 
 
 def claim(output: Path) -> bool:

@@ -102,9 +102,10 @@ def pytest_configure(config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "prepared_in_background(name): name(directory), a function of the test's module (trainings the "
-        "test then checks), runs in the background process; the `background_model` "
-        "fixture waits for it (model_dir: the directory, data_dir: what the function returned)",
+        "prepared_in_background(name, uses=()): name(directory), a function of the test's module "
+        "(trainings or commands the test then checks), runs in the background process, given the session "
+        "models named in `uses` as keyword arguments (their directories, once trained); the "
+        "`background_model` fixture waits for it (model_dir: the directory, data_dir: what it returned)",
     )
 
 
@@ -123,6 +124,9 @@ class _Background:
         self.root = Path(tempfile.mkdtemp(prefix="seqkit-background-"))
         self.jobs = jobs
         self.outputs = {name: self.root / f"model-{number}" for number, name in enumerate(jobs)}
+        for job in jobs.values():  # a prepared job's session models, by their directories
+            if "uses" in job:
+                job["uses"] = {model: str(self.outputs[model]) for model in job["uses"]}
         self.process = None
         if os.environ.get("SEQKIT_TESTS_BACKGROUND", "1") == "0":
             return
@@ -143,6 +147,8 @@ class _Background:
         output = self.outputs[name]
         done, failed = output.with_name(output.name + ".done"), output.with_name(output.name + ".failed")
         if not done.exists() and background.claim(output):
+            for model in self.jobs[name].get("uses", {}):  # trained here too if nothing has started them
+                self.wait(model, timeout)
             done.write_text(background.train(self.jobs[name], output))  # here and now
         deadline = time.monotonic() + timeout
         while not (done.exists() or failed.exists()):
@@ -182,7 +188,6 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     if config.option.collectonly:
         return
     needed = {name for item in items for name in getattr(item, "fixturenames", ()) if name in SESSION_MODELS}
-    jobs = {name: job for name, job in SESSION_MODELS.items() if name in needed}
     marked = {}
     for item in items:
         if mark := item.get_closest_marker("trained_in_background"):
@@ -190,8 +195,10 @@ def pytest_collection_modifyitems(session, config, items) -> None:
             marked[item.nodeid] = {"kind": kind, "task": mark.args[0], "sections": mark.kwargs}
         elif mark := item.get_closest_marker("prepared_in_background"):
             function = f"{item.module.__name__}:{mark.args[0]}"
-            marked[item.nodeid] = {"kind": "prepare", "function": function}
-    jobs.update(marked)
+            uses = mark.kwargs.get("uses", ())
+            marked[item.nodeid] = {"kind": "prepare", "function": function, "uses": list(uses)}
+            needed.update(uses)
+    jobs = {name: job for name, job in SESSION_MODELS.items() if name in needed} | marked
     if not jobs:
         return
 

@@ -511,48 +511,59 @@ def test_disk_full_on_a_small_tmpfs(tmp_path, reverse_model):
         subprocess.run(["umount", str(disk)], check=False)
 
 
-def test_standard_output_on_a_full_device_and_a_closed_pipe(reverse_model, tmp_path):
-    """The real process: stdout's errors meet the CLI's handlers, not the interpreter's exit."""
-    full = subprocess.run(f"{sys.executable} -m seqkit config > /dev/full", shell=True,
-                          capture_output=True)  # fmt: skip
-    assert full.returncode == 1
-    assert full.stderr.decode().splitlines() == [
-        "error: standard output: No space left on device; free space and run the same command again"
-    ]
+def _standard_output_on_a_full_device_and_a_closed_pipe(directory: Path, reverse_model: Path) -> None:
+    """(In the background process: eight real processes.) What the test below checks."""
+    runs = {"full": subprocess.run(f"{sys.executable} -m seqkit config > /dev/full", shell=True,
+                                   capture_output=True)}  # fmt: skip
     # a reader that has gone (`... | head -1` once head has its line): the pipe's read end is closed
     # before seqkit writes, so its first write fails whatever the pipe's buffer holds
-    for args, stdin in (
-        (["info", str(reverse_model)], b""),
-        (["translate", str(reverse_model)], b"a b c\n" * 50),
+    for name, args, stdin in (
+        ("info", ["info", str(reverse_model)], b""),
+        ("translate", ["translate", str(reverse_model)], b"a b c\n" * 50),
         # through -o /dev/stdout: it was "error: --output /dev/stdout: Broken pipe", exit 1
-        (["translate", str(reverse_model), "-o", "/dev/stdout"], b"a b c\n"),
-        (["--version"], b""),  # (written at the interpreter's exit, it was exit 120 and a warning)
+        ("translate -o", ["translate", str(reverse_model), "-o", "/dev/stdout"], b"a b c\n"),
+        (
+            "--version",
+            ["--version"],
+            b"",
+        ),  # (written at the interpreter's exit, it was exit 120 and a warning)
     ):
         read_end, write_end = os.pipe()
         os.close(read_end)
         try:
-            closed = subprocess.run([sys.executable, "-m", "seqkit", *args], input=stdin, stdout=write_end,
-                                    stderr=subprocess.PIPE)  # fmt: skip
+            runs[f"closed {name}"] = subprocess.run([sys.executable, "-m", "seqkit", *args], input=stdin,
+                                                    stdout=write_end, stderr=subprocess.PIPE)  # fmt: skip
         finally:
             os.close(write_end)
-        assert closed.returncode == 0, (args[0], closed.stderr.decode())
-        assert closed.stderr == b"", args[0]
     # and as a pipeline meets it: `head -1` leaves after its line, while 110 KB more are to come (more
     # than a pipe's buffer holds, so a later write fails)
-    many = tmp_path / "many-lines.txt"
+    many = directory / "many-lines.txt"
     many.write_text("c a b d e f g\n" * 8000)
-    head = subprocess.run(["bash", "-c", f"{sys.executable} -m seqkit translate {reverse_model} {many} | head -1; "
-                           "exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
-    assert head.returncode == 0 and head.stderr == b"", head.stderr.decode()
-    assert head.stdout == b"g f e d b a c\n"
+    runs["head"] = subprocess.run(["bash", "-c", f"{sys.executable} -m seqkit translate {reverse_model} {many} "
+                                   "| head -1; exit ${PIPESTATUS[0]}"], capture_output=True)  # fmt: skip
     # --version and --help outside every command's handler: a traceback on a full device
     for flag in ("--version", "--help"):
-        full = subprocess.run(
-            f"{sys.executable} -m seqkit {flag} > /dev/full", shell=True, capture_output=True
-        )
-        assert full.returncode == 1 and full.stderr.decode().splitlines() == [
-            "error: standard output: No space left on device; free space and run the same command again"
-        ]
+        runs[f"full {flag}"] = subprocess.run(f"{sys.executable} -m seqkit {flag} > /dev/full", shell=True,
+                                              capture_output=True)  # fmt: skip
+    keep(directory / "runs", runs)
+
+
+@pytest.mark.prepared_in_background(
+    "_standard_output_on_a_full_device_and_a_closed_pipe", uses=["reverse_model"]
+)
+def test_standard_output_on_a_full_device_and_a_closed_pipe(background_model):
+    """The real process: stdout's errors meet the CLI's handlers, not the interpreter's exit."""
+    runs = kept(background_model.model_dir / "runs")
+    no_space = ["error: standard output: No space left on device; free space and run the same command again"]
+    for name in ("full", "full --version", "full --help"):
+        assert runs[name].returncode == 1, name
+        assert runs[name].stderr.decode().splitlines() == no_space, name
+    for name in ("closed info", "closed translate", "closed translate -o", "closed --version"):
+        assert runs[name].returncode == 0, (name, runs[name].stderr.decode())
+        assert runs[name].stderr == b"", name
+    head = runs["head"]
+    assert head.returncode == 0 and head.stderr == b"", head.stderr.decode()
+    assert head.stdout == b"g f e d b a c\n"
 
 
 def test_a_process_started_with_its_standard_streams_closed(tmp_path):
