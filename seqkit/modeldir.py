@@ -48,7 +48,7 @@ from seqkit.errors import (
     ModelDirError,
     an_export_where_a_trained_model_is_needed,
 )
-from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of, require_model_directory
+from seqkit.outputs import LOCK, MARKER, atomic_write, is_file_of, marker_kind, require_model_directory
 
 CONFIG = "config.toml"
 WEIGHTS = "model.safetensors"
@@ -99,8 +99,10 @@ def owns(model_dir: Path, path: Path) -> bool:
 
 def is_export(model_dir: Path) -> bool:
     """export/runtime.py's test: an export left without its export.json (killed, damaged) still holds
-    graphs, and taken for a run it was told to "train longer"."""
-    return any((model_dir / name).is_file() for name in (EXPORT_DESCRIPTION, *EXPORT_GRAPHS))
+    graphs, and taken for a run it was told to "train longer"; one that failed at its first graph has
+    seqkit's marker of an export."""
+    names = (EXPORT_DESCRIPTION, *EXPORT_GRAPHS)
+    return any((model_dir / name).is_file() for name in names) or marker_kind(model_dir) == "export"
 
 
 def open_run(model_dir: Path, resume: bool, overwrite: bool) -> None:

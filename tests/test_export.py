@@ -217,6 +217,35 @@ def test_the_trained_language_model_exports(char_lm, lm_export):
         seqkit_here("generate", exported, *args, stdin=stdin).stdout
         == seqkit_here("generate", char_lm, *args, stdin=stdin).stdout
     )
+    # (a mutation review: an attention named for a model without one, and another title, passed)
+    shown = seqkit_here("info", exported).stdout.decode().splitlines()
+    assert shown[0] == f"ONNX export of an LSTM language model, fp32, opset 17, from {char_lm.resolve()}"
+
+
+def test_the_description_says_what_each_graph_takes_and_gives(reverse_export, lm_export):
+    # what a deployment reads of export.json (and `info` shows): each graph's inputs and outputs in their
+    # order, its opset, and each state array's batch axis, as the graph itself has them (a mutation review:
+    # a lie in any of them passed, the runtime of a language model never reading its state's axis)
+    onnx = pytest.importorskip("onnx")
+    from seqkit.export import runtime
+
+    for exported, step in ((reverse_export, "decoder"), (lm_export, "lm")):
+        described = json.loads((exported / layout.DESCRIPTION).read_text())
+        shapes = {}
+        for graph in described["graphs"].values():
+            session = runtime.session(exported / graph["file"])
+            assert [i.name for i in session.get_inputs()] == graph["inputs"], graph
+            assert [o.name for o in session.get_outputs()] == graph["outputs"], graph
+            opsets = {o.domain: o.version for o in onnx.load(exported / graph["file"]).opset_import}
+            assert opsets[""] == described["opset"], graph
+            if graph["file"] == f"{step}.onnx":
+                shapes = {a.name: a.shape for a in [*session.get_inputs(), *session.get_outputs()]}
+        for name, spec in described["state"].items():
+            assert shapes[spec["output"]][spec["axis"]] == "batch", (exported, name)
+            if name in shapes:  # (Bahdanau's decoder does not read `feed`)
+                assert shapes[name][spec["axis"]] == "batch", (exported, name)
+        if "state_shape" in described:  # the zeros a text starts from: (layers, batch, size)
+            assert [shapes["hidden"][0], shapes["hidden"][2]] == described["state_shape"]
 
 
 _WITHOUT_TORCH = """
@@ -532,6 +561,7 @@ def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_cla
             edit(layout.DESCRIPTION, classifier=None),
             "names what it reads and says (classifier) and its vocab",
         ),
+        (edit(layout.DESCRIPTION, vocab=-1), "names what it reads and says (classifier) and its vocab"),
         (
             lambda copy: shutil.copy(tmp_path / "numbers-onnx/classifier.onnx", copy),
             "classifier.onnx: does not read and give what encoding.json says (text, 12 outputs",
@@ -540,6 +570,25 @@ def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_cla
         with pytest.raises(ModelDirError, match=r"export again$") as info:
             seqkit.load(damaged(change)).predict(["w1 w2"])
         assert fragment in str(info.value) and "\n" not in str(info.value)
+    # another model's graph that reads the same kind of inputs: outputs of another width, numbers of
+    # another count of features (a mutation review: each was accepted, to fail in numpy at the first batch)
+    numbers_features = json.loads((tmp_path / "numbers-onnx/encoding.json").read_text())["features"]
+    for source, stand_in, refused in (
+        (tmp_path / "numbers-onnx", _stand_in_classifier(numbers_features, 1), False),  # (it fits)
+        (tmp_path / "numbers-onnx", _stand_in_classifier(numbers_features + 1, 1), True),
+        (exported, _stand_in_classifier(0, len(labels) - 1), True),
+    ):
+        copy = tmp_path / "stand-in"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(source, copy)
+        (copy / "classifier.onnx").write_bytes(stand_in)
+        if not refused:
+            seqkit.load(copy)
+            continue
+        with pytest.raises(
+            ModelDirError, match="classifier.onnx: does not read and give what encoding.json says"
+        ):
+            seqkit.load(copy)
     # one line from the command, without torch: the last damage, and a mistyped path ("install torch")
     assert_one_line_error(_without_torch("predict", tmp_path / "damaged", stdin="w1 w2\n"), fragment)
     typo = _without_torch("predict", tmp_path / "onxx", stdin="w1 w2\n")
@@ -567,6 +616,33 @@ def test_a_damaged_or_moved_classifier_export_is_one_line_without_torch(text_cla
     assert len(rows) == 2 and max(map(len, rows)) < 70
 
 
+def _stand_in_classifier(features: int, width: int) -> bytes:
+    """A classifier.onnx of the names the runtime feeds and reads: (inputs (batch, steps) ids, or (batch,
+    steps, features) numbers when `features`, lengths) -> outputs (batch, width), their sums."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    ids = not features
+    reads = [helper.make_tensor_value_info("inputs", TensorProto.INT64 if ids else TensorProto.FLOAT,
+                                           ["batch", "steps", *([] if ids else [features])]),
+             helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])]  # fmt: skip
+    gives = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["batch", width])]
+    constants = [
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "steps"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "features"),
+        numpy_helper.from_array(np.ones((1, width), dtype=np.float32), "spread"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["inputs"], ["values"], to=TensorProto.FLOAT)
+        if ids
+        else helper.make_node("ReduceSum", ["inputs", "features"], ["values"], keepdims=0),
+        helper.make_node("ReduceSum", ["values", "steps"], ["sums"], keepdims=1),  # (batch, 1)
+        helper.make_node("MatMul", ["sums", "spread"], ["outputs"]),
+    ]
+    graph = helper.make_graph(nodes, "classifier", reads, gives, constants)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_data, tmp_path):
     exported = _export(reverse_model, tmp_path / "int8", "--quantize")
     described = json.loads((exported / layout.DESCRIPTION).read_text())
@@ -581,7 +657,7 @@ def test_int8_export_keeps_the_toy_task(reverse_export, reverse_model, reverse_d
     assert np.mean([o.text == r for o, r in zip(outputs, references, strict=True)]) >= 0.9
 
 
-def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm, tmp_path):
+def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm, tmp_path, monkeypatch):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
@@ -589,6 +665,9 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
     assert (foreign / "notes.txt").read_text() == "keep me" and len(list(foreign.iterdir())) == 1
     assert_one_line_error(
         seqkit_here("export", reverse_model, "-o", tmp_path / "x", "--format", "tflite"), "--format"
+    )
+    assert_one_line_error(
+        seqkit_here("export", reverse_model, "-o", reverse_model), "is the model directory itself"
     )
     assert_one_line_error(
         seqkit_here("translate", reverse_export, "--device", "cuda", stdin="a\n"), "--device"
@@ -660,15 +739,45 @@ def test_misuse_is_one_line(reverse_export, reverse_model, reverse_data, char_lm
             seqkit.load(unfinished)
     # a file of the export missing
     (unfinished / layout.DESCRIPTION).write_text(json.dumps(good))
-    for name, fragment in (("config.toml", "config.toml: missing"), ("spm.model", "no tokenizer file")):
+    for name, fragment in (
+        ("config.toml", "config.toml: missing"),
+        ("spm.model", "no tokenizer file"),
+        ("encoder.onnx", "encoder.onnx: missing (a graph)"),
+    ):
         kept = (unfinished / name).read_bytes()
         (unfinished / name).unlink()
         assert_one_line_error(seqkit_here("translate", unfinished, stdin="a\n"), fragment, "export again")
         (unfinished / name).write_bytes(kept)
     assert_one_line_error(seqkit_here("info", unfinished, "--vocab"), "--vocab", "source")
-    # exporting again into an export replaces it, here with another model type
-    onnx_export.export(char_lm, unfinished)
-    assert sorted(p.name for p in unfinished.glob("*.onnx")) == ["lm.onnx"]
+    # exporting again into an export replaces it, here with another model type: export.json goes first and
+    # comes back last (an export that fails part-way, at a full disk, leaves an unfinished export, not the
+    # old description over other graphs), and no file of the other model stays
+    (unfinished / "encoding.json").write_text("{}")  # (as an earlier export of a classifier leaves it)
+    write = onnx_export.outputs.atomic_write
+    # the disk fills after the graphs, or at the first one: that left only the old config and the marker,
+    # taken for a training run ("no encoding.json ...; retrain the model")
+    for first_failed in ("lm.onnx", modeldir.CONFIG):
+
+        def full(path, data, first_failed=first_failed):
+            if path.name == first_failed:
+                raise OSError(28, "No space left on device", str(path))
+            write(path, data)
+
+        with monkeypatch.context() as disk:
+            disk.setattr(onnx_export.outputs, "atomic_write", full)
+            with pytest.raises(OSError, match="No space left on device"):
+                onnx_export.export(char_lm, unfinished)
+        with pytest.raises(ModelDirError, match="an unfinished export"):
+            seqkit.load(unfinished)
+        if first_failed == "lm.onnx":
+            assert sorted(p.name for p in unfinished.iterdir()) == [".seqkit", ".seqkit.lock", "config.toml"]
+            assert_one_line_error(
+                seqkit_here("info", unfinished), "an unfinished export", "seqkit export again"
+            )
+    monkeypatch.chdir(char_lm.parent)  # (`source` is the model's absolute path, whatever the directory)
+    assert onnx_export.export(Path(char_lm.name), unfinished)["source"] == str(char_lm.resolve())
+    kept = [".seqkit", ".seqkit.lock", "chars.json", "config.toml", "export.json", "lm.onnx"]
+    assert sorted(p.name for p in unfinished.iterdir()) == kept
     assert seqkit.load(unfinished).type == "lm"
 
 
@@ -699,6 +808,9 @@ def test_graphs_that_do_not_fit_the_description_are_one_line(reverse_export, lm_
     shutil.copy(lm_export / "lm.onnx", damaged / "decoder.onnx")
     refused = seqkit_here("translate", damaged, stdin="a\n")
     assert_one_line_error(refused, "decoder.onnx: takes an input 'tokens'", "export again")
+    (damaged / "decoder.onnx").write_bytes(b"not a graph")  # (a truncated copy, say)
+    refused = seqkit_here("translate", damaged, stdin="a\n")
+    assert_one_line_error(refused, "decoder.onnx: not a graph onnxruntime can load", "export again")
     # a language model's state of no rows; the other task's command names the export's kind
     empty_state = tmp_path / "empty-state"
     shutil.copytree(lm_export, empty_state)
@@ -706,6 +818,49 @@ def test_graphs_that_do_not_fit_the_description_are_one_line(reverse_export, lm_
     (empty_state / layout.DESCRIPTION).write_text(json.dumps({**described, "state_shape": [0, 8]}))
     assert_one_line_error(seqkit_here("generate", empty_state, "a"), "state_shape", "export again")
     assert_one_line_error(seqkit_here("generate", reverse_export, "a"), "holds an encoder-decoder")
+    refused = seqkit_here("translate", lm_export, stdin="a\n")
+    assert_one_line_error(refused, "holds a language model export (model.type = lm)", "use `seqkit generate`")
+
+
+def test_a_hand_edited_description_is_refused_field_by_field(reverse_export, lm_export, tmp_path):
+    # (a mutation review: each was accepted by a one-line change the suite let pass; read directly, as
+    # test_misuse_is_one_line's damages are read by the commands too)
+    from seqkit.export import runtime
+
+    seq2seq, lm = (json.loads((d / layout.DESCRIPTION).read_text()) for d in (reverse_export, lm_export))
+
+    def without(key: str) -> dict:
+        return {k: v for k, v in seq2seq.items() if k != key}
+
+    for description, problem in (
+        (without("source"), "no source"),  # (what `info` shows: a KeyError there)
+        (without("title"), "no title"),
+        ({**seq2seq, "task": "generate"}, "task 'generate' for type seq2seq"),
+        ({**seq2seq, "training": {**seq2seq["training"], "steps": True}}, "training: not the steps"),
+        ({**seq2seq, "state": {}}, "no state"),
+        ({**seq2seq, "state": {"hidden": "new_hidden"}}, "state 'hidden'"),
+        ({**seq2seq, "graphs": {**seq2seq["graphs"], "select": {"file": ".."}}}, "select names no file"),
+        ({**lm, "state_shape": [2, 96, 1]}, "state_shape"),
+    ):
+        (tmp_path / layout.DESCRIPTION).write_text(json.dumps(description))
+        with pytest.raises(
+            ModelDirError, match=r"export.json: not a seqkit export description \((.*)\)"
+        ) as info:
+            runtime.read_description(tmp_path)
+        assert problem in str(info.value)
+    # a run stopped before its first validation has no best one: its export is read
+    training = {k: v for k, v in seq2seq["training"].items() if k != "best_validation"}
+    (tmp_path / layout.DESCRIPTION).write_text(json.dumps({**seq2seq, "training": training}))
+    assert runtime.read_description(tmp_path)["training"] == training
+
+
+def test_translations_are_not_written_over_an_exports_own_files(reverse_export):
+    # (only decoder.onnx was tried: a mutation review let config.toml, export.json and spm.model be written)
+    for path in sorted(reverse_export.iterdir()):
+        before = path.read_bytes()
+        refused = seqkit_here("translate", reverse_export, "-o", path, stdin="a b\n")
+        assert_one_line_error(refused, f"{path} is a file of the model directory")
+        assert path.read_bytes() == before
 
 
 def test_an_export_without_its_description_is_not_taken_for_a_run(reverse_export, tmp_path):
@@ -727,6 +882,28 @@ def test_an_export_without_its_description_is_not_taken_for_a_run(reverse_export
             needs_the_model()
     assert sorted(p.name for p in unfinished.iterdir()) == before
     assert not (tmp_path / "x").exists()
+
+
+def test_an_export_that_differs_from_its_model_is_refused_before_anything_is_written(
+    char_lm, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(onnx_export, "_check", lambda *args: 2 * onnx_export.TOLERANCE)
+    with pytest.raises(
+        ModelDirError, match=r"^export: lm.onnx differs from the torch model by 0.0002 \(at most"
+    ):
+        onnx_export.export(char_lm, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_export_without_onnx_or_onnxruntime_says_what_to_install(reverse_model, tmp_path, monkeypatch):
+    for package in ("onnx", "onnxruntime"):
+        with monkeypatch.context() as missing:
+            missing.setitem(sys.modules, package, None)  # (its import fails, as where it is not installed)
+            with pytest.raises(
+                ConfigError, match=r"^export needs onnx and onnxruntime: pip install 'seqkit\[onnx\]'"
+            ):
+                onnx_export.export(reverse_model, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
 
 
 def test_attention_pictures_are_not_written_into_an_export(reverse_export, tmp_path):
@@ -819,3 +996,25 @@ def test_the_export_check_is_the_worst_of_its_batches():
 
     examples = [(torch.zeros(1),), (torch.zeros(1),)]
     assert onnx_export._check(graph, Answers(), examples) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_the_export_check_compares_every_output_with_the_models_own_in_its_shape():
+    # (a mutation review: a check of the first output alone, of the wrapper rather than the model, or
+    # without the shapes, passed)
+    import torch
+
+    log_probs, hidden = torch.tensor([[-1.0, -2.0]]), torch.tensor([[0.5, 0.25]])
+    example = [(torch.zeros(1),)]
+    step = onnx_export.graphs.Graph(
+        "x.onnx", lambda *x: (log_probs, hidden), ["x"], ["log_probs", "new_hidden"], {}
+    )
+    assert onnx_export._check(step, _Answers([log_probs.numpy(), hidden.numpy() + 0.5]), example) == 0.5
+    # the classifier's graph computes its pass its own way: checked against the model's
+    wrapper = onnx_export.graphs.Graph(
+        "x.onnx", lambda *x: (log_probs + 1,), ["x"], ["log_probs"], {}, reference=lambda *x: (log_probs,)
+    )
+    assert onnx_export._check(wrapper, _Answers([log_probs.numpy()]), example) == 0.0
+    # the same values in another shape (numpy would broadcast them to no difference)
+    flat = onnx_export.graphs.Graph("x.onnx", lambda *x: (log_probs[0],), ["x"], ["log_probs"], {})
+    with pytest.raises(ModelDirError, match=r"x.onnx output log_probs has shape \(1, 2\), torch's"):
+        onnx_export._check(flat, _Answers([log_probs.numpy()]), example)

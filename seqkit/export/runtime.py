@@ -45,10 +45,12 @@ def refuse(model_dir: Path) -> None:
 
 
 def is_export(path: Path) -> bool:
-    """Whether `path` is an exported model directory (or an unfinished one)."""
-    return (Path(path) / layout.DESCRIPTION).is_file() or any(
-        (Path(path) / name).is_file() for name in layout.GRAPH_FILES
-    )
+    """Whether `path` is an exported model directory, or an unfinished one: a re-export that failed at its
+    first graph leaves only the old config and seqkit's marker, whose kind says "export"."""
+    from seqkit.outputs import marker_kind
+
+    names = (layout.DESCRIPTION, *layout.GRAPH_FILES)
+    return any((Path(path) / name).is_file() for name in names) or marker_kind(Path(path)) == "export"
 
 
 @dataclass
