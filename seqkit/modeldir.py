@@ -79,8 +79,9 @@ RUN_FILES = (
 RUN_FOLDERS = (CHECKPOINTS, CACHE)
 # the names a run writes in checkpoints/: a checkpoint, one being written or replaced, the pointer. Only
 # these are deleted or swept: a copy of yours beside them (step-00000400-keep) stays.
-CHECKPOINT_NAME = re.compile(r"step-\d{8}")
-CHECKPOINT_TEMPORARY = re.compile(r"\.step-\d{8}\.\d+(\.old)?\.tmp")
+# (8 digits or more: step-100000000 follows step-99999999)
+CHECKPOINT_NAME = re.compile(r"step-\d{8,}")
+CHECKPOINT_TEMPORARY = re.compile(r"\.step-\d{8,}\.\d+(\.old)?\.tmp")
 CHECKPOINT_POINTER = "latest"
 
 

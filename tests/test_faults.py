@@ -188,6 +188,18 @@ def test_init_from_is_an_error_for_a_new_run_of_another_type_and_kept_in_a_store
     assert modeldir.load_config(tmp_path / "stored").train.init_from == "runs/lm"
 
 
+def test_a_run_without_a_stopping_limit_is_refused_before_anything_is_written(tmp_path):
+    # (mutation review: no test gave a config without any limit, which trains until it is killed)
+    from seqkit.training.run import run_training
+
+    endless = config_lib.from_dict({"train": {"max_steps": 0, "max_epochs": 0, "max_minutes": 0}}, "test")
+    with pytest.raises(
+        ConfigError, match=r"^no stopping limit: set train.max_steps, train.max_epochs or train"
+    ):
+        run_training(lambda *args: pytest.fail("trained"), endless, tmp_path / "run", None, False, False)  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("values", "said"),
     [
@@ -876,6 +888,20 @@ def test_a_state_that_is_not_seqkits_is_one_line(tmp_path, reverse_model):
     torch.save([1, 2, 3], checkpoint.latest(run) / checkpoint.STATE)  # tensors and numbers, not a state
     result = seqkit_here("train", "--resume", run, "--max-steps", "700", "--quiet")
     assert_one_line_error(result, "checkpoint cannot be restored", "not a checkpoint state")
+
+
+def test_a_state_whose_counters_are_not_a_dict_is_refused_by_restore(tmp_path):
+    # (mutation review: a state.pt with the optimizer's state but no dict of counters was let through, to a
+    # TypeError traceback in the loop; the test above has neither)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(model.parameters())
+    checkpoint.save(tmp_path, model, optimizer, {"progress": {"step": 2}}, keep=1)
+    path = checkpoint.latest(tmp_path)
+    torch.save({"optimizer": optimizer.state_dict(), "state": [1, 2, 3]}, path / checkpoint.STATE)
+    with pytest.raises(
+        ModelDirError, match=r"checkpoint cannot be restored \(not a checkpoint state of seqkit's\)"
+    ):
+        checkpoint.restore(path, model, optimizer)
 
 
 def test_a_resume_of_somebody_elses_directory_leaves_no_marker(tmp_path, reverse_data):

@@ -470,3 +470,30 @@ def test_latest_takes_no_checkpoint_through_a_link(tmp_path):
     (tmp_path / "pointer").write_text("step-00000010")
     (root / checkpoint.LATEST).symlink_to(tmp_path / "pointer")
     assert checkpoint.latest(tmp_path / "run") == root / "step-00000020"
+
+
+def test_the_latest_pointer_is_replaced_whole_never_rewritten_in_place(tmp_path):
+    # (mutation review: a pointer written in place went unseen; a kill in the middle of that write left an
+    # empty `latest`, which a resume refuses as "not a checkpoint of this run")
+    model = _constant_model(1.0)
+    optimizer = torch.optim.Adam(model.parameters())
+    checkpoint.save(tmp_path, model, optimizer, {"progress": {"step": 10}}, 3)
+    pointer = tmp_path / checkpoint.ROOT / checkpoint.LATEST
+    with open(pointer, "rb") as reader:  # a reader (`info`, a resume) that opened it before the next save
+        checkpoint.save(tmp_path, model, optimizer, {"progress": {"step": 20}}, 3)
+        assert reader.read() == b"step-00000010"  # the file it opened is whole, not truncated and rewritten
+    assert pointer.read_bytes() == b"step-00000020"
+
+
+def test_checkpoints_past_step_99_999_999_are_the_newest(tmp_path):
+    # (their names have a ninth digit: the run refused its own `latest`, and the fallback and the pruning,
+    # which sorted by name, took step-100000000 for older than step-99999999)
+    model = _constant_model(1.0)
+    optimizer = torch.optim.Adam(model.parameters())
+    for step in (99_999_998, 99_999_999, 100_000_000, 100_000_001):
+        checkpoint.save(tmp_path, model, optimizer, {"progress": {"step": step}}, 2)
+    root = tmp_path / checkpoint.ROOT
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-100000000", "step-100000001"]
+    assert checkpoint.latest(tmp_path) == root / "step-100000001"
+    (root / checkpoint.LATEST).unlink()  # the fallback to the newest complete checkpoint
+    assert checkpoint.latest(tmp_path) == root / "step-100000001"

@@ -3,6 +3,7 @@ and logs written by seqkit 0.1 still read."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -234,3 +235,40 @@ def test_a_validation_counts_the_dev_sentences_it_decoded(reverse_model, reverse
     assert validate(model, tokenizer, dev, many).sentences == 7
     few = config_lib.with_overrides(cfg, {"train": {"valid_max_sentences": 3}}, "test")
     assert validate(model, tokenizer, dev, few).sentences == 3
+
+
+def test_a_validation_without_a_sentence_count_writes_the_layout_of_seqkit_0_1():
+    # (mutation review: the layout was checked for a validation with BLEU only; a language model's got a
+    # "dev_sentences": null that seqkit 0.1's readers never saw)
+    assert training_log.to_json(RECORDS[6]) == {
+        "kind": "valid", "step": 200, "epoch": 4, "dev_loss": 0.25, "dev_ppl": 1.284, "dev_bpc": 0.36,
+        "validation_s": 0.0, "best": False, "elapsed_s": 0.0,
+    }  # fmt: skip
+
+
+def test_a_resume_record_with_an_infinite_best_score_reads_as_no_score():
+    # earlier versions wrote a run resumed before its first validation as -Infinity (as for end records)
+    values = json.loads(json.dumps(training_log.to_json(RECORDS[1])))
+    values["restored"]["best_score"] = float("-inf")
+    again = json.loads(json.dumps(values))  # (json writes and reads it as -Infinity)
+    assert training_log.from_json(again).restored.best_score is None
+
+
+def test_a_resume_drops_every_record_of_the_steps_after_its_checkpoint_and_keeps_those_of_it():
+    # (mutation review: warnings of the discarded steps were kept unseen; test_curves has no warning)
+    start = RECORDS[0]
+    train, valid = (
+        TrainRecord(10, 1, 1.5, 4.5, 0.5, 0.75, 1e-3, 1000.0, 400, 3.0),
+        ValidRecord(10, 1, {"ppl": 4.0}),
+    )
+    later = [GradRecord(11, 0.5, False), WarningRecord(12, "non-finite loss or gradient at step 12: update skipped"),
+             TrainRecord(15, 1, 1.0, 3.0, 0.5, 0.75, 1e-3, 1000.0, 400, 5.0), ValidRecord(15, 1, {"ppl": 3.0})]  # fmt: skip
+    interrupted = EndRecord("interrupted", "SIGINT", 15, 0, "ppl", 3.0)
+    resumed = dataclasses.replace(
+        start,
+        kind="resume",
+        restored=Restored(step=10, epoch=1, learning_rate=1e-3, best_metric="ppl", best_score=4.0),
+    )
+    again = GradRecord(11, 0.25, True)
+    log = [start, train, valid, *later, interrupted, resumed, again]
+    assert training_log.current(log) == [start, train, valid, interrupted, resumed, again]

@@ -14,9 +14,9 @@ from seqkit.config import TrainConfig
 from seqkit.errors import TrainingError
 from seqkit.training import log as training_log
 from seqkit.training.gradients import GradientMonitor
-from seqkit.training.log import EndRecord, TrainRecord, ValidRecord, WarningRecord
+from seqkit.training.log import EndRecord, GradRecord, StartRecord, TrainRecord, ValidRecord, WarningRecord
 from seqkit.training.loop import fit
-from seqkit.training.progress import Limits, Progress, TrainingState
+from seqkit.training.progress import Limits, Progress, TrainingState, Window
 from seqkit.training.schedules import LearningRateSchedule
 from seqkit.training.task import DevScores, NullReporter, StepLoss, TrainingTask
 
@@ -612,3 +612,89 @@ def test_the_gradient_statistics_round_trip_through_state_dict():
     steps(afresh, 2)
     afresh.load_state_dict({})  # a checkpoint that kept none
     assert afresh.summary() == ({}, [])
+
+
+def test_each_update_trains_at_the_rate_of_its_schedule(tmp_path):
+    # (mutation review: only the logged rate was checked; a rate never handed to the optimizer went unseen,
+    # the run training at the optimizer's starting rate whatever the schedule said)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    cfg = _cfg(max_steps=1, learning_rate=0.1, warmup_steps=100, best_metric="ppl")
+    fit(cfg, _run_dir(tmp_path / "run"), model, FakeTask(model, [DevScores({"ppl": 2.0})]).as_task(),
+        NullReporter())  # fmt: skip
+    # Adam's first update moves every weight by the rate (lr x g / |g|): update 1 of a 100-step warmup
+    for name, tensor in model.state_dict().items():
+        moved = (tensor - before[name]).abs()
+        torch.testing.assert_close(moved, torch.full_like(moved, 0.1 / 100), rtol=1e-3, atol=0)
+
+
+def test_a_resumed_plateau_run_keeps_the_decays_it_made(tmp_path):
+    # (mutation review: a checkpoint that forgot the plateau's decays resumed at the full rate; the round
+    # trip of TrainingState was tested, not what the loop puts in it)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+
+    def cfg(steps: int) -> config_lib.Config:
+        return _cfg(max_steps=steps, learning_rate=0.1, lr_schedule="plateau", lr_patience=1, lr_decay_factor=0.5,
+                    best_metric="ppl")  # fmt: skip
+
+    first, second = [DevScores({"ppl": p}) for p in (2.0, 3.0)], [DevScores({"ppl": 3.0})] * 2
+    fit(cfg(10), run, model, FakeTask(model, first).as_task(), NullReporter())
+    fit(cfg(20), run, model, FakeTask(model, second).as_task(), NullReporter(), resume=True)
+    records = training_log.read(run)
+    assert training_log.of_kind(records, StartRecord)[-1].restored.learning_rate == pytest.approx(0.05)
+    # the rates of the uninterrupted run (test_a_plateau_decays_the_rate_within_a_run)
+    assert [r.lr for r in training_log.of_kind(records, TrainRecord)] == pytest.approx(
+        [0.1, 0.1, 0.05, 0.025]
+    )
+
+
+def test_the_log_says_which_steps_were_clipped(tmp_path):
+    # (mutation review: every grad record could say "not clipped" unseen: no test read the flag of a run)
+    for clip_norm, clipped in ((1e-6, True), (1e6, False)):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        run = _run_dir(tmp_path / f"clip-{clip_norm}")
+        fit(_cfg(max_steps=5, clip_norm=clip_norm, best_metric="ppl"), run, model,
+            FakeTask(model, [DevScores({"ppl": 2.0})]).as_task(), NullReporter())  # fmt: skip
+        grads = training_log.of_kind(training_log.read(run), GradRecord)
+        assert [(g.step, g.clipped) for g in grads] == [(step, clipped) for step in range(1, 6)]
+        assert all(g.norm > 1e-6 for g in grads)  # the norm before clipping
+
+
+def test_a_validation_logs_the_gradient_warnings_of_its_interval(tmp_path):
+    # (mutation review: the monitor's warnings were tested, not that a run logs them)
+    def vanishing(task, result) -> StepLoss:
+        return dataclasses.replace(result, objective=result.objective * 1e-9)
+
+    _, _, run = _fit_changing_steps(tmp_path, 5, vanishing)
+    records = training_log.read(run)
+    warnings = training_log.of_kind(records, WarningRecord)
+    assert [(w.step, w.message.split(":")[0]) for w in warnings] == [(5, "vanishing gradients")]
+    (valid,) = training_log.of_kind(records, ValidRecord)
+    assert valid.gradients["mean_grad_norm"] < 1e-4
+
+
+def test_a_run_that_ends_one_step_after_a_validation_validates_its_last_step(tmp_path):
+    # (mutation review: the runs' last steps were all 5 or more past a validation, so an off-by-one in the
+    # closing validation's condition went unseen)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    run = _run_dir(tmp_path / "run")
+    summary = fit(_cfg(max_steps=11, best_metric="ppl"), run, model,
+                  FakeTask(model, [DevScores({"ppl": p}) for p in (3.0, 2.0, 1.0)]).as_task(), NullReporter())  # fmt: skip
+    assert [r.step for r in training_log.of_kind(training_log.read(run), ValidRecord)] == [5, 10, 11]
+    assert summary.best_score == 1.0
+
+
+def test_a_log_interval_counts_its_accuracy_and_perplexity_per_target_token():
+    # (mutation review: every run's steps in a test predicted no token right, so an accuracy per step, not
+    # per token, went unseen)
+    window = Window()
+    window.add(6.0, 4.0, 10, 7, 1.0, 0.5)
+    window.add(6.0, 4.0, 30, 13, 3.0, 0.5)
+    record = window.record(2, 1, 1e-3, 1.0)
+    assert (record.accuracy, record.tokens, record.target_tokens_per_s) == (20 / 40, 40, 40 / 1.0)
+    assert record.loss == pytest.approx(12.0 / 40) and record.ppl == pytest.approx(math.exp(8.0 / 40))

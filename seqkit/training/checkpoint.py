@@ -49,9 +49,8 @@ def _complete(path: Path) -> bool:
 
 def _steps(root: Path) -> list[Path]:
     """The checkpoint folders, oldest first (a link in their place is not one of the run's)."""
-    return [
-        p for p in sorted(root.glob("step-*")) if CHECKPOINT_NAME.fullmatch(p.name) and not p.is_symlink()
-    ]
+    folders = [p for p in root.glob("step-*") if CHECKPOINT_NAME.fullmatch(p.name) and not p.is_symlink()]
+    return sorted(folders, key=lambda p: int(p.name.removeprefix("step-")))  # (not by name: 9 digits)
 
 
 def latest(model_dir: Path) -> Path | None:
