@@ -166,6 +166,38 @@ def test_choose_token_top_k_and_top_p():
     assert choose_token(log_probs, 0.0, 0, 1.0, rng) == 4
 
 
+def test_sample_reads_the_prompt_after_eos_and_keeps_to_the_nucleus():
+    """`sample` through fake steps: the context is EOS and the prompt (as every training line starts after
+    an EOS), and top_p restricts every step to its nucleus (here the most likely token alone)."""
+    from seqkit.config import GenerateConfig
+    from seqkit.data.tokenizer import EOS
+    from seqkit.decoding.sampling import sample
+
+    probs = np.array([0.0, 0.0, 0.0, 0.05, 0.6, 0.25, 0.1])  # EOS, then tokens 4 to 6
+    with np.errstate(divide="ignore"):
+        log_probs = np.log(probs).astype(np.float32)[None]
+
+    class Steps:
+        def __init__(self):
+            self.started = []
+
+        def start(self, tokens):
+            self.started.append(tokens.tolist())
+            return log_probs, None
+
+        def step(self, tokens, state):
+            return log_probs, None
+
+    steps = Steps()
+    cfg = GenerateConfig(temperature=1.0, top_p=0.5, max_tokens=4)
+    outputs = [sample(steps, [5, 6], cfg, np.random.default_rng(seed)) for seed in range(40)]
+    assert outputs == [[4, 4, 4, 4]] * 40
+    assert steps.started == [[[EOS, 5, 6]]] * 40
+    free = [sample(steps, [], GenerateConfig(max_tokens=4), np.random.default_rng(s)) for s in range(40)]
+    assert {token for tokens in free for token in tokens} == {4, 5, 6}  # without top_p: all of them
+    assert steps.started[-1] == [[EOS]]
+
+
 def test_a_draw_at_the_top_of_the_range_never_picks_a_token_ruled_out():
     # the draw was scaled by probs.sum(), which rounds above the cumulative sum's last value now and then;
     # such a draw fell past every token and was clamped to the last id, ruled out or not

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from seqkit.config import DecodeConfig, ModelConfig
-from seqkit.data.tokenizer import BOS, EOS
+from seqkit.data.tokenizer import BOS, EOS, UNK
 from seqkit.decoding.rules import Repeats
 from seqkit.decoding.search import (
     beam_search,
@@ -535,3 +535,84 @@ def test_finished_sentences_leave_the_batch(random_model_and_sources):
     beam = _RowCounter(Seq2SeqSteps(model))
     beam_search(beam, src, lengths, limits, 4, 1.0, stop_early=False)
     assert beam.rows < 0.8 * beam.calls * beam.first
+
+
+class AttendingModel:
+    """Steps whose log-probabilities and attention depend on the sentence (its first piece and length), the
+    step and the previous piece alone, so that a hypothesis's attention follows from its own pieces: step
+    t attends (prev + 1) / 100 to every source piece (prev: BOS, then each piece). Pieces 4 to 9; EOS
+    grows likelier with every step, so the sentences of a batch end at different steps."""
+
+    vocab = 10
+
+    def encode(self, src, src_lengths):
+        self.src_len = src.shape[1]  # (the padded batch's: the search cuts each output's to its source)
+        return _Steps(src[:, 0] * 100 + src_lengths), _Steps(np.zeros(len(src), dtype=np.int64))
+
+    def log_probs(self, sentence: int, prev: int, t: int) -> np.ndarray:
+        logits = np.random.default_rng([sentence, prev, t]).normal(0.0, 2.0, self.vocab)
+        logits[[0, 1, BOS]] = -np.inf
+        logits[EOS] += 0.8 * t - 2.0
+        return (logits - np.logaddexp.reduce(logits[np.isfinite(logits)])).astype(np.float32)
+
+    @staticmethod
+    def weights(prev: int, src_len: int) -> np.ndarray:
+        return np.full(src_len, (prev + 1) / 100, dtype=np.float32)
+
+    def step(self, prev, state, encoded):
+        rows = zip(encoded.t.tolist(), prev.tolist(), state.t.tolist(), strict=True)
+        log_probs = np.stack([self.log_probs(sentence, token, t) for sentence, token, t in rows])
+        weights = np.stack([self.weights(token, self.src_len) for token in prev.tolist()])
+        return log_probs, _Steps(state.t + 1), weights
+
+    def attention_of(self, tokens: list[int], src_length: int) -> np.ndarray:
+        """(len(tokens) + 1, src_length): the steps that made the pieces, and the EOS step."""
+        return np.stack([self.weights(prev, src_length) for prev in [BOS, *tokens]])
+
+
+def test_each_hypothesis_carries_the_attention_of_its_own_steps():
+    """Greedy search (whose finished sentences leave the batch) and beam search (whose beams are reordered
+    every step): each output's attention is that of the steps that made its pieces and its EOS, cut to its
+    source, and the coverage penalty sums that attention."""
+    sources = [[4 + i % 6] * (1 + i % 5) for i in range(12)]
+    src, lengths = source_batch(sources, range(len(sources)))
+    model = AttendingModel()
+    limits = np.full(len(sources), 8)
+    greedy = greedy_search(model, src, lengths, limits, with_attention=True)
+    assert len({len(g.tokens) for g in greedy}) > 2  # the sentences end at different steps
+    for g, n in zip(greedy, lengths.tolist(), strict=True):
+        np.testing.assert_allclose(g.attention, model.attention_of(g.tokens, n))
+    beta = 0.3
+    beams = beam_search(model, src, lengths, limits, 3, 1.0, True, nbest=3, coverage_beta=beta)
+    assert len({tuple(h.tokens) for hs in beams for h in hs}) > 20
+    for hypotheses, n in zip(beams, lengths.tolist(), strict=True):
+        for h in hypotheses:
+            expected = model.attention_of(h.tokens, n)
+            np.testing.assert_allclose(h.attention, expected)
+            coverage = beta * np.log(np.minimum(expected.sum(axis=0), 1.0)).sum()
+            score = h.log_prob / ((5 + len(h.tokens) + 1) / 6) + coverage
+            assert math.isclose(h.score, score, rel_tol=1e-5, abs_tol=1e-5)
+
+
+def test_the_piece_sampler_keeps_unk_bans_pad_and_bos_by_column_and_applies_top_p():
+    """A translation may sample UNK (as its greedy output may) but never PAD or BOS, whose columns are found
+    through the column ids when the steps give only some pieces; top_p keeps only the nucleus."""
+    from seqkit.decoding.sampling import PieceSampler
+
+    def draws(log_probs, ids, **options):
+        sentences = 300  # each its own generator (their sources differ)
+        sampler = PieceSampler(DecodeConfig(temperature=1.0, **options), [[i] for i in range(sentences)])
+        with np.errstate(divide="ignore"):
+            rows = np.repeat(np.log(np.asarray(log_probs, dtype=np.float64))[None], sentences, axis=0)
+        return set(sampler(rows.astype(np.float32), np.arange(sentences), ids).tolist())
+
+    # every piece its own column: PAD UNK BOS EOS A B
+    assert draws([0.3, 0.5, 0.1, 0.05, 0.03, 0.02], None, top_k=1) == {UNK}
+    assert draws([0.5, 0.05, 0.4, 0.03, 0.02, 0.0], None) <= {UNK, EOS, 4}
+    # the columns of pieces UNK BOS EOS A B 7 (no PAD): BOS is column 1, UNK column 0
+    ids = np.array([UNK, BOS, EOS, 4, 5, 7])
+    assert draws([0.5, 0.3, 0.1, 0.05, 0.03, 0.02], ids, top_k=1) == {0}
+    assert draws([0.02, 0.9, 0.03, 0.03, 0.01, 0.01], ids, top_k=2) == {2, 3}  # not BOS, EOS in
+    # the nucleus: the most likely piece (.6) alone reaches .5; all three without top_p
+    assert draws([0.0, 0.0, 0.0, 0.6, 0.3, 0.1], None, top_p=0.5) == {3}
+    assert draws([0.0, 0.0, 0.0, 0.6, 0.3, 0.1], None) == {3, 4, 5}
