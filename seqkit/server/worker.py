@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from seqkit.wording import counted
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -88,7 +90,7 @@ class Worker:
             if len(self.waiting) >= self.limits.max_queue:
                 raise Refused(
                     503,
-                    f"the queue is full ({self.limits.max_queue} requests); retry shortly",
+                    f"the queue is full ({counted(self.limits.max_queue, 'request')}); retry shortly",
                     {"Retry-After": "1"},
                 )
             self.waiting.append(job)
