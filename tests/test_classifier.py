@@ -1109,6 +1109,36 @@ def test_a_served_classifier_decodes_at_most_max_batch_lines_together(first_toke
         answer = client.post("/predict", json={"text": ["w1 w2", "w3", "w4 w5", "w6"]})
         assert answer.status_code == 200, answer.text
     assert sizes and all(size == 2 for size in sizes)
+    # nor more than the model's own decode.batch_size, as a translation (mutation review: unchecked)
+    model.config = replace(model.config, decode=replace(model.config.decode, batch_size=1))
+    sizes.clear()
+    with _serving(first_token_model / "model", model=model, max_batch=8) as client:
+        assert client.post("/predict", json={"text": ["w1 w2", "w3"]}).status_code == 200
+    assert sizes == [1]
+
+
+def test_served_predictions_waiting_together_are_decoded_together_each_with_its_top_k(
+    first_token_model: Path,
+):
+    # (mutation review: /predict's requests decoded one a batch passed; its top_k is each request's own)
+    from tests.test_serve import _answered_while_queued, _held_first_batch, _serving
+
+    model, release = _held_first_batch(first_token_model / "model", "predict_stream")
+    bodies = [{"text": ["w3 w1", "w2"]}, {"text": ["w1"], "top_k": 1}, {"text": ["w4 w2", ""], "top_k": 2}]
+    with _serving(first_token_model / "model", model=model) as client:
+        answers = _answered_while_queued(client, "/predict", {"text": ["w1"]}, bodies, release)
+        assert client.get("/health").json()["batches"] == 2  # the held one's, then the three together
+        alone = [client.post("/predict", json=body).json()["predictions"] for body in bodies]
+    for answer, expected in zip(answers, alone, strict=True):
+        got = answer.json()["predictions"]
+        assert [p and (p["label"], list(p["probabilities"])) for p in got] == [
+            p and (p["label"], list(p["probabilities"])) for p in expected
+        ]
+        for served, single in zip(got, expected, strict=True):
+            assert served is None or served["probabilities"] == pytest.approx(
+                single["probabilities"], abs=1e-6
+            )
+    assert [len(p["probabilities"]) for p in alone[1] + alone[2][:1]] == [1, 2]
 
 
 def test_label_probabilities_are_torchs_and_hold_far_from_zero():

@@ -78,7 +78,11 @@ def test_translations_equal_the_command(translator, reverse_model, reverse_data)
         "translate", reverse_model, "--beam-size", 4, "--nbest", 2, stdin="".join(f"{x}\n" for x in lines[:3])
     )
     for got, line in zip(two["translations"], listed.stdout.decode().splitlines(), strict=True):
-        assert [h["text"] for h in got["nbest"]] == [h["text"] for h in json.loads(line)["hypotheses"]]
+        printed = json.loads(line)["hypotheses"]
+        assert [h["text"] for h in got["nbest"]] == [h["text"] for h in printed]
+        # (mutation review: each hypothesis' log_prob was unchecked; its score in its place passed)
+        for field in ("score", "log_prob"):
+            assert [h[field] for h in got["nbest"]] == pytest.approx([h[field] for h in printed]), field
         assert got["text"] == got["nbest"][0]["text"] and got["score"] == got["nbest"][0]["score"]
 
 
@@ -257,6 +261,8 @@ def test_bad_requests_and_limits(reverse_model):
         assert client.post("/translate", json={"text": ["a"], "max_length_ratio": 4.0}).status_code == 200
         bad_nbest = client.post("/translate", json={"text": ["a"], "beam_size": 2, "nbest": 3})
         assert bad_nbest.status_code == 422 and "nbest = 3" in bad_nbest.json()["error"]
+        no_output = client.post("/translate", json={"text": ["a"], "nbest": 0})  # (not read as 1)
+        assert no_output.status_code == 422 and "nbest = 0: must be between 1" in no_output.json()["error"]
         wrong_model = client.post("/generate", json={"prompts": ["a"]})
         assert wrong_model.status_code == 422 and "POST /translate" in wrong_model.json()["error"]
         # a value of another JSON type is refused, not converted (true was a beam size of 1)
@@ -346,11 +352,11 @@ def test_one_requests_bad_line_fails_only_that_request(reverse_model, reverse_da
             assert {f.result().json()["translations"][0]["text"] for f in good} == {"b a c"}
 
 
-def _held_first_batch(model_dir):
-    """A model whose first translation batch waits for the returned event: the requests sent meanwhile
-    are queued, whatever the machine's speed."""
+def _held_first_batch(model_dir, stream: str = "translate_stream"):
+    """A model whose first batch (of translation, or of the `stream` named) waits for the returned event:
+    the requests sent meanwhile are queued, whatever the machine's speed."""
     model = seqkit.load(model_dir, device="cpu")
-    release, decode = threading.Event(), model.translate_stream
+    release, decode = threading.Event(), getattr(model, stream)
     calls = []
 
     def held(*args, **kwargs):
@@ -359,8 +365,58 @@ def _held_first_batch(model_dir):
             assert release.wait(60), "the test never released the first batch"
         return decode(*args, **kwargs)
 
-    model.translate_stream = held
+    setattr(model, stream, held)
     return model, release
+
+
+def _answered_while_queued(client: httpx.Client, path: str, held: dict, bodies: list[dict], release):
+    """The answers to `bodies`, sent while the worker holds the batch of `held`: they all wait together."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(bodies) + 1) as pool:
+        first = pool.submit(client.post, path, json=held)
+        _until(client, lambda health: health["requests"] == 1)  # the worker holds it: what follows waits
+        queued = [pool.submit(client.post, path, json=body) for body in bodies]
+        _until(client, lambda health: health["queued"] == len(bodies))
+        release.set()
+        assert first.result().status_code == 200
+        return [answer.result() for answer in queued]
+
+
+def test_translations_waiting_together_with_other_settings_or_nbest_keep_their_own(reverse_model):
+    # (mutation review: a batch key without nbest, or one for every translation, gave each request the
+    # first one's settings; only the worker's batching of given keys was tested)
+    model, release = _held_first_batch(reverse_model)
+    bodies = [
+        {"text": ["c a b", "b a"], "beam_size": 2, "nbest": 2},
+        {"text": ["a b c"], "beam_size": 2},
+        {"text": ["b c a"], "beam_size": 1},
+    ]
+    with _serving(reverse_model, model) as client:
+        answers = _answered_while_queued(
+            client, "/translate", {"text": ["a"], "beam_size": 1}, bodies, release
+        )
+        assert client.get("/health").json()["batches"] == 4  # the held one's, then one a request
+        alone = [client.post("/translate", json=body).json()["translations"] for body in bodies]
+    hypotheses = [
+        [[h["text"] for h in t["nbest"]] for t in answer.json()["translations"]] for answer in answers
+    ]
+    assert hypotheses == [[[h["text"] for h in t["nbest"]] for t in translations] for translations in alone]
+    assert [len(lines[0]) for lines in hypotheses] == [2, 1, 1]
+
+
+def test_generate_requests_waiting_together_keep_their_own_settings(char_lm):
+    # (mutation review: generate requests put in one batch got the first one's settings, and another
+    # request's texts: num_samples texts a prompt do not split as lines do)
+    model, release = _held_first_batch(char_lm, "generate_stream")
+    bodies = [
+        {"prompts": ["the"], "max_tokens": 8, "num_samples": 2, "seed": 1},
+        {"prompts": ["a st", "all"], "max_tokens": 4, "seed": 2},
+    ]
+    with _serving(char_lm, model) as client:
+        answers = _answered_while_queued(client, "/generate", {"prompts": ["every"], "max_tokens": 4}, bodies,
+                                         release)  # fmt: skip
+        alone = [client.post("/generate", json=body).json()["texts"] for body in bodies]
+    assert [answer.json()["texts"] for answer in answers] == alone
+    assert [len(texts) for texts in alone] == [2, 2]
 
 
 def test_max_batch_bounds_the_lines_decoded_together(reverse_model, reverse_data):
@@ -403,6 +459,19 @@ def test_a_port_in_use_is_a_one_line_error(reverse_model):
     assert_one_line_error(no_host, "--host 999.1.1.1", "check --host and --port")
 
 
+def test_the_commands_limits_reach_the_server(reverse_model, monkeypatch):
+    # (mutation review: `serve` makes its Limits by position; the fields in another order passed)
+    served = []
+    monkeypatch.setattr(
+        server, "serve", lambda model, host, port, limits: served.append((host, port, limits))
+    )
+    result = seqkit_here("serve", reverse_model, "--port", 1234, "--max-batch", 2, "--max-lines", 3,
+                         "--max-chars", 4, "--max-queue", 5, "--timeout", 6.5, "--device", "cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    limits = server.Limits(max_batch=2, max_lines=3, max_chars=4, max_queue=5, timeout=6.5)
+    assert served == [("127.0.0.1", 1234, limits)]
+
+
 def test_generate_equals_the_command(char_lm):
     with _serving(char_lm) as client:
         answer = client.post(
@@ -418,9 +487,28 @@ def test_generate_equals_the_command(char_lm):
             "$ref"
         ].endswith("/GenerateResponse")
         assert "/translate" not in paths and "/predict" not in paths
+        # max_tokens is bound by --max-chars (2000 here) where that is more than the model's own (200)
+        # (mutation review: a bound of --max-lines, 256 here, passed)
+        longer = client.post("/generate", json={"prompts": ["the"], "max_tokens": 300, "temperature": 0})
+        assert longer.status_code == 200, longer.text
+        longest = client.post("/generate", json={"prompts": ["the"], "max_tokens": 2001})
+        assert longest.status_code == 422 and "max_tokens 2001: more than 2000" in longest.json()["error"]
     with _serving(char_lm, max_lines=3, max_chars=50) as client:
         many = client.post("/generate", json={"prompts": ["the", "a"], "num_samples": 2})
         assert many.status_code == 413 and "= 4 texts, more than --max-lines 3" in many.json()["error"]
+        # (mutation review: the prompts' own limits and faults, and a limit met exactly, were unchecked)
+        three = client.post("/generate", json={"prompts": ["the"], "num_samples": 3, "max_tokens": 5})
+        assert three.status_code == 200 and len(three.json()["texts"]) == 3, three.text
+        for prompts, status, error in (
+            (["a"] * 4, 413, "4 prompts in one request, more than --max-lines 3"),
+            (["the", "x" * 51], 413, "prompt 2 has 51 characters, more than --max-chars 50"),
+            (["the\nend"], 422, "prompt 1 holds a line break"),
+        ):
+            refused = client.post("/generate", json={"prompts": prompts, "max_tokens": 5})
+            assert refused.status_code == status and refused.json()["error"].startswith(error), refused.text
+        # a value of another JSON type is refused, not converted, as /translate refuses it
+        converted = client.post("/generate", json={"prompts": ["the"], "max_tokens": "5"})
+        assert converted.status_code == 422 and converted.json()["detail"][0]["loc"] == ["body", "max_tokens"]
         # the model's own max_tokens (200) is allowed under a smaller --max-chars, as its own beam is
         assert client.post("/generate", json={"prompts": ["the"]}).status_code == 200
         # top_k at temperature 0 (greedy) is refused, as translate refuses it, not ignored
@@ -625,6 +713,75 @@ def test_the_queue_counts_requests_not_the_stop_and_a_timed_out_one_is_no_place(
     with pytest.raises(server.worker.Refused) as refused:
         asyncio.run(worker.submit(["a"], "A", lambda lines: lines))
     assert refused.value.status == 504
+
+
+def test_the_worker_decodes_only_the_requests_still_waiting_and_answers_each_its_own():
+    # (mutation review: without both of the places that drop it, _take's and _run's, a request that timed
+    # out waiting was decoded all the same in its batch; each covers for the other)
+    from seqkit.server.worker import Worker, _Job
+
+    decoded = []
+
+    def call(lines: list[str]) -> list[str]:
+        decoded.append(lines)
+        return [line.upper() for line in lines]
+
+    loop = asyncio.new_event_loop()
+    jobs = [_Job([f"{i}a", f"{i}b"], "A", call, loop, loop.create_future()) for i in range(3)]
+    jobs[1].cancelled.set()  # (its request timed out waiting)
+    worker = Worker(server.Limits())
+    worker.waiting.extend([*jobs, None])
+    worker._run()  # (in this thread, until the stop)
+    loop.run_until_complete(asyncio.sleep(0))  # the answers, settled in the loop's thread
+    loop.close()
+    assert decoded == [["0a", "0b", "2a", "2b"]]
+    assert [jobs[0].future.result(), jobs[2].future.result()] == [["0A", "0B"], ["2A", "2B"]]
+    assert not jobs[1].future.done() and (worker.requests, worker.batches) == (2, 1)
+
+
+def test_stopping_the_worker_answers_every_queued_request_first():
+    # (mutation review: a stop queued ahead of the requests, or one that returned before they were answered,
+    # passed: uvicorn answers its requests before the app's shutdown, but another ASGI server need not)
+    from seqkit.server.worker import Worker, _Job
+
+    def slow(lines: list[str]) -> list[str]:
+        time.sleep(0.02)
+        return lines
+
+    loop = asyncio.new_event_loop()
+    jobs = [_Job([key], key, slow, loop, loop.create_future()) for key in "ABC"]
+    worker = Worker(server.Limits())
+    worker.waiting.extend(jobs)
+    worker.start()
+    worker.stop()
+    assert not worker.thread.is_alive() and worker.requests == 3
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert [job.future.result() for job in jobs] == [["A"], ["B"], ["C"]]
+
+
+def test_a_late_answer_to_a_request_that_timed_out_is_dropped_quietly():
+    # (mutation review: the answer that came after the 504 raised InvalidStateError in the event loop, a
+    # traceback in the server's log for each late answer)
+    from seqkit.server.worker import Worker
+
+    def slow(lines: list[str]) -> list[str]:
+        time.sleep(0.2)
+        return lines
+
+    worker, problems = Worker(server.Limits(timeout=0.05)), []
+
+    async def ask() -> server.worker.Refused:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: problems.append(context))
+        with pytest.raises(server.worker.Refused) as refused:
+            await worker.submit(["a"], None, slow)
+        await asyncio.to_thread(worker.stop)  # once the late answer is sent to this loop
+        await asyncio.sleep(0.01)  # which settles it
+        return refused.value
+
+    worker.start()
+    assert asyncio.run(ask()).status == 504
+    assert problems == [] and worker.requests == 1
 
 
 def test_predict_of_a_translation_model_names_its_endpoint(translator):
