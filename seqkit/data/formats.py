@@ -18,7 +18,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from seqkit.config import DataConfig
-from seqkit.data.text import SURROGATE, corpus_file, iter_lines, read_parallel
+from seqkit.data.text import SURROGATE, corpus_file, iter_lines, read_parallel, unaligned
 from seqkit.errors import DataError
 from seqkit.wording import counted
 
@@ -119,10 +119,7 @@ def _aligned(src_path: Path, tgt_path: Path, fixes: Counter | None) -> Iterator[
             src_count, tgt_count = (
                 (count - 1, count - 1 + rest) if source is None else (count - 1 + rest, count - 1)
             )
-            raise DataError(
-                f"{src_path} has {counted(src_count, 'line')} but {tgt_path} has {tgt_count:,}; "
-                "parallel files must be line-aligned (one sentence pair per line number)"
-            )
+            raise unaligned(src_path, src_count, tgt_path, tgt_count)
         yield source, target
 
 

@@ -111,11 +111,16 @@ def read_parallel(
     """Read two line-aligned files; different line counts are an error naming both files."""
     src, tgt = read_lines(src_path, fixes), read_lines(tgt_path, fixes)
     if len(src) != len(tgt):
-        raise DataError(
-            f"{src_path} has {counted(len(src), 'line')} but {tgt_path} has {len(tgt):,}; "
-            "parallel files must be line-aligned (one sentence pair per line number)"
-        )
+        raise unaligned(src_path, len(src), tgt_path, len(tgt))
     return src, tgt
+
+
+def unaligned(src_path: Path | str, src_count: int, tgt_path: Path | str, tgt_count: int) -> DataError:
+    """The error of parallel files with different line counts (read whole, or streamed: data/formats.py)."""
+    return DataError(
+        f"{src_path} has {counted(src_count, 'line')} but {tgt_path} has {tgt_count:,}; "
+        "parallel files must be line-aligned (one sentence pair per line number)"
+    )
 
 
 def corpus_file(prefix: str, lang: str, option: str) -> Path:
